@@ -129,4 +129,19 @@ class ModelConfigsTest {
         assertThatThrownBy(() -> json("[1,2]")).isInstanceOf(ModelConfigException.class);
         assertThatThrownBy(() -> json("{\"model_type\":")).isInstanceOf(ModelConfigException.class);
     }
+
+    @Test
+    void transformers5FixtureConfigsParse() throws IOException {
+        LlamaConfig gqa = (LlamaConfig) resource("../fixtures/llama/llama-gqa-tied/config.json");
+        assertThat(gqa.numKeyValueHeads()).isEqualTo(2);
+        assertThat(gqa.tieWordEmbeddings()).isTrue();
+        assertThat(gqa.rope()).isEqualTo(RopeScaling.plain(10000.0));
+        LlamaConfig qwen = (LlamaConfig) resource("../fixtures/llama/qwen2-bias/config.json");
+        assertThat(qwen.qkvBias()).isTrue();
+        assertThat(qwen.rope()).isEqualTo(RopeScaling.plain(1_000_000.0));
+        assertThat(qwen.slidingWindow()).isZero();
+        LlamaConfig l3 = (LlamaConfig) resource("../fixtures/llama/llama3-rope/config.json");
+        assertThat(l3.rope()).isEqualTo(new RopeScaling("llama3", 500000.0, 8.0, 1.0, 4.0, 64));
+        assertThat(l3.torchDtype()).isEqualTo("float32");
+    }
 }

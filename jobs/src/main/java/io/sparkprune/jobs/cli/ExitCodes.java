@@ -1,0 +1,16 @@
+package io.sparkprune.jobs.cli;
+
+/** Process exit codes of {@code sparkprune}; README.md documents the same table. */
+public final class ExitCodes {
+    /** The command did what was asked. */
+    public static final int OK = 0;
+    /** A bug in SparkPrune: an unexpected exception (its stack trace is printed). */
+    public static final int BUG = 1;
+    /** Bad command line: unknown option, missing argument, bad value. */
+    public static final int USAGE = 2;
+    /** Bad input: a malformed checkpoint, config, recipe or data file (the message says which and how to fix it). */
+    public static final int BAD_INPUT = 3;
+
+    private ExitCodes() {
+    }
+}

@@ -1,0 +1,71 @@
+package io.sparkprune.jobs.cli;
+
+import io.sparkprune.kernels.InvalidInputException;
+import java.io.PrintWriter;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * Entry point of the {@code sparkprune} command line.
+ *
+ * <p>Errors are mapped to {@link ExitCodes}: usage errors print the message and the usage (2); an
+ * {@link InvalidInputException} prints its message only, no stack trace (3); anything else is a
+ * bug and prints the stack trace (1).
+ */
+@Command(name = "sparkprune", mixinStandardHelpOptions = true, versionProvider = SparkPruneCli.Version.class,
+        description = "Prune and quantize transformer checkpoints with SparseGPT on Apache Spark.",
+        subcommands = {InspectCommand.class, ConvertCommand.class, QuickstartCommand.class,
+                CommandLine.HelpCommand.class},
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {"0:success", "1:a bug in SparkPrune (stack trace printed)", "2:bad command line",
+                "3:bad input (malformed checkpoint, config, recipe or data; the message names it)"})
+public final class SparkPruneCli implements Runnable {
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "missing subcommand");
+    }
+
+    /**
+     * Builds the configured command line, for {@link #main} and for tests.
+     *
+     * @return a picocli command line with SparkPrune's exit-code mapping
+     */
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new SparkPruneCli());
+        cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
+            PrintWriter err = commandLine.getErr();
+            if (ex instanceof InvalidInputException) {
+                err.println("sparkprune: error: " + ex.getMessage());
+                err.flush();
+                return ExitCodes.BAD_INPUT;
+            }
+            err.println("sparkprune: internal error (please report it with this output):");
+            ex.printStackTrace(err);
+            err.flush();
+            return ExitCodes.BUG;
+        });
+        return cl;
+    }
+
+    /**
+     * Runs the CLI and exits the JVM with its exit code.
+     *
+     * @param args command line arguments
+     */
+    public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    /** Reports the version from the jar manifest. */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = SparkPruneCli.class.getPackage().getImplementationVersion();
+            return new String[] {"sparkprune " + (v == null ? "(development build)" : v)};
+        }
+    }
+}
