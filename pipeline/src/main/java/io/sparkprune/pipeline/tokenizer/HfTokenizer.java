@@ -15,7 +15,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -435,8 +434,7 @@ public final class HfTokenizer implements AutoCloseable {
         Map<String, Integer> map = new HashMap<>();
         JsonNode vocab = root.path("model").path("vocab");
         if (vocab.isObject()) { // WordPiece, BPE, WordLevel: {"token": id}
-            for (Iterator<Map.Entry<String, JsonNode>> it = vocab.fields(); it.hasNext(); ) {
-                Map.Entry<String, JsonNode> e = it.next();
+            for (Map.Entry<String, JsonNode> e : vocab.properties()) {
                 if (!e.getValue().canConvertToInt() || e.getValue().asInt() < 0) {
                     throw new TokenizerException("tokenizer file " + source + ": vocabulary entry \"" + e.getKey()
                             + "\" has id " + e.getValue() + ", not a non-negative integer; fix: pass an intact tokenizer.json");

@@ -20,7 +20,6 @@ import java.text.Normalizer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 
@@ -45,8 +44,7 @@ class HfTokenizerTest {
         tok = HfTokenizer.fromBytes(json, RESOURCE);
         vocab = new HashMap<>();
         JsonNode v = new ObjectMapper().readTree(json).get("model").get("vocab");
-        for (Iterator<Map.Entry<String, JsonNode>> it = v.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
+        for (Map.Entry<String, JsonNode> e : v.properties()) {
             vocab.put(e.getKey(), e.getValue().asInt());
         }
     }
