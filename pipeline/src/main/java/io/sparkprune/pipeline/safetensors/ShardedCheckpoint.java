@@ -210,6 +210,11 @@ public final class ShardedCheckpoint implements AutoCloseable {
             throw new SafetensorsFormatException(label, null, "is not valid UTF-8; restore the index from the "
                     + "original checkpoint", e);
         } catch (JsonProcessingException e) {
+            String duplicate = Json.duplicateKey(e);
+            if (duplicate != null) {
+                throw new SafetensorsFormatException(label, duplicate, "appears more than once in the index; each "
+                        + "tensor must map to exactly one shard: restore the index from the original checkpoint", e);
+            }
             throw new SafetensorsFormatException(label, null, "is not valid JSON (" + e.getOriginalMessage()
                     + "); restore the index from the original checkpoint", e);
         } catch (FileNotFoundException | NoSuchFileException e) {
