@@ -1,6 +1,7 @@
 package io.sparkprune.pipeline.safetensors;
 
 import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.DeserializationFeature;
@@ -58,10 +59,21 @@ final class Json {
      *     malformed JSON ({@link com.fasterxml.jackson.core.JsonProcessingException})
      */
     static JsonNode parse(byte[] bytes, int offset, int length) throws IOException {
-        Reader reader = new InputStreamReader(new ByteArrayInputStream(bytes, offset, length),
+        return MAPPER.readTree(strictUtf8(bytes, offset, length));
+    }
+
+    /**
+     * A streaming parser over strict UTF-8 JSON, for inputs whose tree could be much larger than
+     * their bytes (a safetensors header of up to 100 MB).
+     */
+    static JsonParser streamingParser(byte[] bytes, int offset, int length) throws IOException {
+        return MAPPER.getFactory().createParser(strictUtf8(bytes, offset, length));
+    }
+
+    private static Reader strictUtf8(byte[] bytes, int offset, int length) {
+        return new InputStreamReader(new ByteArrayInputStream(bytes, offset, length),
                 StandardCharsets.UTF_8.newDecoder()
                         .onMalformedInput(CodingErrorAction.REPORT)
                         .onUnmappableCharacter(CodingErrorAction.REPORT));
-        return MAPPER.readTree(reader);
     }
 }

@@ -2,7 +2,8 @@ package io.sparkprune.pipeline.safetensors;
 
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import io.sparkprune.kernels.DType;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -121,9 +122,29 @@ public final class SafetensorsHeader {
             throw new SafetensorsFormatException(source, null, "header does not start with '{' (byte 0x"
                     + Integer.toHexString(headerJson[0] & 0xff) + " at offset 8); this is not a safetensors file");
         }
-        JsonNode root;
-        try {
-            root = Json.parse(headerJson, 0, headerJson.length);
+        Map<String, String> metadata = new LinkedHashMap<>();
+        List<TensorInfo> tensors = new ArrayList<>();
+        try (JsonParser p = Json.streamingParser(headerJson, 0, headerJson.length)) {
+            if (p.nextToken() != JsonToken.START_OBJECT) {
+                throw new SafetensorsFormatException(source, null, "header JSON is not an object; the file is corrupt");
+            }
+            JsonToken t;
+            while ((t = p.nextToken()) == JsonToken.FIELD_NAME) {
+                String key = p.currentName();
+                p.nextToken();
+                if (METADATA_KEY.equals(key)) {
+                    parseMetadata(p, metadata, source);
+                } else {
+                    tensors.add(parseTensor(key, p, dataLength, source));
+                }
+            }
+            if (t != JsonToken.END_OBJECT) { // the parser reports malformed input itself; this is a guard
+                throw new SafetensorsFormatException(source, null, "header JSON object is not closed; the file is corrupt");
+            }
+            if (p.nextToken() != null) {
+                throw new SafetensorsFormatException(source, null, "header has content after its JSON object ("
+                        + abbreviate(p.getText()) + "); only space padding may follow: the file is corrupt");
+            }
         } catch (CharacterCodingException e) {
             throw new SafetensorsFormatException(source, null,
                     "header is not valid UTF-8; the file is corrupt: re-export or re-download it", e);
@@ -139,57 +160,76 @@ public final class SafetensorsHeader {
             throw new SafetensorsFormatException(source, null, "header could not be decoded (" + e.getMessage()
                     + "); the file is corrupt: re-export or re-download it", e);
         }
-        if (root == null || !root.isObject()) {
-            throw new SafetensorsFormatException(source, null, "header JSON is not an object; the file is corrupt");
-        }
-        Map<String, String> metadata = new LinkedHashMap<>();
-        List<TensorInfo> tensors = new ArrayList<>();
-        for (Map.Entry<String, JsonNode> e : root.properties()) {
-            if (METADATA_KEY.equals(e.getKey())) {
-                parseMetadata(e.getValue(), metadata, source);
-            } else {
-                tensors.add(parseTensor(e.getKey(), e.getValue(), dataLength, source));
-            }
-        }
         tensors.sort(Comparator.comparingLong(TensorInfo::dataBegin).thenComparingLong(TensorInfo::dataEnd));
         checkContiguous(tensors, dataLength, source);
         return new SafetensorsHeader(source, n, fileLength, tensors, metadata);
     }
 
-    private static void parseMetadata(JsonNode node, Map<String, String> out, String source) {
-        if (node.isNull()) {
+    /** At the value of {@code __metadata__}: null, or an object of string values. */
+    private static void parseMetadata(JsonParser p, Map<String, String> out, String source) throws IOException {
+        JsonToken t = p.currentToken();
+        if (t == JsonToken.VALUE_NULL) {
             return;
         }
-        if (!node.isObject()) {
+        if (t != JsonToken.START_OBJECT) {
             throw new SafetensorsFormatException(source, METADATA_KEY, "must be an object of string values, got "
-                    + kind(node) + "; fix the writer that produced the file");
+                    + kind(t) + "; fix the writer that produced the file");
         }
-        for (Map.Entry<String, JsonNode> m : node.properties()) {
-            if (!m.getValue().isTextual()) {
-                throw new SafetensorsFormatException(source, METADATA_KEY + "." + m.getKey(),
-                        "metadata values must be strings, got " + kind(m.getValue())
-                                + "; store it as a string (e.g. \"" + abbreviate(m.getValue().toString()) + "\")");
+        while (p.nextToken() == JsonToken.FIELD_NAME) {
+            String key = p.currentName();
+            JsonToken v = p.nextToken();
+            if (v != JsonToken.VALUE_STRING) {
+                throw new SafetensorsFormatException(source, METADATA_KEY + "." + key,
+                        "metadata values must be strings, got " + kind(v) + "; store it as a string"
+                                + (v.isScalarValue() ? " (e.g. \"" + abbreviate(p.getText()) + "\")" : ""));
             }
-            out.put(m.getKey(), m.getValue().textValue());
+            out.put(key, p.getText());
         }
     }
 
-    private static TensorInfo parseTensor(String name, JsonNode node, long dataLength, String source) {
-        if (!node.isObject()) {
+    /** At the value of a tensor entry: {"dtype": str, "shape": [int...], "data_offsets": [int, int], ...}. */
+    private static TensorInfo parseTensor(String name, JsonParser p, long dataLength, String source)
+            throws IOException {
+        if (p.currentToken() != JsonToken.START_OBJECT) {
             throw new SafetensorsFormatException(source, name, "tensor entry must be an object with dtype, shape and "
-                    + "data_offsets, got " + kind(node) + "; the file is corrupt");
+                    + "data_offsets, got " + kind(p.currentToken()) + "; the file is corrupt");
         }
-        JsonNode dtypeNode = node.get("dtype");
-        if (dtypeNode == null || !dtypeNode.isTextual()) {
-            throw new SafetensorsFormatException(source, name, "\"dtype\" must be a string, got "
-                    + (dtypeNode == null ? "nothing" : kind(dtypeNode)) + "; the file is corrupt");
+        String dtypeName = null;
+        long[] shape = null;
+        long[] offsets = null;
+        while (p.nextToken() == JsonToken.FIELD_NAME) {
+            String field = p.currentName();
+            JsonToken v = p.nextToken();
+            switch (field) {
+                case "dtype" -> {
+                    if (v != JsonToken.VALUE_STRING) {
+                        throw new SafetensorsFormatException(source, name, "\"dtype\" must be a string, got " + kind(v)
+                                + "; the file is corrupt");
+                    }
+                    dtypeName = p.getText();
+                }
+                case "shape" -> shape = longArray(p, "shape", -1, name, source);
+                case "data_offsets" -> offsets = longArray(p, "data_offsets", 2, name, source);
+                default -> p.skipChildren(); // unknown fields are ignored, as by the reference implementation
+            }
         }
-        DType dtype = DType.fromSafetensorsName(dtypeNode.textValue()).orElseThrow(() ->
-                new SafetensorsFormatException(source, name, "unsupported dtype \""
-                        + abbreviate(dtypeNode.textValue()) + "\"; supported: " + DType.supportedNames()
+        if (dtypeName == null) {
+            throw new SafetensorsFormatException(source, name, "\"dtype\" must be a string, got nothing; the file is "
+                    + "corrupt");
+        }
+        String dn = dtypeName;
+        DType dtype = DType.fromSafetensorsName(dn).orElseThrow(() ->
+                new SafetensorsFormatException(source, name, "unsupported dtype \"" + abbreviate(dn)
+                        + "\"; supported: " + DType.supportedNames()
                         + "; convert the checkpoint to one of these (e.g. save it in bfloat16 or float32)"));
-        long[] shape = longArray(node.get("shape"), "shape", -1, name, source);
-        long[] offsets = longArray(node.get("data_offsets"), "data_offsets", 2, name, source);
+        if (shape == null) {
+            throw new SafetensorsFormatException(source, name, "\"shape\" must be an array of non-negative integers, "
+                    + "got nothing; the file is corrupt");
+        }
+        if (offsets == null) {
+            throw new SafetensorsFormatException(source, name, "\"data_offsets\" must be an array of non-negative "
+                    + "integers, got nothing; the file is corrupt");
+        }
         long begin = offsets[0];
         long end = offsets[1];
         if (begin > end) {
@@ -216,32 +256,46 @@ public final class SafetensorsHeader {
         return new TensorInfo(name, dtype, shape, begin, end);
     }
 
-    /** Reads a JSON array of non-negative integers that fit a long; {@code expectedLength < 0}: any length. */
-    private static long[] longArray(JsonNode node, String field, int expectedLength, String name, String source) {
-        if (node == null || !node.isArray()) {
+    /**
+     * At a value that must be an array of non-negative integers below 2^63; {@code expectedLength
+     * < 0}: any length. Memory grows with the entries actually present, never with a claimed size.
+     */
+    private static long[] longArray(JsonParser p, String field, int expectedLength, String name, String source)
+            throws IOException {
+        if (p.currentToken() != JsonToken.START_ARRAY) {
             throw new SafetensorsFormatException(source, name, "\"" + field + "\" must be an array of non-negative "
-                    + "integers, got " + (node == null ? "nothing" : kind(node)) + "; the file is corrupt");
+                    + "integers, got " + kind(p.currentToken()) + "; the file is corrupt");
         }
-        if (expectedLength >= 0 && node.size() != expectedLength) {
-            throw new SafetensorsFormatException(source, name, "\"" + field + "\" must have " + expectedLength
-                    + " entries [begin, end], got " + node.size() + "; the file is corrupt");
-        }
-        long[] out = new long[node.size()];
-        for (int i = 0; i < out.length; i++) {
-            JsonNode v = node.get(i);
-            if (!v.isIntegralNumber()) {
-                throw new SafetensorsFormatException(source, name, "\"" + field + "\"[" + i
-                        + "] must be a non-negative integer, got " + kind(v) + " " + abbreviate(v.toString())
-                        + "; the file is corrupt");
+        long[] out = new long[expectedLength >= 0 ? expectedLength : 4];
+        int n = 0;
+        JsonToken t;
+        while ((t = p.nextToken()) != JsonToken.END_ARRAY) {
+            if (expectedLength >= 0 && n == expectedLength) {
+                throw new SafetensorsFormatException(source, name, "\"" + field + "\" must have " + expectedLength
+                        + " entries [begin, end], got more; the file is corrupt");
             }
-            if (!v.canConvertToLong() || v.longValue() < 0) {
-                throw new SafetensorsFormatException(source, name, "\"" + field + "\"[" + i + "] = "
-                        + abbreviate(v.toString()) + " is " + (v.bigIntegerValue().signum() < 0 ? "negative" : "too large")
+            if (t != JsonToken.VALUE_NUMBER_INT) {
+                throw new SafetensorsFormatException(source, name, "\"" + field + "\"[" + n
+                        + "] must be a non-negative integer, got " + kind(t)
+                        + (t.isScalarValue() ? " " + abbreviate(p.getText()) : "") + "; the file is corrupt");
+            }
+            boolean big = p.getNumberType() == JsonParser.NumberType.BIG_INTEGER;
+            if (big || p.getLongValue() < 0) {
+                boolean negative = big ? p.getBigIntegerValue().signum() < 0 : true;
+                throw new SafetensorsFormatException(source, name, "\"" + field + "\"[" + n + "] = "
+                        + abbreviate(p.getText()) + " is " + (negative ? "negative" : "too large")
                         + "; it must be an integer in [0, 2^63); the file is corrupt");
             }
-            out[i] = v.longValue();
+            if (n == out.length) {
+                out = Arrays.copyOf(out, 2 * n);
+            }
+            out[n++] = p.getLongValue();
         }
-        return out;
+        if (expectedLength >= 0 && n != expectedLength) {
+            throw new SafetensorsFormatException(source, name, "\"" + field + "\" must have " + expectedLength
+                    + " entries [begin, end], got " + n + "; the file is corrupt");
+        }
+        return n == out.length ? out : Arrays.copyOf(out, n);
     }
 
     private static void checkContiguous(List<TensorInfo> sorted, long dataLength, String source) {
@@ -269,8 +323,19 @@ public final class SafetensorsHeader {
         }
     }
 
-    private static String kind(JsonNode n) {
-        return n.getNodeType().name().toLowerCase(java.util.Locale.ROOT);
+    private static String kind(JsonToken t) {
+        if (t == null) {
+            return "nothing";
+        }
+        return switch (t) {
+            case START_OBJECT -> "object";
+            case START_ARRAY -> "array";
+            case VALUE_STRING -> "string";
+            case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> "number";
+            case VALUE_TRUE, VALUE_FALSE -> "boolean";
+            case VALUE_NULL -> "null";
+            default -> t.name().toLowerCase(java.util.Locale.ROOT);
+        };
     }
 
     private static String abbreviate(String s) {

@@ -52,6 +52,7 @@ class SafetensorsValidationTest {
                 h("not an object", "[1,2]", 0, null, "does not start with '{'"),
                 h("malformed JSON", "{\"a\":", 0, null, "not valid JSON"),
                 h("trailing garbage", "{} x", 0, null, "not valid JSON"),
+                h("second JSON value", "{} {}", 0, null, "content after its JSON object"),
                 c("invalid UTF-8", raw(6, new byte[] {'{', '"', (byte) 0xC3, 0x28, '"', '}'}), null, "not valid UTF-8"),
                 c("UTF-16 header", raw(4, "{}".getBytes(StandardCharsets.UTF_16LE)), null, "not valid JSON"),
                 h("tensor entry not an object", "{\"a\":5}", 0, "a", "must be an object"),
@@ -107,8 +108,12 @@ class SafetensorsValidationTest {
                         "metadata values must be strings, got number"),
                 h("metadata null value", "{\"__metadata__\":{\"step\":null}}", 0, "__metadata__.step",
                         "metadata values must be strings"),
-                h("deep nesting", "{\"__metadata__\":" + "[".repeat(5000) + "]".repeat(5000) + "}", 0, null,
-                        "not valid JSON"),
+                h("deep nesting in an ignored field", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],"
+                        + "\"x\":" + "[".repeat(5000) + "]".repeat(5000) + "}}", 8, null, "nesting depth"),
+                h("deep nesting in metadata", "{\"__metadata__\":" + "[".repeat(5000) + "]".repeat(5000) + "}", 0,
+                        "__metadata__", "must be an object of string values, got array"),
+                h("metadata object value", "{\"__metadata__\":{\"k\":{\"a\":1}}}", 0, "__metadata__.k",
+                        "metadata values must be strings, got object"),
                 h("huge number literal", "{\"a\":{\"dtype\":\"F32\",\"shape\":[" + "9".repeat(5000)
                         + "],\"data_offsets\":[0,8]}}", 8, null, "not valid JSON"));
     }
