@@ -136,6 +136,68 @@ class SafetensorsFuzzTest {
         }
     }
 
+    /**
+     * The same property for a sharded checkpoint's index: mutated {@code model.safetensors.index.json}
+     * files (over valid shards) only ever give {@link SafetensorsFormatException}, whether the
+     * damage shows at open, on first access to a shard, or in {@code validate()}.
+     */
+    @Test
+    void corruptedIndexesOnlyEverThrowTheTypedException() throws Exception {
+        long seed = Long.getLong("sparkprune.fuzz.seed", new Random().nextLong());
+        int cases = Integer.getInteger("sparkprune.fuzz.cases", 10_000) / 10;
+        System.out.println("SafetensorsFuzzTest (index): seed " + seed + ", " + cases + " cases");
+        Random r = new Random(seed);
+        Path dir = tmp.resolve("ckpt");
+        LinkedHashMap<String, HostTensor> tensors = new LinkedHashMap<>();
+        for (int i = 0; i < 6; i++) {
+            tensors.put("layer." + i, Fixtures.randomTensor(r, io.sparkprune.kernels.DType.BF16, new long[] {5, 10}));
+        }
+        ShardedCheckpointWriter.write(dir, 250, Map.of(), tensors); // 100 bytes each: 3 shards
+        Path indexPath = dir.resolve(ShardedCheckpoint.INDEX_FILE);
+        byte[] index = Files.readAllBytes(indexPath);
+        List<String> shardNames;
+        try (ShardedCheckpoint c = ShardedCheckpoint.open(dir)) {
+            shardNames = c.files();
+        }
+        assertThat(shardNames).hasSizeGreaterThan(2);
+        String[] fragments = {"\"" + shardNames.get(0) + "\"", "\"" + shardNames.get(1) + "\"", "\"missing.safetensors\"",
+            "\"../x\"", "\"weight_map\"", "\"metadata\"", "\"total_size\"", "\"ghost\": \"" + shardNames.get(0) + "\",",
+            "1e999", "-1", "null", "{", "}", "[", "]", ",", ":", "\"", "[".repeat(3000)};
+        int rejected = 0;
+        for (int c = 0; c < cases; c++) {
+            byte[] mutated;
+            StringBuilder desc = new StringBuilder();
+            if (r.nextInt(4) == 0) {
+                mutated = index.clone();
+                mutated[r.nextInt(mutated.length)] = (byte) r.nextInt(256);
+                desc.append("byte");
+            } else {
+                byte[] frag = fragments[r.nextInt(fragments.length)].getBytes(StandardCharsets.UTF_8);
+                int at = r.nextInt(index.length + 1);
+                int remove = r.nextBoolean() ? 0 : r.nextInt(Math.min(40, index.length - at) + 1);
+                ByteArrayOutputStream out = new ByteArrayOutputStream();
+                out.write(index, 0, at);
+                out.writeBytes(frag);
+                out.write(index, at + remove, index.length - at - remove);
+                mutated = out.toByteArray();
+                desc.append("splice at ").append(at).append(" -").append(remove).append(" +").append(new String(frag,
+                        StandardCharsets.UTF_8), 0, Math.min(frag.length, 30));
+            }
+            Files.write(indexPath, mutated);
+            try (ShardedCheckpoint ck = ShardedCheckpoint.open(dir)) {
+                ck.validate();
+                for (String name : ck.tensorNames()) {
+                    ck.read(name);
+                }
+            } catch (SafetensorsFormatException e) {
+                rejected++;
+            } catch (Throwable t) {
+                fail("seed " + seed + " index case " + c + " (" + desc + "): unexpected " + t, t);
+            }
+        }
+        assertThat(rejected).isGreaterThan(cases / 4);
+    }
+
     /** @return true when the file opened and every read succeeded */
     private boolean openAndReadAll(byte[] file, int via, int c, RawLocalFileSystem raw, Random r) throws Exception {
         Path p = null;
