@@ -101,6 +101,9 @@ public final class SafetensorsFile implements AutoCloseable {
         } catch (RuntimeException | Error e) {
             closeQuietly(channel, e);
             throw e;
+        } catch (EOFException e) {
+            closeQuietly(channel, e);
+            throw truncated(label, null, e);
         } catch (IOException e) {
             closeQuietly(channel, e);
             throw new UncheckedIOException("cannot read " + label + ": " + e.getMessage(), e);

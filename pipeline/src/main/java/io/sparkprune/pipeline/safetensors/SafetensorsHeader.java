@@ -32,7 +32,7 @@ import java.util.Optional;
  *
  * <p>Validation follows the Hugging Face reference implementation ({@code safetensors} Rust crate,
  * {@code SafeTensors::read_metadata} and {@code Metadata::validate}): N ≤ 100,000,000 and within the
- * file; the header is strict UTF-8 JSON starting with {@code '{'}; every tensor has a supported
+ * file; the header is strict UTF-8 JSON whose first byte is an opening brace; every tensor has a supported
  * dtype, a shape of non-negative integers and {@code data_offsets} whose length equals dtype size ×
  * element count; the byte ranges, sorted by offset, tile the data section exactly (first begins at
  * 0, no gap, no overlap, last ends at the end of the file). Beyond the reference: duplicate keys

@@ -32,7 +32,8 @@ import org.apache.hadoop.fs.FileSystem;
  *       {@code model-00001-of-00003.safetensors};</li>
  *   <li>otherwise exactly one {@code *.safetensors} file.</li>
  * </ol>
- * A path to a {@code .safetensors} file instead of a directory opens that file alone.
+ * A path to a {@code .safetensors} file instead of a directory opens that file alone; a path to
+ * the index file opens its directory.
  *
  * <p>Shards are opened lazily, on the first access to one of their tensors, and stay open until
  * {@link #close()}. When a shard is opened it is checked against the index: every tensor the index
@@ -80,6 +81,9 @@ public final class ShardedCheckpoint implements AutoCloseable {
      */
     public static ShardedCheckpoint open(Path dirOrFile) {
         Path abs = dirOrFile.toAbsolutePath();
+        if (Files.isRegularFile(abs) && abs.getFileName().toString().equals(INDEX_FILE)) {
+            return open(new CheckpointDir.Local(abs.getParent()));
+        }
         if (Files.isRegularFile(abs)) {
             return single(new CheckpointDir.Local(abs.getParent()), abs.getFileName().toString());
         }
@@ -137,6 +141,9 @@ public final class ShardedCheckpoint implements AutoCloseable {
             isFile = false; // reported below as a missing directory
         } catch (IOException e) {
             throw new UncheckedIOException("cannot stat " + p + ": " + e.getMessage(), e);
+        }
+        if (isFile && p.getName().equals(INDEX_FILE)) {
+            return open(new CheckpointDir.Hadoop(fs, p.getParent(), ownFs));
         }
         if (isFile) {
             return single(new CheckpointDir.Hadoop(fs, p.getParent(), ownFs), p.getName());

@@ -27,6 +27,11 @@ import java.util.Objects;
 public record TensorInfo(String name, DType dtype, long[] shape, long dataBegin, long dataEnd) {
 
     /**
+     * @param name tensor name
+     * @param dtype element type
+     * @param shape dimensions, each ≥ 0 (copied)
+     * @param dataBegin first byte, relative to the data section
+     * @param dataEnd one past the last byte, relative to the data section
      * @throws IllegalArgumentException on a negative dimension, an element count whose byte size
      *     overflows {@code long}, negative or reversed offsets, or a byte range that does not match
      *     dtype × shape
@@ -84,6 +89,7 @@ public record TensorInfo(String name, DType dtype, long[] shape, long dataBegin,
         return zero ? 0 : bytes;
     }
 
+    /** @return a copy of the dimensions, outermost first */
     @Override
     public long[] shape() {
         return shape.clone();

@@ -132,8 +132,11 @@ class ShardedCheckpointTest {
                 }
             }
         }
-        try (ShardedCheckpoint c = ShardedCheckpoint.open(dir.toUri().toString(), new Configuration(false))) {
+        try (ShardedCheckpoint c = ShardedCheckpoint.open(dir.toUri().toString(), new Configuration(false));
+                ShardedCheckpoint d = ShardedCheckpoint.open(dir.resolve("model.safetensors.index.json"))) {
             assertThat(c.read("scale")).isEqualTo(m.get("scale"));
+            assertThat(d.isIndexed()).isTrue();
+            assertThat(d.read("scale")).isEqualTo(m.get("scale"));
         }
     }
 
