@@ -64,6 +64,7 @@ public final class ShardedCheckpointWriter implements AutoCloseable {
      *     {@code transformers}' default); ≥ 1
      * @return a writer in state {@code DECLARING}
      * @throws SafetensorsFormatException when the directory already holds a checkpoint
+     * @throws IllegalArgumentException when {@code maxShardBytes < 1}
      * @throws UncheckedIOException when the directory cannot be created or listed
      */
     public static ShardedCheckpointWriter create(Path dir, long maxShardBytes) {
@@ -80,6 +81,7 @@ public final class ShardedCheckpointWriter implements AutoCloseable {
      * @param maxShardBytes the largest total tensor bytes per shard; ≥ 1
      * @return a writer in state {@code DECLARING}
      * @throws SafetensorsFormatException when the directory already holds a checkpoint
+     * @throws IllegalArgumentException when {@code maxShardBytes < 1}
      * @throws UncheckedIOException when the directory cannot be created or listed
      */
     public static ShardedCheckpointWriter create(FileSystem fs, org.apache.hadoop.fs.Path dir, long maxShardBytes) {
