@@ -88,6 +88,10 @@ class SparkPruneCliTest {
                 .containsPattern("model\\.layers\\.0\\.mlp\\.up_proj\\.weight\\s+F32\\s+\\[16,8]\\s+512\\s+0\\.78% \n");
         // 2-D sparsity: (32 + 1) zeros of (64 + 128) elements
         assertThat(r.out()).contains(String.format(java.util.Locale.ROOT, "sparsity of 2-D weights: %.2f%%", 100.0 * 33 / 192));
+        // the same checkpoint through Hadoop's FileSystem (file:// URI) gives the same report
+        Result viaUri = run("inspect", dir.toUri().toString());
+        assertThat(viaUri.code()).as(viaUri.err()).isZero();
+        assertThat(viaUri.out().lines().skip(1).toList()).isEqualTo(r.out().lines().skip(1).toList());
     }
 
     @Test
