@@ -7,8 +7,9 @@ import java.util.Locale;
  */
 public enum PipelineMode {
     /**
-     * Layer ℓ is calibrated on the outputs of layers {@code < ℓ} as already pruned (SparseGPT's
-     * sequential procedure, Section 3.5 of arXiv 2301.00774): slower, more accurate. The default.
+     * Layer ℓ is calibrated on the outputs of layers {@code < ℓ} as already pruned, as the SparseGPT
+     * reference (arXiv 2301.00774, github.com/IST-DASLab/sparsegpt) proceeds: slower, more
+     * accurate. The default.
      */
     SEQUENTIAL,
     /**

@@ -18,11 +18,14 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalInt;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 import org.junit.jupiter.api.Test;
@@ -340,6 +343,28 @@ class RecipeTest {
             p.pattern().checkShape("w", s[0], s[1], p.blockSize());
             p.quantization().ifPresent(q -> q.checkShape("w", s[1], p.blockSize()));
         }
+    }
+
+    @Test
+    void everyYamlExampleInDocsRecipesMdParses() throws IOException {
+        String md = Files.readString(Path.of("..", "docs", "recipes.md"));
+        List<String> blocks = new ArrayList<>();
+        Matcher m = Pattern.compile("```yaml\\n(.*?)```", Pattern.DOTALL).matcher(md);
+        while (m.find()) {
+            blocks.add(m.group(1));
+        }
+        assertThat(blocks).hasSize(3);
+        Recipe mlp = Recipe.parse(blocks.get(0), "docs/recipes.md example 1");
+        assertThat(mlp.isTarget("model.layers.2.mlp.up_proj.weight")).isTrue();
+        assertThat(mlp.isTarget("model.layers.2.self_attn.q_proj.weight")).isFalse();
+        assertThat(mlp.calibration().seqLen()).hasValue(2048);
+        Recipe quant = Recipe.parse(blocks.get(1), "docs/recipes.md example 2");
+        assertThat(quant.prune().quantization()).hasValue(new QuantizationSpec(4, true, 64));
+        assertThat(quant.evaluation().options().textMode()).isEqualTo(TextMode.WHOLE_FILE);
+        Recipe wanda = Recipe.parse(blocks.get(2), "docs/recipes.md example 3");
+        assertThat(wanda.isTarget("model.layers.31.mlp.up_proj.weight")).isFalse();
+        assertThat(wanda.isTarget("model.layers.30.mlp.up_proj.weight")).isTrue();
+        assertThat(wanda.isTarget("model.layers.3.mlp.up_proj.weight")).isTrue();
     }
 
     @Test
