@@ -6,6 +6,8 @@ import io.sparkprune.calibration.solver.SolverOptions;
 import io.sparkprune.calibration.sparsity.MaskScope;
 import io.sparkprune.calibration.sparsity.SparsityPattern;
 
+import java.io.Serial;
+import java.io.Serializable;
 import java.util.Objects;
 import java.util.Optional;
 
@@ -14,6 +16,7 @@ import java.util.Optional;
  * {@code SparseGPTModifier} ({@code sparsity}/{@code mask_structure}, {@code targets},
  * {@code ignore}, {@code dampening_frac}, {@code block_size}) plus the joint quantization grid and
  * the pipeline mode. All values are validated here; see {@code docs/recipes.md} for the YAML keys.
+ * Java serialization (Spark closures) writes the stage as recipe YAML and parses it again on reading.
  *
  * @param method how weights are pruned (key {@code method})
  * @param pattern which entries may be zeroed, parsed once (key {@code pattern})
@@ -27,7 +30,7 @@ import java.util.Optional;
  */
 public record PruneStage(PruneMethod method, SparsityPattern pattern, TensorSelector selector, Dampening dampening,
                          int blockSize, MaskScope maskScope, Optional<QuantizationSpec> quantization,
-                         PipelineMode pipeline) {
+                         PipelineMode pipeline) implements Serializable {
 
     /** Largest accepted {@code block_size}. */
     public static final int MAX_BLOCK_SIZE = 65536;
@@ -91,5 +94,10 @@ public record PruneStage(PruneMethod method, SparsityPattern pattern, TensorSele
      */
     public boolean isTarget(String tensorName) {
         return selector.isTarget(tensorName);
+    }
+
+    @Serial
+    private Object writeReplace() {
+        return new SerializedRecipe(new Recipe(this, CalibrationSpec.DEFAULT, EvaluationSpec.DEFAULT).toYaml(), true);
     }
 }

@@ -12,6 +12,8 @@ import io.sparkprune.calibration.sparsity.SparsityPattern;
 import io.sparkprune.pipeline.data.SourceOptions;
 
 import java.io.IOException;
+import java.io.Serial;
+import java.io.Serializable;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -64,12 +66,13 @@ import java.util.stream.Collectors;
  * {@link io.sparkprune.calibration.quant.QuantizationSpec}, the name patterns into compiled regexes.
  * A recipe is immutable; {@link #withOverrides(Map)} applies command-line flags, and
  * {@link #toYaml()} writes the resolved recipe, which {@link #parse} reads back to an equal recipe.
+ * Java serialization (Spark closures) writes that YAML and parses it again on reading.
  *
  * @param prune the pruning modifier
  * @param calibration calibration data
  * @param evaluation evaluation data
  */
-public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSpec evaluation) {
+public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSpec evaluation) implements Serializable {
 
     /** Source named in errors raised by {@link #withOverrides(Map)}. */
     public static final String OVERRIDE_SOURCE = "command-line overrides";
@@ -291,6 +294,11 @@ public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSp
                 + calibration.samples() + " x " + seqLenText(calibration.seqLen()) + " tokens from "
                 + calibration.source() + " (seed " + calibration.seed() + ", " + calibration.heldOutFraction()
                 + " held out); evaluation: " + evaluation.source();
+    }
+
+    @Serial
+    private Object writeReplace() {
+        return new SerializedRecipe(toYaml(), false);
     }
 
     private static String seqLenText(OptionalInt seqLen) {

@@ -14,8 +14,12 @@ import io.sparkprune.pipeline.data.TextMode;
 import io.sparkprune.pipeline.model.ModelConfig;
 import io.sparkprune.pipeline.model.ModelConfigs;
 
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.ObjectInputStream;
+import java.io.ObjectOutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -365,6 +369,30 @@ class RecipeTest {
         assertThat(wanda.isTarget("model.layers.31.mlp.up_proj.weight")).isFalse();
         assertThat(wanda.isTarget("model.layers.30.mlp.up_proj.weight")).isTrue();
         assertThat(wanda.isTarget("model.layers.3.mlp.up_proj.weight")).isTrue();
+    }
+
+    @Test
+    void javaSerializationCarriesTheRecipeAndTheStage() throws Exception {
+        Recipe r = Recipe.read(RECIPES.resolve("2of4-int4-g128.yaml"))
+                .withOverrides(Map.of("prune.targets", "re:.*mlp.*", "calibration.seq_len", "64"));
+        Recipe back = (Recipe) roundTrip(r);
+        assertThat(back).isEqualTo(r).isNotSameAs(r);
+        assertThat(back.isTarget("model.layers.0.mlp.up_proj.weight")).isTrue();
+        assertThat(back.isTarget("model.layers.0.self_attn.q_proj.weight")).isFalse();
+        PruneStage stage = (PruneStage) roundTrip(r.prune());
+        assertThat(stage).isEqualTo(r.prune());
+        assertThat(stage.quantization()).hasValue(new QuantizationSpec(4, false, 128));
+    }
+
+    private static Object roundTrip(Object o) throws IOException, ClassNotFoundException {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (ObjectOutputStream out = new ObjectOutputStream(bytes)) {
+            out.writeObject(o);
+        }
+        try (ObjectInputStream in = new ObjectInputStream(
+                new ByteArrayInputStream(bytes.toByteArray()))) {
+            return in.readObject();
+        }
     }
 
     @Test
