@@ -533,6 +533,24 @@ public final class StandaloneCluster implements AutoCloseable {
      * @throws IOException if the driver JVM cannot be started
      */
     public Submission submitAsync(String mainClass, Map<String, String> conf, List<String> args) throws IOException {
+        return submitAsync(mainClass, conf, args, config.driverHeap);
+    }
+
+    /**
+     * {@link #submitAsync(String, Map, List)} with a given driver heap. Spark refuses a JVM heap under
+     * 1.5 x its reserved memory (300 MiB, so about 450 MiB); for a smaller driver (the prune job's
+     * "driver holds metadata only" test) also pass {@code spark.testing.reservedMemory} in
+     * {@code conf}, in bytes, e.g. {@code 16777216}.
+     *
+     * @param mainClass the application's main class (on the test classpath)
+     * @param conf extra or overriding {@code --conf} settings
+     * @param args the application's arguments
+     * @param driverHeap the driver JVM's {@code -Xmx}, e.g. {@code 128m}
+     * @return the running submission
+     * @throws IOException if the driver JVM cannot be started
+     */
+    public Submission submitAsync(String mainClass, Map<String, String> conf, List<String> args, String driverHeap)
+            throws IOException {
         if (closed) {
             throw new IllegalStateException("cluster is closed");
         }
@@ -548,8 +566,7 @@ public final class StandaloneCluster implements AutoCloseable {
         submitArgs.add(applicationJar().toString());
         submitArgs.addAll(args);
         Path log = root.resolve("driver-" + n + ".log");
-        Process p = startJvm("org.apache.spark.deploy.SparkSubmit", config.driverHeap, List.of(), submitArgs, log,
-                false);
+        Process p = startJvm("org.apache.spark.deploy.SparkSubmit", driverHeap, List.of(), submitArgs, log, false);
         Submission s = new Submission(p, log, "driver " + n + " of " + mainClass);
         submissions.add(s);
         return s;

@@ -61,8 +61,11 @@ class StandaloneClusterTest {
         Path markers = Files.createDirectories(tmp.resolve("markers"));
         long n = 1000;
 
-        Submission.Result r = cluster.submit(RangeSumApp.class.getName(), Map.of(), DRIVER_TIMEOUT,
-                result.toString(), markers.toString(), "300", Long.toString(n), "4");
+        // A small driver heap, as the prune job's cluster test needs (Spark's 450 MiB floor lowered).
+        Submission.Result r = cluster.submitAsync(RangeSumApp.class.getName(),
+                Map.of("spark.testing.reservedMemory", "16777216"),
+                List.of(result.toString(), markers.toString(), "300", Long.toString(n), "4"), "128m")
+                .waitFor(DRIVER_TIMEOUT);
 
         assertThat(r.exitCode()).as(r.output()).isZero();
         assertThat(total(result)).isEqualTo(n * (n + 1) / 2);
