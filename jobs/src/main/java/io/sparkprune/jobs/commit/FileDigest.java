@@ -10,7 +10,13 @@ import java.util.Objects;
  * @param sha256 SHA-256, 64 lower-case hex digits
  */
 public record FileDigest(String file, long bytes, String sha256) {
-    /** Null checks. */
+    /**
+     * Null checks.
+     *
+     * @param file file name inside the layer's staging directory
+     * @param bytes size in bytes
+     * @param sha256 SHA-256, 64 lower-case hex digits
+     */
     public FileDigest {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(sha256, "sha256");

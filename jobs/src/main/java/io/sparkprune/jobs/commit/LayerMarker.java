@@ -18,7 +18,7 @@ import java.util.Objects;
  * Shards are sorted by tensor name, then index. The marker holds no time stamp, so two runs of the
  * same layer write identical markers.
  *
- * @param format {@link #FORMAT}
+ * @param format the format tag, {@value #FORMAT}
  * @param layer the layer index
  * @param fingerprint the run fingerprint
  * @param shards every shard of the layer, sorted
@@ -29,7 +29,15 @@ public record LayerMarker(String format, int layer, String fingerprint, List<Sha
     /** Format tag of version 1 markers. */
     public static final String FORMAT = "sparkprune.layer-commit.v1";
 
-    /** Null checks; copies the shard list. */
+    /**
+     * Null checks; copies the shard list.
+     *
+     * @param format the format tag, {@value #FORMAT}
+     * @param layer the layer index
+     * @param fingerprint the run fingerprint
+     * @param shards every shard of the layer, sorted (copied)
+     * @param metrics the layer's metrics file
+     */
     public LayerMarker {
         Objects.requireNonNull(format, "format");
         Objects.requireNonNull(fingerprint, "fingerprint");

@@ -22,9 +22,15 @@ import org.apache.hadoop.fs.Path;
  *
  * @param layer the layer index
  * @param dir the layer's staging directory, a fully qualified URI string
+ * @serial exclude
  */
 public record LayerStaging(int layer, String dir) implements Serializable {
-    /** Null check. */
+    /**
+     * Null check.
+     *
+     * @param layer the layer index
+     * @param dir the layer's staging directory, a fully qualified URI string
+     */
     public LayerStaging {
         Objects.requireNonNull(dir, "dir");
     }

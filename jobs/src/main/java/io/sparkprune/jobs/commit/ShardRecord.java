@@ -21,12 +21,22 @@ import java.util.regex.Pattern;
  * @param file file name inside the layer's staging directory ({@link ShardNames#fileName})
  * @param bytes file size in bytes, &gt;= 0
  * @param sha256 SHA-256 of the file, 64 lower-case hex digits
+ * @serial exclude
  */
 public record ShardRecord(int layer, String tensor, int index, int count, String file, long bytes, String sha256)
         implements Serializable {
     private static final Pattern HEX64 = Pattern.compile("[0-9a-f]{64}");
 
     /**
+     * Checks the fields.
+     *
+     * @param layer the layer index
+     * @param tensor the tensor name
+     * @param index this shard's position
+     * @param count the tensor's number of shards
+     * @param file file name inside the layer's staging directory
+     * @param bytes file size in bytes
+     * @param sha256 SHA-256 of the file
      * @throws IllegalArgumentException if a field is out of range
      */
     public ShardRecord {
