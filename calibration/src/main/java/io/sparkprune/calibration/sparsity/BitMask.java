@@ -1,0 +1,125 @@
+package io.sparkprune.calibration.sparsity;
+
+import java.io.Serializable;
+import java.util.Arrays;
+
+/**
+ * A {@code rows × cols} bit matrix; bit set = the weight was pruned by the pattern. Each row starts
+ * on a fresh 64-bit word so that different rows can be written by different threads.
+ * Writers must not share a row across threads.
+ */
+public final class BitMask implements Serializable {
+    private static final long serialVersionUID = 1L;
+    private final int rows;
+    private final int cols;
+    private final int wordsPerRow;
+    private final long[] words; // (rows, wordsPerRow), bit c % 64 of word c / 64
+
+    /**
+     * @param rows rows, ≥ 0
+     * @param cols columns, ≥ 0
+     * @throws IllegalArgumentException for negative sizes or more than 2^31 words
+     */
+    public BitMask(int rows, int cols) {
+        if (rows < 0 || cols < 0) {
+            throw new IllegalArgumentException("negative mask shape " + rows + " x " + cols);
+        }
+        this.rows = rows;
+        this.cols = cols;
+        this.wordsPerRow = (cols + 63) >>> 6;
+        long n = (long) rows * wordsPerRow;
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("mask " + rows + " x " + cols + " is too large");
+        }
+        this.words = new long[(int) n];
+    }
+
+    /** @return rows */
+    public int rows() {
+        return rows;
+    }
+
+    /** @return columns */
+    public int cols() {
+        return cols;
+    }
+
+    /**
+     * @param r row
+     * @param c column
+     * @return whether {@code (r, c)} is pruned
+     */
+    public boolean get(int r, int c) {
+        check(r, c);
+        return (words[r * wordsPerRow + (c >>> 6)] & (1L << c)) != 0;
+    }
+
+    /**
+     * Marks {@code (r, c)} pruned.
+     *
+     * @param r row
+     * @param c column
+     */
+    public void set(int r, int c) {
+        check(r, c);
+        words[r * wordsPerRow + (c >>> 6)] |= 1L << c;
+    }
+
+    private void check(int r, int c) {
+        if (r < 0 || r >= rows || c < 0 || c >= cols) {
+            throw new IndexOutOfBoundsException("(" + r + ", " + c + ") outside mask " + rows + " x " + cols);
+        }
+    }
+
+    /**
+     * @param r row
+     * @param c0 first column
+     * @param c1 end column (exclusive)
+     * @return pruned entries in {@code row r, columns [c0, c1)}
+     */
+    public int count(int r, int c0, int c1) {
+        int n = 0;
+        for (int c = c0; c < c1; c++) {
+            if (get(r, c)) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /**
+     * @param r row
+     * @return pruned entries in row r
+     */
+    public int countRow(int r) {
+        int n = 0;
+        for (int k = 0; k < wordsPerRow; k++) {
+            n += Long.bitCount(words[r * wordsPerRow + k]);
+        }
+        return n;
+    }
+
+    /** @return pruned entries in the whole mask */
+    public long count() {
+        long n = 0;
+        for (long w : words) {
+            n += Long.bitCount(w);
+        }
+        return n;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof BitMask m && m.rows == rows && m.cols == cols && Arrays.equals(m.words, words);
+    }
+
+    @Override
+    public int hashCode() {
+        return 31 * (31 * rows + cols) + Arrays.hashCode(words);
+    }
+
+    @Override
+    public String toString() {
+        return "BitMask[" + rows + " x " + cols + ", " + count() + " pruned]";
+    }
+}

@@ -1,0 +1,142 @@
+package io.sparkprune.calibration.hessian;
+
+import io.sparkprune.calibration.CalibrationInputException;
+import io.sparkprune.calibration.TestMath;
+import io.sparkprune.kernels.cpu.CpuBackend;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.ObjectInputStream;
+import java.io.ObjectOutputStream;
+import java.util.Random;
+import java.util.SplittableRandom;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.data.Offset.offset;
+
+class HessianAccumulatorTest {
+    private static final long SEED = new Random().nextLong();
+    private static CpuBackend backend;
+
+    @BeforeAll
+    static void setUp() {
+        backend = CpuBackend.create(2);
+    }
+
+    @AfterAll
+    static void tearDown() {
+        backend.close();
+    }
+
+    private static double maxRelDiff(double[] a, double[] b) {
+        double scale = 0;
+        double d = 0;
+        for (int i = 0; i < a.length; i++) {
+            scale = Math.max(scale, Math.abs(b[i]));
+            d = Math.max(d, Math.abs(a[i] - b[i]));
+        }
+        return d / scale;
+    }
+
+    @Test
+    void batchesOfAnySizeGiveTwoOverNTimesTheGram() {
+        SplittableRandom r = new SplittableRandom(SEED);
+        int n = 1 + r.nextInt(200);
+        int tokens = 1 + r.nextInt(300);
+        float[] x = TestMath.correlatedActivations(r, tokens, n);
+        HessianAccumulator acc = new HessianAccumulator("x", n);
+        int t = 0;
+        while (t < tokens) {
+            int b = Math.min(tokens - t, 1 + r.nextInt(70));
+            acc.add(backend, java.util.Arrays.copyOfRange(x, t * n, (t + b) * n), b);
+            t += b;
+        }
+        assertThat(acc.count()).isEqualTo(tokens);
+        assertThat(maxRelDiff(acc.hessian(), TestMath.naiveHessian(x, tokens, n))).as("seed=%d", SEED).isLessThan(1e-12);
+    }
+
+    @Test
+    void mergedPartialsEqualOneAccumulatorOverAllRows() {
+        SplittableRandom r = new SplittableRandom(SEED);
+        int n = 150;
+        int tokens = 500;
+        float[] x = TestMath.correlatedActivations(r, tokens, n);
+        HessianAccumulator all = new HessianAccumulator("all", n);
+        all.add(backend, x, tokens);
+        HessianAccumulator[] parts = new HessianAccumulator[4];
+        int[] cuts = {0, 77, 200, 201, 500};
+        for (int p = 0; p < 4; p++) {
+            parts[p] = new HessianAccumulator("part" + p, n);
+            parts[p].add(backend, x, cuts[p] * n, cuts[p + 1] - cuts[p], n);
+        }
+        // tree order: (0 + 3) + (2 + 1)
+        HessianAccumulator merged = parts[0].merge(parts[3]).merge(parts[2].merge(parts[1]));
+        assertThat(merged.count()).isEqualTo(tokens);
+        assertThat(maxRelDiff(merged.hessian(), all.hessian())).as("seed=%d", SEED).isLessThan(1e-13);
+        assertThatThrownBy(() -> all.merge(new HessianAccumulator("other", n + 1)))
+                .isInstanceOf(CalibrationInputException.class).hasMessageContaining("151 features (other)");
+    }
+
+    @Test
+    void serializationRoundTripsExactly() throws Exception {
+        SplittableRandom r = new SplittableRandom(SEED);
+        int n = 70;
+        float[] x = TestMath.correlatedActivations(r, 90, n);
+        HessianAccumulator acc = new HessianAccumulator("model.layers.9 q/k/v input ✓", n);
+        acc.add(backend, x, 90);
+        HessianAccumulator back = HessianAccumulator.fromBytes(acc.toBytes());
+        assertThat(back.name()).isEqualTo(acc.name());
+        assertThat(back.count()).isEqualTo(90);
+        assertThat(back.hessian()).containsExactly(acc.hessian());
+
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (ObjectOutputStream out = new ObjectOutputStream(bytes)) {
+            out.writeObject(acc);
+        }
+        try (ObjectInputStream in = new ObjectInputStream(new ByteArrayInputStream(bytes.toByteArray()))) {
+            HessianAccumulator j = (HessianAccumulator) in.readObject();
+            assertThat(j.hessian()).containsExactly(acc.hessian());
+            assertThat(j.count()).isEqualTo(90);
+        }
+        byte[] b = acc.toBytes();
+        assertThatThrownBy(() -> HessianAccumulator.fromBytes(java.util.Arrays.copyOf(b, b.length - 8)))
+                .isInstanceOf(CalibrationInputException.class).hasMessageContaining("needs");
+        b[0] ^= 1;
+        assertThatThrownBy(() -> HessianAccumulator.fromBytes(b)).isInstanceOf(CalibrationInputException.class)
+                .hasMessageContaining("magic");
+    }
+
+    @Test
+    void inputNormsAreRootSumsOfSquaresAndMatchTheDiagonal() {
+        SplittableRandom r = new SplittableRandom(SEED);
+        int n = 33;
+        int tokens = 41;
+        float[] x = TestMath.correlatedActivations(r, tokens, n);
+        HessianAccumulator acc = new HessianAccumulator("x", n);
+        acc.add(backend, x, tokens);
+        double[] norms = acc.inputNorms();
+        double[] h = acc.hessian();
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int t = 0; t < tokens; t++) {
+                s += (double) x[t * n + j] * x[t * n + j];
+            }
+            assertThat(norms[j]).isCloseTo(Math.sqrt(s), offset(1e-12 * Math.sqrt(s)));
+            assertThat(norms[j]).isCloseTo(Math.sqrt(h[j * n + j] * tokens / 2), offset(1e-12 * Math.sqrt(s)));
+        }
+    }
+
+    @Test
+    void emptyOrMisshapenInputIsATypedError() {
+        HessianAccumulator acc = new HessianAccumulator("model.layers.0 input", 8);
+        assertThatThrownBy(acc::hessian).isInstanceOf(CalibrationInputException.class)
+                .hasMessageContaining("model.layers.0 input").hasMessageContaining("no calibration rows");
+        assertThatThrownBy(() -> acc.add(backend, new float[17], 2)).isInstanceOf(CalibrationInputException.class)
+                .hasMessageContaining("needs 16 values, got 17");
+        assertThatThrownBy(() -> new HessianAccumulator("huge", 70000)).isInstanceOf(CalibrationInputException.class);
+    }
+}
