@@ -138,18 +138,32 @@ public final class HessianAccumulator implements Serializable {
      */
     public double[] hessian() {
         requireRows();
+        double[] h = new double[features * features];
+        copyHessianTo(h);
+        return h;
+    }
+
+    /**
+     * Writes {@code H = (2/n) Σ xᵀx} into a caller's array without allocating.
+     *
+     * @param out {@code features × features} row-major fp64, overwritten
+     * @throws CalibrationInputException when no rows were added
+     */
+    public void copyHessianTo(double[] out) {
+        requireRows();
         int n = features;
+        if (out.length != (long) n * n) {
+            throw new IllegalArgumentException("need " + (long) n * n + " elements, got " + out.length);
+        }
         double s = 2.0 / count;
-        double[] h = new double[n * n];
         int p = 0;
         for (int i = 0; i < n; i++) {
             for (int j = i; j < n; j++, p++) {
                 double v = sum[p] * s;
-                h[i * n + j] = v;
-                h[j * n + i] = v;
+                out[i * n + j] = v;
+                out[j * n + i] = v;
             }
         }
-        return h;
     }
 
     /**

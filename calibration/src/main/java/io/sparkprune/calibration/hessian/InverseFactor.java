@@ -64,7 +64,8 @@ public final class InverseFactor implements Serializable {
      * @throws NumericsException when the Hessian is not finite or no dampening makes it factorable
      */
     public static InverseFactor compute(Backend backend, HessianAccumulator accumulator, Dampening dampening) {
-        return compute(backend, accumulator.name(), accumulator.hessian(), accumulator.features(), dampening);
+        int n = accumulator.features();
+        return compute(backend, accumulator.name(), n, dampening, accumulator::copyHessianTo);
     }
 
     /**
@@ -78,11 +79,12 @@ public final class InverseFactor implements Serializable {
      * @throws NumericsException when H is not finite or no dampening makes it factorable
      */
     public static InverseFactor compute(Backend backend, String name, float[] hessian, int n, Dampening dampening) {
-        double[] h = new double[hessian.length];
-        for (int i = 0; i < h.length; i++) {
-            h[i] = hessian[i];
-        }
-        return compute(backend, name, h, n, dampening);
+        checkShape(name, hessian.length, n);
+        return compute(backend, name, n, dampening, work -> {
+            for (int i = 0; i < work.length; i++) {
+                work[i] = hessian[i];
+            }
+        });
     }
 
     /**
@@ -97,32 +99,52 @@ public final class InverseFactor implements Serializable {
      * @throws NumericsException when H is not finite or no dampening makes it factorable
      */
     public static InverseFactor compute(Backend backend, String name, double[] hessian, int n, Dampening dampening) {
-        long t0 = System.nanoTime();
-        if (n < 1 || hessian.length != (long) n * n) {
+        checkShape(name, hessian.length, n);
+        return compute(backend, name, n, dampening, work -> System.arraycopy(hessian, 0, work, 0, work.length));
+    }
+
+    private static final String NON_FINITE_FIX = "the calibration activations feeding it were not finite;"
+            + " run calibration in fp32 and check the checkpoint for non-finite weights";
+
+    private static void checkShape(String name, long length, int n) {
+        if (n < 1 || length != (long) n * n) {
             throw new CalibrationInputException("Hessian of " + name + " must be " + n + " x " + n + " (" + (long) n * n
-                    + " values), got " + hessian.length);
+                    + " values), got " + length);
         }
-        Finite.check("Hessian of " + name, hessian, n, "the calibration activations feeding it were not finite;"
-                + " run calibration in fp32 and check the checkpoint for non-finite weights");
+    }
+
+    /**
+     * Factors with one fp64 work array of {@code n²}: {@code source} fills it with H before each
+     * attempt (so no second copy of H is kept).
+     */
+    private static InverseFactor compute(Backend backend, String name, int n, Dampening dampening,
+                                         java.util.function.Consumer<double[]> source) {
+        long t0 = System.nanoTime();
+        double[] work = new double[n * n];
+        source.accept(work);
+        Finite.check("Hessian of " + name, work, n, NON_FINITE_FIX);
         boolean[] dead = new boolean[n];
+        double[] diag = new double[n];
         double trace = 0.0;
         for (int i = 0; i < n; i++) {
-            double hii = hessian[i * n + i];
+            double hii = work[i * n + i];
             if (hii == 0.0) {
                 dead[i] = true;
                 hii = 1.0;
             }
+            diag[i] = hii;
             trace += hii;
         }
         double mean = trace / n;
         List<Double> tried = new ArrayList<>();
-        double[] work = new double[n * n];
         for (double d : dampening.schedule()) {
+            if (!tried.isEmpty()) {
+                source.accept(work);
+            }
             tried.add(d);
             double lambda = d * mean;
-            System.arraycopy(hessian, 0, work, 0, work.length);
             for (int i = 0; i < n; i++) {
-                work[i * n + i] = (dead[i] ? 1.0 : hessian[i * n + i]) + lambda;
+                work[i * n + i] = diag[i] + lambda;
             }
             if (backend.inverseCholeskyUpper(n, work, 0, n)) {
                 float[] u = new float[n * n];

@@ -64,18 +64,28 @@ public final class SmallestK {
             }
             return;
         }
+        int[] keys = new int[n];
         int[] hist = new int[1 << 16];
+        int max = 0;
         for (int i = 0; i < n; i++) {
-            hist[key(scores[off + i]) >>> 16]++;
+            int b = Float.floatToRawIntBits(scores[off + i] + 0.0f);
+            max = Math.max(max, b);
+            keys[i] = b;
+            hist[(b >>> 16) & 0xffff]++;
+        }
+        if (max > 0x7f800000 || countNegative(hist) > 0) {
+            for (int i = 0; i < n; i++) {
+                key(scores[off + i]); // throws with the offending value
+            }
         }
         int hi = 0;
         int below = 0;
         while (below + hist[hi] < k) {
             below += hist[hi++];
         }
-        Arrays.fill(hist, 0);
+        java.util.Arrays.fill(hist, 0);
         for (int i = 0; i < n; i++) {
-            int b = key(scores[off + i]);
+            int b = keys[i];
             if (b >>> 16 == hi) {
                 hist[b & 0xffff]++;
             }
@@ -87,14 +97,24 @@ public final class SmallestK {
         int threshold = (hi << 16) | lo;
         int ties = k - below; // entries equal to the threshold to take, in index order
         for (int i = 0; i < n; i++) {
-            int b = key(scores[off + i]);
-            if (b < threshold) {
-                out[outOff + i] = 1;
-            } else if (b == threshold && ties > 0) {
+            // branch-free: 1 when keys[i] < threshold (both non-negative)
+            out[outOff + i] |= (byte) ((keys[i] - threshold) >>> 31);
+        }
+        for (int i = 0; i < n && ties > 0; i++) {
+            if (keys[i] == threshold) {
                 out[outOff + i] = 1;
                 ties--;
             }
         }
+    }
+
+    /** Entries whose sign bit is set (negative numbers), from the high-half histogram. */
+    private static int countNegative(int[] hist) {
+        int c = 0;
+        for (int h = 0x8000; h < 0x10000; h++) {
+            c += hist[h];
+        }
+        return c;
     }
 
     private static int key(float v) {

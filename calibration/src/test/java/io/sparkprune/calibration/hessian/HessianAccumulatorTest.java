@@ -111,6 +111,49 @@ class HessianAccumulatorTest {
     }
 
     @Test
+    void inverseFactorSerializesForShippingToExecutors() throws Exception {
+        SplittableRandom r = new SplittableRandom(SEED);
+        int n = 40;
+        HessianAccumulator acc = new HessianAccumulator("x", n);
+        acc.add(backend, TestMath.correlatedActivations(r, 60, n), 60);
+        InverseFactor f = InverseFactor.compute(backend, acc, Dampening.DEFAULT);
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (ObjectOutputStream out = new ObjectOutputStream(bytes)) {
+            out.writeObject(f);
+        }
+        try (ObjectInputStream in = new ObjectInputStream(new ByteArrayInputStream(bytes.toByteArray()))) {
+            InverseFactor g = (InverseFactor) in.readObject();
+            assertThat(g.upper()).isEqualTo(f.upper());
+            assertThat(g.dampeningsTried()).isEqualTo(f.dampeningsTried());
+            assertThat(g.lambda()).isEqualTo(f.lambda());
+            assertThat(g.name()).isEqualTo("x");
+        }
+        // U is upper triangular with a positive diagonal and U^T U (H + lambda I) = I
+        double[] h = acc.hessian();
+        float[] u = f.upper();
+        for (int i = 0; i < n; i++) {
+            h[i * n + i] += f.lambda();
+            assertThat(u[i * n + i]).isPositive();
+            for (int j = 0; j < i; j++) {
+                assertThat(u[i * n + j]).isZero();
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int k = 0; k < n; k++) {
+                    double utu = 0;
+                    for (int l = 0; l <= Math.min(i, k); l++) {
+                        utu += (double) u[l * n + i] * u[l * n + k];
+                    }
+                    s += utu * h[k * n + j];
+                }
+                assertThat(s).as("seed=%d (%d,%d)", SEED, i, j).isCloseTo(i == j ? 1 : 0, offset(1e-4));
+            }
+        }
+    }
+
+    @Test
     void inputNormsAreRootSumsOfSquaresAndMatchTheDiagonal() {
         SplittableRandom r = new SplittableRandom(SEED);
         int n = 33;

@@ -1,8 +1,8 @@
 package io.sparkprune.jobs.cli;
 
 import io.sparkprune.pipeline.hf.CheckpointInspector;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import org.apache.hadoop.conf.Configuration;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -19,15 +19,16 @@ final class InspectCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Parameters(index = "0", paramLabel = "<model>",
-            description = "Hugging Face checkpoint directory (config.json + safetensors, sharded or not) or a .safetensors file.")
-    Path model;
+            description = "Hugging Face checkpoint directory (config.json + safetensors, sharded or not) or a "
+                    + ".safetensors file: a local path or a Hadoop URI (hdfs://, s3a://, file://).")
+    String model;
 
     @Option(names = "--summary", description = "Print the summary only, not one line per tensor.")
     boolean summaryOnly;
 
     @Override
     public Integer call() {
-        SummaryPrinter.print(CheckpointInspector.inspect(model), !summaryOnly, spec.commandLine().getOut());
+        SummaryPrinter.print(CheckpointInspector.inspect(model, new Configuration()), !summaryOnly, spec.commandLine().getOut());
         return ExitCodes.OK;
     }
 }

@@ -622,7 +622,7 @@ public final class CpuBackend implements Backend {
     }
 
     /** One row of {@link SparseGptBlock}; see its Javadoc for the exact sequence. */
-    private static void solveRow(SparseGptBlock job, int r, float[] scores) {
+    private void solveRow(SparseGptBlock job, int r, float[] scores) {
         final int width = job.width();
         final float[] w = job.w().data();
         final int wo = job.w().index(r, 0);
@@ -682,9 +682,7 @@ public final class CpuBackend implements Backend {
             final int ur = uv.index(i, 0);
             final float e = (wi - q) / u[ur + i];
             loss += (double) e * e;
-            for (int j = i + 1; j < width; j++) {
-                w[wo + j] -= e * u[ur + j];
-            }
+            mk.subScaled(width - i - 1, e, u, ur + i + 1, w, wo + i + 1);
             w[wo + i] = q;
             err[eo + i] = e;
         }

@@ -51,4 +51,17 @@ abstract class Microkernels {
      */
     abstract void gemmD(int m, int n, int k, double alpha, double[] a, int aOff, int lda,
                         double[] b, int bOff, int ldb, double[] c, int cOff, int ldc);
+
+    /**
+     * {@code y[yOff + j] -= e * x[xOff + j]} for {@code j < n}, fp32, product rounded then
+     * subtracted (not fused), exactly as the reference's outer-product update.
+     *
+     * @param n length
+     * @param e scale
+     * @param x x's array
+     * @param xOff x(0)
+     * @param y y's array, updated
+     * @param yOff y(0)
+     */
+    abstract void subScaled(int n, float e, float[] x, int xOff, float[] y, int yOff);
 }

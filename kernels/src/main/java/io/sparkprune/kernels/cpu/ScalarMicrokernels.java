@@ -73,4 +73,11 @@ final class ScalarMicrokernels extends Microkernels {
             }
         }
     }
+
+    @Override
+    void subScaled(int n, float e, float[] x, int xOff, float[] y, int yOff) {
+        for (int j = 0; j < n; j++) {
+            y[yOff + j] -= e * x[xOff + j];
+        }
+    }
 }

@@ -252,4 +252,20 @@ final class SimdMicrokernels extends Microkernels {
             }
         }
     }
+
+    @Override
+    void subScaled(int n, float e, float[] x, int xOff, float[] y, int yOff) {
+        final int vl = FS.length();
+        int j = 0;
+        if (n >= vl) {
+            FloatVector ev = FloatVector.broadcast(FS, e);
+            for (; j + vl <= n; j += vl) {
+                FloatVector.fromArray(FS, y, yOff + j).sub(ev.mul(FloatVector.fromArray(FS, x, xOff + j)))
+                        .intoArray(y, yOff + j);
+            }
+        }
+        for (; j < n; j++) {
+            y[yOff + j] -= e * x[xOff + j];
+        }
+    }
 }

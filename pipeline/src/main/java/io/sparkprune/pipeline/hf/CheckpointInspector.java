@@ -8,11 +8,11 @@ import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import io.sparkprune.pipeline.safetensors.TensorInfo;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import org.apache.hadoop.conf.Configuration;
 
 /**
  * Summarises a checkpoint: its config (when a config.json is beside the weights), every tensor
@@ -27,6 +27,9 @@ public final class CheckpointInspector {
 
     /** Largest slice read at once while counting zeros: 16 MiB. */
     public static final int CHUNK_BYTES = 16 << 20;
+
+    /** Largest config.json accepted: 16 MiB. */
+    public static final long MAX_CONFIG_BYTES = 16 << 20;
 
     private CheckpointInspector() {
     }
@@ -95,18 +98,40 @@ public final class CheckpointInspector {
      * @throws io.sparkprune.kernels.InvalidInputException on a malformed checkpoint or config
      */
     public static Summary inspect(Path dirOrFile) {
-        Optional<ModelConfig> config = Optional.empty();
-        Path configFile = Files.isDirectory(dirOrFile) ? dirOrFile.resolve("config.json") : dirOrFile.resolveSibling("config.json");
-        if (Files.isRegularFile(configFile)) {
-            config = Optional.of(ModelConfigs.read(configFile));
-        }
         try (ShardedCheckpoint ckpt = ShardedCheckpoint.open(dirOrFile)) {
-            List<TensorSummary> out = new ArrayList<>();
-            for (String name : ckpt.tensorNames()) {
-                out.add(summarise(ckpt, ckpt.info(name)));
-            }
-            return new Summary(ckpt.source(), config, out);
+            return inspect(ckpt);
         }
+    }
+
+    /**
+     * Inspects a checkpoint given as a local path or any Hadoop URI ({@code hdfs://}, {@code s3a://}, ...).
+     *
+     * @param uriOrPath checkpoint directory or safetensors file
+     * @param conf Hadoop configuration for the file system
+     * @return the summary
+     * @throws io.sparkprune.kernels.InvalidInputException on a malformed checkpoint or config
+     */
+    public static Summary inspect(String uriOrPath, Configuration conf) {
+        try (ShardedCheckpoint ckpt = ShardedCheckpoint.open(uriOrPath, conf)) {
+            return inspect(ckpt);
+        }
+    }
+
+    /**
+     * Inspects an open checkpoint; reads {@code config.json} beside it when present.
+     *
+     * @param ckpt the checkpoint (not closed here)
+     * @return the summary
+     * @throws io.sparkprune.kernels.InvalidInputException on a malformed checkpoint or config
+     */
+    public static Summary inspect(ShardedCheckpoint ckpt) {
+        Optional<ModelConfig> config = ckpt.readSideFile("config.json", MAX_CONFIG_BYTES)
+                .map(bytes -> ModelConfigs.parse(bytes, ckpt.sideFileLabel("config.json")));
+        List<TensorSummary> out = new ArrayList<>();
+        for (String name : ckpt.tensorNames()) {
+            out.add(summarise(ckpt, ckpt.info(name)));
+        }
+        return new Summary(ckpt.source(), config, out);
     }
 
     private static TensorSummary summarise(ShardedCheckpoint ckpt, TensorInfo info) {

@@ -469,6 +469,35 @@ public final class ShardedCheckpoint implements AutoCloseable {
         return shard(fileOf(name)).readBytes(name, byteOffsetInTensor, length);
     }
 
+    /**
+     * Reads a small file that sits beside the weights, such as {@code config.json} or
+     * {@code tokenizer.json}, through the same file system as the checkpoint.
+     *
+     * @param name plain file name in the checkpoint directory
+     * @param maxBytes largest size accepted
+     * @return the file's bytes, or empty when there is no such file
+     * @throws SafetensorsFormatException when the file is larger than {@code maxBytes}
+     * @throws java.io.UncheckedIOException when it cannot be read
+     */
+    public Optional<byte[]> readSideFile(String name, long maxBytes) {
+        if (name.contains("/")) {
+            throw new IllegalArgumentException("side file must be a plain file name: " + name);
+        }
+        try {
+            return dir.isFile(name) ? Optional.of(dir.readSmall(name, maxBytes)) : Optional.empty();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + dir.fileLabel(name) + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * @param name plain file name in the checkpoint directory
+     * @return its label (path or URI) for messages
+     */
+    public String sideFileLabel(String name) {
+        return dir.fileLabel(name);
+    }
+
     /** Closes every opened shard (and an owned Hadoop file system). Idempotent. */
     @Override
     public synchronized void close() {

@@ -1,0 +1,39 @@
+package io.sparkprune.jobs.cli;
+
+import io.sparkprune.calibration.bench.SolverBench;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+
+/**
+ * {@code sparkprune bench}: the benchmarks whose numbers docs/benchmarks.md records. Speed targets
+ * live here, never in unit tests.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Run a benchmark and print its table.",
+        subcommands = {BenchCommand.Solver.class})
+final class BenchCommand implements Runnable {
+
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing benchmark: solver");
+    }
+
+    /** The pruning step on the CPU backend: inverse factor + SparseGPT solve per shape and pattern. */
+    @Command(name = "solver", mixinStandardHelpOptions = true,
+            description = "Inverse factor + SparseGPT solve on synthetic inputs (CPU backend). Options are SolverBench's: "
+                    + "[--shapes 4096x4096,11008x4096] [--patterns 2:4,unstructured:0.5] [--quant none,int4,int4-g128] "
+                    + "[--threads N] [--repeat R] [--plain]")
+    static final class Solver implements Callable<Integer> {
+        @picocli.CommandLine.Unmatched
+        String[] args = new String[0];
+
+        @Override
+        public Integer call() throws Exception {
+            SolverBench.main(args);
+            return ExitCodes.OK;
+        }
+    }
+}
