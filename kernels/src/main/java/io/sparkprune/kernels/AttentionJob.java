@@ -53,6 +53,19 @@ public record AttentionJob(int heads, int kvHeads, int headDim, float scale, boo
                            FloatView q, FloatView k, FloatView v, FloatView out) {
 
     /**
+     * @param heads query heads
+     * @param kvHeads key/value heads
+     * @param headDim width of one head
+     * @param scale factor of the dot products
+     * @param causal mask keys after the query position
+     * @param window sliding window in tokens, 0 for none
+     * @param sequences number of sequences
+     * @param seqStarts {@code sequences + 1} row offsets
+     * @param keyLengths per-sequence real keys, or null
+     * @param q queries
+     * @param k keys
+     * @param v values
+     * @param out output
      * @throws NullPointerException when a view or {@code seqStarts} is null
      */
     public AttentionJob {

@@ -14,7 +14,14 @@ import java.util.Objects;
  */
 public record CalibrationGroup(String name, List<LinearSpec> linears, int inFeatures) {
 
-    /** Checks that every member reads {@code inFeatures} inputs. */
+    /**
+     * Checks that every member reads {@code inFeatures} inputs.
+     *
+     * @param name short stable key
+     * @param linears the member layers (copied)
+     * @param inFeatures their common input width
+     * @throws IllegalArgumentException for no members or a member of another input width
+     */
     public CalibrationGroup {
         Objects.requireNonNull(name, "name");
         linears = List.copyOf(linears);

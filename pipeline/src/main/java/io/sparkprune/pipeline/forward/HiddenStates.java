@@ -16,6 +16,9 @@ import java.util.Objects;
 public record HiddenStates(SequenceLayout layout, int width, float[] data) implements Serializable {
 
     /**
+     * @param layout the sequences of the batch
+     * @param width features per token
+     * @param data {@code layout.tokens() × width} values (not copied)
      * @throws IllegalArgumentException when the array length is not tokens × width
      */
     public HiddenStates {

@@ -14,7 +14,13 @@ import java.util.Objects;
  */
 public record LinearSpec(String name, int outFeatures, int inFeatures, boolean bias) {
 
-    /** Checks the arguments. */
+    /**
+     * @param name module name relative to the block prefix
+     * @param outFeatures rows of W
+     * @param inFeatures columns of W
+     * @param bias whether the layer has a bias
+     * @throws IllegalArgumentException for a non-positive feature count
+     */
     public LinearSpec {
         Objects.requireNonNull(name, "name");
         if (outFeatures < 1 || inFeatures < 1) {

@@ -13,7 +13,10 @@ import java.util.Objects;
  */
 public record ParameterSpec(String name, long[] shape) {
 
-    /** Validates and copies the shape. */
+    /**
+     * @param name parameter name relative to the prefix
+     * @param shape expected shape (copied)
+     */
     public ParameterSpec {
         Objects.requireNonNull(name, "name");
         shape = shape.clone();
@@ -28,6 +31,7 @@ public record ParameterSpec(String name, long[] shape) {
         return new ParameterSpec(name, dims);
     }
 
+    /** @return a copy of the expected shape */
     @Override
     public long[] shape() {
         return shape.clone();

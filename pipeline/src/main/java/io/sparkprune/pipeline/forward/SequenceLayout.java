@@ -12,7 +12,8 @@ import java.util.Arrays;
 public final class SequenceLayout implements Serializable {
     private static final long serialVersionUID = 1L;
 
-    private final int[] starts; // sequences + 1 offsets, starts[0] = 0
+    /** {@code sequences + 1} row offsets, {@code starts[0] = 0}, non-decreasing. */
+    private final int[] starts;
 
     private SequenceLayout(int[] starts) {
         this.starts = starts;

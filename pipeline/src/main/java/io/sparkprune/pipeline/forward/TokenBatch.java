@@ -15,6 +15,9 @@ import java.util.Objects;
 public record TokenBatch(SequenceLayout layout, int[] ids, int[] tokenTypeIds) {
 
     /**
+     * @param layout the sequences
+     * @param ids {@code tokens} token ids (not copied)
+     * @param tokenTypeIds {@code tokens} segment ids, or null
      * @throws IllegalArgumentException when an array's length is not the number of tokens
      */
     public TokenBatch {

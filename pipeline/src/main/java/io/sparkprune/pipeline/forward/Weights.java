@@ -22,8 +22,11 @@ import java.util.Objects;
 public final class Weights implements Serializable {
     private static final long serialVersionUID = 1L;
 
+    /** What the weights are (source and prefix), for messages. */
     private final String description;
+    /** Parameter specs by name, in load order. */
     private final LinkedHashMap<String, ParameterSpec> specs;
+    /** fp32 values by name, same keys as {@link #specs}. */
     private final LinkedHashMap<String, float[]> values;
 
     private Weights(String description, LinkedHashMap<String, ParameterSpec> specs, LinkedHashMap<String, float[]> values) {
