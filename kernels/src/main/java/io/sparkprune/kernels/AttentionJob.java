@@ -32,7 +32,8 @@ import java.util.Objects;
  * </ul>
  * Then {@code s_j = scale · ⟨q_i, k_j⟩}, {@code p = softmax(s)} over the allowed j (max-subtracted,
  * so numerically stable), {@code out_i = Σ_j p_j · v_j}. A query with no allowed key gets a zero
- * output. All arithmetic in fp32, except that the softmax denominator is summed in fp64.
+ * output. All arithmetic in fp32 (each {@code e^{s_j - max}} evaluated in fp64 and rounded),
+ * except that the softmax denominator is summed in fp64.
  *
  * @param heads query heads, ≥ 1, a multiple of {@code kvHeads}
  * @param kvHeads key/value heads, ≥ 1

@@ -227,7 +227,8 @@ public interface Backend extends AutoCloseable {
     /**
      * SwiGLU gating (Shazeer 2020, arXiv 2002.05202, Eq. 6 with Swish₁ = SiLU): {@code y = silu(g) ⊙ u}
      * with {@code silu(g) = g / (1 + e^{-g})} evaluated in fp64 and rounded to fp32, then one fp32
-     * product. y may be g or u (in place).
+     * product (the exponential within 1 ulp of fp64, so results agree across implementations to
+     * 1 fp32 ulp). y may be g or u (in place).
      *
      * @param rows rows
      * @param cols features
@@ -246,7 +247,9 @@ public interface Backend extends AutoCloseable {
 
     /**
      * GELU, exact erf form (Hendrycks &amp; Gimpel 2016, arXiv 1606.08415), in place:
-     * {@code x ← 0.5·x·(1 + erf(x/√2))} evaluated in fp64 with {@link Erf} and rounded to fp32.
+     * {@code x ← 0.5·x·(1 + erf(x/√2))} evaluated in fp64 with W. J. Cody's rational approximations
+     * ({@link Erf}) and rounded to fp32; implementations may differ in how they evaluate the
+     * exponential inside erf, by at most 1 fp32 ulp of the result.
      *
      * @param rows rows
      * @param cols features

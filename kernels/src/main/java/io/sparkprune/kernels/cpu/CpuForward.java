@@ -2,7 +2,6 @@ package io.sparkprune.kernels.cpu;
 
 import io.sparkprune.kernels.AttentionJob;
 import io.sparkprune.kernels.Checks;
-import io.sparkprune.kernels.Erf;
 import io.sparkprune.kernels.FloatView;
 
 import java.util.Arrays;
@@ -20,11 +19,35 @@ final class CpuForward {
     private static final int INLINE_ELEMENTS = 1 << 14;
 
     private final CpuBackend backend;
+    private volatile Elementwise elementwise;
     private final ThreadLocal<float[]> bufKt = new ThreadLocal<>();
     private final ThreadLocal<float[]> bufS = new ThreadLocal<>();
 
     CpuForward(CpuBackend backend) {
         this.backend = backend;
+    }
+
+    /**
+     * The elementwise loops matching the backend's microkernels: the Vector API ones when the
+     * backend uses SIMD, else plain Java. Chosen on first use (the backend's microkernels are set
+     * after this object is constructed).
+     */
+    Elementwise elementwise() {
+        Elementwise e = elementwise;
+        if (e == null) {
+            if (backend.simd()) {
+                try {
+                    e = (Elementwise) Class.forName("io.sparkprune.kernels.cpu.SimdElementwise")
+                            .getDeclaredConstructor().newInstance();
+                } catch (ReflectiveOperationException | LinkageError ex) {
+                    throw new IllegalStateException("cannot load the Vector API elementwise kernels", ex);
+                }
+            } else {
+                e = new ScalarElementwise();
+            }
+            elementwise = e;
+        }
+        return e;
     }
 
     private static float[] buffer(ThreadLocal<float[]> tl, int size) {
@@ -206,6 +229,7 @@ final class CpuForward {
             return;
         }
         final Microkernels mk = backend.microkernels();
+        final Elementwise ew = elementwise();
         float[] kt = buffer(bufKt, hd * nk);
         float[] kd = k.data();
         for (int jj = 0; jj < nk; jj++) {
@@ -234,12 +258,7 @@ final class CpuForward {
                 for (int j = a; j < b; j++) {
                     max = Math.max(max, sc[row + j]);
                 }
-                double sum = 0.0;
-                for (int j = a; j < b; j++) {
-                    float e = (float) Math.exp(sc[row + j] - max);
-                    sc[row + j] = e;
-                    sum += e;
-                }
+                double sum = ew.expShift(sc, row + a, b - a, max);
                 float inv = (float) (1.0 / sum);
                 for (int j = 0; j < a; j++) {
                     sc[row + j] = 0f;
@@ -266,28 +285,20 @@ final class CpuForward {
         Checks.window("siluMul g", g.length, gOff, ldg, rows, cols);
         Checks.window("siluMul u", u.length, uOff, ldu, rows, cols);
         Checks.window("siluMul y", y.length, yOff, ldy, rows, cols);
+        final Elementwise ew = elementwise();
         rowsParallel(rows, cols, (r0, r1) -> {
             for (int r = r0; r < r1; r++) {
-                int gi = gOff + r * ldg;
-                int ui = uOff + r * ldu;
-                int yi = yOff + r * ldy;
-                for (int c = 0; c < cols; c++) {
-                    double a = g[gi + c];
-                    float silu = (float) (a / (1.0 + Math.exp(-a)));
-                    y[yi + c] = silu * u[ui + c];
-                }
+                ew.siluMul(g, gOff + r * ldg, u, uOff + r * ldu, y, yOff + r * ldy, cols);
             }
         });
     }
 
     void gelu(int rows, int cols, float[] x, int xOff, int ldx) {
         Checks.window("gelu x", x.length, xOff, ldx, rows, cols);
+        final Elementwise ew = elementwise();
         rowsParallel(rows, cols, (r0, r1) -> {
             for (int r = r0; r < r1; r++) {
-                int xi = xOff + r * ldx;
-                for (int c = 0; c < cols; c++) {
-                    x[xi + c] = (float) Erf.gelu(x[xi + c]);
-                }
+                ew.gelu(x, xOff + r * ldx, cols);
             }
         });
     }
