@@ -12,7 +12,7 @@ import java.util.Objects;
  * @param linears the member layers, in block order
  * @param inFeatures their common input width (columns of the observed input)
  */
-public record CalibrationGroup(String name, List<LinearSpec> linears, int inFeatures) {
+public record CalibrationGroup(String name, List<LinearSpec> linears, int inFeatures) implements java.io.Serializable {
 
     /**
      * Checks that every member reads {@code inFeatures} inputs.

@@ -12,7 +12,7 @@ import java.util.Objects;
  * @param inFeatures columns of W
  * @param bias whether the layer has a bias
  */
-public record LinearSpec(String name, int outFeatures, int inFeatures, boolean bias) {
+public record LinearSpec(String name, int outFeatures, int inFeatures, boolean bias) implements java.io.Serializable {
 
     /**
      * @param name module name relative to the block prefix

@@ -11,7 +11,7 @@ import java.util.Objects;
  * @param name parameter name relative to the prefix
  * @param shape expected shape
  */
-public record ParameterSpec(String name, long[] shape) {
+public record ParameterSpec(String name, long[] shape) implements java.io.Serializable {
 
     /**
      * @param name parameter name relative to the prefix

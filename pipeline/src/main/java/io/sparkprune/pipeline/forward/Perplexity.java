@@ -19,7 +19,9 @@ import java.util.List;
  *   <li>{@code ppl = exp(Σ_i loss_i·L / (nsamples·L))}: the reference multiplies each window's mean
  *       loss by L and divides by {@code nsamples·L}, i.e. {@code ppl = exp(mean_i loss_i)}.</li>
  * </ol>
- * NLLs are computed in fp64 from fp32 logits ({@link Backend#crossEntropy}).
+ * NLLs are computed in fp64 from fp32 logits ({@link Backend#crossEntropy}). Memory: the logits of
+ * one batch, {@code windowsPerBatch · L · vocab} floats (262 MB for one window of 2048 tokens and a
+ * 32000-token vocabulary).
  */
 public final class Perplexity {
     private Perplexity() {

@@ -12,7 +12,7 @@ import java.util.Objects;
  * @param ids {@code tokens} token ids, row-major by sequence
  * @param tokenTypeIds {@code tokens} segment ids, or null (all 0)
  */
-public record TokenBatch(SequenceLayout layout, int[] ids, int[] tokenTypeIds) {
+public record TokenBatch(SequenceLayout layout, int[] ids, int[] tokenTypeIds) implements java.io.Serializable {
 
     /**
      * @param layout the sequences
