@@ -19,7 +19,7 @@ final class CpuForward {
     private static final int INLINE_ELEMENTS = 1 << 14;
 
     private final CpuBackend backend;
-    private volatile Elementwise elementwise;
+    private volatile ForwardLoops elementwise;
     private final ThreadLocal<float[]> bufKt = new ThreadLocal<>();
     private final ThreadLocal<float[]> bufS = new ThreadLocal<>();
 
@@ -32,18 +32,18 @@ final class CpuForward {
      * backend uses SIMD, else plain Java. Chosen on first use (the backend's microkernels are set
      * after this object is constructed).
      */
-    Elementwise elementwise() {
-        Elementwise e = elementwise;
+    ForwardLoops elementwise() {
+        ForwardLoops e = elementwise;
         if (e == null) {
             if (backend.simd()) {
                 try {
-                    e = (Elementwise) Class.forName("io.sparkprune.kernels.cpu.SimdElementwise")
+                    e = (ForwardLoops) Class.forName("io.sparkprune.kernels.cpu.SimdForwardLoops")
                             .getDeclaredConstructor().newInstance();
                 } catch (ReflectiveOperationException | LinkageError ex) {
                     throw new IllegalStateException("cannot load the Vector API elementwise kernels", ex);
                 }
             } else {
-                e = new ScalarElementwise();
+                e = new ScalarForwardLoops();
             }
             elementwise = e;
         }
@@ -172,8 +172,8 @@ final class CpuForward {
     /**
      * Tiled attention. One task per (sequence, KV head, block of {@value #ATT_QB} query rows); the
      * task packs Kᵀ of its key range once ({@code headDim × nk}) and, for each query head of the KV
-     * head's group, computes the {@code qb × nk} score tile with the fp32 microkernel, the masked
-     * stable softmax row by row, and {@code P · V} with the microkernel again. Memory per thread:
+     * head's group, computes the {@code qb × nk} score tile ({@link ForwardLoops#scores}), the masked
+     * stable softmax row by row, and {@code P · V} ({@link ForwardLoops#weightedSum}). Memory per thread:
      * {@code (headDim + qb) × nk} floats, where nk ≤ the sequence length.
      */
     void attention(AttentionJob job) {
@@ -228,8 +228,7 @@ final class CpuForward {
             }
             return;
         }
-        final Microkernels mk = backend.microkernels();
-        final Elementwise ew = elementwise();
+        final ForwardLoops ew = elementwise();
         float[] kt = buffer(bufKt, hd * nk);
         float[] kd = k.data();
         for (int jj = 0; jj < nk; jj++) {
@@ -241,8 +240,7 @@ final class CpuForward {
         float[] sc = buffer(bufS, qb * nk);
         for (int g = 0; g < group; g++) {
             int h = kvh * group + g;
-            Arrays.fill(sc, 0, qb * nk, 0f);
-            mk.gemmF(qb, nk, hd, job.scale(), q.data(), q.index(base + i0, h * hd), q.ld(), kt, 0, nk, sc, 0, nk);
+            ew.scores(qb, nk, hd, job.scale(), q.data(), q.index(base + i0, h * hd), q.ld(), kt, sc);
             for (int r = 0; r < qb; r++) {
                 int i = i0 + r;
                 int lo = window > 0 ? Math.max(0, i - window + 1) : 0;
@@ -270,11 +268,8 @@ final class CpuForward {
                     sc[row + j] = 0f;
                 }
             }
-            int o = out.index(base + i0, h * hd);
-            for (int r = 0; r < qb; r++) {
-                Arrays.fill(out.data(), o + r * out.ld(), o + r * out.ld() + hd, 0f);
-            }
-            mk.gemmF(qb, hd, nk, 1f, sc, 0, nk, v.data(), v.index(base + jLo, kvh * hd), v.ld(), out.data(), o, out.ld());
+            ew.weightedSum(qb, hd, nk, sc, v.data(), v.index(base + jLo, kvh * hd), v.ld(), out.data(),
+                    out.index(base + i0, h * hd), out.ld());
         }
     }
 
@@ -285,7 +280,7 @@ final class CpuForward {
         Checks.window("siluMul g", g.length, gOff, ldg, rows, cols);
         Checks.window("siluMul u", u.length, uOff, ldu, rows, cols);
         Checks.window("siluMul y", y.length, yOff, ldy, rows, cols);
-        final Elementwise ew = elementwise();
+        final ForwardLoops ew = elementwise();
         rowsParallel(rows, cols, (r0, r1) -> {
             for (int r = r0; r < r1; r++) {
                 ew.siluMul(g, gOff + r * ldg, u, uOff + r * ldu, y, yOff + r * ldy, cols);
@@ -295,7 +290,7 @@ final class CpuForward {
 
     void gelu(int rows, int cols, float[] x, int xOff, int ldx) {
         Checks.window("gelu x", x.length, xOff, ldx, rows, cols);
-        final Elementwise ew = elementwise();
+        final ForwardLoops ew = elementwise();
         rowsParallel(rows, cols, (r0, r1) -> {
             for (int r = r0; r < r1; r++) {
                 ew.gelu(x, xOff + r * ldx, cols);

@@ -373,9 +373,9 @@ class CpuForwardTest {
     @Test
     void simdElementwiseAgreesWithScalar() throws Exception {
         org.assertj.core.api.Assumptions.assumeThat(CpuBackend.simdAvailable()).isTrue();
-        Elementwise simd = (Elementwise) Class.forName("io.sparkprune.kernels.cpu.SimdElementwise")
+        ForwardLoops simd = (ForwardLoops) Class.forName("io.sparkprune.kernels.cpu.SimdForwardLoops")
                 .getDeclaredConstructor().newInstance();
-        Elementwise scalar = new ScalarElementwise();
+        ForwardLoops scalar = new ScalarForwardLoops();
         SplittableRandom r = new SplittableRandom(SEED + 7);
         int n = 100_003;
         float[] x = new float[n];

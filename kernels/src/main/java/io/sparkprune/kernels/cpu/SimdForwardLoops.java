@@ -9,18 +9,20 @@ import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * {@link Elementwise} on the JDK Vector API ({@code jdk.incubator.vector}): fp32 lanes are widened
+ * {@link ForwardLoops} on the JDK Vector API ({@code jdk.incubator.vector}): fp32 lanes are widened
  * to fp64 vectors, evaluated, and rounded back. GELU evaluates the three rational approximations
  * of W. J. Cody's CALERF (Math. Comp. 23 (1969) 631–637; coefficients as in {@link Erf}) in every
  * lane and blends them by interval; unlike {@link Erf} it computes {@code e^{-y²}} as one
  * exponential of the fp64 square (relative error ≤ y²·2⁻⁵³ ≤ 8e-14, invisible after rounding to
  * fp32). Tails shorter than a vector use the scalar code. Loaded only when the module is present.
  */
-final class SimdElementwise extends Elementwise {
+final class SimdForwardLoops extends ForwardLoops {
     private static final VectorSpecies<Double> DS = DoubleVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Float> FS = VectorSpecies.of(float.class,
             VectorShape.forBitSize(DS.vectorBitSize() / 2));
     private static final int VL = DS.length();
+    /** fp32 lanes of the attention products. */
+    private static final VectorSpecies<Float> FV = FloatVector.SPECIES_PREFERRED;
 
     private static final double INV_SQRT2 = 0.70710678118654752440;
     private static final double SQRPI = 5.6418958354775628695e-1;
@@ -43,7 +45,7 @@ final class SimdElementwise extends Elementwise {
     private static final double[] Q = {2.56852019228982242e00, 1.87295284992346047e00,
         5.27905102951428412e-1, 6.05183413124413191e-2, 2.33520497626869185e-3};
 
-    private final ScalarElementwise tail = new ScalarElementwise();
+    private final ScalarForwardLoops tail = new ScalarForwardLoops();
 
     @Override
     String name() {
@@ -136,6 +138,93 @@ final class SimdElementwise extends Elementwise {
             erfcNeg = erfcNeg.blend(small, a.abs().compare(VectorOperators.LE, 0.46875));
             DoubleVector xv = widen(x, base + i);
             narrow(xv.mul(0.5).mul(erfcNeg)).intoArray(x, base + i);
+        }
+    }
+
+    @Override
+    void scores(int rows, int nk, int hd, float scale, float[] q, int qOff, int ldq, float[] kt, float[] s) {
+        final int fl = FV.length();
+        final int vecEnd = nk - nk % fl;
+        java.util.Arrays.fill(s, 0, rows * nk, 0f);
+        for (int i = 0; i < rows; i++) {
+            int qi = qOff + i * ldq;
+            int si = i * nk;
+            int j = 0;
+            for (; j + 4 * fl <= vecEnd; j += 4 * fl) {
+                FloatVector a0 = FloatVector.zero(FV);
+                FloatVector a1 = FloatVector.zero(FV);
+                FloatVector a2 = FloatVector.zero(FV);
+                FloatVector a3 = FloatVector.zero(FV);
+                for (int d = 0; d < hd; d++) {
+                    FloatVector qd = FloatVector.broadcast(FV, scale * q[qi + d]);
+                    int k0 = d * nk + j;
+                    a0 = FloatVector.fromArray(FV, kt, k0).fma(qd, a0);
+                    a1 = FloatVector.fromArray(FV, kt, k0 + fl).fma(qd, a1);
+                    a2 = FloatVector.fromArray(FV, kt, k0 + 2 * fl).fma(qd, a2);
+                    a3 = FloatVector.fromArray(FV, kt, k0 + 3 * fl).fma(qd, a3);
+                }
+                a0.intoArray(s, si + j);
+                a1.intoArray(s, si + j + fl);
+                a2.intoArray(s, si + j + 2 * fl);
+                a3.intoArray(s, si + j + 3 * fl);
+            }
+            for (; j < vecEnd; j += fl) {
+                FloatVector acc = FloatVector.zero(FV);
+                for (int d = 0; d < hd; d++) {
+                    acc = FloatVector.fromArray(FV, kt, d * nk + j).fma(FloatVector.broadcast(FV, scale * q[qi + d]), acc);
+                }
+                acc.intoArray(s, si + j);
+            }
+            for (int d = 0; d < hd; d++) {
+                float a = scale * q[qi + d];
+                int kd = d * nk;
+                for (int t = vecEnd; t < nk; t++) {
+                    s[si + t] = Math.fma(a, kt[kd + t], s[si + t]);
+                }
+            }
+        }
+    }
+
+    @Override
+    void weightedSum(int rows, int hd, int nk, float[] p, float[] v, int vOff, int ldv, float[] o, int oOff, int ldo) {
+        final int fl = FV.length();
+        final int vecEnd = hd - hd % fl;
+        for (int i = 0; i < rows; i++) {
+            int oi = oOff + i * ldo;
+            int pi = i * nk;
+            int d = 0;
+            for (; d + 4 * fl <= vecEnd; d += 4 * fl) {
+                FloatVector a0 = FloatVector.zero(FV);
+                FloatVector a1 = FloatVector.zero(FV);
+                FloatVector a2 = FloatVector.zero(FV);
+                FloatVector a3 = FloatVector.zero(FV);
+                for (int j = 0; j < nk; j++) {
+                    FloatVector pj = FloatVector.broadcast(FV, p[pi + j]);
+                    int v0 = vOff + j * ldv + d;
+                    a0 = FloatVector.fromArray(FV, v, v0).fma(pj, a0);
+                    a1 = FloatVector.fromArray(FV, v, v0 + fl).fma(pj, a1);
+                    a2 = FloatVector.fromArray(FV, v, v0 + 2 * fl).fma(pj, a2);
+                    a3 = FloatVector.fromArray(FV, v, v0 + 3 * fl).fma(pj, a3);
+                }
+                a0.intoArray(o, oi + d);
+                a1.intoArray(o, oi + d + fl);
+                a2.intoArray(o, oi + d + 2 * fl);
+                a3.intoArray(o, oi + d + 3 * fl);
+            }
+            for (; d < vecEnd; d += fl) {
+                FloatVector acc = FloatVector.zero(FV);
+                for (int j = 0; j < nk; j++) {
+                    acc = FloatVector.fromArray(FV, v, vOff + j * ldv + d).fma(FloatVector.broadcast(FV, p[pi + j]), acc);
+                }
+                acc.intoArray(o, oi + d);
+            }
+            for (d = vecEnd; d < hd; d++) {
+                float acc = 0f;
+                for (int j = 0; j < nk; j++) {
+                    acc = Math.fma(p[pi + j], v[vOff + j * ldv + d], acc);
+                }
+                o[oi + d] = acc;
+            }
         }
     }
 
