@@ -405,6 +405,28 @@ class CpuForwardTest {
         double sb = scalar.expShift(b, 3, n - 3, 50f);
         assertWithinUlp("expShift", a, b, 0);
         assertThat(sa).isCloseTo(sb, org.assertj.core.data.Offset.offset(1e-12 * sb));
+
+        // attention products: same FMA order, bit-identical, for sizes around the vector lengths
+        for (int trial = 0; trial < 20; trial++) {
+            int rows = 1 + r.nextInt(70);
+            int nk = 1 + r.nextInt(150);
+            int hd = 1 + r.nextInt(140);
+            int ldq = hd + r.nextInt(3);
+            float[] q = randomF(r, rows * ldq + 2, 1);
+            float[] kt = randomF(r, hd * nk, 1);
+            float[] s1 = randomF(r, rows * nk, 1);
+            float[] s2 = randomF(r, rows * nk, 1);
+            simd.scores(rows, nk, hd, 0.3f, q, 2, ldq, kt, s1);
+            scalar.scores(rows, nk, hd, 0.3f, q, 2, ldq, kt, s2);
+            assertThat(s1).as("scores %d x %d x %d", rows, nk, hd).containsExactly(s2);
+            int ldv = hd + r.nextInt(3);
+            float[] v = randomF(r, nk * ldv + 1, 1);
+            float[] o1 = randomF(r, rows * ldv + 1, 1);
+            float[] o2 = o1.clone();
+            simd.weightedSum(rows, hd, nk, s1, v, 1, ldv, o1, 1, ldv);
+            scalar.weightedSum(rows, hd, nk, s1, v, 1, ldv, o2, 1, ldv);
+            assertThat(o1).as("weightedSum %d x %d x %d", rows, hd, nk).containsExactly(o2);
+        }
     }
 
     private static void assertWithinUlp(String what, float[] a, float[] b, int exactPrefix) {
