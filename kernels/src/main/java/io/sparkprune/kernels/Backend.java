@@ -138,4 +138,205 @@ public interface Backend extends AutoCloseable {
     /** Releases threads or device resources; the backend is unusable afterwards. */
     @Override
     void close();
+
+    // =====================================================================================
+    // Forward-pass kernels (model forward passes, issue 3). Shapes are row-major windows with a
+    // row stride, as above; "rows" are tokens. Reductions (norm statistics, softmax sums,
+    // log-sum-exp) are accumulated in fp64; every other operation is fp32 unless stated.
+    // =====================================================================================
+
+    /**
+     * RMSNorm (Zhang &amp; Sennrich 2019, arXiv 1910.07467, Eq. 4; Hugging Face {@code LlamaRMSNorm}):
+     * for every row, {@code y = w ⊙ (x · r)} with {@code r = 1/√(mean(x²) + eps)}; {@code mean(x²)}
+     * is summed in fp64, r rounded to fp32, then two fp32 products per element (as transformers:
+     * {@code weight * (x * rsqrt(var + eps))}). y may be the same window as x (in place).
+     *
+     * @param rows rows
+     * @param cols features per row
+     * @param eps ε added to the mean square
+     * @param x input, {@code rows × cols}
+     * @param xOff index of x(0,0)
+     * @param ldx x's row stride
+     * @param w {@code cols} gains
+     * @param wOff index of w[0]
+     * @param y output, {@code rows × cols}
+     * @param yOff index of y(0,0)
+     * @param ldy y's row stride
+     */
+    void rmsNorm(int rows, int cols, float eps, float[] x, int xOff, int ldx, float[] w, int wOff,
+                 float[] y, int yOff, int ldy);
+
+    /**
+     * LayerNorm (Ba et al. 2016, arXiv 1607.06450, Eq. 4; {@code torch.nn.LayerNorm}): for every
+     * row, {@code y = (x - μ) · r ⊙ γ + β}, with mean μ and biased variance σ² of the row computed
+     * in fp64 (two passes), {@code r = 1/√(σ² + eps)} rounded to fp32. y may be x (in place).
+     *
+     * @param rows rows
+     * @param cols features per row
+     * @param eps ε added to the variance
+     * @param x input, {@code rows × cols}
+     * @param xOff index of x(0,0)
+     * @param ldx x's row stride
+     * @param gamma {@code cols} gains
+     * @param gOff index of gamma[0]
+     * @param beta {@code cols} biases
+     * @param bOff index of beta[0]
+     * @param y output, {@code rows × cols}
+     * @param yOff index of y(0,0)
+     * @param ldy y's row stride
+     */
+    void layerNorm(int rows, int cols, float eps, float[] x, int xOff, int ldx, float[] gamma, int gOff,
+                   float[] beta, int bOff, float[] y, int yOff, int ldy);
+
+    /**
+     * Rotary position embedding, in place (Su et al. 2021, "RoFormer", arXiv 2104.09864, §3.4.2,
+     * Eq. 34), in the "rotate_half" convention of Hugging Face transformers
+     * ({@code apply_rotary_pos_emb}): a head vector x of width {@code d = headDim} is split into
+     * halves {@code x1 = x[0, d/2)}, {@code x2 = x[d/2, d)} (not interleaved pairs), and for
+     * {@code i < d/2}, with {@code c = cos[p, i]}, {@code s = sin[p, i]} of the token's position p:
+     * {@code x[i] ← x1[i]·c - x2[i]·s}, {@code x[i + d/2] ← x2[i]·c + x1[i]·s} (fp32 products,
+     * then one fp32 addition). The tables hold one row per position, {@code d/2} columns (the
+     * frequencies; transformers' tables repeat them twice).
+     *
+     * @param rows tokens
+     * @param heads heads per row
+     * @param headDim width of one head, even
+     * @param x {@code rows × heads·headDim}, head h in columns {@code [h·headDim, (h+1)·headDim)}; updated
+     * @param xOff index of x(0,0)
+     * @param ldx x's row stride
+     * @param positions position of each row, indices into the tables
+     * @param posOff index of row 0's position
+     * @param cos {@code tableRows × headDim/2} cosines, row-major
+     * @param sin {@code tableRows × headDim/2} sines, row-major
+     * @param tableRows number of positions the tables cover
+     * @throws IllegalArgumentException when a position is outside {@code [0, tableRows)} or shapes do not fit
+     */
+    void rope(int rows, int heads, int headDim, float[] x, int xOff, int ldx, int[] positions, int posOff,
+              float[] cos, float[] sin, int tableRows);
+
+    /**
+     * Scaled dot-product attention over a batch of sequences, with causal, sliding-window and
+     * padding masks and grouped key/value heads; see {@link AttentionJob} for the exact semantics.
+     * Implementations must not materialise a {@code seq × seq} score matrix for all heads at once.
+     *
+     * @param job arguments
+     * @throws IllegalArgumentException when the views do not fit their shapes
+     */
+    void attention(AttentionJob job);
+
+    /**
+     * SwiGLU gating (Shazeer 2020, arXiv 2002.05202, Eq. 6 with Swish₁ = SiLU): {@code y = silu(g) ⊙ u}
+     * with {@code silu(g) = g / (1 + e^{-g})} evaluated in fp64 and rounded to fp32, then one fp32
+     * product (the exponential within 1 ulp of fp64, so results agree across implementations to
+     * 1 fp32 ulp). y may be g or u (in place).
+     *
+     * @param rows rows
+     * @param cols features
+     * @param g gate projection, {@code rows × cols}
+     * @param gOff index of g(0,0)
+     * @param ldg g's row stride
+     * @param u up projection, {@code rows × cols}
+     * @param uOff index of u(0,0)
+     * @param ldu u's row stride
+     * @param y output, {@code rows × cols}
+     * @param yOff index of y(0,0)
+     * @param ldy y's row stride
+     */
+    void siluMul(int rows, int cols, float[] g, int gOff, int ldg, float[] u, int uOff, int ldu,
+                 float[] y, int yOff, int ldy);
+
+    /**
+     * GELU, exact erf form (Hendrycks &amp; Gimpel 2016, arXiv 1606.08415), in place:
+     * {@code x ← 0.5·x·(1 + erf(x/√2))} evaluated in fp64 with W. J. Cody's rational approximations
+     * ({@link Erf}) and rounded to fp32; implementations may differ in how they evaluate the
+     * exponential inside erf, by at most 1 fp32 ulp of the result.
+     *
+     * @param rows rows
+     * @param cols features
+     * @param x {@code rows × cols}, updated
+     * @param xOff index of x(0,0)
+     * @param ldx x's row stride
+     */
+    void gelu(int rows, int cols, float[] x, int xOff, int ldx);
+
+    /**
+     * Embedding lookup: {@code y[r] = table[ids[r]]} (or {@code y[r] += table[ids[r]]} when
+     * {@code accumulate}, one fp32 addition per element), for a table of {@code tableRows × cols}
+     * stored contiguously from {@code tOff}.
+     *
+     * @param rows rows to gather
+     * @param cols features per row
+     * @param ids row indices into the table
+     * @param idOff index of row 0's id
+     * @param table {@code tableRows × cols} row-major
+     * @param tOff index of table(0,0)
+     * @param tableRows rows of the table
+     * @param y output, {@code rows × cols}
+     * @param yOff index of y(0,0)
+     * @param ldy y's row stride
+     * @param accumulate add to y instead of overwriting it
+     * @throws IllegalArgumentException when an id is outside {@code [0, tableRows)}
+     */
+    void embedding(int rows, int cols, int[] ids, int idOff, float[] table, int tOff, int tableRows,
+                   float[] y, int yOff, int ldy, boolean accumulate);
+
+    /**
+     * Row broadcast add: {@code y[r, c] += v[c]} for every row (a linear layer's bias, added after the
+     * product as {@code torch.nn.functional.linear} does).
+     *
+     * @param rows rows
+     * @param cols features
+     * @param v {@code cols} values
+     * @param vOff index of v[0]
+     * @param y {@code rows × cols}, updated
+     * @param yOff index of y(0,0)
+     * @param ldy y's row stride
+     */
+    void addRowVector(int rows, int cols, float[] v, int vOff, float[] y, int yOff, int ldy);
+
+    /**
+     * Elementwise add (a residual connection): {@code y += x}, fp32.
+     *
+     * @param rows rows
+     * @param cols features
+     * @param x {@code rows × cols}
+     * @param xOff index of x(0,0)
+     * @param ldx x's row stride
+     * @param y {@code rows × cols}, updated
+     * @param yOff index of y(0,0)
+     * @param ldy y's row stride
+     */
+    void add(int rows, int cols, float[] x, int xOff, int ldx, float[] y, int yOff, int ldy);
+
+    /**
+     * Log-softmax of every row, in place: {@code x ← x - (m + log Σ e^{x - m})} with m the row
+     * maximum; the sum and logarithm in fp64.
+     *
+     * @param rows rows
+     * @param cols classes
+     * @param x {@code rows × cols}, updated
+     * @param xOff index of x(0,0)
+     * @param ldx x's row stride
+     */
+    void logSoftmax(int rows, int cols, float[] x, int xOff, int ldx);
+
+    /**
+     * Per-row cross-entropy of logits against target classes, in fp64:
+     * {@code nll[r] = m + log Σ_c e^{x[r,c] - m} - x[r, target[r]]} with m the row maximum, i.e.
+     * {@code -log softmax(x[r])[target[r]]} ({@code torch.nn.CrossEntropyLoss} with
+     * {@code reduction='none'}). Logits are not modified.
+     *
+     * @param rows rows
+     * @param cols classes
+     * @param logits {@code rows × cols}
+     * @param xOff index of logits(0,0)
+     * @param ldx row stride
+     * @param targets class of each row
+     * @param tOff index of row 0's target
+     * @param nll receives {@code rows} negative log-likelihoods (nats)
+     * @param nllOff index of row 0's result
+     * @throws IllegalArgumentException when a target is outside {@code [0, cols)}
+     */
+    void crossEntropy(int rows, int cols, float[] logits, int xOff, int ldx, int[] targets, int tOff,
+                      double[] nll, int nllOff);
 }

@@ -1,6 +1,7 @@
 package io.sparkprune.jobs.cli;
 
 import io.sparkprune.calibration.bench.SolverBench;
+import io.sparkprune.pipeline.bench.ForwardBench;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 
@@ -10,7 +11,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Run a benchmark and print its table.",
-        subcommands = {BenchCommand.Solver.class})
+        subcommands = {BenchCommand.Solver.class, BenchCommand.Forward.class})
 final class BenchCommand implements Runnable {
 
     @picocli.CommandLine.Spec
@@ -18,7 +19,7 @@ final class BenchCommand implements Runnable {
 
     @Override
     public void run() {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing benchmark: solver");
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing benchmark: solver or forward");
     }
 
     /** The pruning step on the CPU backend: inverse factor + SparseGPT solve per shape and pattern. */
@@ -33,6 +34,22 @@ final class BenchCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             SolverBench.main(args);
+            return ExitCodes.OK;
+        }
+    }
+
+    /** Forward-pass throughput on the CPU backend: the default MiniLM and a random ~110M-parameter Llama. */
+    @Command(name = "forward", mixinStandardHelpOptions = true,
+            description = "CPU forward-pass throughput (tokens/s): all-MiniLM-L6-v2 on 32 x 128 Europarl tokens and a random "
+                    + "110M-parameter Llama on 2 x 512 tokens. Options are ForwardBench's: [--models minilm,llama] "
+                    + "[--seconds S] [--threads N] [--plain]")
+    static final class Forward implements Callable<Integer> {
+        @picocli.CommandLine.Unmatched
+        String[] args = new String[0];
+
+        @Override
+        public Integer call() throws Exception {
+            ForwardBench.main(args);
             return ExitCodes.OK;
         }
     }

@@ -688,4 +688,76 @@ public final class CpuBackend implements Backend {
         }
         job.rowLoss()[job.lossOffset() + r] += loss;
     }
+
+    // =====================================================================================
+    // Forward-pass kernels (model forward passes): implemented in CpuForward, see Backend.
+    // =====================================================================================
+
+    private final CpuForward forward = new CpuForward(this);
+
+    /** @return the microkernels this backend uses (for {@link CpuForward}) */
+    Microkernels microkernels() {
+        return mk;
+    }
+
+    @Override
+    public void rmsNorm(int rows, int cols, float eps, float[] x, int xOff, int ldx, float[] w, int wOff,
+                        float[] y, int yOff, int ldy) {
+        forward.rmsNorm(rows, cols, eps, x, xOff, ldx, w, wOff, y, yOff, ldy);
+    }
+
+    @Override
+    public void layerNorm(int rows, int cols, float eps, float[] x, int xOff, int ldx, float[] gamma, int gOff,
+                          float[] beta, int bOff, float[] y, int yOff, int ldy) {
+        forward.layerNorm(rows, cols, eps, x, xOff, ldx, gamma, gOff, beta, bOff, y, yOff, ldy);
+    }
+
+    @Override
+    public void rope(int rows, int heads, int headDim, float[] x, int xOff, int ldx, int[] positions, int posOff,
+                     float[] cos, float[] sin, int tableRows) {
+        forward.rope(rows, heads, headDim, x, xOff, ldx, positions, posOff, cos, sin, tableRows);
+    }
+
+    @Override
+    public void attention(io.sparkprune.kernels.AttentionJob job) {
+        forward.attention(job);
+    }
+
+    @Override
+    public void siluMul(int rows, int cols, float[] g, int gOff, int ldg, float[] u, int uOff, int ldu,
+                        float[] y, int yOff, int ldy) {
+        forward.siluMul(rows, cols, g, gOff, ldg, u, uOff, ldu, y, yOff, ldy);
+    }
+
+    @Override
+    public void gelu(int rows, int cols, float[] x, int xOff, int ldx) {
+        forward.gelu(rows, cols, x, xOff, ldx);
+    }
+
+    @Override
+    public void embedding(int rows, int cols, int[] ids, int idOff, float[] table, int tOff, int tableRows,
+                          float[] y, int yOff, int ldy, boolean accumulate) {
+        forward.embedding(rows, cols, ids, idOff, table, tOff, tableRows, y, yOff, ldy, accumulate);
+    }
+
+    @Override
+    public void addRowVector(int rows, int cols, float[] v, int vOff, float[] y, int yOff, int ldy) {
+        forward.addRowVector(rows, cols, v, vOff, y, yOff, ldy);
+    }
+
+    @Override
+    public void add(int rows, int cols, float[] x, int xOff, int ldx, float[] y, int yOff, int ldy) {
+        forward.add(rows, cols, x, xOff, ldx, y, yOff, ldy);
+    }
+
+    @Override
+    public void logSoftmax(int rows, int cols, float[] x, int xOff, int ldx) {
+        forward.logSoftmax(rows, cols, x, xOff, ldx);
+    }
+
+    @Override
+    public void crossEntropy(int rows, int cols, float[] logits, int xOff, int ldx, int[] targets, int tOff,
+                             double[] nll, int nllOff) {
+        forward.crossEntropy(rows, cols, logits, xOff, ldx, targets, tOff, nll, nllOff);
+    }
 }

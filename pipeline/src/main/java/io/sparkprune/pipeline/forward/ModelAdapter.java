@@ -1,0 +1,121 @@
+package io.sparkprune.pipeline.forward;
+
+import io.sparkprune.kernels.Backend;
+import io.sparkprune.pipeline.model.BertConfig;
+import io.sparkprune.pipeline.model.LlamaConfig;
+import io.sparkprune.pipeline.model.ModelConfig;
+import java.util.List;
+
+/**
+ * What a layer-sequential pruning driver needs to know about one architecture family
+ * ({@link io.sparkprune.pipeline.model.ModelFamily}): the tensor names of its blocks, its target
+ * linears and their calibration groups, the embedding, and a forward pass of one block with the
+ * weights passed in. One implementation per family; the driver and the Spark job are written once
+ * against this interface.
+ *
+ * <p>Naming: block parameters are named relative to {@link #layerPrefix(int)} (the full name is
+ * {@code layerPrefix(layer) + spec.name()}); global parameters (embeddings, final norm, LM head)
+ * have full names. Implementations are immutable and thread-safe.
+ */
+public sealed interface ModelAdapter permits LlamaAdapter, BertAdapter {
+
+    /**
+     * @param config a parsed config
+     * @return the adapter of its family
+     * @throws io.sparkprune.pipeline.model.ModelConfigException when the config uses a feature the
+     *     forward pass does not implement
+     */
+    static ModelAdapter of(ModelConfig config) {
+        if (config instanceof LlamaConfig l) {
+            return new LlamaAdapter(l);
+        }
+        return new BertAdapter((BertConfig) config);
+    }
+
+    /** @return the model's config */
+    ModelConfig config();
+
+    /** @return number of transformer blocks */
+    default int numLayers() {
+        return config().numHiddenLayers();
+    }
+
+    /** @return width of the residual stream */
+    default int hiddenSize() {
+        return config().hiddenSize();
+    }
+
+    /**
+     * @param layer block index
+     * @return the prefix of the block's parameter names, e.g. {@code "model.layers.3."}
+     */
+    String layerPrefix(int layer);
+
+    /** @return every parameter of one block (names relative to the layer prefix), with shapes */
+    List<ParameterSpec> blockParameters();
+
+    /**
+     * @param source the checkpoint's tensors (some global parameters are optional, e.g. a tied LM head)
+     * @return the global parameters the forward pass needs, full names
+     */
+    List<ParameterSpec> globalParameters(TensorSource source);
+
+    /** @return the pruning targets of one block, in execution order */
+    List<LinearSpec> targets();
+
+    /** @return the targets grouped by shared input, in execution order */
+    List<CalibrationGroup> calibrationGroups();
+
+    /**
+     * @param source tensors
+     * @param layer block index
+     * @return the block's weights, widened to fp32
+     * @throws ModelWeightsException when a tensor is missing or misshapen
+     */
+    default Weights loadBlock(TensorSource source, int layer) {
+        checkLayer(layer);
+        return Weights.load(source, layerPrefix(layer), blockParameters());
+    }
+
+    /**
+     * @param source tensors
+     * @return the global weights, widened to fp32
+     * @throws ModelWeightsException when a tensor is missing or misshapen
+     */
+    default Weights loadGlobal(TensorSource source) {
+        return Weights.load(source, "", globalParameters(source));
+    }
+
+    /**
+     * The input of block 0.
+     *
+     * @param backend kernels
+     * @param global global weights ({@link #loadGlobal})
+     * @param tokens the batch
+     * @return {@code tokens × hidden} hidden states
+     * @throws ModelInputException for an id outside the vocabulary or a sequence the model cannot take
+     */
+    HiddenStates embed(Backend backend, Weights global, TokenBatch tokens);
+
+    /**
+     * Runs one transformer block. The input is not modified.
+     *
+     * @param backend kernels
+     * @param layer block index (for the observer and messages)
+     * @param weights the block's weights (dense, or pruned: any values of the right shapes)
+     * @param input {@code tokens × hidden} block input
+     * @param observer sees the input of every calibration group; {@link LinearObserver#NONE} for none
+     * @return {@code tokens × hidden} block output, same layout
+     */
+    HiddenStates block(Backend backend, int layer, Weights weights, HiddenStates input, LinearObserver observer);
+
+    /**
+     * @param layer block index
+     * @throws IllegalArgumentException when outside {@code [0, numLayers())}
+     */
+    default void checkLayer(int layer) {
+        if (layer < 0 || layer >= numLayers()) {
+            throw new IllegalArgumentException("layer " + layer + " outside [0, " + numLayers() + ")");
+        }
+    }
+}

@@ -1,0 +1,204 @@
+package io.sparkprune.pipeline.forward;
+
+import io.sparkprune.kernels.Backend;
+import io.sparkprune.pipeline.model.ModelConfig;
+import io.sparkprune.pipeline.model.ModelConfigs;
+import io.sparkprune.pipeline.onnx.ImportedModel;
+import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+
+/**
+ * A model ready to run: its {@link ModelAdapter}, the tensors it reads its weights from and a
+ * {@link Backend}. Global weights (embeddings, final norm, head) are loaded at construction; block
+ * weights on first use and kept ({@link #blockWeights(int)}), so a whole-model forward holds all
+ * weights in fp32 (4 bytes per parameter). The layer-sequential driver instead loads one block at a
+ * time through the adapter.
+ *
+ * <p>Thread-safe; the backend is borrowed (not closed) unless the model was opened with an owned
+ * checkpoint, which {@link #close()} closes.
+ */
+public final class TransformerModel implements AutoCloseable {
+    private final ModelAdapter adapter;
+    private final TensorSource source;
+    private final Backend backend;
+    private final Weights global;
+    private final AtomicReferenceArray<Weights> blocks;
+    private final AutoCloseable owned;
+
+    private TransformerModel(ModelAdapter adapter, TensorSource source, Backend backend, AutoCloseable owned) {
+        this.adapter = adapter;
+        this.source = source;
+        this.backend = backend;
+        this.global = adapter.loadGlobal(source);
+        this.blocks = new AtomicReferenceArray<>(adapter.numLayers());
+        this.owned = owned;
+    }
+
+    /**
+     * @param config the model's config
+     * @param source its tensors (for BERT, names with a {@code bert.} prefix are found too)
+     * @param backend kernels (borrowed)
+     * @return the model, global weights loaded
+     * @throws ModelWeightsException when a global tensor is missing or misshapen
+     * @throws io.sparkprune.pipeline.model.ModelConfigException for an unsupported config feature
+     */
+    public static TransformerModel of(ModelConfig config, TensorSource source, Backend backend) {
+        return new TransformerModel(ModelAdapter.of(config), prefixed(config, source), backend, null);
+    }
+
+    /**
+     * Opens a Hugging Face checkpoint directory ({@code config.json} plus safetensors).
+     *
+     * @param dir the directory
+     * @param backend kernels (borrowed)
+     * @return the model; close it to close the checkpoint
+     * @throws io.sparkprune.pipeline.model.ModelConfigException for a missing or invalid config
+     * @throws io.sparkprune.pipeline.safetensors.SafetensorsFormatException for unreadable weights
+     * @throws ModelWeightsException when a global tensor is missing or misshapen
+     */
+    public static TransformerModel open(Path dir, Backend backend) {
+        ModelConfig config = ModelConfigs.read(dir);
+        ShardedCheckpoint ckpt = ShardedCheckpoint.open(dir);
+        try {
+            return new TransformerModel(ModelAdapter.of(config), prefixed(config, TensorSource.of(ckpt)), backend, ckpt);
+        } catch (RuntimeException e) {
+            ckpt.close();
+            throw e;
+        }
+    }
+
+    /**
+     * A BERT-family model imported from ONNX ({@link io.sparkprune.pipeline.onnx.OnnxImporter}).
+     *
+     * @param model the import
+     * @param backend kernels (borrowed)
+     * @return the model
+     */
+    public static TransformerModel fromOnnx(ImportedModel model, Backend backend) {
+        ModelConfig config = ModelConfigs.parse(model.configJson().getBytes(StandardCharsets.UTF_8), model.source());
+        return of(config, TensorSource.of(model.tensors(), model.source()), backend);
+    }
+
+    private static TensorSource prefixed(ModelConfig config, TensorSource source) {
+        Objects.requireNonNull(source, "source");
+        if (config instanceof io.sparkprune.pipeline.model.BertConfig && !source.contains(BertAdapter.WORD)
+                && source.contains("bert." + BertAdapter.WORD)) {
+            return TensorSource.withPrefix(source, "bert.");
+        }
+        return source;
+    }
+
+    /** @return the architecture adapter */
+    public ModelAdapter adapter() {
+        return adapter;
+    }
+
+    /** @return the model's config */
+    public ModelConfig config() {
+        return adapter.config();
+    }
+
+    /** @return the tensors the weights come from */
+    public TensorSource source() {
+        return source;
+    }
+
+    /** @return the kernels */
+    public Backend backend() {
+        return backend;
+    }
+
+    /** @return embeddings, final norm and head, fp32 */
+    public Weights globalWeights() {
+        return global;
+    }
+
+    /**
+     * @param layer block index
+     * @return the block's dense weights (loaded on first use, then cached)
+     * @throws ModelWeightsException when a tensor is missing or misshapen
+     */
+    public Weights blockWeights(int layer) {
+        adapter.checkLayer(layer);
+        Weights w = blocks.get(layer);
+        if (w == null) {
+            w = adapter.loadBlock(source, layer);
+            if (!blocks.compareAndSet(layer, null, w)) {
+                w = blocks.get(layer);
+            }
+        }
+        return w;
+    }
+
+    /**
+     * @param tokens a batch
+     * @return the input of block 0, {@code tokens × hidden}
+     * @throws ModelInputException for ids the model cannot take
+     */
+    public HiddenStates embed(TokenBatch tokens) {
+        return adapter.embed(backend, global, tokens);
+    }
+
+    /**
+     * Embedding and every block: BERT's {@code last_hidden_state}; for the Llama family the hidden
+     * states before the final norm.
+     *
+     * @param tokens a batch
+     * @return {@code tokens × hidden}
+     * @throws ModelInputException for ids the model cannot take
+     */
+    public HiddenStates encode(TokenBatch tokens) {
+        HiddenStates h = embed(tokens);
+        for (int l = 0; l < adapter.numLayers(); l++) {
+            h = adapter.block(backend, l, blockWeights(l), h, LinearObserver.NONE);
+        }
+        return h;
+    }
+
+    /**
+     * Causal-LM logits (Llama family).
+     *
+     * @param tokens a batch
+     * @return {@code tokens × vocab} logits, row-major; for a batch of B sequences of length L this
+     *     is {@code [B, L, vocab]}
+     * @throws UnsupportedOperationException for an encoder
+     */
+    public float[] logits(TokenBatch tokens) {
+        if (!(adapter instanceof LlamaAdapter l)) {
+            throw new UnsupportedOperationException(config().modelType() + " is an encoder; it has no LM head");
+        }
+        return l.logits(backend, global, encode(tokens));
+    }
+
+    /**
+     * Sentence embeddings (BERT family).
+     *
+     * @param tokens a batch, one sentence per sequence
+     * @param pooling how token vectors are pooled
+     * @param normalize L2-normalise each embedding
+     * @return {@code sequences × hidden}
+     */
+    public float[] sentenceEmbeddings(TokenBatch tokens, Pooling pooling, boolean normalize) {
+        return pooling.apply(encode(tokens), normalize);
+    }
+
+    /** Closes an owned checkpoint; the backend is not closed. */
+    @Override
+    public void close() {
+        if (owned != null) {
+            try {
+                owned.close();
+            } catch (Exception e) {
+                throw new IllegalStateException("closing " + source.source(), e);
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "TransformerModel[" + config().modelType() + ", " + adapter.numLayers() + " layers, " + source.source() + "]";
+    }
+}
