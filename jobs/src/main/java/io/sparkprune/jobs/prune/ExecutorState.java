@@ -21,6 +21,7 @@ import java.util.Map;
 final class ExecutorState {
     private static final Map<String, ShardedCheckpoint> CHECKPOINTS = new HashMap<>();
     private static final Map<String, Weights> WEIGHTS = new HashMap<>();
+    private static final Map<String, io.sparkprune.pipeline.forward.TransformerModel> MODELS = new HashMap<>();
     private static Backend backend;
     private static int backendThreads;
 
@@ -80,5 +81,47 @@ final class ExecutorState {
             WEIGHTS.put(key, w);
         }
         return w;
+    }
+
+    /**
+     * A whole model for the quality check, cached per checkpoint (it loads each block once, on first use);
+     * at most two are kept (the dense and the pruned model).
+     *
+     * @param uri checkpoint directory
+     * @param conf Hadoop configuration
+     * @param config the model's config
+     * @param threads backend threads
+     * @return the model
+     */
+    static synchronized io.sparkprune.pipeline.forward.TransformerModel model(String uri, HadoopConf conf,
+            io.sparkprune.pipeline.model.ModelConfig config, int threads) {
+        io.sparkprune.pipeline.forward.TransformerModel m = MODELS.get(uri);
+        if (m == null) {
+            if (MODELS.size() >= 2) {
+                MODELS.clear();
+            }
+            m = io.sparkprune.pipeline.forward.TransformerModel.of(config, TensorSource.of(checkpoint(uri, conf)),
+                    backend(threads));
+            MODELS.put(uri, m);
+        }
+        return m;
+    }
+
+    /**
+     * Forgets every cached checkpoint, weight and model. Called when a job starts: in local mode
+     * the executors share the driver's JVM, and a new job may find files at the same paths
+     * rewritten. (Cluster executors are started per application, so they begin empty.)
+     */
+    static synchronized void clear() {
+        for (ShardedCheckpoint c : CHECKPOINTS.values()) {
+            try {
+                c.close();
+            } catch (RuntimeException ignored) {
+                // a checkpoint that fails to close holds nothing we need
+            }
+        }
+        CHECKPOINTS.clear();
+        WEIGHTS.clear();
+        MODELS.clear();
     }
 }

@@ -150,6 +150,11 @@ public final class PruneJob {
         Outcome execute() throws IOException {
             Instant start = Instant.now();
             long t0 = System.nanoTime();
+            ExecutorState.clear();
+            if (!req.resume() && (fs.exists(new Path(out, "config.json")) || fs.exists(new Path(out, "report.json")))) {
+                throw new InvalidInputException(out + " already holds a pruned checkpoint; choose a new output directory "
+                        + "or remove it (--resume continues an unfinished run only)");
+            }
             String modelUri = ModelInput.resolve(req.model(), out, fs, req.resume());
             ShardedCheckpoint ck = ShardedCheckpoint.open(modelUri, hconf);
             byte[] configJson = ck.readSideFile("config.json", 16 << 20).orElseThrow(() -> new InvalidInputException(

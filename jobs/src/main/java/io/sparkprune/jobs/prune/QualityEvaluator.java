@@ -7,7 +7,6 @@ import io.sparkprune.pipeline.data.DocumentSources;
 import io.sparkprune.pipeline.defaults.DefaultAssets;
 import io.sparkprune.pipeline.forward.Perplexity;
 import io.sparkprune.pipeline.forward.Pooling;
-import io.sparkprune.pipeline.forward.TensorSource;
 import io.sparkprune.pipeline.forward.TokenBatch;
 import io.sparkprune.pipeline.forward.TransformerModel;
 import io.sparkprune.pipeline.model.ModelConfig;
@@ -177,8 +176,7 @@ final class QualityEvaluator {
     }
 
     private static TransformerModel model(JobContext ctx, String uri) {
-        return TransformerModel.of(ctx.adapter().config(), TensorSource.of(ExecutorState.checkpoint(uri, ctx.hadoop())),
-                ctx.backend());
+        return ExecutorState.model(uri, ctx.hadoop(), ctx.adapter().config(), ctx.threads());
     }
 
     private static <T> List<scala.Tuple2<Integer, T>> indexed(List<T> items) {
