@@ -1,0 +1,219 @@
+package io.sparkprune.pipeline.formats.sparse;
+
+import io.sparkprune.kernels.DType;
+import io.sparkprune.kernels.HostTensor;
+import io.sparkprune.pipeline.formats.DenseTensors;
+import io.sparkprune.pipeline.formats.FormatException;
+import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
+import io.sparkprune.pipeline.safetensors.TensorInfo;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Reads a {@code sparse} checkpoint (docs/formats.md, "sparse") back to dense tensors, bit for
+ * bit. Opening checks the manifest against the stored tensors (every component present with its
+ * dtype and shape, nothing unlisted); reading a tensor checks its indices, row pointers and mask
+ * (in range, increasing, zero padding bits). Any inconsistency is a {@link FormatException}; a
+ * truncated or malformed safetensors file is a
+ * {@link io.sparkprune.pipeline.safetensors.SafetensorsFormatException}.
+ */
+public final class SparseCheckpoint implements DenseTensors, AutoCloseable {
+
+    private final ShardedCheckpoint ckpt;
+    private final SparseManifest manifest;
+    private final Map<String, SparseManifest.Entry> entries = new LinkedHashMap<>();
+    private final Map<String, List<SparseManifest.Component>> components = new LinkedHashMap<>();
+
+    private SparseCheckpoint(ShardedCheckpoint ckpt, SparseManifest manifest) {
+        this.ckpt = ckpt;
+        this.manifest = manifest;
+    }
+
+    /**
+     * @param dirOrFile a sparse checkpoint directory or one of its safetensors files
+     * @return the open checkpoint
+     * @throws FormatException when it is not a sparse checkpoint or the manifest disagrees with the stored tensors
+     * @throws io.sparkprune.pipeline.safetensors.SafetensorsFormatException for a malformed safetensors file
+     */
+    public static SparseCheckpoint open(Path dirOrFile) {
+        ShardedCheckpoint ckpt = ShardedCheckpoint.open(dirOrFile);
+        boolean ok = false;
+        try {
+            SparseCheckpoint s = new SparseCheckpoint(ckpt, readManifest(ckpt).orElseThrow(() -> new FormatException(
+                    ckpt.source(), "no '" + SparseManifest.METADATA_KEY + "' manifest in __metadata__: this is not a "
+                    + "sparse checkpoint; use --from hf for a dense one")));
+            s.validate();
+            ok = true;
+            return s;
+        } finally {
+            if (!ok) {
+                ckpt.close();
+            }
+        }
+    }
+
+    /**
+     * @param ckpt an open checkpoint
+     * @return the manifest of its first file, when it has one
+     * @throws FormatException when the manifest is present but malformed
+     */
+    public static Optional<SparseManifest> readManifest(ShardedCheckpoint ckpt) {
+        if (ckpt.files().isEmpty()) {
+            return Optional.empty();
+        }
+        String file = ckpt.files().get(0);
+        String json = ckpt.shard(file).metadata().get(SparseManifest.METADATA_KEY);
+        return json == null ? Optional.empty() : Optional.of(SparseManifest.parse(json, ckpt.source() + "/" + file));
+    }
+
+    private void validate() {
+        Set<String> seen = new HashSet<>();
+        for (SparseManifest.Entry e : manifest.tensors()) {
+            if (entries.put(e.name(), e) != null) {
+                throw new FormatException(ckpt.source(), "manifest lists tensor '" + e.name() + "' twice; the file is "
+                        + "corrupt: re-create it");
+            }
+            long count = 0;
+            if (e.encoding() instanceof SparseEncoding.Bsr) {
+                count = stored(e.name() + ".col_indices").shape()[0];
+            } else if (e.encoding() instanceof SparseEncoding.Bitmask) {
+                count = stored(e.name() + ".values").shape()[0];
+            }
+            List<SparseManifest.Component> cs = SparseManifest.components(e, count);
+            for (SparseManifest.Component c : cs) {
+                TensorInfo info = stored(c.name());
+                if (info.dtype() != c.dtype() || !Arrays.equals(info.shape(), c.shape())) {
+                    throw new FormatException(ckpt.source() + ": '" + c.name() + "'", "stored as " + info.dtype() + " "
+                            + Arrays.toString(info.shape()) + " but the manifest entry of '" + e.name() + "' ("
+                            + e.encoding().spec() + ", " + e.dtype() + " " + Arrays.toString(e.shape()) + ") needs "
+                            + c.dtype() + " " + Arrays.toString(c.shape()) + "; the file is corrupt: re-create it");
+                }
+                seen.add(c.name());
+            }
+            components.put(e.name(), cs);
+        }
+        for (String n : ckpt.tensorNames()) {
+            if (!seen.contains(n)) {
+                throw new FormatException(ckpt.source() + ": '" + n + "'", "stored but not in the manifest; the file is "
+                        + "corrupt or was edited: re-create it");
+            }
+        }
+    }
+
+    private TensorInfo stored(String name) {
+        if (!ckpt.contains(name)) {
+            throw new FormatException(ckpt.source() + ": '" + name + "'", "missing: the manifest needs it; the "
+                    + "checkpoint is incomplete or corrupt: re-create it");
+        }
+        return ckpt.info(name);
+    }
+
+    /** @return the manifest */
+    public SparseManifest manifest() {
+        return manifest;
+    }
+
+    /**
+     * @param name original tensor name
+     * @return its encoding
+     */
+    public SparseEncoding encoding(String name) {
+        return entry(name).encoding();
+    }
+
+    /**
+     * @param name original tensor name
+     * @return bytes of its stored components
+     */
+    public long storedBytes(String name) {
+        entry(name);
+        return components.get(name).stream().mapToLong(SparseManifest.Component::bytes).sum();
+    }
+
+    /**
+     * @param name original tensor name
+     * @return bytes of the dense tensor
+     */
+    public long denseBytes(String name) {
+        return entry(name).denseBytes();
+    }
+
+    private SparseManifest.Entry entry(String name) {
+        SparseManifest.Entry e = entries.get(name);
+        if (e == null) {
+            throw new IllegalArgumentException(ckpt.source() + ": no tensor '" + name + "'");
+        }
+        return e;
+    }
+
+    @Override
+    public String source() {
+        return ckpt.source();
+    }
+
+    @Override
+    public List<String> names() {
+        return List.copyOf(entries.keySet());
+    }
+
+    @Override
+    public DType dtype(String name) {
+        return entry(name).dtype();
+    }
+
+    @Override
+    public long[] shape(String name) {
+        return entry(name).shape();
+    }
+
+    /**
+     * @param name original tensor name
+     * @return the dense tensor, bit-identical to what was written
+     * @throws FormatException when the stored components are inconsistent
+     */
+    @Override
+    public HostTensor read(String name) {
+        SparseManifest.Entry e = entry(name);
+        if (e.encoding() instanceof SparseEncoding.Dense) {
+            return ckpt.read(name);
+        }
+        if (e.denseBytes() > Integer.MAX_VALUE - 8) {
+            throw new FormatException(source() + ": '" + name + "'", "over 2 GiB dense; reading it whole is not "
+                    + "supported");
+        }
+        String where = source() + ": '" + name + "'";
+        int el = e.dtype().byteSize();
+        List<SparseManifest.Component> cs = components.get(name);
+        byte[] d;
+        if (e.encoding() instanceof SparseEncoding.NofM nm) {
+            d = SparseCodecs.nmDecode(where, raw(cs.get(0)), raw(cs.get(1)), e.rows(), e.cols(), el, nm);
+        } else if (e.encoding() instanceof SparseEncoding.Bsr b) {
+            d = SparseCodecs.bsrDecode(where, raw(cs.get(0)), raw(cs.get(1)), raw(cs.get(2)), e.rows(), e.cols(), el, b);
+        } else {
+            d = SparseCodecs.bitmaskDecode(where, raw(cs.get(0)), raw(cs.get(1)), raw(cs.get(2)), e.rows(), e.cols(), el);
+        }
+        return new HostTensor(e.dtype(), e.shape(), ByteBuffer.wrap(d).order(ByteOrder.LITTLE_ENDIAN));
+    }
+
+    private byte[] raw(SparseManifest.Component c) {
+        return SparseWriter.bytes(ckpt.read(c.name()));
+    }
+
+    /** @return the original {@code __metadata__} recorded in the manifest */
+    public Map<String, String> originalMetadata() {
+        return manifest.metadata();
+    }
+
+    @Override
+    public void close() {
+        ckpt.close();
+    }
+}

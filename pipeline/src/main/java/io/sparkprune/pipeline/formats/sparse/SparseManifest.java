@@ -1,0 +1,229 @@
+package io.sparkprune.pipeline.formats.sparse;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.sparkprune.kernels.DType;
+import io.sparkprune.pipeline.formats.FormatException;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The manifest of a {@code sparse} checkpoint, stored as a JSON string under the
+ * {@code __metadata__} key {@value #METADATA_KEY} of every safetensors file of the checkpoint:
+ * <pre>
+ * {"format": "sparkprune-sparse", "version": 1,
+ *  "metadata": {original __metadata__ entries},
+ *  "tensors": [{"name": "...", "encoding": "dense"|"nm"|"bsr"|"bitmask", "dtype": "BF16",
+ *               "shape": [rows, cols], "n": 2, "m": 4 (nm only), "block": [br, bc] (bsr only)}, ...]}
+ * </pre>
+ * Tensors are listed in the original order.
+ *
+ * @param metadata the original checkpoint's {@code __metadata__}, restored on decompression
+ * @param tensors every original tensor, in order
+ */
+public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) {
+
+    /** {@code __metadata__} key holding the manifest JSON. */
+    public static final String METADATA_KEY = "sparkprune.sparse";
+    /** Value of the manifest's {@code format} and of the {@code __metadata__} key {@code format}. */
+    public static final String FORMAT = "sparkprune-sparse";
+    /** The version this code writes and reads. */
+    public static final int VERSION = 1;
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /**
+     * One original tensor.
+     *
+     * @param name original name
+     * @param encoding how it is stored
+     * @param dtype original (and value) dtype
+     * @param shape original shape
+     */
+    public record Entry(String name, SparseEncoding encoding, DType dtype, long[] shape) {
+        /** @return rows (shape[0]) of a 2-D tensor */
+        public int rows() {
+            return (int) shape[0];
+        }
+
+        /** @return cols (shape[1]) of a 2-D tensor */
+        public int cols() {
+            return (int) shape[1];
+        }
+
+        /** @return dense bytes */
+        public long denseBytes() {
+            long n = dtype.byteSize();
+            for (long s : shape) {
+                n *= s;
+            }
+            return n;
+        }
+    }
+
+    /**
+     * A stored safetensors tensor belonging to an entry.
+     *
+     * @param name stored name, e.g. {@code w.values}
+     * @param dtype stored dtype
+     * @param shape stored shape
+     */
+    public record Component(String name, DType dtype, long[] shape) {
+        /** @return bytes */
+        public long bytes() {
+            long n = dtype.byteSize();
+            for (long s : shape) {
+                n *= s;
+            }
+            return n;
+        }
+    }
+
+    /**
+     * The stored tensors of an entry (names, dtypes, shapes as docs/formats.md specifies).
+     *
+     * @param e the entry
+     * @param count stored tiles (bsr) or stored entries (bitmask); ignored otherwise
+     * @return the components in storage order
+     */
+    public static List<Component> components(Entry e, long count) {
+        String n = e.name();
+        SparseEncoding enc = e.encoding();
+        if (enc instanceof SparseEncoding.NofM nm) {
+            long rows = e.shape()[0];
+            long cols = e.shape()[1];
+            return List.of(new Component(n + ".values", e.dtype(), new long[] {rows, cols / nm.m() * nm.n()}),
+                    new Component(n + ".indices", DType.U8, new long[] {rows, SparseCodecs.nmIndexRowBytes(cols, nm)}));
+        }
+        if (enc instanceof SparseEncoding.Bsr b) {
+            return List.of(new Component(n + ".values", e.dtype(), new long[] {count, b.rows(), b.cols()}),
+                    new Component(n + ".col_indices", DType.I32, new long[] {count}),
+                    new Component(n + ".row_ptr", DType.I64, new long[] {e.shape()[0] / b.rows() + 1}));
+        }
+        if (enc instanceof SparseEncoding.Bitmask) {
+            return List.of(new Component(n + ".mask", DType.U8,
+                            new long[] {e.shape()[0], SparseCodecs.maskRowBytes(e.shape()[1])}),
+                    new Component(n + ".values", e.dtype(), new long[] {count}),
+                    new Component(n + ".row_ptr", DType.I64, new long[] {e.shape()[0] + 1}));
+        }
+        return List.of(new Component(n, e.dtype(), e.shape()));
+    }
+
+    /** @return the manifest JSON */
+    public String toJson() {
+        ObjectNode root = JSON.createObjectNode();
+        root.put("format", FORMAT);
+        root.put("version", VERSION);
+        ObjectNode md = root.putObject("metadata");
+        metadata.forEach(md::put);
+        ArrayNode ts = root.putArray("tensors");
+        for (Entry e : tensors) {
+            ObjectNode t = ts.addObject();
+            t.put("name", e.name());
+            t.put("encoding", e.encoding().kind());
+            t.put("dtype", e.dtype().safetensorsName());
+            ArrayNode s = t.putArray("shape");
+            for (long d : e.shape()) {
+                s.add(d);
+            }
+            if (e.encoding() instanceof SparseEncoding.NofM nm) {
+                t.put("n", nm.n());
+                t.put("m", nm.m());
+            } else if (e.encoding() instanceof SparseEncoding.Bsr b) {
+                t.putArray("block").add(b.rows()).add(b.cols());
+            }
+        }
+        return root.toString();
+    }
+
+    /**
+     * @param json the manifest text
+     * @param where file label for messages
+     * @return the manifest
+     * @throws FormatException for malformed JSON, another format or version, or a bad entry
+     */
+    public static SparseManifest parse(String json, String where) {
+        JsonNode root;
+        try {
+            root = JSON.readTree(json);
+        } catch (IOException e) {
+            throw new FormatException(where, "__metadata__ '" + METADATA_KEY + "' is not valid JSON ("
+                    + e.getMessage() + "); the file is corrupt: re-create it with sparkprune convert --to sparse", e);
+        }
+        if (root == null || !root.isObject() || !FORMAT.equals(root.path("format").asText())) {
+            throw new FormatException(where, "__metadata__ '" + METADATA_KEY + "' is not a " + FORMAT + " manifest");
+        }
+        if (root.path("version").asInt(-1) != VERSION) {
+            throw new FormatException(where, "sparse format version " + root.path("version")
+                    + " is not supported (this build reads version " + VERSION + "); use a matching sparkprune");
+        }
+        Map<String, String> md = new LinkedHashMap<>();
+        root.path("metadata").fields().forEachRemaining(f -> md.put(f.getKey(), f.getValue().asText()));
+        JsonNode ts = root.path("tensors");
+        if (!ts.isArray()) {
+            throw new FormatException(where, "manifest has no 'tensors' array; the file is corrupt: re-create it");
+        }
+        List<Entry> out = new ArrayList<>();
+        for (int i = 0; i < ts.size(); i++) {
+            out.add(entry(ts.get(i), where + ": manifest tensors[" + i + "]"));
+        }
+        return new SparseManifest(md, out);
+    }
+
+    private static Entry entry(JsonNode t, String at) {
+        String name = t.path("name").asText("");
+        if (name.isEmpty()) {
+            throw new FormatException(at, "missing 'name'; the file is corrupt: re-create it");
+        }
+        String where = at + " ('" + name + "')";
+        DType dtype = DType.fromSafetensorsName(t.path("dtype").asText(""))
+                .orElseThrow(() -> new FormatException(where, "unknown dtype '" + t.path("dtype").asText("")
+                        + "'; expected one of " + DType.supportedNames()));
+        JsonNode s = t.path("shape");
+        if (!s.isArray()) {
+            throw new FormatException(where, "missing 'shape'; the file is corrupt: re-create it");
+        }
+        long[] shape = new long[s.size()];
+        for (int k = 0; k < shape.length; k++) {
+            if (!s.get(k).canConvertToLong() || s.get(k).asLong() < 0) {
+                throw new FormatException(where, "bad shape " + s + "; the file is corrupt: re-create it");
+            }
+            shape[k] = s.get(k).asLong();
+        }
+        String kind = t.path("encoding").asText("");
+        SparseEncoding enc;
+        try {
+            enc = switch (kind) {
+                case "dense" -> new SparseEncoding.Dense();
+                case "nm" -> new SparseEncoding.NofM(t.path("n").asInt(), t.path("m").asInt());
+                case "bsr" -> new SparseEncoding.Bsr(t.path("block").path(0).asInt(), t.path("block").path(1).asInt());
+                case "bitmask" -> new SparseEncoding.Bitmask();
+                default -> throw new FormatException(where, "unknown encoding '" + kind
+                        + "'; expected dense, nm, bsr or bitmask");
+            };
+        } catch (FormatException e) {
+            throw e;
+        } catch (io.sparkprune.kernels.InvalidInputException e) {
+            throw new FormatException(where, e.getMessage(), e);
+        }
+        if (!(enc instanceof SparseEncoding.Dense)) {
+            if (shape.length != 2 || !dtype.isFloatingPoint() || shape[0] > Integer.MAX_VALUE
+                    || shape[1] > Integer.MAX_VALUE) {
+                throw new FormatException(where, enc.kind() + " needs a 2-D floating-point tensor, got " + dtype + " "
+                        + Arrays.toString(shape) + "; the file is corrupt: re-create it");
+            }
+            if (enc instanceof SparseEncoding.NofM nm && shape[1] % nm.m() != 0
+                    || enc instanceof SparseEncoding.Bsr b && (shape[0] % b.rows() != 0 || shape[1] % b.cols() != 0)) {
+                throw new FormatException(where, enc.spec() + " does not tile shape " + Arrays.toString(shape)
+                        + "; the file is corrupt: re-create it");
+            }
+        }
+        return new Entry(name, enc, dtype, shape);
+    }
+}

@@ -1,0 +1,273 @@
+package io.sparkprune.pipeline.formats.sparse;
+
+import io.sparkprune.kernels.DType;
+import io.sparkprune.kernels.HostTensor;
+import io.sparkprune.pipeline.formats.AtomicDirectory;
+import io.sparkprune.pipeline.formats.DenseTensors;
+import io.sparkprune.pipeline.formats.FormatException;
+import io.sparkprune.pipeline.formats.SideFiles;
+import io.sparkprune.pipeline.recipe.TensorSelector;
+import io.sparkprune.pipeline.safetensors.ShardedCheckpointWriter;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Writes a {@code sparse} checkpoint directory (docs/formats.md, "sparse"): the side files byte
+ * for byte, and the tensors in safetensors files ({@code model.safetensors}, or shards plus an
+ * index) whose {@code __metadata__} holds the {@link SparseManifest}.
+ *
+ * <p>Which tensors are compressed: 2-D floating-point tensors selected by the options' targets.
+ * With a forced encoding every target is stored with it — an N:M target that is not N:M is refused
+ * with {@link io.sparkprune.pipeline.formats.PatternViolationException}, never silently pruned;
+ * a shape the encoding does not tile is a {@link FormatException}. Without one, each target gets
+ * the encoding with the fewest bytes among 2:4, 4:8 (when the data conforms), BSR with square
+ * tiles 64, 32, 16, 8, 4 (when they tile the shape) and bitmask, or stays dense when none saves
+ * bytes. Every other tensor is stored dense under its own name.
+ *
+ * <p>Two passes: the first reads each tensor to choose its encoding and count stored tiles or
+ * entries (the safetensors header needs every size first), the second encodes and writes it. One
+ * tensor is held in memory at a time. All-or-nothing ({@link AtomicDirectory}).
+ */
+public final class SparseWriter {
+
+    /** Square BSR tiles tried by automatic detection, largest first. */
+    static final int[] AUTO_TILES = {64, 32, 16, 8, 4};
+
+    private SparseWriter() {
+    }
+
+    /**
+     * @param targets which tensors may be compressed (2-D floating-point ones only)
+     * @param encoding the encoding forced on every target, or empty for automatic detection
+     * @param maxShardBytes largest safetensors file before sharding
+     */
+    public record Options(TensorSelector targets, Optional<SparseEncoding> encoding, long maxShardBytes) {
+        /** @throws NullPointerException for a null argument */
+        public Options {
+            Objects.requireNonNull(targets, "targets");
+            Objects.requireNonNull(encoding, "encoding");
+        }
+
+        /** @return every 2-D tensor of a numbered block except embeddings and the LM head, automatic encoding, 5 GB shards */
+        public static Options defaults() {
+            return new Options(TensorSelector.defaults(), Optional.empty(), 5_000_000_000L);
+        }
+    }
+
+    /**
+     * What was written for one tensor.
+     *
+     * @param name original name
+     * @param encoding how it is stored
+     * @param denseBytes bytes of the dense tensor
+     * @param storedBytes bytes of its stored components
+     */
+    public record TensorReport(String name, SparseEncoding encoding, long denseBytes, long storedBytes) {
+    }
+
+    private record Plan(SparseManifest.Entry entry, long count) {
+    }
+
+    /**
+     * @param src the dense tensors, in the order to keep
+     * @param sideFiles config.json and tokenizer files, copied byte for byte
+     * @param metadata the source's {@code __metadata__}, kept in the manifest and restored on decompression
+     * @param options targets, encoding, shard size
+     * @param target output directory; must not exist
+     * @return per tensor: encoding and bytes
+     * @throws io.sparkprune.pipeline.formats.PatternViolationException when a target is not N:M under a forced N:M
+     * @throws FormatException when a forced encoding does not tile a target's shape, or stored names collide
+     * @throws io.sparkprune.kernels.InvalidInputException when the target exists or the source is malformed
+     * @throws java.io.UncheckedIOException on I/O failure (nothing is left behind)
+     */
+    public static List<TensorReport> write(DenseTensors src, Map<String, byte[]> sideFiles, Map<String, String> metadata,
+                                           Options options, Path target) {
+        List<Plan> plans = new ArrayList<>();
+        for (String name : src.names()) {
+            plans.add(plan(src, name, options));
+        }
+        List<SparseManifest.Entry> entries = plans.stream().map(Plan::entry).toList();
+        SparseManifest manifest = new SparseManifest(new LinkedHashMap<>(metadata), entries);
+        Set<String> stored = new HashSet<>();
+        List<TensorReport> reports = new ArrayList<>();
+        for (Plan p : plans) {
+            long bytes = 0;
+            for (SparseManifest.Component c : SparseManifest.components(p.entry(), p.count())) {
+                if (!stored.add(c.name())) {
+                    throw new FormatException(src.source(), "stored tensor name '" + c.name() + "' (of '"
+                            + p.entry().name() + "') collides with another tensor; rename the tensor or store it dense");
+                }
+                bytes += c.bytes();
+            }
+            reports.add(new TensorReport(p.entry().name(), p.entry().encoding(), p.entry().denseBytes(), bytes));
+        }
+        Map<String, String> md = new LinkedHashMap<>();
+        md.put("format", SparseManifest.FORMAT);
+        md.put(SparseManifest.METADATA_KEY, manifest.toJson());
+        AtomicDirectory.write(target, tmp -> {
+            SideFiles.write(tmp, sideFiles);
+            try (ShardedCheckpointWriter w = ShardedCheckpointWriter.create(tmp, options.maxShardBytes())) {
+                boolean ok = false;
+                try {
+                    for (Plan p : plans) {
+                        for (SparseManifest.Component c : SparseManifest.components(p.entry(), p.count())) {
+                            w.declare(c.name(), c.dtype(), c.shape());
+                        }
+                    }
+                    w.metadata(md);
+                    w.planShards();
+                    for (Plan p : plans) {
+                        writeTensor(w, src, p);
+                    }
+                    ok = true;
+                } finally {
+                    if (!ok) {
+                        w.abort();
+                    }
+                }
+            }
+        });
+        return reports;
+    }
+
+    private static Plan plan(DenseTensors src, String name, Options options) {
+        DType dtype = src.dtype(name);
+        long[] shape = src.shape(name);
+        SparseEncoding dense = new SparseEncoding.Dense();
+        if (shape.length != 2 || !dtype.isFloatingPoint() || !options.targets().isTarget(name)
+                || options.encoding().map(e -> e instanceof SparseEncoding.Dense).orElse(false)) {
+            return new Plan(new SparseManifest.Entry(name, dense, dtype, shape), 0);
+        }
+        if (shape[0] * shape[1] * dtype.byteSize() > Integer.MAX_VALUE - 8) {
+            throw new FormatException(src.source(), "tensor '" + name + "' " + Arrays.toString(shape) + " is over 2 GiB; "
+                    + "the sparse writer holds one tensor in memory and cannot take it: leave it out of the targets");
+        }
+        int rows = (int) shape[0];
+        int cols = (int) shape[1];
+        int e = dtype.byteSize();
+        byte[] d = bytes(src.read(name));
+        if (options.encoding().isPresent()) {
+            SparseEncoding enc = options.encoding().get();
+            String where = src.source() + ": '" + name + "'";
+            if (enc instanceof SparseEncoding.NofM nm) {
+                if (cols % nm.m() != 0) {
+                    throw new FormatException(where, nm.spec() + " needs in_features divisible by " + nm.m() + ", got "
+                            + cols + "; leave this tensor out of the targets (--ignore) or use --pattern unstructured");
+                }
+                SparseCodecs.nmCheck(name, d, rows, cols, e, nm);
+                return new Plan(new SparseManifest.Entry(name, nm, dtype, shape), 0);
+            }
+            if (enc instanceof SparseEncoding.Bsr b) {
+                if (rows % b.rows() != 0 || cols % b.cols() != 0) {
+                    throw new FormatException(where, b.spec() + " tiles do not tile shape " + Arrays.toString(shape)
+                            + "; choose a tile whose sides divide it, or leave this tensor out of the targets");
+                }
+                return new Plan(new SparseManifest.Entry(name, b, dtype, shape), SparseCodecs.bsrCount(d, rows, cols, e, b));
+            }
+            return new Plan(new SparseManifest.Entry(name, enc, dtype, shape), SparseCodecs.bitmaskCount(d, rows, cols, e));
+        }
+        return detect(name, dtype, shape, d);
+    }
+
+    /** Chooses the encoding with the fewest bytes (dense when nothing saves bytes). */
+    private static Plan detect(String name, DType dtype, long[] shape, byte[] d) {
+        int rows = (int) shape[0];
+        int cols = (int) shape[1];
+        int e = dtype.byteSize();
+        long nnz = SparseCodecs.bitmaskCount(d, rows, cols, e);
+        long denseBytes = (long) rows * cols * e;
+        Plan best = new Plan(new SparseManifest.Entry(name, new SparseEncoding.Dense(), dtype, shape), 0);
+        long bestBytes = denseBytes;
+        if (nnz == (long) rows * cols) {
+            return best;
+        }
+        for (SparseEncoding.NofM nm : List.of(new SparseEncoding.NofM(2, 4), new SparseEncoding.NofM(4, 8))) {
+            if (cols % nm.m() != 0 || !nmConforms(d, rows, cols, e, nm)) {
+                continue;
+            }
+            long bytes = (long) rows * (cols / nm.m() * nm.n()) * e + rows * SparseCodecs.nmIndexRowBytes(cols, nm);
+            if (bytes < bestBytes) {
+                bestBytes = bytes;
+                best = new Plan(new SparseManifest.Entry(name, nm, dtype, shape), 0);
+            }
+        }
+        for (int t : AUTO_TILES) {
+            if (rows % t != 0 || cols % t != 0) {
+                continue;
+            }
+            SparseEncoding.Bsr b = new SparseEncoding.Bsr(t, t);
+            long nnzb = SparseCodecs.bsrCount(d, rows, cols, e, b);
+            long bytes = nnzb * t * t * e + 4 * nnzb + 8L * (rows / t + 1);
+            if (bytes < bestBytes) {
+                bestBytes = bytes;
+                best = new Plan(new SparseManifest.Entry(name, b, dtype, shape), nnzb);
+            }
+        }
+        long bytes = rows * SparseCodecs.maskRowBytes(cols) + nnz * e + 8L * (rows + 1);
+        if (bytes < bestBytes) {
+            best = new Plan(new SparseManifest.Entry(name, new SparseEncoding.Bitmask(), dtype, shape), nnz);
+        }
+        return best;
+    }
+
+    private static boolean nmConforms(byte[] d, int rows, int cols, int e, SparseEncoding.NofM nm) {
+        for (int r = 0; r < rows; r++) {
+            for (int g = 0; g < cols / nm.m(); g++) {
+                int count = 0;
+                for (int j = 0; j < nm.m(); j++) {
+                    if (SparseCodecs.stored(d, r * cols + g * nm.m() + j, e)) {
+                        count++;
+                    }
+                }
+                if (count > nm.n()) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    private static void writeTensor(ShardedCheckpointWriter w, DenseTensors src, Plan p) {
+        SparseManifest.Entry en = p.entry();
+        HostTensor t = src.read(en.name());
+        List<SparseManifest.Component> comps = SparseManifest.components(en, p.count());
+        if (en.encoding() instanceof SparseEncoding.Dense) {
+            w.write(en.name(), t);
+            return;
+        }
+        byte[] d = bytes(t);
+        int e = en.dtype().byteSize();
+        byte[][] parts;
+        if (en.encoding() instanceof SparseEncoding.NofM nm) {
+            parts = SparseCodecs.nmEncode(en.name(), d, en.rows(), en.cols(), e, nm);
+        } else if (en.encoding() instanceof SparseEncoding.Bsr b) {
+            parts = SparseCodecs.bsrEncode(d, en.rows(), en.cols(), e, b);
+        } else {
+            parts = SparseCodecs.bitmaskEncode(d, en.rows(), en.cols(), e);
+        }
+        for (int k = 0; k < comps.size(); k++) {
+            if (parts[k].length != comps.get(k).bytes()) {
+                // the source changed between the two passes
+                throw new FormatException(src.source() + ": '" + en.name() + "'", "changed while being written ("
+                        + comps.get(k).name() + " has " + parts[k].length + " bytes, planned " + comps.get(k).bytes()
+                        + "); do not modify the input during conversion");
+            }
+            w.write(comps.get(k).name(), ByteBuffer.wrap(parts[k]));
+        }
+    }
+
+    static byte[] bytes(HostTensor t) {
+        byte[] b = new byte[(int) t.byteLength()];
+        t.data().duplicate().get(b);
+        return b;
+    }
+}

@@ -1,0 +1,8 @@
+/**
+ * SparkPrune's {@code sparse} checkpoint format: per 2-D tensor, N:M kept values plus packed
+ * in-group indices, BSR tiles, or a bitmask plus values, in safetensors containers with a manifest
+ * in {@code __metadata__}; other tensors dense. {@link io.sparkprune.pipeline.formats.sparse.SparseWriter}
+ * writes it, {@link io.sparkprune.pipeline.formats.sparse.SparseCheckpoint} reads it back to dense
+ * bit for bit. The byte layout is specified in {@code docs/formats.md} ("sparse").
+ */
+package io.sparkprune.pipeline.formats.sparse;
