@@ -29,9 +29,9 @@ import java.util.Set;
  * With a forced encoding every target is stored with it — an N:M target that is not N:M is refused
  * with {@link io.sparkprune.pipeline.formats.PatternViolationException}, never silently pruned;
  * a shape the encoding does not tile is a {@link FormatException}. Without one, each target gets
- * the encoding with the fewest bytes among 2:4, 4:8 (when the data conforms), BSR with square
- * tiles 64, 32, 16, 8, 4 (when they tile the shape) and bitmask, or stays dense when none saves
- * bytes. Every other tensor is stored dense under its own name.
+ * 2:4, else 4:8, when the data conforms (the structure hardware can use, even where a bitmask
+ * would be a little smaller); otherwise the encoding with the fewest bytes among BSR with square
+ * tiles 64, 32, 16, 8, 4 (when they tile the shape) and bitmask; or dense when none saves bytes. Every other tensor is stored dense under its own name.
  *
  * <p>Two passes: the first reads each tensor to choose its encoding and count stored tiles or
  * entries (the safetensors header needs every size first), the second encodes and writes it. One
@@ -195,9 +195,8 @@ public final class SparseWriter {
                 continue;
             }
             long bytes = (long) rows * (cols / nm.m() * nm.n()) * e + rows * SparseCodecs.nmIndexRowBytes(cols, nm);
-            if (bytes < bestBytes) {
-                bestBytes = bytes;
-                best = new Plan(new SparseManifest.Entry(name, nm, dtype, shape), 0);
+            if (bytes < denseBytes) {
+                return new Plan(new SparseManifest.Entry(name, nm, dtype, shape), 0); // structure first
             }
         }
         for (int t : AUTO_TILES) {
