@@ -1,67 +1,177 @@
 package io.sparkprune.jobs.cli;
 
 import io.sparkprune.kernels.InvalidInputException;
+import io.sparkprune.pipeline.formats.CheckpointFormat;
+import io.sparkprune.pipeline.formats.DenseHfWriter;
+import io.sparkprune.pipeline.formats.DenseTensors;
+import io.sparkprune.pipeline.formats.FormatException;
+import io.sparkprune.pipeline.formats.SideFiles;
+import io.sparkprune.pipeline.formats.compressed.CompressedTensorsCheckpoint;
+import io.sparkprune.pipeline.formats.sparse.SparseCheckpoint;
+import io.sparkprune.pipeline.formats.sparse.SparseEncoding;
+import io.sparkprune.pipeline.formats.sparse.SparseWriter;
 import io.sparkprune.pipeline.hf.HfDirectoryWriter;
 import io.sparkprune.pipeline.onnx.ImportedModel;
 import io.sparkprune.pipeline.onnx.OnnxImporter;
+import io.sparkprune.pipeline.recipe.TensorSelector;
+import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
-/** {@code sparkprune convert}: checkpoint format conversion (today: BERT-family ONNX → Hugging Face). */
+/**
+ * {@code sparkprune convert}: checkpoint format conversion. Sources: hf, sparse, onnx (BERT family),
+ * compressed-tensors (dequantized); targets: hf (dense) and sparse. Output is all-or-nothing.
+ */
 @Command(name = "convert", mixinStandardHelpOptions = true,
-        description = "Convert a checkpoint between formats. Supported today: --from onnx --to hf "
-                + "(BERT-family ONNX export to a Hugging Face directory with config.json, model.safetensors, tokenizer.json).")
+        description = "Convert a checkpoint between formats: --from hf|sparse|onnx|compressed-tensors --to hf|sparse. "
+                + "--to sparse compresses the targets (2-D weights of the numbered blocks by default) with the pattern "
+                + "found in the data (2:4, then 4:8, else the smaller of block and unstructured) or the one given with "
+                + "--pattern; compressed-tensors inputs are dequantized. The output directory must not exist.")
 final class ConvertCommand implements Callable<Integer> {
 
-    /** Source formats. */
-    enum From { onnx }
-
-    /** Target formats. */
-    enum To { hf }
+    /** Source format names. */
+    static final List<String> FROM = List.of("hf", "sparse", "onnx", "compressed-tensors");
+    /** Target format names. */
+    static final List<String> TO = List.of("hf", "sparse");
 
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--from", required = true, description = "Input format: ${COMPLETION-CANDIDATES}.")
-    From from;
+    @Option(names = "--from", required = true, description = "Input format: hf, sparse, onnx, compressed-tensors.")
+    String from;
 
-    @Option(names = "--to", defaultValue = "hf", description = "Output format: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
-    To to;
+    @Option(names = "--to", defaultValue = "hf", description = "Output format: hf or sparse (default: ${DEFAULT-VALUE}).")
+    String to;
 
-    @Parameters(index = "0", paramLabel = "<input>", description = "The input model file (e.g. model.onnx).")
+    @Parameters(index = "0", paramLabel = "<input>", description = "The input checkpoint directory or model file (e.g. model.onnx).")
     Path input;
 
     @Parameters(index = "1", paramLabel = "<output>", description = "The output directory; must not exist.")
     Path output;
 
     @Option(names = "--tokenizer", paramLabel = "<tokenizer.json>",
-            description = "tokenizer.json to copy into the output (default: found next to the ONNX file, if any).")
+            description = "onnx only: tokenizer.json to copy into the output (default: found next to the ONNX file, if any).")
     Path tokenizer;
+
+    @Option(names = "--pattern", paramLabel = "<pattern>",
+            description = "sparse only: store every target with this pattern (2:4, 4:8, block:RxC, unstructured, dense) "
+                    + "instead of detecting it; a target that is not N:M under an N:M pattern is refused.")
+    String pattern;
+
+    @Option(names = "--targets", paramLabel = "<name|re:regex>", split = ",",
+            description = "sparse only: tensors to compress (default: weights of numbered blocks, re:.*layers?\\\\.\\\\d+\\\\..+\\\\.weight$).")
+    List<String> targets;
+
+    @Option(names = "--ignore", paramLabel = "<name|re:regex>", split = ",",
+            description = "sparse only: tensors never compressed (default: re:.*lm_head.*, re:.*embed.*).")
+    List<String> ignore;
 
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
-        ImportedModel model = OnnxImporter.importModel(input);
-        Optional<Path> tok = tokenizer != null ? Optional.of(tokenizer) : OnnxImporter.findTokenizer(input);
-        writeHf(model, tok.map(ConvertCommand::readTokenizer), output);
-        out.printf("converted %s (%d tensors) to %s%n", input, model.tensors().size(), output);
-        if (tok.isEmpty()) {
-            out.println("note: no tokenizer.json found next to the ONNX file; pass --tokenizer to include one");
+        String f = from.toLowerCase(Locale.ROOT);
+        String t = to.toLowerCase(Locale.ROOT);
+        if (!FROM.contains(f)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--from must be one of " + FROM + ", got '" + from + "'");
         }
+        if (!TO.contains(t)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--to must be one of " + TO + ", got '" + to
+                    + "' (compressed-tensors is a source only: it is written by quantized prune runs)");
+        }
+        if (f.equals("onnx")) {
+            ImportedModel model = OnnxImporter.importModel(input);
+            Optional<Path> tok = tokenizer != null ? Optional.of(tokenizer) : OnnxImporter.findTokenizer(input);
+            Map<String, byte[]> side = new LinkedHashMap<>();
+            side.put("config.json", model.configJson().getBytes(StandardCharsets.UTF_8));
+            tok.ifPresent(p -> side.put("tokenizer.json", readTokenizer(p)));
+            if (t.equals("hf")) {
+                writeHf(model, tok.map(ConvertCommand::readTokenizer), output);
+            } else {
+                writeSparse(DenseTensors.of(model.tensors(), input.toString()), side, Map.of("format", "pt"), out);
+            }
+            out.printf("converted %s (%d tensors) to %s (%s)%n", input, model.tensors().size(), output, t);
+            if (tok.isEmpty()) {
+                out.println("note: no tokenizer.json found next to the ONNX file; pass --tokenizer to include one");
+            }
+            out.flush();
+            return ExitCodes.OK;
+        }
+        CheckpointFormat actual = CheckpointFormat.detect(input);
+        if (!actual.cliName().equals(f)) {
+            throw new FormatException(input.toString(), "is a " + actual.cliName() + " checkpoint, not " + f
+                    + "; pass --from " + actual.cliName());
+        }
+        Map<String, byte[]> side = SideFiles.read(input);
+        switch (actual) {
+            case SPARSE -> {
+                try (SparseCheckpoint s = SparseCheckpoint.open(input)) {
+                    emit(s, side, s.originalMetadata(), t, out);
+                }
+            }
+            case COMPRESSED_TENSORS -> {
+                try (CompressedTensorsCheckpoint c = CompressedTensorsCheckpoint.open(input)) {
+                    Map<String, byte[]> s2 = new LinkedHashMap<>(side);
+                    s2.put("config.json", DecompressCommand.withoutQuantizationConfig(side.get("config.json"),
+                            input + "/config.json"));
+                    emit(c, s2, Map.of("format", "pt"), t, out);
+                }
+            }
+            default -> {
+                try (ShardedCheckpoint c = ShardedCheckpoint.open(input)) {
+                    Map<String, String> md = c.files().isEmpty() ? Map.of() : c.shard(c.files().get(0)).metadata();
+                    emit(DenseTensors.of(c), side, md, t, out);
+                }
+            }
+        }
+        out.printf("converted %s (%s) to %s (%s)%n", input, f, output, t);
         out.flush();
         return ExitCodes.OK;
+    }
+
+    private void emit(DenseTensors src, Map<String, byte[]> side, Map<String, String> md, String t, PrintWriter out) {
+        if (t.equals("hf")) {
+            DenseHfWriter.write(src, side, md, HfDirectoryWriter.DEFAULT_MAX_SHARD_BYTES, output);
+        } else {
+            writeSparse(src, side, md, out);
+        }
+    }
+
+    private void writeSparse(DenseTensors src, Map<String, byte[]> side, Map<String, String> md, PrintWriter out) {
+        TensorSelector sel = TensorSelector.of(targets == null ? TensorSelector.DEFAULT_TARGETS : targets,
+                ignore == null ? TensorSelector.DEFAULT_IGNORE : ignore, "command line", "");
+        Optional<SparseEncoding> enc = pattern == null ? Optional.empty() : Optional.of(SparseEncoding.parse(pattern));
+        List<SparseWriter.TensorReport> rep = SparseWriter.write(src, side, md,
+                new SparseWriter.Options(sel, enc, HfDirectoryWriter.DEFAULT_MAX_SHARD_BYTES), output);
+        long dense = 0;
+        long stored = 0;
+        List<String> kinds = new ArrayList<>();
+        for (SparseWriter.TensorReport r : rep) {
+            dense += r.denseBytes();
+            stored += r.storedBytes();
+            if (!(r.encoding() instanceof SparseEncoding.Dense) && !kinds.contains(r.encoding().spec())) {
+                kinds.add(r.encoding().spec());
+            }
+        }
+        out.printf(Locale.ROOT, "sparse: %d of %d tensors compressed (%s); %,d bytes stored for %,d dense (%.4f)%n",
+                rep.stream().filter(r -> !(r.encoding() instanceof SparseEncoding.Dense)).count(), rep.size(),
+                kinds.isEmpty() ? "none" : String.join(", ", kinds), stored, dense, dense == 0 ? 1.0 : (double) stored / dense);
     }
 
     static byte[] readTokenizer(Path p) {

@@ -56,7 +56,13 @@ public final class Decompressor {
         return f;
     }
 
-    static byte[] withoutQuantizationConfig(byte[] config, String where) {
+    /**
+     * @param config config.json bytes
+     * @param where label for messages
+     * @return config.json without {@code quantization_config}; its nested {@code sparsity_config}, if any, at the top level
+     * @throws FormatException when the config is not a JSON object
+     */
+    public static byte[] withoutQuantizationConfig(byte[] config, String where) {
         ObjectNode root = SparsityConfigBlock.parseObject(config, where);
         JsonNode qc = root.remove("quantization_config");
         if (qc != null && qc.path(SparsityConfigBlock.KEY).isObject() && !qc.path(SparsityConfigBlock.KEY).isEmpty()) {
