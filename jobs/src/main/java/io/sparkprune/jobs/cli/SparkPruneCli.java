@@ -14,7 +14,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "sparkprune", mixinStandardHelpOptions = true, versionProvider = SparkPruneCli.Version.class,
         description = "Prune and quantize transformer checkpoints with SparseGPT on Apache Spark.",
-        subcommands = {InspectCommand.class, ConvertCommand.class, QuickstartCommand.class, BenchCommand.class,
+        subcommands = {PruneCommand.class, InspectCommand.class, ConvertCommand.class, QuickstartCommand.class, BenchCommand.class,
                 CommandLine.HelpCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:success", "1:a bug in SparkPrune (stack trace printed)", "2:bad command line",
@@ -36,6 +36,7 @@ public final class SparkPruneCli implements Runnable {
      */
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new SparkPruneCli());
+        PruneCommand.addRecipeFlags(cl.getSubcommands().get("prune").getCommandSpec());
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             PrintWriter err = commandLine.getErr();
             if (ex instanceof InvalidInputException) {

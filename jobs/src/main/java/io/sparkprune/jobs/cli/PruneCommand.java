@@ -1,0 +1,131 @@
+package io.sparkprune.jobs.cli;
+
+import io.sparkprune.jobs.prune.PruneJob;
+import io.sparkprune.pipeline.recipe.Recipe;
+import io.sparkprune.pipeline.recipe.RecipeKeys;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import org.apache.spark.sql.SparkSession;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code sparkprune prune}: the main job. Runs Spark in local mode by default ({@code --master}
+ * chooses another master; under {@code spark-submit} the submitted master is used).
+ *
+ * <p>Every recipe key that has a command-line flag ({@link RecipeKeys#CLI_FLAGS}: {@code --pattern},
+ * {@code --method}, {@code --samples}, ...) is added to this command from that table, so the flags
+ * and the recipe schema cannot drift apart; a flag overrides the recipe file's value.
+ */
+@Command(name = "prune", mixinStandardHelpOptions = true,
+        description = "Prune (and optionally quantize) a checkpoint with SparseGPT on Spark; writes a Hugging Face "
+                + "directory with exact zeros and report.json.")
+final class PruneCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "<model>", description = "Hugging Face checkpoint directory (local path or "
+            + "Hadoop URI), a BERT-family .onnx export, or 'default' (all-MiniLM-L6-v2 from Maven Central).")
+    String model;
+
+    @Option(names = {"-o", "--output"}, required = true, paramLabel = "<dir>",
+            description = "Output directory (local path or Hadoop URI).")
+    String output;
+
+    @Option(names = "--recipe", paramLabel = "<recipe.yaml>", description = "Recipe file (default: sparsegpt 2:4); "
+            + "see docs/recipes.md and conf/recipes/.")
+    Path recipe;
+
+    @Option(names = "--resume", description = "Continue a killed run from its first uncommitted layer.")
+    boolean resume;
+
+    @Option(names = "--master", paramLabel = "<url>", description = "Spark master (default: local[*], or what spark-submit set).")
+    String master;
+
+    @Option(names = "--conf", paramLabel = "<key=value>", description = "Spark or spark.sparkprune.* setting (repeatable).")
+    Map<String, String> sparkConf = new LinkedHashMap<>();
+
+    /**
+     * Adds one option per entry of {@link RecipeKeys#CLI_FLAGS} to the prune command.
+     *
+     * @param prune the command's spec
+     */
+    static void addRecipeFlags(CommandSpec prune) {
+        for (Map.Entry<String, String> e : RecipeKeys.CLI_FLAGS.entrySet()) {
+            prune.addOption(OptionSpec.builder(e.getKey()).paramLabel("<value>").type(String.class)
+                    .description("Overrides recipe key " + e.getValue() + ".").build());
+        }
+    }
+
+    @Override
+    public Integer call() {
+        Map<String, String> overrides = new LinkedHashMap<>();
+        for (Map.Entry<String, String> e : RecipeKeys.CLI_FLAGS.entrySet()) {
+            OptionSpec o = spec.findOption(e.getKey());
+            if (o != null && o.getValue() != null) {
+                overrides.put(e.getValue(), o.getValue());
+            }
+        }
+        Recipe r = (recipe == null ? Recipe.defaults() : Recipe.read(recipe));
+        if (!overrides.isEmpty()) {
+            r = r.withOverrides(overrides);
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        SparkSession spark = session(master, sparkConf);
+        try {
+            PruneJob.Outcome o = PruneJob.run(spark, new PruneJob.Request(model, output, r, resume));
+            out.println("pruned checkpoint: " + o.outputDir());
+            out.println("report: " + o.outputDir() + "/report.json");
+            out.println(QualitySummary.line(o.report()));
+            out.flush();
+        } finally {
+            spark.stop();
+        }
+        return ExitCodes.OK;
+    }
+
+    /** Builds the session: the given master, else spark-submit's, else local[*]. */
+    static SparkSession session(String master, Map<String, String> conf) {
+        SparkSession.Builder b = SparkSession.builder().appName("sparkprune prune");
+        if (master != null) {
+            b.master(master);
+        } else if (System.getProperty("spark.master") == null) {
+            b.master("local[*]");
+        }
+        conf.forEach(b::config);
+        return b.getOrCreate();
+    }
+
+    /** One line summarising report.json's quality section. */
+    static final class QualitySummary {
+        private QualitySummary() {
+        }
+
+        static String line(com.fasterxml.jackson.databind.node.ObjectNode report) {
+            var q = report.get("quality");
+            var s = report.get("summary");
+            String sparsity = String.format(Locale.ROOT, "target sparsity %.2f%%, patterns verified: %s",
+                    100 * s.get("target_sparsity").asDouble(), s.get("all_patterns_verified").asBoolean());
+            if (q.has("error")) {
+                return sparsity + "; quality check skipped: " + q.get("error").asText();
+            }
+            if (q.has("perplexity_dense")) {
+                return sparsity + String.format(Locale.ROOT, "; perplexity %.3f -> %.3f (%+.1f%%) on %d held-out windows",
+                        q.get("perplexity_dense").asDouble(), q.get("perplexity_pruned").asDouble(),
+                        100 * q.get("perplexity_increase").asDouble(), q.get("windows").asInt());
+            }
+            return sparsity + String.format(Locale.ROOT, "; embedding cosine mean %.4f (min %.4f), top-10 neighbour agreement %.3f on %d held-out sentences",
+                    q.get("mean_cosine").asDouble(), q.get("min_cosine").asDouble(),
+                    q.get("top10_neighbour_agreement").asDouble(), q.get("sentences").asInt());
+        }
+    }
+}

@@ -1,0 +1,316 @@
+package io.sparkprune.jobs.conf;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+
+import org.apache.spark.SparkConf;
+
+import scala.Tuple2;
+
+/**
+ * SparkPrune's Spark settings: the registry where every {@code spark.sparkprune.*} key is declared
+ * once ({@link ConfEntry}: type, default, checks, doc), and a typed, validated view of one job's
+ * settings. {@code docs/configuration.md} is generated from this registry by {@link ConfigDocs}.
+ *
+ * <p>Construct from a plain map (unit tests, the driver before a {@code SparkContext} exists) or
+ * with {@link #fromSparkConf(SparkConf)}. Construction validates every {@code spark.sparkprune.*}
+ * key present: an unknown key or an invalid value fails at once, so a typo does not surface hours
+ * into a job or get silently ignored. Keys outside the prefix are ignored. Immutable.
+ */
+public final class SparkPruneConf {
+
+    /** Prefix of every SparkPrune setting. */
+    public static final String PREFIX = "spark.sparkprune.";
+
+    private static final Map<String, ConfEntry<?>> REGISTRY = new LinkedHashMap<>();
+
+    /**
+     * Spark storage levels accepted for persisted activations ({@code NONE} excluded: unpersisted
+     * activations would be recomputed through every earlier layer).
+     */
+    public static final Set<String> STORAGE_LEVELS = Set.of("DISK_ONLY", "DISK_ONLY_2", "DISK_ONLY_3",
+            "MEMORY_ONLY", "MEMORY_ONLY_2", "MEMORY_ONLY_SER", "MEMORY_ONLY_SER_2", "MEMORY_AND_DISK",
+            "MEMORY_AND_DISK_2", "MEMORY_AND_DISK_SER", "MEMORY_AND_DISK_SER_2", "OFF_HEAP");
+
+    /** {@code spark.sparkprune.backend}. */
+    public static final ConfEntry<BackendChoice> BACKEND = conf("spark.sparkprune.backend")
+            .doc("Compute backend of the executors: auto uses CUDA where the task has a GPU and the CUDA backend is "
+                    + "available, else the pure-Java CPU backend; cpu always uses the CPU backend; cuda requires a GPU "
+                    + "and fails the task without one.")
+            .enumConf(BackendChoice.class)
+            .createWithDefault(BackendChoice.AUTO);
+
+    /** {@code spark.sparkprune.gpu.device}. */
+    public static final ConfEntry<Integer> GPU_DEVICE = conf("spark.sparkprune.gpu.device")
+            .doc("CUDA device ordinal used in local mode (local[N], where tasks get no gpu resource). On a cluster "
+                    + "(standalone, YARN, Kubernetes) the address of the task's gpu resource is used instead.")
+            .intConf()
+            .checkValue(v -> v >= 0, "Must be ≥ 0.")
+            .createWithDefault(0);
+
+    /** {@code spark.sparkprune.gpu.concurrentTasks}. */
+    public static final ConfEntry<Integer> GPU_CONCURRENT_TASKS = conf("spark.sparkprune.gpu.concurrentTasks")
+            .doc("Tasks of one executor that may use its GPU at the same time (permits of the executor's GPU "
+                    + "semaphore); the other tasks wait. Raise it when one task leaves the GPU idle.")
+            .intConf()
+            .checkValue(v -> v >= 1, "Must be ≥ 1.")
+            .createWithDefault(1);
+
+    /** {@code spark.sparkprune.rowShard.maxRows}. */
+    public static final ConfEntry<Integer> ROW_SHARD_MAX_ROWS = conf("spark.sparkprune.rowShard.maxRows")
+            .doc("Most output rows of a weight solved by one task (a row shard). Smaller shards spread a layer over "
+                    + "more tasks and need less executor memory (a shard of r rows x c inputs holds r*c fp32 values "
+                    + "plus the c x c inverse Hessian factor). Shard boundaries are aligned to the sparsity pattern "
+                    + "(multiples of a block pattern's tile height).")
+            .intConf()
+            .checkValue(v -> v >= 1, "Must be ≥ 1.")
+            .createWithDefault(1024);
+
+    /** {@code spark.sparkprune.calibration.partitions}. */
+    public static final ConfEntry<Integer> CALIBRATION_PARTITIONS = conf("spark.sparkprune.calibration.partitions")
+            .doc("Partitions of the calibration sequences (and of the activations that flow between layers). "
+                    + "0 means one per executor core (Spark's default parallelism).")
+            .intConf()
+            .checkValue(v -> v >= 0, "Must be ≥ 0.")
+            .createWithDefault(0);
+
+    /** {@code spark.sparkprune.staging.dir}. */
+    public static final ConfEntry<String> STAGING_DIR = conf("spark.sparkprune.staging.dir")
+            .doc("Directory (any Hadoop URI, visible to the driver and every executor) where tasks write pruned "
+                    + "row shards and where layers are committed before the output is assembled; --resume continues "
+                    + "from it. Unset means the _staging directory inside the output directory.")
+            .stringConf()
+            .checkValue(s -> !s.isBlank(), "Must not be empty.")
+            .createOptional("<output>/_staging");
+
+    /** {@code spark.sparkprune.commit.fsync}. */
+    public static final ConfEntry<Boolean> COMMIT_FSYNC = conf("spark.sparkprune.commit.fsync")
+            .doc("Force shard files and each layer's _COMMITTED marker to stable storage (fsync, or hsync on HDFS) "
+                    + "before they are renamed into place. false is faster on slow disks, but a machine crash may then "
+                    + "lose layers already reported as committed.")
+            .booleanConf()
+            .createWithDefault(true);
+
+    /** {@code spark.sparkprune.activations.storageLevel}. */
+    public static final ConfEntry<String> ACTIVATIONS_STORAGE_LEVEL = conf("spark.sparkprune.activations.storageLevel")
+            .doc("Spark storage level of the per-layer activations persisted on the executors between layers "
+                    + "(read case-insensitively). Serialized levels keep memory predictable; *_2 levels replicate "
+                    + "to survive a lost executor without recomputation.")
+            .stringConf()
+            .transform(s -> s.toUpperCase(Locale.ROOT))
+            .checkValues(STORAGE_LEVELS)
+            .createWithDefault("MEMORY_AND_DISK_SER");
+
+    /** {@code spark.sparkprune.threads}. */
+    public static final ConfEntry<Integer> THREADS = conf("spark.sparkprune.threads")
+            .doc("Threads of the CPU backend in one task. 0 means the executor's cores divided by spark.task.cpus "
+                    + "(at least 1), so concurrent tasks do not oversubscribe the cores.")
+            .intConf()
+            .checkValue(v -> v >= 0, "Must be ≥ 0.")
+            .createWithDefault(0);
+
+    private final Map<String, String> settings;
+
+    /**
+     * @param conf Spark settings (key → text); keys outside {@value #PREFIX} are ignored
+     * @throws SparkPruneConfException for an unknown {@value #PREFIX} key or an invalid value, naming
+     *     the key, the value and what is allowed
+     */
+    public SparkPruneConf(Map<String, String> conf) {
+        Objects.requireNonNull(conf, "conf");
+        Map<String, String> own = new TreeMap<>();
+        for (Map.Entry<String, String> e : conf.entrySet()) {
+            if (e.getKey().startsWith(PREFIX)) {
+                own.put(e.getKey(), Objects.requireNonNull(e.getValue(), () -> "value of " + e.getKey()));
+            }
+        }
+        for (Map.Entry<String, String> e : own.entrySet()) {
+            ConfEntry<?> entry = REGISTRY.get(e.getKey());
+            if (entry == null) {
+                throw unknownKey(e.getKey());
+            }
+            entry.parse(e.getValue());
+        }
+        this.settings = Collections.unmodifiableMap(own);
+    }
+
+    /**
+     * @param conf a Spark configuration (driver or executor side)
+     * @return its {@value #PREFIX} settings, validated
+     * @throws SparkPruneConfException as {@link #SparkPruneConf(Map)}
+     */
+    public static SparkPruneConf fromSparkConf(SparkConf conf) {
+        Map<String, String> m = new LinkedHashMap<>();
+        for (Tuple2<String, String> t : conf.getAll()) {
+            m.put(t._1(), t._2());
+        }
+        return new SparkPruneConf(m);
+    }
+
+    /** @return every declared setting, in declaration order */
+    public static List<ConfEntry<?>> entries() {
+        return List.copyOf(REGISTRY.values());
+    }
+
+    /**
+     * @param entry a declared setting
+     * @param <T> its value type
+     * @return its value in this configuration, or its default
+     * @throws IllegalStateException for a setting without a default value (use {@link #getOptional})
+     */
+    public <T> T get(ConfEntry<T> entry) {
+        return entry.get(settings);
+    }
+
+    /**
+     * @param entry a declared setting
+     * @param <T> its value type
+     * @return its value in this configuration, its default, or empty when it has neither
+     */
+    public <T> Optional<T> getOptional(ConfEntry<T> entry) {
+        return entry.getOptional(settings);
+    }
+
+    /** @return {@link #BACKEND} */
+    public BackendChoice backend() {
+        return get(BACKEND);
+    }
+
+    /** @return {@link #GPU_DEVICE}: the CUDA device ordinal in local mode, ≥ 0 */
+    public int gpuDevice() {
+        return get(GPU_DEVICE);
+    }
+
+    /** @return {@link #GPU_CONCURRENT_TASKS}: GPU permits per executor, ≥ 1 */
+    public int gpuConcurrentTasks() {
+        return get(GPU_CONCURRENT_TASKS);
+    }
+
+    /** @return {@link #ROW_SHARD_MAX_ROWS}: most output rows per row-shard task, ≥ 1 */
+    public int rowShardMaxRows() {
+        return get(ROW_SHARD_MAX_ROWS);
+    }
+
+    /** @return {@link #CALIBRATION_PARTITIONS}: partitions of the calibration data, 0 = one per executor core */
+    public int calibrationPartitions() {
+        return get(CALIBRATION_PARTITIONS);
+    }
+
+    /** @return {@link #STAGING_DIR} when set */
+    public Optional<String> stagingDir() {
+        return getOptional(STAGING_DIR);
+    }
+
+    /**
+     * @param outputDir the job's output directory (a Hadoop URI or path), without trailing slash
+     * @return {@link #STAGING_DIR} when set, else {@code <outputDir>/_staging}
+     */
+    public String stagingDir(String outputDir) {
+        return stagingDir().orElseGet(() -> (outputDir.endsWith("/") ? outputDir : outputDir + "/") + "_staging");
+    }
+
+    /** @return {@link #COMMIT_FSYNC} */
+    public boolean commitFsync() {
+        return get(COMMIT_FSYNC);
+    }
+
+    /** @return {@link #ACTIVATIONS_STORAGE_LEVEL}: an upper-case Spark storage level name from {@link #STORAGE_LEVELS} */
+    public String activationsStorageLevel() {
+        return get(ACTIVATIONS_STORAGE_LEVEL);
+    }
+
+    /** @return {@link #THREADS} as set: CPU backend threads per task, 0 = derived (see {@link #cpuThreads}) */
+    public int threads() {
+        return get(THREADS);
+    }
+
+    /**
+     * @param executorCores the executor's cores ({@code spark.executor.cores}, or the local machine's)
+     * @param taskCpus {@code spark.task.cpus}, ≥ 1
+     * @return {@link #THREADS} when positive, else {@code max(1, executorCores / taskCpus)}
+     */
+    public int cpuThreads(int executorCores, int taskCpus) {
+        int t = threads();
+        return t > 0 ? t : Math.max(1, executorCores / Math.max(1, taskCpus));
+    }
+
+    /**
+     * @return every declared key with its effective value as text (the default's text where unset),
+     *     in declaration order, for reports and logs
+     */
+    public Map<String, String> effectiveSettings() {
+        Map<String, String> out = new LinkedHashMap<>();
+        for (ConfEntry<?> e : REGISTRY.values()) {
+            out.put(e.key(), effectiveText(e));
+        }
+        return Collections.unmodifiableMap(out);
+    }
+
+    private <T> String effectiveText(ConfEntry<T> e) {
+        return e.getOptional(settings).map(e::format).orElse(e.defaultText());
+    }
+
+    /** @return the {@value #PREFIX} settings given explicitly, key → text */
+    public Map<String, String> explicitSettings() {
+        return settings;
+    }
+
+    private static SparkPruneConfException unknownKey(String key) {
+        List<String> known = new ArrayList<>(REGISTRY.keySet());
+        String hint = null;
+        int best = 4;
+        for (String k : known) {
+            int d = editDistance(key.toLowerCase(Locale.ROOT), k.toLowerCase(Locale.ROOT));
+            if (d < best) {
+                best = d;
+                hint = k;
+            }
+        }
+        return new SparkPruneConfException(key, key + " is not a SparkPrune setting" + (hint == null ? ""
+                : " (did you mean " + hint + "?)") + "; known settings: " + String.join(", ", known)
+                + " (see docs/configuration.md)");
+    }
+
+    private static int editDistance(String a, String b) {
+        int[] prev = new int[b.length() + 1];
+        int[] cur = new int[b.length() + 1];
+        for (int j = 0; j <= b.length(); j++) {
+            prev[j] = j;
+        }
+        for (int i = 1; i <= a.length(); i++) {
+            cur[0] = i;
+            for (int j = 1; j <= b.length(); j++) {
+                int sub = prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1);
+                cur[j] = Math.min(sub, Math.min(prev[j], cur[j - 1]) + 1);
+            }
+            int[] t = prev;
+            prev = cur;
+            cur = t;
+        }
+        return prev[b.length()];
+    }
+
+    private static ConfEntry.Builder conf(String key) {
+        if (!key.startsWith(PREFIX)) {
+            throw new IllegalStateException("SparkPrune settings start with " + PREFIX + ", got " + key);
+        }
+        return ConfEntry.conf(key, e -> {
+            if (REGISTRY.putIfAbsent(e.key(), e) != null) {
+                throw new IllegalStateException(e.key() + " is declared twice");
+            }
+        });
+    }
+
+    @Override
+    public String toString() {
+        return "SparkPruneConf" + settings;
+    }
+}

@@ -1,0 +1,155 @@
+package io.sparkprune.jobs.prune;
+
+import io.sparkprune.jobs.commit.ShardRecord;
+import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.DType;
+import io.sparkprune.kernels.HostTensor;
+import io.sparkprune.pipeline.forward.ModelAdapter;
+import io.sparkprune.pipeline.forward.ModelWeightsException;
+import io.sparkprune.pipeline.forward.TensorSource;
+import io.sparkprune.pipeline.forward.Weights;
+import io.sparkprune.pipeline.model.ModelConfigs;
+import io.sparkprune.pipeline.recipe.Recipe;
+import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.Serializable;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.Map;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+
+/**
+ * Everything a task needs, shipped once per stage: where the dense checkpoint is, its config.json
+ * (parsed again on the executor), the recipe, the Hadoop configuration and the CPU thread count.
+ * The heavy things (checkpoints, weights, backend) are opened on the executor through
+ * {@link ExecutorState}; nothing here is large.
+ *
+ * @param modelUri the dense checkpoint directory (local path or Hadoop URI)
+ * @param configJson its config.json bytes
+ * @param recipe the resolved recipe
+ * @param hadoop Hadoop configuration
+ * @param threads CPU threads per kernel call, ≤ 0 for all cores
+ */
+record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf hadoop, int threads)
+        implements Serializable {
+
+    /** @return the model's adapter (the config is re-parsed; cheap) */
+    ModelAdapter adapter() {
+        return ModelAdapter.of(ModelConfigs.parse(configJson, modelUri + "/config.json"));
+    }
+
+    /** @return this JVM's backend */
+    Backend backend() {
+        return ExecutorState.backend(threads);
+    }
+
+    /** @return the dense checkpoint, opened once per JVM */
+    ShardedCheckpoint checkpoint() {
+        return ExecutorState.checkpoint(modelUri, hadoop);
+    }
+
+    /** @return the dense checkpoint's tensors */
+    TensorSource denseSource() {
+        return TensorSource.of(checkpoint());
+    }
+
+    /**
+     * @param adapter the model's adapter
+     * @return its global weights, cached per JVM
+     */
+    Weights globalWeights(ModelAdapter adapter) {
+        return ExecutorState.globalWeights(modelUri, hadoop, adapter);
+    }
+
+    /**
+     * @param adapter the model's adapter
+     * @param layer block index
+     * @return the dense weights of a block, cached per JVM
+     */
+    Weights denseBlock(ModelAdapter adapter, int layer) {
+        return ExecutorState.blockWeights("block|dense|" + modelUri + "|" + layer, () -> adapter.loadBlock(denseSource(), layer));
+    }
+
+    /**
+     * The weights of a block with its pruned tensors read from the committed staging shards.
+     *
+     * @param adapter the model's adapter
+     * @param layer block index
+     * @param stagingDir the layer's staging directory
+     * @param shards the layer's committed shards by tensor, each list in shard order
+     * @return fp32 weights, pruned tensors as written (rounded to the checkpoint's dtype)
+     */
+    Weights prunedBlock(ModelAdapter adapter, int layer, String stagingDir, Map<String, List<ShardRecord>> shards) {
+        return ExecutorState.blockWeights("block|pruned|" + stagingDir + "|" + layer,
+                () -> adapter.loadBlock(stagedSource(stagingDir, shards), layer));
+    }
+
+    /**
+     * The dense tensors with the staged ones laid over them.
+     *
+     * @param stagingDir directory holding the shard files
+     * @param shards staged shards by tensor name
+     * @return a tensor source
+     */
+    TensorSource stagedSource(String stagingDir, Map<String, List<ShardRecord>> shards) {
+        TensorSource dense = denseSource();
+        return new TensorSource() {
+            @Override
+            public String source() {
+                return modelUri + " with pruned tensors from " + stagingDir;
+            }
+
+            @Override
+            public boolean contains(String name) {
+                return dense.contains(name);
+            }
+
+            @Override
+            public long[] shape(String name) {
+                return dense.shape(name);
+            }
+
+            @Override
+            public HostTensor read(String name) {
+                List<ShardRecord> list = shards.get(name);
+                if (list == null) {
+                    return dense.read(name);
+                }
+                DType dtype = checkpoint().info(name).dtype();
+                return readStaged(stagingDir, name, dtype, dense.shape(name), list);
+            }
+        };
+    }
+
+    private HostTensor readStaged(String stagingDir, String name, DType dtype, long[] shape, List<ShardRecord> list) {
+        long total = HostTensor.numel(shape) * dtype.byteSize();
+        if (total > Integer.MAX_VALUE - 8) {
+            throw new ModelWeightsException(name + ": " + total + " bytes is too large for one array");
+        }
+        ByteBuffer buf = ByteBuffer.allocate((int) total);
+        try {
+            Path dir = new Path(stagingDir);
+            FileSystem fs = dir.getFileSystem(hadoop.get());
+            for (ShardRecord r : list) {
+                try (InputStream in = fs.open(new Path(dir, r.file()))) {
+                    byte[] b = in.readAllBytes();
+                    if (b.length != r.bytes()) {
+                        throw new ModelWeightsException(name + ": staged shard " + r.file() + " has " + b.length
+                                + " bytes, its commit record says " + r.bytes() + "; delete the output and run again");
+                    }
+                    buf.put(b);
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read staged shards of " + name + " from " + stagingDir, e);
+        }
+        if (buf.position() != total) {
+            throw new ModelWeightsException(name + ": staged shards hold " + buf.position() + " bytes, expected " + total);
+        }
+        buf.flip();
+        return new HostTensor(dtype, shape, buf);
+    }
+}

@@ -1,0 +1,73 @@
+package io.sparkprune.jobs.prune;
+
+import io.sparkprune.calibration.sparsity.SparsityPattern;
+
+/** Verifies a pruned row shard against its pattern, independently of the solver that made it. */
+final class PatternCheck {
+    private PatternCheck() {
+    }
+
+    /**
+     * Counts pattern violations in a pruned shard.
+     * <ul>
+     *   <li>N:M: a group of M consecutive inputs of a row holding more than N non-zeros.</li>
+     *   <li>Block r × c: a tile that holds both a pruned entry (non-zero in the dense weights, zero
+     *       now) and a non-zero entry. Entries that were already zero, and the columns of dead
+     *       inputs (H_jj = 0, which SparseGPT zeroes before pruning), do not count as pruned, so a
+     *       kept tile may contain them.</li>
+     *   <li>Unstructured: no structure to violate; 0.</li>
+     * </ul>
+     *
+     * @param pattern the target pattern
+     * @param dense the shard before pruning, {@code rows × cols} row-major
+     * @param pruned the shard as written, same layout
+     * @param rows rows of the shard (a multiple of the tile height for block patterns)
+     * @param cols columns (a multiple of M, or of the tile width)
+     * @param deadColumns {@code cols} flags of dead inputs, or null when there are none
+     * @return number of violating groups or tiles
+     */
+    static long violations(SparsityPattern pattern, float[] dense, float[] pruned, int rows, int cols,
+                           boolean[] deadColumns) {
+        if (pattern instanceof SparsityPattern.NofM nm) {
+            long bad = 0;
+            for (int r = 0; r < rows; r++) {
+                for (int g = 0; g + nm.m() <= cols; g += nm.m()) {
+                    int nonZeros = 0;
+                    for (int j = 0; j < nm.m(); j++) {
+                        if (pruned[r * cols + g + j] != 0f) {
+                            nonZeros++;
+                        }
+                    }
+                    if (nonZeros > nm.n()) {
+                        bad++;
+                    }
+                }
+            }
+            return bad;
+        }
+        if (pattern instanceof SparsityPattern.Block b) {
+            long bad = 0;
+            for (int r0 = 0; r0 < rows; r0 += b.rows()) {
+                for (int c0 = 0; c0 < cols; c0 += b.cols()) {
+                    boolean prunedEntry = false;
+                    boolean nonZero = false;
+                    for (int r = r0; r < Math.min(rows, r0 + b.rows()); r++) {
+                        for (int c = c0; c < Math.min(cols, c0 + b.cols()); c++) {
+                            int i = r * cols + c;
+                            if (pruned[i] != 0f) {
+                                nonZero = true;
+                            } else if (dense[i] != 0f && (deadColumns == null || !deadColumns[c])) {
+                                prunedEntry = true;
+                            }
+                        }
+                    }
+                    if (prunedEntry && nonZero) {
+                        bad++;
+                    }
+                }
+            }
+            return bad;
+        }
+        return 0;
+    }
+}

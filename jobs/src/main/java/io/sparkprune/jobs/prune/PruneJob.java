@@ -1,0 +1,428 @@
+package io.sparkprune.jobs.prune;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.sparkprune.calibration.hessian.HessianAccumulator;
+import io.sparkprune.calibration.hessian.InverseFactor;
+import io.sparkprune.jobs.commit.CommitLog;
+import io.sparkprune.jobs.commit.LayerStaging;
+import io.sparkprune.jobs.commit.ShardRecord;
+import io.sparkprune.jobs.conf.SparkPruneConf;
+import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.InvalidInputException;
+import io.sparkprune.pipeline.forward.CalibrationGroup;
+import io.sparkprune.pipeline.forward.HiddenStates;
+import io.sparkprune.pipeline.forward.LinearObserver;
+import io.sparkprune.pipeline.forward.ModelAdapter;
+import io.sparkprune.pipeline.forward.TokenBatch;
+import io.sparkprune.pipeline.forward.Weights;
+import io.sparkprune.pipeline.model.ModelConfig;
+import io.sparkprune.pipeline.model.ModelConfigs;
+import io.sparkprune.pipeline.recipe.PipelineMode;
+import io.sparkprune.pipeline.recipe.PruneMethod;
+import io.sparkprune.pipeline.recipe.Recipe;
+import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
+import io.sparkprune.pipeline.safetensors.TensorInfo;
+import io.sparkprune.pipeline.tokenizer.HfTokenizer;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.api.java.JavaPairRDD;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.storage.StorageLevel;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import scala.Tuple2;
+
+/**
+ * The driver of {@code sparkprune prune}: layer-sequential SparseGPT on Spark (Frantar &amp;
+ * Alistarh 2023, arXiv 2301.00774, §3; the reference's {@code llama_sequential}), following the
+ * plan in docs/architecture.md. Per block ℓ:
+ * <ol>
+ *   <li><b>Hessians.</b> Each calibration partition runs block ℓ (dense weights, read by the
+ *       executor from the checkpoint) on its persisted activations with an observer that adds every
+ *       calibration group's input to a partial {@link HessianAccumulator}; partials are summed by
+ *       {@link HessianReduce} in a fixed order.</li>
+ *   <li><b>Inverse factors,</b> once per group on the driver ({@link InverseFactor}: dead inputs,
+ *       dampening retry), broadcast with the Hessians.</li>
+ *   <li><b>Solve.</b> One task per row shard of each target weight ({@link ShardSolver}): read the
+ *       rows by byte range, prune, write to the layer's staging directory.</li>
+ *   <li><b>Commit</b> the layer: shard records and metrics, then the {@code _COMMITTED} marker
+ *       ({@link CommitLog}).</li>
+ *   <li><b>Advance.</b> The activations of block ℓ+1 are block ℓ's outputs with the pruned weights
+ *       read back from staging (sequential mode) or with the dense weights (independent mode);
+ *       they stay persisted on the executors and are never collected.</li>
+ * </ol>
+ * Then the output checkpoint is assembled from the committed shards and the untouched tensors,
+ * the quality check runs on held-out data, and {@code report.json} is written.
+ *
+ * <p>The driver holds metadata, token ids, and one layer's Hessians and inverse factors; never
+ * the weights or the activations. {@code --resume} replays the forward pass over the committed
+ * layers (with their committed weights) and continues at the first uncommitted one; since every
+ * stage is deterministic, the output equals an uninterrupted run's.
+ */
+public final class PruneJob {
+    private static final Logger LOG = LoggerFactory.getLogger(PruneJob.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Token budget of one calibration batch. */
+    static final int TOKENS_PER_BATCH = 4096;
+
+    /**
+     * What to prune and where.
+     *
+     * @param model checkpoint directory (local path or Hadoop URI), an {@code .onnx} file, or {@code default}
+     * @param output output directory (local path or Hadoop URI)
+     * @param recipe the resolved recipe
+     * @param resume continue a killed run from its first uncommitted layer
+     */
+    public record Request(String model, String output, Recipe recipe, boolean resume) {
+    }
+
+    /**
+     * @param outputDir the output directory
+     * @param report the report that was written to {@code report.json}
+     */
+    public record Outcome(String outputDir, ObjectNode report) {
+    }
+
+    private PruneJob() {
+    }
+
+    /**
+     * Runs the job.
+     *
+     * @param spark the session (local or cluster)
+     * @param req what to prune
+     * @return where the output is, and the report
+     * @throws InvalidInputException on bad input (model, recipe, data, an existing output without --resume)
+     */
+    public static Outcome run(SparkSession spark, Request req) {
+        try {
+            return new Run(spark, req).execute();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** One execution; holds the driver-side state. */
+    private static final class Run {
+        private final SparkSession spark;
+        private final JavaSparkContext jsc;
+        private final Request req;
+        private final SparkPruneConf conf;
+        private final Configuration hconf;
+        private final HadoopConf hadoop;
+        private final Path out;
+        private final FileSystem fs;
+        private final Map<String, Double> stageSeconds = new LinkedHashMap<>();
+        private final StorageLevel storage;
+
+        Run(SparkSession spark, Request req) throws IOException {
+            this.spark = spark;
+            this.jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+            this.req = req;
+            this.conf = SparkPruneConf.fromSparkConf(jsc.getConf());
+            this.hconf = jsc.hadoopConfiguration();
+            this.hadoop = new HadoopConf(hconf);
+            this.out = new Path(req.output());
+            this.fs = out.getFileSystem(hconf);
+            this.storage = StorageLevel.fromString(conf.activationsStorageLevel());
+        }
+
+        Outcome execute() throws IOException {
+            Instant start = Instant.now();
+            long t0 = System.nanoTime();
+            String modelUri = ModelInput.resolve(req.model(), out, fs, req.resume());
+            ShardedCheckpoint ck = ShardedCheckpoint.open(modelUri, hconf);
+            byte[] configJson = ck.readSideFile("config.json", 16 << 20).orElseThrow(() -> new InvalidInputException(
+                    ck.sideFileLabel("config.json") + ": the checkpoint has no config.json; SparkPrune needs a Hugging Face "
+                            + "checkpoint directory (or an ONNX export, which it converts)"));
+            ModelConfig config = ModelConfigs.parse(configJson, ck.sideFileLabel("config.json"));
+            ModelAdapter adapter = ModelAdapter.of(config);
+            byte[] tokenizerJson = ck.readSideFile("tokenizer.json", 256L << 20).orElseThrow(() -> new InvalidInputException(
+                    ck.sideFileLabel("tokenizer.json") + ": the checkpoint has no tokenizer.json, which calibration needs; "
+                            + "add the model's tokenizer.json to the directory"));
+            Recipe recipe = req.recipe();
+            JobContext ctx = new JobContext(modelUri, configJson, recipe, hadoop, conf.threads());
+            LayerPlan plan = LayerPlan.of(adapter, ck, recipe, conf.rowShardMaxRows());
+            if (plan.targetCount() == 0) {
+                throw new InvalidInputException("no tensor of " + modelUri + " matches the recipe's targets "
+                        + recipe.prune().selector() + "; check prune.targets and prune.ignore");
+            }
+
+            List<int[]> sequences;
+            try (HfTokenizer tok = HfTokenizer.fromBytes(tokenizerJson, ck.sideFileLabel("tokenizer.json"))) {
+                sequences = CalibrationTokens.sample(recipe.calibration(), config, tok, hconf);
+            }
+            String dataFingerprint = CalibrationTokens.fingerprint(sequences);
+            String modelFingerprint = modelFingerprint(ck, configJson);
+            String fingerprint = sha256(modelFingerprint + "\n" + recipe.toYaml() + "\n" + dataFingerprint);
+            stageSeconds.put("prepare", seconds(t0));
+            LOG.info("model {} ({}, {} layers, {} target tensors); {} calibration sequences, {} tokens; recipe: {}",
+                    modelUri, config.modelType(), adapter.numLayers(), plan.targetCount(), sequences.size(),
+                    sequences.stream().mapToInt(s -> s.length).sum(), recipe.summary());
+
+            CommitLog log = CommitLog.open(fs, out, fingerprint, req.resume() ? CommitLog.Mode.RESUME : CommitLog.Mode.FRESH,
+                    CommitLog.Verify.SIZES);
+            int firstLayer = log.firstUncommittedLayer();
+            if (req.resume()) {
+                LOG.info("resuming at layer {} ({} layers committed)", firstLayer, firstLayer);
+            }
+
+            List<TokenBatch> batches = CalibrationTokens.pack(sequences, TOKENS_PER_BATCH);
+            int partitions = conf.calibrationPartitions() > 0 ? conf.calibrationPartitions() : Math.min(16, batches.size());
+            jsc.setJobGroup("calibration", "embed " + sequences.size() + " calibration sequences", false);
+            JavaRDD<HiddenStates> hidden = jsc.parallelize(batches, partitions).mapPartitions(it -> {
+                ModelAdapter a = ctx.adapter();
+                Backend be = ctx.backend();
+                Weights global = ctx.globalWeights(a);
+                List<HiddenStates> res = new ArrayList<>();
+                it.forEachRemaining(b -> res.add(a.embed(be, global, b)));
+                return res.iterator();
+            }, true).persist(storage);
+
+            SortedShards committed = new SortedShards();
+            for (int layer = 0; layer < firstLayer; layer++) {
+                long tl = System.nanoTime();
+                committed.put(layer, log);
+                hidden = advance(ctx, hidden, layer, log, committed.get(layer));
+                stageSeconds.merge("resume_replay", seconds(tl), Double::sum);
+            }
+            List<ObjectNode> tensorMetrics = new ArrayList<>();
+            for (int layer = 0; layer < firstLayer; layer++) {
+                tensorMetrics.addAll(readLayerMetrics(log, layer));
+            }
+            for (int layer = firstLayer; layer < adapter.numLayers(); layer++) {
+                long tl = System.nanoTime();
+                List<ObjectNode> metrics = pruneLayer(ctx, adapter, plan, hidden, layer, log);
+                committed.put(layer, log);
+                tensorMetrics.addAll(metrics);
+                hidden = advance(ctx, hidden, layer, log, committed.get(layer));
+                double secs = seconds(tl);
+                double meanErr = metrics.stream().mapToDouble(m -> m.get("relative_reconstruction_error").asDouble())
+                        .average().orElse(0);
+                LOG.info(String.format(Locale.ROOT, "layer %d/%d: %d tensors pruned in %.1f s, mean relative reconstruction error %.4f",
+                        layer + 1, adapter.numLayers(), metrics.size(), secs, meanErr));
+            }
+            hidden.unpersist(false);
+
+            long ta = System.nanoTime();
+            jsc.setJobGroup("assemble", "write the pruned checkpoint", false);
+            OutputAssembler.assemble(ck, log, fs, out);
+            stageSeconds.put("assemble", seconds(ta));
+
+            long te = System.nanoTime();
+            jsc.setJobGroup("evaluate", "quality check on held-out data", false);
+            ObjectNode quality = QualityEvaluator.evaluate(jsc, ctx, config, tokenizerJson, out.toString(), hconf);
+            stageSeconds.put("evaluate", seconds(te));
+
+            ObjectNode report = report(req, modelUri, config, recipe, sequences, dataFingerprint, modelFingerprint,
+                    tensorMetrics, quality, start, t0);
+            ReportWriter.write(fs, new Path(out, "report.json"), report);
+            log.deleteStaging();
+            ModelInput.cleanUp(out, fs);
+            ck.close();
+            return new Outcome(out.toString(), report);
+        }
+
+        private List<ObjectNode> pruneLayer(JobContext ctx, ModelAdapter adapter, LayerPlan plan, JavaRDD<HiddenStates> hidden,
+                                            int layer, CommitLog log) throws IOException {
+            List<SolveTask> tasks = plan.tasks(layer);
+            LayerStaging staging = log.stage(layer);
+            if (tasks.isEmpty()) {
+                log.commit(layer, List.of(), "[]".getBytes(StandardCharsets.UTF_8));
+                return List.of();
+            }
+            PruneMethod method = ctx.recipe().prune().method();
+            long th = System.nanoTime();
+            jsc.setJobGroup("layer-" + layer, "layer " + layer + ": Hessians of " + plan.groups(layer), false);
+            List<String> groupNames = plan.groups(layer);
+            JavaPairRDD<Integer, List<HessianAccumulator>> partials = hidden.mapPartitionsWithIndex((idx, it) -> {
+                ModelAdapter a = ctx.adapter();
+                Backend be = ctx.backend();
+                Weights dense = ctx.denseBlock(a, layer);
+                Map<String, HessianAccumulator> acc = new LinkedHashMap<>();
+                for (CalibrationGroup g : a.calibrationGroups()) {
+                    if (groupNames.contains(g.name())) {
+                        acc.put(g.name(), new HessianAccumulator(a.layerPrefix(layer) + g.name() + " input", g.inFeatures()));
+                    }
+                }
+                LinearObserver obs = (l, g, x, rows, cols) -> {
+                    HessianAccumulator h = acc.get(g.name());
+                    if (h != null) {
+                        h.add(be, x, 0, rows, cols);
+                    }
+                };
+                it.forEachRemaining(h -> a.block(be, layer, dense, h, obs));
+                return Collections.singletonList(new Tuple2<>(idx, (List<HessianAccumulator>) new ArrayList<>(acc.values())))
+                        .iterator();
+            }, true).mapToPair(t -> t);
+            List<HessianAccumulator> reduced = HessianReduce.reduce(partials);
+            stageSeconds.merge("hessians", seconds(th), Double::sum);
+
+            long tf = System.nanoTime();
+            Map<String, GroupStats> stats = new TreeMap<>();
+            Backend be = ctx.backend();
+            for (int i = 0; i < groupNames.size(); i++) {
+                HessianAccumulator h = reduced.get(i);
+                InverseFactor f = method == PruneMethod.SPARSEGPT
+                        ? InverseFactor.compute(be, h, ctx.recipe().prune().dampening()) : null;
+                stats.put(groupNames.get(i), new GroupStats(h, f));
+            }
+            stageSeconds.merge("inverse_factors", seconds(tf), Double::sum);
+
+            long ts = System.nanoTime();
+            Broadcast<Map<String, GroupStats>> bc = jsc.broadcast(stats);
+            jsc.setJobGroup("layer-" + layer, "layer " + layer + ": solve " + tasks.size() + " row shards", false);
+            List<Tuple2<ShardRecord, ShardMetrics>> solved = jsc.parallelize(tasks, tasks.size())
+                    .map(t -> ShardSolver.solve(ctx, staging, bc.value(), t)).collect();
+            bc.destroy();
+            stageSeconds.merge("solve", seconds(ts), Double::sum);
+
+            List<ShardRecord> records = new ArrayList<>();
+            List<ShardMetrics> shardMetrics = new ArrayList<>();
+            for (Tuple2<ShardRecord, ShardMetrics> t : solved) {
+                records.add(t._1);
+                shardMetrics.add(t._2);
+            }
+            List<ObjectNode> metrics = LayerMetrics.summarise(layer, plan, stats, shardMetrics, ctx.recipe());
+            ArrayNode arr = JSON.createArrayNode();
+            metrics.forEach(arr::add);
+            log.commit(layer, records, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(arr));
+            return metrics;
+        }
+
+        private JavaRDD<HiddenStates> advance(JobContext ctx, JavaRDD<HiddenStates> hidden, int layer, CommitLog log,
+                                              Map<String, List<ShardRecord>> shards) {
+            boolean sequential = ctx.recipe().prune().pipeline() == PipelineMode.SEQUENTIAL;
+            String layerDir = log.layerDir(layer).toString();
+            long t = System.nanoTime();
+            jsc.setJobGroup("layer-" + layer, "layer " + layer + ": forward with " + (sequential ? "pruned" : "dense")
+                    + " weights", false);
+            JavaRDD<HiddenStates> next = hidden.mapPartitions(it -> {
+                ModelAdapter a = ctx.adapter();
+                Backend be = ctx.backend();
+                Weights w = sequential ? ctx.prunedBlock(a, layer, layerDir, shards) : ctx.denseBlock(a, layer);
+                List<HiddenStates> res = new ArrayList<>();
+                it.forEachRemaining(h -> res.add(a.block(be, layer, w, h, LinearObserver.NONE)));
+                return res.iterator();
+            }, true).persist(storage);
+            next.count();
+            hidden.unpersist(false);
+            stageSeconds.merge("forward", seconds(t), Double::sum);
+            return next;
+        }
+
+        private List<ObjectNode> readLayerMetrics(CommitLog log, int layer) throws IOException {
+            List<ObjectNode> res = new ArrayList<>();
+            JSON.readTree(log.readMetrics(layer)).forEach(n -> res.add((ObjectNode) n));
+            return res;
+        }
+
+        private ObjectNode report(Request req, String modelUri, ModelConfig config, Recipe recipe, List<int[]> sequences,
+                                  String dataFingerprint, String modelFingerprint, List<ObjectNode> tensors,
+                                  ObjectNode quality, Instant start, long t0) {
+            ObjectNode r = JSON.createObjectNode();
+            r.put("format", "sparkprune.report.v1");
+            r.put("model", req.model());
+            r.put("model_checkpoint", modelUri);
+            r.put("model_type", config.modelType());
+            r.put("model_fingerprint_sha256", modelFingerprint);
+            r.put("output", out.toString());
+            r.set("recipe", recipe.toTree());
+            ObjectNode run = r.putObject("run");
+            run.put("spark_master", jsc.master());
+            run.put("spark_version", jsc.version());
+            run.put("default_parallelism", jsc.defaultParallelism());
+            run.put("backend", ExecutorState.backend(conf.threads()).name());
+            run.put("resumed", req.resume());
+            run.put("start", start.toString());
+            run.put("end", Instant.now().toString());
+            run.put("seconds", seconds(t0));
+            ObjectNode st = run.putObject("stage_seconds");
+            stageSeconds.forEach(st::put);
+            ObjectNode cal = r.putObject("calibration");
+            cal.put("sequences", sequences.size());
+            cal.put("tokens", sequences.stream().mapToLong(s -> s.length).sum());
+            cal.put("max_seq_len", sequences.stream().mapToInt(s -> s.length).max().orElse(0));
+            cal.put("tokens_sha256", dataFingerprint);
+            ArrayNode ts = r.putArray("tensors");
+            tensors.forEach(ts::add);
+            ObjectNode summary = r.putObject("summary");
+            long elements = 0;
+            long zeros = 0;
+            boolean verified = true;
+            for (ObjectNode t : tensors) {
+                elements += t.get("elements").asLong();
+                zeros += t.get("zeros").asLong();
+                verified &= t.get("pattern_verified").asBoolean() && t.get("all_finite").asBoolean();
+            }
+            summary.put("target_tensors", tensors.size());
+            summary.put("target_elements", elements);
+            summary.put("target_sparsity", elements == 0 ? 0 : (double) zeros / elements);
+            summary.put("all_patterns_verified", verified);
+            r.set("quality", quality);
+            return r;
+        }
+    }
+
+    /** Committed shards of each layer, by tensor, in shard order. */
+    private static final class SortedShards {
+        private final Map<Integer, Map<String, List<ShardRecord>>> byLayer = new TreeMap<>();
+
+        void put(int layer, CommitLog log) {
+            Map<String, List<ShardRecord>> m = new TreeMap<>();
+            for (ShardRecord r : log.marker(layer).shards()) {
+                m.computeIfAbsent(r.tensor(), k -> new ArrayList<>()).add(r);
+            }
+            m.values().forEach(l -> l.sort(java.util.Comparator.comparingInt(ShardRecord::index)));
+            byLayer.put(layer, m);
+        }
+
+        Map<String, List<ShardRecord>> get(int layer) {
+            return byLayer.get(layer);
+        }
+    }
+
+    static double seconds(long since) {
+        return (System.nanoTime() - since) / 1e9;
+    }
+
+    /** sha256 over config.json, and every shard's name, length and header — cheap, and changes with any weight layout. */
+    static String modelFingerprint(ShardedCheckpoint ck, byte[] configJson) {
+        StringBuilder sb = new StringBuilder(new String(configJson, StandardCharsets.UTF_8));
+        for (String f : ck.files()) {
+            sb.append('\n').append(f).append(' ').append(ck.shard(f).fileLength());
+            for (TensorInfo t : ck.shard(f).tensors()) {
+                sb.append('\n').append(t);
+            }
+        }
+        return sha256(sb.toString());
+    }
+
+    static String sha256(String s) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

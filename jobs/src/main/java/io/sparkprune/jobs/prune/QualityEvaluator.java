@@ -1,0 +1,231 @@
+package io.sparkprune.jobs.prune;
+
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.sparkprune.pipeline.data.DocumentSource;
+import io.sparkprune.pipeline.data.DocumentSources;
+import io.sparkprune.pipeline.defaults.DefaultAssets;
+import io.sparkprune.pipeline.forward.Perplexity;
+import io.sparkprune.pipeline.forward.Pooling;
+import io.sparkprune.pipeline.forward.TensorSource;
+import io.sparkprune.pipeline.forward.TokenBatch;
+import io.sparkprune.pipeline.forward.TransformerModel;
+import io.sparkprune.pipeline.model.ModelConfig;
+import io.sparkprune.pipeline.model.ModelFamily;
+import io.sparkprune.pipeline.recipe.CalibrationSpec;
+import io.sparkprune.pipeline.recipe.EvaluationSpec;
+import io.sparkprune.pipeline.tokenizer.EncodedBatch;
+import io.sparkprune.pipeline.tokenizer.HfTokenizer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.api.java.JavaSparkContext;
+import scala.Tuple3;
+
+/**
+ * The model-level quality check, dense against pruned, on data the calibration never saw (the
+ * held-out split of the calibration source unless the recipe names evaluation data), run on the
+ * executors; only per-window losses and sentence embeddings come back to the driver.
+ *
+ * <ul>
+ *   <li>Decoders: perplexity over non-overlapping windows of L tokens of the held-out text joined
+ *       with blank lines, at most {@code evaluation.samples} windows, the same windows for both
+ *       models ({@link Perplexity}: the SparseGPT paper's rule).</li>
+ *   <li>Encoders: sentence embeddings (mean pooling over real tokens, L2-normalised, as
+ *       all-MiniLM-L6-v2 is used) of {@code evaluation.samples} held-out sentences; the report gives
+ *       the mean and minimum cosine similarity between each sentence's dense and pruned embedding, and
+ *       the top-10 neighbour agreement: for each sentence, the fraction of its 10 nearest other
+ *       sentences (by cosine) under the dense model that are also among its 10 nearest under the
+ *       pruned model, averaged.</li>
+ * </ul>
+ */
+final class QualityEvaluator {
+    static final int NEIGHBOURS = 10;
+    private static final int SENTENCES_PER_BATCH = 32;
+
+    private QualityEvaluator() {
+    }
+
+    static ObjectNode evaluate(JavaSparkContext jsc, JobContext ctx, ModelConfig config, byte[] tokenizerJson,
+                               String prunedUri, Configuration hconf) {
+        EvaluationSpec ev = ctx.recipe().evaluation();
+        CalibrationSpec cal = ctx.recipe().calibration();
+        DocumentSource docs;
+        if (ev.usesHeldOut()) {
+            DocumentSource corpus = cal.isDefaultSource() ? DefaultAssets.englishEuroparl()
+                    : DocumentSources.open(cal.source(), cal.options(), hconf);
+            docs = cal.split().heldOutPart(corpus);
+        } else {
+            docs = DocumentSources.open(ev.source(), ev.options(), hconf);
+        }
+        int seqLen = ev.resolveSeqLen(config, cal.resolveSeqLen(config));
+        ObjectNode q = JsonNodeFactory.instance.objectNode();
+        q.put("data", docs.description());
+        try (HfTokenizer tok = HfTokenizer.fromBytes(tokenizerJson, "tokenizer.json")) {
+            if (config.family() == ModelFamily.BERT) {
+                encoder(jsc, ctx, config, tok, docs.readAll(ev.samples()), seqLen, prunedUri, q);
+            } else {
+                decoder(jsc, ctx, config, tok, docs.readAll(Integer.MAX_VALUE), seqLen, ev.samples(), prunedUri, q);
+            }
+        }
+        return q;
+    }
+
+    private static void decoder(JavaSparkContext jsc, JobContext ctx, ModelConfig config, HfTokenizer tok, List<String> docs,
+                                int seqLen, int maxWindows, String prunedUri, ObjectNode q) {
+        int[] tokens = tok.encode(String.join("\n\n", docs), true);
+        int windows = Math.min(maxWindows, tokens.length / seqLen);
+        q.put("metric", "perplexity");
+        q.put("seq_len", seqLen);
+        q.put("windows", windows);
+        if (windows == 0) {
+            q.put("error", "the evaluation text has " + tokens.length + " tokens, fewer than one window of " + seqLen);
+            return;
+        }
+        List<int[]> ws = new ArrayList<>();
+        for (int w = 0; w < windows; w++) {
+            ws.add(Arrays.copyOfRange(tokens, w * seqLen, (w + 1) * seqLen));
+        }
+        String denseUri = ctx.modelUri();
+        List<Tuple3<Integer, Double, Double>> losses = new ArrayList<>(jsc.parallelize(indexed(ws), Math.min(16, windows))
+                .mapPartitions(it -> {
+                    List<Tuple3<Integer, int[], Object>> part = new ArrayList<>();
+                    it.forEachRemaining(t -> part.add(new Tuple3<>(t._1(), t._2(), null)));
+                    if (part.isEmpty()) {
+                        return java.util.Collections.<Tuple3<Integer, Double, Double>>emptyIterator();
+                    }
+                    int[] concat = new int[part.size() * seqLen];
+                    for (int i = 0; i < part.size(); i++) {
+                        System.arraycopy(part.get(i)._2(), 0, concat, i * seqLen, seqLen);
+                    }
+                    double[] dense = Perplexity.evaluate(model(ctx, denseUri), concat, seqLen, 1).windowLosses();
+                    double[] pruned = Perplexity.evaluate(model(ctx, prunedUri), concat, seqLen, 1).windowLosses();
+                    List<Tuple3<Integer, Double, Double>> res = new ArrayList<>();
+                    for (int i = 0; i < part.size(); i++) {
+                        res.add(new Tuple3<>(part.get(i)._1(), dense[i], pruned[i]));
+                    }
+                    return res.iterator();
+                }).collect());
+        losses.sort(Comparator.comparing(Tuple3::_1));
+        double dense = 0;
+        double pruned = 0;
+        for (Tuple3<Integer, Double, Double> t : losses) {
+            dense += t._2();
+            pruned += t._3();
+        }
+        double pplDense = Math.exp(dense / windows);
+        double pplPruned = Math.exp(pruned / windows);
+        q.put("perplexity_dense", pplDense);
+        q.put("perplexity_pruned", pplPruned);
+        q.put("perplexity_increase", pplPruned / pplDense - 1);
+    }
+
+    private static void encoder(JavaSparkContext jsc, JobContext ctx, ModelConfig config, HfTokenizer tok, List<String> sentences,
+                                int seqLen, String prunedUri, ObjectNode q) {
+        q.put("metric", "embedding_cosine");
+        q.put("pooling", "mean, L2-normalised");
+        q.put("seq_len", seqLen);
+        q.put("sentences", sentences.size());
+        if (sentences.size() <= NEIGHBOURS) {
+            q.put("error", "need more than " + NEIGHBOURS + " evaluation sentences, got " + sentences.size());
+            return;
+        }
+        EncodedBatch enc = tok.encodeBatch(sentences, seqLen);
+        List<int[][]> batches = new ArrayList<>();
+        for (int r0 = 0; r0 < enc.rows(); r0 += SENTENCES_PER_BATCH) {
+            int n = Math.min(SENTENCES_PER_BATCH, enc.rows() - r0);
+            int[][] b = new int[n][];
+            for (int i = 0; i < n; i++) {
+                b[i] = Arrays.copyOf(enc.rowIds(r0 + i), enc.lengths()[r0 + i]);
+            }
+            batches.add(b);
+        }
+        String denseUri = ctx.modelUri();
+        int hidden = config.hiddenSize();
+        List<Tuple3<Integer, float[], float[]>> embs = new ArrayList<>(jsc.parallelize(indexed(batches),
+                Math.min(16, batches.size())).map(t -> {
+                    TokenBatch b = TokenBatch.of(t._2());
+                    return new Tuple3<>(t._1(), model(ctx, denseUri).sentenceEmbeddings(b, Pooling.MEAN, true),
+                            model(ctx, prunedUri).sentenceEmbeddings(b, Pooling.MEAN, true));
+                }).collect());
+        embs.sort(Comparator.comparing(Tuple3::_1));
+        int n = sentences.size();
+        float[] dense = new float[n * hidden];
+        float[] pruned = new float[n * hidden];
+        int row = 0;
+        for (Tuple3<Integer, float[], float[]> t : embs) {
+            System.arraycopy(t._2(), 0, dense, row * hidden, t._2().length);
+            System.arraycopy(t._3(), 0, pruned, row * hidden, t._3().length);
+            row += t._2().length / hidden;
+        }
+        double sum = 0;
+        double min = Double.POSITIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            double c = dot(dense, i, pruned, i, hidden);
+            sum += c;
+            min = Math.min(min, c);
+        }
+        q.put("mean_cosine", sum / n);
+        q.put("min_cosine", min);
+        double agree = 0;
+        for (int i = 0; i < n; i++) {
+            agree += overlap(topK(dense, i, n, hidden), topK(pruned, i, n, hidden)) / (double) NEIGHBOURS;
+        }
+        q.put("top10_neighbour_agreement", agree / n);
+    }
+
+    private static TransformerModel model(JobContext ctx, String uri) {
+        return TransformerModel.of(ctx.adapter().config(), TensorSource.of(ExecutorState.checkpoint(uri, ctx.hadoop())),
+                ctx.backend());
+    }
+
+    private static <T> List<scala.Tuple2<Integer, T>> indexed(List<T> items) {
+        List<scala.Tuple2<Integer, T>> res = new ArrayList<>();
+        for (int i = 0; i < items.size(); i++) {
+            res.add(new scala.Tuple2<>(i, items.get(i)));
+        }
+        return res;
+    }
+
+    static double dot(float[] a, int i, float[] b, int j, int d) {
+        double s = 0;
+        for (int k = 0; k < d; k++) {
+            s += (double) a[i * d + k] * b[j * d + k];
+        }
+        return s;
+    }
+
+    /** Indices of the K most similar other rows to row i (cosine of normalised rows), ties to the lower index. */
+    static int[] topK(float[] e, int i, int n, int d) {
+        Integer[] idx = new Integer[n - 1];
+        double[] sim = new double[n];
+        int p = 0;
+        for (int j = 0; j < n; j++) {
+            if (j != i) {
+                idx[p++] = j;
+                sim[j] = dot(e, i, e, j, d);
+            }
+        }
+        Arrays.sort(idx, (x, y) -> sim[x] != sim[y] ? Double.compare(sim[y], sim[x]) : Integer.compare(x, y));
+        int[] res = new int[NEIGHBOURS];
+        for (int k = 0; k < NEIGHBOURS; k++) {
+            res[k] = idx[k];
+        }
+        return res;
+    }
+
+    static int overlap(int[] a, int[] b) {
+        int c = 0;
+        for (int x : a) {
+            for (int y : b) {
+                if (x == y) {
+                    c++;
+                    break;
+                }
+            }
+        }
+        return c;
+    }
+}

@@ -1,0 +1,146 @@
+package io.sparkprune.jobs.prune;
+
+import io.sparkprune.calibration.baseline.MagnitudePruner;
+import io.sparkprune.calibration.baseline.WandaPruner;
+import io.sparkprune.calibration.solver.PruneResult;
+import io.sparkprune.calibration.solver.SparseGptSolver;
+import io.sparkprune.calibration.sparsity.SparsityPattern;
+import io.sparkprune.jobs.commit.LayerStaging;
+import io.sparkprune.jobs.commit.ShardRecord;
+import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.HostTensor;
+import io.sparkprune.pipeline.recipe.PruneStage;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.Map;
+import org.apache.hadoop.fs.FileSystem;
+import scala.Tuple2;
+
+/**
+ * The task body of the solve stage: reads a row shard of a weight from the checkpoint by byte
+ * range, prunes it with the recipe's method, rounds it to the checkpoint's dtype, measures it and
+ * writes it to the layer's staging directory.
+ *
+ * <p>The result depends only on the shard's rows, the broadcast Hessian and factor, and the
+ * recipe — not on which executor or attempt runs it — so a retried task writes the same bytes
+ * ({@link LayerStaging#writeShard} checks this).
+ */
+final class ShardSolver {
+    private ShardSolver() {
+    }
+
+    static Tuple2<ShardRecord, ShardMetrics> solve(JobContext ctx, LayerStaging staging, Map<String, GroupStats> stats,
+                                                   SolveTask task) {
+        Backend be = ctx.backend();
+        PruneStage stage = ctx.recipe().prune();
+        SparsityPattern pattern = stage.pattern();
+        HostTensor shard = ctx.checkpoint().readRows(task.tensor(), task.rowStart(), task.rowCount());
+        float[] w = shard.toFloatArray();
+        int rows = task.rowCount();
+        int cols = task.cols();
+        GroupStats gs = stats.get(task.group());
+        long t0 = System.nanoTime();
+        float[] pruned;
+        double loss = 0;
+        double dampening = Double.NaN;
+        switch (stage.method()) {
+            case SPARSEGPT -> {
+                PruneResult r = new SparseGptSolver(be, stage.solverOptions())
+                        .prune(task.tensor(), w, rows, cols, gs.factor(), pattern, stage.quantization());
+                pruned = r.weights();
+                loss = r.totalLoss();
+                dampening = r.dampening();
+            }
+            case WANDA -> pruned = WandaPruner.prune(task.tensor(), w, rows, cols, gs.hessian().inputNorms(), pattern).weights();
+            case MAGNITUDE -> pruned = MagnitudePruner.prune(task.tensor(), w, rows, cols, pattern).weights();
+            default -> throw new IllegalStateException("unknown method " + stage.method());
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        HostTensor out = HostTensor.fromFloats(task.dtype(), shard.shape(), pruned);
+        float[] written = out.toFloatArray();
+        byte[] bytes = new byte[(int) out.byteLength()];
+        out.data().duplicate().get(bytes);
+
+        long zeros = 0;
+        long nonFinite = 0;
+        for (float v : written) {
+            if (v == 0f) {
+                zeros++;
+            } else if (!Float.isFinite(v)) {
+                nonFinite++;
+            }
+        }
+        long violations = PatternCheck.violations(pattern, w, written, rows, cols, deadColumns(gs, cols));
+        double[] err = reconstructionError(be, gs, w, written, rows, cols);
+        ShardRecord record;
+        try {
+            FileSystem fs = staging.fileSystem(ctx.hadoop().get());
+            record = staging.writeShard(fs, task.tensor(), task.shardIndex(), task.shardCount(), bytes);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write shard " + task.shardIndex() + " of " + task.tensor(), e);
+        }
+        return new Tuple2<>(record, new ShardMetrics(task.tensor(), written.length, zeros, violations, nonFinite,
+                err[0], err[1], loss, seconds, dampening));
+    }
+
+    private static boolean[] deadColumns(GroupStats gs, int cols) {
+        if (gs.factor() == null || gs.factor().deadCount() == 0) {
+            return null;
+        }
+        boolean[] dead = new boolean[cols];
+        for (int j = 0; j < cols; j++) {
+            dead[j] = gs.factor().isDead(j);
+        }
+        return dead;
+    }
+
+    /**
+     * Σ_r (w_r − ŵ_r) H (w_r − ŵ_r)ᵀ and Σ_r w_r H w_rᵀ over the shard's rows, with the undamped
+     * Hessian: since H = (2/n) Σ xᵀx over the calibration tokens, their ratio is exactly
+     * ‖(W − Ŵ)X‖² / ‖WX‖², the relative squared reconstruction error on the calibration inputs.
+     */
+    static double[] reconstructionError(Backend be, GroupStats gs, float[] w, float[] written, int rows, int cols) {
+        float[] h = ExecutorCaches.denseHessian(gs.hessian());
+        float[] a = new float[2 * rows * cols]; // rows of (w − ŵ), then rows of w
+        for (int i = 0; i < rows * cols; i++) {
+            a[i] = w[i] - written[i];
+            a[rows * cols + i] = w[i];
+        }
+        float[] t = new float[2 * rows * cols];
+        be.sgemm(false, false, 2 * rows, cols, cols, 1f, a, 0, cols, h, 0, cols, 0f, t, 0, cols);
+        double num = 0;
+        double den = 0;
+        for (int r = 0; r < 2 * rows; r++) {
+            double s = 0;
+            for (int c = 0; c < cols; c++) {
+                s += (double) a[r * cols + c] * t[r * cols + c];
+            }
+            if (r < rows) {
+                num += s;
+            } else {
+                den += s;
+            }
+        }
+        return new double[] {num, den};
+    }
+
+    /** Per-JVM cache of broadcast Hessians widened to dense fp32 matrices for the error metric. */
+    static final class ExecutorCaches {
+        private static final java.util.Map<io.sparkprune.calibration.hessian.HessianAccumulator, float[]> DENSE =
+                java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
+
+        private ExecutorCaches() {
+        }
+
+        static float[] denseHessian(io.sparkprune.calibration.hessian.HessianAccumulator acc) {
+            return DENSE.computeIfAbsent(acc, a -> {
+                double[] hd = a.hessian();
+                float[] f = new float[hd.length];
+                for (int i = 0; i < hd.length; i++) {
+                    f[i] = (float) hd[i];
+                }
+                return f;
+            });
+        }
+    }
+}

@@ -1,0 +1,65 @@
+package io.sparkprune.pipeline.recipe;
+
+import io.sparkprune.pipeline.data.SourceOptions;
+import io.sparkprune.pipeline.model.ModelConfig;
+
+import java.util.Objects;
+import java.util.OptionalInt;
+
+/**
+ * The {@code evaluation} section of a recipe: the data on which quality is measured before and
+ * after pruning (perplexity for decoders; embedding cosine and top-10 neighbour agreement for
+ * encoders).
+ *
+ * @param source {@value #HELD_OUT_SOURCE} for the held-out part of the calibration source (split
+ *     by {@link CalibrationSpec#split()}), else a path, directory or Hadoop glob (key {@code source},
+ *     CLI {@code --eval})
+ * @param options format, field and text mode of {@code source}; ignored for {@value #HELD_OUT_SOURCE},
+ *     which is read as the calibration source is (keys {@code format}, {@code field}, {@code text_mode})
+ * @param samples the most sequences (decoders) or sentences (encoders) scored, ≥ 1 (key {@code samples})
+ * @param seqLen tokens per sequence, ≥ 2, or empty for {@code auto}: the calibration length (key {@code seq_len})
+ */
+public record EvaluationSpec(String source, SourceOptions options, int samples, OptionalInt seqLen) {
+
+    /** The {@code source} value naming the held-out part of the calibration source. */
+    public static final String HELD_OUT_SOURCE = "held_out";
+
+    /** The held-out split, at most 128 sequences, the calibration length. */
+    public static final EvaluationSpec DEFAULT = new EvaluationSpec(HELD_OUT_SOURCE, SourceOptions.defaults(), 128,
+            OptionalInt.empty());
+
+    /**
+     * @throws RecipeException (key path under {@code evaluation}) for a blank source, samples &lt; 1,
+     *     seq_len &lt; 2 or N × L beyond one batch array
+     */
+    public EvaluationSpec {
+        Objects.requireNonNull(source, "source");
+        Objects.requireNonNull(options, "options");
+        Objects.requireNonNull(seqLen, "seqLen");
+        String src = RecipeException.UNSPECIFIED_SOURCE;
+        if (source.isBlank()) {
+            throw new RecipeException(src, "evaluation.source", "is empty; write " + HELD_OUT_SOURCE
+                    + " for the held-out part of the calibration data, or a file, directory or glob");
+        }
+        SampleCounts.check(src, "evaluation", samples, seqLen);
+    }
+
+    /** @return true when {@link #source()} is {@value #HELD_OUT_SOURCE} */
+    public boolean usesHeldOut() {
+        return HELD_OUT_SOURCE.equals(source);
+    }
+
+    /**
+     * @param model the model's configuration
+     * @param calibrationSeqLen the resolved calibration length ({@link CalibrationSpec#resolveSeqLen})
+     * @return the explicit {@code seq_len}, or for {@code auto} the calibration length
+     * @throws RecipeException (key {@code evaluation.seq_len}) when an explicit length exceeds the
+     *     model's {@code max_position_embeddings}
+     */
+    public int resolveSeqLen(ModelConfig model, int calibrationSeqLen) {
+        if (seqLen.isPresent()) {
+            return SampleCounts.fit(seqLen.getAsInt(), model.maxPositionEmbeddings(), "evaluation.seq_len", model);
+        }
+        return calibrationSeqLen;
+    }
+}
