@@ -1,28 +1,37 @@
 package io.sparkprune.kernels.cpu;
 
-import io.sparkprune.kernels.Erf;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * {@link ForwardLoops} on the JDK Vector API ({@code jdk.incubator.vector}): fp32 lanes are widened
- * to fp64 vectors, evaluated, and rounded back. GELU evaluates the three rational approximations
- * of W. J. Cody's CALERF (Math. Comp. 23 (1969) 631–637; coefficients as in {@link Erf}) in every
- * lane and blends them by interval; unlike {@link Erf} it computes {@code e^{-y²}} as one
- * exponential of the fp64 square (relative error ≤ y²·2⁻⁵³ ≤ 8e-14, invisible after rounding to
- * fp32). Tails shorter than a vector use the scalar code. Loaded only when the module is present.
+ * {@link ForwardLoops} on the JDK Vector API ({@code jdk.incubator.vector}); loaded only when the
+ * module is present.
+ *
+ * <p><b>One species per element type.</b> Only {@code FloatVector.SPECIES_PREFERRED} and
+ * {@code DoubleVector.SPECIES_PREFERRED} are used, the species of {@link SimdMicrokernels}: a
+ * third species (e.g. the half-width float vectors a float→double {@code convertShape} needs)
+ * pollutes the type profiles of the Vector API's shared methods, and C2 then compiles the sgemm
+ * microkernel with boxed vectors, ten times slower, for the rest of the JVM's life. So fp32 ↔ fp64
+ * conversions go through a per-thread fp64 scratch array with plain loops (which C2 vectorises on
+ * its own), and the transcendental work runs on fp64 vectors over that scratch.
+ *
+ * <p>GELU evaluates the three rational approximations of W. J. Cody's CALERF (Math. Comp. 23
+ * (1969) 631–637; coefficients as in {@link io.sparkprune.kernels.Erf}) in short passes (one fused
+ * expression would exceed C2's inlining budget, {@code NodeCountInliningCutoff}, and box the
+ * vectors); unlike {@code Erf} it computes {@code e^{-y²}} as one exponential of the fp64 square
+ * (relative error ≤ y²·2⁻⁵³ ≤ 8e-14, invisible after rounding to fp32). Vector {@code EXP} is Intel
+ * SVML's (≤ 1 ulp of fp64); elements past the last full vector use {@code Math.exp}.
  */
 final class SimdForwardLoops extends ForwardLoops {
     private static final VectorSpecies<Double> DS = DoubleVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Float> FS = VectorSpecies.of(float.class,
-            VectorShape.forBitSize(DS.vectorBitSize() / 2));
     private static final int VL = DS.length();
     /** fp32 lanes of the attention products. */
     private static final VectorSpecies<Float> FV = FloatVector.SPECIES_PREFERRED;
+    /** Elements per pass over the fp64 scratch. */
+    private static final int CHUNK = 512;
 
     private static final double INV_SQRT2 = 0.70710678118654752440;
     private static final double SQRPI = 5.6418958354775628695e-1;
@@ -45,57 +54,58 @@ final class SimdForwardLoops extends ForwardLoops {
     private static final double[] Q = {2.56852019228982242e00, 1.87295284992346047e00,
         5.27905102951428412e-1, 6.05183413124413191e-2, 2.33520497626869185e-3};
 
-    private final ScalarForwardLoops tail = new ScalarForwardLoops();
+    /** Per-thread fp64 scratch: 3 × {@value #CHUNK}. */
+    private final ThreadLocal<double[]> scratch = ThreadLocal.withInitial(() -> new double[3 * CHUNK]);
 
     @Override
     String name() {
         return "simd" + DS.vectorBitSize();
     }
 
-    private static DoubleVector widen(float[] a, int i) {
-        return (DoubleVector) FloatVector.fromArray(FS, a, i).convertShape(VectorOperators.F2D, DS, 0);
+    /** {@code e[i] ← exp(e[i])} for {@code i < len}, vectors then {@code Math.exp}. */
+    private static void expInPlace(double[] e, int from, int len) {
+        int i = 0;
+        for (; i + VL <= len; i += VL) {
+            DoubleVector.fromArray(DS, e, from + i).lanewise(VectorOperators.EXP).intoArray(e, from + i);
+        }
+        for (; i < len; i++) {
+            e[from + i] = Math.exp(e[from + i]);
+        }
     }
 
-    private static FloatVector narrow(DoubleVector d) {
-        return (FloatVector) d.convertShape(VectorOperators.D2F, FS, 0);
-    }
-
-    /** Elements per GELU pass (fp64 scratch of 3 × this per thread). */
-    private static final int CHUNK = 512;
-    private final ThreadLocal<double[]> scratch = ThreadLocal.withInitial(() -> new double[3 * CHUNK]);
+    // ------------------------------------------------------------------ GELU
 
     /**
-     * GELU in chunks, each in four vector passes over fp64 scratch (a = x/√2 and e^{-a²}; the
-     * mid-range rational; the large-argument one, only for vectors with a lane |a| &gt; 4; the small-range
-     * one and the final blend). One fused expression would exceed C2's inlining budget
-     * ({@code NodeCountInliningCutoff}), leaving vector operations as boxed calls; short passes
-     * inline completely.
+     * GELU in chunks: scratch a = x/√2 (slot 0) and -a² (slot 2); e^{-a²} in place; the mid-range
+     * rational into slot 1; the large-argument one where |a| &gt; 4; then erfc(-a) with the
+     * small-range rational into slot 1; finally {@code x ← fp32(0.5·x·erfc(-a))}.
      */
     @Override
     void gelu(float[] x, int off, int n) {
-        int vecEnd = n - n % VL;
         double[] buf = scratch.get();
-        for (int c0 = 0; c0 < vecEnd; c0 += CHUNK) {
-            int len = Math.min(CHUNK, vecEnd - c0);
+        for (int c0 = 0; c0 < n; c0 += CHUNK) {
+            int len = Math.min(CHUNK, n - c0);
             int base = off + c0;
-            passArgument(x, base, len, buf);
-            passMid(len, buf);
-            passLarge(len, buf);
-            passCombine(x, base, len, buf);
+            for (int i = 0; i < len; i++) {
+                double a = x[base + i] * INV_SQRT2;
+                buf[i] = a;
+                buf[2 * CHUNK + i] = -(a * a);
+            }
+            expInPlace(buf, 2 * CHUNK, len);
+            int vecEnd = len - len % VL;
+            passMid(vecEnd, buf);
+            passLarge(vecEnd, buf);
+            passCombine(vecEnd, buf);
+            for (int i = vecEnd; i < len; i++) {
+                buf[CHUNK + i] = io.sparkprune.kernels.Erf.erfc(-buf[i]);
+            }
+            for (int i = 0; i < len; i++) {
+                x[base + i] = (float) (0.5 * x[base + i] * buf[CHUNK + i]);
+            }
         }
-        tail.gelu(x, off + vecEnd, n - vecEnd);
     }
 
-    /** buf[0..len) = a = x/√2, buf[2C..2C+len) = e^{-a²}. */
-    private static void passArgument(float[] x, int base, int len, double[] buf) {
-        for (int i = 0; i < len; i += VL) {
-            DoubleVector a = widen(x, base + i).mul(INV_SQRT2);
-            a.intoArray(buf, i);
-            a.mul(a).neg().lanewise(VectorOperators.EXP).intoArray(buf, 2 * CHUNK + i);
-        }
-    }
-
-    /** buf[C..C+len) = erfc(|a|) by the mid-range rational, e^{-a²}·R(|a|) (CALERF, 0.46875 &lt; y ≤ 4). */
+    /** slot 1 = erfc(|a|) by the mid-range rational, e^{-a²}·R(|a|) (CALERF, 0.46875 &lt; y ≤ 4). */
     private static void passMid(int len, double[] buf) {
         for (int i = 0; i < len; i += VL) {
             DoubleVector y = DoubleVector.fromArray(DS, buf, i).abs();
@@ -107,7 +117,7 @@ final class SimdForwardLoops extends ForwardLoops {
         }
     }
 
-    /** Where y = |a| &gt; 4: buf[C+i] = e^{-y²}·(1/√π - w·P(w)/Q(w))/y, w = 1/y²; 0 from XBIG on. */
+    /** Where y = |a| &gt; 4: slot 1 = e^{-y²}·(1/√π - w·P(w)/Q(w))/y, w = 1/y²; 0 from XBIG on. */
     private static void passLarge(int len, double[] buf) {
         for (int i = 0; i < len; i += VL) {
             DoubleVector y = DoubleVector.fromArray(DS, buf, i).abs();
@@ -125,8 +135,8 @@ final class SimdForwardLoops extends ForwardLoops {
         }
     }
 
-    /** x = 0.5·x·erfc(-a): 2 - erfc(a) for a &gt; 0, erfc(|a|) for a &lt; 0, 1 + a·P(a²)/Q(a²) for |a| ≤ 0.46875. */
-    private static void passCombine(float[] x, int base, int len, double[] buf) {
+    /** slot 1 = erfc(-a): 2 - erfc(a) for a &gt; 0, erfc(|a|) for a &lt; 0, 1 + a·P(a²)/Q(a²) for |a| ≤ 0.46875. */
+    private static void passCombine(int len, double[] buf) {
         for (int i = 0; i < len; i += VL) {
             DoubleVector a = DoubleVector.fromArray(DS, buf, i);
             DoubleVector r = DoubleVector.fromArray(DS, buf, CHUNK + i);
@@ -135,11 +145,49 @@ final class SimdForwardLoops extends ForwardLoops {
             DoubleVector pn = z.mul(A[4]).add(A[0]).mul(z).add(A[1]).mul(z).add(A[2]).mul(z).add(A[3]);
             DoubleVector pd = z.add(B[0]).mul(z).add(B[1]).mul(z).add(B[2]).mul(z).add(B[3]);
             DoubleVector small = a.mul(pn).div(pd).add(1.0);
-            erfcNeg = erfcNeg.blend(small, a.abs().compare(VectorOperators.LE, 0.46875));
-            DoubleVector xv = widen(x, base + i);
-            narrow(xv.mul(0.5).mul(erfcNeg)).intoArray(x, base + i);
+            erfcNeg.blend(small, a.abs().compare(VectorOperators.LE, 0.46875)).intoArray(buf, CHUNK + i);
         }
     }
+
+    // ------------------------------------------------------------------ SiLU, softmax numerator
+
+    @Override
+    void siluMul(float[] g, int gOff, float[] u, int uOff, float[] y, int yOff, int n) {
+        double[] buf = scratch.get();
+        for (int c0 = 0; c0 < n; c0 += CHUNK) {
+            int len = Math.min(CHUNK, n - c0);
+            for (int i = 0; i < len; i++) {
+                buf[i] = -(double) g[gOff + c0 + i];
+            }
+            expInPlace(buf, 0, len);
+            for (int i = 0; i < len; i++) {
+                double a = g[gOff + c0 + i];
+                float silu = (float) (a / (1.0 + buf[i]));
+                y[yOff + c0 + i] = silu * u[uOff + c0 + i];
+            }
+        }
+    }
+
+    @Override
+    double expShift(float[] s, int off, int n, float max) {
+        double[] buf = scratch.get();
+        double sum = 0.0;
+        for (int c0 = 0; c0 < n; c0 += CHUNK) {
+            int len = Math.min(CHUNK, n - c0);
+            for (int i = 0; i < len; i++) {
+                buf[i] = s[off + c0 + i] - max;
+            }
+            expInPlace(buf, 0, len);
+            for (int i = 0; i < len; i++) {
+                float e = (float) buf[i];
+                s[off + c0 + i] = e;
+                sum += e;
+            }
+        }
+        return sum;
+    }
+
+    // ------------------------------------------------------------------ attention products
 
     @Override
     void scores(int rows, int nk, int hd, float scale, float[] q, int qOff, int ldq, float[] kt, float[] s) {
@@ -228,27 +276,4 @@ final class SimdForwardLoops extends ForwardLoops {
         }
     }
 
-    @Override
-    void siluMul(float[] g, int gOff, float[] u, int uOff, float[] y, int yOff, int n) {
-        int i = 0;
-        for (; i + VL <= n; i += VL) {
-            DoubleVector gv = widen(g, gOff + i);
-            DoubleVector silu = gv.div(gv.neg().lanewise(VectorOperators.EXP).add(1.0));
-            narrow(silu).mul(FloatVector.fromArray(FS, u, uOff + i)).intoArray(y, yOff + i);
-        }
-        tail.siluMul(g, gOff + i, u, uOff + i, y, yOff + i, n - i);
-    }
-
-    @Override
-    double expShift(float[] s, int off, int n, float max) {
-        int i = 0;
-        DoubleVector acc = DoubleVector.zero(DS);
-        for (; i + VL <= n; i += VL) {
-            FloatVector d = FloatVector.fromArray(FS, s, off + i).sub(max);
-            FloatVector e = narrow(((DoubleVector) d.convertShape(VectorOperators.F2D, DS, 0)).lanewise(VectorOperators.EXP));
-            e.intoArray(s, off + i);
-            acc = acc.add(e.convertShape(VectorOperators.F2D, DS, 0));
-        }
-        return acc.reduceLanes(VectorOperators.ADD) + tail.expShift(s, off + i, n - i, max);
-    }
 }
