@@ -103,6 +103,10 @@ public final class ModelConfigs {
         if (headDim % 2 != 0) {
             throw r.error("head_dim (" + headDim + ") must be even for rotary embeddings");
         }
+        String act = r.string("hidden_act", "silu");
+        if (!act.equals("silu")) {
+            throw r.error("unsupported hidden_act \"" + act + "\" for " + modelType + "; supported: [silu] (SwiGLU MLP)");
+        }
         boolean attentionBias = r.bool("attention_bias", false);
         boolean qwen2 = modelType.equals("qwen2");
         int slidingWindow = 0;

@@ -124,6 +124,8 @@ class ModelConfigsTest {
         assertThatThrownBy(() -> json("{\"model_type\":\"bert\",\"hidden_size\":64,\"num_attention_heads\":4,"
                 + "\"num_hidden_layers\":2,\"intermediate_size\":128,\"vocab_size\":100,\"hidden_act\":\"relu\"}"))
                 .isInstanceOf(ModelConfigException.class).hasMessageContaining("hidden_act \"relu\"");
+        assertThatThrownBy(() -> json("{" + base + ",\"hidden_size\":64,\"num_attention_heads\":4,\"hidden_act\":\"gelu\"}"))
+                .isInstanceOf(ModelConfigException.class).hasMessageContaining("hidden_act \"gelu\" for llama");
         assertThatThrownBy(() -> json("{\"model_type\":\"bert\",\"model_type\":\"llama\"}"))
                 .isInstanceOf(ModelConfigException.class).hasMessageContaining("malformed JSON");
         assertThatThrownBy(() -> json("[1,2]")).isInstanceOf(ModelConfigException.class);
