@@ -1,0 +1,310 @@
+// SparkPrune CUDA kernels, loaded by io.sparkprune.kernels.cuda.CudaBackend (JCuda driver API,
+// cuModuleLoadData on the fatbin Maven builds from this file). Every kernel computes the same
+// function as its twin in io.sparkprune.kernels.cpu.CpuBackend; see io.sparkprune.kernels.Backend for
+// the contracts. Matrices are row-major with a leading dimension (row stride, in elements).
+//
+// Rounding: where the Backend contract fixes the operation order (the SparseGPT in-block solve:
+// "fp32 product, then fp32 subtraction"), the code uses the __f*_rn / __d*_rn intrinsics so that nvcc
+// cannot contract a product and a sum into one fused multiply-add; the results are then bitwise equal
+// to the CPU backend's.
+
+#include <cstdint>
+
+#define FULL_MASK 0xffffffffu
+
+extern "C" {
+
+// ------------------------------------------------------------------------------------------------
+// sgemm_f32: C = alpha * op(A) * op(B) + beta * C, fp32 with fp32 fused multiply-adds.
+// op(A) is m x k (stored k x m when transA), op(B) is k x n (stored n x k when transB), C is m x n.
+// beta == 0: C is not read. Tiles of 64 x 64 outputs per 256-thread block, 4 x 4 outputs per thread,
+// the inner dimension staged through shared memory 16 at a time.
+// ------------------------------------------------------------------------------------------------
+#define G_TM 64
+#define G_TN 64
+#define G_TK 16
+
+__global__ void __launch_bounds__(256)
+sgemm_f32(int transA, int transB, int m, int n, int k, float alpha,
+          const float* __restrict__ A, int lda, const float* __restrict__ B, int ldb,
+          float beta, float* __restrict__ C, int ldc)
+{
+    __shared__ float As[G_TK][G_TM + 4];
+    __shared__ float Bs[G_TK][G_TN + 4];
+    const int tid = threadIdx.x;
+    const int tx = tid & 15;
+    const int ty = tid >> 4;
+    const int i0 = blockIdx.y * G_TM;
+    const int j0 = blockIdx.x * G_TN;
+    float acc[4][4];
+#pragma unroll
+    for (int r = 0; r < 4; r++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) acc[r][c] = 0.f;
+
+    for (int l0 = 0; l0 < k; l0 += G_TK) {
+#pragma unroll
+        for (int e = tid; e < G_TM * G_TK; e += 256) {
+            int i, l;
+            if (!transA) { i = e / G_TK; l = e % G_TK; } else { l = e / G_TM; i = e % G_TM; }
+            const int gi = i0 + i, gl = l0 + l;
+            float v = 0.f;
+            if (gi < m && gl < k) v = transA ? A[(size_t)gl * lda + gi] : A[(size_t)gi * lda + gl];
+            As[l][i] = v;
+        }
+#pragma unroll
+        for (int e = tid; e < G_TN * G_TK; e += 256) {
+            int j, l;
+            if (!transB) { l = e / G_TN; j = e % G_TN; } else { j = e / G_TK; l = e % G_TK; }
+            const int gj = j0 + j, gl = l0 + l;
+            float v = 0.f;
+            if (gj < n && gl < k) v = transB ? B[(size_t)gj * ldb + gl] : B[(size_t)gl * ldb + gj];
+            Bs[l][j] = v;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int l = 0; l < G_TK; l++) {
+            float a[4], b[4];
+#pragma unroll
+            for (int r = 0; r < 4; r++) a[r] = As[l][ty + 16 * r];
+#pragma unroll
+            for (int c = 0; c < 4; c++) b[c] = Bs[l][tx + 16 * c];
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+        const int gi = i0 + ty + 16 * r;
+        if (gi >= m) continue;
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int gj = j0 + tx + 16 * c;
+            if (gj >= n) continue;
+            float* p = C + (size_t)gi * ldc + gj;
+            float v = alpha * acc[r][c];
+            if (beta != 0.f) v += beta * *p;
+            *p = v;
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// syrk_packed_f64: C += X^T X into the packed upper triangle (row-major packing: (i, j), j >= i, at
+// i*n - i*(i-1)/2 + (j - i)). X is k x n fp32 (tokens x features). Products of two fp32 values are
+// exact in fp64, so only the order of the fp64 sums differs from the CPU backend. One 64 x 64 tile of
+// C per 256-thread block, over upper tiles only (blockIdx.x enumerates them row by row).
+// ------------------------------------------------------------------------------------------------
+#define S_T 64
+#define S_TK 16
+
+__global__ void __launch_bounds__(256)
+syrk_packed_f64(int n, int k, const float* __restrict__ X, int ldx, double* __restrict__ Cp)
+{
+    __shared__ double Xi[S_TK][S_T + 1];
+    __shared__ double Xj[S_TK][S_T + 1];
+    // tile (ti, tj), tj >= ti, from the linear index over the upper tiles
+    const int nt = (n + S_T - 1) / S_T;
+    int t = blockIdx.x, ti = 0;
+    while (t >= nt - ti) { t -= nt - ti; ti++; }
+    const int tj = ti + t;
+    const int i0 = ti * S_T, j0 = tj * S_T;
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    double acc[4][4];
+#pragma unroll
+    for (int r = 0; r < 4; r++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) acc[r][c] = 0.0;
+    for (int l0 = 0; l0 < k; l0 += S_TK) {
+        for (int e = tid; e < S_T * S_TK; e += 256) {
+            const int l = e / S_T, c = e % S_T;
+            const int gl = l0 + l;
+            float vi = 0.f, vj = 0.f;
+            if (gl < k) {
+                if (i0 + c < n) vi = X[(size_t)gl * ldx + i0 + c];
+                if (j0 + c < n) vj = X[(size_t)gl * ldx + j0 + c];
+            }
+            Xi[l][c] = (double)vi;
+            Xj[l][c] = (double)vj;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int l = 0; l < S_TK; l++) {
+            double a[4], b[4];
+#pragma unroll
+            for (int r = 0; r < 4; r++) a[r] = Xi[l][ty + 16 * r];
+#pragma unroll
+            for (int c = 0; c < 4; c++) b[c] = Xj[l][tx + 16 * c];
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[r][c] = fma(a[r], b[c], acc[r][c]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+        const long gi = i0 + ty + 16 * r;
+        if (gi >= n) continue;
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const long gj = j0 + tx + 16 * c;
+            if (gj >= n || gj < gi) continue;
+            Cp[gi * n - gi * (gi - 1) / 2 + (gj - gi)] += acc[r][c];
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// sparsegpt_block: the fused SparseGPT in-block solve (io.sparkprune.kernels.SparseGptBlock; SparseGPT,
+// Frantar & Alistarh 2023, arXiv 2301.00774, Algorithm 1, inner loop; joint quantization as GPTQ).
+// One warp per weight row; the row's (up to) 128 block columns live in registers, column c in lane
+// c % 32, slot c / 32. The width x width diagonal block of U is staged once per thread block in shared
+// memory (stride SB_W, only the upper triangle is read). Per column i, left to right:
+//   N:M selection at the group's first column (ranks of w^2 / U[j,j]^2 among the group's unmasked
+//   columns, ties to the lower column), the group grid fit (qgroup > 0), q = 0 if masked else w,
+//   quantization of q, e = (w - q) / U[i,i], loss += e^2 (fp64), w[j] -= e * U[i,j] for j > i.
+// Per-row losses are added to loss[row] (fp64).
+// Dynamic shared memory: SB_W*SB_W floats for U plus SB_W floats per warp.
+// ------------------------------------------------------------------------------------------------
+#define SB_W 128
+#define SB_SLOTS (SB_W / 32)
+
+__global__ void __launch_bounds__(1024)
+sparsegpt_block(int rows, int width,
+                float* __restrict__ W, int ldw,
+                const float* __restrict__ U, int ldu,
+                float* __restrict__ Err, int lde,
+                unsigned char* __restrict__ M, int ldm,
+                int nmKeep, int nmGroup,
+                int qbits, int qsym, int qgroup,
+                float* __restrict__ qscale, float* __restrict__ qzero, int ldq,
+                signed char* __restrict__ codes, int ldc,
+                double* __restrict__ loss)
+{
+    extern __shared__ float smem[];
+    float* Us = smem;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float* scr = smem + SB_W * SB_W + warp * SB_W;
+    for (int e = threadIdx.x; e < width * width; e += blockDim.x) {
+        const int r = e / width, c = e % width;
+        Us[r * SB_W + c] = c >= r ? U[(size_t)r * ldu + c] : 0.f;
+    }
+    __syncthreads();
+    const int row = blockIdx.x * (blockDim.x >> 5) + warp;
+    if (row >= rows) return;
+
+    float w[SB_SLOTS], ev[SB_SLOTS];
+    unsigned char mk[SB_SLOTS];
+#pragma unroll
+    for (int s = 0; s < SB_SLOTS; s++) {
+        const int c = s * 32 + lane;
+        w[s] = c < width ? W[(size_t)row * ldw + c] : 0.f;
+        mk[s] = c < width ? M[(size_t)row * ldm + c] : 0;
+        ev[s] = 0.f;
+    }
+    const int maxq = qbits > 0 ? (1 << qbits) - 1 : 0;
+    const int half = qbits > 0 ? 1 << (qbits - 1) : 0;
+    float scale = 0.f, zero = 0.f;
+    if (qbits > 0 && qgroup == 0) {
+        scale = qscale[(size_t)row * ldq];
+        zero = qzero[(size_t)row * ldq];
+    }
+    const int nmPrune = nmGroup - nmKeep;
+    double lossAcc = 0.0;
+
+#pragma unroll
+    for (int s = 0; s < SB_SLOTS; s++) {
+        for (int t = 0; t < 32; t++) {
+            const int i = s * 32 + t;
+            if (i >= width) break;
+            if (nmGroup > 0 && i % nmGroup == 0) {
+                const int g1 = i + nmGroup;
+#pragma unroll
+                for (int s2 = 0; s2 < SB_SLOTS; s2++) {
+                    const int c = s2 * 32 + lane;
+                    if (c >= i && c < g1) {
+                        const float d = Us[c * SB_W + c];
+                        scr[c] = mk[s2] ? -1.f : __fdiv_rn(__fmul_rn(w[s2], w[s2]), __fmul_rn(d, d));
+                    }
+                }
+                __syncwarp();
+#pragma unroll
+                for (int s2 = 0; s2 < SB_SLOTS; s2++) {
+                    const int c = s2 * 32 + lane;
+                    if (c >= i && c < g1 && !mk[s2]) {
+                        const float mine = scr[c];
+                        int rank = 0;
+                        for (int j = i; j < g1; j++) {
+                            const float o = scr[j];
+                            if (o >= 0.f && (o < mine || (o == mine && j < c))) rank++;
+                        }
+                        if (rank < nmPrune) mk[s2] = 1;
+                    }
+                }
+                __syncwarp();
+            }
+            if (qbits > 0 && qgroup > 0 && i % qgroup == 0) {
+                const int g1 = i + qgroup;
+                float mn = 0.f, mx = 0.f;
+#pragma unroll
+                for (int s2 = 0; s2 < SB_SLOTS; s2++) {
+                    const int c = s2 * 32 + lane;
+                    if (c >= i && c < g1) { mn = fminf(mn, w[s2]); mx = fmaxf(mx, w[s2]); }
+                }
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) {
+                    mn = fminf(mn, __shfl_xor_sync(FULL_MASK, mn, o));
+                    mx = fmaxf(mx, __shfl_xor_sync(FULL_MASK, mx, o));
+                }
+                if (qsym) {
+                    float a = fmaxf(-mn, mx);
+                    if (a == 0.f) a = 1.f;
+                    scale = __fdiv_rn(__fadd_rn(a, a), (float)maxq);
+                    zero = (float)((maxq + 1) / 2);
+                } else {
+                    if (mn == 0.f && mx == 0.f) { mn = -1.f; mx = 1.f; }
+                    scale = __fdiv_rn(__fsub_rn(mx, mn), (float)maxq);
+                    zero = rintf(__fdiv_rn(-mn, scale));
+                }
+                if (lane == 0) {
+                    qscale[(size_t)row * ldq + i / qgroup] = scale;
+                    qzero[(size_t)row * ldq + i / qgroup] = zero;
+                }
+            }
+            const float wi = __shfl_sync(FULL_MASK, w[s], t);
+            const int mi = __shfl_sync(FULL_MASK, (int)mk[s], t);
+            float q = mi ? 0.f : wi;
+            if (qbits > 0) {
+                float level = __fadd_rn(rintf(__fdiv_rn(q, scale)), zero);
+                level = fminf(fmaxf(level, 0.f), (float)maxq);
+                if (lane == t) codes[(size_t)row * ldc + i] = (signed char)((int)level - half);
+                q = __fmul_rn(scale, __fsub_rn(level, zero));
+            }
+            const float e = __fdiv_rn(__fsub_rn(wi, q), Us[i * SB_W + i]);
+            lossAcc = __dadd_rn(lossAcc, __dmul_rn((double)e, (double)e));
+            const float* urow = Us + i * SB_W;
+#pragma unroll
+            for (int s2 = 0; s2 < SB_SLOTS; s2++) {
+                const int c = s2 * 32 + lane;
+                if (c > i && c < width) w[s2] = __fsub_rn(w[s2], __fmul_rn(e, urow[c]));
+            }
+            if (lane == t) { w[s] = q; ev[s] = e; }
+        }
+    }
+#pragma unroll
+    for (int s = 0; s < SB_SLOTS; s++) {
+        const int c = s * 32 + lane;
+        if (c < width) {
+            W[(size_t)row * ldw + c] = w[s];
+            Err[(size_t)row * lde + c] = ev[s];
+            M[(size_t)row * ldm + c] = mk[s];
+        }
+    }
+    if (lane == 0) loss[row] += lossAcc;
+}
+
+} // extern "C"
