@@ -325,7 +325,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** {@code C = alpha·op(A)·op(B) + beta·C} on device pointers (see {@link #sgemm}). */
-    private void sgemmDevice(boolean transA, boolean transB, int m, int n, int k, float alpha,
+    void sgemmDevice(boolean transA, boolean transB, int m, int n, int k, float alpha,
                              CUdeviceptr a, int lda, CUdeviceptr b, int ldb, float beta, CUdeviceptr c, int ldc,
                              String what) {
         Pointer params = Pointer.to(p(transA ? 1 : 0), p(transB ? 1 : 0), p(m), p(n), p(k), p(alpha),
@@ -348,11 +348,21 @@ public final class CudaBackend implements Backend {
         DeviceBuffer dcp = ws(3, 8L * packed, "syrk packed H");
         dx.upload(pack(x, xOff, ldx, k, n), 0, k * n, 0);
         dcp.upload(cPacked, 0, (int) packed, 0);
+        syrkDevice(n, k, dx.pointer(), dcp.pointer());
+        dcp.download(0, cPacked, 0, (int) packed);
+    }
+
+    /** {@code Cp += Xᵀ·X} on device pointers (see {@link #syrkPackedUpper}); X is {@code k × n}, row stride n. */
+    void syrkDevice(int n, int k, CUdeviceptr x, CUdeviceptr cPacked) {
         int nt = (n + 63) / 64;
         long tiles = (long) nt * (nt + 1) / 2;
-        Pointer params = Pointer.to(p(n), p(k), p(dx.pointer()), p(n), p(dcp.pointer()));
+        Pointer params = Pointer.to(p(n), p(k), p(x), p(n), p(cPacked));
         launch("syrk_packed_f64 n=" + n + " k=" + k, fSyrk, (int) tiles, 1, 256, 0, params);
-        dcp.download(0, cPacked, 0, (int) packed);
+    }
+
+    /** Makes this backend's context current on the calling thread (for callers using device buffers). */
+    synchronized void makeCurrent() {
+        current();
     }
 
     @Override

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine (no Java, no Maven needed): unpacks the bundle made by build-bundle.sh to
+# /tmp, runs the @Tag("gpu") tests with JUnit's console launcher, then the quick kernel timings.
+# Usage (from the directory holding the bundle): bash .bundle/run-gpu-tests.sh [extra console args]
+set -uo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+rm -rf /tmp/sparkprune-gpu && tar -C /tmp -xJf "$HERE/sparkprune-gpu.tar.xz"
+B=/tmp/sparkprune-gpu
+JAVA="$B/jre/bin/java"
+CP="$(ls "$B"/lib/*.jar | tr '\n' ':')$B/classes/kernels-tests:$B/classes/calibration-tests"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
+date -u +"run at %Y-%m-%dT%H:%M:%SZ"
+"$JAVA" -Xmx24g --add-modules jdk.incubator.vector -jar "$B/junit-console.jar" execute \
+  --class-path "$CP" --scan-class-path "$B/classes/kernels-tests:$B/classes/calibration-tests" \
+  --include-tag gpu --details=tree --disable-banner --disable-ansi-colors "$@"
+rc=$?
+if [ "${SPARKPRUNE_BENCH:-1}" = 1 ]; then
+  echo "== kernel timings"
+  "$JAVA" -Xmx24g --add-modules jdk.incubator.vector -cp "$CP" io.sparkprune.kernels.cuda.CudaKernelBench 4096 5 || rc=1
+fi
+exit $rc
