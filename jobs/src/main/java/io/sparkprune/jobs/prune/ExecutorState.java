@@ -1,7 +1,8 @@
 package io.sparkprune.jobs.prune;
 
 import io.sparkprune.kernels.Backend;
-import io.sparkprune.kernels.cpu.CpuBackend;
+import io.sparkprune.jobs.gpu.GpuBinding;
+import io.sparkprune.kernels.Backends;
 import io.sparkprune.pipeline.forward.ModelAdapter;
 import io.sparkprune.pipeline.forward.TensorSource;
 import io.sparkprune.pipeline.forward.Weights;
@@ -23,7 +24,7 @@ final class ExecutorState {
     private static final Map<String, Weights> WEIGHTS = new HashMap<>();
     private static final Map<String, io.sparkprune.pipeline.forward.TransformerModel> MODELS = new HashMap<>();
     private static Backend backend;
-    private static int backendThreads;
+    private static String backendKey;
 
     private ExecutorState() {
     }
@@ -38,14 +39,22 @@ final class ExecutorState {
     }
 
     /**
-     * @param threads threads per kernel call; ≤ 0 for all cores
-     * @return the JVM's CPU backend
+     * The JVM's compute backend: {@code cpu}, {@code cuda} or {@code auto} (CUDA when a device is
+     * usable, else the CPU with one warning). The CUDA device is the task's GPU address in
+     * standalone/YARN/Kubernetes, or {@code spark.sparkprune.gpu.device} in local mode
+     * ({@link GpuBinding#forTask()}).
+     *
+     * @param choice {@code auto}, {@code cpu} or {@code cuda}
+     * @param threads CPU threads per kernel call; ≤ 0 for all cores
+     * @return the backend, created once per (choice, device, threads)
      */
-    static synchronized Backend backend(int threads) {
+    static synchronized Backend backend(String choice, int threads) {
         int t = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
-        if (backend == null || backendThreads != t) {
-            backend = CpuBackend.create(t);
-            backendThreads = t;
+        int device = choice.equals("cpu") ? 0 : GpuBinding.forTask().device();
+        String key = choice + "|" + device + "|" + t;
+        if (backend == null || !key.equals(backendKey)) {
+            backend = Backends.create(choice, device, t);
+            backendKey = key;
         }
         return backend;
     }
@@ -94,14 +103,14 @@ final class ExecutorState {
      * @return the model
      */
     static synchronized io.sparkprune.pipeline.forward.TransformerModel model(String uri, HadoopConf conf,
-            io.sparkprune.pipeline.model.ModelConfig config, int threads) {
+            io.sparkprune.pipeline.model.ModelConfig config, String choice, int threads) {
         io.sparkprune.pipeline.forward.TransformerModel m = MODELS.get(uri);
         if (m == null) {
             if (MODELS.size() >= 2) {
                 MODELS.clear();
             }
             m = io.sparkprune.pipeline.forward.TransformerModel.of(config, TensorSource.of(checkpoint(uri, conf)),
-                    backend(threads));
+                    backend(choice, threads));
             MODELS.put(uri, m);
         }
         return m;

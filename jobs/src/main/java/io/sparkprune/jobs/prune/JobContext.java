@@ -31,9 +31,10 @@ import org.apache.hadoop.fs.Path;
  * @param configJson its config.json bytes
  * @param recipe the resolved recipe
  * @param hadoop Hadoop configuration
+ * @param backendChoice {@code auto}, {@code cpu} or {@code cuda} ({@code spark.sparkprune.backend})
  * @param threads CPU threads per kernel call, ≤ 0 for all cores
  */
-record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf hadoop, int threads)
+record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf hadoop, String backendChoice, int threads)
         implements Serializable {
 
     /** @return the model's adapter (the config is re-parsed; cheap) */
@@ -43,7 +44,7 @@ record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf 
 
     /** @return this JVM's backend */
     Backend backend() {
-        return ExecutorState.backend(threads);
+        return ExecutorState.backend(backendChoice, threads);
     }
 
     /** @return the dense checkpoint, opened once per JVM */

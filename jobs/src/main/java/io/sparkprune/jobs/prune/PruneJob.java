@@ -166,7 +166,8 @@ public final class PruneJob {
                     ck.sideFileLabel("tokenizer.json") + ": the checkpoint has no tokenizer.json, which calibration needs; "
                             + "add the model's tokenizer.json to the directory"));
             Recipe recipe = req.recipe();
-            JobContext ctx = new JobContext(modelUri, configJson, recipe, hadoop, conf.threads());
+            JobContext ctx = new JobContext(modelUri, configJson, recipe, hadoop,
+                    conf.backend().name().toLowerCase(Locale.ROOT), conf.threads());
             LayerPlan plan = LayerPlan.of(adapter, ck, recipe, conf.rowShardMaxRows());
             if (plan.targetCount() == 0) {
                 throw new InvalidInputException("no tensor of " + modelUri + " matches the recipe's targets "
@@ -357,7 +358,7 @@ public final class PruneJob {
             run.put("spark_master", jsc.master());
             run.put("spark_version", jsc.version());
             run.put("default_parallelism", jsc.defaultParallelism());
-            run.put("backend", ExecutorState.backend(conf.threads()).name());
+            run.put("backend", ExecutorState.backend(conf.backend().name().toLowerCase(Locale.ROOT), conf.threads()).name());
             run.put("resumed", req.resume());
             run.put("start", start.toString());
             run.put("end", Instant.now().toString());

@@ -176,7 +176,7 @@ final class QualityEvaluator {
     }
 
     private static TransformerModel model(JobContext ctx, String uri) {
-        return ExecutorState.model(uri, ctx.hadoop(), ctx.adapter().config(), ctx.threads());
+        return ExecutorState.model(uri, ctx.hadoop(), ctx.adapter().config(), ctx.backendChoice(), ctx.threads());
     }
 
     private static <T> List<scala.Tuple2<Integer, T>> indexed(List<T> items) {
