@@ -172,7 +172,7 @@ public final class HtmlReport {
             }
         }
         JFreeChart c = ChartFactory.createLineChart("Relative reconstruction error per layer", "layer",
-                "relative reconstruction error ||(W-W')X|| / ||WX||", ds, PlotOrientation.VERTICAL, true, false, false);
+                "relative error ||(W-W')X|| / ||WX||", ds, PlotOrientation.VERTICAL, true, false, false);
         rotateIfCrowded(c.getCategoryPlot(), ds.getColumnCount());
         return c;
     }

@@ -57,7 +57,7 @@ class HtmlReportTest {
         assertThat(c.keySet()).containsExactly("sparsity", "reconstruction_error", "quality", "bytes");
         assertThat(c.get("sparsity")).contains("Achieved sparsity per layer", "layer", "sparsity (fraction of zeros)",
                 "qkv", "o", "up", "down", "0", "1", "2");
-        assertThat(c.get("reconstruction_error")).contains("relative reconstruction error ||(W-W')X|| / ||WX||",
+        assertThat(c.get("reconstruction_error")).contains("relative error ||(W-W')X|| / ||WX||",
                 "attention.self.query", "output.dense");
         assertThat(c.get("quality")).contains("compressed", "mean cosine", "top-10 agreement");
         assertThat(c.get("bytes")).contains("MiB", "hf", "dense", "stored");
