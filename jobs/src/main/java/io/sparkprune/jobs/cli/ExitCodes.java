@@ -10,6 +10,11 @@ public final class ExitCodes {
     public static final int USAGE = 2;
     /** Bad input: a malformed checkpoint, config, recipe or data file (the message says which and how to fix it). */
     public static final int BAD_INPUT = 3;
+    /**
+     * A quality gate of the recipe failed ({@code gates}, {@code --max-layer-error}, ...): the outputs
+     * and the report were written, and report.json / report.html mark the failed gates.
+     */
+    public static final int QUALITY_GATE_FAILED = 4;
 
     private ExitCodes() {
     }

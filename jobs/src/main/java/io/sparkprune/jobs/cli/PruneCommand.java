@@ -27,7 +27,8 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "prune", mixinStandardHelpOptions = true,
         description = "Prune (and optionally quantize) a checkpoint with SparseGPT on Spark; writes a Hugging Face "
-                + "directory with exact zeros and report.json.")
+                + "directory with exact zeros, report.json, metrics.parquet and report.html; exits with 4 when a "
+                + "quality gate fails.")
 final class PruneCommand implements Callable<Integer> {
 
     @Spec
@@ -84,13 +85,33 @@ final class PruneCommand implements Callable<Integer> {
         try {
             PruneJob.Outcome o = PruneJob.run(spark, new PruneJob.Request(model, output, r, resume));
             out.println("pruned checkpoint: " + o.outputDir());
-            out.println("report: " + o.outputDir() + "/report.json");
+            out.println("report: " + o.outputDir() + "/report.json, metrics.parquet, report.html");
             out.println(QualitySummary.line(o.report()));
             out.flush();
+            return gateExit(o.report(), spec.commandLine().getErr());
         } finally {
             spark.stop();
         }
-        return ExitCodes.OK;
+    }
+
+    /**
+     * Prints each failed quality gate of a report and chooses the exit code.
+     *
+     * @param report a report with {@code gates} and {@code passed}
+     * @param err where failed gates are printed
+     * @return {@link ExitCodes#OK} when every gate passed (or none is set), else {@link ExitCodes#QUALITY_GATE_FAILED}
+     */
+    static int gateExit(com.fasterxml.jackson.databind.JsonNode report, PrintWriter err) {
+        if (report.path("passed").asBoolean(true)) {
+            return ExitCodes.OK;
+        }
+        for (com.fasterxml.jackson.databind.JsonNode g : report.path("gates")) {
+            if (!g.path("passed").asBoolean()) {
+                err.println("sparkprune: quality gate " + g.path("name").asText() + " failed: " + g.path("detail").asText());
+            }
+        }
+        err.flush();
+        return ExitCodes.QUALITY_GATE_FAILED;
     }
 
     /** Builds the session: the given master, else spark-submit's, else local[*]. */

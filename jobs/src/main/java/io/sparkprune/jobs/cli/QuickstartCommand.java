@@ -29,7 +29,7 @@ import picocli.CommandLine.Model.CommandSpec;
  */
 @Command(name = "quickstart", mixinStandardHelpOptions = true,
         description = "Run the default job: all-MiniLM-L6-v2 (ONNX from Maven Central) pruned 2:4 with SparseGPT on "
-                + "Spark local mode, calibrated on English Europarl lines; writes the pruned checkpoint and report.json.")
+                + "Spark local mode, calibrated on English Europarl lines; writes the pruned checkpoint, report.json, metrics.parquet and report.html.")
 final class QuickstartCommand implements Callable<Integer> {
 
     @Spec
@@ -63,7 +63,8 @@ final class QuickstartCommand implements Callable<Integer> {
         }
         SummaryPrinter.print(CheckpointInspector.inspect(out), false, pw);
         pw.println(PruneCommand.QualitySummary.line(o.report()));
-        pw.println("done: pruned checkpoint in " + out.toAbsolutePath() + ", report in " + out.toAbsolutePath().resolve("report.json"));
+        pw.println("done: pruned checkpoint in " + out.toAbsolutePath() + ", report in " + out.toAbsolutePath().resolve("report.json")
+                + " (and metrics.parquet, report.html)");
         pw.flush();
         return ExitCodes.OK;
     }

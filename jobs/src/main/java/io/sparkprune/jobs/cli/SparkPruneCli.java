@@ -10,15 +10,18 @@ import picocli.CommandLine.Command;
  *
  * <p>Errors are mapped to {@link ExitCodes}: usage errors print the message and the usage (2); an
  * {@link InvalidInputException} prints its message only, no stack trace (3); anything else is a
- * bug and prints the stack trace (1).
+ * bug and prints the stack trace (1). A failed quality gate is not an error: the command finishes,
+ * writes its report and returns {@link ExitCodes#QUALITY_GATE_FAILED} (4).
  */
 @Command(name = "sparkprune", mixinStandardHelpOptions = true, versionProvider = SparkPruneCli.Version.class,
         description = "Prune and quantize transformer checkpoints with SparseGPT on Apache Spark.",
         subcommands = {PruneCommand.class, InspectCommand.class, ConvertCommand.class, DecompressCommand.class, QuickstartCommand.class, BenchCommand.class,
+                ValidateCommand.class,
                 CommandLine.HelpCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:success", "1:a bug in SparkPrune (stack trace printed)", "2:bad command line",
-                "3:bad input (malformed checkpoint, config, recipe or data; the message names it)"})
+                "3:bad input (malformed checkpoint, config, recipe or data; the message names it)",
+                "4:a quality gate failed (outputs and report written; the report marks the failed gates)"})
 public final class SparkPruneCli implements Runnable {
 
     @CommandLine.Spec
@@ -37,6 +40,7 @@ public final class SparkPruneCli implements Runnable {
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new SparkPruneCli());
         PruneCommand.addRecipeFlags(cl.getSubcommands().get("prune").getCommandSpec());
+        PruneCommand.addRecipeFlags(cl.getSubcommands().get("validate").getCommandSpec());
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             PrintWriter err = commandLine.getErr();
             if (ex instanceof InvalidInputException) {

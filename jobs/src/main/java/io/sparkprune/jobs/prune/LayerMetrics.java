@@ -33,7 +33,9 @@ final class LayerMetrics {
             double den = 0;
             double loss = 0;
             double secs = 0;
+            java.util.SortedSet<String> backends = new java.util.TreeSet<>();
             for (ShardMetrics m : ms) {
+                backends.add(m.backend());
                 elements += m.elements();
                 zeros += m.zeros();
                 violations += m.patternViolations();
@@ -68,6 +70,8 @@ final class LayerMetrics {
             }
             n.put("shards", ms.size());
             n.put("seconds", secs);
+            n.put("backend", String.join(",", backends));
+            n.put("bytes_dense", t.info().rows() * t.info().cols() * t.info().dtype().byteSize());
             out.add(n);
         }
         return out;

@@ -21,7 +21,10 @@ import io.sparkprune.pipeline.model.ModelConfig;
 import io.sparkprune.pipeline.model.ModelConfigs;
 import io.sparkprune.pipeline.recipe.PipelineMode;
 import io.sparkprune.pipeline.recipe.PruneMethod;
+import io.sparkprune.pipeline.recipe.GatesSpec;
 import io.sparkprune.pipeline.recipe.Recipe;
+import io.sparkprune.pipeline.report.ReportFormat;
+import io.sparkprune.pipeline.report.TensorSummary;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import io.sparkprune.pipeline.safetensors.TensorInfo;
 import io.sparkprune.pipeline.tokenizer.HfTokenizer;
@@ -72,7 +75,8 @@ import scala.Tuple2;
  *       they stay persisted on the executors and are never collected.</li>
  * </ol>
  * Then the output checkpoint is assembled from the committed shards and the untouched tensors,
- * the quality check runs on held-out data, and {@code report.json} is written.
+ * the quality check runs on held-out data, and the report is written ({@code report.json},
+ * {@code metrics.parquet}, {@code report.html}; docs/report.md) with the recipe's quality gates.
  *
  * <p>The driver holds metadata, token ids, and one layer's Hessians and inverse factors; never
  * the weights or the activations. {@code --resume} replays the forward pass over the committed
@@ -180,7 +184,9 @@ public final class PruneJob {
             }
             String dataFingerprint = CalibrationTokens.fingerprint(sequences);
             String modelFingerprint = modelFingerprint(ck, configJson);
-            String fingerprint = sha256(modelFingerprint + "\n" + recipe.toYaml() + "\n" + dataFingerprint);
+            // gates do not change what the job computes, so a resume may change them
+            String fingerprint = sha256(modelFingerprint + "\n" + recipe.withGates(GatesSpec.NONE).toYaml() + "\n"
+                    + dataFingerprint);
             stageSeconds.put("prepare", seconds(t0));
             LOG.info("model {} ({}, {} layers, {} target tensors); {} calibration sequences, {} tokens; recipe: {}",
                     modelUri, config.modelType(), adapter.numLayers(), plan.targetCount(), sequences.size(),
@@ -242,7 +248,10 @@ public final class PruneJob {
 
             ObjectNode report = report(req, modelUri, config, recipe, sequences, dataFingerprint, modelFingerprint,
                     tensorMetrics, quality, start, t0);
-            ReportWriter.write(fs, new Path(out, "report.json"), report);
+            try (ShardedCheckpoint written = ShardedCheckpoint.open(fs, out)) {
+                JobReport.addStorage(report, written);
+            }
+            JobReport.finish(report, recipe.gates(), fs, out, hconf);
             log.deleteStaging();
             ModelInput.cleanUp(out, fs);
             ck.close();
@@ -347,16 +356,14 @@ public final class PruneJob {
                                   String dataFingerprint, String modelFingerprint, List<ObjectNode> tensors,
                                   ObjectNode quality, Instant start, long t0) {
             ObjectNode r = JSON.createObjectNode();
-            r.put("format", "sparkprune.report.v1");
+            JobReport.addRunFacts(r, ReportFormat.KIND_PRUNE, jsc);
             r.put("model", req.model());
             r.put("model_checkpoint", modelUri);
             r.put("model_type", config.modelType());
             r.put("model_fingerprint_sha256", modelFingerprint);
             r.put("output", out.toString());
             r.set("recipe", recipe.toTree());
-            ObjectNode run = r.putObject("run");
-            run.put("spark_master", jsc.master());
-            run.put("spark_version", jsc.version());
+            ObjectNode run = (ObjectNode) r.get("run");
             run.put("default_parallelism", jsc.defaultParallelism());
             run.put("backend", ExecutorState.backend(conf.backend().name().toLowerCase(Locale.ROOT), conf.threads()).name());
             run.put("resumed", req.resume());
@@ -372,19 +379,7 @@ public final class PruneJob {
             cal.put("tokens_sha256", dataFingerprint);
             ArrayNode ts = r.putArray("tensors");
             tensors.forEach(ts::add);
-            ObjectNode summary = r.putObject("summary");
-            long elements = 0;
-            long zeros = 0;
-            boolean verified = true;
-            for (ObjectNode t : tensors) {
-                elements += t.get("elements").asLong();
-                zeros += t.get("zeros").asLong();
-                verified &= t.get("pattern_verified").asBoolean() && t.get("all_finite").asBoolean();
-            }
-            summary.put("target_tensors", tensors.size());
-            summary.put("target_elements", elements);
-            summary.put("target_sparsity", elements == 0 ? 0 : (double) zeros / elements);
-            summary.put("all_patterns_verified", verified);
+            r.set("summary", TensorSummary.of(tensors));
             r.set("quality", quality);
             return r;
         }

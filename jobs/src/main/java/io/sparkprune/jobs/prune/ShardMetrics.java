@@ -15,8 +15,10 @@ import java.io.Serializable;
  * @param solverLoss the solver's Σ (w − q)²/U_ii² over the shard (0 for the baselines)
  * @param seconds wall time of the solve
  * @param dampening the dampening that made H + λI positive definite (NaN for the baselines)
+ * @param backend name of the kernel backend that solved the shard ({@link io.sparkprune.kernels.Backend#name()})
  */
 record ShardMetrics(String tensor, long elements, long zeros, long patternViolations, long nonFinite,
-                    double errorNumerator, double errorDenominator, double solverLoss, double seconds, double dampening)
+                    double errorNumerator, double errorDenominator, double solverLoss, double seconds, double dampening,
+                    String backend)
         implements Serializable {
 }

@@ -80,7 +80,7 @@ final class ShardSolver {
             throw new UncheckedIOException("cannot write shard " + task.shardIndex() + " of " + task.tensor(), e);
         }
         return new Tuple2<>(record, new ShardMetrics(task.tensor(), written.length, zeros, violations, nonFinite,
-                err[0], err[1], loss, seconds, dampening));
+                err[0], err[1], loss, seconds, dampening, be.name()));
     }
 
     private static boolean[] deadColumns(GroupStats gs, int cols) {

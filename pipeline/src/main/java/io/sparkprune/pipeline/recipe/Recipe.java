@@ -22,6 +22,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.OptionalDouble;
 import java.util.OptionalInt;
 import java.util.stream.Collectors;
 
@@ -56,6 +57,10 @@ import java.util.stream.Collectors;
  *   text_mode: lines
  *   samples: 128
  *   seq_len: auto                # the calibration length
+ * gates:                         # quality limits; each absent one is not checked
+ *   max_perplexity_increase: null  # e.g. 0.15 or "15%" (decoders)
+ *   min_embedding_cosine: null     # e.g. 0.85 (encoders, mean cosine)
+ *   max_layer_error: null          # e.g. 0.2 (every tensor's relative reconstruction error)
  * </pre>
  * Every key is optional (absent keys take the defaults above); unknown keys, wrong types, values out
  * of range, unparsable patterns, regexes or quantization settings are rejected with a
@@ -71,8 +76,10 @@ import java.util.stream.Collectors;
  * @param prune the pruning modifier
  * @param calibration calibration data
  * @param evaluation evaluation data
+ * @param gates quality gates ({@link GatesSpec#NONE} for none)
  */
-public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSpec evaluation) implements Serializable {
+public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSpec evaluation, GatesSpec gates)
+        implements Serializable {
 
     /** Source named in errors raised by {@link #withOverrides(Map)}. */
     public static final String OVERRIDE_SOURCE = "command-line overrides";
@@ -91,6 +98,7 @@ public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSp
         Objects.requireNonNull(prune, "prune");
         Objects.requireNonNull(calibration, "calibration");
         Objects.requireNonNull(evaluation, "evaluation");
+        Objects.requireNonNull(gates, "gates");
         if (evaluation.usesHeldOut() && calibration.heldOutFraction() == 0.0) {
             throw new RecipeException(RecipeException.UNSPECIFIED_SOURCE, "evaluation.source", "is "
                     + EvaluationSpec.HELD_OUT_SOURCE + " but calibration.held_out_fraction is 0, so nothing is held out; "
@@ -98,9 +106,29 @@ public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSp
         }
     }
 
-    /** @return SparseGPT 2:4 on the default targets with the default calibration and evaluation data */
+    /**
+     * A recipe without quality gates.
+     *
+     * @param prune the pruning modifier
+     * @param calibration calibration data
+     * @param evaluation evaluation data
+     * @throws RecipeException as the canonical constructor
+     */
+    public Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSpec evaluation) {
+        this(prune, calibration, evaluation, GatesSpec.NONE);
+    }
+
+    /** @return SparseGPT 2:4 on the default targets with the default calibration and evaluation data, no gates */
     public static Recipe defaults() {
         return new Recipe(PruneStage.DEFAULT, CalibrationSpec.DEFAULT, EvaluationSpec.DEFAULT);
+    }
+
+    /**
+     * @param newGates the quality gates
+     * @return this recipe with other gates (they do not change what the job computes)
+     */
+    public Recipe withGates(GatesSpec newGates) {
+        return new Recipe(prune, calibration, evaluation, newGates);
     }
 
     /**
@@ -255,6 +283,10 @@ public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSp
         putOptions(e, evaluation.options());
         e.put("samples", evaluation.samples());
         putSeqLen(e, evaluation.seqLen());
+        ObjectNode g = root.putObject(RecipeKeys.GATES);
+        putOptional(g, "max_perplexity_increase", gates.maxPerplexityIncrease());
+        putOptional(g, "min_embedding_cosine", gates.minEmbeddingCosine());
+        putOptional(g, "max_layer_error", gates.maxLayerError());
         return root;
     }
 
@@ -262,6 +294,14 @@ public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSp
         n.put("format", o.format().name().toLowerCase(Locale.ROOT));
         n.put("field", o.field());
         n.put("text_mode", o.textMode().name().toLowerCase(Locale.ROOT));
+    }
+
+    private static void putOptional(ObjectNode n, String key, OptionalDouble v) {
+        if (v.isPresent()) {
+            n.put(key, v.getAsDouble());
+        } else {
+            n.putNull(key);
+        }
     }
 
     private static void putSeqLen(ObjectNode n, OptionalInt seqLen) {

@@ -18,8 +18,11 @@ public final class RecipeKeys {
     /** Top-level section: evaluation data. */
     public static final String EVALUATION = "evaluation";
 
+    /** Top-level section: quality gates of scheduled runs. */
+    public static final String GATES = "gates";
+
     /** Keys of the top level, in document order. */
-    public static final List<String> TOP = List.of(PRUNE, CALIBRATION, EVALUATION);
+    public static final List<String> TOP = List.of(PRUNE, CALIBRATION, EVALUATION, GATES);
     /** Keys of {@code prune}, in document order. */
     public static final List<String> PRUNE_KEYS = List.of("method", "pattern", "targets", "ignore", "dampening",
             "block_size", "mask_scope", "quantization", "pipeline");
@@ -31,6 +34,9 @@ public final class RecipeKeys {
     /** Keys of {@code evaluation}, in document order. */
     public static final List<String> EVALUATION_KEYS = List.of("source", "format", "field", "text_mode", "samples",
             "seq_len");
+    /** Keys of {@code gates}, in document order. */
+    public static final List<String> GATES_KEYS = List.of("max_perplexity_increase", "min_embedding_cosine",
+            "max_layer_error");
 
     /**
      * The command-line flag for each overridable key path, in the order of {@code sparkprune prune --help}.
@@ -62,11 +68,14 @@ public final class RecipeKeys {
         m.put("--eval-field", "evaluation.field");
         m.put("--eval-samples", "evaluation.samples");
         m.put("--eval-seq-len", "evaluation.seq_len");
+        m.put("--max-perplexity-increase", "gates.max_perplexity_increase");
+        m.put("--min-embedding-cosine", "gates.min_embedding_cosine");
+        m.put("--max-layer-error", "gates.max_layer_error");
         return java.util.Collections.unmodifiableMap(m);
     }
 
     /**
-     * @return every dotted key path {@link Recipe#withOverrides(Map)} accepts: each key of the three
+     * @return every dotted key path {@link Recipe#withOverrides(Map)} accepts: each key of the four
      *     sections ({@code prune.quantization} takes the compact form, its sub-keys are not separate paths)
      */
     public static List<String> overridablePaths() {
@@ -74,6 +83,7 @@ public final class RecipeKeys {
         PRUNE_KEYS.forEach(k -> out.add(PRUNE + "." + k));
         CALIBRATION_KEYS.forEach(k -> out.add(CALIBRATION + "." + k));
         EVALUATION_KEYS.forEach(k -> out.add(EVALUATION + "." + k));
+        GATES_KEYS.forEach(k -> out.add(GATES + "." + k));
         return List.copyOf(out);
     }
 }

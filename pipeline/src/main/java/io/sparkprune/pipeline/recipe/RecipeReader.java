@@ -19,6 +19,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.OptionalDouble;
 import java.util.OptionalInt;
 
 /**
@@ -40,7 +41,8 @@ final class RecipeReader {
         try {
             return new Recipe(prune(top.section(RecipeKeys.PRUNE, RecipeKeys.PRUNE_KEYS)),
                     calibration(top.section(RecipeKeys.CALIBRATION, RecipeKeys.CALIBRATION_KEYS)),
-                    evaluation(top.section(RecipeKeys.EVALUATION, RecipeKeys.EVALUATION_KEYS)));
+                    evaluation(top.section(RecipeKeys.EVALUATION, RecipeKeys.EVALUATION_KEYS)),
+                    gates(top.section(RecipeKeys.GATES, RecipeKeys.GATES_KEYS)));
         } catch (RecipeException e) {
             throw e.source().equals(RecipeException.UNSPECIFIED_SOURCE) ? e.withSource(source) : e;
         }
@@ -125,6 +127,11 @@ final class RecipeReader {
         EvaluationSpec d = EvaluationSpec.DEFAULT;
         return new EvaluationSpec(s.text("source", d.source()), sourceOptions(s, d.options()),
                 s.integer("samples", d.samples()), s.intOrAuto("seq_len", d.seqLen()));
+    }
+
+    private GatesSpec gates(Section s) {
+        return new GatesSpec(s.fraction("max_perplexity_increase"), s.fraction("min_embedding_cosine"),
+                s.fraction("max_layer_error"));
     }
 
     private SourceOptions sourceOptions(Section s, SourceOptions d) {
@@ -292,6 +299,31 @@ final class RecipeReader {
                 throw error(key, "expected a finite number, got " + v, null);
             }
             return v;
+        }
+
+        /**
+         * A number, or text holding a number or a percentage ({@code "15%"} = 0.15); absent or null
+         * is empty.
+         */
+        OptionalDouble fraction(String key) {
+            JsonNode n = node.get(key);
+            if (n == null || n.isNull()) {
+                return OptionalDouble.empty();
+            }
+            if (n.isTextual() && n.asText().strip().endsWith("%")) {
+                String t = n.asText().strip();
+                double v;
+                try {
+                    v = Double.parseDouble(t.substring(0, t.length() - 1).strip());
+                } catch (NumberFormatException e) {
+                    throw error(key, "expected a number or a percentage such as 15%, got '" + t + "'", e);
+                }
+                if (!Double.isFinite(v)) {
+                    throw error(key, "expected a finite percentage, got '" + t + "'", null);
+                }
+                return OptionalDouble.of(v / 100.0);
+            }
+            return OptionalDouble.of(number(key, 0.0));
         }
 
         boolean bool(String key, boolean dflt) {

@@ -357,7 +357,7 @@ class RecipeTest {
         while (m.find()) {
             blocks.add(m.group(1));
         }
-        assertThat(blocks).hasSize(3);
+        assertThat(blocks).hasSize(4);
         Recipe mlp = Recipe.parse(blocks.get(0), "docs/recipes.md example 1");
         assertThat(mlp.isTarget("model.layers.2.mlp.up_proj.weight")).isTrue();
         assertThat(mlp.isTarget("model.layers.2.self_attn.q_proj.weight")).isFalse();
@@ -369,6 +369,9 @@ class RecipeTest {
         assertThat(wanda.isTarget("model.layers.31.mlp.up_proj.weight")).isFalse();
         assertThat(wanda.isTarget("model.layers.30.mlp.up_proj.weight")).isTrue();
         assertThat(wanda.isTarget("model.layers.3.mlp.up_proj.weight")).isTrue();
+        Recipe gates = Recipe.parse(blocks.get(3), "docs/recipes.md example 4");
+        assertThat(gates.gates().maxPerplexityIncrease().getAsDouble()).isCloseTo(0.15, org.assertj.core.data.Offset.offset(1e-12));
+        assertThat(gates.gates().maxLayerError()).hasValue(0.2);
     }
 
     @Test
