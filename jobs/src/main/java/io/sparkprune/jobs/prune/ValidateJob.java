@@ -147,7 +147,8 @@ public final class ValidateJob {
                             + recipe.prune().selector() + "; check prune.targets and prune.ignore");
                 }
                 r.set("summary", TensorSummary.of(ts));
-                JobContext ctx = new JobContext(originalUri, configJson, recipe, new HadoopConf(hconf), conf.threads());
+                JobContext ctx = new JobContext(originalUri, configJson, recipe, new HadoopConf(hconf),
+                        conf.backend().name().toLowerCase(java.util.Locale.ROOT), conf.threads());
                 jsc.setJobGroup("validate", "quality check, original vs compressed", false);
                 r.set("quality", QualityEvaluator.evaluate(jsc, ctx, config, tokenizerJson, req.compressed(), hconf));
                 JobReport.addStorage(r, packed);
