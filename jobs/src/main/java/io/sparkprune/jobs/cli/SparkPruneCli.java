@@ -15,7 +15,7 @@ import picocli.CommandLine.Command;
 @Command(name = "sparkprune", mixinStandardHelpOptions = true, versionProvider = SparkPruneCli.Version.class,
         description = "Prune and quantize transformer checkpoints with SparseGPT on Apache Spark.",
         subcommands = {PruneCommand.class, InspectCommand.class, ConvertCommand.class, QuickstartCommand.class, BenchCommand.class,
-                CommandLine.HelpCommand.class},
+                GenerateCommand.class, CommandLine.HelpCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:success", "1:a bug in SparkPrune (stack trace printed)", "2:bad command line",
                 "3:bad input (malformed checkpoint, config, recipe or data; the message names it)"})
