@@ -15,8 +15,8 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "sparkprune", mixinStandardHelpOptions = true, versionProvider = SparkPruneCli.Version.class,
         description = "Prune and quantize transformer checkpoints with SparseGPT on Apache Spark.",
-        subcommands = {PruneCommand.class, InspectCommand.class, ConvertCommand.class, DecompressCommand.class, QuickstartCommand.class, BenchCommand.class,
-                ValidateCommand.class,
+        subcommands = {PruneCommand.class, InspectCommand.class, ConvertCommand.class, DecompressCommand.class,
+                QuickstartCommand.class, ValidateCommand.class, BenchCommand.class, GenerateCommand.class,
                 CommandLine.HelpCommand.class},
         exitCodeListHeading = "%nExit codes:%n",
         exitCodeList = {"0:success", "1:a bug in SparkPrune (stack trace printed)", "2:bad command line",

@@ -155,9 +155,8 @@ public final class PruneJob {
             Instant start = Instant.now();
             long t0 = System.nanoTime();
             ExecutorState.clear();
-            if (!req.resume() && (fs.exists(new Path(out, "config.json")) || fs.exists(new Path(out, "report.json")))) {
-                throw new InvalidInputException(out + " already holds a pruned checkpoint; choose a new output directory "
-                        + "or remove it (--resume continues an unfinished run only)");
+            if (!req.resume()) {
+                refuseExistingOutput();
             }
             String modelUri = ModelInput.resolve(req.model(), out, fs, req.resume());
             ShardedCheckpoint ck = ShardedCheckpoint.open(modelUri, hconf);
@@ -256,6 +255,31 @@ public final class PruneJob {
             ModelInput.cleanUp(out, fs);
             ck.close();
             return new Outcome(out.toString(), report);
+        }
+
+        /**
+         * A fresh run must not overwrite an earlier run's output (a finished run leaves no staging
+         * area, so {@link CommitLog} alone would not notice it).
+         */
+        private void refuseExistingOutput() throws IOException {
+            if (!fs.exists(out)) {
+                return;
+            }
+            org.apache.hadoop.fs.FileStatus st = fs.getFileStatus(out);
+            org.apache.hadoop.fs.FileStatus[] content = st.isDirectory() ? fs.listStatus(out)
+                    : new org.apache.hadoop.fs.FileStatus[] {st};
+            if (content.length == 0) {
+                return;
+            }
+            List<String> names = new ArrayList<>();
+            for (org.apache.hadoop.fs.FileStatus c : content) {
+                names.add(c.getPath().getName());
+            }
+            Collections.sort(names);
+            throw new OutputExistsException("output " + out + " already exists and is not an empty directory (it holds "
+                    + String.join(", ", names.subList(0, Math.min(6, names.size()))) + (names.size() > 6 ? ", ..." : "")
+                    + "); choose a new output directory or delete this one, or pass --resume to continue a killed run "
+                    + "that was writing there");
         }
 
         private List<ObjectNode> pruneLayer(JobContext ctx, ModelAdapter adapter, LayerPlan plan, JavaRDD<HiddenStates> hidden,

@@ -160,7 +160,7 @@ class PruneJobDefaultModelTest {
     @Test
     void anExistingOutputIsRefusedWithoutResume() {
         assertThatThrownBy(() -> PruneJob.run(spark, new PruneJob.Request("default", out.toString(), recipe, false)))
-                .isInstanceOf(InvalidInputException.class).hasMessageContaining("already holds a pruned checkpoint");
+                .isInstanceOf(InvalidInputException.class).hasMessageContaining("already exists");
         assertThat(Files.exists(out.resolve("report.json"))).isTrue();
     }
 }
