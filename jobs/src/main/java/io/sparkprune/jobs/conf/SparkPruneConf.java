@@ -77,27 +77,11 @@ public final class SparkPruneConf {
     /** {@code spark.sparkprune.calibration.partitions}. */
     public static final ConfEntry<Integer> CALIBRATION_PARTITIONS = conf("spark.sparkprune.calibration.partitions")
             .doc("Partitions of the calibration sequences (and of the activations that flow between layers). "
-                    + "0 means one per executor core (Spark's default parallelism).")
+                    + "0 means min(16, number of calibration batches): a fixed number, not the executor count, because the "
+                    + "Hessian sums are reduced in partition order and must not depend on the cluster.")
             .intConf()
             .checkValue(v -> v >= 0, "Must be ≥ 0.")
             .createWithDefault(0);
-
-    /** {@code spark.sparkprune.staging.dir}. */
-    public static final ConfEntry<String> STAGING_DIR = conf("spark.sparkprune.staging.dir")
-            .doc("Directory (any Hadoop URI, visible to the driver and every executor) where tasks write pruned "
-                    + "row shards and where layers are committed before the output is assembled; --resume continues "
-                    + "from it. Unset means the _staging directory inside the output directory.")
-            .stringConf()
-            .checkValue(s -> !s.isBlank(), "Must not be empty.")
-            .createOptional("<output>/_staging");
-
-    /** {@code spark.sparkprune.commit.fsync}. */
-    public static final ConfEntry<Boolean> COMMIT_FSYNC = conf("spark.sparkprune.commit.fsync")
-            .doc("Force shard files and each layer's _COMMITTED marker to stable storage (fsync, or hsync on HDFS) "
-                    + "before they are renamed into place. false is faster on slow disks, but a machine crash may then "
-                    + "lose layers already reported as committed.")
-            .booleanConf()
-            .createWithDefault(true);
 
     /** {@code spark.sparkprune.activations.storageLevel}. */
     public static final ConfEntry<String> ACTIVATIONS_STORAGE_LEVEL = conf("spark.sparkprune.activations.storageLevel")
@@ -202,24 +186,6 @@ public final class SparkPruneConf {
     /** @return {@link #CALIBRATION_PARTITIONS}: partitions of the calibration data, 0 = one per executor core */
     public int calibrationPartitions() {
         return get(CALIBRATION_PARTITIONS);
-    }
-
-    /** @return {@link #STAGING_DIR} when set */
-    public Optional<String> stagingDir() {
-        return getOptional(STAGING_DIR);
-    }
-
-    /**
-     * @param outputDir the job's output directory (a Hadoop URI or path), without trailing slash
-     * @return {@link #STAGING_DIR} when set, else {@code <outputDir>/_staging}
-     */
-    public String stagingDir(String outputDir) {
-        return stagingDir().orElseGet(() -> (outputDir.endsWith("/") ? outputDir : outputDir + "/") + "_staging");
-    }
-
-    /** @return {@link #COMMIT_FSYNC} */
-    public boolean commitFsync() {
-        return get(COMMIT_FSYNC);
     }
 
     /** @return {@link #ACTIVATIONS_STORAGE_LEVEL}: an upper-case Spark storage level name from {@link #STORAGE_LEVELS} */

@@ -45,11 +45,11 @@ final class ExecutorState {
      * ({@link GpuBinding#forTask()}).
      *
      * @param choice {@code auto}, {@code cpu} or {@code cuda}
-     * @param threads CPU threads per kernel call; ≤ 0 for all cores
+     * @param threads CPU threads per kernel call; ≤ 0 for {@link #defaultThreads()}
      * @return the backend, created once per (choice, device, threads)
      */
     static synchronized Backend backend(String choice, int threads) {
-        int t = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
+        int t = threads > 0 ? threads : defaultThreads();
         int device = choice.equals("cpu") ? 0 : GpuBinding.forTask().device();
         String key = choice + "|" + device + "|" + t;
         if (backend == null || !key.equals(backendKey)) {
@@ -132,5 +132,22 @@ final class ExecutorState {
         CHECKPOINTS.clear();
         WEIGHTS.clear();
         MODELS.clear();
+    }
+
+    /**
+     * Threads per kernel call when {@code spark.sparkprune.threads} is 0: {@code spark.executor.cores /
+     * spark.task.cpus} of this executor, at most the machine's processors; all processors when the
+     * executor cores are not set (local mode) or outside Spark.
+     *
+     * @return ≥ 1
+     */
+    static int defaultThreads() {
+        int cores = Runtime.getRuntime().availableProcessors();
+        org.apache.spark.SparkEnv env = org.apache.spark.SparkEnv.get();
+        if (env == null || !env.conf().contains("spark.executor.cores")) {
+            return cores;
+        }
+        int perTask = env.conf().getInt("spark.executor.cores", cores) / Math.max(1, env.conf().getInt("spark.task.cpus", 1));
+        return Math.max(1, Math.min(cores, perTask));
     }
 }

@@ -236,6 +236,7 @@ public final class PruneJob {
             hidden.unpersist(false);
 
             long ta = System.nanoTime();
+            fs.setWriteChecksum(false); // no Hadoop .crc side files in the user's output directory
             jsc.setJobGroup("assemble", "write the pruned checkpoint", false);
             OutputAssembler.assemble(ck, log, fs, out);
             stageSeconds.put("assemble", seconds(ta));

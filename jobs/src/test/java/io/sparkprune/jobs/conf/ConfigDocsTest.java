@@ -41,7 +41,7 @@ class ConfigDocsTest {
         }
         assertThat(md).contains("| `spark.sparkprune.backend` | enum | `auto` |")
                 .contains("One of auto, cpu, cuda.")
-                .contains("| `spark.sparkprune.staging.dir` | string | `<output>/_staging` |")
+                .contains("| `spark.sparkprune.calibration.partitions` | int | `0` |")
                 .contains("| `spark.sparkprune.rowShard.maxRows` | int | `1024` |")
                 .endsWith("|\n");
         assertThat(md.lines().filter(l -> l.startsWith("| `spark.sparkprune.")).count())

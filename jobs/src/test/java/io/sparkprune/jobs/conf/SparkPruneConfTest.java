@@ -34,10 +34,6 @@ class SparkPruneConfTest {
         assertThat(c.gpuConcurrentTasks()).isEqualTo(1);
         assertThat(c.rowShardMaxRows()).isEqualTo(1024);
         assertThat(c.calibrationPartitions()).isZero();
-        assertThat(c.stagingDir()).isEmpty();
-        assertThat(c.stagingDir("hdfs://nn/out/model")).isEqualTo("hdfs://nn/out/model/_staging");
-        assertThat(c.stagingDir("/tmp/out/")).isEqualTo("/tmp/out/_staging");
-        assertThat(c.commitFsync()).isTrue();
         assertThat(c.activationsStorageLevel()).isEqualTo("MEMORY_AND_DISK_SER");
         assertThat(c.threads()).isZero();
         assertThat(c.cpuThreads(16, 2)).isEqualTo(8);
@@ -49,8 +45,8 @@ class SparkPruneConfTest {
     void explicitValuesAreParsed() {
         SparkPruneConf c = conf("spark.sparkprune.backend", "CPU", "spark.sparkprune.gpu.device", "3",
                 "spark.sparkprune.gpu.concurrentTasks", "2", "spark.sparkprune.rowShard.maxRows", " 256 ",
-                "spark.sparkprune.calibration.partitions", "8", "spark.sparkprune.staging.dir", "s3a://b/stage",
-                "spark.sparkprune.commit.fsync", "False", "spark.sparkprune.activations.storageLevel", "disk_only",
+                "spark.sparkprune.calibration.partitions", "8",
+                "spark.sparkprune.activations.storageLevel", "disk_only",
                 "spark.sparkprune.threads", "4",
                 "spark.executor.memory", "4g", "spark.sparkprunex.other", "ignored too");
         assertThat(c.backend()).isEqualTo(BackendChoice.CPU);
@@ -58,13 +54,10 @@ class SparkPruneConfTest {
         assertThat(c.gpuConcurrentTasks()).isEqualTo(2);
         assertThat(c.rowShardMaxRows()).isEqualTo(256);
         assertThat(c.calibrationPartitions()).isEqualTo(8);
-        assertThat(c.stagingDir()).hasValue("s3a://b/stage");
-        assertThat(c.stagingDir("/out")).isEqualTo("s3a://b/stage");
-        assertThat(c.commitFsync()).isFalse();
         assertThat(c.activationsStorageLevel()).isEqualTo("DISK_ONLY");
         assertThat(c.threads()).isEqualTo(4);
         assertThat(c.cpuThreads(16, 1)).isEqualTo(4);
-        assertThat(c.explicitSettings()).hasSize(9).doesNotContainKey("spark.executor.memory");
+        assertThat(c.explicitSettings()).hasSize(7).doesNotContainKey("spark.executor.memory");
         assertThat(c.effectiveSettings()).containsEntry("spark.sparkprune.backend", "cpu")
                 .containsEntry("spark.sparkprune.activations.storageLevel", "DISK_ONLY");
     }
@@ -90,8 +83,6 @@ class SparkPruneConfTest {
         invalid("spark.sparkprune.rowShard.maxRows", "1e3", "not an integer");
         invalid("spark.sparkprune.rowShard.maxRows", "3000000000", "not an integer");
         invalid("spark.sparkprune.calibration.partitions", "-4", "Must be ≥ 0.");
-        invalid("spark.sparkprune.staging.dir", "  ", "Must not be empty.", "default <output>/_staging");
-        invalid("spark.sparkprune.commit.fsync", "yes", "expected true or false");
         invalid("spark.sparkprune.activations.storageLevel", "NONE", "Must be one of DISK_ONLY, DISK_ONLY_2");
         invalid("spark.sparkprune.activations.storageLevel", "MEMORY", "MEMORY_AND_DISK_SER");
         invalid("spark.sparkprune.threads", "-2", "Must be ≥ 0.");
@@ -139,8 +130,7 @@ class SparkPruneConfTest {
         List<ConfEntry<?>> entries = SparkPruneConf.entries();
         assertThat(entries).extracting(ConfEntry::key).containsExactly("spark.sparkprune.backend",
                 "spark.sparkprune.gpu.device", "spark.sparkprune.gpu.concurrentTasks", "spark.sparkprune.rowShard.maxRows",
-                "spark.sparkprune.calibration.partitions", "spark.sparkprune.staging.dir", "spark.sparkprune.commit.fsync",
-                "spark.sparkprune.activations.storageLevel", "spark.sparkprune.threads");
+                "spark.sparkprune.calibration.partitions", "spark.sparkprune.activations.storageLevel", "spark.sparkprune.threads");
         for (ConfEntry<?> e : entries) {
             assertThat(e.doc()).as(e.key()).isNotBlank();
             assertThat(e.type()).isIn("int", "boolean", "string", "enum");
@@ -148,8 +138,10 @@ class SparkPruneConfTest {
                 roundTripDefault(e);
             }
         }
-        assertThat(SparkPruneConf.STAGING_DIR.hasDefault()).isFalse();
-        assertThatThrownBy(() -> SparkPruneConf.STAGING_DIR.get(Map.of())).isInstanceOf(IllegalStateException.class);
+        ConfEntry<String> optional = ConfEntry.conf("spark.sparkprune.test.optional", e -> { })
+                .doc("An optional test entry.").stringConf().createOptional("<none>");
+        assertThat(optional.hasDefault()).isFalse();
+        assertThatThrownBy(() -> optional.get(Map.of())).isInstanceOf(IllegalStateException.class);
     }
 
     private static <T> void roundTripDefault(ConfEntry<T> e) {
