@@ -23,6 +23,9 @@ import org.apache.spark.sql.SparkSession;
  * recipe and Spark settings, and helpers that read outputs back.
  */
 final class JobFixtures {
+    /** The report files; they carry timings and paths, so runs compare them by content, not bytes. */
+    static final java.util.Set<String> REPORT_FILES = java.util.Set.of("report.json", "report.html", "metrics.parquet");
+
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /**

@@ -88,7 +88,7 @@ class PruneJobLocalTest {
             TreeMap<String, byte[]> in = visibleFiles(model);
             TreeMap<String, byte[]> got = visibleFiles(out);
             List<String> expectedNames = new ArrayList<>(in.keySet());
-            expectedNames.add("report.json");
+            expectedNames.addAll(JobFixtures.REPORT_FILES);
             assertThat(got.keySet()).as(out.toString()).containsExactlyInAnyOrderElementsOf(expectedNames);
             assertThat(in.keySet()).contains(ShardedCheckpoint.INDEX_FILE, "model-00004-of-00004.safetensors");
             for (String f : List.of("config.json", "tokenizer.json", ShardedCheckpoint.INDEX_FILE)) {
@@ -153,7 +153,7 @@ class PruneJobLocalTest {
     void reportHasPerTensorMetricsAndPerplexityBeforeAndAfter() {
         for (Path out : List.of(sequential, independent)) {
             JsonNode r = JobFixtures.report(out);
-            assertThat(r.get("format").asText()).isEqualTo("sparkprune.report.v1");
+            assertThat(r.get("format").asText()).isEqualTo("sparkprune.report.v2");
             assertThat(r.at("/recipe/prune/pipeline").asText()).isEqualTo(out == sequential ? "sequential" : "independent");
             assertThat(r.at("/run/resumed").asBoolean()).isFalse();
             assertThat(r.at("/calibration/sequences").asInt()).isEqualTo(8);
@@ -228,7 +228,7 @@ class PruneJobLocalTest {
         TreeMap<String, byte[]> second = visibleFiles(again);
         assertThat(second.keySet()).isEqualTo(first.keySet());
         for (Map.Entry<String, byte[]> e : first.entrySet()) {
-            if (!e.getKey().equals("report.json")) {
+            if (!JobFixtures.REPORT_FILES.contains(e.getKey())) {
                 assertThat(second.get(e.getKey())).as(e.getKey()).isEqualTo(e.getValue());
             }
         }
