@@ -26,7 +26,7 @@ final class ModelInput {
     private ModelInput() {
     }
 
-    static String resolve(String model, Path out, FileSystem fs, boolean resume) throws IOException {
+    static String resolve(String model, Path out, FileSystem fs) throws IOException {
         boolean isDefault = model.equals("default");
         if (!isDefault && !model.toLowerCase(java.util.Locale.ROOT).endsWith(".onnx")) {
             return model;

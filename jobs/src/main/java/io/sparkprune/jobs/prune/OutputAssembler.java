@@ -71,9 +71,11 @@ final class OutputAssembler {
             }
         }
         for (String side : sideFiles(in)) {
-            byte[] bytes = in.readSideFile(side, 1L << 30).orElseThrow();
-            try (FSDataOutputStream o = fs.create(new Path(tmp, side), true)) {
-                o.write(bytes);
+            java.util.Optional<byte[]> bytes = in.readSideFile(side, 1L << 30);
+            if (bytes.isPresent()) {
+                try (FSDataOutputStream o = fs.create(new Path(tmp, side), true)) {
+                    o.write(bytes.get());
+                }
             }
         }
         for (org.apache.hadoop.fs.FileStatus st : fs.listStatus(tmp)) {
@@ -88,13 +90,9 @@ final class OutputAssembler {
         fs.delete(tmp, true);
     }
 
+    /** The side files to copy when present: {@link #SIDE_FILES}, plus the index of a sharded checkpoint. */
     private static List<String> sideFiles(ShardedCheckpoint in) {
-        List<String> res = new java.util.ArrayList<>();
-        for (String f : SIDE_FILES) {
-            if (in.readSideFile(f, 1L << 30).isPresent()) {
-                res.add(f);
-            }
-        }
+        List<String> res = new java.util.ArrayList<>(SIDE_FILES);
         if (in.isIndexed()) {
             res.add(ShardedCheckpoint.INDEX_FILE);
         }

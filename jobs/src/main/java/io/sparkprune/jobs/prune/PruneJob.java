@@ -128,7 +128,6 @@ public final class PruneJob {
 
     /** One execution; holds the driver-side state. */
     private static final class Run {
-        private final SparkSession spark;
         private final JavaSparkContext jsc;
         private final Request req;
         private final SparkPruneConf conf;
@@ -140,7 +139,6 @@ public final class PruneJob {
         private final StorageLevel storage;
 
         Run(SparkSession spark, Request req) throws IOException {
-            this.spark = spark;
             this.jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
             this.req = req;
             this.conf = SparkPruneConf.fromSparkConf(jsc.getConf());
@@ -158,7 +156,7 @@ public final class PruneJob {
             if (!req.resume()) {
                 refuseExistingOutput();
             }
-            String modelUri = ModelInput.resolve(req.model(), out, fs, req.resume());
+            String modelUri = ModelInput.resolve(req.model(), out, fs);
             ShardedCheckpoint ck = ShardedCheckpoint.open(modelUri, hconf);
             byte[] configJson = ck.readSideFile("config.json", 16 << 20).orElseThrow(() -> new InvalidInputException(
                     ck.sideFileLabel("config.json") + ": the checkpoint has no config.json; SparkPrune needs a Hugging Face "

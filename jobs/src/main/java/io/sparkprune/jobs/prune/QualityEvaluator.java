@@ -90,8 +90,8 @@ final class QualityEvaluator {
         String denseUri = ctx.modelUri();
         List<Tuple3<Integer, Double, Double>> losses = new ArrayList<>(jsc.parallelize(indexed(ws), Math.min(16, windows))
                 .mapPartitions(it -> {
-                    List<Tuple3<Integer, int[], Object>> part = new ArrayList<>();
-                    it.forEachRemaining(t -> part.add(new Tuple3<>(t._1(), t._2(), null)));
+                    List<scala.Tuple2<Integer, int[]>> part = new ArrayList<>();
+                    it.forEachRemaining(part::add);
                     if (part.isEmpty()) {
                         return java.util.Collections.<Tuple3<Integer, Double, Double>>emptyIterator();
                     }

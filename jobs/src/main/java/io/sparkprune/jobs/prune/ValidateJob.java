@@ -112,7 +112,7 @@ public final class ValidateJob {
         java.nio.file.Path scratch = Files.createTempDirectory("sparkprune-validate-");
         Path scratchDir = new Path(scratch.toUri());
         try (ShardedCheckpoint packed = ShardedCheckpoint.open(req.compressed(), hconf)) {
-            String originalUri = ModelInput.resolve(req.original(), scratchDir, scratchDir.getFileSystem(hconf), false);
+            String originalUri = ModelInput.resolve(req.original(), scratchDir, scratchDir.getFileSystem(hconf));
             try (ShardedCheckpoint original = ShardedCheckpoint.open(originalUri, hconf)) {
                 byte[] configJson = original.readSideFile("config.json", 16 << 20).orElseThrow(() ->
                         new InvalidInputException(original.sideFileLabel("config.json") + ": the original checkpoint has "
