@@ -18,4 +18,14 @@ if [ "${SPARKPRUNE_BENCH:-1}" = 1 ]; then
   echo "== kernel timings"
   "$JAVA" -Xmx24g --add-modules jdk.incubator.vector -cp "$CP" io.sparkprune.kernels.cuda.CudaKernelBench 4096 5 || rc=1
 fi
+if [ "${SPARKPRUNE_KERNEL_TABLE:-1}" = 1 ]; then
+  TC=""
+  if [ -f "$HERE/torch_ceilings.py" ] && command -v python3 >/dev/null; then
+    echo "== PyTorch ceilings"
+    python3 "$HERE/torch_ceilings.py" | tee /tmp/ceilings.txt
+    TC=$(awk '/^bf16 /{print $2}' /tmp/ceilings.txt | head -1)
+  fi
+  "$JAVA" -Xmx48g --add-modules jdk.incubator.vector -cp "$CP" io.sparkprune.calibration.bench.KernelBench \
+    ${TC:+--tc-tflops $TC} ${SPARKPRUNE_KERNEL_ARGS:-} || rc=1
+fi
 exit $rc

@@ -158,6 +158,190 @@ syrk_packed_f64(int n, int k, const float* __restrict__ X, int ldx, double* __re
     }
 }
 
+
+// ================================================================================================
+// Inverse Hessian factor on the device, fp64 (io.sparkprune.kernels.Backend#inverseCholeskyUpper):
+// with P the order-reversing permutation, P·A·P = L·Lᵀ (blocked right-looking Cholesky, LAPACK
+// dpotrf's algorithm, blocks of FB = 64), X = L⁻¹ (blocked, LAPACK dtrtri's lower variant, from the
+// last block to the first), and U = P·X·P, the upper Cholesky factor of A⁻¹ (SparseGPT's
+// Hinv = Cholesky(H⁻¹)ᵀ, arXiv 2301.00774 Algorithm 1; GPTQ arXiv 2210.17323 §4 step 3).
+// ================================================================================================
+#define FB 64
+#define D_T 64
+#define D_TK 16
+
+// load_reversed_f64: R[i][j] = A[n-1-i][n-1-j] for j <= i (reads A's upper triangle), R[i][i] =
+// diag[n-1-i] + lambda (the caller's dead-input and dampening rule); zero above the diagonal.
+__global__ void load_reversed_f64(int n, const double* __restrict__ A, int lda, const double* __restrict__ diag,
+                                  double lambda, double* __restrict__ R)
+{
+    const long e = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long)n * n) return;
+    const int i = (int)(e / n), j = (int)(e % n);
+    double v = 0.0;
+    if (j < i) v = A[(size_t)(n - 1 - i) * lda + (n - 1 - j)];
+    else if (j == i) v = diag[n - 1 - i] + lambda;
+    R[e] = v;
+}
+
+// reversed_upper: U[i][j] = X[n-1-i][n-1-j] for j >= i, 0 below; fp64 and/or fp32 out (null = skip).
+__global__ void reversed_upper(int n, const double* __restrict__ X, double* __restrict__ U64,
+                               float* __restrict__ U32)
+{
+    const long e = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long)n * n) return;
+    const int i = (int)(e / n), j = (int)(e % n);
+    const double v = j >= i ? X[(size_t)(n - 1 - i) * n + (n - 1 - j)] : 0.0;
+    if (U64) U64[e] = v;
+    if (U32) U32[e] = (float)v;
+}
+
+// potf2_inv_f64: one thread block factors the kb x kb diagonal block at (k0, k0) of R in place
+// (lower; unblocked right-looking Cholesky in shared memory) and writes its inverse (lower, zeros
+// above) to the same block of X. A pivot that is not > 0 and finite sets *info = 1 (the caller
+// retries with more dampening); the factor is then garbage and ignored.
+__global__ void __launch_bounds__(256) potf2_inv_f64(int kb, double* __restrict__ R, int ldr,
+                                                     double* __restrict__ X, int ldx, int* __restrict__ info)
+{
+    extern __shared__ double sm[];
+    double* S = sm;                 // FB x (FB+1)
+    double* Y = sm + FB * (FB + 1); // FB x (FB+1)
+    const int tid = threadIdx.x;
+    for (int e = tid; e < kb * kb; e += blockDim.x) {
+        const int i = e / kb, j = e % kb;
+        S[i * (FB + 1) + j] = j <= i ? R[(size_t)i * ldr + j] : 0.0;
+    }
+    __syncthreads();
+    for (int j = 0; j < kb; j++) {
+        if (tid == 0) {
+            const double d = S[j * (FB + 1) + j];
+            if (!(d > 0.0) || isinf(d)) atomicExch(info, 1);
+            S[j * (FB + 1) + j] = sqrt(d);
+        }
+        __syncthreads();
+        const double ljj = S[j * (FB + 1) + j];
+        for (int i = j + 1 + tid; i < kb; i += blockDim.x) S[i * (FB + 1) + j] /= ljj;
+        __syncthreads();
+        const int t = kb - j - 1;
+        for (int e = tid; e < t * t; e += blockDim.x) {
+            const int r = j + 1 + e / t, c = j + 1 + e % t;
+            if (c <= r) S[r * (FB + 1) + c] -= S[r * (FB + 1) + j] * S[c * (FB + 1) + j];
+        }
+        __syncthreads();
+    }
+    // inverse of the lower factor, one column per thread: Y[c][c] = 1/S[c][c],
+    // Y[i][c] = -(sum_{l=c}^{i-1} S[i][l] Y[l][c]) / S[i][i]
+    if (tid < kb) {
+        const int c = tid;
+        for (int i = 0; i < c; i++) Y[i * (FB + 1) + c] = 0.0;
+        Y[c * (FB + 1) + c] = 1.0 / S[c * (FB + 1) + c];
+        for (int i = c + 1; i < kb; i++) {
+            double s = 0.0;
+            for (int l = c; l < i; l++) s = fma(S[i * (FB + 1) + l], Y[l * (FB + 1) + c], s);
+            Y[i * (FB + 1) + c] = -s / S[i * (FB + 1) + i];
+        }
+    }
+    __syncthreads();
+    for (int e = tid; e < kb * kb; e += blockDim.x) {
+        const int i = e / kb, j = e % kb;
+        R[(size_t)i * ldr + j] = S[i * (FB + 1) + j];
+        X[(size_t)i * ldx + j] = Y[i * (FB + 1) + j];
+    }
+}
+
+// dgemm_f64: C = alpha * A * op(B) + beta * C, fp64 FMAs, 64 x 64 tiles per 256 threads, 4 x 4 per
+// thread. A is m x k; B is k x n (transB = 0) or n x k (transB = 1). beta == 0: C is not read.
+// lowerC: only C's lower triangle (j <= i) is computed and written (tiles above it exit).
+// aLower: A is lower triangular (A[i][l] = 0 for l > i), so a tile's inner loop stops at its last row.
+// In place (C overlapping A) is allowed only when n <= 64 (one tile column: each block reads its
+// rows of A completely before writing them).
+__global__ void __launch_bounds__(256)
+dgemm_f64(int transB, int lowerC, int aLower, int m, int n, int k, double alpha,
+          const double* A, int lda, const double* __restrict__ B, int ldb,
+          double beta, double* C, int ldc)
+{
+    const int i0 = blockIdx.y * D_T, j0 = blockIdx.x * D_T;
+    if (lowerC && j0 > i0 + D_T - 1) return;
+    __shared__ double As[D_TK][D_T + 1];
+    __shared__ double Bs[D_TK][D_T + 1];
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    double acc[4][4];
+#pragma unroll
+    for (int r = 0; r < 4; r++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) acc[r][c] = 0.0;
+    const int kEnd = aLower ? min(k, i0 + D_T) : k;
+    for (int l0 = 0; l0 < kEnd; l0 += D_TK) {
+        for (int e = tid; e < D_T * D_TK; e += 256) {
+            const int i = e / D_TK, l = e % D_TK;
+            const int gi = i0 + i, gl = l0 + l;
+            As[l][i] = (gi < m && gl < k) ? A[(size_t)gi * lda + gl] : 0.0;
+        }
+        for (int e = tid; e < D_T * D_TK; e += 256) {
+            int j, l;
+            if (!transB) { l = e / D_T; j = e % D_T; } else { j = e / D_TK; l = e % D_TK; }
+            const int gj = j0 + j, gl = l0 + l;
+            double v = 0.0;
+            if (gj < n && gl < k) v = transB ? B[(size_t)gj * ldb + gl] : B[(size_t)gl * ldb + gj];
+            Bs[l][j] = v;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int l = 0; l < D_TK; l++) {
+            double a[4], b[4];
+#pragma unroll
+            for (int r = 0; r < 4; r++) a[r] = As[l][ty + 16 * r];
+#pragma unroll
+            for (int c = 0; c < 4; c++) b[c] = Bs[l][tx + 16 * c];
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[r][c] = fma(a[r], b[c], acc[r][c]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+        const int gi = i0 + ty + 16 * r;
+        if (gi >= m) continue;
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int gj = j0 + tx + 16 * c;
+            if (gj >= n || (lowerC && gj > gi)) continue;
+            double* p = C + (size_t)gi * ldc + gj;
+            double v = alpha * acc[r][c];
+            if (beta != 0.0) v += beta * *p;
+            *p = v;
+        }
+    }
+}
+
+// gather_cols_f32: copies a rows x width window of W (row stride ldw) into a dense rows x width
+// buffer (the current weights of one column block, for the caller's mask selection).
+__global__ void gather_cols_f32(int rows, int width, const float* __restrict__ W, int ldw, float* __restrict__ out)
+{
+    const long e = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long)rows * width) return;
+    const int r = (int)(e / width), c = (int)(e % width);
+    out[e] = W[(size_t)r * ldw + c];
+}
+
+// unpack_upper_f64: the packed upper triangle (syrk_packed_f64's layout) scaled by `scale` into the
+// upper triangle of a full n x n matrix (row stride n; the lower triangle is left as it is) and its
+// diagonal into diag — the input of the inverse factor.
+__global__ void unpack_upper_f64(int n, const double* __restrict__ Cp, double scale, double* __restrict__ full,
+                                 double* __restrict__ diag)
+{
+    const long e = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long)n * n) return;
+    const long i = e / n, j = e % n;
+    if (j < i) return;
+    const double v = Cp[i * n - i * (i - 1) / 2 + (j - i)] * scale;
+    full[e] = v;
+    if (i == j) diag[i] = v;
+}
+
+
 // ------------------------------------------------------------------------------------------------
 // sparsegpt_block: the fused SparseGPT in-block solve (io.sparkprune.kernels.SparseGptBlock; SparseGPT,
 // Frantar & Alistarh 2023, arXiv 2301.00774, Algorithm 1, inner loop; joint quantization as GPTQ).

@@ -4,6 +4,7 @@ import io.sparkprune.calibration.CalibrationInputException;
 import io.sparkprune.calibration.Finite;
 import io.sparkprune.calibration.NumericsException;
 import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.DampedFactorizer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -30,6 +31,8 @@ import java.util.stream.Collectors;
  *       rounding noise), retry with {@code d × 10} up to the cap, logging a warning each time; when
  *       every d fails, throw {@link NumericsException} naming the Hessian and the dampenings tried.
  * </ol>
+ * A backend that implements {@link DampedFactorizer} (the GPU backend) runs steps 3–4 where the matrix
+ * lives: H goes to the device once and every attempt runs there.
  */
 public final class InverseFactor implements Serializable {
     private static final long serialVersionUID = 1L;
@@ -137,6 +140,28 @@ public final class InverseFactor implements Serializable {
         }
         double mean = trace / n;
         List<Double> tried = new ArrayList<>();
+        if (backend instanceof DampedFactorizer device) {
+            double[] schedule = dampening.schedule().stream().mapToDouble(Double::doubleValue).toArray();
+            double[] lambdas = new double[schedule.length];
+            for (int k = 0; k < schedule.length; k++) {
+                lambdas[k] = schedule[k] * mean;
+            }
+            float[] u = new float[n * n];
+            int k = device.dampedInverseCholeskyUpper(n, work, diag, lambdas, u);
+            for (int t = 0; t < (k < 0 ? schedule.length : k + 1); t++) {
+                tried.add(schedule[t]);
+                if (t != k) {
+                    LOG.warn("Cholesky of the Hessian of {} failed with dampening {} (λ = {}); H is not positive"
+                            + " definite, retrying with more dampening", name, schedule[t], lambdas[t]);
+                }
+            }
+            if (k >= 0) {
+                Finite.check("inverse Hessian factor of " + name, u, n, "H + λI is too ill-conditioned for fp32;"
+                        + " raise the dampening");
+                return new InverseFactor(name, n, u, dead, schedule[k], lambdas[k], tried, System.nanoTime() - t0);
+            }
+            throw failed(name, tried, mean);
+        }
         for (double d : dampening.schedule()) {
             if (!tried.isEmpty()) {
                 source.accept(work);
@@ -161,7 +186,11 @@ public final class InverseFactor implements Serializable {
             LOG.warn("Cholesky of the Hessian of {} failed with dampening {} (λ = {}); H is not positive definite,"
                     + " retrying with more dampening", name, d, lambda);
         }
-        throw new NumericsException("Cholesky of the Hessian of " + name + " failed at every dampening tried ("
+        throw failed(name, tried, mean);
+    }
+
+    private static NumericsException failed(String name, List<Double> tried, double mean) {
+        return new NumericsException("Cholesky of the Hessian of " + name + " failed at every dampening tried ("
                 + tried.stream().map(d -> Double.toString(d)).collect(Collectors.joining(", "))
                 + " x mean(diag H) = " + mean + "): H is not positive semi-definite; check the calibration"
                 + " activations of this layer (overflow, too few samples), or start from a higher dampening"

@@ -10,6 +10,7 @@ import io.sparkprune.calibration.sparsity.MaskScope;
 import io.sparkprune.calibration.sparsity.SmallestK;
 import io.sparkprune.calibration.sparsity.SparsityPattern;
 import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.ResidentSolver;
 import io.sparkprune.kernels.ByteView;
 import io.sparkprune.kernels.FloatView;
 import io.sparkprune.kernels.GridMath;
@@ -164,37 +165,59 @@ public final class SparseGptSolver {
             nmKeep = nm.n();
             nmGroup = nm.m();
         }
-        for (int i1 = 0; i1 < cols; i1 += bs) {
-            int i2 = Math.min(cols, i1 + bs);
-            int width = i2 - i1;
-            Arrays.fill(blockMask, 0, rows * width, (byte) 0);
+        if (backend instanceof ResidentSolver rs && bs <= rs.maxBlockSize()) {
+            ResidentSolver.BlockSelector selector = null;
             if (pattern instanceof SparsityPattern.Unstructured un) {
-                selectUnstructured(un, w, rows, cols, i1, width, u, scores, blockMask);
+                selector = (b1, width, blockW, bm) -> selectUnstructured(un, blockW, 0, width, rows, cols, b1, width, u,
+                        scores, bm);
             } else if (pattern instanceof SparsityPattern.Block bl) {
-                selectTiles(bl, w, rows, cols, i1, width, u, scores, blockMask);
+                selector = (b1, width, blockW, bm) -> selectTiles(bl, blockW, 0, width, rows, cols, b1, width, u,
+                        scores, bm);
             }
-            SparseGptBlock.Quant q = null;
-            if (spec != null) {
-                boolean perChannel = spec.groupSize() == 0;
-                int gOff = perChannel ? 0 : i1 / spec.groupSize();
-                q = new SparseGptBlock.Quant(spec.bits(), spec.symmetric(), spec.groupSize(),
-                        new FloatView(scale, gOff, groups), new FloatView(zero, gOff, groups),
-                        new ByteView(codes, i1, cols));
-            }
-            backend.sparseGptBlock(new SparseGptBlock(rows, width, new FloatView(w, i1, cols),
-                    new FloatView(u, i1 * cols + i1, cols), new FloatView(err, 0, width),
-                    new ByteView(blockMask, 0, width), nmKeep, nmGroup, q, loss, 0));
+            byte[] full = new byte[rows * cols];
+            rs.sparseGptSolve(new ResidentSolver.SolveJob(rows, cols, bs, w, u, nmKeep, nmGroup, selector,
+                    spec == null ? null : new ResidentSolver.SolveJob.Quant(spec.bits(), spec.symmetric(),
+                            spec.groupSize(), scale, zero, codes), full, loss));
             for (int r = 0; r < rows; r++) {
-                int o = r * width;
-                for (int i = 0; i < width; i++) {
-                    if (blockMask[o + i] != 0) {
-                        mask.set(r, i1 + i);
+                for (int c = 0; c < cols; c++) {
+                    if (full[r * cols + c] != 0) {
+                        mask.set(r, c);
                     }
                 }
             }
-            if (i2 < cols) {
-                backend.sgemm(false, false, rows, cols - i2, width, -1f, err, 0, width,
-                        u, i1 * cols + i2, cols, 1f, w, i2, cols);
+        } else {
+            for (int i1 = 0; i1 < cols; i1 += bs) {
+                int i2 = Math.min(cols, i1 + bs);
+                int width = i2 - i1;
+                Arrays.fill(blockMask, 0, rows * width, (byte) 0);
+                if (pattern instanceof SparsityPattern.Unstructured un) {
+                    selectUnstructured(un, w, i1, cols, rows, cols, i1, width, u, scores, blockMask);
+                } else if (pattern instanceof SparsityPattern.Block bl) {
+                    selectTiles(bl, w, i1, cols, rows, cols, i1, width, u, scores, blockMask);
+                }
+                SparseGptBlock.Quant q = null;
+                if (spec != null) {
+                    boolean perChannel = spec.groupSize() == 0;
+                    int gOff = perChannel ? 0 : i1 / spec.groupSize();
+                    q = new SparseGptBlock.Quant(spec.bits(), spec.symmetric(), spec.groupSize(),
+                            new FloatView(scale, gOff, groups), new FloatView(zero, gOff, groups),
+                            new ByteView(codes, i1, cols));
+                }
+                backend.sparseGptBlock(new SparseGptBlock(rows, width, new FloatView(w, i1, cols),
+                        new FloatView(u, i1 * cols + i1, cols), new FloatView(err, 0, width),
+                        new ByteView(blockMask, 0, width), nmKeep, nmGroup, q, loss, 0));
+                for (int r = 0; r < rows; r++) {
+                    int o = r * width;
+                    for (int i = 0; i < width; i++) {
+                        if (blockMask[o + i] != 0) {
+                            mask.set(r, i1 + i);
+                        }
+                    }
+                }
+                if (i2 < cols) {
+                    backend.sgemm(false, false, rows, cols - i2, width, -1f, err, 0, width,
+                            u, i1 * cols + i2, cols, 1f, w, i2, cols);
+                }
             }
         }
         Finite.check("pruned weight " + tensor, w, cols, "the solve diverged; raise the dampening (e.g. 0.1)");
@@ -228,14 +251,19 @@ public final class SparseGptSolver {
         return (int) Math.min(n, (long) Math.floor((double) n * p) + 1);
     }
 
-    private static void saliency(float[] w, int rows, int cols, int i1, int width, float[] u, float[] scores) {
+    /**
+     * Scores {@code w² / U[i,i]²} of one block; the block's weights are {@code w[wOff + r·ldw + i]}, its
+     * first column is column {@code i1} of U ({@code cols × cols}).
+     */
+    private static void saliency(float[] w, int wOff, int ldw, int rows, int cols, int i1, int width, float[] u,
+                                 float[] scores) {
         float[] d2 = new float[width];
         for (int i = 0; i < width; i++) {
             float d = u[(i1 + i) * cols + i1 + i];
             d2[i] = d * d;
         }
         for (int r = 0; r < rows; r++) {
-            int wo = r * cols + i1;
+            int wo = wOff + r * ldw;
             int so = r * width;
             for (int i = 0; i < width; i++) {
                 float v = w[wo + i];
@@ -244,13 +272,13 @@ public final class SparseGptSolver {
         }
     }
 
-    private void selectUnstructured(SparsityPattern.Unstructured un, float[] w, int rows, int cols, int i1, int width,
-                                    float[] u, float[] scores, byte[] blockMask) {
+    private void selectUnstructured(SparsityPattern.Unstructured un, float[] w, int wOff, int ldw, int rows, int cols,
+                                    int i1, int width, float[] u, float[] scores, byte[] blockMask) {
         double p = un.sparsity();
         if (p <= 0.0 || rows == 0) {
             return;
         }
-        saliency(w, rows, cols, i1, width, u, scores);
+        saliency(w, wOff, ldw, rows, cols, i1, width, u, scores);
         if (options.maskScope() == MaskScope.ALL_ROWS) {
             int n = rows * width;
             SmallestK.mark(scores, 0, n, prunedPerBlock(p, n), blockMask, 0);
@@ -262,13 +290,13 @@ public final class SparseGptSolver {
         }
     }
 
-    private void selectTiles(SparsityPattern.Block bl, float[] w, int rows, int cols, int i1, int width,
-                             float[] u, float[] scores, byte[] blockMask) {
+    private void selectTiles(SparsityPattern.Block bl, float[] w, int wOff, int ldw, int rows, int cols, int i1,
+                             int width, float[] u, float[] scores, byte[] blockMask) {
         double p = bl.sparsity();
         if (p <= 0.0 || rows == 0) {
             return;
         }
-        saliency(w, rows, cols, i1, width, u, scores);
+        saliency(w, wOff, ldw, rows, cols, i1, width, u, scores);
         int tr = bl.rows();
         int tc = bl.cols();
         int bands = rows / tr;

@@ -1,5 +1,6 @@
 package io.sparkprune.jobs.cli;
 
+import io.sparkprune.calibration.bench.KernelBench;
 import io.sparkprune.calibration.bench.SolverBench;
 import io.sparkprune.pipeline.bench.ForwardBench;
 import java.util.concurrent.Callable;
@@ -11,7 +12,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Run a benchmark and print its table.",
-        subcommands = {BenchCommand.Solver.class, BenchCommand.Forward.class})
+        subcommands = {BenchCommand.Solver.class, BenchCommand.Forward.class, BenchCommand.Kernels.class})
 final class BenchCommand implements Runnable {
 
     @picocli.CommandLine.Spec
@@ -19,7 +20,7 @@ final class BenchCommand implements Runnable {
 
     @Override
     public void run() {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing benchmark: solver or forward");
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing benchmark: solver, forward or kernels");
     }
 
     /** The pruning step on the CPU backend: inverse factor + SparseGPT solve per shape and pattern. */
@@ -50,6 +51,23 @@ final class BenchCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             ForwardBench.main(args);
+            return ExitCodes.OK;
+        }
+    }
+
+    /** The GPU pruning step and Hessian update against the reference figures (needs a CUDA device). */
+    @Command(name = "kernels", mixinStandardHelpOptions = true,
+            description = "GPU pruning step (inverse factor + all SparseGPT blocks) per Llama-7B/8B layer shape and pattern "
+                    + "and the Hessian update per 128 x 2048 tokens, against the reference implementation's H200 figures, "
+                    + "with the measured copy-bandwidth ceiling. Options are KernelBench's: [--shapes 4096x4096,...] "
+                    + "[--patterns 50%,2:4,2:4+int4] [--repeat R] [--tc-tflops T]")
+    static final class Kernels implements Callable<Integer> {
+        @picocli.CommandLine.Unmatched
+        String[] args = new String[0];
+
+        @Override
+        public Integer call() throws Exception {
+            KernelBench.main(args);
             return ExitCodes.OK;
         }
     }

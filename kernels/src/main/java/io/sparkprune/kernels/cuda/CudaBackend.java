@@ -3,6 +3,8 @@ package io.sparkprune.kernels.cuda;
 import io.sparkprune.kernels.AttentionJob;
 import io.sparkprune.kernels.Backend;
 import io.sparkprune.kernels.Checks;
+import io.sparkprune.kernels.DampedFactorizer;
+import io.sparkprune.kernels.ResidentSolver;
 import io.sparkprune.kernels.SparseGptBlock;
 import io.sparkprune.kernels.cpu.CpuBackend;
 import jcuda.Pointer;
@@ -39,7 +41,7 @@ import java.util.Map;
  * threads. Every driver call is checked; failures throw {@link CudaCallException} naming the call, the
  * kernel or operand, and the driver's error.
  */
-public final class CudaBackend implements Backend {
+public final class CudaBackend implements Backend, DampedFactorizer, ResidentSolver {
     /** Class-path resource of the compiled kernels. */
     public static final String FATBIN = "/io/sparkprune/kernels/cuda/sparkprune.fatbin";
     /** Widest column block the fused block kernel handles (its register and shared-memory layout). */
@@ -47,9 +49,12 @@ public final class CudaBackend implements Backend {
     private static final int BLOCK_WARPS = 16;
     private static final int BLOCK_SMEM = (MAX_BLOCK_WIDTH * MAX_BLOCK_WIDTH + BLOCK_WARPS * MAX_BLOCK_WIDTH) * 4;
 
-    private static final String[] GPU_OPS = {"sgemm", "syrkPackedUpper", "sparseGptBlock"};
-    private static final String[] CPU_OPS = {"cholesky", "triangularInverse", "choleskyInverse",
-        "inverseCholeskyUpper", "rmsNorm", "layerNorm", "rope", "attention", "siluMul", "gelu", "embedding",
+    /** Diagonal block of the device Cholesky and triangular inverse (kernel constant FB). */
+    private static final int FB = 64;
+    private static final int POTF2_SMEM = 2 * FB * (FB + 1) * 8;
+
+    private static final String[] GPU_OPS = {"sgemm", "syrkPackedUpper", "inverseCholeskyUpper", "sparseGptBlock"};
+    private static final String[] CPU_OPS = {"cholesky", "triangularInverse", "choleskyInverse", "rmsNorm", "layerNorm", "rope", "attention", "siluMul", "gelu", "embedding",
         "addRowVector", "add", "logSoftmax", "crossEntropy"};
 
     private final int ordinal;
@@ -60,6 +65,12 @@ public final class CudaBackend implements Backend {
     private final CUfunction fSgemm;
     private final CUfunction fSyrk;
     private final CUfunction fBlock;
+    private final CUfunction fLoadReversed;
+    private final CUfunction fReversedUpper;
+    private final CUfunction fPotf2Inv;
+    private final CUfunction fDgemm;
+    private final CUfunction fGatherCols;
+    private final CUfunction fUnpackUpper;
     private final CpuBackend cpu;
     private final DeviceBuffer[] workspace = new DeviceBuffer[8];
     private boolean closed;
@@ -94,6 +105,15 @@ public final class CudaBackend implements Backend {
             fSgemm = function("sgemm_f32");
             fSyrk = function("syrk_packed_f64");
             fBlock = function("sparsegpt_block");
+            fLoadReversed = function("load_reversed_f64");
+            fReversedUpper = function("reversed_upper");
+            fPotf2Inv = function("potf2_inv_f64");
+            fDgemm = function("dgemm_f64");
+            fGatherCols = function("gather_cols_f32");
+            fUnpackUpper = function("unpack_upper_f64");
+            Driver.check("cuFuncSetAttribute potf2_inv_f64 max dynamic shared memory " + POTF2_SMEM,
+                    () -> JCudaDriver.cuFuncSetAttribute(fPotf2Inv,
+                            CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, POTF2_SMEM));
             Driver.check("cuFuncSetAttribute sparsegpt_block max dynamic shared memory " + BLOCK_SMEM,
                     () -> JCudaDriver.cuFuncSetAttribute(fBlock,
                             CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, BLOCK_SMEM));
@@ -125,6 +145,10 @@ public final class CudaBackend implements Backend {
         Map<String, String> m = new LinkedHashMap<>();
         m.put("sgemm", "gpu: sgemm_f32 (fp32 FMA, 64x64 shared-memory tiles)");
         m.put("syrkPackedUpper", "gpu: syrk_packed_f64 (fp64 sums of exact fp32 products)");
+        m.put("inverseCholeskyUpper", "gpu: fp64 blocked Cholesky (potf2_inv_f64 + dgemm_f64) and triangular"
+                + " inverse of the reversed matrix; also the damped retry (DampedFactorizer)");
+        m.put("sparseGptSolve", "gpu: whole column-block loop with W resident (ResidentSolver); unstructured and"
+                + " block masks selected on the host per block");
         m.put("sparseGptBlock", "gpu: sparsegpt_block (one launch per block, width <= " + MAX_BLOCK_WIDTH
                 + "; wider blocks delegated)");
         for (String op : CPU_OPS) {
@@ -190,9 +214,22 @@ public final class CudaBackend implements Backend {
     }
 
     private void launch(String what, CUfunction f, int gx, int gy, int bx, int smem, Pointer params) {
+        launchAsync(what, f, gx, gy, bx, smem, params);
+        Driver.check("kernel " + what, JCudaDriver::cuCtxSynchronize);
+    }
+
+    /** Launches without waiting; the caller synchronizes after a chain (errors surface there). */
+    private void launchAsync(String what, CUfunction f, int gx, int gy, int bx, int smem, Pointer params) {
         Driver.check("cuLaunchKernel " + what, () -> JCudaDriver.cuLaunchKernel(f, gx, gy, 1, bx, 1, 1, smem, null,
                 params, null));
-        Driver.check("kernel " + what, JCudaDriver::cuCtxSynchronize);
+    }
+
+    private static Pointer p(double v) {
+        return Pointer.to(new double[] {v});
+    }
+
+    private static int blocks(long elements) {
+        return (int) ((elements + 255) / 256);
     }
 
     private static Pointer p(int v) {
@@ -353,11 +390,60 @@ public final class CudaBackend implements Backend {
     }
 
     /** {@code Cp += Xᵀ·X} on device pointers (see {@link #syrkPackedUpper}); X is {@code k × n}, row stride n. */
-    void syrkDevice(int n, int k, CUdeviceptr x, CUdeviceptr cPacked) {
+    public synchronized void syrkDevice(int n, int k, CUdeviceptr x, CUdeviceptr cPacked) {
+        current();
         int nt = (n + 63) / 64;
         long tiles = (long) nt * (nt + 1) / 2;
         Pointer params = Pointer.to(p(n), p(k), p(x), p(n), p(cPacked));
         launch("syrk_packed_f64 n=" + n + " k=" + k, fSyrk, (int) tiles, 1, 256, 0, params);
+    }
+
+    /**
+     * Copies {@code bytes} bytes between device buffers and waits.
+     *
+     * @param src source buffer
+     * @param dst destination buffer
+     * @param bytes bytes from offset 0 of each
+     */
+    public synchronized void copy(DeviceBuffer src, DeviceBuffer dst, long bytes) {
+        current();
+        Driver.check("cuMemcpyDtoD " + src.label() + " -> " + dst.label(),
+                () -> JCudaDriver.cuMemcpyDtoD(dst.pointer(), src.pointer(), bytes));
+        Driver.check("cuMemcpyDtoD sync", JCudaDriver::cuCtxSynchronize);
+    }
+
+    /**
+     * Zeroes a byte range of a device buffer.
+     *
+     * @param b buffer
+     * @param offset first byte
+     * @param bytes length
+     */
+    public synchronized void zero(DeviceBuffer b, long offset, long bytes) {
+        current();
+        b.zero(offset, bytes);
+    }
+
+    /**
+     * Uploads a whole array to the start of a device buffer.
+     *
+     * @param src fp32 values
+     * @param dst buffer of at least {@code 4·src.length} bytes
+     */
+    public synchronized void upload(float[] src, DeviceBuffer dst) {
+        current();
+        dst.upload(src, 0, src.length, 0);
+    }
+
+    /**
+     * Downloads the start of a device buffer into a whole array.
+     *
+     * @param src buffer
+     * @param dst receives {@code dst.length} fp64 values
+     */
+    public synchronized void download(DeviceBuffer src, double[] dst) {
+        current();
+        src.download(0, dst, 0, dst.length);
     }
 
     /** Makes this backend's context current on the calling thread (for callers using device buffers). */
@@ -433,19 +519,29 @@ public final class CudaBackend implements Backend {
     private void blockDevice(int rows, int width, CUdeviceptr w, int ldw, CUdeviceptr u, int ldu, CUdeviceptr err,
                              int lde, CUdeviceptr mask, int ldm, int nmKeep, int nmGroup, SparseGptBlock.Quant q,
                              CUdeviceptr scale, CUdeviceptr zero, int ldq, CUdeviceptr codes, int ldc, CUdeviceptr loss) {
+        blockDevice(rows, width, w, ldw, u, ldu, err, lde, mask, ldm, nmKeep, nmGroup, q == null ? 0 : q.bits(),
+                q != null && q.symmetric(), q == null ? 0 : q.groupSize(), scale, zero, ldq, codes, ldc, loss, true);
+    }
+
+    private void blockDevice(int rows, int width, CUdeviceptr w, int ldw, CUdeviceptr u, int ldu, CUdeviceptr err,
+                             int lde, CUdeviceptr mask, int ldm, int nmKeep, int nmGroup, int qbits, boolean qsym,
+                             int qgroup, CUdeviceptr scale, CUdeviceptr zero, int ldq, CUdeviceptr codes, int ldc,
+                             CUdeviceptr loss, boolean sync) {
         Pointer params = Pointer.to(p(rows), p(width), p(w), p(ldw), p(u), p(ldu), p(err), p(lde), p(mask), p(ldm),
-                p(nmKeep), p(nmGroup), p(q == null ? 0 : q.bits()), p(q != null && q.symmetric() ? 1 : 0),
-                p(q == null ? 0 : q.groupSize()), p(scale), p(zero), p(ldq), p(codes), p(ldc), p(loss));
-        launch("sparsegpt_block rows=" + rows + " width=" + width, fBlock, (rows + BLOCK_WARPS - 1) / BLOCK_WARPS, 1,
-                BLOCK_WARPS * 32, BLOCK_SMEM, params);
+                p(nmKeep), p(nmGroup), p(qbits), p(qsym ? 1 : 0), p(qgroup), p(scale), p(zero), p(ldq), p(codes), p(ldc),
+                p(loss));
+        String what = "sparsegpt_block rows=" + rows + " width=" + width;
+        int grid = (rows + BLOCK_WARPS - 1) / BLOCK_WARPS;
+        if (sync) {
+            launch(what, fBlock, grid, 1, BLOCK_WARPS * 32, BLOCK_SMEM, params);
+        } else {
+            launchAsync(what, fBlock, grid, 1, BLOCK_WARPS * 32, BLOCK_SMEM, params);
+        }
     }
 
     /**
-     * SparseGPT for a whole weight with an N:M pattern and no quantization, every block on the device:
-     * W and U are uploaded once; per column block of {@code blockSize} the fused block kernel, then the
-     * lazy update {@code W[:, i2:] -= Err · U[i1:i2, i2:]} by the sgemm kernel; W and the mask are
-     * downloaded at the end. Computes the same function as {@code SparseGptSolver} with this backend
-     * (without its input checks and dead-column handling).
+     * SparseGPT for a whole weight with an N:M pattern and no quantization, every block on the device
+     * (a convenience over {@link #sparseGptSolve}).
      *
      * @param rows rows of W
      * @param cols columns of W (and order of U)
@@ -457,47 +553,337 @@ public final class CudaBackend implements Backend {
      * @param mask receives the {@code rows × cols} mask, 1 = pruned
      * @param rowLoss receives the per-row losses (added to)
      */
-    public synchronized void sparseGptSolveNofM(int rows, int cols, float[] w, float[] u, int blockSize, int nmKeep,
-                                                int nmGroup, byte[] mask, double[] rowLoss) {
-        if (blockSize < 1 || blockSize > MAX_BLOCK_WIDTH || nmGroup < 1 || blockSize % nmGroup != 0
-                || nmKeep < 0 || nmKeep > nmGroup || cols % nmGroup != 0) {
-            throw new IllegalArgumentException("bad block " + blockSize + " / N:M " + nmKeep + ":" + nmGroup
-                    + " for " + cols + " columns");
+    public void sparseGptSolveNofM(int rows, int cols, float[] w, float[] u, int blockSize, int nmKeep,
+                                   int nmGroup, byte[] mask, double[] rowLoss) {
+        sparseGptSolve(new SolveJob(rows, cols, blockSize, w, u, nmKeep, nmGroup, null, null, mask, rowLoss));
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>On this backend: W ({@code rows × cols} fp32), U ({@code cols × cols} fp32), the mask and the
+     * codes stay on the device for the whole loop; per block one fused {@code sparsegpt_block} launch and
+     * one {@code sgemm_f32} lazy update, launched without host synchronization. Unstructured and block
+     * patterns download the block's current weights ({@code rows × blockSize} fp32) for the host selector
+     * and upload its mask. Blocks wider than {@value #MAX_BLOCK_WIDTH} columns are refused.
+     *
+     * @throws IllegalArgumentException when the arrays do not fit, or {@code blockSize > }{@value #MAX_BLOCK_WIDTH}
+     * @throws CudaCallException when a driver call or kernel fails
+     */
+    @Override
+    public int maxBlockSize() {
+        return MAX_BLOCK_WIDTH;
+    }
+
+    @Override
+    public synchronized void sparseGptSolve(SolveJob job) {
+        job.validate();
+        final int rows = job.rows();
+        final int cols = job.cols();
+        final int bs = Math.min(job.blockSize(), cols);
+        if (job.blockSize() > MAX_BLOCK_WIDTH) {
+            throw new IllegalArgumentException("block size " + job.blockSize() + " exceeds the GPU kernel's "
+                    + MAX_BLOCK_WIDTH + " columns; use a block size of at most " + MAX_BLOCK_WIDTH);
         }
-        Checks.window("solve W", w.length, 0, cols, rows, cols);
-        Checks.window("solve U", u.length, 0, cols, cols, cols);
-        Checks.window("solve mask", mask.length, 0, cols, rows, cols);
-        if (rowLoss.length < rows) {
-            throw new IllegalArgumentException("rowLoss needs " + rows + " elements, has " + rowLoss.length);
+        if (rows == 0) {
+            return;
         }
         current();
-        try (DeviceBuffer dw = DeviceBuffer.allocate(ctx, 4L * rows * cols, "solve W " + rows + "x" + cols);
-             DeviceBuffer du = DeviceBuffer.allocate(ctx, 4L * cols * cols, "solve U " + cols + "x" + cols);
-             DeviceBuffer dm = DeviceBuffer.allocate(ctx, (long) rows * cols, "solve mask");
-             DeviceBuffer de = DeviceBuffer.allocate(ctx, 4L * rows * blockSize, "solve Err");
-             DeviceBuffer dl = DeviceBuffer.allocate(ctx, 8L * rows, "solve loss")) {
-            dw.upload(w, 0, rows * cols, 0);
-            du.upload(u, 0, cols * cols, 0);
-            dm.zero(0, (long) rows * cols);
+        long rc = (long) rows * cols;
+        try (DeviceBuffer dw = DeviceBuffer.allocate(ctx, 4L * rc, "solve W " + rows + "x" + cols);
+             DeviceBuffer du = DeviceBuffer.allocate(ctx, 4L * cols * cols, "solve U " + cols + "x" + cols)) {
+            dw.upload(job.w(), 0, (int) rc, 0);
+            du.upload(job.u(), 0, cols * cols, 0);
+            solveOnDevice(job, dw.pointer(), du.pointer());
+            dw.download(0, job.w(), 0, (int) rc);
+        }
+    }
+
+    /**
+     * The resident loop of {@link #sparseGptSolve} on W and U already on the device ({@code job.w()} and
+     * {@code job.u()} are not touched): masks, losses and quantization outputs come back to the job's
+     * arrays, the pruned W stays in {@code dwp}. For benchmarks and device pipelines.
+     *
+     * @param job the solve's arguments (its {@code w} and {@code u} arrays are ignored)
+     * @param dwp device pointer of W, {@code rows × cols} fp32, updated in place
+     * @param dup device pointer of U, {@code cols × cols} fp32
+     * @throws CudaCallException when a driver call or kernel fails
+     */
+    public synchronized void solveOnDevice(SolveJob job, CUdeviceptr dwp, CUdeviceptr dup) {
+        current();
+        final int rows = job.rows();
+        final int cols = job.cols();
+        final int bs = Math.min(job.blockSize(), cols);
+        SolveJob.Quant q = job.quant();
+        int groups = q == null ? 1 : q.groups(cols);
+        long rc = (long) rows * cols;
+        boolean host = job.selector() != null;
+        try (DeviceBuffer dm = DeviceBuffer.allocate(ctx, host ? (long) rows * bs : rc, "solve mask");
+             DeviceBuffer de = DeviceBuffer.allocate(ctx, 4L * rows * bs, "solve Err");
+             DeviceBuffer dg = DeviceBuffer.allocate(ctx, host ? 4L * rows * bs : 8, "solve block gather");
+             DeviceBuffer dl = DeviceBuffer.allocate(ctx, 8L * rows, "solve loss");
+             DeviceBuffer dq = DeviceBuffer.allocate(ctx, q == null ? 8 : 8L * rows * groups, "solve grids");
+             DeviceBuffer dc = DeviceBuffer.allocate(ctx, q == null ? 8 : rc, "solve codes")) {
+            dm.zero(0, dm.bytes());
             dl.zero(0, 8L * rows);
-            CUdeviceptr none = dl.pointer();
-            for (int i1 = 0; i1 < cols; i1 += blockSize) {
-                int i2 = Math.min(cols, i1 + blockSize);
+            if (q != null) {
+                dq.upload(q.scale(), 0, rows * groups, 0);
+                dq.upload(q.zero(), 0, rows * groups, (long) rows * groups);
+            }
+            float[] blockW = host ? new float[rows * bs] : null;
+            byte[] blockMask = host ? new byte[rows * bs] : null;
+            for (int i1 = 0; i1 < cols; i1 += bs) {
+                int i2 = Math.min(cols, i1 + bs);
                 int width = i2 - i1;
-                blockDevice(rows, width, dw.at(4L * i1), cols, du.at(4L * ((long) i1 * cols + i1)), cols, de.pointer(),
-                        width, dm.at(i1), cols, nmKeep, nmGroup, null, none, none, 0, none, 0, dl.pointer());
+                CUdeviceptr mptr;
+                int ldm;
+                if (host) {
+                    Pointer gp = Pointer.to(p(rows), p(width), p(dwp.withByteOffset(4L * i1)), p(cols), p(dg.pointer()));
+                    launch("gather_cols_f32 block " + i1, fGatherCols, blocks((long) rows * width), 1, 256, 0, gp);
+                    dg.download(0, blockW, 0, rows * width);
+                    java.util.Arrays.fill(blockMask, 0, rows * width, (byte) 0);
+                    job.selector().select(i1, width, blockW, blockMask);
+                    dm.upload(blockMask, 0, rows * width, 0);
+                    for (int r = 0; r < rows; r++) {
+                        System.arraycopy(blockMask, r * width, job.mask(), r * cols + i1, width);
+                    }
+                    mptr = dm.pointer();
+                    ldm = width;
+                } else {
+                    mptr = dm.at(i1);
+                    ldm = cols;
+                }
+                int gOff = q == null || q.groupSize() == 0 ? 0 : i1 / q.groupSize();
+                blockDevice(rows, width, dwp.withByteOffset(4L * i1), cols, dup.withByteOffset(4L * ((long) i1 * cols + i1)),
+                        cols, de.pointer(), width, mptr, ldm, job.nmKeep(), job.nmGroup(), q == null ? 0 : q.bits(),
+                        q != null && q.symmetric(), q == null ? 0 : q.groupSize(), q == null ? dq.pointer() : dq.at(4L * gOff),
+                        q == null ? dq.pointer() : dq.at(4L * ((long) rows * groups + gOff)), groups,
+                        q == null ? dc.pointer() : dc.at(i1), cols,
+                        dl.pointer(), false);
                 if (i2 < cols) {
-                    sgemmDevice(false, false, rows, cols - i2, width, -1f, de.pointer(), width,
-                            du.at(4L * ((long) i1 * cols + i2)), cols, 1f, dw.at(4L * i2), cols,
+                    sgemmDeviceAsync(false, false, rows, cols - i2, width, -1f, de.pointer(), width,
+                            dup.withByteOffset(4L * ((long) i1 * cols + i2)), cols, 1f, dwp.withByteOffset(4L * i2), cols,
                             "lazy update block " + i1);
                 }
             }
-            dw.download(0, w, 0, rows * cols);
-            dm.download(0, mask, 0, rows * cols);
+            Driver.check("SparseGPT solve " + rows + "x" + cols + " (fused blocks + lazy updates)",
+                    JCudaDriver::cuCtxSynchronize);
+            if (!host) {
+                dm.download(0, job.mask(), 0, (int) rc);
+            }
             double[] loss = new double[rows];
             dl.download(0, loss, 0, rows);
             for (int r = 0; r < rows; r++) {
-                rowLoss[r] += loss[r];
+                job.rowLoss()[r] += loss[r];
+            }
+            if (q != null) {
+                dc.download(0, q.codes(), 0, (int) rc);
+                if (q.groupSize() > 0) {
+                    dq.download(0, q.scale(), 0, rows * groups);
+                    dq.download((long) rows * groups, q.zero(), 0, rows * groups);
+                }
+            }
+        }
+    }
+
+    private void sgemmDeviceAsync(boolean transA, boolean transB, int m, int n, int k, float alpha, CUdeviceptr a,
+                                  int lda, CUdeviceptr b, int ldb, float beta, CUdeviceptr c, int ldc, String what) {
+        Pointer params = Pointer.to(p(transA ? 1 : 0), p(transB ? 1 : 0), p(m), p(n), p(k), p(alpha),
+                p(a), p(lda), p(b), p(ldb), p(beta), p(c), p(ldc));
+        launchAsync("sgemm_f32 " + what, fSgemm, (n + 63) / 64, (m + 63) / 64, 256, 0, params);
+    }
+
+    // ------------------------------------------------------------------ inverse factor on the device
+
+    private void dgemm(boolean transB, boolean lowerC, boolean aLower, int m, int n, int k, double alpha,
+                       CUdeviceptr a, int lda, CUdeviceptr b, int ldb, double beta, CUdeviceptr c, int ldc, String what) {
+        if (m <= 0 || n <= 0) {
+            return;
+        }
+        Pointer params = Pointer.to(p(transB ? 1 : 0), p(lowerC ? 1 : 0), p(aLower ? 1 : 0), p(m), p(n), p(k),
+                p(alpha), p(a), p(lda), p(b), p(ldb), p(beta), p(c), p(ldc));
+        launchAsync("dgemm_f64 " + what, fDgemm, (n + 63) / 64, (m + 63) / 64, 256, 0, params);
+    }
+
+    /**
+     * {@code U = P·L⁻¹·P} with {@code P·(A + λ)·P = L·Lᵀ}, all on the device (see the kernels'
+     * comment in sparkprune.cu). A is read through its strict upper triangle, its diagonal from
+     * {@code diag} plus λ.
+     *
+     * @return false when the Cholesky met a pivot that is not positive (nothing is written to U then)
+     */
+    private boolean factorDevice(int n, CUdeviceptr a, int lda, CUdeviceptr diag, double lambda, DeviceBuffer r,
+                                 DeviceBuffer x, DeviceBuffer t, DeviceBuffer info, CUdeviceptr u64, CUdeviceptr u32) {
+        long nn = (long) n * n;
+        launchAsync("load_reversed_f64 n=" + n, fLoadReversed, blocks(nn), 1, 256, 0,
+                Pointer.to(p(n), p(a), p(lda), p(diag), p(lambda), p(r.pointer())));
+        x.zero(0, 8L * nn);
+        info.zero(0, 4);
+        for (int k0 = 0; k0 < n; k0 += FB) {
+            int kb = Math.min(FB, n - k0);
+            CUdeviceptr d = r.at(8L * ((long) k0 * n + k0));
+            CUdeviceptr xd = x.at(8L * ((long) k0 * n + k0));
+            launchAsync("potf2_inv_f64 block " + k0, fPotf2Inv, 1, 1, 256, POTF2_SMEM,
+                    Pointer.to(p(kb), p(d), p(n), p(xd), p(n), p(info.pointer())));
+            int m = n - k0 - kb;
+            if (m == 0) {
+                break;
+            }
+            CUdeviceptr a21 = r.at(8L * ((long) (k0 + kb) * n + k0));
+            dgemm(true, false, false, m, kb, kb, 1.0, a21, n, xd, n, 0.0, a21, n, "panel " + k0);
+            dgemm(true, true, false, m, m, kb, -1.0, a21, n, a21, n, 1.0, r.at(8L * ((long) (k0 + kb) * n + k0 + kb)), n,
+                    "trailing update " + k0);
+        }
+        Driver.check("Cholesky n=" + n, JCudaDriver::cuCtxSynchronize);
+        int[] flag = new int[1];
+        Driver.check("cuMemcpyDtoH Cholesky info", () -> JCudaDriver.cuMemcpyDtoH(Pointer.to(flag), info.pointer(), 4));
+        if (flag[0] != 0) {
+            return false;
+        }
+        int nb = (n + FB - 1) / FB;
+        for (int j = nb - 2; j >= 0; j--) {
+            int c0 = j * FB;
+            int r0 = c0 + FB;
+            int m = n - r0;
+            dgemm(false, false, false, m, FB, FB, 1.0, r.at(8L * ((long) r0 * n + c0)), n, x.at(8L * ((long) c0 * n + c0)),
+                    n, 0.0, t.pointer(), FB, "trtri L21·X11 " + c0);
+            dgemm(false, false, true, m, FB, m, -1.0, x.at(8L * ((long) r0 * n + r0)), n, t.pointer(), FB, 0.0,
+                    x.at(8L * ((long) r0 * n + c0)), n, "trtri X22·T " + c0);
+        }
+        launchAsync("reversed_upper n=" + n, fReversedUpper, blocks(nn), 1, 256, 0,
+                Pointer.to(p(n), p(x.pointer()), p(u64), p(u32)));
+        Driver.check("triangular inverse n=" + n, JCudaDriver::cuCtxSynchronize);
+        return true;
+    }
+
+    private static CUdeviceptr nullPtr() {
+        return new CUdeviceptr();
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>On this backend: fp64 on the device (blocked Cholesky of the reversed matrix, blocked
+     * triangular inverse), A uploaded once and U downloaded once.
+     */
+    @Override
+    public synchronized boolean inverseCholeskyUpper(int n, double[] a, int aOff, int lda) {
+        Checks.window("inverseCholeskyUpper A", a.length, aOff, lda, n, n);
+        if (n == 0) {
+            return true;
+        }
+        double[] diag = new double[n];
+        for (int i = 0; i < n; i++) {
+            diag[i] = a[aOff + i * lda + i];
+        }
+        current();
+        long nn = (long) n * n;
+        try (Factor f = new Factor(n)) {
+            double[] packed = new double[(int) nn];
+            for (int i = 0; i < n; i++) {
+                System.arraycopy(a, aOff + i * lda, packed, i * n, n);
+            }
+            f.a.upload(packed, 0, (int) nn, 0);
+            f.diag.upload(diag, 0, n, 0);
+            if (!factorDevice(n, f.a.pointer(), n, f.diag.pointer(), 0.0, f.r, f.x, f.t, f.info, f.a.pointer(),
+                    nullPtr())) {
+                return false;
+            }
+            f.a.download(0, packed, 0, (int) nn);
+            for (int i = 0; i < n; i++) {
+                System.arraycopy(packed, i * n, a, aOff + i * lda, n);
+            }
+            return true;
+        }
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>On this backend: A and the diagonal are uploaded once; each attempt runs on the device; only
+     * the fp32 U of the attempt that worked comes back.
+     */
+    @Override
+    public synchronized int dampedInverseCholeskyUpper(int n, double[] a, double[] diag, double[] lambdas, float[] u) {
+        long nn = (long) n * n;
+        if (n < 1 || a.length < nn || diag.length < n || u.length < nn) {
+            throw new IllegalArgumentException("dampedInverseCholeskyUpper: arrays too short for n = " + n);
+        }
+        current();
+        try (Factor f = new Factor(n);
+             DeviceBuffer du = DeviceBuffer.allocate(ctx, 4L * nn, "factor U fp32 " + n + "x" + n)) {
+            f.a.upload(a, 0, (int) nn, 0);
+            f.diag.upload(diag, 0, n, 0);
+            for (int k = 0; k < lambdas.length; k++) {
+                if (factorDevice(n, f.a.pointer(), n, f.diag.pointer(), lambdas[k], f.r, f.x, f.t, f.info, nullPtr(),
+                        du.pointer())) {
+                    du.download(0, u, 0, (int) nn);
+                    return k;
+                }
+            }
+            return -1;
+        }
+    }
+
+    /**
+     * Device-resident inverse factor for benchmarks and device pipelines: A ({@code n × n} fp64,
+     * strict upper triangle read) and {@code diag} already on the device; U written as fp32 to
+     * {@code u32} on the device.
+     *
+     * @param n order
+     * @param a device pointer of A, row stride n
+     * @param diag device pointer of the n diagonal values
+     * @param lambda dampening added to the diagonal
+     * @param u32 device pointer receiving U ({@code n × n} fp32)
+     * @return false when A + λI is not positive definite
+     */
+    public synchronized boolean inverseFactorDevice(int n, CUdeviceptr a, CUdeviceptr diag, double lambda,
+                                                    CUdeviceptr u32) {
+        current();
+        try (Factor f = new Factor(n)) {
+            return factorDevice(n, a, n, diag, lambda, f.r, f.x, f.t, f.info, nullPtr(), u32);
+        }
+    }
+
+    /**
+     * Unpacks a packed upper-triangular Hessian on the device (the layout of {@link #syrkPackedUpper})
+     * times {@code scale} into the upper triangle of a full {@code n × n} fp64 matrix and its diagonal.
+     *
+     * @param n order
+     * @param packed device pointer of {@code n(n+1)/2} fp64 values
+     * @param scale factor applied (e.g. 1 / tokens)
+     * @param full device pointer of the {@code n × n} fp64 output (row stride n; lower triangle untouched)
+     * @param diag device pointer of the n fp64 diagonal values out
+     */
+    public synchronized void unpackUpperDevice(int n, CUdeviceptr packed, double scale, CUdeviceptr full, CUdeviceptr diag) {
+        current();
+        launch("unpack_upper_f64 n=" + n, fUnpackUpper, blocks((long) n * n), 1, 256, 0,
+                Pointer.to(p(n), p(packed), p(scale), p(full), p(diag)));
+    }
+
+    /** Device work buffers of one factorization of order n. */
+    private final class Factor implements AutoCloseable {
+        final DeviceBuffer a;
+        final DeviceBuffer diag;
+        final DeviceBuffer r;
+        final DeviceBuffer x;
+        final DeviceBuffer t;
+        final DeviceBuffer info;
+
+        Factor(int n) {
+            long nn = (long) n * n;
+            a = DeviceBuffer.allocate(ctx, 8L * nn, "factor A " + n + "x" + n);
+            diag = DeviceBuffer.allocate(ctx, 8L * n, "factor diag");
+            r = DeviceBuffer.allocate(ctx, 8L * nn, "factor L (reversed)");
+            x = DeviceBuffer.allocate(ctx, 8L * nn, "factor L^-1");
+            t = DeviceBuffer.allocate(ctx, 8L * n * FB, "factor panel");
+            info = DeviceBuffer.allocate(ctx, 8, "factor info");
+        }
+
+        @Override
+        public void close() {
+            for (DeviceBuffer b : new DeviceBuffer[] {info, t, x, r, diag, a}) {
+                b.close();
             }
         }
     }
@@ -519,10 +905,6 @@ public final class CudaBackend implements Backend {
         cpu.choleskyInverse(n, l, lOff, ldl, out, outOff, ldo);
     }
 
-    @Override
-    public boolean inverseCholeskyUpper(int n, double[] a, int aOff, int lda) {
-        return cpu.inverseCholeskyUpper(n, a, aOff, lda);
-    }
 
     @Override
     public void rmsNorm(int rows, int cols, float eps, float[] x, int xOff, int ldx, float[] w, int wOff,

@@ -356,6 +356,168 @@ class CudaBackendParityTest {
         assertThat(relErr(lg, lc)).isLessThanOrEqualTo(1e-5);
     }
 
+    /** A random symmetric positive definite matrix B·Bᵀ/k + shift·I, n × n fp64. */
+    private static double[] spd(SplittableRandom r, int n, int k, double shift) {
+        double[] b = new double[n * k];
+        for (int i = 0; i < b.length; i++) {
+            b[i] = r.nextDouble() * 2 - 1;
+        }
+        double[] a = new double[n * n];
+        for (int i = 0; i < n; i++) {
+            for (int j = i; j < n; j++) {
+                double s = 0;
+                for (int l = 0; l < k; l++) {
+                    s += b[i * k + l] * b[j * k + l];
+                }
+                a[i * n + j] = s / k;
+                a[j * n + i] = s / k;
+            }
+            a[i * n + i] += shift;
+        }
+        return a;
+    }
+
+    @Test
+    void inverseCholeskyUpperOnTheDeviceMatchesCpu() {
+        requireDevice();
+        SplittableRandom r = new SplittableRandom(SEED + 11);
+        for (int n : new int[] {1, 2, 63, 64, 65, 130, 257, 1000}) {
+            double[] a = spd(r, n, n + 8, 0.01);
+            double[] g = a.clone();
+            // poison the strict lower triangle: the contract reads only the upper triangle and the diagonal
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < i; j++) {
+                    g[i * n + j] = Double.NaN;
+                }
+            }
+            double[] c = a.clone();
+            assertThat(gpu.inverseCholeskyUpper(n, g, 0, n)).isTrue();
+            assertThat(cpu.inverseCholeskyUpper(n, c, 0, n)).isTrue();
+            double e = relErr(g, c);
+            System.out.printf("inverseCholeskyUpper n=%d: rel %.2e seed=%d%n", n, e, SEED);
+            assertThat(e).as("n=%d seed=%d", n, SEED).isLessThanOrEqualTo(1e-10);
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < i; j++) {
+                    assertThat(g[i * n + j]).isZero();
+                }
+            }
+        }
+        // not positive definite: refused
+        double[] bad = spd(r, 70, 70, 0.0);
+        bad[5 * 70 + 5] = -1.0;
+        assertThat(gpu.inverseCholeskyUpper(70, bad, 0, 70)).isFalse();
+    }
+
+    @Test
+    void dampedRetryOnTheDeviceMatchesTheHostRetry() {
+        requireDevice();
+        SplittableRandom r = new SplittableRandom(SEED + 12);
+        int n = 300;
+        double[] a = spd(r, n, 40, 0.0); // rank 40: semi-definite, not factorable without dampening
+        double[] diag = new double[n];
+        double mean = 0;
+        for (int i = 0; i < n; i++) {
+            diag[i] = a[i * n + i];
+            mean += diag[i] / n;
+        }
+        double[] lambdas = {-1e-3 * mean, 1e-3 * mean, 0.01 * mean};
+        float[] ug = new float[n * n];
+        int k = gpu.dampedInverseCholeskyUpper(n, a, diag, lambdas, ug);
+        int kc = -1;
+        double[] ref = null;
+        for (int t = 0; t < lambdas.length && kc < 0; t++) {
+            double[] w = a.clone();
+            for (int i = 0; i < n; i++) {
+                w[i * n + i] = diag[i] + lambdas[t];
+            }
+            if (cpu.inverseCholeskyUpper(n, w, 0, n)) {
+                kc = t;
+                ref = w;
+            }
+        }
+        assertThat(k).as("attempt that worked, seed %d", SEED).isEqualTo(kc).isEqualTo(1);
+        float[] uc = new float[n * n];
+        for (int i = 0; i < uc.length; i++) {
+            uc[i] = (float) ref[i];
+        }
+        assertThat(relErr(ug, uc)).as("seed %d", SEED).isLessThanOrEqualTo(1e-5);
+        assertThat(gpu.dampedInverseCholeskyUpper(n, a, diag, new double[] {-mean}, ug)).isEqualTo(-1);
+    }
+
+    @Test
+    void residentSolveWithHostSelectorAndGroupedGridsMatchesTheBlockwiseCpuSolve() {
+        requireDevice();
+        SplittableRandom r = new SplittableRandom(SEED + 13);
+        int rows = 150 + r.nextInt(60);
+        int cols = 384;
+        int bs = 128;
+        int group = 32;
+        int groups = cols / group;
+        float[] w0 = randomF(r, rows * cols);
+        float[] u = inverseFactor(r, cols);
+        // selector: prune the 40% smallest |w| of each block among all its rows (a deterministic rule)
+        io.sparkprune.kernels.ResidentSolver.BlockSelector sel = (i1, width, bw, bm) -> {
+            Integer[] idx = new Integer[rows * width];
+            for (int i = 0; i < idx.length; i++) {
+                idx[i] = i;
+            }
+            java.util.Arrays.sort(idx, (x, y) -> {
+                int c = Float.compare(Math.abs(bw[x]), Math.abs(bw[y]));
+                return c != 0 ? c : Integer.compare(x, y);
+            });
+            for (int i = 0; i < idx.length * 2 / 5; i++) {
+                bm[idx[i]] = 1;
+            }
+        };
+        float[] wg = w0.clone();
+        byte[] mg = new byte[rows * cols];
+        double[] lg = new double[rows];
+        float[] sg = new float[rows * groups];
+        float[] zg = new float[rows * groups];
+        byte[] cg = new byte[rows * cols];
+        gpu.sparseGptSolve(new io.sparkprune.kernels.ResidentSolver.SolveJob(rows, cols, bs, wg, u, 0, 0, sel,
+                new io.sparkprune.kernels.ResidentSolver.SolveJob.Quant(4, false, group, sg, zg, cg), mg, lg));
+        float[] wc = w0.clone();
+        byte[] mc = new byte[rows * cols];
+        double[] lc = new double[rows];
+        float[] sc = new float[rows * groups];
+        float[] zc = new float[rows * groups];
+        byte[] cc = new byte[rows * cols];
+        float[] err = new float[rows * bs];
+        float[] bw = new float[rows * bs];
+        byte[] bm = new byte[rows * bs];
+        for (int i1 = 0; i1 < cols; i1 += bs) {
+            int i2 = i1 + bs;
+            for (int row = 0; row < rows; row++) {
+                System.arraycopy(wc, row * cols + i1, bw, row * bs, bs);
+            }
+            java.util.Arrays.fill(bm, (byte) 0);
+            sel.select(i1, bs, bw, bm);
+            for (int row = 0; row < rows; row++) {
+                System.arraycopy(bm, row * bs, mc, row * cols + i1, bs);
+            }
+            cpu.sparseGptBlock(new SparseGptBlock(rows, bs, new FloatView(wc, i1, cols), new FloatView(u, i1 * cols + i1, cols),
+                    new FloatView(err, 0, bs), new ByteView(bm, 0, bs), 0, 0,
+                    new SparseGptBlock.Quant(4, false, group, new FloatView(sc, i1 / group, groups),
+                            new FloatView(zc, i1 / group, groups), new ByteView(cc, i1, cols)), lc, 0));
+            if (i2 < cols) {
+                cpu.sgemm(false, false, rows, cols - i2, bs, -1f, err, 0, bs, u, i1 * cols + i2, cols, 1f, wc, i2, cols);
+            }
+        }
+        int same = 0;
+        int codes = 0;
+        for (int i = 0; i < mg.length; i++) {
+            same += mg[i] == mc[i] ? 1 : 0;
+            codes += cg[i] == cc[i] ? 1 : 0;
+        }
+        System.out.printf("resident solve, host selector + int4 g32 %dx%d: mask %.6f codes %.6f w rel %.2e seed=%d%n",
+                rows, cols, (double) same / mg.length, (double) codes / cg.length, relErr(wg, wc), SEED);
+        assertThat((double) same / mg.length).isGreaterThanOrEqualTo(0.999);
+        assertThat((double) codes / cg.length).isGreaterThanOrEqualTo(0.999);
+        assertThat(relErr(wg, wc)).isLessThanOrEqualTo(1e-3);
+        assertThat(relErr(sg, sc)).isLessThanOrEqualTo(1e-4);
+    }
+
     @Test
     void deviceBufferRoundTripsAndRefusesUseAfterClose() {
         requireDevice();

@@ -1,0 +1,273 @@
+package io.sparkprune.calibration.bench;
+
+import io.sparkprune.calibration.solver.SparseGptSolver;
+import io.sparkprune.calibration.sparsity.MaskScope;
+import io.sparkprune.calibration.sparsity.SmallestK;
+import io.sparkprune.kernels.GridMath;
+import io.sparkprune.kernels.ResidentSolver;
+import io.sparkprune.kernels.cuda.CudaBackend;
+import io.sparkprune.kernels.cuda.DeviceBuffer;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+/**
+ * {@code sparkprune bench kernels}: the GPU pruning step per Llama-7B/8B layer shape and pattern
+ * against the reference figures of {@code ../shared/reference/README.md} (the SparseGPT authors' code,
+ * fp32, TF32 off, one H200), the Hessian update per 128 × 2048 tokens, and the measured copy-bandwidth
+ * ceiling (GPU: {@link CudaBackend}). The pruning step is what the reference times: with the Hessian and W already on the device,
+ * the inverse factor (fp64 Cholesky and triangular inverse of the damped H, {@link
+ * CudaBackend#inverseFactorDevice}) plus every column block of the SparseGPT solve ({@link
+ * CudaBackend#solveOnDevice}; for unstructured sparsity the mask of each block is selected on the host).
+ * Weights and Hessians are random (a Hessian of {@code n + 512} random tokens, so it is full rank);
+ * times are wall-clock medians after a warm-up, each run synchronized.
+ *
+ * <p>Usage: {@code KernelBench [--shapes 4096x4096,...] [--patterns 50%,2:4,2:4+int4] [--repeat R]
+ * [--tc-tflops T]} where T is PyTorch's measured tensor-core rate, printed for reference.
+ */
+public final class KernelBench {
+    /** Reference pruning-step seconds (shape → 50%, 2:4, 2:4 + int4) and Hessian seconds per 128 × 2048 tokens. */
+    static final Object[][] REFERENCE = {
+        {"4096x4096", 1.05, 0.75, 0.86, 0.29},
+        {"11008x4096", 0.48, 0.55, 0.80, 0.19},
+        {"4096x11008", 1.46, 1.55, 2.19, 1.30},
+        {"14336x4096", 0.50, 0.54, 0.77, 0.19},
+        {"4096x14336", 1.75, 2.03, 2.84, 2.15},
+    };
+    private static final String[] PATTERNS = {"50%", "2:4", "2:4+int4"};
+    private static final int TOKENS = 128 * 2048;
+
+    private KernelBench() {
+    }
+
+    /**
+     * @param args see the class comment
+     */
+    public static void main(String[] args) {
+        List<String> shapes = new ArrayList<>();
+        for (Object[] r : REFERENCE) {
+            shapes.add((String) r[0]);
+        }
+        List<String> patterns = List.of(PATTERNS);
+        int repeat = 3;
+        double tc = Double.NaN;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--shapes" -> shapes = List.of(args[++i].split(","));
+                case "--patterns" -> patterns = List.of(args[++i].split(","));
+                case "--repeat" -> repeat = Integer.parseInt(args[++i]);
+                case "--tc-tflops" -> tc = Double.parseDouble(args[++i]);
+                default -> throw new IllegalArgumentException("unknown option " + args[i]
+                        + "; use --shapes, --patterns, --repeat, --tc-tflops");
+            }
+        }
+        SplittableRandom rnd = new SplittableRandom(7);
+        List<String> table = new ArrayList<>();
+        try (CudaBackend gpu = CudaBackend.create(0, Runtime.getRuntime().availableProcessors())) {
+            System.out.println("device: " + gpu.name());
+            double copyGBs = copyBandwidth(gpu);
+            table.add(String.format(Locale.ROOT, "ceiling: device-to-device copy %.0f GB/s (read + write)%s", copyGBs,
+                    Double.isNaN(tc) ? "" : String.format(Locale.ROOT, "; PyTorch tensor-core rate %.0f TFLOP/s", tc)));
+            table.add(String.format(Locale.ROOT, "%-11s %-9s %10s %10s %8s %8s   %s", "shape", "pattern", "ours ms",
+                    "ref ms", "speedup", "target", "split: factor ms + solve ms"));
+            for (String shape : shapes) {
+                String[] rc = shape.split("x");
+                int rows = Integer.parseInt(rc[0]);
+                int cols = Integer.parseInt(rc[1]);
+                Object[] ref = reference(shape);
+                try (Case c = new Case(gpu, rnd, rows, cols)) {
+                    double hMs = c.hessianMs(repeat);
+                    if (ref != null) {
+                        table.add(String.format(Locale.ROOT, "%-11s %-9s %10.1f %10.1f %7.2fx %8s", shape, "Hessian",
+                                hMs, 1000 * (double) ref[4], 1000 * (double) ref[4] / hMs, ">= 1x"));
+                    }
+                    for (String pat : patterns) {
+                        double[] t = c.pruneStep(pat, repeat);
+                        double refMs = ref == null ? Double.NaN : 1000 * (double) ref[1 + Arrays.asList(PATTERNS).indexOf(pat)];
+                        table.add(String.format(Locale.ROOT, "%-11s %-9s %10.1f %10.1f %7.1fx %8s   %.1f + %.1f", shape,
+                                pat, t[0], refMs, refMs / t[0], ">= 20x", t[1], t[2]));
+                    }
+                }
+            }
+        }
+        System.out.println();
+        System.out.println("== bench kernels: pruning step (inverse factor + all blocks) and Hessian update, 128 x 2048 tokens");
+        table.forEach(System.out::println);
+    }
+
+    private static Object[] reference(String shape) {
+        for (Object[] r : REFERENCE) {
+            if (r[0].equals(shape)) {
+                return r;
+            }
+        }
+        return null;
+    }
+
+    private static double copyBandwidth(CudaBackend gpu) {
+        long bytes = 1L << 30;
+        try (DeviceBuffer a = gpu.allocate(bytes, "copy src"); DeviceBuffer b = gpu.allocate(bytes, "copy dst")) {
+            gpu.zero(a, 0, bytes);
+            double[] t = new double[5];
+            for (int i = -1; i < t.length; i++) {
+                long t0 = System.nanoTime();
+                gpu.copy(a, b, bytes);
+                if (i >= 0) {
+                    t[i] = (System.nanoTime() - t0) / 1e9;
+                }
+            }
+            return 2.0 * bytes / median(t) / 1e9;
+        }
+    }
+
+    static double median(double[] t) {
+        double[] s = t.clone();
+        Arrays.sort(s);
+        return s[s.length / 2];
+    }
+
+    /** Device state of one shape: H (fp64, full), its diagonal, pristine W and a working W, U. */
+    private static final class Case implements AutoCloseable {
+        final CudaBackend gpu;
+        final int rows;
+        final int cols;
+        final float[] w;
+        final DeviceBuffer dx;
+        final DeviceBuffer dhp;
+        final DeviceBuffer dh;
+        final DeviceBuffer ddiag;
+        final DeviceBuffer dw0;
+        final DeviceBuffer dw;
+        final DeviceBuffer du;
+        final int chunk;
+        double mean;
+
+        Case(CudaBackend gpu, SplittableRandom r, int rows, int cols) {
+            this.gpu = gpu;
+            this.rows = rows;
+            this.cols = cols;
+            chunk = 8192;
+            float[] x = new float[chunk * cols];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) (r.nextDouble() * 2 - 1);
+            }
+            w = new float[rows * cols];
+            for (int i = 0; i < w.length; i++) {
+                w[i] = (float) (r.nextGaussian() * 0.02);
+            }
+            long nn = (long) cols * cols;
+            dx = gpu.allocate(4L * chunk * cols, "bench X");
+            dhp = gpu.allocate(8L * cols * (cols + 1) / 2, "bench packed H");
+            dh = gpu.allocate(8L * nn, "bench H");
+            ddiag = gpu.allocate(8L * cols, "bench diag");
+            dw0 = gpu.allocate(4L * rows * cols, "bench W0");
+            dw = gpu.allocate(4L * rows * cols, "bench W");
+            du = gpu.allocate(4L * nn, "bench U");
+            synchronized (gpu) {
+                gpu.upload(x, dx);
+                gpu.upload(w, dw0);
+                gpu.zero(dhp, 0, dhp.bytes());
+                // H of cols + 512 random tokens (full rank), from the device syrk
+                int tokens = 0;
+                while (tokens < cols + 512) {
+                    int k = Math.min(chunk, cols + 512 - tokens);
+                    gpu.syrkDevice(cols, k, dx.pointer(), dhp.pointer());
+                    tokens += k;
+                }
+                gpu.unpackUpperDevice(cols, dhp.pointer(), 1.0 / tokens, dh.pointer(), ddiag.pointer());
+                double[] diag = new double[cols];
+                gpu.download(ddiag, diag);
+                for (double d : diag) {
+                    mean += d / cols;
+                }
+            }
+        }
+
+        /** Hessian update time scaled to 128 × 2048 tokens (chunks of {@code chunk} tokens, device-resident). */
+        double hessianMs(int repeat) {
+            double[] t = new double[repeat];
+            for (int i = -1; i < repeat; i++) {
+                long t0 = System.nanoTime();
+                gpu.syrkDevice(cols, chunk, dx.pointer(), dhp.pointer());
+                if (i >= 0) {
+                    t[i] = (System.nanoTime() - t0) / 1e6;
+                }
+            }
+            return median(t) * TOKENS / chunk;
+        }
+
+        /** @return {total, factor, solve} median ms */
+        double[] pruneStep(String pattern, int repeat) {
+            double[][] t = new double[3][repeat];
+            for (int i = -1; i < repeat; i++) {
+                byte[] mask = new byte[rows * cols];
+                double[] loss = new double[rows];
+                ResidentSolver.SolveJob.Quant q = null;
+                ResidentSolver.BlockSelector sel = null;
+                int nmKeep = 0;
+                int nmGroup = 0;
+                if (pattern.startsWith("2:4")) {
+                    nmKeep = 2;
+                    nmGroup = 4;
+                }
+                if (pattern.endsWith("int4")) {
+                    float[] scale = new float[rows];
+                    float[] zero = new float[rows];
+                    float[] g = new float[2];
+                    for (int r = 0; r < rows; r++) {
+                        GridMath.fit(w, r * cols, cols, 1, 4, false, g, 0);
+                        scale[r] = g[0];
+                        zero[r] = g[1];
+                    }
+                    q = new ResidentSolver.SolveJob.Quant(4, false, 0, scale, zero, new byte[rows * cols]);
+                }
+                if (pattern.equals("50%")) {
+                    sel = KernelBench::halfSmallest;
+                }
+                ResidentSolver.SolveJob job = new ResidentSolver.SolveJob(rows, cols, 128, w, new float[0], nmKeep,
+                        nmGroup, sel, q, mask, loss);
+                synchronized (gpu) {
+                    gpu.copy(dw0, dw, 4L * rows * cols);
+                    long t0 = System.nanoTime();
+                    if (!gpu.inverseFactorDevice(cols, dh.pointer(), ddiag.pointer(), 0.01 * mean, du.pointer())) {
+                        throw new IllegalStateException("bench Hessian " + cols + " not positive definite");
+                    }
+                    long t1 = System.nanoTime();
+                    gpu.solveOnDevice(job, dw.pointer(), du.pointer());
+                    long t2 = System.nanoTime();
+                    if (i >= 0) {
+                        t[0][i] = (t2 - t0) / 1e6;
+                        t[1][i] = (t1 - t0) / 1e6;
+                        t[2][i] = (t2 - t1) / 1e6;
+                    }
+                }
+            }
+            return new double[] {median(t[0]), median(t[1]), median(t[2])};
+        }
+
+        @Override
+        public void close() {
+            for (DeviceBuffer b : new DeviceBuffer[] {du, dw, dw0, ddiag, dh, dhp, dx}) {
+                b.close();
+            }
+        }
+    }
+
+    /**
+     * The solver's unstructured rule at 50% ({@code SparseGptSolver}, {@link MaskScope#ALL_ROWS}): scores
+     * {@code w²} over the block's rows, the {@link SparseGptSolver#prunedPerBlock} smallest marked by
+     * {@link SmallestK} (the solver divides by {@code U[i,i]²} first, the same cost).
+     */
+    private static void halfSmallest(int i1, int width, float[] bw, byte[] bm) {
+        int n = Math.min(bm.length, bw.length);
+        float[] s = new float[n];
+        for (int i = 0; i < n; i++) {
+            s[i] = bw[i] * bw[i];
+        }
+        SmallestK.mark(s, 0, n, SparseGptSolver.prunedPerBlock(0.5, n), bm, 0);
+    }
+
+}

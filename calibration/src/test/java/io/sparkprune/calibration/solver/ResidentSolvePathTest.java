@@ -1,0 +1,172 @@
+package io.sparkprune.calibration.solver;
+
+import io.sparkprune.calibration.TestMath;
+import io.sparkprune.calibration.hessian.Dampening;
+import io.sparkprune.calibration.hessian.InverseFactor;
+import io.sparkprune.calibration.quant.QuantizationSpec;
+import io.sparkprune.calibration.sparsity.SparsityPattern;
+import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.ByteView;
+import io.sparkprune.kernels.DampedFactorizer;
+import io.sparkprune.kernels.FloatView;
+import io.sparkprune.kernels.ResidentSolver;
+import io.sparkprune.kernels.SparseGptBlock;
+import io.sparkprune.kernels.cpu.CpuBackend;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Proxy;
+import java.util.Arrays;
+import java.util.Optional;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * The solver's resident path (the one {@code CudaBackend} takes through {@link ResidentSolver} and
+ * {@link DampedFactorizer}) computes bit for bit what its host loop computes, on the CPU: a backend
+ * that implements both capabilities the way the GPU backend does (the block's current weights
+ * gathered into a dense {@code rows × width} array for the selector, the block mask uploaded as its
+ * own {@code rows × width} view, whole-weight grid arrays offset per block; the damped retry on one
+ * uploaded copy of H) but with CpuBackend's arithmetic, against the plain CpuBackend. The GPU
+ * backend's own kernels are checked against the CPU in the {@code gpu}-tagged tests.
+ */
+class ResidentSolvePathTest {
+    private static final long SEED = new SplittableRandom().nextLong();
+    private static CpuBackend cpu;
+    private static Backend resident;
+
+    @BeforeAll
+    static void open() {
+        cpu = CpuBackend.create(2);
+        ResidentSolver rs = ResidentSolvePathTest::solve;
+        DampedFactorizer df = ResidentSolvePathTest::factor;
+        resident = (Backend) Proxy.newProxyInstance(ResidentSolvePathTest.class.getClassLoader(),
+                new Class<?>[] {Backend.class, ResidentSolver.class, DampedFactorizer.class}, (proxy, m, args) -> {
+                    try {
+                        if (m.getDeclaringClass() == ResidentSolver.class) {
+                            return m.invoke(rs, args);
+                        }
+                        if (m.getDeclaringClass() == DampedFactorizer.class) {
+                            return m.invoke(df, args);
+                        }
+                        return m.invoke(cpu, args);
+                    } catch (InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+    }
+
+    @AfterAll
+    static void close() {
+        cpu.close();
+    }
+
+    /** The CUDA backend's resident loop, with CpuBackend's kernels. */
+    private static void solve(ResidentSolver.SolveJob job) {
+        job.validate();
+        int rows = job.rows();
+        int cols = job.cols();
+        int bs = Math.min(job.blockSize(), cols);
+        ResidentSolver.SolveJob.Quant q = job.quant();
+        int groups = q == null ? 1 : q.groups(cols);
+        float[] err = new float[rows * bs];
+        float[] blockW = new float[rows * bs];
+        byte[] blockMask = new byte[rows * bs];
+        for (int i1 = 0; i1 < cols; i1 += bs) {
+            int i2 = Math.min(cols, i1 + bs);
+            int width = i2 - i1;
+            ByteView mask;
+            if (job.selector() != null) {
+                for (int r = 0; r < rows; r++) {
+                    System.arraycopy(job.w(), r * cols + i1, blockW, r * width, width);
+                }
+                Arrays.fill(blockMask, (byte) 0);
+                job.selector().select(i1, width, blockW, blockMask);
+                for (int r = 0; r < rows; r++) {
+                    System.arraycopy(blockMask, r * width, job.mask(), r * cols + i1, width);
+                }
+                mask = new ByteView(blockMask, 0, width);
+            } else {
+                mask = new ByteView(job.mask(), i1, cols);
+            }
+            SparseGptBlock.Quant bq = null;
+            if (q != null) {
+                int gOff = q.groupSize() == 0 ? 0 : i1 / q.groupSize();
+                bq = new SparseGptBlock.Quant(q.bits(), q.symmetric(), q.groupSize(), new FloatView(q.scale(), gOff, groups),
+                        new FloatView(q.zero(), gOff, groups), new ByteView(q.codes(), i1, cols));
+            }
+            cpu.sparseGptBlock(new SparseGptBlock(rows, width, new FloatView(job.w(), i1, cols),
+                    new FloatView(job.u(), i1 * cols + i1, cols), new FloatView(err, 0, width), mask, job.nmKeep(),
+                    job.nmGroup(), bq, job.rowLoss(), 0));
+            if (i2 < cols) {
+                cpu.sgemm(false, false, rows, cols - i2, width, -1f, err, 0, width, job.u(), i1 * cols + i2, cols, 1f,
+                        job.w(), i2, cols);
+            }
+        }
+    }
+
+    /** The CUDA backend's damped retry: one copy of A, the diagonal replaced per attempt. */
+    private static int factor(int n, double[] a, double[] diag, double[] lambdas, float[] u) {
+        for (int k = 0; k < lambdas.length; k++) {
+            double[] work = a.clone();
+            for (int i = 0; i < n; i++) {
+                work[i * n + i] = diag[i] + lambdas[k];
+            }
+            if (cpu.inverseCholeskyUpper(n, work, 0, n)) {
+                for (int i = 0; i < u.length; i++) {
+                    u[i] = (float) work[i];
+                }
+                return k;
+            }
+        }
+        return -1;
+    }
+
+    static Stream<Arguments> cases() {
+        return Stream.of(
+                Arguments.of(new SparsityPattern.Unstructured(0.5), null, 32),
+                Arguments.of(new SparsityPattern.Unstructured(0.7), QuantizationSpec.perChannel(4, false), 64),
+                Arguments.of(new SparsityPattern.NofM(2, 4), null, 32),
+                Arguments.of(new SparsityPattern.NofM(2, 4), QuantizationSpec.grouped(4, true, 16), 32),
+                Arguments.of(new SparsityPattern.NofM(4, 8), QuantizationSpec.grouped(8, false, 32), 64),
+                Arguments.of(new SparsityPattern.Block(4, 4, 0.5), null, 32),
+                Arguments.of(new SparsityPattern.Block(8, 16, 0.25), QuantizationSpec.perChannel(3, true), 32));
+    }
+
+    @ParameterizedTest
+    @MethodSource("cases")
+    void residentPathEqualsTheHostLoopBitForBit(SparsityPattern pattern, QuantizationSpec quant, int blockSize) {
+        SplittableRandom r = new SplittableRandom(SEED ^ pattern.hashCode() ^ blockSize);
+        int rows = 48;
+        int cols = 160;
+        int tokens = 400;
+        float[] x = TestMath.correlatedActivations(r, tokens, cols);
+        for (int t = 0; t < tokens; t++) {
+            x[t * cols + 7] = 0f; // one dead input
+        }
+        double[] h = TestMath.naiveHessian(x, tokens, cols);
+        float[] w = TestMath.randomWeights(r, rows, cols);
+        SolverOptions opts = new SolverOptions(blockSize, io.sparkprune.calibration.sparsity.MaskScope.ALL_ROWS);
+        InverseFactor fc = InverseFactor.compute(cpu, "layer input", h, cols, Dampening.DEFAULT);
+        InverseFactor fr = InverseFactor.compute(resident, "layer input", h, cols, Dampening.DEFAULT);
+        assertThat(fr.upper()).as("seed %d", SEED).containsExactly(fc.upper());
+        assertThat(fr.deadCount()).isEqualTo(1);
+        PruneResult a = new SparseGptSolver(cpu, opts).prune("w", w, rows, cols, fc, pattern, Optional.ofNullable(quant));
+        PruneResult b = new SparseGptSolver(resident, opts).prune("w", w, rows, cols, fr, pattern,
+                Optional.ofNullable(quant));
+        assertThat(b.weights()).as("seed %d", SEED).containsExactly(a.weights());
+        assertThat(b.mask()).isEqualTo(a.mask());
+        assertThat(b.rowLoss()).containsExactly(a.rowLoss());
+        assertThat(a.mask().count()).isGreaterThan(0);
+        if (quant != null) {
+            assertThat(b.quantization().orElseThrow().codes()).containsExactly(a.quantization().orElseThrow().codes());
+            assertThat(b.quantization().orElseThrow().scales()).containsExactly(a.quantization().orElseThrow().scales());
+        }
+    }
+}

@@ -1,0 +1,110 @@
+package io.sparkprune.kernels;
+
+/**
+ * Optional capability of a {@link Backend}: SparseGPT's whole column-block loop for one weight (or row
+ * shard) with the weights resident where the backend computes (the GPU backend uploads W and U once,
+ * runs every fused block solve and lazy update on the device, and downloads the result once).
+ * The function computed is the loop of {@code io.sparkprune.calibration.solver.SparseGptSolver}: for
+ * each block of {@code blockSize} columns {@code [i1, i2)}: the mask selection (the callback
+ * {@link SolveJob#selector()} for unstructured and block patterns, the kernel itself for N:M),
+ * {@link Backend#sparseGptBlock}, then {@code W[:, i2:] -= Err · U[i1:i2, i2:]}
+ * (SparseGPT, arXiv 2301.00774, Algorithm 1).
+ */
+public interface ResidentSolver {
+
+    /**
+     * Runs the solve.
+     *
+     * @param job arguments; {@code job.w()}, {@code job.mask()}, {@code job.rowLoss()} and the
+     *     quantization outputs are updated
+     * @throws IllegalArgumentException when the arrays do not fit the shapes
+     */
+    void sparseGptSolve(SolveJob job);
+
+    /** @return the widest column block {@link #sparseGptSolve} accepts; callers fall back to their own loop above it */
+    default int maxBlockSize() {
+        return Integer.MAX_VALUE;
+    }
+
+    /**
+     * Mask selection of one column block, on the host.
+     */
+    @FunctionalInterface
+    interface BlockSelector {
+        /**
+         * @param i1 first column of the block in the weight
+         * @param width columns in the block
+         * @param blockW {@code rows × width} row-major fp32: the block's current (already updated) weights
+         * @param blockMask {@code rows × width} output, zeros on entry: 1 = prune
+         */
+        void select(int i1, int width, float[] blockW, byte[] blockMask);
+    }
+
+    /**
+     * Arguments of {@link #sparseGptSolve}.
+     *
+     * @param rows rows of W, ≥ 0
+     * @param cols columns of W and order of U, ≥ 1
+     * @param blockSize column block, ≥ 1
+     * @param w {@code rows × cols} row-major fp32 weights (dead input columns already zeroed),
+     *     replaced by the pruned (and quantized) weights
+     * @param u {@code cols × cols} row-major fp32 upper inverse factor (upper triangle read)
+     * @param nmKeep N of N:M (with {@code nmGroup > 0})
+     * @param nmGroup M of N:M, a divisor of {@code blockSize} and {@code cols}; 0 when
+     *     {@code selector} selects the masks
+     * @param selector mask selection per block, or null for none (N:M, or no pruning)
+     * @param quant joint quantization arrays, or null
+     * @param mask {@code rows × cols} output, 1 = pruned (zeros on entry)
+     * @param rowLoss {@code rows} per-row loss accumulators (fp64), added to
+     */
+    record SolveJob(int rows, int cols, int blockSize, float[] w, float[] u, int nmKeep, int nmGroup,
+                    BlockSelector selector, Quant quant, byte[] mask, double[] rowLoss) {
+
+        /**
+         * Whole-weight quantization arrays (see {@link SparseGptBlock.Quant} for the per-block contract).
+         *
+         * @param bits bits per code, 2..8
+         * @param symmetric symmetric grid
+         * @param groupSize 0: one grid per row, fitted by the caller into column 0 of scale/zero;
+         *     &gt; 0: one grid per group of columns, fitted by the solve
+         * @param scale {@code rows × groups} grid steps ({@code groups = 1} or {@code cols / groupSize})
+         * @param zero {@code rows × groups} zero levels
+         * @param codes {@code rows × cols} output signed codes
+         */
+        public record Quant(int bits, boolean symmetric, int groupSize, float[] scale, float[] zero, byte[] codes) {
+            /** @return grids per row */
+            public int groups(int cols) {
+                return groupSize == 0 ? 1 : cols / groupSize;
+            }
+        }
+
+        /**
+         * Checks the array lengths against the shapes.
+         *
+         * @throws IllegalArgumentException on a mismatch
+         */
+        public void validate() {
+            long rc = (long) rows * cols;
+            if (rows < 0 || cols < 1 || blockSize < 1) {
+                throw new IllegalArgumentException("bad solve shape " + rows + " x " + cols + ", block " + blockSize);
+            }
+            if (w.length < rc || mask.length < rc || u.length < (long) cols * cols || rowLoss.length < rows) {
+                throw new IllegalArgumentException("solve arrays too short for " + rows + " x " + cols);
+            }
+            if (nmGroup < 0 || (nmGroup > 0 && (blockSize % nmGroup != 0 || cols % nmGroup != 0
+                    || nmKeep < 0 || nmKeep > nmGroup))) {
+                throw new IllegalArgumentException("bad N:M " + nmKeep + ":" + nmGroup + " for block " + blockSize
+                        + " and " + cols + " columns");
+            }
+            if (quant != null) {
+                int g = quant.groups(cols);
+                if (quant.groupSize() < 0 || (quant.groupSize() > 0 && (cols % quant.groupSize() != 0
+                        || blockSize % quant.groupSize() != 0)) || quant.scale().length < (long) rows * g
+                        || quant.zero().length < (long) rows * g || quant.codes().length < rc) {
+                    throw new IllegalArgumentException("quantization arrays do not fit " + rows + " x " + cols
+                            + " with group size " + quant.groupSize());
+                }
+            }
+        }
+    }
+}
