@@ -491,4 +491,7 @@ sparsegpt_block(int rows, int width,
     if (lane == 0) loss[row] += lossAcc;
 }
 
+#include "forward_ops.cuh"
+#include "gemm_tc.cuh"
+
 } // extern "C"

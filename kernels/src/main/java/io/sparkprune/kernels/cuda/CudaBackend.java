@@ -28,11 +28,15 @@ import java.util.Map;
  * {@value #FATBIN} with sm_80 and sm_90 machine code and compute_90 PTX, loaded with
  * {@code cuModuleLoadData}). Needs only the driver ({@code libcuda.so.1}).
  *
- * <p>Which operations run on the GPU is listed by {@link #kernelStatus()}: today the fp32 product
- * ({@code sgemm}), the Hessian update ({@code syrkPackedUpper}, fp64 sums of exact fp32 products) and
- * the fused SparseGPT block solve ({@code sparseGptBlock}, block width ≤ {@value #MAX_BLOCK_WIDTH});
- * everything else (factorizations, forward ops) is delegated to a {@link CpuBackend} with the same
- * thread count, on the host arrays. Host-array calls copy their operands to the device and the results
+ * <p>Which operations run on the GPU is listed by {@link #kernelStatus()}: the fp32 product
+ * ({@code sgemm}), the Hessian update ({@code syrkPackedUpper}, fp64 sums of exact fp32 products),
+ * the fused SparseGPT block solve ({@code sparseGptBlock}, block width ≤ {@value #MAX_BLOCK_WIDTH})
+ * and every forward op ({@code kernels/src/main/cuda/forward_ops.cuh}; attention for head widths
+ * ≤ {@value #MAX_ATTENTION_HEAD_DIM}); the factorizations are delegated to a {@link CpuBackend} with
+ * the same thread count, on the host arrays. Beyond {@link Backend}, the tensor-core products of
+ * {@code gemm_tc.cuh}: {@link #sgemmTf32}, {@link #gemmBf16} and {@link #syrkPackedUpperTf32}. Each
+ * host-array operation has a package-private {@code *Device} twin on device pointers (one launch,
+ * no host copies) for a device-resident forward pass. Host-array calls copy their operands to the device and the results
  * back (synchronously, pageable memory); {@link #sparseGptSolveNofM} keeps a whole weight on the device
  * across blocks.
  *
@@ -53,9 +57,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private static final int FB = 64;
     private static final int POTF2_SMEM = 2 * FB * (FB + 1) * 8;
 
-    private static final String[] GPU_OPS = {"sgemm", "syrkPackedUpper", "inverseCholeskyUpper", "sparseGptBlock"};
-    private static final String[] CPU_OPS = {"cholesky", "triangularInverse", "choleskyInverse", "rmsNorm", "layerNorm", "rope", "attention", "siluMul", "gelu", "embedding",
-        "addRowVector", "add", "logSoftmax", "crossEntropy"};
+    private static final String[] GPU_OPS = {"sgemm", "syrkPackedUpper", "inverseCholeskyUpper", "sparseGptBlock",
+        "rmsNorm", "layerNorm", "rope", "attention", "siluMul", "gelu", "embedding", "addRowVector", "add", "logSoftmax",
+        "crossEntropy"};
+    private static final String[] CPU_OPS = {"cholesky", "triangularInverse", "choleskyInverse"};
 
     private final int ordinal;
     private final String deviceName;
@@ -71,6 +76,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private final CUfunction fDgemm;
     private final CUfunction fGatherCols;
     private final CUfunction fUnpackUpper;
+    private final Fns fn;
+    private int smCount;
     private final CpuBackend cpu;
     private final DeviceBuffer[] workspace = new DeviceBuffer[8];
     private boolean closed;
@@ -117,6 +124,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             Driver.check("cuFuncSetAttribute sparsegpt_block max dynamic shared memory " + BLOCK_SMEM,
                     () -> JCudaDriver.cuFuncSetAttribute(fBlock,
                             CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, BLOCK_SMEM));
+            fn = new Fns();
         } catch (RuntimeException e) {
             JCudaDriver.cuDevicePrimaryCtxRelease(device);
             throw e;
@@ -139,7 +147,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /**
      * @return which operations run on the GPU ({@code "gpu"}) and which are delegated to the CPU
-     *     backend ({@code "cpu (delegated)"}), in {@link Backend}'s order
+     *     backend ({@code "cpu (delegated)"}), for every {@link Backend} operation (the extra tensor-core
+     *     products {@link #sgemmTf32}, {@link #gemmBf16}, {@link #syrkPackedUpperTf32} always run on the GPU)
      */
     public static Map<String, String> kernelStatus() {
         Map<String, String> m = new LinkedHashMap<>();
@@ -147,13 +156,25 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         m.put("syrkPackedUpper", "gpu: syrk_packed_f64 (fp64 sums of exact fp32 products)");
         m.put("inverseCholeskyUpper", "gpu: fp64 blocked Cholesky (potf2_inv_f64 + dgemm_f64) and triangular"
                 + " inverse of the reversed matrix; also the damped retry (DampedFactorizer)");
-        m.put("sparseGptSolve", "gpu: whole column-block loop with W resident (ResidentSolver); unstructured and"
-                + " block masks selected on the host per block");
         m.put("sparseGptBlock", "gpu: sparsegpt_block (one launch per block, width <= " + MAX_BLOCK_WIDTH
-                + "; wider blocks delegated)");
+                + "; wider blocks delegated); the whole column-block loop with W resident through ResidentSolver"
+                + " (unstructured and block masks selected on the host per block)");
         for (String op : CPU_OPS) {
             m.put(op, "cpu (delegated)");
         }
+        m.put("rmsNorm", "gpu: rmsnorm_f32 (block per row, fp64 mean square)");
+        m.put("layerNorm", "gpu: layernorm_f32 (block per row, fp64 two-pass statistics)");
+        m.put("rope", "gpu: rope_f32 (rotate_half, in place)");
+        m.put("attention", "gpu: attention_f32 (flash-style tiles of " + ATTENTION_QUERY_TILE + " queries x "
+                + ATT_KEY_TILE + " keys, online softmax, fp32; headDim <= " + MAX_ATTENTION_HEAD_DIM
+                + ", wider heads delegated)");
+        m.put("siluMul", "gpu: silu_mul_f32 (fp64 sigmoid)");
+        m.put("gelu", "gpu: gelu_f32 (fp64 erfc)");
+        m.put("embedding", "gpu: embedding_f32 (gather, optional accumulate)");
+        m.put("addRowVector", "gpu: add_row_vector_f32");
+        m.put("add", "gpu: add_f32");
+        m.put("logSoftmax", "gpu: log_softmax_f32 (block per row, fp64 log-sum-exp)");
+        m.put("crossEntropy", "gpu: cross_entropy_f32 (block per row, fp64 nll)");
         return m;
     }
 
@@ -906,64 +927,613 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     }
 
 
-    @Override
-    public void rmsNorm(int rows, int cols, float eps, float[] x, int xOff, int ldx, float[] w, int wOff,
-                        float[] y, int yOff, int ldy) {
-        cpu.rmsNorm(rows, cols, eps, x, xOff, ldx, w, wOff, y, yOff, ldy);
+    // ------------------------------------------------------------------ forward ops on the GPU (forward_ops.cuh)
+    //
+    // Host-array methods check their windows as CpuBackend does, copy the operands (packed to a row
+    // stride equal to their width) to the workspace buffers, run the *Device variant and copy the
+    // results back. The *Device variants take device pointers with row strides, launch one kernel
+    // and synchronize; ids, positions and targets must already be in range there (the kernels skip
+    // a row whose id or position is out of range and give a NaN loss for an out-of-range target).
+
+    /** Widest attention head the GPU attention kernel handles; wider heads are delegated to the CPU. */
+    public static final int MAX_ATTENTION_HEAD_DIM = 128;
+    /** Query rows per attention tile (a block of the attention kernel). */
+    public static final int ATTENTION_QUERY_TILE = 64;
+    private static final int ATT_KEY_TILE = 32;
+    private static final int EW_THREADS = 256;
+    private static final int TF32_SMEM = 3 * 2 * (128 * 36) * 4;
+    private static final int SYRK_TF32_SMEM = 2 * 2 * (128 * 36) * 4 + 64 * 256 * 8;
+    private static final int BF16_SMEM = 3 * 2 * (128 * 40) * 2;
+    /** Tokens whose TF32 products are summed in fp32 before being added to the fp64 Hessian. */
+    public static final int SYRK_TF32_CHUNK = 256;
+
+    /** The kernels of forward_ops.cuh and gemm_tc.cuh. */
+    private final class Fns {
+        final CUfunction rms = function("rmsnorm_f32");
+        final CUfunction ln = function("layernorm_f32");
+        final CUfunction rope = function("rope_f32");
+        final CUfunction att = function("attention_f32");
+        final CUfunction silu = function("silu_mul_f32");
+        final CUfunction gelu = function("gelu_f32");
+        final CUfunction emb = function("embedding_f32");
+        final CUfunction addRow = function("add_row_vector_f32");
+        final CUfunction add = function("add_f32");
+        final CUfunction logSm = function("log_softmax_f32");
+        final CUfunction ce = function("cross_entropy_f32");
+        final CUfunction[] tf32 = {function("sgemm_tf32_nn"), function("sgemm_tf32_nt"), function("sgemm_tf32_tn"),
+            function("sgemm_tf32_tt")};
+        final CUfunction[] bf16 = {function("gemm_bf16_nn"), function("gemm_bf16_nt"), function("gemm_bf16_tn"),
+            function("gemm_bf16_tt")};
+        final CUfunction syrkTf32 = function("syrk_packed_tf32");
+
+        Fns() {
+            maxSmem("attention_f32", att, attentionSmem(MAX_ATTENTION_HEAD_DIM));
+            for (CUfunction f : tf32) {
+                maxSmem("sgemm_tf32", f, TF32_SMEM);
+            }
+            for (CUfunction f : bf16) {
+                maxSmem("gemm_bf16", f, BF16_SMEM);
+            }
+            maxSmem("syrk_packed_tf32", syrkTf32, SYRK_TF32_SMEM);
+        }
+    }
+
+    private static void maxSmem(String name, CUfunction f, int bytes) {
+        Driver.check("cuFuncSetAttribute " + name + " max dynamic shared memory " + bytes,
+                () -> JCudaDriver.cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                        bytes));
+    }
+
+    private static int attentionSmem(int headDim) {
+        int dp = headDim + 1;
+        return (ATTENTION_QUERY_TILE * dp + 2 * ATT_KEY_TILE * dp + ATTENTION_QUERY_TILE * (ATT_KEY_TILE + 1)) * 4;
+    }
+
+    private int smCount() {
+        if (smCount == 0) {
+            int[] v = new int[1];
+            Driver.check("cuDeviceGetAttribute multiprocessor count", () -> JCudaDriver.cuDeviceGetAttribute(v,
+                    jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, device));
+            smCount = Math.max(1, v[0]);
+        }
+        return smCount;
+    }
+
+    private static void uploadInts(DeviceBuffer b, int[] src, int off, int count, String what) {
+        if (count > 0) {
+            Driver.check("cuMemcpyHtoD " + what + " (" + count + " ints)", () -> JCudaDriver.cuMemcpyHtoD(b.pointer(),
+                    Pointer.to(src).withByteOffset(4L * off), 4L * count));
+        }
+    }
+
+    private static void uploadShorts(DeviceBuffer b, short[] src, int count, String what) {
+        if (count > 0) {
+            Driver.check("cuMemcpyHtoD " + what + " (" + count + " bf16)", () -> JCudaDriver.cuMemcpyHtoD(b.pointer(),
+                    Pointer.to(src), 2L * count));
+        }
+    }
+
+    private static short[] pack(short[] a, int off, int ld, int rows, int cols) {
+        if (off == 0 && ld == cols && a.length == rows * cols) {
+            return a;
+        }
+        short[] out = new short[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            System.arraycopy(a, off + r * ld, out, r * cols, cols);
+        }
+        return out;
+    }
+
+    /** Launches an elementwise kernel over {@code total} elements (grid-stride, 64-bit index). */
+    private void launchElementwise(String what, CUfunction f, long total, Pointer params) {
+        int blocks = (int) Math.max(1, Math.min((total + EW_THREADS - 1) / EW_THREADS, 1L << 20));
+        launch(what, f, blocks, 1, EW_THREADS, 0, params);
+    }
+
+    /** Copies the result window back: downloads {@code rows × cols} floats into {@code y} at (yOff, ldy). */
+    private static void downloadWindow(DeviceBuffer d, float[] y, int yOff, int ldy, int rows, int cols) {
+        float[] h = (yOff == 0 && ldy == cols && y.length == rows * cols) ? y : new float[rows * cols];
+        d.download(0, h, 0, rows * cols);
+        unpack(h, y, yOff, ldy, rows, cols);
+    }
+
+    private DeviceBuffer upWindow(int slot, float[] a, int off, int ld, int rows, int cols, String what) {
+        DeviceBuffer d = ws(slot, 4L * rows * cols, what);
+        d.upload(pack(a, off, ld, rows, cols), 0, rows * cols, 0);
+        return d;
+    }
+
+    private DeviceBuffer upVector(int slot, float[] v, int off, int len, String what) {
+        DeviceBuffer d = ws(slot, 4L * len, what);
+        d.upload(v, off, len, 0);
+        return d;
     }
 
     @Override
-    public void layerNorm(int rows, int cols, float eps, float[] x, int xOff, int ldx, float[] gamma, int gOff,
-                          float[] beta, int bOff, float[] y, int yOff, int ldy) {
-        cpu.layerNorm(rows, cols, eps, x, xOff, ldx, gamma, gOff, beta, bOff, y, yOff, ldy);
+    public synchronized void rmsNorm(int rows, int cols, float eps, float[] x, int xOff, int ldx, float[] w, int wOff,
+                                     float[] y, int yOff, int ldy) {
+        Checks.window("rmsNorm x", x.length, xOff, ldx, rows, cols);
+        Checks.window("rmsNorm w", w.length, wOff, cols, 1, cols);
+        Checks.window("rmsNorm y", y.length, yOff, ldy, rows, cols);
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        current();
+        DeviceBuffer dx = upWindow(0, x, xOff, ldx, rows, cols, "rmsNorm x");
+        DeviceBuffer dw = upVector(1, w, wOff, cols, "rmsNorm w");
+        rmsNormDevice(rows, cols, eps, dx.pointer(), cols, dw.pointer(), dx.pointer(), cols);
+        downloadWindow(dx, y, yOff, ldy, rows, cols);
+    }
+
+    /** {@link #rmsNorm} on device pointers (y may be x). */
+    void rmsNormDevice(int rows, int cols, float eps, CUdeviceptr x, int ldx, CUdeviceptr w, CUdeviceptr y, int ldy) {
+        launch("rmsnorm_f32 " + rows + "x" + cols, fn.rms, rows, 1, EW_THREADS, 0,
+                Pointer.to(p(rows), p(cols), p(eps), p(x), p(ldx), p(w), p(y), p(ldy)));
     }
 
     @Override
-    public void rope(int rows, int heads, int headDim, float[] x, int xOff, int ldx, int[] positions, int posOff,
-                     float[] cos, float[] sin, int tableRows) {
-        cpu.rope(rows, heads, headDim, x, xOff, ldx, positions, posOff, cos, sin, tableRows);
+    public synchronized void layerNorm(int rows, int cols, float eps, float[] x, int xOff, int ldx, float[] gamma,
+                                       int gOff, float[] beta, int bOff, float[] y, int yOff, int ldy) {
+        Checks.window("layerNorm x", x.length, xOff, ldx, rows, cols);
+        Checks.window("layerNorm gamma", gamma.length, gOff, cols, 1, cols);
+        Checks.window("layerNorm beta", beta.length, bOff, cols, 1, cols);
+        Checks.window("layerNorm y", y.length, yOff, ldy, rows, cols);
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        current();
+        DeviceBuffer dx = upWindow(0, x, xOff, ldx, rows, cols, "layerNorm x");
+        DeviceBuffer dg = upVector(1, gamma, gOff, cols, "layerNorm gamma");
+        DeviceBuffer db = upVector(2, beta, bOff, cols, "layerNorm beta");
+        layerNormDevice(rows, cols, eps, dx.pointer(), cols, dg.pointer(), db.pointer(), dx.pointer(), cols);
+        downloadWindow(dx, y, yOff, ldy, rows, cols);
+    }
+
+    /** {@link #layerNorm} on device pointers (y may be x). */
+    void layerNormDevice(int rows, int cols, float eps, CUdeviceptr x, int ldx, CUdeviceptr gamma, CUdeviceptr beta,
+                         CUdeviceptr y, int ldy) {
+        launch("layernorm_f32 " + rows + "x" + cols, fn.ln, rows, 1, EW_THREADS, 0,
+                Pointer.to(p(rows), p(cols), p(eps), p(x), p(ldx), p(gamma), p(beta), p(y), p(ldy)));
     }
 
     @Override
-    public void attention(AttentionJob job) {
-        cpu.attention(job);
+    public synchronized void rope(int rows, int heads, int headDim, float[] x, int xOff, int ldx, int[] positions,
+                                  int posOff, float[] cos, float[] sin, int tableRows) {
+        if (headDim % 2 != 0 || headDim < 2 || heads < 1) {
+            throw new IllegalArgumentException("rope needs heads >= 1 and an even headDim >= 2, got " + heads + ", "
+                    + headDim);
+        }
+        int half = headDim / 2;
+        int cols = heads * headDim;
+        Checks.window("rope x", x.length, xOff, ldx, rows, cols);
+        Checks.window("rope positions", positions.length, posOff, 1, rows, 1);
+        Checks.window("rope cos", cos.length, 0, half, tableRows, half);
+        Checks.window("rope sin", sin.length, 0, half, tableRows, half);
+        for (int r = 0; r < rows; r++) {
+            int p = positions[posOff + r];
+            if (p < 0 || p >= tableRows) {
+                throw new IllegalArgumentException("rope: position " + p + " of row " + r + " outside the table of "
+                        + tableRows + " positions");
+            }
+        }
+        if (rows == 0) {
+            return;
+        }
+        current();
+        DeviceBuffer dx = upWindow(0, x, xOff, ldx, rows, cols, "rope x");
+        DeviceBuffer dp = ws(1, 4L * rows, "rope positions");
+        uploadInts(dp, positions, posOff, rows, "rope positions");
+        DeviceBuffer dc = upVector(2, cos, 0, tableRows * half, "rope cos");
+        DeviceBuffer ds = upVector(3, sin, 0, tableRows * half, "rope sin");
+        ropeDevice(rows, heads, headDim, dx.pointer(), cols, dp.pointer(), dc.pointer(), ds.pointer(), tableRows);
+        downloadWindow(dx, x, xOff, ldx, rows, cols);
+    }
+
+    /** {@link #rope} on device pointers; positions (device ints) must be in {@code [0, tableRows)}. */
+    void ropeDevice(int rows, int heads, int headDim, CUdeviceptr x, int ldx, CUdeviceptr positions, CUdeviceptr cos,
+                    CUdeviceptr sin, int tableRows) {
+        launch("rope_f32 " + rows + "x" + heads + "x" + headDim, fn.rope, rows, 1, EW_THREADS, 0,
+                Pointer.to(p(rows), p(heads), p(headDim), p(x), p(ldx), p(positions), p(cos), p(sin), p(tableRows)));
+    }
+
+    /**
+     * The attention kernel's work list: for every sequence and every {@value #ATTENTION_QUERY_TILE}-row
+     * query tile of it, the pair (sequence, first query row within the sequence).
+     *
+     * @param sequences number of sequences
+     * @param seqStarts {@code sequences + 1} row offsets
+     * @return {@code 2 × tiles} ints
+     */
+    static int[] attentionTiles(int sequences, int[] seqStarts) {
+        int tiles = 0;
+        for (int s = 0; s < sequences; s++) {
+            tiles += (seqStarts[s + 1] - seqStarts[s] + ATTENTION_QUERY_TILE - 1) / ATTENTION_QUERY_TILE;
+        }
+        int[] t = new int[2 * tiles];
+        int i = 0;
+        for (int s = 0; s < sequences; s++) {
+            int n = seqStarts[s + 1] - seqStarts[s];
+            for (int i0 = 0; i0 < n; i0 += ATTENTION_QUERY_TILE) {
+                t[i++] = s;
+                t[i++] = i0;
+            }
+        }
+        return t;
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>On the GPU: the tiled kernel {@code attention_f32} (FlashAttention, Dao et al. 2022, arXiv
+     * 2205.14135, Algorithm 1, in fp32 with an fp64 softmax denominator) for head widths up to
+     * {@value #MAX_ATTENTION_HEAD_DIM}; wider heads are delegated to the CPU backend.
+     */
+    @Override
+    public synchronized void attention(AttentionJob job) {
+        job.validate();
+        int rows = job.rows();
+        if (job.headDim() > MAX_ATTENTION_HEAD_DIM) {
+            cpu.attention(job);
+            return;
+        }
+        int[] tiles = attentionTiles(job.sequences(), job.seqStarts());
+        if (rows == 0 || tiles.length == 0) {
+            return;
+        }
+        current();
+        int hd = job.headDim();
+        int qc = job.heads() * hd;
+        int kc = job.kvHeads() * hd;
+        DeviceBuffer dq = upWindow(0, job.q().data(), job.q().offset(), job.q().ld(), rows, qc, "attention q");
+        DeviceBuffer dk = upWindow(1, job.k().data(), job.k().offset(), job.k().ld(), rows, kc, "attention k");
+        DeviceBuffer dv = upWindow(2, job.v().data(), job.v().offset(), job.v().ld(), rows, kc, "attention v");
+        DeviceBuffer dout = ws(3, 4L * rows * qc, "attention out");
+        DeviceBuffer dmeta = ws(4, 4L * (tiles.length + 2L * job.sequences() + 1), "attention tiles");
+        int seqs = job.sequences();
+        uploadInts(dmeta, tiles, 0, tiles.length, "attention tiles");
+        Driver.check("cuMemcpyHtoD attention seqStarts", () -> JCudaDriver.cuMemcpyHtoD(dmeta.at(4L * tiles.length),
+                Pointer.to(job.seqStarts()), 4L * (seqs + 1)));
+        CUdeviceptr keyLengths = new CUdeviceptr();
+        if (job.keyLengths() != null && seqs > 0) {
+            keyLengths = dmeta.at(4L * (tiles.length + seqs + 1));
+            CUdeviceptr kl = keyLengths;
+            Driver.check("cuMemcpyHtoD attention keyLengths", () -> JCudaDriver.cuMemcpyHtoD(kl,
+                    Pointer.to(job.keyLengths()), 4L * seqs));
+        }
+        attentionDevice(job.heads(), job.kvHeads(), hd, job.scale(), job.causal(), job.window(), tiles.length / 2,
+                dmeta.at(4L * tiles.length), keyLengths, dmeta.pointer(), dq.pointer(), qc, dk.pointer(), kc,
+                dv.pointer(), kc, dout.pointer(), qc);
+        float[] o = new float[rows * qc];
+        dout.download(0, o, 0, rows * qc);
+        float[] out = job.out().data();
+        for (int s = 0; s < seqs; s++) {
+            for (int r = job.seqStarts()[s]; r < job.seqStarts()[s + 1]; r++) {
+                System.arraycopy(o, r * qc, out, job.out().index(r, 0), qc);
+            }
+        }
+    }
+
+    /**
+     * {@link #attention} on device pointers (head width ≤ {@value #MAX_ATTENTION_HEAD_DIM}).
+     *
+     * @param tiles number of query tiles in {@code tileTable} (see {@link #attentionTiles})
+     * @param seqStarts device ints, {@code sequences + 1} row offsets
+     * @param keyLengths device ints per sequence, or a null pointer (every row a real token)
+     * @param tileTable device copy of {@link #attentionTiles}
+     */
+    void attentionDevice(int heads, int kvHeads, int headDim, float scale, boolean causal, int window, int tiles,
+                         CUdeviceptr seqStarts, CUdeviceptr keyLengths, CUdeviceptr tileTable, CUdeviceptr q, int ldq,
+                         CUdeviceptr k, int ldk, CUdeviceptr v, int ldv, CUdeviceptr out, int ldo) {
+        if (headDim > MAX_ATTENTION_HEAD_DIM) {
+            throw new IllegalArgumentException("attention on the GPU needs headDim <= " + MAX_ATTENTION_HEAD_DIM
+                    + ", got " + headDim);
+        }
+        Pointer params = Pointer.to(p(heads), p(kvHeads), p(headDim), p(scale), p(causal ? 1 : 0), p(window),
+                p(seqStarts), p(keyLengths), p(tileTable), p(q), p(ldq), p(k), p(ldk), p(v), p(ldv), p(out), p(ldo));
+        launch("attention_f32 tiles=" + tiles + " heads=" + heads + " headDim=" + headDim, fn.att, tiles, heads, 256,
+                attentionSmem(headDim), params);
     }
 
     @Override
-    public void siluMul(int rows, int cols, float[] g, int gOff, int ldg, float[] u, int uOff, int ldu,
-                        float[] y, int yOff, int ldy) {
-        cpu.siluMul(rows, cols, g, gOff, ldg, u, uOff, ldu, y, yOff, ldy);
+    public synchronized void siluMul(int rows, int cols, float[] g, int gOff, int ldg, float[] u, int uOff, int ldu,
+                                     float[] y, int yOff, int ldy) {
+        Checks.window("siluMul g", g.length, gOff, ldg, rows, cols);
+        Checks.window("siluMul u", u.length, uOff, ldu, rows, cols);
+        Checks.window("siluMul y", y.length, yOff, ldy, rows, cols);
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        current();
+        DeviceBuffer dg = upWindow(0, g, gOff, ldg, rows, cols, "siluMul g");
+        DeviceBuffer du = upWindow(1, u, uOff, ldu, rows, cols, "siluMul u");
+        siluMulDevice(rows, cols, dg.pointer(), cols, du.pointer(), cols, dg.pointer(), cols);
+        downloadWindow(dg, y, yOff, ldy, rows, cols);
+    }
+
+    /** {@link #siluMul} on device pointers (y may be g or u). */
+    void siluMulDevice(int rows, int cols, CUdeviceptr g, int ldg, CUdeviceptr u, int ldu, CUdeviceptr y, int ldy) {
+        launchElementwise("silu_mul_f32 " + rows + "x" + cols, fn.silu, (long) rows * cols,
+                Pointer.to(p(rows), p(cols), p(g), p(ldg), p(u), p(ldu), p(y), p(ldy)));
     }
 
     @Override
-    public void gelu(int rows, int cols, float[] x, int xOff, int ldx) {
-        cpu.gelu(rows, cols, x, xOff, ldx);
+    public synchronized void gelu(int rows, int cols, float[] x, int xOff, int ldx) {
+        Checks.window("gelu x", x.length, xOff, ldx, rows, cols);
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        current();
+        DeviceBuffer dx = upWindow(0, x, xOff, ldx, rows, cols, "gelu x");
+        geluDevice(rows, cols, dx.pointer(), cols);
+        downloadWindow(dx, x, xOff, ldx, rows, cols);
+    }
+
+    /** {@link #gelu} on device pointers (fp64 {@code erfc}, rounded to fp32). */
+    void geluDevice(int rows, int cols, CUdeviceptr x, int ldx) {
+        launchElementwise("gelu_f32 " + rows + "x" + cols, fn.gelu, (long) rows * cols,
+                Pointer.to(p(rows), p(cols), p(x), p(ldx)));
     }
 
     @Override
-    public void embedding(int rows, int cols, int[] ids, int idOff, float[] table, int tOff, int tableRows,
-                          float[] y, int yOff, int ldy, boolean accumulate) {
-        cpu.embedding(rows, cols, ids, idOff, table, tOff, tableRows, y, yOff, ldy, accumulate);
+    public synchronized void embedding(int rows, int cols, int[] ids, int idOff, float[] table, int tOff, int tableRows,
+                                       float[] y, int yOff, int ldy, boolean accumulate) {
+        Checks.window("embedding ids", ids.length, idOff, 1, rows, 1);
+        Checks.window("embedding table", table.length, tOff, cols, tableRows, cols);
+        Checks.window("embedding y", y.length, yOff, ldy, rows, cols);
+        for (int r = 0; r < rows; r++) {
+            int id = ids[idOff + r];
+            if (id < 0 || id >= tableRows) {
+                throw new IllegalArgumentException("embedding: id " + id + " of row " + r + " outside the table of "
+                        + tableRows + " rows");
+            }
+        }
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        current();
+        DeviceBuffer dids = ws(0, 4L * rows, "embedding ids");
+        uploadInts(dids, ids, idOff, rows, "embedding ids");
+        DeviceBuffer dt = upVector(1, table, tOff, tableRows * cols, "embedding table");
+        DeviceBuffer dy = accumulate ? upWindow(2, y, yOff, ldy, rows, cols, "embedding y")
+                : ws(2, 4L * rows * cols, "embedding y");
+        embeddingDevice(rows, cols, dids.pointer(), dt.pointer(), tableRows, dy.pointer(), cols, accumulate);
+        downloadWindow(dy, y, yOff, ldy, rows, cols);
+    }
+
+    /** {@link #embedding} on device pointers; ids (device ints) must be in {@code [0, tableRows)}. */
+    void embeddingDevice(int rows, int cols, CUdeviceptr ids, CUdeviceptr table, int tableRows, CUdeviceptr y, int ldy,
+                         boolean accumulate) {
+        launchElementwise("embedding_f32 " + rows + "x" + cols, fn.emb, (long) rows * cols,
+                Pointer.to(p(rows), p(cols), p(ids), p(table), p(tableRows), p(y), p(ldy), p(accumulate ? 1 : 0)));
     }
 
     @Override
-    public void addRowVector(int rows, int cols, float[] v, int vOff, float[] y, int yOff, int ldy) {
-        cpu.addRowVector(rows, cols, v, vOff, y, yOff, ldy);
+    public synchronized void addRowVector(int rows, int cols, float[] v, int vOff, float[] y, int yOff, int ldy) {
+        Checks.window("addRowVector v", v.length, vOff, cols, 1, cols);
+        Checks.window("addRowVector y", y.length, yOff, ldy, rows, cols);
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        current();
+        DeviceBuffer dv = upVector(0, v, vOff, cols, "addRowVector v");
+        DeviceBuffer dy = upWindow(1, y, yOff, ldy, rows, cols, "addRowVector y");
+        addRowVectorDevice(rows, cols, dv.pointer(), dy.pointer(), cols);
+        downloadWindow(dy, y, yOff, ldy, rows, cols);
+    }
+
+    /** {@link #addRowVector} on device pointers. */
+    void addRowVectorDevice(int rows, int cols, CUdeviceptr v, CUdeviceptr y, int ldy) {
+        launchElementwise("add_row_vector_f32 " + rows + "x" + cols, fn.addRow, (long) rows * cols,
+                Pointer.to(p(rows), p(cols), p(v), p(y), p(ldy)));
     }
 
     @Override
-    public void add(int rows, int cols, float[] x, int xOff, int ldx, float[] y, int yOff, int ldy) {
-        cpu.add(rows, cols, x, xOff, ldx, y, yOff, ldy);
+    public synchronized void add(int rows, int cols, float[] x, int xOff, int ldx, float[] y, int yOff, int ldy) {
+        Checks.window("add x", x.length, xOff, ldx, rows, cols);
+        Checks.window("add y", y.length, yOff, ldy, rows, cols);
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        current();
+        DeviceBuffer dx = upWindow(0, x, xOff, ldx, rows, cols, "add x");
+        DeviceBuffer dy = upWindow(1, y, yOff, ldy, rows, cols, "add y");
+        addDevice(rows, cols, dx.pointer(), cols, dy.pointer(), cols);
+        downloadWindow(dy, y, yOff, ldy, rows, cols);
+    }
+
+    /** {@link #add} on device pointers. */
+    void addDevice(int rows, int cols, CUdeviceptr x, int ldx, CUdeviceptr y, int ldy) {
+        launchElementwise("add_f32 " + rows + "x" + cols, fn.add, (long) rows * cols,
+                Pointer.to(p(rows), p(cols), p(x), p(ldx), p(y), p(ldy)));
     }
 
     @Override
-    public void logSoftmax(int rows, int cols, float[] x, int xOff, int ldx) {
-        cpu.logSoftmax(rows, cols, x, xOff, ldx);
+    public synchronized void logSoftmax(int rows, int cols, float[] x, int xOff, int ldx) {
+        Checks.window("logSoftmax x", x.length, xOff, ldx, rows, cols);
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        current();
+        DeviceBuffer dx = upWindow(0, x, xOff, ldx, rows, cols, "logSoftmax x");
+        logSoftmaxDevice(rows, cols, dx.pointer(), cols);
+        downloadWindow(dx, x, xOff, ldx, rows, cols);
+    }
+
+    /** {@link #logSoftmax} on device pointers. */
+    void logSoftmaxDevice(int rows, int cols, CUdeviceptr x, int ldx) {
+        launch("log_softmax_f32 " + rows + "x" + cols, fn.logSm, rows, 1, EW_THREADS, 0,
+                Pointer.to(p(rows), p(cols), p(x), p(ldx)));
     }
 
     @Override
-    public void crossEntropy(int rows, int cols, float[] logits, int xOff, int ldx, int[] targets, int tOff,
-                             double[] nll, int nllOff) {
-        cpu.crossEntropy(rows, cols, logits, xOff, ldx, targets, tOff, nll, nllOff);
+    public synchronized void crossEntropy(int rows, int cols, float[] logits, int xOff, int ldx, int[] targets,
+                                          int tOff, double[] nll, int nllOff) {
+        Checks.window("crossEntropy logits", logits.length, xOff, ldx, rows, cols);
+        Checks.window("crossEntropy targets", targets.length, tOff, 1, rows, 1);
+        if (rows > 0 && (nllOff < 0 || (long) nllOff + rows > nll.length)) {
+            throw new IllegalArgumentException("crossEntropy: nll needs " + rows + " entries at " + nllOff
+                    + ", has " + nll.length);
+        }
+        for (int r = 0; r < rows; r++) {
+            int t = targets[tOff + r];
+            if (t < 0 || t >= cols) {
+                throw new IllegalArgumentException("crossEntropy: target " + t + " of row " + r + " outside [0, " + cols
+                        + ")");
+            }
+        }
+        if (rows == 0) {
+            return;
+        }
+        current();
+        DeviceBuffer dx = upWindow(0, logits, xOff, ldx, rows, cols, "crossEntropy logits");
+        DeviceBuffer dt = ws(1, 4L * rows, "crossEntropy targets");
+        uploadInts(dt, targets, tOff, rows, "crossEntropy targets");
+        DeviceBuffer dn = ws(2, 8L * rows, "crossEntropy nll");
+        crossEntropyDevice(rows, cols, dx.pointer(), cols, dt.pointer(), dn.pointer());
+        dn.download(0, nll, nllOff, rows);
+    }
+
+    /** {@link #crossEntropy} on device pointers: {@code rows} fp64 losses to {@code nll}. */
+    void crossEntropyDevice(int rows, int cols, CUdeviceptr logits, int ldx, CUdeviceptr targets, CUdeviceptr nll) {
+        launch("cross_entropy_f32 " + rows + "x" + cols, fn.ce, rows, 1, EW_THREADS, 0,
+                Pointer.to(p(rows), p(cols), p(logits), p(ldx), p(targets), p(nll)));
+    }
+
+    // ------------------------------------------------------------------ tensor-core GEMMs (gemm_tc.cuh)
+
+    /**
+     * {@link #sgemm} with the products on the tensor cores in TF32 ({@code sgemm_tf32_*}: each operand
+     * rounded to TF32, 10 mantissa bits, by {@code cvt.rna.tf32.f32}; fp32 accumulation;
+     * {@code mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32}, PTX ISA "warp-level matrix multiply-
+     * accumulate"). Relative error against fp32 of order 1e-4 for random operands. Same arguments,
+     * shapes and {@code beta == 0} rule as {@link #sgemm}.
+     *
+     * @throws IllegalArgumentException when a window does not fit its array
+     */
+    public synchronized void sgemmTf32(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                                       float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+                                       float beta, float[] c, int cOff, int ldc) {
+        Checks.window("sgemmTf32 A", a.length, aOff, lda, transA ? k : m, transA ? m : k);
+        Checks.window("sgemmTf32 B", b.length, bOff, ldb, transB ? n : k, transB ? k : n);
+        Checks.window("sgemmTf32 C", c.length, cOff, ldc, m, n);
+        if (m == 0 || n == 0) {
+            return;
+        }
+        if (k == 0 || alpha == 0f) {
+            cpu.sgemm(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+            return;
+        }
+        current();
+        int ac = transA ? m : k;
+        int bc = transB ? k : n;
+        DeviceBuffer da = upWindow(0, a, aOff, lda, transA ? k : m, ac, "sgemmTf32 A");
+        DeviceBuffer db = upWindow(1, b, bOff, ldb, transB ? n : k, bc, "sgemmTf32 B");
+        DeviceBuffer dc = beta == 0f ? ws(2, 4L * m * n, "sgemmTf32 C") : upWindow(2, c, cOff, ldc, m, n, "sgemmTf32 C");
+        sgemmTf32Device(transA, transB, m, n, k, alpha, da.pointer(), ac, db.pointer(), bc, beta, dc.pointer(), n);
+        downloadWindow(dc, c, cOff, ldc, m, n);
+    }
+
+    /** {@link #sgemmTf32} on device pointers (row strides in elements). */
+    void sgemmTf32Device(boolean transA, boolean transB, int m, int n, int k, float alpha, CUdeviceptr a, int lda,
+                         CUdeviceptr b, int ldb, float beta, CUdeviceptr c, int ldc) {
+        Pointer params = Pointer.to(p(m), p(n), p(k), p(alpha), p(a), p(lda), p(b), p(ldb), p(beta), p(c), p(ldc),
+                p(lda % 4 == 0 ? 1 : 0), p(ldb % 4 == 0 ? 1 : 0));
+        launch("sgemm_tf32 " + m + "x" + n + "x" + k, fn.tf32[(transA ? 2 : 0) + (transB ? 1 : 0)], (n + 127) / 128,
+                (m + 127) / 128, 256, TF32_SMEM, params);
+    }
+
+    /**
+     * General matrix product with bf16 operands on the tensor cores, fp32 accumulation and fp32 C:
+     * {@code C = alpha · op(A) · op(B) + beta · C} ({@code gemm_bf16_*},
+     * {@code mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32}). A and B hold raw bf16 bits
+     * ({@link io.sparkprune.kernels.HalfFloats}); shapes, strides and the {@code beta == 0} rule as
+     * {@link #sgemm}. The linear-layer form {@code Y = X·Wᵀ} ({@code transB}) is the fast layout.
+     *
+     * @param transA use Aᵀ
+     * @param transB use Bᵀ
+     * @param m rows of C
+     * @param n columns of C
+     * @param k inner dimension
+     * @param alpha scale of the product
+     * @param a A's bf16 bits
+     * @param aOff index of A's element (0,0)
+     * @param lda A's row stride
+     * @param b B's bf16 bits
+     * @param bOff index of B's element (0,0)
+     * @param ldb B's row stride
+     * @param beta scale of the old C
+     * @param c C, fp32, updated
+     * @param cOff index of C's element (0,0)
+     * @param ldc C's row stride
+     * @throws IllegalArgumentException when a window does not fit its array
+     */
+    public synchronized void gemmBf16(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                                      short[] a, int aOff, int lda, short[] b, int bOff, int ldb,
+                                      float beta, float[] c, int cOff, int ldc) {
+        Checks.window("gemmBf16 A", a.length, aOff, lda, transA ? k : m, transA ? m : k);
+        Checks.window("gemmBf16 B", b.length, bOff, ldb, transB ? n : k, transB ? k : n);
+        Checks.window("gemmBf16 C", c.length, cOff, ldc, m, n);
+        if (m == 0 || n == 0) {
+            return;
+        }
+        current();
+        int ar = transA ? k : m;
+        int ac = transA ? m : k;
+        int br = transB ? n : k;
+        int bc = transB ? k : n;
+        DeviceBuffer da = ws(0, 2L * ar * ac, "gemmBf16 A");
+        DeviceBuffer db = ws(1, 2L * br * bc, "gemmBf16 B");
+        uploadShorts(da, pack(a, aOff, lda, ar, ac), ar * ac, "gemmBf16 A");
+        uploadShorts(db, pack(b, bOff, ldb, br, bc), br * bc, "gemmBf16 B");
+        DeviceBuffer dc = beta == 0f ? ws(2, 4L * m * n, "gemmBf16 C") : upWindow(2, c, cOff, ldc, m, n, "gemmBf16 C");
+        gemmBf16Device(transA, transB, m, n, k, alpha, da.pointer(), ac, db.pointer(), bc, beta, dc.pointer(), n);
+        downloadWindow(dc, c, cOff, ldc, m, n);
+    }
+
+    /** {@link #gemmBf16} on device pointers (A, B bf16; C fp32; row strides in elements). */
+    void gemmBf16Device(boolean transA, boolean transB, int m, int n, int k, float alpha, CUdeviceptr a, int lda,
+                        CUdeviceptr b, int ldb, float beta, CUdeviceptr c, int ldc) {
+        Pointer params = Pointer.to(p(m), p(n), p(k), p(alpha), p(a), p(lda), p(b), p(ldb), p(beta), p(c), p(ldc),
+                p(lda % 8 == 0 ? 1 : 0), p(ldb % 8 == 0 ? 1 : 0));
+        launch("gemm_bf16 " + m + "x" + n + "x" + k, fn.bf16[(transA ? 2 : 0) + (transB ? 1 : 0)], (n + 127) / 128,
+                (m + 127) / 128, 256, BF16_SMEM, params);
+    }
+
+    /**
+     * {@link #syrkPackedUpper} in TF32 ({@code syrk_packed_tf32}): {@code C += Xᵀ·X} with the products
+     * on the tensor cores (operands rounded to TF32), summed in fp32 over chunks of
+     * {@value #SYRK_TF32_CHUNK} tokens, each chunk's sums added in fp64 and the result added to the
+     * fp64 packed upper triangle. Relative error of order 1e-4 against the fp64 sums. Same arguments
+     * as {@link #syrkPackedUpper}.
+     *
+     * @throws IllegalArgumentException when X does not fit or cPacked is too short
+     */
+    public synchronized void syrkPackedUpperTf32(int n, int k, float[] x, int xOff, int ldx, double[] cPacked) {
+        Checks.window("syrkTf32 X", x.length, xOff, ldx, k, n);
+        long packed = (long) n * (n + 1) / 2;
+        if (cPacked.length < packed) {
+            throw new IllegalArgumentException("packed C needs " + packed + " elements, has " + cPacked.length);
+        }
+        if (n == 0 || k == 0) {
+            return;
+        }
+        current();
+        DeviceBuffer dx = upWindow(0, x, xOff, ldx, k, n, "syrkTf32 X");
+        DeviceBuffer dcp = ws(3, 8L * packed, "syrkTf32 packed H");
+        dcp.upload(cPacked, 0, (int) packed, 0);
+        syrkTf32Device(n, k, dx.pointer(), n, dcp.pointer());
+        dcp.download(0, cPacked, 0, (int) packed);
+    }
+
+    /** {@link #syrkPackedUpperTf32} on device pointers; X is {@code k × n} with row stride ldx. */
+    void syrkTf32Device(int n, int k, CUdeviceptr x, int ldx, CUdeviceptr cPacked) {
+        int nt = (n + 127) / 128;
+        int tiles = nt * (nt + 1) / 2;
+        int chunks = (k + SYRK_TF32_CHUNK - 1) / SYRK_TF32_CHUNK;
+        int splits = Math.max(1, Math.min(chunks, (2 * smCount() + tiles - 1) / tiles));
+        int perSplit = (chunks + splits - 1) / splits * SYRK_TF32_CHUNK;
+        splits = (k + perSplit - 1) / perSplit;
+        Pointer params = Pointer.to(p(n), p(k), p(x), p(ldx), p(cPacked), p(perSplit), p(ldx % 4 == 0 ? 1 : 0));
+        launch("syrk_packed_tf32 n=" + n + " k=" + k, fn.syrkTf32, tiles, splits, 256, SYRK_TF32_SMEM, params);
     }
 }

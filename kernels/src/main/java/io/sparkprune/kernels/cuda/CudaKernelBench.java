@@ -78,6 +78,7 @@ public final class CudaKernelBench {
                 System.out.printf(Locale.ROOT, "syrk fp64-accumulate n=%d k=%d: %.2f ms  %.1f TFLOP/s (n²k flops)"
                         + "  -> %.0f ms per 262144 tokens%n", n, k, ms, (double) n * n * k / ms / 1e9, ms * 262144 / k);
             }
+            tensorCoreTable(gpu, r, reps);
             // ---- pruning step 4096x4096 2:4: inverse factor on the CPU, the solve on the GPU
             double[] h = new double[n * n];
             try (CpuBackend cpu = CpuBackend.create(cpuThreads)) {
@@ -118,6 +119,127 @@ public final class CudaKernelBench {
             System.out.printf(Locale.ROOT, "sparsegpt 2:4 solve %dx%d on the GPU (upload + %d blocks + lazy updates +"
                     + " download): median %.1f ms of %s%n", n, n, n / 128, median(t), Arrays.toString(round(t)));
         }
+    }
+
+    /** Times one device call: a warm-up, then the median of {@code reps} synchronous runs, in ms. */
+    private static double time(CudaBackend gpu, int reps, Runnable call) {
+        double[] t = new double[reps];
+        for (int i = -1; i < reps; i++) {
+            long t0 = System.nanoTime();
+            synchronized (gpu) {
+                gpu.makeCurrent();
+                call.run();
+            }
+            if (i >= 0) {
+                t[i] = (System.nanoTime() - t0) / 1e6;
+            }
+        }
+        return median(t);
+    }
+
+    /**
+     * The tensor-core products, the TF32 Hessian and attention on device-resident random operands,
+     * printed as one table (ms, TFLOP/s): GEMMs at 4096³ and 8192×4096×4096 (m×n×k), the TF32 Hessian
+     * for n = 4096 over 262144 tokens (16 calls of 16384 tokens), and fp32 attention for 32
+     * sequence-heads of 2048 tokens with head width 128 (causal and bidirectional).
+     */
+    private static void tensorCoreTable(CudaBackend gpu, SplittableRandom r, int reps) {
+        System.out.println();
+        System.out.println(String.format(Locale.ROOT, "%-44s %10s %10s", "kernel", "ms", "TFLOP/s"));
+        int[][] shapes = {{4096, 4096, 4096}, {8192, 4096, 4096}};
+        long maxElems = 8192L * 4096;
+        float[] host = random(r, (int) maxElems);
+        short[] hostBf = new short[(int) maxElems];
+        for (int i = 0; i < hostBf.length; i++) {
+            hostBf[i] = io.sparkprune.kernels.HalfFloats.floatToBf16(host[i]);
+        }
+        try (DeviceBuffer da = gpu.allocate(4L * maxElems, "bench tc A");
+             DeviceBuffer db = gpu.allocate(4L * maxElems, "bench tc B");
+             DeviceBuffer dc = gpu.allocate(4L * maxElems, "bench tc C");
+             DeviceBuffer ha = gpu.allocate(2L * maxElems, "bench bf16 A");
+             DeviceBuffer hb = gpu.allocate(2L * maxElems, "bench bf16 B")) {
+            gpu.makeCurrent();
+            da.upload(host, 0, (int) maxElems, 0);
+            db.upload(host, 0, (int) maxElems, 0);
+            jcuda.driver.JCudaDriver.cuMemcpyHtoD(ha.pointer(), jcuda.Pointer.to(hostBf), 2L * maxElems);
+            jcuda.driver.JCudaDriver.cuMemcpyHtoD(hb.pointer(), jcuda.Pointer.to(hostBf), 2L * maxElems);
+            for (int[] s : shapes) {
+                int m = s[0];
+                int n = s[1];
+                int k = s[2];
+                double flops = 2.0 * m * n * k;
+                String shape = m + "x" + n + "x" + k;
+                double ms = time(gpu, reps, () -> gpu.sgemmDevice(false, false, m, n, k, 1f, da.pointer(), k,
+                        db.pointer(), n, 0f, dc.pointer(), n, "bench"));
+                row("sgemm fp32 (FFMA) NN " + shape, ms, flops);
+                for (boolean tb : new boolean[] {false, true}) {
+                    double t32 = time(gpu, reps, () -> gpu.sgemmTf32Device(false, tb, m, n, k, 1f, da.pointer(), k,
+                            db.pointer(), tb ? k : n, 0f, dc.pointer(), n));
+                    row("sgemmTf32 " + (tb ? "NT " : "NN ") + shape, t32, flops);
+                    double tbf = time(gpu, reps, () -> gpu.gemmBf16Device(false, tb, m, n, k, 1f, ha.pointer(), k,
+                            hb.pointer(), tb ? k : n, 0f, dc.pointer(), n));
+                    row("gemmBf16 " + (tb ? "NT " : "NN ") + shape, tbf, flops);
+                }
+            }
+        }
+        // TF32 Hessian: n = 4096, 262144 tokens as 16 calls of 16384
+        int n = 4096;
+        int k = 16384;
+        long packed = (long) n * (n + 1) / 2;
+        try (DeviceBuffer dx = gpu.allocate(4L * k * n, "bench syrk X");
+             DeviceBuffer dh = gpu.allocate(8L * packed, "bench syrk H")) {
+            gpu.makeCurrent();
+            float[] xs = random(r, k * n);
+            dx.upload(xs, 0, k * n, 0);
+            dh.zero(0, 8L * packed);
+            double ms = time(gpu, reps, () -> {
+                for (int c = 0; c < 16; c++) {
+                    gpu.syrkTf32Device(n, k, dx.pointer(), n, dh.pointer());
+                }
+            });
+            row("syrkTf32 n=4096 tokens=262144 (16x16384)", ms, (double) n * n * k * 16);
+            double ms64 = time(gpu, Math.min(reps, 3), () -> {
+                for (int c = 0; c < 16; c++) {
+                    gpu.syrkDevice(n, k, dx.pointer(), dh.pointer());
+                }
+            });
+            row("syrk fp64-sum n=4096 tokens=262144", ms64, (double) n * n * k * 16);
+        }
+        // attention: 32 sequence-heads (2 sequences x 16 heads), seq 2048, head 128
+        int seq = 2048;
+        int heads = 16;
+        int hd = 128;
+        int seqs = 2;
+        int rows = seq * seqs;
+        int qc = heads * hd;
+        int[] starts = {0, seq, 2 * seq};
+        int[] tiles = CudaBackend.attentionTiles(seqs, starts);
+        try (DeviceBuffer dq = gpu.allocate(4L * rows * qc, "bench q");
+             DeviceBuffer dk = gpu.allocate(4L * rows * qc, "bench k");
+             DeviceBuffer dv = gpu.allocate(4L * rows * qc, "bench v");
+             DeviceBuffer dout = gpu.allocate(4L * rows * qc, "bench out");
+             DeviceBuffer dmeta = gpu.allocate(4L * (tiles.length + 3), "bench tiles")) {
+            gpu.makeCurrent();
+            float[] h = random(r, rows * qc);
+            dq.upload(h, 0, rows * qc, 0);
+            dk.upload(h, 0, rows * qc, 0);
+            dv.upload(h, 0, rows * qc, 0);
+            int[] meta = Arrays.copyOf(tiles, tiles.length + 3);
+            System.arraycopy(starts, 0, meta, tiles.length, 3);
+            jcuda.driver.JCudaDriver.cuMemcpyHtoD(dmeta.pointer(), jcuda.Pointer.to(meta), 4L * meta.length);
+            for (boolean causal : new boolean[] {true, false}) {
+                double ms = time(gpu, reps, () -> gpu.attentionDevice(heads, heads, hd, 0.088f, causal, 0,
+                        tiles.length / 2, dmeta.at(4L * tiles.length), new jcuda.driver.CUdeviceptr(), dmeta.pointer(),
+                        dq.pointer(), qc, dk.pointer(), qc, dv.pointer(), qc, dout.pointer(), qc));
+                double flops = 4.0 * seqs * heads * (double) seq * seq * hd * (causal ? 0.5 : 1.0);
+                row("attention fp32 " + (causal ? "causal" : "bidir ") + " 32x2048x128", ms, flops);
+            }
+        }
+        System.out.println();
+    }
+
+    private static void row(String what, double ms, double flops) {
+        System.out.println(String.format(Locale.ROOT, "%-44s %10.3f %10.1f", what, ms, flops / ms / 1e9));
     }
 
     private static float[] random(SplittableRandom r, int len) {
