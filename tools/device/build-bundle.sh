@@ -53,7 +53,7 @@ cp "$ROOT/tools/device/run-gpu-tests.sh" "$STAGE/"
 mkdir -p "$DEST"
 echo "== compressing"
 tar -C "$WORK" -cf - sparkprune-gpu | xz -T2 -6 > "$DEST/sparkprune-gpu.tar.xz"
-cp "$ROOT/tools/device/run-gpu-tests.sh" "$DEST/"
+cp "$ROOT/tools/device/run-gpu-tests.sh" "$ROOT/tools/device/torch_ceilings.py" "$DEST/"
 size=$(stat -c %s "$DEST/sparkprune-gpu.tar.xz")
 echo "bundle: $DEST/sparkprune-gpu.tar.xz ($((size / 1048576)) MiB)"
 if [ "$size" -gt $((60 * 1048576)) ]; then
