@@ -23,7 +23,7 @@ if [ "${SPARKPRUNE_KERNEL_TABLE:-1}" = 1 ]; then
   if [ -f "$HERE/torch_ceilings.py" ] && command -v python3 >/dev/null; then
     echo "== PyTorch ceilings"
     python3 "$HERE/torch_ceilings.py" | tee /tmp/ceilings.txt
-    TC=$(awk '/^bf16 /{print $2}' /tmp/ceilings.txt | head -1)
+    TC=$(awk '/^torch matmul bf16/{print $(NF-1)}' /tmp/ceilings.txt | head -1)
   fi
   "$JAVA" -Xmx48g --add-modules jdk.incubator.vector -cp "$CP" io.sparkprune.calibration.bench.KernelBench \
     ${TC:+--tc-tflops $TC} ${SPARKPRUNE_KERNEL_ARGS:-} || rc=1
