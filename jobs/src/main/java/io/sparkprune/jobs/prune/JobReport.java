@@ -1,13 +1,18 @@
 package io.sparkprune.jobs.prune;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.sparkprune.pipeline.formats.StorageInspector;
+import io.sparkprune.pipeline.recipe.OutputFormat;
 import io.sparkprune.pipeline.recipe.GatesSpec;
 import io.sparkprune.pipeline.report.QualityGates;
 import io.sparkprune.pipeline.report.ReportFiles;
 import io.sparkprune.pipeline.report.ReportFormat;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import java.io.IOException;
+import java.util.HashMap;
+import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
@@ -49,11 +54,61 @@ final class JobReport {
     }
 
     /**
-     * Adds {@code storage}: the bytes of the report's tensors in the written Hugging Face checkpoint
-     * (read from its safetensors headers) against their dense size.
+     * Adds {@code storage} (one entry per written format: dense vs stored bytes of the target
+     * tensors) and, per tensor, {@code bytes_stored} ({@code {format: bytes}}), measured on the
+     * written files: safetensors headers for {@code hf}, the stored components for {@code sparse}
+     * and {@code compressed-tensors} ({@link StorageInspector}).
      *
-     * @param report the report with its {@code tensors}
-     * @param checkpoint the written checkpoint
+     * @param report the report, changed in place; its {@code tensors} must be present
+     * @param written each written format's directory
+     * @param fs the output file system
+     * @throws IOException when a written checkpoint cannot be read
+     */
+    static void addStorage(ObjectNode report, Map<OutputFormat, Path> written, FileSystem fs) throws IOException {
+        ArrayNode storage = report.putArray("storage");
+        for (Map.Entry<OutputFormat, Path> e : written.entrySet()) {
+            Map<String, Long> stored = new HashMap<>();
+            if (e.getKey() == OutputFormat.HF) {
+                try (ShardedCheckpoint ck = ShardedCheckpoint.open(fs, e.getValue())) {
+                    for (String n : ck.tensorNames()) {
+                        stored.put(n, ck.info(n).byteLength());
+                    }
+                }
+            } else {
+                StorageInspector.inspect(java.nio.file.Paths.get(fs.makeQualified(e.getValue()).toUri()))
+                        .orElseThrow(() -> new IOException(e.getValue() + " is not a " + e.getKey().id() + " checkpoint"))
+                        .tensors().forEach(t -> stored.put(t.name(), t.storedBytes()));
+            }
+            long dense = 0;
+            long bytes = 0;
+            int n = 0;
+            for (JsonNode t : report.path("tensors")) {
+                String name = t.get("tensor").asText();
+                Long b = stored.get(name);
+                if (b == null) {
+                    throw new IOException(e.getValue() + " has no tensor " + name);
+                }
+                JsonNode per = t.get("bytes_stored");
+                (per instanceof ObjectNode o ? o : ((ObjectNode) t).putObject("bytes_stored")).put(e.getKey().id(), b);
+                dense += t.path("bytes_dense").asLong();
+                bytes += b;
+                n++;
+            }
+            ObjectNode s = storage.addObject();
+            s.put("format", e.getKey().id());
+            s.put("tensors", n);
+            s.put("dense_bytes", dense);
+            s.put("stored_bytes", bytes);
+            s.put("ratio", dense == 0 ? 1 : (double) bytes / dense);
+        }
+    }
+
+    /**
+     * Adds {@code storage} with one {@code hf} entry: dense vs stored bytes of the report's tensors
+     * in a dense checkpoint.
+     *
+     * @param report the report, changed in place
+     * @param checkpoint the written dense checkpoint
      */
     static void addStorage(ObjectNode report, ShardedCheckpoint checkpoint) {
         long dense = 0;

@@ -1,13 +1,35 @@
 package io.sparkprune.jobs.prune;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.sparkprune.calibration.quant.QuantizationSpec;
+import io.sparkprune.calibration.quant.QuantizedWeights;
+import io.sparkprune.calibration.sparsity.SparsityPattern;
 import io.sparkprune.jobs.commit.CommitLog;
+import io.sparkprune.kernels.InvalidInputException;
+import io.sparkprune.pipeline.formats.DenseTensors;
+import io.sparkprune.pipeline.formats.SideFiles;
+import io.sparkprune.pipeline.formats.SparsityConfigBlock;
+import io.sparkprune.pipeline.formats.compressed.CompressedTensorsWriter;
+import io.sparkprune.pipeline.formats.sparse.SparseEncoding;
+import io.sparkprune.pipeline.formats.sparse.SparseWriter;
+import io.sparkprune.pipeline.recipe.OutputFormat;
+import io.sparkprune.pipeline.recipe.PruneStage;
+import io.sparkprune.pipeline.recipe.TensorSelector;
 import io.sparkprune.pipeline.safetensors.SafetensorsFile;
 import io.sparkprune.pipeline.safetensors.SafetensorsWriter;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import io.sparkprune.pipeline.safetensors.TensorInfo;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.AbstractMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Optional;
 import java.util.List;
 import java.util.Set;
 import org.apache.hadoop.fs.FSDataOutputStream;
@@ -20,24 +42,55 @@ import org.apache.hadoop.fs.Path;
  * its committed staging shards and every other tensor copied by byte range; plus config.json and
  * the tokenizer and generation files beside the weights. Memory stays bounded by one copy chunk.
  *
- * <p>Files are assembled in {@code <output>/_assembling} and renamed into the output directory
- * when all are complete.
+ * <p>Formats ({@code prune.format}, docs/formats.md): the dense checkpoint is always assembled
+ * first, in {@code <output>/_assembling/hf}, with config.json carrying the {@code sparsity_config}
+ * block; the quality check reads it. {@code sparse} and {@code compressed-tensors} are then written
+ * from it (one tensor at a time, codes and grids read back from the staging area) into
+ * {@code _assembling/<format>}. Publishing renames: with one format its files go into the output
+ * directory itself (as llm-compressor writes one directory), with several each directory becomes
+ * {@code <output>/<format>}. Nothing appears in the output directory before every format is complete.
  */
 final class OutputAssembler {
     /** Files copied unchanged from the input directory when present. */
     static final List<String> SIDE_FILES = List.of("config.json", "generation_config.json", "tokenizer.json",
             "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model",
             "added_tokens.json", "modules.json", "sentence_bert_config.json");
+    /** Largest safetensors file of the sparse and compressed-tensors outputs before they are sharded. */
+    static final long MAX_SHARD_BYTES = 5_000_000_000L;
     private static final int CHUNK = 16 << 20;
+    private static final String ASSEMBLING = "_assembling";
 
     private OutputAssembler() {
     }
 
-    static void assemble(ShardedCheckpoint in, CommitLog log, FileSystem fs, Path out) throws IOException {
-        Path tmp = new Path(out, "_assembling");
-        if (fs.exists(tmp)) {
-            fs.delete(tmp, true);
+    /**
+     * Refuses, before anything runs, formats that need a local output directory elsewhere.
+     *
+     * @throws InvalidInputException when sparse or compressed-tensors is asked of a non-local output
+     */
+    static void checkOutput(FileSystem fs, Path out, List<OutputFormat> formats) {
+        boolean local = "file".equals(fs.makeQualified(out).toUri().getScheme());
+        if (!local && formats.stream().anyMatch(f -> f != OutputFormat.HF)) {
+            throw new InvalidInputException("output " + out + ": --format " + OutputFormat.join(formats)
+                    + " is written through the local file system, but the output is on " + fs.getUri().getScheme()
+                    + "; write to a local directory, or use --format hf and run sparkprune convert afterwards");
         }
+    }
+
+    /**
+     * Writes the dense pruned checkpoint to {@code <out>/_assembling/hf}, config.json with the
+     * {@code sparsity_config} block.
+     *
+     * @param sparsity the block ({@link SparsityConfigBlock#build})
+     * @return the dense directory
+     */
+    static Path assembleDense(ShardedCheckpoint in, CommitLog log, FileSystem fs, Path out, ObjectNode sparsity)
+            throws IOException {
+        Path root = new Path(out, ASSEMBLING);
+        if (fs.exists(root)) {
+            fs.delete(root, true);
+        }
+        Path tmp = new Path(root, OutputFormat.HF.id());
         fs.mkdirs(tmp);
         Set<String> pruned = log.committedShards().keySet();
         for (String file : in.files()) {
@@ -73,12 +126,79 @@ final class OutputAssembler {
         for (String side : sideFiles(in)) {
             java.util.Optional<byte[]> bytes = in.readSideFile(side, 1L << 30);
             if (bytes.isPresent()) {
+                byte[] content = side.equals("config.json")
+                        ? SparsityConfigBlock.addTo(bytes.get(), sparsity, in.sideFileLabel(side)) : bytes.get();
                 try (FSDataOutputStream o = fs.create(new Path(tmp, side), true)) {
-                    o.write(bytes.get());
+                    o.write(content);
                 }
             }
         }
-        for (org.apache.hadoop.fs.FileStatus st : fs.listStatus(tmp)) {
+        return tmp;
+    }
+
+    /**
+     * Writes the other formats from the dense directory, then publishes all of them (see the class comment).
+     *
+     * @param dense the directory from {@link #assembleDense}
+     * @param formats the formats to publish, in order
+     * @param originalConfig the input's config.json (compressed-tensors nests the block instead)
+     * @param sparsity the {@code sparsity_config} block
+     * @return each format's published directory
+     */
+    static Map<OutputFormat, Path> publish(FileSystem fs, Path out, Path dense, List<OutputFormat> formats, CommitLog log,
+                                           ShardedCheckpoint in, PruneStage stage, byte[] originalConfig,
+                                           ObjectNode sparsity) throws IOException {
+        Path root = new Path(out, ASSEMBLING);
+        Map<OutputFormat, Path> staged = new LinkedHashMap<>();
+        for (OutputFormat f : formats) {
+            if (f == OutputFormat.HF) {
+                staged.put(f, dense);
+                continue;
+            }
+            Path target = new Path(root, f.id());
+            java.nio.file.Path local = java.nio.file.Paths.get(fs.makeQualified(target).toUri());
+            java.nio.file.Path denseLocal = java.nio.file.Paths.get(fs.makeQualified(dense).toUri());
+            StagedCodes codes = new StagedCodes(log, in, stage.quantization());
+            try (ShardedCheckpoint ck = ShardedCheckpoint.open(denseLocal)) {
+                DenseTensors src = DenseTensors.of(ck);
+                Map<String, byte[]> side = SideFiles.read(denseLocal);
+                if (f == OutputFormat.SPARSE) {
+                    SparsityPattern p = stage.pattern();
+                    boolean packable = p instanceof SparsityPattern.NofM && stage.quantization().isPresent()
+                            && (stage.quantization().get().bits() == 4 || stage.quantization().get().bits() == 8);
+                    SparseWriter.write(src, side, ck.shard(ck.files().get(0)).metadata(), new SparseWriter.Options(
+                                    TensorSelector.of(codes.pruned(), List.of(), "prune job", "prune.targets"),
+                                    Optional.of(SparseEncoding.of(p)), MAX_SHARD_BYTES),
+                            name -> packable ? codes.load(name) : Optional.empty(), local);
+                } else {
+                    side.put("config.json", originalConfig);
+                    CompressedTensorsWriter.write(src, side, codes.asMap(), Optional.of(sparsity), MAX_SHARD_BYTES, local);
+                }
+            }
+            staged.put(f, target);
+        }
+        Map<OutputFormat, Path> published = new LinkedHashMap<>();
+        if (formats.size() == 1) {
+            moveChildren(fs, staged.get(formats.get(0)), out);
+            published.put(formats.get(0), out);
+        } else {
+            for (Map.Entry<OutputFormat, Path> e : staged.entrySet()) {
+                Path target = new Path(out, e.getKey().id());
+                if (fs.exists(target)) {
+                    fs.delete(target, true);
+                }
+                if (!fs.rename(e.getValue(), target)) {
+                    throw new IOException("cannot move " + e.getValue() + " to " + target);
+                }
+                published.put(e.getKey(), target);
+            }
+        }
+        fs.delete(root, true);
+        return published;
+    }
+
+    private static void moveChildren(FileSystem fs, Path from, Path out) throws IOException {
+        for (org.apache.hadoop.fs.FileStatus st : fs.listStatus(from)) {
             Path target = new Path(out, st.getPath().getName());
             if (fs.exists(target)) {
                 fs.delete(target, false);
@@ -87,7 +207,6 @@ final class OutputAssembler {
                 throw new IOException("cannot move " + st.getPath() + " to " + target);
             }
         }
-        fs.delete(tmp, true);
     }
 
     /** The side files to copy when present: {@link #SIDE_FILES}, plus the index of a sharded checkpoint. */
@@ -97,5 +216,103 @@ final class OutputAssembler {
             res.add(ShardedCheckpoint.INDEX_FILE);
         }
         return res;
+    }
+
+    /**
+     * The quantization codes and grids committed by {@link ShardSolver}, loaded one tensor at a time
+     * from the staging area (each shard's size and SHA-256 checked against its marker).
+     */
+    static final class StagedCodes {
+        private final CommitLog log;
+        private final ShardedCheckpoint in;
+        private final Optional<QuantizationSpec> spec;
+        private final List<String> pruned;
+
+        StagedCodes(CommitLog log, ShardedCheckpoint in, Optional<QuantizationSpec> spec) {
+            this.log = log;
+            this.in = in;
+            this.spec = spec;
+            this.pruned = log.committedShards().keySet().stream().filter(n -> !ShardSolver.isQuantPart(n)).toList();
+        }
+
+        /** @return the pruned checkpoint tensors, sorted by name */
+        List<String> pruned() {
+            return pruned;
+        }
+
+        /**
+         * @param name a checkpoint tensor
+         * @return its codes, scales (dtype-rounded, fp32) and zero points, when the run quantized it
+         */
+        Optional<QuantizedWeights> load(String name) {
+            if (spec.isEmpty() || !log.committedShards().containsKey(name + ShardSolver.CODES)) {
+                return Optional.empty();
+            }
+            TensorInfo info = in.info(name);
+            int rows = (int) info.shape()[0];
+            int cols = (int) info.shape()[1];
+            byte[] codes = bytes(name + ShardSolver.CODES);
+            ByteBuffer sc = ByteBuffer.wrap(bytes(name + ShardSolver.SCALES)).order(ByteOrder.LITTLE_ENDIAN);
+            float[] scales = new float[sc.remaining() / 4];
+            sc.asFloatBuffer().get(scales);
+            ByteBuffer zb = ByteBuffer.wrap(bytes(name + ShardSolver.ZERO_POINTS)).order(ByteOrder.LITTLE_ENDIAN);
+            int[] zp = new int[zb.remaining() / 4];
+            zb.asIntBuffer().get(zp);
+            return Optional.of(new QuantizedWeights(spec.get(), rows, cols, codes, scales, zp));
+        }
+
+        private byte[] bytes(String staged) {
+            ByteArrayOutputStream o = new ByteArrayOutputStream();
+            try {
+                log.transferTensor(staged, o);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            return o.toByteArray();
+        }
+
+        /** @return a map view over the quantized tensors that loads each value when asked (none held) */
+        Map<String, QuantizedWeights> asMap() {
+            List<String> names = pruned.stream().filter(n -> log.committedShards().containsKey(n + ShardSolver.CODES))
+                    .toList();
+            return new AbstractMap<>() {
+                @Override
+                public Set<Map.Entry<String, QuantizedWeights>> entrySet() {
+                    return new java.util.AbstractSet<>() {
+                        @Override
+                        public java.util.Iterator<Map.Entry<String, QuantizedWeights>> iterator() {
+                            java.util.Iterator<String> it = names.iterator();
+                            return new java.util.Iterator<>() {
+                                @Override
+                                public boolean hasNext() {
+                                    return it.hasNext();
+                                }
+
+                                @Override
+                                public Map.Entry<String, QuantizedWeights> next() {
+                                    String n = it.next();
+                                    return new AbstractMap.SimpleImmutableEntry<>(n, load(n).orElseThrow());
+                                }
+                            };
+                        }
+
+                        @Override
+                        public int size() {
+                            return names.size();
+                        }
+                    };
+                }
+
+                @Override
+                public boolean containsKey(Object key) {
+                    return names.contains(key);
+                }
+
+                @Override
+                public QuantizedWeights get(Object key) {
+                    return names.contains(key) ? load((String) key).orElseThrow() : null;
+                }
+            };
+        }
     }
 }

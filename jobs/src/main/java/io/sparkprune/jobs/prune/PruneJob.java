@@ -19,6 +19,8 @@ import io.sparkprune.pipeline.forward.TokenBatch;
 import io.sparkprune.pipeline.forward.Weights;
 import io.sparkprune.pipeline.model.ModelConfig;
 import io.sparkprune.pipeline.model.ModelConfigs;
+import io.sparkprune.pipeline.formats.SparsityConfigBlock;
+import io.sparkprune.pipeline.recipe.OutputFormat;
 import io.sparkprune.pipeline.recipe.PipelineMode;
 import io.sparkprune.pipeline.recipe.PruneMethod;
 import io.sparkprune.pipeline.recipe.GatesSpec;
@@ -167,6 +169,8 @@ public final class PruneJob {
                     ck.sideFileLabel("tokenizer.json") + ": the checkpoint has no tokenizer.json, which calibration needs; "
                             + "add the model's tokenizer.json to the directory"));
             Recipe recipe = req.recipe();
+            List<OutputFormat> formats = recipe.prune().outputFormats();
+            OutputAssembler.checkOutput(fs, out, formats);
             JobContext ctx = new JobContext(modelUri, configJson, recipe, hadoop,
                     conf.backend().name().toLowerCase(Locale.ROOT), conf.threads());
             LayerPlan plan = LayerPlan.of(adapter, ck, recipe, conf.rowShardMaxRows());
@@ -181,9 +185,10 @@ public final class PruneJob {
             }
             String dataFingerprint = CalibrationTokens.fingerprint(sequences);
             String modelFingerprint = modelFingerprint(ck, configJson);
-            // gates do not change what the job computes, so a resume may change them
-            String fingerprint = sha256(modelFingerprint + "\n" + recipe.withGates(GatesSpec.NONE).toYaml() + "\n"
-                    + dataFingerprint);
+            // gates and output formats do not change what the job computes, so a resume may change them
+            Recipe computed = new Recipe(recipe.prune().withFormats(List.of()), recipe.calibration(), recipe.evaluation(),
+                    GatesSpec.NONE);
+            String fingerprint = sha256(modelFingerprint + "\n" + computed.toYaml() + "\n" + dataFingerprint);
             stageSeconds.put("prepare", seconds(t0));
             LOG.info("model {} ({}, {} layers, {} target tensors); {} calibration sequences, {} tokens; recipe: {}",
                     modelUri, config.modelType(), adapter.numLayers(), plan.targetCount(), sequences.size(),
@@ -236,19 +241,23 @@ public final class PruneJob {
             long ta = System.nanoTime();
             fs.setWriteChecksum(false); // no Hadoop .crc side files in the user's output directory
             jsc.setJobGroup("assemble", "write the pruned checkpoint", false);
-            OutputAssembler.assemble(ck, log, fs, out);
+            ObjectNode sparsity = sparsityBlock(recipe, tensorMetrics);
+            Path dense = OutputAssembler.assembleDense(ck, log, fs, out, sparsity);
             stageSeconds.put("assemble", seconds(ta));
 
             long te = System.nanoTime();
             jsc.setJobGroup("evaluate", "quality check on held-out data", false);
-            ObjectNode quality = QualityEvaluator.evaluate(jsc, ctx, config, tokenizerJson, out.toString(), hconf);
+            ObjectNode quality = QualityEvaluator.evaluate(jsc, ctx, config, tokenizerJson, dense.toString(), hconf);
             stageSeconds.put("evaluate", seconds(te));
+
+            long tw = System.nanoTime();
+            Map<OutputFormat, Path> written = OutputAssembler.publish(fs, out, dense, formats, log, ck, recipe.prune(),
+                    configJson, sparsity);
+            stageSeconds.merge("assemble", seconds(tw), Double::sum);
 
             ObjectNode report = report(req, modelUri, config, recipe, sequences, dataFingerprint, modelFingerprint,
                     tensorMetrics, quality, start, t0);
-            try (ShardedCheckpoint written = ShardedCheckpoint.open(fs, out)) {
-                JobReport.addStorage(report, written);
-            }
+            JobReport.addStorage(report, written, fs);
             JobReport.finish(report, recipe.gates(), fs, out, hconf);
             log.deleteStaging();
             ModelInput.cleanUp(out, fs);
@@ -330,15 +339,15 @@ public final class PruneJob {
             long ts = System.nanoTime();
             Broadcast<Map<String, GroupStats>> bc = jsc.broadcast(stats);
             jsc.setJobGroup("layer-" + layer, "layer " + layer + ": solve " + tasks.size() + " row shards", false);
-            List<Tuple2<ShardRecord, ShardMetrics>> solved = jsc.parallelize(tasks, tasks.size())
+            List<Tuple2<List<ShardRecord>, ShardMetrics>> solved = jsc.parallelize(tasks, tasks.size())
                     .map(t -> ShardSolver.solve(ctx, staging, bc.value(), t)).collect();
             bc.destroy();
             stageSeconds.merge("solve", seconds(ts), Double::sum);
 
             List<ShardRecord> records = new ArrayList<>();
             List<ShardMetrics> shardMetrics = new ArrayList<>();
-            for (Tuple2<ShardRecord, ShardMetrics> t : solved) {
-                records.add(t._1);
+            for (Tuple2<List<ShardRecord>, ShardMetrics> t : solved) {
+                records.addAll(t._1);
                 shardMetrics.add(t._2);
             }
             List<ObjectNode> metrics = LayerMetrics.summarise(layer, plan, stats, shardMetrics, ctx.recipe());
@@ -424,6 +433,22 @@ public final class PruneJob {
         Map<String, List<ShardRecord>> get(int layer) {
             return byLayer.get(layer);
         }
+    }
+
+    /**
+     * The {@code sparsity_config} block of the outputs: the recipe's structure, targets and ignore
+     * list, and the fraction of exact zeros over the written target tensors.
+     */
+    static ObjectNode sparsityBlock(Recipe recipe, List<ObjectNode> tensorMetrics) {
+        long zeros = 0;
+        long elements = 0;
+        for (ObjectNode t : tensorMetrics) {
+            zeros += t.path("zeros").asLong();
+            elements += t.path("elements").asLong();
+        }
+        return SparsityConfigBlock.build(SparsityConfigBlock.structure(recipe.prune().pattern()),
+                recipe.prune().selector().targets(), recipe.prune().selector().ignore(),
+                elements == 0 ? 0 : (double) zeros / elements);
     }
 
     static double seconds(long since) {

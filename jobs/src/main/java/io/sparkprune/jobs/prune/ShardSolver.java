@@ -2,6 +2,7 @@ package io.sparkprune.jobs.prune;
 
 import io.sparkprune.calibration.baseline.MagnitudePruner;
 import io.sparkprune.calibration.baseline.WandaPruner;
+import io.sparkprune.calibration.quant.QuantizedWeights;
 import io.sparkprune.calibration.solver.PruneResult;
 import io.sparkprune.calibration.solver.SparseGptSolver;
 import io.sparkprune.calibration.sparsity.SparsityPattern;
@@ -12,14 +13,22 @@ import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.pipeline.recipe.PruneStage;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import org.apache.hadoop.fs.FileSystem;
 import scala.Tuple2;
 
 /**
  * The task body of the solve stage: reads a row shard of a weight from the checkpoint by byte
  * range, prunes it with the recipe's method, rounds it to the checkpoint's dtype, measures it and
- * writes it to the layer's staging directory.
+ * writes it to the layer's staging directory. A quantized solve also stages the shard's integer
+ * codes, scales and zero points as the pseudo-tensors {@code <tensor>#codes}, {@code #scales},
+ * {@code #zero_points} (committed and resumed like the values), which the compressed-tensors and
+ * sparse writers read back.
  *
  * <p>The result depends only on the shard's rows, the broadcast Hessian and factor, and the
  * recipe — not on which executor or attempt runs it — so a retried task writes the same bytes
@@ -29,8 +38,23 @@ final class ShardSolver {
     private ShardSolver() {
     }
 
-    static Tuple2<ShardRecord, ShardMetrics> solve(JobContext ctx, LayerStaging staging, Map<String, GroupStats> stats,
-                                                   SolveTask task) {
+    /** Suffix of the staged pseudo-tensor holding a quantized weight's codes: I8, rows × cols. */
+    static final String CODES = "#codes";
+    /** Suffix of the staged pseudo-tensor holding its scales: F32 (dtype-rounded), rows × groups. */
+    static final String SCALES = "#scales";
+    /** Suffix of the staged pseudo-tensor holding its zero points: I32, rows × groups. */
+    static final String ZERO_POINTS = "#zero_points";
+
+    /**
+     * @param name a staged tensor name
+     * @return true for the pseudo-tensors of quantization codes and grids (not checkpoint tensors)
+     */
+    static boolean isQuantPart(String name) {
+        return name.endsWith(CODES) || name.endsWith(SCALES) || name.endsWith(ZERO_POINTS);
+    }
+
+    static Tuple2<List<ShardRecord>, ShardMetrics> solve(JobContext ctx, LayerStaging staging, Map<String, GroupStats> stats,
+                                                         SolveTask task) {
         Backend be = ctx.backend();
         PruneStage stage = ctx.recipe().prune();
         SparsityPattern pattern = stage.pattern();
@@ -41,6 +65,7 @@ final class ShardSolver {
         GroupStats gs = stats.get(task.group());
         long t0 = System.nanoTime();
         float[] pruned;
+        Optional<QuantizedWeights> quant = Optional.empty();
         double loss = 0;
         double dampening = Double.NaN;
         switch (stage.method()) {
@@ -48,6 +73,11 @@ final class ShardSolver {
                 PruneResult r = new SparseGptSolver(be, stage.solverOptions())
                         .prune(task.tensor(), w, rows, cols, gs.factor(), pattern, stage.quantization());
                 pruned = r.weights();
+                quant = r.quantization().map(q -> gridInDtype(q, task.dtype()));
+                if (quant.isPresent()) {
+                    // the written values are the codes on the grid as stored (scales in the checkpoint's dtype)
+                    pruned = quant.get().dequantize();
+                }
                 loss = r.totalLoss();
                 dampening = r.dampening();
             }
@@ -72,15 +102,37 @@ final class ShardSolver {
         }
         long violations = PatternCheck.violations(pattern, w, written, rows, cols, deadColumns(gs, cols));
         double[] err = reconstructionError(be, gs, w, written, rows, cols);
-        ShardRecord record;
+        List<ShardRecord> records = new ArrayList<>();
         try {
             FileSystem fs = staging.fileSystem(ctx.hadoop().get());
-            record = staging.writeShard(fs, task.tensor(), task.shardIndex(), task.shardCount(), bytes);
+            records.add(staging.writeShard(fs, task.tensor(), task.shardIndex(), task.shardCount(), bytes));
+            if (quant.isPresent()) {
+                QuantizedWeights q = quant.get();
+                records.add(staging.writeShard(fs, task.tensor() + CODES, task.shardIndex(), task.shardCount(), q.codes()));
+                ByteBuffer sc = ByteBuffer.allocate(4 * q.scales().length).order(ByteOrder.LITTLE_ENDIAN);
+                sc.asFloatBuffer().put(q.scales());
+                records.add(staging.writeShard(fs, task.tensor() + SCALES, task.shardIndex(), task.shardCount(), sc.array()));
+                ByteBuffer zp = ByteBuffer.allocate(4 * q.zeroPoints().length).order(ByteOrder.LITTLE_ENDIAN);
+                zp.asIntBuffer().put(q.zeroPoints());
+                records.add(staging.writeShard(fs, task.tensor() + ZERO_POINTS, task.shardIndex(), task.shardCount(),
+                        zp.array()));
+            }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write shard " + task.shardIndex() + " of " + task.tensor(), e);
         }
-        return new Tuple2<>(record, new ShardMetrics(task.tensor(), written.length, zeros, violations, nonFinite,
+        return new Tuple2<>(records, new ShardMetrics(task.tensor(), written.length, zeros, violations, nonFinite,
                 err[0], err[1], loss, seconds, dampening, be.name()));
+    }
+
+    /**
+     * The grid as it is stored: scales rounded to the checkpoint's dtype (compressed-tensors stores
+     * {@code weight_scale} in the weight's dtype; the sparse format likewise), codes and zero points
+     * unchanged. The values written in every format are then {@code dtype(scale · (c − z))} with
+     * this scale, so hf, sparse and compressed-tensors outputs decompress to the same bits.
+     */
+    static QuantizedWeights gridInDtype(QuantizedWeights q, io.sparkprune.kernels.DType dtype) {
+        float[] s = HostTensor.fromFloats(dtype, new long[] {q.scales().length}, q.scales()).toFloatArray();
+        return new QuantizedWeights(q.spec(), q.rows(), q.cols(), q.codes(), s, q.zeroPoints());
     }
 
     private static boolean[] deadColumns(GroupStats gs, int cols) {

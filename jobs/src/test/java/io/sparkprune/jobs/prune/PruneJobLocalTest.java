@@ -91,9 +91,16 @@ class PruneJobLocalTest {
             expectedNames.addAll(JobFixtures.REPORT_FILES);
             assertThat(got.keySet()).as(out.toString()).containsExactlyInAnyOrderElementsOf(expectedNames);
             assertThat(in.keySet()).contains(ShardedCheckpoint.INDEX_FILE, "model-00004-of-00004.safetensors");
-            for (String f : List.of("config.json", "tokenizer.json", ShardedCheckpoint.INDEX_FILE)) {
+            for (String f : List.of("tokenizer.json", ShardedCheckpoint.INDEX_FILE)) {
                 assertThat(got.get(f)).as(f).isEqualTo(in.get(f));
             }
+            // config.json: the input's plus the sparsity_config block (format dense, 2:4)
+            ObjectNode cfg = (ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper().readTree(got.get("config.json"));
+            JsonNode block = cfg.remove("sparsity_config");
+            assertThat(cfg).isEqualTo(new com.fasterxml.jackson.databind.ObjectMapper().readTree(in.get("config.json")));
+            assertThat(block.path("format").asText()).isEqualTo("dense");
+            assertThat(block.path("sparsity_structure").asText()).isEqualTo("2:4");
+            assertThat(block.path("global_sparsity").asDouble()).isEqualTo(0.5);
             assertThat(out.resolve("_staging")).doesNotExist();
 
             int targets = 0;

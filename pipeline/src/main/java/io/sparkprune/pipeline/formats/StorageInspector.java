@@ -70,7 +70,7 @@ public final class StorageInspector {
         if (f == CheckpointFormat.SPARSE) {
             try (SparseCheckpoint s = SparseCheckpoint.open(dir)) {
                 for (String n : s.names()) {
-                    out.add(new TensorStorage(n, s.encoding(n).spec(), s.denseBytes(n), s.storedBytes(n)));
+                    out.add(new TensorStorage(n, s.storage(n), s.denseBytes(n), s.storedBytes(n)));
                 }
             }
         } else if (f == CheckpointFormat.COMPRESSED_TENSORS) {

@@ -8,6 +8,7 @@ import io.sparkprune.calibration.sparsity.SparsityPattern;
 
 import java.io.Serial;
 import java.io.Serializable;
+import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 
@@ -27,10 +28,12 @@ import java.util.Optional;
  * @param maskScope how unstructured and block masks are ranked (key {@code mask_scope}; SparseGPT only)
  * @param quantization joint quantization grid, or empty (key {@code quantization}; SparseGPT only)
  * @param pipeline sequential or independent calibration of the layers (key {@code pipeline})
+ * @param formats the output formats in order (key {@code format}); empty = {@code auto}: {@code hf}
+ *     for unquantized runs, {@code compressed-tensors} for quantized ones ({@link #outputFormats()})
  */
 public record PruneStage(PruneMethod method, SparsityPattern pattern, TensorSelector selector, Dampening dampening,
                          int blockSize, MaskScope maskScope, Optional<QuantizationSpec> quantization,
-                         PipelineMode pipeline) implements Serializable {
+                         PipelineMode pipeline, List<OutputFormat> formats) implements Serializable {
 
     /** Largest accepted {@code block_size}. */
     public static final int MAX_BLOCK_SIZE = 65536;
@@ -38,13 +41,14 @@ public record PruneStage(PruneMethod method, SparsityPattern pattern, TensorSele
     /** SparseGPT, 2:4, default tensor selection, dampening 0.01, block 128, per-row masks, no quantization, sequential. */
     public static final PruneStage DEFAULT = new PruneStage(PruneMethod.SPARSEGPT, new SparsityPattern.NofM(2, 4),
             TensorSelector.defaults(), Dampening.DEFAULT, 128, MaskScope.PER_ROW, Optional.empty(),
-            PipelineMode.SEQUENTIAL);
+            PipelineMode.SEQUENTIAL, List.of());
 
     /**
      * @throws RecipeException (key path under {@code prune}) when the block size is outside
      *     1..{@value #MAX_BLOCK_SIZE}, or, for SparseGPT, not a multiple of the N:M group length M,
      *     of the block pattern's tile width or of the quantization group size; or when quantization
-     *     is asked of a method other than SparseGPT
+     *     is asked of a method other than SparseGPT; or (key {@code prune.format}) when
+     *     {@code compressed-tensors} is asked of an unquantized run or of bits other than 4 and 8
      */
     public PruneStage {
         Objects.requireNonNull(method, "method");
@@ -54,7 +58,24 @@ public record PruneStage(PruneMethod method, SparsityPattern pattern, TensorSele
         Objects.requireNonNull(maskScope, "maskScope");
         Objects.requireNonNull(quantization, "quantization");
         Objects.requireNonNull(pipeline, "pipeline");
+        formats = List.copyOf(Objects.requireNonNull(formats, "formats"));
         String src = RecipeException.UNSPECIFIED_SOURCE;
+        if (formats.size() != new java.util.HashSet<>(formats).size()) {
+            throw new RecipeException(src, "prune.format", "lists a format twice (" + OutputFormat.join(formats)
+                    + "); list each format once");
+        }
+        if (formats.contains(OutputFormat.COMPRESSED_TENSORS)) {
+            if (quantization.isEmpty()) {
+                throw new RecipeException(src, "prune.format", "compressed-tensors (pack-quantized) stores quantized "
+                        + "integer weights, but this run does not quantize; add quantization (e.g. --quant int4-g128) "
+                        + "or choose --format hf or sparse");
+            }
+            if (quantization.get().bits() != 4 && quantization.get().bits() != 8) {
+                throw new RecipeException(src, "prune.format", "compressed-tensors pack-quantized stores 4- or 8-bit "
+                        + "integers, but the run quantizes to " + quantization.get().bits() + " bits; use 4 or 8 bits, "
+                        + "or --format hf or sparse");
+            }
+        }
         if (blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
             throw new RecipeException(src, "prune.block_size", "must be in 1.." + MAX_BLOCK_SIZE + ", got " + blockSize
                     + "; use 128 (the SparseGPT default)");
@@ -81,6 +102,45 @@ public record PruneStage(PruneMethod method, SparsityPattern pattern, TensorSele
                         + " (e.g. " + g * Math.max(1, 128 / g) + ") or another group size");
             }
         }
+    }
+
+    /**
+     * The stage as before {@code format} existed: formats {@code auto}.
+     *
+     * @param method see the record
+     * @param pattern see the record
+     * @param selector see the record
+     * @param dampening see the record
+     * @param blockSize see the record
+     * @param maskScope see the record
+     * @param quantization see the record
+     * @param pipeline see the record
+     * @throws RecipeException as the canonical constructor
+     */
+    public PruneStage(PruneMethod method, SparsityPattern pattern, TensorSelector selector, Dampening dampening,
+                      int blockSize, MaskScope maskScope, Optional<QuantizationSpec> quantization, PipelineMode pipeline) {
+        this(method, pattern, selector, dampening, blockSize, maskScope, quantization, pipeline, List.of());
+    }
+
+    /**
+     * @return the formats to write: {@link #formats()}, or for {@code auto} {@code [compressed-tensors]}
+     *     when quantizing to 4 or 8 bits and {@code [hf]} otherwise
+     */
+    public List<OutputFormat> outputFormats() {
+        if (!formats.isEmpty()) {
+            return formats;
+        }
+        boolean packable = quantization.isPresent() && (quantization.get().bits() == 4 || quantization.get().bits() == 8);
+        return List.of(packable ? OutputFormat.COMPRESSED_TENSORS : OutputFormat.HF);
+    }
+
+    /**
+     * @param newFormats the output formats (empty for {@code auto})
+     * @return this stage writing {@code newFormats}
+     * @throws RecipeException as the canonical constructor
+     */
+    public PruneStage withFormats(List<OutputFormat> newFormats) {
+        return new PruneStage(method, pattern, selector, dampening, blockSize, maskScope, quantization, pipeline, newFormats);
     }
 
     /** @return the SparseGPT solver settings: block size and mask scope */

@@ -41,6 +41,8 @@ import java.util.stream.Collectors;
  *   mask_scope: per_row          # per_row | all_rows
  *   quantization: null           # or {bits: 4, group_size: 128, symmetric: false}, or "int4-g128"
  *   pipeline: sequential         # sequential | independent
+ *   format: auto                 # hf | sparse | compressed-tensors | a list such as hf,sparse; auto: hf,
+ *                                # or compressed-tensors for int4/int8 runs
  * calibration:
  *   source: default              # the bundled English Europarl lines, or a path / glob
  *   format: auto                 # auto | text | jsonl | parquet
@@ -271,6 +273,7 @@ public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSp
             p.putNull("quantization");
         }
         p.put("pipeline", prune.pipeline().id());
+        p.put("format", OutputFormat.join(prune.formats()));
         ObjectNode c = root.putObject(RecipeKeys.CALIBRATION);
         c.put("source", calibration.source());
         putOptions(c, calibration.options());

@@ -79,7 +79,15 @@ final class RecipeReader {
         MaskScope scope = s.choice("mask_scope", MaskScope.class, d.maskScope());
         Optional<QuantizationSpec> quant = quantization(s);
         PipelineMode mode = s.choice("pipeline", PipelineMode.class, d.pipeline());
-        return new PruneStage(method, pattern, selector, dampening, blockSize, scope, quant, mode);
+        List<OutputFormat> formats = d.formats();
+        if (s.present("format")) {
+            try {
+                formats = OutputFormat.parseList(String.join(",", s.texts("format", List.of())));
+            } catch (IllegalArgumentException e) {
+                throw s.error("format", e.getMessage(), e);
+            }
+        }
+        return new PruneStage(method, pattern, selector, dampening, blockSize, scope, quant, mode, formats);
     }
 
     private Optional<QuantizationSpec> quantization(Section s) {

@@ -1,5 +1,6 @@
 package io.sparkprune.pipeline.formats.sparse;
 
+import io.sparkprune.calibration.quant.QuantizedWeights;
 import io.sparkprune.kernels.DType;
 import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.pipeline.formats.DenseTensors;
@@ -190,6 +191,9 @@ public final class SparseCheckpoint implements DenseTensors, AutoCloseable {
                     + "supported");
         }
         String where = source() + ": '" + name + "'";
+        if (e.quantization().isPresent()) {
+            return HostTensor.fromFloats(e.dtype(), e.shape(), quantized(name).orElseThrow().dequantize());
+        }
         int el = e.dtype().byteSize();
         List<SparseManifest.Component> cs = components.get(name);
         byte[] d;
@@ -201,6 +205,34 @@ public final class SparseCheckpoint implements DenseTensors, AutoCloseable {
             d = SparseCodecs.bitmaskDecode(where, raw(cs.get(0)), raw(cs.get(1)), raw(cs.get(2)), e.rows(), e.cols(), el);
         }
         return new HostTensor(e.dtype(), e.shape(), ByteBuffer.wrap(d).order(ByteOrder.LITTLE_ENDIAN));
+    }
+
+    /**
+     * @param name original tensor name
+     * @return for a quantized N:M tensor, its full codes ({@code rows × cols}, unstored entries
+     *     equal to their zero point), scales (widened to fp32 from the stored dtype) and zero
+     *     points; empty for any other tensor
+     * @throws FormatException when the stored components are inconsistent
+     */
+    public Optional<QuantizedWeights> quantized(String name) {
+        SparseManifest.Entry e = entry(name);
+        if (e.quantization().isEmpty()) {
+            return Optional.empty();
+        }
+        List<SparseManifest.Component> cs = components.get(name);
+        return Optional.of(QuantizedNm.decode(source() + ": '" + name + "'", e.quantization().get(),
+                (SparseEncoding.NofM) e.encoding(), e.dtype(), e.rows(), e.cols(), raw(cs.get(0)), raw(cs.get(1)),
+                ckpt.read(cs.get(2).name()), cs.size() > 3 ? raw(cs.get(3)) : null));
+    }
+
+    /**
+     * @param name original tensor name
+     * @return how it is stored, for reports: the encoding's spec, plus e.g. {@code " int4 asymmetric group 128"}
+     *     for the quantized N:M variant
+     */
+    public String storage(String name) {
+        SparseManifest.Entry e = entry(name);
+        return e.encoding().spec() + e.quantization().map(q -> " " + q.describe()).orElse("");
     }
 
     private byte[] raw(SparseManifest.Component c) {

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.sparkprune.calibration.quant.QuantizationSpec;
 import io.sparkprune.kernels.DType;
 import io.sparkprune.pipeline.formats.FormatException;
 import java.io.IOException;
@@ -12,17 +13,21 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * The manifest of a {@code sparse} checkpoint, stored as a JSON string under the
  * {@code __metadata__} key {@value #METADATA_KEY} of every safetensors file of the checkpoint:
  * <pre>
- * {"format": "sparkprune-sparse", "version": 1,
+ * {"format": "sparkprune-sparse", "version": 2,
  *  "metadata": {original __metadata__ entries},
  *  "tensors": [{"name": "...", "encoding": "dense"|"nm"|"bsr"|"bitmask", "dtype": "BF16",
- *               "shape": [rows, cols], "n": 2, "m": 4 (nm only), "block": [br, bc] (bsr only)}, ...]}
+ *               "shape": [rows, cols], "n": 2, "m": 4 (nm only), "block": [br, bc] (bsr only),
+ *               "quantization": {"bits": 4, "symmetric": false, "group_size": 128 | null} (quantized nm only)},
+ *              ...]}
  * </pre>
- * Tensors are listed in the original order.
+ * Tensors are listed in the original order. Version 2 added {@code quantization} (the quantized
+ * N:M variant, {@link QuantizedNm}); version 1 manifests (no quantized entries) are still read.
  *
  * @param metadata the original checkpoint's {@code __metadata__}, restored on decompression
  * @param tensors every original tensor, in order
@@ -34,7 +39,9 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
     /** Value of the manifest's {@code format} and of the {@code __metadata__} key {@code format}. */
     public static final String FORMAT = "sparkprune-sparse";
     /** The version this code writes and reads. */
-    public static final int VERSION = 1;
+    public static final int VERSION = 2;
+    /** The oldest version this code reads. */
+    public static final int MIN_VERSION = 1;
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -45,8 +52,35 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
      * @param encoding how it is stored
      * @param dtype original (and value) dtype
      * @param shape original shape
+     * @param quantization for the quantized N:M variant, its grid (4 or 8 bits); empty otherwise
      */
-    public record Entry(String name, SparseEncoding encoding, DType dtype, long[] shape) {
+    public record Entry(String name, SparseEncoding encoding, DType dtype, long[] shape,
+                        Optional<QuantizationSpec> quantization) {
+        /**
+         * @throws FormatException when quantization is given for an encoding other than N:M or bits other than 4, 8
+         */
+        public Entry {
+            java.util.Objects.requireNonNull(quantization, "quantization");
+            if (quantization.isPresent() && (!(encoding instanceof SparseEncoding.NofM)
+                    || (quantization.get().bits() != 4 && quantization.get().bits() != 8))) {
+                throw new FormatException(name, "quantized sparse storage is N:M with 4- or 8-bit codes, got "
+                        + encoding.spec() + " with " + quantization.get().describe() + "; store the tensor's values "
+                        + "(unquantized encoding) instead");
+            }
+        }
+
+        /**
+         * An unquantized entry.
+         *
+         * @param name original name
+         * @param encoding how it is stored
+         * @param dtype original (and value) dtype
+         * @param shape original shape
+         */
+        public Entry(String name, SparseEncoding encoding, DType dtype, long[] shape) {
+            this(name, encoding, dtype, shape, Optional.empty());
+        }
+
         /** @return rows (shape[0]) of a 2-D tensor */
         public int rows() {
             return (int) shape[0];
@@ -95,6 +129,20 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
     public static List<Component> components(Entry e, long count) {
         String n = e.name();
         SparseEncoding enc = e.encoding();
+        if (enc instanceof SparseEncoding.NofM nm && e.quantization().isPresent()) {
+            QuantizationSpec q = e.quantization().get();
+            long rows = e.shape()[0];
+            long cols = e.shape()[1];
+            long g = q.groupSize() == 0 ? 1 : cols / q.groupSize();
+            List<Component> cs = new ArrayList<>(List.of(
+                    new Component(n + ".codes", DType.U8, new long[] {rows, QuantizedNm.codeRowBytes(cols, nm, q.bits())}),
+                    new Component(n + ".indices", DType.U8, new long[] {rows, SparseCodecs.nmIndexRowBytes(cols, nm)}),
+                    new Component(n + ".scales", e.dtype(), new long[] {rows, g})));
+            if (!q.symmetric()) {
+                cs.add(new Component(n + ".zero_points", DType.I8, new long[] {rows, g}));
+            }
+            return List.copyOf(cs);
+        }
         if (enc instanceof SparseEncoding.NofM nm) {
             long rows = e.shape()[0];
             long cols = e.shape()[1];
@@ -135,6 +183,16 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
             if (e.encoding() instanceof SparseEncoding.NofM nm) {
                 t.put("n", nm.n());
                 t.put("m", nm.m());
+                e.quantization().ifPresent(q -> {
+                    ObjectNode qn = t.putObject("quantization");
+                    qn.put("bits", q.bits());
+                    qn.put("symmetric", q.symmetric());
+                    if (q.groupSize() == 0) {
+                        qn.putNull("group_size");
+                    } else {
+                        qn.put("group_size", q.groupSize());
+                    }
+                });
             } else if (e.encoding() instanceof SparseEncoding.Bsr b) {
                 t.putArray("block").add(b.rows()).add(b.cols());
             }
@@ -159,9 +217,11 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
         if (root == null || !root.isObject() || !FORMAT.equals(root.path("format").asText())) {
             throw new FormatException(where, "__metadata__ '" + METADATA_KEY + "' is not a " + FORMAT + " manifest");
         }
-        if (root.path("version").asInt(-1) != VERSION) {
+        int version = root.path("version").asInt(-1);
+        if (version < MIN_VERSION || version > VERSION) {
             throw new FormatException(where, "sparse format version " + root.path("version")
-                    + " is not supported (this build reads version " + VERSION + "); use a matching sparkprune");
+                    + " is not supported (this build reads versions " + MIN_VERSION + " to " + VERSION
+                    + "); use a matching sparkprune");
         }
         Map<String, String> md = new LinkedHashMap<>();
         root.path("metadata").fields().forEachRemaining(f -> md.put(f.getKey(), f.getValue().asText()));
@@ -171,7 +231,12 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
         }
         List<Entry> out = new ArrayList<>();
         for (int i = 0; i < ts.size(); i++) {
-            out.add(entry(ts.get(i), where + ": manifest tensors[" + i + "]"));
+            Entry e = entry(ts.get(i), where + ": manifest tensors[" + i + "]");
+            if (version < 2 && e.quantization().isPresent()) {
+                throw new FormatException(where + ": manifest tensors[" + i + "]", "'quantization' needs manifest "
+                        + "version 2, the file says " + version + "; the file is corrupt: re-create it");
+            }
+            out.add(e);
         }
         return new SparseManifest(md, out);
     }
@@ -224,6 +289,28 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
                         + "; the file is corrupt: re-create it");
             }
         }
-        return new Entry(name, enc, dtype, shape);
+        Optional<QuantizationSpec> quant = Optional.empty();
+        JsonNode qn = t.get("quantization");
+        if (qn != null && !qn.isNull()) {
+            if (!qn.isObject() || !qn.path("bits").canConvertToInt() || !qn.path("symmetric").isBoolean()
+                    || !(qn.path("group_size").isNull() || qn.path("group_size").canConvertToInt())) {
+                throw new FormatException(where, "bad 'quantization' " + qn + " (expected {bits, symmetric, group_size}); "
+                        + "the file is corrupt: re-create it");
+            }
+            try {
+                int g = qn.path("group_size").isNull() ? 0 : qn.path("group_size").asInt();
+                quant = Optional.of(new QuantizationSpec(qn.path("bits").asInt(), qn.path("symmetric").asBoolean(), g));
+                if (g > 0 && shape.length == 2 && shape[1] % g != 0) {
+                    throw new FormatException(where, "quantization group size " + g + " does not divide "
+                            + shape[1] + " columns; the file is corrupt: re-create it");
+                }
+                return new Entry(name, enc, dtype, shape, quant);
+            } catch (FormatException e) {
+                throw e;
+            } catch (io.sparkprune.kernels.InvalidInputException e) {
+                throw new FormatException(where, e.getMessage() + "; the file is corrupt: re-create it", e);
+            }
+        }
+        return new Entry(name, enc, dtype, shape, quant);
     }
 }

@@ -1,5 +1,6 @@
 package io.sparkprune.pipeline.formats.sparse;
 
+import io.sparkprune.calibration.quant.QuantizedWeights;
 import io.sparkprune.kernels.DType;
 import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.pipeline.formats.AtomicDirectory;
@@ -18,6 +19,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.function.Function;
 import java.util.Set;
 
 /**
@@ -91,9 +93,39 @@ public final class SparseWriter {
      */
     public static List<TensorReport> write(DenseTensors src, Map<String, byte[]> sideFiles, Map<String, String> metadata,
                                            Options options, Path target) {
+        return write(src, sideFiles, metadata, options, name -> Optional.empty(), target);
+    }
+
+    /**
+     * As {@link #write(DenseTensors, Map, Map, Options, Path)}, with the quantized N:M variant
+     * (docs/formats.md): under a forced N:M encoding, a target for which {@code quantized} gives
+     * codes and grids (4 or 8 bits) is stored as kept codes + in-group indices + scales (in the
+     * tensor's dtype) + zero points (asymmetric), and its dense values are not read. Decompression
+     * gives {@code dtype(scale · (code − zero))} with the scale as stored, so the codes' scales
+     * should already be representable in the tensor's dtype for a bit-exact round trip. Under any
+     * other encoding the provider is not consulted and values are stored.
+     *
+     * @param src the dense tensors, in the order to keep
+     * @param sideFiles config.json and tokenizer files, copied byte for byte
+     * @param metadata the source's {@code __metadata__}
+     * @param options targets, encoding, shard size
+     * @param quantized tensor name → its codes and grids (rows × cols as the tensor), or empty; called
+     *     once per quantized target to plan and once to write, one tensor held at a time
+     * @param target output directory; must not exist
+     * @return per tensor: encoding and bytes
+     * @throws io.sparkprune.pipeline.formats.PatternViolationException when a target's values (or
+     *     codes) are not N:M under a forced N:M
+     * @throws FormatException as the other overload, or when codes do not match a tensor's shape or
+     *     have bits other than 4 and 8
+     * @throws java.io.UncheckedIOException on I/O failure (nothing is left behind)
+     */
+    public static List<TensorReport> write(DenseTensors src, Map<String, byte[]> sideFiles, Map<String, String> metadata,
+                                           Options options, Function<String, Optional<QuantizedWeights>> quantized,
+                                           Path target) {
+        Objects.requireNonNull(quantized, "quantized");
         List<Plan> plans = new ArrayList<>();
         for (String name : src.names()) {
-            plans.add(plan(src, name, options));
+            plans.add(plan(src, name, options, quantized));
         }
         List<SparseManifest.Entry> entries = plans.stream().map(Plan::entry).toList();
         SparseManifest manifest = new SparseManifest(new LinkedHashMap<>(metadata), entries);
@@ -126,7 +158,7 @@ public final class SparseWriter {
                     w.metadata(md);
                     w.planShards();
                     for (Plan p : plans) {
-                        writeTensor(w, src, p);
+                        writeTensor(w, src, p, quantized);
                     }
                     ok = true;
                 } finally {
@@ -139,13 +171,29 @@ public final class SparseWriter {
         return reports;
     }
 
-    private static Plan plan(DenseTensors src, String name, Options options) {
+    private static Plan plan(DenseTensors src, String name, Options options,
+                             Function<String, Optional<QuantizedWeights>> quantized) {
         DType dtype = src.dtype(name);
         long[] shape = src.shape(name);
         SparseEncoding dense = new SparseEncoding.Dense();
         if (shape.length != 2 || !dtype.isFloatingPoint() || !options.targets().isTarget(name)
                 || options.encoding().map(e -> e instanceof SparseEncoding.Dense).orElse(false)) {
             return new Plan(new SparseManifest.Entry(name, dense, dtype, shape), 0);
+        }
+        if (options.encoding().orElse(null) instanceof SparseEncoding.NofM nm) {
+            Optional<QuantizedWeights> q = quantized.apply(name);
+            if (q.isPresent()) {
+                String where = src.source() + ": '" + name + "'";
+                if (q.get().rows() != shape[0] || q.get().cols() != shape[1]) {
+                    throw new FormatException(where, "is " + Arrays.toString(shape) + " but its codes are "
+                            + q.get().rows() + " x " + q.get().cols() + "; give the codes of this tensor");
+                }
+                if (shape[1] % nm.m() != 0) {
+                    throw new FormatException(where, nm.spec() + " needs in_features divisible by " + nm.m() + ", got "
+                            + shape[1] + "; leave this tensor out of the targets");
+                }
+                return new Plan(new SparseManifest.Entry(name, nm, dtype, shape, Optional.of(q.get().spec())), 0);
+            }
         }
         if (shape[0] * shape[1] * dtype.byteSize() > Integer.MAX_VALUE - 8) {
             throw new FormatException(src.source(), "tensor '" + name + "' " + Arrays.toString(shape) + " is over 2 GiB; "
@@ -235,10 +283,21 @@ public final class SparseWriter {
         return true;
     }
 
-    private static void writeTensor(ShardedCheckpointWriter w, DenseTensors src, Plan p) {
+    private static void writeTensor(ShardedCheckpointWriter w, DenseTensors src, Plan p,
+                                    Function<String, Optional<QuantizedWeights>> quantized) {
         SparseManifest.Entry en = p.entry();
-        HostTensor t = src.read(en.name());
         List<SparseManifest.Component> comps = SparseManifest.components(en, p.count());
+        if (en.quantization().isPresent()) {
+            QuantizedWeights q = quantized.apply(en.name()).filter(x -> x.spec().equals(en.quantization().get()))
+                    .orElseThrow(() -> new FormatException(src.source() + ": '" + en.name() + "'", "its codes changed "
+                            + "between the two passes; do not modify the input during conversion"));
+            byte[][] parts = QuantizedNm.encode(en.name(), q, (SparseEncoding.NofM) en.encoding(), en.dtype());
+            for (int k = 0; k < comps.size(); k++) {
+                w.write(comps.get(k).name(), ByteBuffer.wrap(parts[k]));
+            }
+            return;
+        }
+        HostTensor t = src.read(en.name());
         if (en.encoding() instanceof SparseEncoding.Dense) {
             w.write(en.name(), t);
             return;
