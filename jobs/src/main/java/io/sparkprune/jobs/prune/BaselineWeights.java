@@ -23,11 +23,11 @@ import java.util.Map;
  * SparseGPT-pruned preceding layers, in independent mode those of the dense model.
  *
  * @param method {@link PruneMethod#MAGNITUDE} or {@link PruneMethod#WANDA}
- * @param pattern the run's pattern
+ * @param pattern the run's pattern, as its spec text ({@link SparsityPattern#spec()}; parsed on the executor)
  * @param targets the pruned tensors (checkpoint names)
  * @param inputNorms for Wanda: tensor name → its {@code cols} input norms; unused for magnitude
  */
-record BaselineWeights(PruneMethod method, SparsityPattern pattern, List<String> targets,
+record BaselineWeights(PruneMethod method, String pattern, List<String> targets,
                        Map<String, double[]> inputNorms) implements Serializable {
 
     /**
@@ -39,6 +39,7 @@ record BaselineWeights(PruneMethod method, SparsityPattern pattern, List<String>
      * @throws IllegalStateException when Wanda has no norms for the tensor
      */
     float[] prune(String name, float[] dense, int rows, int cols) {
+        SparsityPattern pattern = SparsityPattern.parse(this.pattern);
         return switch (method) {
             case MAGNITUDE -> MagnitudePruner.prune(name, dense, rows, cols, pattern).weights();
             case WANDA -> {
@@ -61,7 +62,7 @@ record BaselineWeights(PruneMethod method, SparsityPattern pattern, List<String>
         return new TensorSource() {
             @Override
             public String source() {
-                return dense.source() + " with " + method.id() + " " + pattern.spec() + " baseline weights";
+                return dense.source() + " with " + method.id() + " " + pattern + " baseline weights";
             }
 
             @Override

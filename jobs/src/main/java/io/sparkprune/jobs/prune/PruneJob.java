@@ -285,7 +285,7 @@ public final class PruneJob {
                     skipped.add(m.id());
                     continue;
                 }
-                out.add(new BaselineWeights(m, recipe.prune().pattern(), targets,
+                out.add(new BaselineWeights(m, recipe.prune().pattern().spec(), targets,
                         m == PruneMethod.WANDA ? new LinkedHashMap<>(inputNorms) : Map.of()));
             }
             return out;

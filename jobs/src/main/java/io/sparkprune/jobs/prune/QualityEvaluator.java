@@ -185,7 +185,7 @@ final class QualityEvaluator {
     private static ObjectNode baselineEntry(com.fasterxml.jackson.databind.node.ArrayNode arr, BaselineWeights b) {
         ObjectNode o = arr.addObject();
         o.put("method", b.method().id());
-        o.put("pattern", b.pattern().spec());
+        o.put("pattern", b.pattern());
         o.put("tensors", b.targets().size());
         if (b.method() == io.sparkprune.pipeline.recipe.PruneMethod.WANDA) {
             o.put("input_norms", "sqrt of the Hessian diagonal: the job's calibration inputs of each layer");
