@@ -93,7 +93,11 @@ public final class HtmlReport {
         h.append("<h2>Summary</h2>\n");
         keyValueTable(h, report.path("summary"));
         h.append("<h2>Quality (held-out data)</h2>\n");
-        keyValueTable(h, report.path("quality"));
+        JsonNode quality = report.path("quality");
+        if (quality.isObject() && quality.has("baselines")) {
+            quality = ((com.fasterxml.jackson.databind.node.ObjectNode) quality).deepCopy().without("baselines");
+        }
+        keyValueTable(h, quality); // baselines get their own table below
         if (report.path("quality").path("baselines").size() > 0) {
             h.append("<h3>Baselines (same pattern and targets, same data)</h3>\n");
             rowsTable(h, report.path("quality").path("baselines"), List.of("method", "pattern", "tensors", "perplexity",
