@@ -135,18 +135,33 @@ final class PruneCommand implements Callable<Integer> {
             var q = report.get("quality");
             var s = report.get("summary");
             String sparsity = String.format(Locale.ROOT, "target sparsity %.2f%%, patterns verified: %s",
-                    100 * s.get("target_sparsity").asDouble(), s.get("all_patterns_verified").asBoolean());
+                    100 * s.get("target_sparsity").asDouble(), s.get("all_patterns_verified").asBoolean())
+                    + (s.has("all_quantization_grids_verified") ? ", quantization grids verified: "
+                    + s.get("all_quantization_grids_verified").asBoolean() : "");
             if (q.has("error")) {
                 return sparsity + "; quality check skipped: " + q.get("error").asText();
             }
             if (q.has("perplexity_dense")) {
                 return sparsity + String.format(Locale.ROOT, "; perplexity %.3f -> %.3f (%+.1f%%) on %d held-out windows",
                         q.get("perplexity_dense").asDouble(), q.get("perplexity_pruned").asDouble(),
-                        100 * q.get("perplexity_increase").asDouble(), q.get("windows").asInt());
+                        100 * q.get("perplexity_increase").asDouble(), q.get("windows").asInt()) + baselines(q);
             }
             return sparsity + String.format(Locale.ROOT, "; embedding cosine mean %.4f (min %.4f), top-10 neighbour agreement %.3f on %d held-out sentences",
                     q.get("mean_cosine").asDouble(), q.get("min_cosine").asDouble(),
-                    q.get("top10_neighbour_agreement").asDouble(), q.get("sentences").asInt());
+                    q.get("top10_neighbour_agreement").asDouble(), q.get("sentences").asInt()) + baselines(q);
+        }
+
+        /** {@code "; baselines: magnitude 41.203, wanda 30.118"} (perplexity or mean cosine), empty without baselines. */
+        static String baselines(com.fasterxml.jackson.databind.JsonNode q) {
+            java.util.List<String> parts = new java.util.ArrayList<>();
+            for (var b : q.path("baselines")) {
+                String v = b.has("perplexity") ? String.format(Locale.ROOT, "perplexity %.3f", b.get("perplexity").asDouble())
+                        : b.has("mean_cosine") ? String.format(Locale.ROOT, "cosine %.4f, top-10 %.3f",
+                        b.get("mean_cosine").asDouble(), b.path("top10_neighbour_agreement").asDouble())
+                        : "not scored";
+                parts.add(b.path("method").asText() + " " + v);
+            }
+            return parts.isEmpty() ? "" : "; baselines at the same pattern: " + String.join(", ", parts);
         }
     }
 }

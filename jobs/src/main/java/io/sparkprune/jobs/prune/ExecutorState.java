@@ -117,6 +117,31 @@ final class ExecutorState {
     }
 
     /**
+     * A whole model over any tensor source (the quality check's baselines), cached under {@code key}
+     * with the checkpoints' models (at most two kept).
+     *
+     * @param key identifies the weights, e.g. {@code baseline|wanda|<dense uri>}
+     * @param config the model's config
+     * @param source opens the model's tensors on a miss
+     * @param choice backend choice
+     * @param threads backend threads
+     * @return the model
+     */
+    static synchronized io.sparkprune.pipeline.forward.TransformerModel model(String key,
+            io.sparkprune.pipeline.model.ModelConfig config, java.util.function.Supplier<TensorSource> source,
+            String choice, int threads) {
+        io.sparkprune.pipeline.forward.TransformerModel m = MODELS.get(key);
+        if (m == null) {
+            if (MODELS.size() >= 2) {
+                MODELS.clear();
+            }
+            m = io.sparkprune.pipeline.forward.TransformerModel.of(config, source.get(), backend(choice, threads));
+            MODELS.put(key, m);
+        }
+        return m;
+    }
+
+    /**
      * Forgets every cached checkpoint, weight and model. Called when a job starts: in local mode
      * the executors share the driver's JVM, and a new job may find files at the same paths
      * rewritten. (Cluster executors are started per application, so they begin empty.)

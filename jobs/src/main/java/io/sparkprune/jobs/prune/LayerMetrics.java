@@ -34,7 +34,15 @@ final class LayerMetrics {
             double loss = 0;
             double secs = 0;
             java.util.SortedSet<String> backends = new java.util.TreeSet<>();
+            long gridViolations = -1;
+            List<double[]> rowLosses = new ArrayList<>();
             for (ShardMetrics m : ms) {
+                if (m.gridViolations() >= 0) {
+                    gridViolations = Math.max(0, gridViolations) + m.gridViolations();
+                }
+                if (m.rowLoss() != null) {
+                    rowLosses.add(m.rowLoss());
+                }
                 backends.add(m.backend());
                 elements += m.elements();
                 zeros += m.zeros();
@@ -61,8 +69,15 @@ final class LayerMetrics {
             n.put("pattern_violations", violations);
             n.put("pattern_verified", violations == 0);
             n.put("all_finite", nonFinite == 0);
+            if (gridViolations >= 0) {
+                n.put("quantization_grid_violations", gridViolations);
+                n.put("quantization_grid_verified", gridViolations == 0);
+            }
             n.put("relative_reconstruction_error", den > 0 ? Math.sqrt(Math.max(0, num) / den) : 0);
             n.put("solver_loss", loss);
+            if (!rowLosses.isEmpty()) {
+                putRowLossSummary(n, rowLosses);
+            }
             n.put("calibration_tokens", gs.hessian().count());
             if (gs.factor() != null) {
                 n.put("dampening", gs.factor().dampening());
@@ -75,5 +90,53 @@ final class LayerMetrics {
             out.add(n);
         }
         return out;
+    }
+
+    /** The per-row loss fields of a tensor entry, in order. */
+    static final List<String> ROW_LOSS_FIELDS = List.of("row_loss_min", "row_loss_p50", "row_loss_p90", "row_loss_max",
+            "row_loss_mean");
+
+    /**
+     * Adds {@link #ROW_LOSS_FIELDS}: min, median, 90th percentile, max and mean of SparseGPT's per-row
+     * losses ({@link io.sparkprune.calibration.solver.PruneResult#rowLoss()}) over all rows of the
+     * tensor. Percentiles interpolate linearly between order statistics (p-quantile at 0-based rank
+     * p·(n − 1), numpy's default).
+     *
+     * @param n the tensor entry, changed in place
+     * @param shards the row losses of each shard (any order)
+     */
+    static void putRowLossSummary(ObjectNode n, List<double[]> shards) {
+        int total = shards.stream().mapToInt(a -> a.length).sum();
+        if (total == 0) {
+            return;
+        }
+        double[] all = new double[total];
+        int p = 0;
+        double sum = 0;
+        for (double[] a : shards) {
+            System.arraycopy(a, 0, all, p, a.length);
+            p += a.length;
+            for (double v : a) {
+                sum += v;
+            }
+        }
+        java.util.Arrays.sort(all);
+        n.put("row_loss_min", all[0]);
+        n.put("row_loss_p50", quantile(all, 0.5));
+        n.put("row_loss_p90", quantile(all, 0.9));
+        n.put("row_loss_max", all[total - 1]);
+        n.put("row_loss_mean", sum / total);
+    }
+
+    /**
+     * @param sorted ascending values, at least one
+     * @param q quantile in [0, 1]
+     * @return the linear interpolation at rank q·(n − 1)
+     */
+    static double quantile(double[] sorted, double q) {
+        double rank = q * (sorted.length - 1);
+        int lo = (int) Math.floor(rank);
+        int hi = Math.min(sorted.length - 1, lo + 1);
+        return sorted[lo] + (rank - lo) * (sorted[hi] - sorted[lo]);
     }
 }

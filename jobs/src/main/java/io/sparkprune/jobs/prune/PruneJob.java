@@ -139,6 +139,8 @@ public final class PruneJob {
         private final FileSystem fs;
         private final Map<String, Double> stageSeconds = new LinkedHashMap<>();
         private final StorageLevel storage;
+        /** Wanda baseline: input norms √(Σ x_j²) of each target tensor, from the layers' reduced Hessians. */
+        private final Map<String, double[]> inputNorms = new LinkedHashMap<>();
 
         Run(SparkSession spark, Request req) throws IOException {
             this.jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
@@ -247,7 +249,17 @@ public final class PruneJob {
 
             long te = System.nanoTime();
             jsc.setJobGroup("evaluate", "quality check on held-out data", false);
-            ObjectNode quality = QualityEvaluator.evaluate(jsc, ctx, config, tokenizerJson, dense.toString(), hconf);
+            List<String> skipped = new ArrayList<>();
+            List<BaselineWeights> baselines = baselines(recipe, plan, adapter.numLayers(), firstLayer, skipped);
+            ObjectNode quality = QualityEvaluator.evaluate(jsc, ctx, config, tokenizerJson, dense.toString(), hconf,
+                    baselines);
+            for (String m : skipped) {
+                ObjectNode b = quality.withArray("baselines").addObject();
+                b.put("method", m);
+                b.put("pattern", recipe.prune().pattern().spec());
+                b.put("error", "not scored: this run resumed at layer " + firstLayer + ", and the input norms of the "
+                        + "layers committed before it were not kept; run without --resume to score " + m);
+            }
             stageSeconds.put("evaluate", seconds(te));
 
             long tw = System.nanoTime();
@@ -263,6 +275,29 @@ public final class PruneJob {
             ModelInput.cleanUp(out, fs);
             ck.close();
             return new Outcome(out.toString(), report);
+        }
+
+        /**
+         * The recipe's {@code evaluation.baselines} at the run's pattern and targets. Wanda needs the
+         * input norms of every target; a resumed run lacks those of the layers committed before
+         * it, so Wanda is then listed in {@code skipped} instead.
+         */
+        private List<BaselineWeights> baselines(Recipe recipe, LayerPlan plan, int layers, int firstLayer,
+                                                List<String> skipped) {
+            List<String> targets = new ArrayList<>();
+            for (int l = 0; l < layers; l++) {
+                plan.targets(l).forEach(t -> targets.add(t.name()));
+            }
+            List<BaselineWeights> out = new ArrayList<>();
+            for (PruneMethod m : recipe.evaluation().baselines()) {
+                if (m == PruneMethod.WANDA && firstLayer > 0) {
+                    skipped.add(m.id());
+                    continue;
+                }
+                out.add(new BaselineWeights(m, recipe.prune().pattern().spec(), targets,
+                        m == PruneMethod.WANDA ? new LinkedHashMap<>(inputNorms) : Map.of()));
+            }
+            return out;
         }
 
         /**
@@ -335,6 +370,11 @@ public final class PruneJob {
                 stats.put(groupNames.get(i), new GroupStats(h, f));
             }
             stageSeconds.merge("inverse_factors", seconds(tf), Double::sum);
+            if (ctx.recipe().evaluation().baselines().contains(PruneMethod.WANDA)) {
+                for (LayerPlan.Target t : plan.targets(layer)) {
+                    inputNorms.put(t.name(), stats.get(t.group()).hessian().inputNorms());
+                }
+            }
 
             long ts = System.nanoTime();
             Broadcast<Map<String, GroupStats>> bc = jsc.broadcast(stats);

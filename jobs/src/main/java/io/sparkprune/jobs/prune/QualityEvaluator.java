@@ -49,6 +49,20 @@ final class QualityEvaluator {
 
     static ObjectNode evaluate(JavaSparkContext jsc, JobContext ctx, ModelConfig config, byte[] tokenizerJson,
                                String prunedUri, Configuration hconf) {
+        return evaluate(jsc, ctx, config, tokenizerJson, prunedUri, hconf, List.of());
+    }
+
+    /**
+     * The quality check, and the same metric for each baseline (magnitude, Wanda) at the run's
+     * pattern and targets into {@code quality.baselines} (docs/report.md): one more Spark job per
+     * baseline over the same windows or sentences, whose executors prune the dense weights as they
+     * load them ({@link BaselineWeights}); the dense scores of the first pass are reused.
+     *
+     * @param baselines the baselines to score, in report order (empty for none)
+     * @return the report's {@code quality} object
+     */
+    static ObjectNode evaluate(JavaSparkContext jsc, JobContext ctx, ModelConfig config, byte[] tokenizerJson,
+                               String prunedUri, Configuration hconf, List<BaselineWeights> baselines) {
         EvaluationSpec ev = ctx.recipe().evaluation();
         CalibrationSpec cal = ctx.recipe().calibration();
         DocumentSource docs;
@@ -64,16 +78,18 @@ final class QualityEvaluator {
         q.put("data", docs.description());
         try (HfTokenizer tok = HfTokenizer.fromBytes(tokenizerJson, "tokenizer.json")) {
             if (config.family() == ModelFamily.BERT) {
-                encoder(jsc, ctx, config, tok, docs.readAll(ev.samples()), seqLen, prunedUri, q);
+                encoder(jsc, ctx, config, tok, docs.readAll(ev.samples()), seqLen, prunedUri, q, baselines);
             } else {
-                decoder(jsc, ctx, config, tok, docs.readAll(Integer.MAX_VALUE), seqLen, ev.samples(), prunedUri, q);
+                decoder(jsc, ctx, config, tok, docs.readAll(Integer.MAX_VALUE), seqLen, ev.samples(), prunedUri, q,
+                        baselines);
             }
         }
         return q;
     }
 
     private static void decoder(JavaSparkContext jsc, JobContext ctx, ModelConfig config, HfTokenizer tok, List<String> docs,
-                                int seqLen, int maxWindows, String prunedUri, ObjectNode q) {
+                                int seqLen, int maxWindows, String prunedUri, ObjectNode q,
+                                List<BaselineWeights> baselines) {
         int[] tokens = tok.encode(String.join("\n\n", docs), true);
         int windows = Math.min(maxWindows, tokens.length / seqLen);
         q.put("metric", "perplexity");
@@ -119,10 +135,66 @@ final class QualityEvaluator {
         q.put("perplexity_dense", pplDense);
         q.put("perplexity_pruned", pplPruned);
         q.put("perplexity_increase", pplPruned / pplDense - 1);
+        if (baselines.isEmpty()) {
+            return;
+        }
+        com.fasterxml.jackson.databind.node.ArrayNode arr = q.putArray("baselines");
+        for (BaselineWeights b : baselines) {
+            ModelRef ref = baselineModel(ctx, b);
+            List<scala.Tuple2<Integer, Double>> bl = new ArrayList<>(jsc.parallelize(indexed(ws), Math.min(16, windows))
+                    .mapPartitions(it -> {
+                        List<scala.Tuple2<Integer, int[]>> part = new ArrayList<>();
+                        it.forEachRemaining(part::add);
+                        if (part.isEmpty()) {
+                            return java.util.Collections.<scala.Tuple2<Integer, Double>>emptyIterator();
+                        }
+                        int[] concat = new int[part.size() * seqLen];
+                        for (int i = 0; i < part.size(); i++) {
+                            System.arraycopy(part.get(i)._2(), 0, concat, i * seqLen, seqLen);
+                        }
+                        double[] l = Perplexity.evaluate(ref.open(), concat, seqLen, 1).windowLosses();
+                        List<scala.Tuple2<Integer, Double>> res = new ArrayList<>();
+                        for (int i = 0; i < part.size(); i++) {
+                            res.add(new scala.Tuple2<>(part.get(i)._1(), l[i]));
+                        }
+                        return res.iterator();
+                    }).collect());
+            bl.sort(Comparator.comparing(scala.Tuple2::_1));
+            double sum = 0;
+            for (scala.Tuple2<Integer, Double> t : bl) {
+                sum += t._2();
+            }
+            double ppl = Math.exp(sum / windows);
+            ObjectNode o = baselineEntry(arr, b);
+            o.put("perplexity", ppl);
+            o.put("perplexity_increase", ppl / pplDense - 1);
+        }
+    }
+
+    /** Opens (or finds cached) a model on an executor. */
+    interface ModelRef extends java.io.Serializable {
+        TransformerModel open();
+    }
+
+    private static ModelRef baselineModel(JobContext ctx, BaselineWeights b) {
+        String key = "baseline|" + b.method().id() + "|" + ctx.modelUri();
+        return () -> ExecutorState.model(key, ctx.adapter().config(), () -> b.over(ctx.denseSource()),
+                ctx.backendChoice(), ctx.threads());
+    }
+
+    private static ObjectNode baselineEntry(com.fasterxml.jackson.databind.node.ArrayNode arr, BaselineWeights b) {
+        ObjectNode o = arr.addObject();
+        o.put("method", b.method().id());
+        o.put("pattern", b.pattern());
+        o.put("tensors", b.targets().size());
+        if (b.method() == io.sparkprune.pipeline.recipe.PruneMethod.WANDA) {
+            o.put("input_norms", "sqrt of the Hessian diagonal: the job's calibration inputs of each layer");
+        }
+        return o;
     }
 
     private static void encoder(JavaSparkContext jsc, JobContext ctx, ModelConfig config, HfTokenizer tok, List<String> sentences,
-                                int seqLen, String prunedUri, ObjectNode q) {
+                                int seqLen, String prunedUri, ObjectNode q, List<BaselineWeights> baselines) {
         q.put("metric", "embedding_cosine");
         q.put("pooling", "mean, L2-normalised");
         q.put("seq_len", seqLen);
@@ -173,6 +245,36 @@ final class QualityEvaluator {
             agree += overlap(topK(dense, i, n, hidden), topK(pruned, i, n, hidden)) / (double) NEIGHBOURS;
         }
         q.put("top10_neighbour_agreement", agree / n);
+        if (baselines.isEmpty()) {
+            return;
+        }
+        com.fasterxml.jackson.databind.node.ArrayNode arr = q.putArray("baselines");
+        for (BaselineWeights b : baselines) {
+            ModelRef ref = baselineModel(ctx, b);
+            List<scala.Tuple2<Integer, float[]>> be = new ArrayList<>(jsc.parallelize(indexed(batches),
+                    Math.min(16, batches.size())).map(t -> new scala.Tuple2<>(t._1(),
+                            ref.open().sentenceEmbeddings(TokenBatch.of(t._2()), Pooling.MEAN, true))).collect());
+            be.sort(Comparator.comparing(scala.Tuple2::_1));
+            float[] base = new float[n * hidden];
+            int r = 0;
+            for (scala.Tuple2<Integer, float[]> t : be) {
+                System.arraycopy(t._2(), 0, base, r * hidden, t._2().length);
+                r += t._2().length / hidden;
+            }
+            double bs = 0;
+            double bmin = Double.POSITIVE_INFINITY;
+            double bagree = 0;
+            for (int i = 0; i < n; i++) {
+                double c = dot(dense, i, base, i, hidden);
+                bs += c;
+                bmin = Math.min(bmin, c);
+                bagree += overlap(topK(dense, i, n, hidden), topK(base, i, n, hidden)) / (double) NEIGHBOURS;
+            }
+            ObjectNode o = baselineEntry(arr, b);
+            o.put("mean_cosine", bs / n);
+            o.put("min_cosine", bmin);
+            o.put("top10_neighbour_agreement", bagree / n);
+        }
     }
 
     private static TransformerModel model(JobContext ctx, String uri) {

@@ -16,9 +16,13 @@ import java.io.Serializable;
  * @param seconds wall time of the solve
  * @param dampening the dampening that made H + λI positive definite (NaN for the baselines)
  * @param backend name of the kernel backend that solved the shard ({@link io.sparkprune.kernels.Backend#name()})
+ * @param rowLoss SparseGPT's loss per row of the shard ({@link io.sparkprune.calibration.solver.PruneResult#rowLoss()},
+ *     fp64, {@code rowCount} values in row order), or null for the baselines
+ * @param gridViolations written values not on their quantization grid
+ *     ({@link io.sparkprune.calibration.quant.GridCheck}), or −1 when the run does not quantize
  */
 record ShardMetrics(String tensor, long elements, long zeros, long patternViolations, long nonFinite,
                     double errorNumerator, double errorDenominator, double solverLoss, double seconds, double dampening,
-                    String backend)
+                    String backend, double[] rowLoss, long gridViolations)
         implements Serializable {
 }

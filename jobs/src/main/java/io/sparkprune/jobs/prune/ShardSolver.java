@@ -2,6 +2,7 @@ package io.sparkprune.jobs.prune;
 
 import io.sparkprune.calibration.baseline.MagnitudePruner;
 import io.sparkprune.calibration.baseline.WandaPruner;
+import io.sparkprune.calibration.quant.GridCheck;
 import io.sparkprune.calibration.quant.QuantizedWeights;
 import io.sparkprune.calibration.solver.PruneResult;
 import io.sparkprune.calibration.solver.SparseGptSolver;
@@ -24,11 +25,12 @@ import scala.Tuple2;
 
 /**
  * The task body of the solve stage: reads a row shard of a weight from the checkpoint by byte
- * range, prunes it with the recipe's method, rounds it to the checkpoint's dtype, measures it and
- * writes it to the layer's staging directory. A quantized solve also stages the shard's integer
- * codes, scales and zero points as the pseudo-tensors {@code <tensor>#codes}, {@code #scales},
- * {@code #zero_points} (committed and resumed like the values), which the compressed-tensors and
- * sparse writers read back.
+ * range, prunes it with the recipe's method, rounds it to the checkpoint's dtype, measures it
+ * (zeros, pattern, finiteness, reconstruction error, SparseGPT's per-row losses and, when quantized,
+ * whether every written value is on its grid: {@link GridCheck}) and writes it to the layer's
+ * staging directory. A quantized solve also stages the shard's integer codes, scales and zero points
+ * as the pseudo-tensors {@code <tensor>#codes}, {@code #scales}, {@code #zero_points} (committed and
+ * resumed like the values), which the compressed-tensors and sparse writers read back.
  *
  * <p>The result depends only on the shard's rows, the broadcast Hessian and factor, and the
  * recipe — not on which executor or attempt runs it — so a retried task writes the same bytes
@@ -68,6 +70,8 @@ final class ShardSolver {
         Optional<QuantizedWeights> quant = Optional.empty();
         double loss = 0;
         double dampening = Double.NaN;
+        double[] rowLoss = null;
+        QuantizedWeights grid = null;
         switch (stage.method()) {
             case SPARSEGPT -> {
                 PruneResult r = new SparseGptSolver(be, stage.solverOptions())
@@ -79,7 +83,9 @@ final class ShardSolver {
                     pruned = quant.get().dequantize();
                 }
                 loss = r.totalLoss();
+                rowLoss = r.rowLoss();
                 dampening = r.dampening();
+                grid = quant.orElse(null); // checked against the grid as stored
             }
             case WANDA -> pruned = WandaPruner.prune(task.tensor(), w, rows, cols, gs.hessian().inputNorms(), pattern).weights();
             case MAGNITUDE -> pruned = MagnitudePruner.prune(task.tensor(), w, rows, cols, pattern).weights();
@@ -100,6 +106,7 @@ final class ShardSolver {
                 nonFinite++;
             }
         }
+        long gridViolations = grid == null ? -1 : GridCheck.violations(written, grid, task.dtype());
         long violations = PatternCheck.violations(pattern, w, written, rows, cols, deadColumns(gs, cols));
         double[] err = reconstructionError(be, gs, w, written, rows, cols);
         List<ShardRecord> records = new ArrayList<>();
@@ -121,7 +128,7 @@ final class ShardSolver {
             throw new UncheckedIOException("cannot write shard " + task.shardIndex() + " of " + task.tensor(), e);
         }
         return new Tuple2<>(records, new ShardMetrics(task.tensor(), written.length, zeros, violations, nonFinite,
-                err[0], err[1], loss, seconds, dampening, be.name()));
+                err[0], err[1], loss, seconds, dampening, be.name(), rowLoss, gridViolations));
     }
 
     /**

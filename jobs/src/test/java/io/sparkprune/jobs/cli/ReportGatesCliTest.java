@@ -83,7 +83,7 @@ class ReportGatesCliTest {
             assertThat(tmp.resolve("good").resolve(f)).isNotEmptyFile();
         }
         JsonNode r = report("good");
-        assertThat(r.get("format").asText()).isEqualTo("sparkprune.report.v2");
+        assertThat(r.get("format").asText()).isEqualTo("sparkprune.report.v3");
         assertThat(r.get("passed").asBoolean()).isTrue();
         assertThat(r.get("gates")).hasSize(2);
         double worst = 0;

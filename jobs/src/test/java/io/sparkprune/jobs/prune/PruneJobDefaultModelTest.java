@@ -100,7 +100,7 @@ class PruneJobDefaultModelTest {
     @Test
     void reportMatchesTheFiles() throws Exception {
         JsonNode r = new ObjectMapper().readTree(out.resolve("report.json").toFile());
-        assertThat(r.get("format").asText()).isEqualTo("sparkprune.report.v2");
+        assertThat(r.get("format").asText()).isEqualTo("sparkprune.report.v3");
         assertThat(r.get("tensors")).hasSize(36);
         assertThat(r.at("/calibration/sequences").asInt()).isEqualTo(24);
         assertThat(r.at("/calibration/max_seq_len").asInt()).isLessThanOrEqualTo(64);

@@ -160,7 +160,7 @@ class PruneJobLocalTest {
     void reportHasPerTensorMetricsAndPerplexityBeforeAndAfter() {
         for (Path out : List.of(sequential, independent)) {
             JsonNode r = JobFixtures.report(out);
-            assertThat(r.get("format").asText()).isEqualTo("sparkprune.report.v2");
+            assertThat(r.get("format").asText()).isEqualTo("sparkprune.report.v3");
             assertThat(r.at("/recipe/prune/pipeline").asText()).isEqualTo(out == sequential ? "sequential" : "independent");
             assertThat(r.at("/run/resumed").asBoolean()).isFalse();
             assertThat(r.at("/calibration/sequences").asInt()).isEqualTo(8);

@@ -3,6 +3,7 @@ package io.sparkprune.pipeline.recipe;
 import io.sparkprune.pipeline.data.SourceOptions;
 import io.sparkprune.pipeline.model.ModelConfig;
 
+import java.util.List;
 import java.util.Objects;
 import java.util.OptionalInt;
 
@@ -18,8 +19,12 @@ import java.util.OptionalInt;
  *     which is read as the calibration source is (keys {@code format}, {@code field}, {@code text_mode})
  * @param samples the most sequences (decoders) or sentences (encoders) scored, ≥ 1 (key {@code samples})
  * @param seqLen tokens per sequence, ≥ 2, or empty for {@code auto}: the calibration length (key {@code seq_len})
+ * @param baselines methods also scored on the same data at the same pattern and targets, for comparison
+ *     ({@link PruneMethod#MAGNITUDE}, {@link PruneMethod#WANDA}; no duplicates; empty for none; key
+ *     {@code baselines}, CLI {@code --baselines magnitude,wanda})
  */
-public record EvaluationSpec(String source, SourceOptions options, int samples, OptionalInt seqLen) {
+public record EvaluationSpec(String source, SourceOptions options, int samples, OptionalInt seqLen,
+                             List<PruneMethod> baselines) {
 
     /** The {@code source} value naming the held-out part of the calibration source. */
     public static final String HELD_OUT_SOURCE = "held_out";
@@ -30,10 +35,21 @@ public record EvaluationSpec(String source, SourceOptions options, int samples, 
 
     /**
      * @throws RecipeException (key path under {@code evaluation}) for a blank source, samples &lt; 1,
-     *     seq_len &lt; 2 or N × L beyond one batch array
+     *     seq_len &lt; 2 or N × L beyond one batch array, a baseline that is {@code sparsegpt} or repeated
      */
     public EvaluationSpec {
         Objects.requireNonNull(source, "source");
+        baselines = List.copyOf(Objects.requireNonNull(baselines, "baselines"));
+        for (int i = 0; i < baselines.size(); i++) {
+            if (baselines.get(i) == PruneMethod.SPARSEGPT) {
+                throw new RecipeException(RecipeException.UNSPECIFIED_SOURCE, "evaluation.baselines", "lists sparsegpt, "
+                        + "which is the method being evaluated; baselines are magnitude and wanda");
+            }
+            if (baselines.indexOf(baselines.get(i)) != i) {
+                throw new RecipeException(RecipeException.UNSPECIFIED_SOURCE, "evaluation.baselines", "lists "
+                        + baselines.get(i).id() + " twice; list each baseline once");
+            }
+        }
         Objects.requireNonNull(options, "options");
         Objects.requireNonNull(seqLen, "seqLen");
         String src = RecipeException.UNSPECIFIED_SOURCE;
@@ -42,6 +58,18 @@ public record EvaluationSpec(String source, SourceOptions options, int samples, 
                     + " for the held-out part of the calibration data, or a file, directory or glob");
         }
         SampleCounts.check(src, "evaluation", samples, seqLen);
+    }
+
+    /**
+     * Evaluation without baselines.
+     *
+     * @param source see the record
+     * @param options see the record
+     * @param samples see the record
+     * @param seqLen see the record
+     */
+    public EvaluationSpec(String source, SourceOptions options, int samples, OptionalInt seqLen) {
+        this(source, options, samples, seqLen, List.of());
     }
 
     /** @return true when {@link #source()} is {@value #HELD_OUT_SOURCE} */

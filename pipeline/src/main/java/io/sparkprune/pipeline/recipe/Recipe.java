@@ -286,6 +286,8 @@ public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSp
         putOptions(e, evaluation.options());
         e.put("samples", evaluation.samples());
         putSeqLen(e, evaluation.seqLen());
+        com.fasterxml.jackson.databind.node.ArrayNode bl = e.putArray("baselines");
+        evaluation.baselines().forEach(b -> bl.add(b.id()));
         ObjectNode g = root.putObject(RecipeKeys.GATES);
         putOptional(g, "max_perplexity_increase", gates.maxPerplexityIncrease());
         putOptional(g, "min_embedding_cosine", gates.minEmbeddingCosine());

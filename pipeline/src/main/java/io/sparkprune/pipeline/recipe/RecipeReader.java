@@ -134,7 +134,31 @@ final class RecipeReader {
     private EvaluationSpec evaluation(Section s) {
         EvaluationSpec d = EvaluationSpec.DEFAULT;
         return new EvaluationSpec(s.text("source", d.source()), sourceOptions(s, d.options()),
-                s.integer("samples", d.samples()), s.intOrAuto("seq_len", d.seqLen()));
+                s.integer("samples", d.samples()), s.intOrAuto("seq_len", d.seqLen()), baselines(s));
+    }
+
+    /** {@code baselines}: a list of method names, or one text of comma-separated names (the CLI form); none is empty. */
+    private List<PruneMethod> baselines(Section s) {
+        List<String> names = new ArrayList<>();
+        for (String t : s.texts("baselines", List.of())) {
+            for (String part : t.split(",")) {
+                if (!part.isBlank()) {
+                    names.add(part.strip().toLowerCase(Locale.ROOT));
+                }
+            }
+        }
+        if (names.size() == 1 && names.get(0).equals("none")) {
+            return List.of();
+        }
+        List<PruneMethod> out = new ArrayList<>();
+        for (String n : names) {
+            if (!n.equals("magnitude") && !n.equals("wanda")) {
+                throw s.error("baselines", "unknown baseline '" + n + "'; accepted: magnitude, wanda (a list, or "
+                        + "comma-separated text such as magnitude,wanda), or none", null);
+            }
+            out.add(PruneMethod.valueOf(n.toUpperCase(Locale.ROOT)));
+        }
+        return out; // EvaluationSpec rejects duplicates, naming the key path
     }
 
     private GatesSpec gates(Section s) {

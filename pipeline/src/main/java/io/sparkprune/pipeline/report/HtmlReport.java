@@ -31,7 +31,8 @@ import org.jfree.svg.SVGGraphics2D;
  *   <li>{@code reconstruction_error}: line chart, relative reconstruction error per layer, one line
  *       per tensor (only when the report has errors, i.e. from {@code prune});</li>
  *   <li>{@code quality}: bar chart, perplexity dense vs pruned (decoders) or the similarity of the
- *       pruned model to the dense one (encoders: mean and min cosine, top-10 neighbour agreement);</li>
+ *       pruned model to the dense one (encoders: mean and min cosine, top-10 neighbour agreement),
+ *       with one more series per scored baseline ({@code quality.baselines}: magnitude, Wanda);</li>
  *   <li>{@code bytes}: bar chart, MiB of the target tensors dense vs as stored, per written format
  *       (the report's {@code storage} entries).</li>
  * </ul>
@@ -92,7 +93,16 @@ public final class HtmlReport {
         h.append("<h2>Summary</h2>\n");
         keyValueTable(h, report.path("summary"));
         h.append("<h2>Quality (held-out data)</h2>\n");
-        keyValueTable(h, report.path("quality"));
+        JsonNode quality = report.path("quality");
+        if (quality.isObject() && quality.has("baselines")) {
+            quality = ((com.fasterxml.jackson.databind.node.ObjectNode) quality).deepCopy().without("baselines");
+        }
+        keyValueTable(h, quality); // baselines get their own table below
+        if (report.path("quality").path("baselines").size() > 0) {
+            h.append("<h3>Baselines (same pattern and targets, same data)</h3>\n");
+            rowsTable(h, report.path("quality").path("baselines"), List.of("method", "pattern", "tensors", "perplexity",
+                    "perplexity_increase", "mean_cosine", "min_cosine", "top10_neighbour_agreement", "error"));
+        }
         if (report.path("storage").size() > 0) {
             h.append("<h2>Storage</h2>\n");
             rowsTable(h, report.path("storage"), List.of("format", "tensors", "dense_bytes", "stored_bytes", "ratio"));
@@ -184,8 +194,13 @@ public final class HtmlReport {
         if (q.hasNonNull("perplexity_dense") && q.hasNonNull("perplexity_pruned")) {
             ds.addValue(q.get("perplexity_dense").asDouble(), "dense", "perplexity");
             ds.addValue(q.get("perplexity_pruned").asDouble(), "compressed", "perplexity");
+            for (JsonNode b : q.path("baselines")) {
+                if (b.hasNonNull("perplexity")) {
+                    ds.addValue(b.get("perplexity").asDouble(), baselineSeries(b), "perplexity");
+                }
+            }
             valueLabel = "perplexity (lower is better)";
-            title = "Perplexity on held-out data, dense vs compressed";
+            title = "Perplexity on held-out data, dense vs compressed" + (q.path("baselines").size() > 0 ? " vs baselines" : "");
         } else if (q.hasNonNull("mean_cosine")) {
             ds.addValue(1.0, "dense (reference)", "mean cosine");
             ds.addValue(q.get("mean_cosine").asDouble(), "compressed", "mean cosine");
@@ -193,8 +208,16 @@ public final class HtmlReport {
             ds.addValue(q.path("min_cosine").asDouble(), "compressed", "min cosine");
             ds.addValue(1.0, "dense (reference)", "top-10 agreement");
             ds.addValue(q.path("top10_neighbour_agreement").asDouble(), "compressed", "top-10 agreement");
+            for (JsonNode b : q.path("baselines")) {
+                if (b.hasNonNull("mean_cosine")) {
+                    ds.addValue(b.get("mean_cosine").asDouble(), baselineSeries(b), "mean cosine");
+                    ds.addValue(b.path("min_cosine").asDouble(), baselineSeries(b), "min cosine");
+                    ds.addValue(b.path("top10_neighbour_agreement").asDouble(), baselineSeries(b), "top-10 agreement");
+                }
+            }
             valueLabel = "similarity to the dense model (1 = identical)";
-            title = "Embedding quality on held-out sentences, dense vs compressed";
+            title = "Embedding quality on held-out sentences, dense vs compressed"
+                    + (q.path("baselines").size() > 0 ? " vs baselines" : "");
         } else {
             return null;
         }
@@ -203,6 +226,11 @@ public final class HtmlReport {
             ((NumberAxis) c.getCategoryPlot().getRangeAxis()).setRange(0, 1.05);
         }
         return c;
+    }
+
+    /** @return the chart series of a {@code quality.baselines} entry, e.g. {@code "magnitude 2:4 (baseline)"} */
+    private static String baselineSeries(JsonNode b) {
+        return b.path("method").asText() + " " + b.path("pattern").asText() + " (baseline)";
     }
 
     static JFreeChart bytesChart(JsonNode storage) {

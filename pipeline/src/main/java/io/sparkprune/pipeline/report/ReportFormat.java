@@ -8,11 +8,13 @@ import io.sparkprune.kernels.InvalidInputException;
  * optional field keeps the version; renaming, removing or changing the meaning or unit of a field
  * bumps it. v2 added per-tensor {@code backend} and {@code bytes_dense}, the run facts
  * ({@code run.versions}, {@code run.executors}, {@code run.gpus_per_executor}), {@code storage},
- * {@code gates} and {@code passed}, and the report {@code kind}.
+ * {@code gates} and {@code passed}, and the report {@code kind}. v3 added {@code quality.baselines},
+ * the per-tensor quantization grid check and per-row loss summary, and made
+ * {@code summary.all_patterns_verified} also require every quantization grid verified.
  */
 public final class ReportFormat {
     /** The value of the report's {@code format} field. */
-    public static final String FORMAT = "sparkprune.report.v2";
+    public static final String FORMAT = "sparkprune.report.v3";
     /** File name of the JSON report. */
     public static final String REPORT_JSON = "report.json";
     /** File name of the per-tensor Parquet table. */
