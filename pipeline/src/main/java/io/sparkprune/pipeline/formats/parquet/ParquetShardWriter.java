@@ -138,8 +138,8 @@ public final class ParquetShardWriter implements AutoCloseable {
     /**
      * Splits tensors into work items, in order: a tensor of at most {@code maxItemBytes} dense
      * bytes (or with at most {@link #ROW_ALIGN} rows) is one item; a larger one is split into row
-     * ranges of a multiple of {@link #ROW_ALIGN} rows (and of the tile height for a fixed block
-     * encoding), the last range taking the rest.
+     * ranges of a multiple of {@link #ROW_ALIGN} rows (and of the tile height for a fixed or
+     * forced block encoding), the last range taking the rest.
      *
      * @param tensors the tensors (from headers only)
      * @param fixed the encoding to keep per tensor (e.g. from a sparse input), or empty to choose from the data
@@ -154,7 +154,7 @@ public final class ParquetShardWriter implements AutoCloseable {
             String spec = enc.map(SparseEncoding::spec).orElse(null);
             long rows = t.rows();
             long align = ROW_ALIGN;
-            if (enc.isPresent() && enc.get() instanceof SparseEncoding.Bsr b) {
+            if (enc.or(options::forced).orElse(null) instanceof SparseEncoding.Bsr b) {
                 align = lcm(ROW_ALIGN, b.rows());
             }
             long rowBytes = Math.max(1, t.rowBytes());
