@@ -1,5 +1,6 @@
 package io.sparkprune.jobs.cli;
 
+import io.sparkprune.jobs.convert.ConvertJob;
 import io.sparkprune.kernels.InvalidInputException;
 import io.sparkprune.pipeline.formats.CheckpointFormat;
 import io.sparkprune.pipeline.formats.DenseHfWriter;
@@ -7,6 +8,9 @@ import io.sparkprune.pipeline.formats.DenseTensors;
 import io.sparkprune.pipeline.formats.FormatException;
 import io.sparkprune.pipeline.formats.SideFiles;
 import io.sparkprune.pipeline.formats.compressed.CompressedTensorsCheckpoint;
+import io.sparkprune.pipeline.formats.parquet.ParquetShardManifest;
+import io.sparkprune.pipeline.formats.parquet.ParquetShardWriter;
+import io.sparkprune.pipeline.formats.parquet.ParquetShards;
 import io.sparkprune.pipeline.formats.sparse.SparseCheckpoint;
 import io.sparkprune.pipeline.formats.sparse.SparseEncoding;
 import io.sparkprune.pipeline.formats.sparse.SparseWriter;
@@ -28,6 +32,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.Callable;
+import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -37,28 +42,33 @@ import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * {@code sparkprune convert}: checkpoint format conversion. Sources: hf, sparse, onnx (BERT family),
- * compressed-tensors (dequantized); targets: hf (dense) and sparse. Output is all-or-nothing.
+ * compressed-tensors (dequantized), parquet; targets: hf (dense), sparse and parquet (a Spark job for hf
+ * and sparse inputs, {@link ConvertJob}). Output is all-or-nothing.
  */
 @Command(name = "convert", mixinStandardHelpOptions = true,
-        description = "Convert a checkpoint between formats: --from hf|sparse|onnx|compressed-tensors --to hf|sparse. "
+        description = "Convert a checkpoint between formats: --from hf|sparse|onnx|compressed-tensors|parquet --to hf|sparse|parquet. "
                 + "--to sparse compresses the targets (2-D weights of the numbered blocks by default) with the pattern "
                 + "found in the data (2:4, then 4:8, else the smaller of block and unstructured) or the one given with "
                 + "--pattern; compressed-tensors inputs are dequantized. The output directory must not exist.")
 final class ConvertCommand implements Callable<Integer> {
 
     /** Source format names. */
-    static final List<String> FROM = List.of("hf", "sparse", "onnx", "compressed-tensors");
+    static final List<String> FROM = List.of("hf", "sparse", "onnx", "compressed-tensors", "parquet");
     /** Target format names. */
-    static final List<String> TO = List.of("hf", "sparse");
+    static final List<String> TO = List.of("hf", "sparse", "parquet");
 
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--from", required = true, description = "Input format: hf, sparse, onnx, compressed-tensors.")
+    @Option(names = "--from", required = true, description = "Input format: hf, sparse, onnx, compressed-tensors, parquet.")
     String from;
 
-    @Option(names = "--to", defaultValue = "hf", description = "Output format: hf or sparse (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--to", defaultValue = "hf", description = "Output format: hf, sparse or parquet (default: ${DEFAULT-VALUE}).")
     String to;
+
+    @Option(names = "--master", paramLabel = "<url>", description = "parquet from hf or sparse: Spark master of the "
+            + "conversion job, one task per part file (default: local[*], or what spark-submit set).")
+    String master;
 
     @Parameters(index = "0", paramLabel = "<input>", description = "The input checkpoint directory or model file (e.g. model.onnx).")
     Path input;
@@ -71,16 +81,16 @@ final class ConvertCommand implements Callable<Integer> {
     Path tokenizer;
 
     @Option(names = "--pattern", paramLabel = "<pattern>",
-            description = "sparse only: store every target with this pattern (2:4, 4:8, block:RxC, unstructured, dense) "
+            description = "sparse, parquet: store every target with this pattern (2:4, 4:8, block:RxC, unstructured, dense) "
                     + "instead of detecting it; a target that is not N:M under an N:M pattern is refused.")
     String pattern;
 
     @Option(names = "--targets", paramLabel = "<name|re:regex>", split = ",",
-            description = "sparse only: tensors to compress (default: weights of numbered blocks, re:.*layers?\\\\.\\\\d+\\\\..+\\\\.weight$).")
+            description = "sparse, parquet: tensors to compress (default: weights of numbered blocks, re:.*layers?\\\\.\\\\d+\\\\..+\\\\.weight$).")
     List<String> targets;
 
     @Option(names = "--ignore", paramLabel = "<name|re:regex>", split = ",",
-            description = "sparse only: tensors never compressed (default: re:.*lm_head.*, re:.*embed.*).")
+            description = "sparse, parquet: tensors never compressed (default: re:.*lm_head.*, re:.*embed.*).")
     List<String> ignore;
 
     @Override
@@ -104,7 +114,7 @@ final class ConvertCommand implements Callable<Integer> {
             if (t.equals("hf")) {
                 writeHf(model, tok.map(ConvertCommand::readTokenizer), output);
             } else {
-                writeSparse(DenseTensors.of(model.tensors(), input.toString()), side, Map.of("format", "pt"), out);
+                emit(DenseTensors.of(model.tensors(), input.toString()), side, Map.of("format", "pt"), t, out);
             }
             out.printf("converted %s (%d tensors) to %s (%s)%n", input, model.tensors().size(), output, t);
             if (tok.isEmpty()) {
@@ -118,8 +128,16 @@ final class ConvertCommand implements Callable<Integer> {
             throw new FormatException(input.toString(), "is a " + actual.cliName() + " checkpoint, not " + f
                     + "; pass --from " + actual.cliName());
         }
+        if (t.equals("parquet") && (actual == CheckpointFormat.HF || actual == CheckpointFormat.SPARSE)) {
+            return toParquetWithSpark(actual == CheckpointFormat.SPARSE, out);
+        }
         Map<String, byte[]> side = SideFiles.read(input);
         switch (actual) {
+            case PARQUET -> {
+                try (ParquetShards p = ParquetShards.open(input)) {
+                    emit(p, side, p.originalMetadata(), t, out);
+                }
+            }
             case SPARSE -> {
                 try (SparseCheckpoint s = SparseCheckpoint.open(input)) {
                     emit(s, side, s.originalMetadata(), t, out);
@@ -148,6 +166,9 @@ final class ConvertCommand implements Callable<Integer> {
     private void emit(DenseTensors src, Map<String, byte[]> side, Map<String, String> md, String t, PrintWriter out) {
         if (t.equals("hf")) {
             DenseHfWriter.write(src, side, md, HfDirectoryWriter.DEFAULT_MAX_SHARD_BYTES, output);
+        } else if (t.equals("parquet")) {
+            ParquetShardManifest m = ParquetShardWriter.write(src, side, md, parquetOptions(), output);
+            out.printf("parquet: %d tensors in %d part files%n", m.tensors().size(), m.parts().size());
         } else {
             writeSparse(src, side, md, out);
         }
@@ -172,6 +193,27 @@ final class ConvertCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "sparse: %d of %d tensors compressed (%s); %,d bytes stored for %,d dense (%.4f)%n",
                 rep.stream().filter(r -> !(r.encoding() instanceof SparseEncoding.Dense)).count(), rep.size(),
                 kinds.isEmpty() ? "none" : String.join(", ", kinds), stored, dense, dense == 0 ? 1.0 : (double) stored / dense);
+    }
+
+    /** Parquet shards written by {@link ConvertJob} on Spark (local[*] unless --master or spark-submit says otherwise). */
+    private int toParquetWithSpark(boolean sparse, PrintWriter out) {
+        SparkSession spark = PruneCommand.session(master, Map.of());
+        try {
+            ConvertJob.Outcome o = ConvertJob.toParquet(spark, new ConvertJob.Request(input.toString(), sparse, output,
+                    parquetOptions()));
+            out.printf("converted %s (%s) to %s (parquet): %d tensors, %d part files written by %d Spark tasks%n", input,
+                    sparse ? "sparse" : "hf", output, o.manifest().tensors().size(), o.manifest().parts().size(), o.tasks());
+            out.flush();
+            return ExitCodes.OK;
+        } finally {
+            spark.stop();
+        }
+    }
+
+    private ParquetShardWriter.Options parquetOptions() {
+        ParquetShardWriter.Options d = ParquetShardWriter.Options.defaults();
+        return new ParquetShardWriter.Options(targets == null ? TensorSelector.DEFAULT_TARGETS : targets,
+                ignore == null ? TensorSelector.DEFAULT_IGNORE : ignore, pattern, d.maxItemBytes(), d.maxPartBytes());
     }
 
     static byte[] readTokenizer(Path p) {

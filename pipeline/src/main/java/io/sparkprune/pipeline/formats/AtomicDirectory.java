@@ -27,26 +27,89 @@ public final class AtomicDirectory {
      * @throws RuntimeException whatever the body throws (nothing is left behind)
      */
     public static void write(Path target, Consumer<Path> body) {
+        try (Staging s = begin(target)) {
+            body.accept(s.dir());
+            s.commit();
+        }
+    }
+
+    /**
+     * Starts writing a directory in steps (e.g. parts written by other processes into
+     * {@link Staging#dir()}, then a manifest): the explicit form of {@link #write}.
+     *
+     * @param target the directory to create; must not exist; its parent is created if missing
+     * @return the staging area; {@link Staging#commit()} renames it into place, {@link Staging#close()}
+     *     without a commit deletes it
+     * @throws InvalidInputException when the target already exists
+     * @throws UncheckedIOException when the temporary directory cannot be created
+     */
+    public static Staging begin(Path target) {
         Path abs = target.toAbsolutePath().normalize();
         if (Files.exists(abs)) {
             throw new InvalidInputException(abs + " already exists; choose a new output directory or remove it first");
         }
         Path tmp = abs.resolveSibling("." + abs.getFileName() + ".tmp-" + System.nanoTime());
-        boolean done = false;
         try {
             Files.createDirectories(tmp);
-            body.accept(tmp);
-            try {
-                Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, abs);
-            }
-            done = true;
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write output directory " + abs + ": " + e.getMessage(), e);
-        } finally {
-            if (!done) {
-                deleteTree(tmp);
+            deleteTree(tmp);
+            throw new UncheckedIOException("cannot create " + tmp + ": " + e.getMessage(), e);
+        }
+        return new Staging(abs, tmp);
+    }
+
+    /** A hidden temporary directory that becomes the target on {@link #commit()}, or disappears on {@link #close()}. */
+    public static final class Staging implements AutoCloseable {
+        private final Path target;
+        private final Path dir;
+        private boolean committed;
+
+        private Staging(Path target, Path dir) {
+            this.target = target;
+            this.dir = dir;
+        }
+
+        /** @return the temporary directory to fill ({@code .<name>.tmp-<nanos>} beside the target) */
+        public Path dir() {
+            return dir;
+        }
+
+        /** @return the final directory (absolute) */
+        public Path target() {
+            return target;
+        }
+
+        /**
+         * Renames the temporary directory to the target (atomically where the file system can).
+         *
+         * @throws InvalidInputException when the target appeared meanwhile
+         * @throws UncheckedIOException when the rename fails (the temporary directory is deleted on close)
+         * @throws IllegalStateException when already committed
+         */
+        public void commit() {
+            if (committed) {
+                throw new IllegalStateException(target + " is already committed");
+            }
+            if (Files.exists(target)) {
+                throw new InvalidInputException(target + " already exists; choose a new output directory or remove it first");
+            }
+            try {
+                try {
+                    Files.move(dir, target, StandardCopyOption.ATOMIC_MOVE);
+                } catch (AtomicMoveNotSupportedException e) {
+                    Files.move(dir, target);
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot write output directory " + target + ": " + e.getMessage(), e);
+            }
+            committed = true;
+        }
+
+        /** Deletes the temporary directory unless committed. */
+        @Override
+        public void close() {
+            if (!committed) {
+                deleteTree(dir);
             }
         }
     }

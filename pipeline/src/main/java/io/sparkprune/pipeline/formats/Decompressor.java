@@ -3,6 +3,7 @@ package io.sparkprune.pipeline.formats;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.sparkprune.pipeline.formats.compressed.CompressedTensorsCheckpoint;
+import io.sparkprune.pipeline.formats.parquet.ParquetShards;
 import io.sparkprune.pipeline.formats.sparse.SparseCheckpoint;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import java.nio.file.Path;
@@ -10,8 +11,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * Writes any checkpoint (hf, sparse, compressed-tensors) as a dense Hugging Face directory,
- * all-or-nothing. A sparse checkpoint comes back bit for bit: the same tensors in the same order,
+ * Writes any checkpoint (hf, sparse, parquet, compressed-tensors) as a dense Hugging Face directory,
+ * all-or-nothing. A sparse or parquet checkpoint comes back bit for bit: the same tensors in the same order,
  * the original {@code __metadata__}, the side files byte for byte. A compressed-tensors one comes
  * back dequantized in its scale dtype, config.json without {@code quantization_config} (a nested
  * {@code sparsity_config} moves to the top level).
@@ -21,7 +22,7 @@ public final class Decompressor {
     }
 
     /**
-     * @param input checkpoint directory (hf, sparse or compressed-tensors)
+     * @param input checkpoint directory (hf, sparse, parquet or compressed-tensors)
      * @param output directory to create; must not exist
      * @param maxShardBytes largest safetensors file before sharding
      * @return the input's format
@@ -42,6 +43,11 @@ public final class Decompressor {
                     Map<String, byte[]> s2 = new LinkedHashMap<>(side);
                     s2.put("config.json", withoutQuantizationConfig(side.get("config.json"), input + "/config.json"));
                     DenseHfWriter.write(c, s2, Map.of("format", "pt"), maxShardBytes, output);
+                }
+            }
+            case PARQUET -> {
+                try (ParquetShards p = ParquetShards.open(input)) {
+                    DenseHfWriter.write(p, side, p.originalMetadata(), maxShardBytes, output);
                 }
             }
             case HF -> {

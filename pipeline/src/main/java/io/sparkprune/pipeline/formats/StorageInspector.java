@@ -1,12 +1,14 @@
 package io.sparkprune.pipeline.formats;
 
 import io.sparkprune.pipeline.formats.compressed.CompressedTensorsCheckpoint;
+import io.sparkprune.pipeline.formats.parquet.ParquetShardManifest;
+import io.sparkprune.pipeline.formats.parquet.ParquetShards;
 import io.sparkprune.pipeline.formats.sparse.SparseCheckpoint;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-/** Bytes on disk per tensor of a sparse or compressed-tensors checkpoint, against its dense size. */
+/** Bytes on disk per tensor of a sparse, parquet (payload bytes) or compressed-tensors checkpoint, against its dense size. */
 public final class StorageInspector {
     private StorageInspector() {
     }
@@ -60,7 +62,7 @@ public final class StorageInspector {
     }
 
     /**
-     * @param dir a local sparse or compressed-tensors checkpoint directory
+     * @param dir a local sparse, parquet or compressed-tensors checkpoint directory
      * @return its storage, or empty for any other format
      * @throws io.sparkprune.kernels.InvalidInputException for a malformed checkpoint
      */
@@ -71,6 +73,22 @@ public final class StorageInspector {
             try (SparseCheckpoint s = SparseCheckpoint.open(dir)) {
                 for (String n : s.names()) {
                     out.add(new TensorStorage(n, s.storage(n), s.denseBytes(n), s.storedBytes(n)));
+                }
+            }
+        } else if (f == CheckpointFormat.PARQUET) {
+            try (ParquetShards p = ParquetShards.open(dir)) {
+                for (String n : p.names()) {
+                    long stored = 0;
+                    java.util.Set<String> specs = new java.util.LinkedHashSet<>();
+                    for (ParquetShards.Record r : p.records(n)) {
+                        specs.add(r.encoding().spec());
+                        for (byte[] b : r.payload()) {
+                            stored += b.length;
+                        }
+                    }
+                    ParquetShardManifest.Tensor t = p.manifest().tensors().stream().filter(x -> x.name().equals(n))
+                            .findFirst().orElseThrow();
+                    out.add(new TensorStorage(n, String.join("+", specs), t.rows() * t.rowBytes(), stored));
                 }
             }
         } else if (f == CheckpointFormat.COMPRESSED_TENSORS) {

@@ -76,7 +76,7 @@ public final class SparseWriter {
     public record TensorReport(String name, SparseEncoding encoding, long denseBytes, long storedBytes) {
     }
 
-    private record Plan(SparseManifest.Entry entry, long count) {
+    record Plan(SparseManifest.Entry entry, long count) {
     }
 
     /**
@@ -175,10 +175,8 @@ public final class SparseWriter {
                              Function<String, Optional<QuantizedWeights>> quantized) {
         DType dtype = src.dtype(name);
         long[] shape = src.shape(name);
-        SparseEncoding dense = new SparseEncoding.Dense();
-        if (shape.length != 2 || !dtype.isFloatingPoint() || !options.targets().isTarget(name)
-                || options.encoding().map(e -> e instanceof SparseEncoding.Dense).orElse(false)) {
-            return new Plan(new SparseManifest.Entry(name, dense, dtype, shape), 0);
+        if (!compressible(name, dtype, shape, options.targets(), options.encoding())) {
+            return new Plan(new SparseManifest.Entry(name, new SparseEncoding.Dense(), dtype, shape), 0);
         }
         if (options.encoding().orElse(null) instanceof SparseEncoding.NofM nm) {
             Optional<QuantizedWeights> q = quantized.apply(name);
@@ -199,13 +197,27 @@ public final class SparseWriter {
             throw new FormatException(src.source(), "tensor '" + name + "' " + Arrays.toString(shape) + " is over 2 GiB; "
                     + "the sparse writer holds one tensor in memory and cannot take it: leave it out of the targets");
         }
+        return choose(src.source(), name, dtype, shape, bytes(src.read(name)), options.encoding());
+    }
+
+    /** @return whether the tensor is a candidate for a non-dense encoding: a 2-D floating-point target, not forced dense */
+    static boolean compressible(String name, DType dtype, long[] shape, TensorSelector targets,
+                                Optional<SparseEncoding> forced) {
+        return shape.length == 2 && dtype.isFloatingPoint() && targets.isTarget(name)
+                && !forced.map(e -> e instanceof SparseEncoding.Dense).orElse(false);
+    }
+
+    /**
+     * The encoding (and stored tile or entry count) of a compressible 2-D tensor: the forced one,
+     * checked against the data, else the automatic choice of {@link #detect}.
+     */
+    static Plan choose(String source, String name, DType dtype, long[] shape, byte[] d, Optional<SparseEncoding> forced) {
         int rows = (int) shape[0];
         int cols = (int) shape[1];
         int e = dtype.byteSize();
-        byte[] d = bytes(src.read(name));
-        if (options.encoding().isPresent()) {
-            SparseEncoding enc = options.encoding().get();
-            String where = src.source() + ": '" + name + "'";
+        if (forced.isPresent()) {
+            SparseEncoding enc = forced.get();
+            String where = source + ": '" + name + "'";
             if (enc instanceof SparseEncoding.NofM nm) {
                 if (cols % nm.m() != 0) {
                     throw new FormatException(where, nm.spec() + " needs in_features divisible by " + nm.m() + ", got "
