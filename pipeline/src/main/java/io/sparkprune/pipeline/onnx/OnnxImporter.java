@@ -436,19 +436,19 @@ public final class OnnxImporter {
         config.put("attention_probs_dropout_prob", 0.1);
         config.put("hidden_act", act);
         config.put("hidden_dropout_prob", 0.1);
-        config.put("hidden_size", Math.toIntExact(hidden));
+        config.put("hidden_size", configInt("hidden_size", hidden, source));
         config.put("initializer_range", 0.02);
-        config.put("intermediate_size", Math.toIntExact(intermediate));
+        config.put("intermediate_size", configInt("intermediate_size", intermediate, source));
         config.put("layer_norm_eps", eps);
-        config.put("max_position_embeddings", Math.toIntExact(maxPositions));
+        config.put("max_position_embeddings", configInt("max_position_embeddings", maxPositions, source));
         config.put("model_type", "bert");
-        config.put("num_attention_heads", Math.toIntExact(heads));
+        config.put("num_attention_heads", configInt("num_attention_heads", heads, source));
         config.put("num_hidden_layers", layers);
         config.put("pad_token_id", 0);
         config.put("position_embedding_type", "absolute");
         config.put("torch_dtype", torchDtype(tensors.get(BertNames.WORD_EMBEDDINGS).dtype()));
-        config.put("type_vocab_size", Math.toIntExact(typeVocab));
-        config.put("vocab_size", Math.toIntExact(vocab));
+        config.put("type_vocab_size", configInt("type_vocab_size", typeVocab, source));
+        config.put("vocab_size", configInt("vocab_size", vocab, source));
 
         LinkedHashMap<String, HostTensor> ordered = new LinkedHashMap<>();
         List<String> order = new ArrayList<>(BertNames.embeddingParameters());
@@ -465,6 +465,15 @@ public final class OnnxImporter {
         LOG.info("{}: imported BERT-family ONNX model, {} layers, hidden {}, {} heads, intermediate {}, vocab {}, {} tensors",
                 source, layers, hidden, heads, intermediate, vocab, ordered.size());
         return new ImportedModel(config, ordered, source);
+    }
+
+    /** A config size from the graph's shapes: 1 .. Integer.MAX_VALUE, else the graph is corrupt. */
+    private static int configInt(String key, long value, String source) {
+        if (value < 1 || value > Integer.MAX_VALUE) {
+            throw new OnnxFormatException("ONNX file " + source + ": the parameter shapes give " + key + " = " + value
+                    + ", outside 1 .. " + Integer.MAX_VALUE + "; the file is corrupt. " + EXPORT_HINT);
+        }
+        return (int) value;
     }
 
     /** Shape checks over the decoded parameters, with messages that name the ONNX source. */

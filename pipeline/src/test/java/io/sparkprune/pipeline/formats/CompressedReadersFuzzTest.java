@@ -109,6 +109,33 @@ class CompressedReadersFuzzTest {
                 Kind.WEIGHT_SHAPE, Kind.CONFIG_VALUES, Kind.CONFIG_BYTES), CompressedReadersFuzzTest::readCompressed);
     }
 
+    /**
+     * Crafted, not random: a BSR entry whose shape and block are consistent with its (empty)
+     * components (no tiles stored; a values tensor [0, br, bc] the safetensors header accepts), but
+     * whose dense size (2^31 - 1) x (2^31 - 2) x 4 bytes overflows a long to a negative value.
+     */
+    @Test
+    void aBsrEntryWhoseDenseSizeOverflowsIsATypedError() throws Exception {
+        long n = Integer.MAX_VALUE;
+        long bc = (n - 1) / 2;
+        String manifest = "{\"format\":\"sparkprune-sparse\",\"version\":1,\"metadata\":{},\"tensors\":[{\"name\":\"w\","
+                + "\"encoding\":\"bsr\",\"dtype\":\"F32\",\"shape\":[" + n + "," + (n - 1) + "],\"block\":[" + n + "," + bc
+                + "]}]}";
+        ObjectNode h = JSON.createObjectNode();
+        h.putObject("__metadata__").put("sparkprune.sparse", manifest);
+        h.putObject("w.values").put("dtype", "F32").set("shape", JSON.createArrayNode().add(0).add(n).add(bc));
+        ((ObjectNode) h.get("w.values")).putArray("data_offsets").add(0).add(0);
+        h.putObject("w.col_indices").put("dtype", "I32").putArray("shape").add(0);
+        ((ObjectNode) h.get("w.col_indices")).putArray("data_offsets").add(0).add(0);
+        h.putObject("w.row_ptr").put("dtype", "I64").putArray("shape").add(2);
+        ((ObjectNode) h.get("w.row_ptr")).putArray("data_offsets").add(0).add(16);
+        Path dir = tmp.resolve("overflow");
+        Files.createDirectories(dir);
+        Files.write(dir.resolve("model.safetensors"), join(h, new byte[16]));
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> readSparse(dir)).isInstanceOf(FormatException.class)
+                .hasMessageContaining("'w'");
+    }
+
     private static boolean readSparse(Path dir) {
         try (SparseCheckpoint s = SparseCheckpoint.open(dir)) {
             for (String n : s.names()) {
