@@ -2,6 +2,7 @@ package io.sparkprune.jobs.cli;
 
 import io.sparkprune.jobs.convert.ConvertJob;
 import io.sparkprune.kernels.InvalidInputException;
+import io.sparkprune.pipeline.formats.AtomicDirectory;
 import io.sparkprune.pipeline.formats.CheckpointFormat;
 import io.sparkprune.pipeline.formats.DenseHfWriter;
 import io.sparkprune.pipeline.formats.DenseTensors;
@@ -16,7 +17,9 @@ import io.sparkprune.pipeline.formats.sparse.SparseEncoding;
 import io.sparkprune.pipeline.formats.sparse.SparseWriter;
 import io.sparkprune.pipeline.hf.HfDirectoryWriter;
 import io.sparkprune.pipeline.onnx.ImportedModel;
+import io.sparkprune.pipeline.onnx.OnnxExporter;
 import io.sparkprune.pipeline.onnx.OnnxImporter;
+import io.sparkprune.pipeline.onnx.proto.OnnxProto.ModelProto;
 import io.sparkprune.pipeline.recipe.TensorSelector;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import java.io.IOException;
@@ -42,20 +45,22 @@ import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * {@code sparkprune convert}: checkpoint format conversion. Sources: hf, sparse, onnx (BERT family),
- * compressed-tensors (dequantized), parquet; targets: hf (dense), sparse and parquet (a Spark job for hf
- * and sparse inputs, {@link ConvertJob}). Output is all-or-nothing.
+ * compressed-tensors (dequantized), parquet; targets: hf (dense), sparse, parquet (a Spark job for hf
+ * and sparse inputs, {@link ConvertJob}) and onnx (BERT family, onto the graph given with
+ * {@code --onnx-template}, see {@link OnnxExporter}). Output is all-or-nothing.
  */
 @Command(name = "convert", mixinStandardHelpOptions = true,
-        description = "Convert a checkpoint between formats: --from hf|sparse|onnx|compressed-tensors|parquet --to hf|sparse|parquet. "
+        description = "Convert a checkpoint between formats: --from hf|sparse|onnx|compressed-tensors|parquet --to hf|sparse|parquet|onnx. "
                 + "--to sparse compresses the targets (2-D weights of the numbered blocks by default) with the pattern "
                 + "found in the data (2:4, then 4:8, else the smaller of block and unstructured) or the one given with "
-                + "--pattern; compressed-tensors inputs are dequantized. The output directory must not exist.")
+                + "--pattern; compressed-tensors inputs are dequantized. --to onnx (BERT family) writes <output>/model.onnx: the graph of "
+                + "--onnx-template with the checkpoint's parameters in place of its initializers. The output directory must not exist.")
 final class ConvertCommand implements Callable<Integer> {
 
     /** Source format names. */
     static final List<String> FROM = List.of("hf", "sparse", "onnx", "compressed-tensors", "parquet");
     /** Target format names. */
-    static final List<String> TO = List.of("hf", "sparse", "parquet");
+    static final List<String> TO = List.of("hf", "sparse", "parquet", "onnx");
 
     @Spec
     CommandSpec spec;
@@ -63,7 +68,7 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--from", required = true, description = "Input format: hf, sparse, onnx, compressed-tensors, parquet.")
     String from;
 
-    @Option(names = "--to", defaultValue = "hf", description = "Output format: hf, sparse or parquet (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--to", defaultValue = "hf", description = "Output format: hf, sparse, parquet or onnx (default: ${DEFAULT-VALUE}).")
     String to;
 
     @Option(names = "--master", paramLabel = "<url>", description = "parquet from hf or sparse: Spark master of the "
@@ -79,6 +84,11 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", paramLabel = "<tokenizer.json>",
             description = "onnx only: tokenizer.json to copy into the output (default: found next to the ONNX file, if any).")
     Path tokenizer;
+
+    @Option(names = "--onnx-template", paramLabel = "<model.onnx>",
+            description = "onnx only (required with --to onnx): the ONNX file the checkpoint was imported from; its graph is "
+                    + "written to <output>/model.onnx with the checkpoint's parameters in place of its initializers.")
+    Path onnxTemplate;
 
     @Option(names = "--pattern", paramLabel = "<pattern>",
             description = "sparse, parquet: store every target with this pattern (2:4, 4:8, block:RxC, unstructured, dense) "
@@ -104,6 +114,11 @@ final class ConvertCommand implements Callable<Integer> {
         if (!TO.contains(t)) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--to must be one of " + TO + ", got '" + to
                     + "' (compressed-tensors is a source only: it is written by quantized prune runs)");
+        }
+        if (t.equals("onnx") && (f.equals("onnx") || onnxTemplate == null)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), f.equals("onnx")
+                    ? "--to onnx needs an hf, sparse or compressed-tensors source, got --from onnx"
+                    : "--to onnx needs --onnx-template <model.onnx>: the ONNX file the checkpoint was imported from");
         }
         if (f.equals("onnx")) {
             ImportedModel model = OnnxImporter.importModel(input);
@@ -169,6 +184,8 @@ final class ConvertCommand implements Callable<Integer> {
         } else if (t.equals("parquet")) {
             ParquetShardManifest m = ParquetShardWriter.write(src, side, md, parquetOptions(), output);
             out.printf("parquet: %d tensors in %d part files%n", m.tensors().size(), m.parts().size());
+        } else if (t.equals("onnx")) {
+            writeOnnx(src, side, out);
         } else {
             writeSparse(src, side, md, out);
         }
@@ -214,6 +231,23 @@ final class ConvertCommand implements Callable<Integer> {
         ParquetShardWriter.Options d = ParquetShardWriter.Options.defaults();
         return new ParquetShardWriter.Options(targets == null ? TensorSelector.DEFAULT_TARGETS : targets,
                 ignore == null ? TensorSelector.DEFAULT_IGNORE : ignore, pattern, d.maxItemBytes(), d.maxPartBytes());
+    }
+
+    /** {@code --to onnx}: the template's graph with the source's parameters, plus config and tokenizer, all-or-nothing. */
+    private void writeOnnx(DenseTensors src, Map<String, byte[]> side, PrintWriter out) {
+        ModelProto template = OnnxImporter.parseModel(onnxTemplate);
+        OnnxExporter.Result r = OnnxExporter.export(template, onnxTemplate.toString(), src);
+        Map<String, byte[]> files = new LinkedHashMap<>(side);
+        Optional<Path> tok = tokenizer != null ? Optional.of(tokenizer) : OnnxImporter.findTokenizer(onnxTemplate);
+        if (tokenizer != null || !files.containsKey("tokenizer.json")) {
+            tok.ifPresent(p -> files.put("tokenizer.json", readTokenizer(p)));
+        }
+        AtomicDirectory.write(output, dir -> {
+            OnnxExporter.write(r.model(), dir.resolve("model.onnx"));
+            SideFiles.write(dir, files);
+        });
+        out.printf("onnx: %d parameters written into the graph of %s%s%n", r.replaced().size(), onnxTemplate,
+                r.unused().isEmpty() ? "" : "; not in the graph, left out: " + r.unused());
     }
 
     static byte[] readTokenizer(Path p) {

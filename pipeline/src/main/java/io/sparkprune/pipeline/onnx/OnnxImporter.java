@@ -19,6 +19,7 @@ import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.Deque;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -99,12 +100,6 @@ public final class OnnxImporter {
     private static final String EXPORT_HINT = "Fix: export a plain BertModel, e.g. with `optimum-cli export onnx --model <hf-id>"
             + " --task feature-extraction <dir>` or torch.onnx.export, without onnxruntime graph optimization";
 
-    /** Where one HF parameter comes from. */
-    private record Source(String initializer, boolean transpose, String origin) {
-        String describe() {
-            return "initializer '" + initializer + "'" + (transpose ? " (stored in x out, transposed)" : "") + ", " + origin;
-        }
-    }
 
     private OnnxImporter() {
     }
@@ -230,23 +225,25 @@ public final class OnnxImporter {
     }
 
     /**
-     * Maps a parsed BERT-family graph to HF form (see the class comment for the rules).
+     * The mapping {@link #fromModelProto} applies, without decoding any tensor: for each HF
+     * {@code BertModel} parameter the ONNX initializer holding it and whether it is stored
+     * transposed (in x out). {@link OnnxExporter} inverts it.
      *
      * @param model a parsed ONNX model
-     * @param source file or label for messages; becomes {@link ImportedModel#source()}
-     * @return config and parameters; tensors from {@code raw_data} initializers that need no
-     *     transpose are read-only views of the model's bytes
-     * @throws OnnxFormatException when the graph is not BERT-family (no
-     *     {@code embeddings.word_embeddings.weight}), a MatMul/Gemm weight's node name and
-     *     initializer name name no BertModel Linear module, parameters are missing, duplicated,
-     *     not floating point or of inconsistent shapes, a tensor keeps external data, or heads,
-     *     LayerNorm epsilon or activation cannot be inferred
+     * @param source file or label for messages
+     * @return HF parameter name &rarr; its initializer, in graph order (MatMul/Gemm weights first,
+     *     then named initializers); shapes are not checked here
+     * @throws OnnxFormatException when the graph is not BERT-family, computes RoBERTa-style
+     *     position ids, a MatMul/Gemm weight names no BertModel Linear module, or two initializers
+     *     map to one parameter
      */
-    public static ImportedModel fromModelProto(ModelProto model, String source) {
-        GraphProto graph = model.getGraph();
-        GraphIndex g = new GraphIndex(graph);
-        Map<String, Source> sources = new LinkedHashMap<>();
-        Map<String, List<String>> linearOutputs = new HashMap<>();
+    public static Map<String, OnnxParameter> parameterMap(ModelProto model, String source) {
+        return Collections.unmodifiableMap(mapParameters(new GraphIndex(model.getGraph()), source, new HashMap<>()));
+    }
+
+    private static Map<String, OnnxParameter> mapParameters(GraphIndex g, String source, Map<String, List<String>> linearOutputs) {
+        GraphProto graph = g.graph;
+        Map<String, OnnxParameter> sources = new LinkedHashMap<>();
         Set<String> linearInitializers = new HashSet<>();
 
         // 0. Is it BERT-family at all?
@@ -300,9 +297,9 @@ public final class OnnxImporter {
                         + " /pooler/dense, possibly behind a prefix such as /bert). Extra heads (classifiers, Dense layers) are"
                         + " not part of BertModel. " + EXPORT_HINT + " (torch >= 1.13 names nodes after their modules)");
             }
-            Source s = new Source(w.initializer(), !storedOutIn, node.getOpType() + " node '" + node.getName() + "'");
-            Source prev = sources.putIfAbsent(hf, s);
-            if (prev != null && !(prev.initializer().equals(s.initializer()) && prev.transpose() == s.transpose())) {
+            OnnxParameter s = new OnnxParameter(hf, w.initializer(), !storedOutIn, node.getOpType() + " node '" + node.getName() + "'");
+            OnnxParameter prev = sources.putIfAbsent(hf, s);
+            if (prev != null && !(prev.initializer().equals(s.initializer()) && prev.transposed() == s.transposed())) {
                 throw new OnnxFormatException("ONNX file " + source + ": two weights map to '" + hf + "': " + prev.describe()
                         + " and " + s.describe() + ". " + EXPORT_HINT);
             }
@@ -322,7 +319,7 @@ public final class OnnxImporter {
                 skipped.add(name);
                 continue;
             }
-            Source prev = sources.putIfAbsent(hf, new Source(name, false, "named initializer"));
+            OnnxParameter prev = sources.putIfAbsent(hf, new OnnxParameter(hf, name, false, "named initializer"));
             if (prev != null) {
                 throw new OnnxFormatException("ONNX file " + source + ": both " + prev.describe() + " and initializer '" + name
                         + "' map to the BertModel parameter '" + hf + "'. " + EXPORT_HINT);
@@ -332,18 +329,39 @@ public final class OnnxImporter {
             LOG.debug("{}: skipped {} initializers that are graph constants, not BertModel parameters: {}", source,
                     skipped.size(), skipped);
         }
+        return sources;
+    }
+
+    /**
+     * Maps a parsed BERT-family graph to HF form (see the class comment for the rules).
+     *
+     * @param model a parsed ONNX model
+     * @param source file or label for messages; becomes {@link ImportedModel#source()}
+     * @return config and parameters; tensors from {@code raw_data} initializers that need no
+     *     transpose are read-only views of the model's bytes
+     * @throws OnnxFormatException when the graph is not BERT-family (no
+     *     {@code embeddings.word_embeddings.weight}), a MatMul/Gemm weight's node name and
+     *     initializer name name no BertModel Linear module, parameters are missing, duplicated,
+     *     not floating point or of inconsistent shapes, a tensor keeps external data, or heads,
+     *     LayerNorm epsilon or activation cannot be inferred
+     */
+    public static ImportedModel fromModelProto(ModelProto model, String source) {
+        GraphProto graph = model.getGraph();
+        GraphIndex g = new GraphIndex(graph);
+        Map<String, List<String>> linearOutputs = new HashMap<>();
+        Map<String, OnnxParameter> sources = mapParameters(g, source, linearOutputs);
 
         // 3. Decode, transposing MatMul weights to out x in.
         Map<String, HostTensor> tensors = new HashMap<>();
-        for (Map.Entry<String, Source> e : sources.entrySet()) {
-            Source s = e.getValue();
+        for (Map.Entry<String, OnnxParameter> e : sources.entrySet()) {
+            OnnxParameter s = e.getValue();
             HostTensor t = OnnxTensors.toHostTensor(g.initializer(s.initializer()), source);
             if (!t.dtype().isFloatingPoint()) {
                 throw new OnnxFormatException("ONNX file " + source + ": BertModel parameter '" + e.getKey() + "' (" + s.describe()
                         + ") has element type " + t.dtype() + "; parameters must be floating point (quantized exports are not"
                         + " supported). " + EXPORT_HINT + " in float32");
             }
-            tensors.put(e.getKey(), s.transpose() ? OnnxTensors.transpose2d(t) : t);
+            tensors.put(e.getKey(), s.transposed() ? OnnxTensors.transpose2d(t) : t);
         }
 
         // 4. Structure and shapes.
@@ -418,19 +436,19 @@ public final class OnnxImporter {
         config.put("attention_probs_dropout_prob", 0.1);
         config.put("hidden_act", act);
         config.put("hidden_dropout_prob", 0.1);
-        config.put("hidden_size", Math.toIntExact(hidden));
+        config.put("hidden_size", configInt("hidden_size", hidden, source));
         config.put("initializer_range", 0.02);
-        config.put("intermediate_size", Math.toIntExact(intermediate));
+        config.put("intermediate_size", configInt("intermediate_size", intermediate, source));
         config.put("layer_norm_eps", eps);
-        config.put("max_position_embeddings", Math.toIntExact(maxPositions));
+        config.put("max_position_embeddings", configInt("max_position_embeddings", maxPositions, source));
         config.put("model_type", "bert");
-        config.put("num_attention_heads", Math.toIntExact(heads));
+        config.put("num_attention_heads", configInt("num_attention_heads", heads, source));
         config.put("num_hidden_layers", layers);
         config.put("pad_token_id", 0);
         config.put("position_embedding_type", "absolute");
         config.put("torch_dtype", torchDtype(tensors.get(BertNames.WORD_EMBEDDINGS).dtype()));
-        config.put("type_vocab_size", Math.toIntExact(typeVocab));
-        config.put("vocab_size", Math.toIntExact(vocab));
+        config.put("type_vocab_size", configInt("type_vocab_size", typeVocab, source));
+        config.put("vocab_size", configInt("vocab_size", vocab, source));
 
         LinkedHashMap<String, HostTensor> ordered = new LinkedHashMap<>();
         List<String> order = new ArrayList<>(BertNames.embeddingParameters());
@@ -449,8 +467,17 @@ public final class OnnxImporter {
         return new ImportedModel(config, ordered, source);
     }
 
+    /** A config size from the graph's shapes: 1 .. Integer.MAX_VALUE, else the graph is corrupt. */
+    private static int configInt(String key, long value, String source) {
+        if (value < 1 || value > Integer.MAX_VALUE) {
+            throw new OnnxFormatException("ONNX file " + source + ": the parameter shapes give " + key + " = " + value
+                    + ", outside 1 .. " + Integer.MAX_VALUE + "; the file is corrupt. " + EXPORT_HINT);
+        }
+        return (int) value;
+    }
+
     /** Shape checks over the decoded parameters, with messages that name the ONNX source. */
-    private record Shapes(String source, Map<String, HostTensor> tensors, Map<String, Source> sources) {
+    private record Shapes(String source, Map<String, HostTensor> tensors, Map<String, OnnxParameter> sources) {
 
         HostTensor get(String name) {
             HostTensor t = tensors.get(name);

@@ -1,5 +1,5 @@
 /**
- * ONNX import: reads a BERT-family sentence-embedding export (for example the default
+ * ONNX import and export: reads a BERT-family sentence-embedding export (for example the default
  * all-MiniLM-L6-v2 model) and turns it into a Hugging Face {@code BertModel} checkpoint in memory:
  * a {@code config.json} tree and the parameters under the names and layouts HF uses.
  *
@@ -8,8 +8,11 @@
  * parsed model serializes back to the same bytes.
  *
  * <p>Entry points: {@link io.sparkprune.pipeline.onnx.OnnxImporter} and its result
- * {@link io.sparkprune.pipeline.onnx.ImportedModel}; {@link io.sparkprune.pipeline.onnx.OnnxTensors}
+ * {@link io.sparkprune.pipeline.onnx.ImportedModel}; {@link io.sparkprune.pipeline.onnx.OnnxExporter}
+ * writes (pruned) parameters back into the graph they were imported from, using the importer's
+ * {@link io.sparkprune.pipeline.onnx.OnnxParameter} mapping; {@link io.sparkprune.pipeline.onnx.OnnxTensors}
  * converts single tensors between ONNX {@code TensorProto} and {@link io.sparkprune.kernels.HostTensor}.
- * Bad input raises {@link io.sparkprune.pipeline.onnx.OnnxFormatException}.
+ * Bad input raises {@link io.sparkprune.pipeline.onnx.OnnxFormatException}; tensors that do not fit
+ * the template raise {@link io.sparkprune.pipeline.onnx.OnnxExportException}.
  */
 package io.sparkprune.pipeline.onnx;

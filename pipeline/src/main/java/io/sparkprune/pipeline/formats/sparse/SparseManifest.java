@@ -91,11 +91,14 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
             return (int) shape[1];
         }
 
-        /** @return dense bytes */
+        /**
+         * @return dense bytes
+         * @throws ArithmeticException when they overflow a long ({@link #parse} refuses such entries)
+         */
         public long denseBytes() {
             long n = dtype.byteSize();
             for (long s : shape) {
-                n *= s;
+                n = Math.multiplyExact(n, s);
             }
             return n;
         }
@@ -260,6 +263,15 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
                 throw new FormatException(where, "bad shape " + s + "; the file is corrupt: re-create it");
             }
             shape[k] = s.get(k).asLong();
+        }
+        try {
+            long bytes = dtype.byteSize();
+            for (long d : shape) {
+                bytes = Math.multiplyExact(bytes, d);
+            }
+        } catch (ArithmeticException e) {
+            throw new FormatException(where, "shape " + Arrays.toString(shape) + " of " + dtype + " has more bytes than a "
+                    + "64-bit count holds; the file is corrupt: re-create it", e);
         }
         String kind = t.path("encoding").asText("");
         SparseEncoding enc;
