@@ -251,6 +251,7 @@ __global__ void __launch_bounds__(256) potf2_inv_f64(int kb, double* __restrict_
 
 // dgemm_f64: C = alpha * A * op(B) + beta * C, fp64 FMAs, 64 x 64 tiles per 256 threads, 4 x 4 per
 // thread. A is m x k; B is k x n (transB = 0) or n x k (transB = 1). beta == 0: C is not read.
+// Batched over blockIdx.z: problem z uses A + z*sA, B + z*sB, C + z*sC (elements).
 // lowerC: only C's lower triangle (j <= i) is computed and written (tiles above it exit).
 // aLower: A is lower triangular (A[i][l] = 0 for l > i), so a tile's inner loop stops at its last row.
 // In place (C overlapping A) is allowed only when n <= 64 (one tile column: each block reads its
@@ -258,8 +259,11 @@ __global__ void __launch_bounds__(256) potf2_inv_f64(int kb, double* __restrict_
 __global__ void __launch_bounds__(256)
 dgemm_f64(int transB, int lowerC, int aLower, int m, int n, int k, double alpha,
           const double* A, int lda, const double* __restrict__ B, int ldb,
-          double beta, double* C, int ldc)
+          double beta, double* C, int ldc, long sA, long sB, long sC)
 {
+    A += blockIdx.z * sA;
+    B += blockIdx.z * sB;
+    C += blockIdx.z * sC;
     const int i0 = blockIdx.y * D_T, j0 = blockIdx.x * D_T;
     if (lowerC && j0 > i0 + D_T - 1) return;
     __shared__ double As[D_TK][D_T + 1];

@@ -718,12 +718,21 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     private void dgemm(boolean transB, boolean lowerC, boolean aLower, int m, int n, int k, double alpha,
                        CUdeviceptr a, int lda, CUdeviceptr b, int ldb, double beta, CUdeviceptr c, int ldc, String what) {
-        if (m <= 0 || n <= 0) {
+        dgemmBatched(1, 0, 0, 0, transB, lowerC, aLower, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, what);
+    }
+
+    /** {@code batch} independent products, problem z at element offsets {@code z·sA, z·sB, z·sC}. */
+    private void dgemmBatched(int batch, long sA, long sB, long sC, boolean transB, boolean lowerC, boolean aLower,
+                              int m, int n, int k, double alpha, CUdeviceptr a, int lda, CUdeviceptr b, int ldb,
+                              double beta, CUdeviceptr c, int ldc, String what) {
+        if (m <= 0 || n <= 0 || batch <= 0) {
             return;
         }
         Pointer params = Pointer.to(p(transB ? 1 : 0), p(lowerC ? 1 : 0), p(aLower ? 1 : 0), p(m), p(n), p(k),
-                p(alpha), p(a), p(lda), p(b), p(ldb), p(beta), p(c), p(ldc));
-        launchAsync("dgemm_f64 " + what, fDgemm, (n + 63) / 64, (m + 63) / 64, 256, 0, params);
+                p(alpha), p(a), p(lda), p(b), p(ldb), p(beta), p(c), p(ldc), Pointer.to(new long[] {sA}),
+                Pointer.to(new long[] {sB}), Pointer.to(new long[] {sC}));
+        Driver.check("cuLaunchKernel dgemm_f64 " + what, () -> JCudaDriver.cuLaunchKernel(fDgemm, (n + 63) / 64,
+                (m + 63) / 64, batch, 256, 1, 1, 0, null, params, null));
     }
 
     /**
@@ -761,20 +770,41 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         if (flag[0] != 0) {
             return false;
         }
-        int nb = (n + FB - 1) / FB;
-        for (int j = nb - 2; j >= 0; j--) {
-            int c0 = j * FB;
-            int r0 = c0 + FB;
-            int m = n - r0;
-            dgemm(false, false, false, m, FB, FB, 1.0, r.at(8L * ((long) r0 * n + c0)), n, x.at(8L * ((long) c0 * n + c0)),
-                    n, 0.0, t.pointer(), FB, "trtri L21·X11 " + c0);
-            dgemm(false, false, true, m, FB, m, -1.0, x.at(8L * ((long) r0 * n + r0)), n, t.pointer(), FB, 0.0,
-                    x.at(8L * ((long) r0 * n + c0)), n, "trtri X22·T " + c0);
+        // X = L⁻¹ by recursive doubling: the diagonal FB-blocks of X hold their inverses (potf2_inv_f64);
+        // at level s, for each pair of s-blocks [A 0; B C] of L on the diagonal,
+        // X21 = -C⁻¹·(B·A⁻¹), all pairs of a level in one batched launch per product.
+        for (int s = FB; s < n; s *= 2) {
+            int full = n / (2 * s);              // pairs with both halves of size s
+            int rest = n - full * 2 * s;         // a last pair with a shorter second half, if rest > s
+            long step = 2L * s * (n + 1);        // element offset between consecutive pairs' diagonals
+            if (full > 0) {
+                trtriLevel(n, s, s, 0, full, step, r, x, t);
+            }
+            if (rest > s) {
+                trtriLevel(n, s, rest - s, full * 2 * s, 1, 0, r, x, t);
+            }
         }
         launchAsync("reversed_upper n=" + n, fReversedUpper, blocks(nn), 1, 256, 0,
                 Pointer.to(p(n), p(x.pointer()), p(u64), p(u32)));
         Driver.check("triangular inverse n=" + n, JCudaDriver::cuCtxSynchronize);
         return true;
+    }
+
+    /**
+     * One level of the recursive triangular inverse: {@code count} pairs starting at diagonal index
+     * {@code i0} (then every {@code step} elements), first half {@code a} wide, second half {@code c}:
+     * {@code T = L21·A⁻¹} then {@code X21 = -C⁻¹·T} (C⁻¹ lower triangular).
+     */
+    private void trtriLevel(int n, int a, int c, int i0, int count, long step, DeviceBuffer r, DeviceBuffer x,
+                            DeviceBuffer t) {
+        long l21 = (long) (i0 + a) * n + i0;
+        long aInv = (long) i0 * n + i0;
+        long cInv = (long) (i0 + a) * n + i0 + a;
+        long tStride = (long) c * a;
+        dgemmBatched(count, step, step, tStride, false, false, false, c, a, a, 1.0, r.at(8L * l21), n, x.at(8L * aInv),
+                n, 0.0, t.pointer(), a, "trtri B·A^-1 level " + a);
+        dgemmBatched(count, step, tStride, step, false, false, true, c, a, c, -1.0, x.at(8L * cInv), n, t.pointer(), a,
+                0.0, x.at(8L * l21), n, "trtri C^-1·T level " + a);
     }
 
     private static CUdeviceptr nullPtr() {
@@ -897,7 +927,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             diag = DeviceBuffer.allocate(ctx, 8L * n, "factor diag");
             r = DeviceBuffer.allocate(ctx, 8L * nn, "factor L (reversed)");
             x = DeviceBuffer.allocate(ctx, 8L * nn, "factor L^-1");
-            t = DeviceBuffer.allocate(ctx, 8L * n * FB, "factor panel");
+            t = DeviceBuffer.allocate(ctx, 8L * ((long) n * n / 2 + (long) n * FB), "factor trtri products");
             info = DeviceBuffer.allocate(ctx, 8, "factor info");
         }
 
@@ -1526,7 +1556,18 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     }
 
     /** {@link #syrkPackedUpperTf32} on device pointers; X is {@code k × n} with row stride ldx. */
-    void syrkTf32Device(int n, int k, CUdeviceptr x, int ldx, CUdeviceptr cPacked) {
+    /**
+     * TF32 Hessian update on device pointers (see {@link #syrkPackedUpperTf32}): {@code Cp += Xᵀ·X}
+     * with X {@code k × n} fp32, row stride {@code ldx}; waits for completion.
+     *
+     * @param n features
+     * @param k tokens
+     * @param x device pointer of X
+     * @param ldx row stride of X, elements
+     * @param cPacked device pointer of the packed fp64 upper triangle
+     */
+    public synchronized void syrkTf32Device(int n, int k, CUdeviceptr x, int ldx, CUdeviceptr cPacked) {
+        current();
         int nt = (n + 127) / 128;
         int tiles = nt * (nt + 1) / 2;
         int chunks = (k + SYRK_TF32_CHUNK - 1) / SYRK_TF32_CHUNK;
