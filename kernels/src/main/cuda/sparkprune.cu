@@ -320,6 +320,120 @@ dgemm_f64(int transB, int lowerC, int aLower, int m, int n, int k, double alpha,
     }
 }
 
+// ------------------------------------------------------------------------------------------------
+// Unstructured mask selection of one column block on the device (SparseGPT's per-block rule over all
+// rows: the k smallest scores w^2 / U[i,i]^2 of the rows x width block, ties to the lower row-major
+// index, as io.sparkprune.calibration.sparsity.SmallestK). Scores are non-negative fp32, so their bit
+// patterns order like the values: an exact 4-pass radix select (8 bits per pass) finds the k-th
+// smallest key T; then every key < T is marked, and the first kRem keys == T in index order.
+// state[0] = prefix (T so far), state[1] = prefix mask, state[2] = kRem, state[3] = count of keys
+// equal to the prefix digit chosen last.
+// ------------------------------------------------------------------------------------------------
+__global__ void unstr_scores(int rows, int width, const float* __restrict__ W, int ldw,
+                             const float* __restrict__ U, int ldu, unsigned* __restrict__ keys)
+{
+    const long e = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long)rows * width) return;
+    const int r = (int)(e / width), c = (int)(e % width);
+    const float d = U[(size_t)c * ldu + c];
+    const float v = W[(size_t)r * ldw + c];
+    const float sc = __fdiv_rn(__fmul_rn(v, v), __fmul_rn(d, d));
+    keys[e] = __float_as_uint(__fadd_rn(sc, 0.0f));
+}
+
+__global__ void unstr_init(unsigned* __restrict__ state, unsigned* __restrict__ hist, int k)
+{
+    const int t = threadIdx.x;
+    if (t < 256) hist[t] = 0u;
+    if (t == 0) { state[0] = 0u; state[1] = 0u; state[2] = (unsigned)k; state[3] = 0u; }
+}
+
+__global__ void unstr_hist(long n, const unsigned* __restrict__ keys, const unsigned* __restrict__ state, int shift,
+                           unsigned* __restrict__ hist)
+{
+    __shared__ unsigned h[256];
+    for (int t = threadIdx.x; t < 256; t += blockDim.x) h[t] = 0u;
+    __syncthreads();
+    const unsigned prefix = state[0], mask = state[1];
+    for (long e = (long)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += (long)gridDim.x * blockDim.x) {
+        const unsigned k = keys[e];
+        if ((k & mask) == prefix) atomicAdd(&h[(k >> shift) & 255u], 1u);
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t < 256; t += blockDim.x)
+        if (h[t]) atomicAdd(&hist[t], h[t]);
+}
+
+__global__ void unstr_pick(unsigned* __restrict__ state, unsigned* __restrict__ hist, int shift)
+{
+    if (threadIdx.x != 0) return;
+    unsigned kRem = state[2], cum = 0u;
+    for (int d = 0; d < 256; d++) {
+        const unsigned h = hist[d];
+        if (cum + h >= kRem) {
+            state[0] |= (unsigned)d << shift;
+            state[1] |= 255u << shift;
+            state[2] = kRem - cum;
+            state[3] = h;
+            break;
+        }
+        cum += h;
+    }
+    for (int d = 0; d < 256; d++) hist[d] = 0u;
+}
+
+__global__ void unstr_mark(int rows, int width, const unsigned* __restrict__ keys, const unsigned* __restrict__ state,
+                           unsigned char* __restrict__ M, int ldm)
+{
+    const long e = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long)rows * width) return;
+    const unsigned k = keys[e], T = state[0];
+    const bool all = state[2] == state[3];
+    M[(size_t)(e / width) * ldm + (e % width)] = (k < T || (k == T && all)) ? 1 : 0;
+}
+
+// unstr_ties: one block of 1024 threads marks the first kRem keys equal to T in index order (only when
+// fewer than all of them are to be marked).
+__global__ void __launch_bounds__(1024) unstr_ties(int rows, int width, const unsigned* __restrict__ keys,
+                                                   const unsigned* __restrict__ state, unsigned char* __restrict__ M,
+                                                   int ldm)
+{
+    const unsigned T = state[0], kRem = state[2];
+    if (kRem == state[3]) return;
+    __shared__ unsigned warpSums[32];
+    __shared__ unsigned running;
+    if (threadIdx.x == 0) running = 0u;
+    __syncthreads();
+    const long n = (long)rows * width;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (long base = 0; base < n; base += 1024) {
+        const long e = base + threadIdx.x;
+        const unsigned f = (e < n && keys[e] == T) ? 1u : 0u;
+        unsigned incl = f;
+        for (int o = 1; o < 32; o <<= 1) {
+            const unsigned v = __shfl_up_sync(FULL_MASK, incl, o);
+            if (lane >= o) incl += v;
+        }
+        if (lane == 31) warpSums[warp] = incl;
+        __syncthreads();
+        if (warp == 0) {
+            unsigned w = warpSums[lane], wi = w;
+            for (int o = 1; o < 32; o <<= 1) {
+                const unsigned v = __shfl_up_sync(FULL_MASK, wi, o);
+                if (lane >= o) wi += v;
+            }
+            warpSums[lane] = wi - w; // exclusive prefix of the warps
+        }
+        __syncthreads();
+        const unsigned before = running + warpSums[warp] + incl - f;
+        if (f && before < kRem) M[(size_t)(e / width) * ldm + (e % width)] = 1;
+        __syncthreads();
+        if (threadIdx.x == 1023) running = before + f;
+        __syncthreads();
+        if (running >= kRem) break;
+    }
+}
+
 // gather_cols_f32: copies a rows x width window of W (row stride ldw) into a dense rows x width
 // buffer (the current weights of one column block, for the caller's mask selection).
 __global__ void gather_cols_f32(int rows, int width, const float* __restrict__ W, int ldw, float* __restrict__ out)

@@ -56,9 +56,34 @@ public interface ResidentSolver {
      * @param quant joint quantization arrays, or null
      * @param mask {@code rows × cols} output, 1 = pruned (zeros on entry)
      * @param rowLoss {@code rows} per-row loss accumulators (fp64), added to
+     * @param unstructured when &gt; 0 (with no selector and {@code nmGroup == 0}): the solve itself selects
+     *     each block's unstructured mask over all its rows — the {@link #prunedPerBlock} smallest scores
+     *     {@code w² / U[i,i]²} (fp32), ties to the lower row-major index (SparseGPT's per-block rule)
      */
     record SolveJob(int rows, int cols, int blockSize, float[] w, float[] u, int nmKeep, int nmGroup,
-                    BlockSelector selector, Quant quant, byte[] mask, double[] rowLoss) {
+                    BlockSelector selector, Quant quant, byte[] mask, double[] rowLoss, double unstructured) {
+
+        /** The arguments without in-solve unstructured selection ({@code unstructured = 0}). */
+        public SolveJob(int rows, int cols, int blockSize, float[] w, float[] u, int nmKeep, int nmGroup,
+                        BlockSelector selector, Quant quant, byte[] mask, double[] rowLoss) {
+            this(rows, cols, blockSize, w, u, nmKeep, nmGroup, selector, quant, mask, rowLoss, 0.0);
+        }
+
+        /**
+         * Entries the unstructured rule prunes among {@code n} ranked together: {@code min(n, ⌊p·n⌋ + 1)},
+         * or 0 when p = 0 (the reference's quantile rule: {@code torch.sort} then the entries below the
+         * value at index ⌊p·n⌋, inclusive).
+         *
+         * @param p sparsity
+         * @param n entries in the block
+         * @return entries pruned
+         */
+        public static int prunedPerBlock(double p, int n) {
+            if (p <= 0.0) {
+                return 0;
+            }
+            return (int) Math.min(n, (long) Math.floor((double) n * p) + 1);
+        }
 
         /**
          * Whole-weight quantization arrays (see {@link SparseGptBlock.Quant} for the per-block contract).
@@ -90,6 +115,10 @@ public interface ResidentSolver {
             }
             if (w.length < rc || mask.length < rc || u.length < (long) cols * cols || rowLoss.length < rows) {
                 throw new IllegalArgumentException("solve arrays too short for " + rows + " x " + cols);
+            }
+            if (unstructured < 0 || unstructured > 1 || (unstructured > 0 && (selector != null || nmGroup != 0))) {
+                throw new IllegalArgumentException("in-solve unstructured selection needs 0 <= p <= 1 and neither a"
+                        + " selector nor N:M, got p = " + unstructured);
             }
             if (nmGroup < 0 || (nmGroup > 0 && (blockSize % nmGroup != 0 || cols % nmGroup != 0
                     || nmKeep < 0 || nmKeep > nmGroup))) {

@@ -1,8 +1,5 @@
 package io.sparkprune.calibration.bench;
 
-import io.sparkprune.calibration.solver.SparseGptSolver;
-import io.sparkprune.calibration.sparsity.MaskScope;
-import io.sparkprune.calibration.sparsity.SmallestK;
 import io.sparkprune.kernels.GridMath;
 import io.sparkprune.kernels.ResidentSolver;
 import io.sparkprune.kernels.cuda.CudaBackend;
@@ -21,7 +18,7 @@ import java.util.SplittableRandom;
  * ceiling (GPU: {@link CudaBackend}). The pruning step is what the reference times: with the Hessian and W already on the device,
  * the inverse factor (fp64 Cholesky and triangular inverse of the damped H, {@link
  * CudaBackend#inverseFactorDevice}) plus every column block of the SparseGPT solve ({@link
- * CudaBackend#solveOnDevice}; for unstructured sparsity the mask of each block is selected on the host).
+ * CudaBackend#solveOnDevice}; the unstructured mask of each block is selected on the device).
  * Weights and Hessians are random (a Hessian of {@code n + 512} random tokens, so it is full rank);
  * times are wall-clock medians after a warm-up, each run synchronized.
  *
@@ -216,7 +213,6 @@ public final class KernelBench {
                 byte[] mask = new byte[rows * cols];
                 double[] loss = new double[rows];
                 ResidentSolver.SolveJob.Quant q = null;
-                ResidentSolver.BlockSelector sel = null;
                 int nmKeep = 0;
                 int nmGroup = 0;
                 if (pattern.startsWith("2:4")) {
@@ -234,11 +230,8 @@ public final class KernelBench {
                     }
                     q = new ResidentSolver.SolveJob.Quant(4, false, 0, scale, zero, new byte[rows * cols]);
                 }
-                if (pattern.equals("50%")) {
-                    sel = KernelBench::halfSmallest;
-                }
                 ResidentSolver.SolveJob job = new ResidentSolver.SolveJob(rows, cols, 128, w, new float[0], nmKeep,
-                        nmGroup, sel, q, mask, loss);
+                        nmGroup, null, q, mask, loss, pattern.equals("50%") ? 0.5 : 0.0);
                 synchronized (gpu) {
                     gpu.copy(dw0, dw, 4L * rows * cols);
                     long t0 = System.nanoTime();
@@ -266,18 +259,5 @@ public final class KernelBench {
         }
     }
 
-    /**
-     * The solver's unstructured rule at 50% ({@code SparseGptSolver}, {@link MaskScope#ALL_ROWS}): scores
-     * {@code w²} over the block's rows, the {@link SparseGptSolver#prunedPerBlock} smallest marked by
-     * {@link SmallestK} (the solver divides by {@code U[i,i]²} first, the same cost).
-     */
-    private static void halfSmallest(int i1, int width, float[] bw, byte[] bm) {
-        int n = Math.min(bm.length, bw.length);
-        float[] s = new float[n];
-        for (int i = 0; i < n; i++) {
-            s[i] = bw[i] * bw[i];
-        }
-        SmallestK.mark(s, 0, n, SparseGptSolver.prunedPerBlock(0.5, n), bm, 0);
-    }
 
 }

@@ -167,7 +167,10 @@ public final class SparseGptSolver {
         }
         if (backend instanceof ResidentSolver rs && bs <= rs.maxBlockSize()) {
             ResidentSolver.BlockSelector selector = null;
-            if (pattern instanceof SparsityPattern.Unstructured un) {
+            double inSolve = 0.0;
+            if (pattern instanceof SparsityPattern.Unstructured un && options.maskScope() == MaskScope.ALL_ROWS) {
+                inSolve = un.sparsity();
+            } else if (pattern instanceof SparsityPattern.Unstructured un) {
                 selector = (b1, width, blockW, bm) -> selectUnstructured(un, blockW, 0, width, rows, cols, b1, width, u,
                         scores, bm);
             } else if (pattern instanceof SparsityPattern.Block bl) {
@@ -177,7 +180,7 @@ public final class SparseGptSolver {
             byte[] full = new byte[rows * cols];
             rs.sparseGptSolve(new ResidentSolver.SolveJob(rows, cols, bs, w, u, nmKeep, nmGroup, selector,
                     spec == null ? null : new ResidentSolver.SolveJob.Quant(spec.bits(), spec.symmetric(),
-                            spec.groupSize(), scale, zero, codes), full, loss));
+                            spec.groupSize(), scale, zero, codes), full, loss, inSolve));
             for (int r = 0; r < rows; r++) {
                 for (int c = 0; c < cols; c++) {
                     if (full[r * cols + c] != 0) {
@@ -245,10 +248,7 @@ public final class SparseGptSolver {
      * @return entries pruned
      */
     public static int prunedPerBlock(double p, int n) {
-        if (p <= 0.0) {
-            return 0;
-        }
-        return (int) Math.min(n, (long) Math.floor((double) n * p) + 1);
+        return ResidentSolver.SolveJob.prunedPerBlock(p, n);
     }
 
     /**

@@ -30,8 +30,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * The solver's resident path (the one {@code CudaBackend} takes through {@link ResidentSolver} and
  * {@link DampedFactorizer}) computes bit for bit what its host loop computes, on the CPU: a backend
- * that implements both capabilities the way the GPU backend does (the block's current weights
- * gathered into a dense {@code rows × width} array for the selector, the block mask uploaded as its
+ * that implements both capabilities the way the GPU backend does (unstructured masks selected inside
+ * the solve over all rows of a block; the block's current weights
+ * gathered into a dense {@code rows × width} array for the selector of the other patterns, the block mask uploaded as its
  * own {@code rows × width} view, whole-weight grid arrays offset per block; the damped retry on one
  * uploaded copy of H) but with CpuBackend's arithmetic, against the plain CpuBackend. The GPU
  * backend's own kernels are checked against the CPU in the {@code gpu}-tagged tests.
@@ -94,6 +95,23 @@ class ResidentSolvePathTest {
                 mask = new ByteView(blockMask, 0, width);
             } else {
                 mask = new ByteView(job.mask(), i1, cols);
+                if (job.unstructured() > 0) {
+                    // in-solve selection: scores w² / U[i,i]² of the block, the k smallest over all rows
+                    float[] scores = new float[rows * width];
+                    for (int r = 0; r < rows; r++) {
+                        for (int i = 0; i < width; i++) {
+                            float d = job.u()[(i1 + i) * cols + i1 + i];
+                            float v = job.w()[r * cols + i1 + i];
+                            scores[r * width + i] = (v * v) / (d * d);
+                        }
+                    }
+                    byte[] bm = new byte[rows * width];
+                    io.sparkprune.calibration.sparsity.SmallestK.mark(scores, 0, rows * width,
+                            ResidentSolver.SolveJob.prunedPerBlock(job.unstructured(), rows * width), bm, 0);
+                    for (int r = 0; r < rows; r++) {
+                        System.arraycopy(bm, r * width, job.mask(), r * cols + i1, width);
+                    }
+                }
             }
             SparseGptBlock.Quant bq = null;
             if (q != null) {
@@ -137,6 +155,25 @@ class ResidentSolvePathTest {
                 Arguments.of(new SparsityPattern.NofM(4, 8), QuantizationSpec.grouped(8, false, 32), 64),
                 Arguments.of(new SparsityPattern.Block(4, 4, 0.5), null, 32),
                 Arguments.of(new SparsityPattern.Block(8, 16, 0.25), QuantizationSpec.perChannel(3, true), 32));
+    }
+
+    @org.junit.jupiter.api.Test
+    void perRowUnstructuredScopeUsesTheHostSelector() {
+        SplittableRandom r = new SplittableRandom(SEED);
+        int rows = 24;
+        int cols = 96;
+        float[] x = TestMath.correlatedActivations(r, 300, cols);
+        double[] h = TestMath.naiveHessian(x, 300, cols);
+        float[] w = TestMath.randomWeights(r, rows, cols);
+        SolverOptions opts = new SolverOptions(32, io.sparkprune.calibration.sparsity.MaskScope.PER_ROW);
+        InverseFactor f = InverseFactor.compute(cpu, "in", h, cols, Dampening.DEFAULT);
+        SparsityPattern p = new SparsityPattern.Unstructured(0.5);
+        PruneResult a = new SparseGptSolver(cpu, opts).prune("w", w, rows, cols, f, p, Optional.empty());
+        PruneResult b = new SparseGptSolver(resident, opts).prune("w", w, rows, cols, f, p, Optional.empty());
+        assertThat(b.weights()).containsExactly(a.weights());
+        for (int row = 0; row < rows; row++) {
+            assertThat(b.mask().countRow(row)).isEqualTo(cols / 2);
+        }
     }
 
     @ParameterizedTest

@@ -76,6 +76,12 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private final CUfunction fDgemm;
     private final CUfunction fGatherCols;
     private final CUfunction fUnpackUpper;
+    private final CUfunction fUnstrScores;
+    private final CUfunction fUnstrInit;
+    private final CUfunction fUnstrHist;
+    private final CUfunction fUnstrPick;
+    private final CUfunction fUnstrMark;
+    private final CUfunction fUnstrTies;
     private final Fns fn;
     private int smCount;
     private final CpuBackend cpu;
@@ -118,6 +124,12 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             fDgemm = function("dgemm_f64");
             fGatherCols = function("gather_cols_f32");
             fUnpackUpper = function("unpack_upper_f64");
+            fUnstrScores = function("unstr_scores");
+            fUnstrInit = function("unstr_init");
+            fUnstrHist = function("unstr_hist");
+            fUnstrPick = function("unstr_pick");
+            fUnstrMark = function("unstr_mark");
+            fUnstrTies = function("unstr_ties");
             Driver.check("cuFuncSetAttribute potf2_inv_f64 max dynamic shared memory " + POTF2_SMEM,
                     () -> JCudaDriver.cuFuncSetAttribute(fPotf2Inv,
                             CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, POTF2_SMEM));
@@ -639,7 +651,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         int groups = q == null ? 1 : q.groups(cols);
         long rc = (long) rows * cols;
         boolean host = job.selector() != null;
+        boolean unstr = job.unstructured() > 0;
         try (DeviceBuffer dm = DeviceBuffer.allocate(ctx, host ? (long) rows * bs : rc, "solve mask");
+             DeviceBuffer dk = DeviceBuffer.allocate(ctx, unstr ? 4L * rows * bs : 8, "solve scores");
+             DeviceBuffer ds = DeviceBuffer.allocate(ctx, unstr ? 4L * (4 + 256) : 8, "solve select state");
              DeviceBuffer de = DeviceBuffer.allocate(ctx, 4L * rows * bs, "solve Err");
              DeviceBuffer dg = DeviceBuffer.allocate(ctx, host ? 4L * rows * bs : 8, "solve block gather");
              DeviceBuffer dl = DeviceBuffer.allocate(ctx, 8L * rows, "solve loss");
@@ -673,6 +688,11 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 } else {
                     mptr = dm.at(i1);
                     ldm = cols;
+                    if (unstr) {
+                        selectUnstructuredDevice(rows, width, dwp.withByteOffset(4L * i1), cols,
+                                dup.withByteOffset(4L * ((long) i1 * cols + i1)), cols,
+                                ResidentSolver.SolveJob.prunedPerBlock(job.unstructured(), rows * width), dk, ds, mptr, ldm);
+                    }
                 }
                 int gOff = q == null || q.groupSize() == 0 ? 0 : i1 / q.groupSize();
                 blockDevice(rows, width, dwp.withByteOffset(4L * i1), cols, dup.withByteOffset(4L * ((long) i1 * cols + i1)),
@@ -705,6 +725,33 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 }
             }
         }
+    }
+
+    /**
+     * The unstructured per-block mask on the device (kernels unstr_*: scores, 4-pass radix select of
+     * the k-th smallest, marks, tie order), launched without waiting.
+     */
+    private void selectUnstructuredDevice(int rows, int width, CUdeviceptr w, int ldw, CUdeviceptr u, int ldu, int k,
+                                          DeviceBuffer keys, DeviceBuffer state, CUdeviceptr mask, int ldm) {
+        if (k <= 0) {
+            return;
+        }
+        long n = (long) rows * width;
+        CUdeviceptr st = state.pointer();
+        CUdeviceptr hist = state.at(16);
+        launchAsync("unstr_scores", fUnstrScores, blocks(n), 1, 256, 0,
+                Pointer.to(p(rows), p(width), p(w), p(ldw), p(u), p(ldu), p(keys.pointer())));
+        launchAsync("unstr_init", fUnstrInit, 1, 1, 256, 0, Pointer.to(p(st), p(hist), p(k)));
+        int grid = (int) Math.min(4L * smCount(), Math.max(1, blocks(n)));
+        for (int shift = 24; shift >= 0; shift -= 8) {
+            launchAsync("unstr_hist", fUnstrHist, grid, 1, 256, 0,
+                    Pointer.to(Pointer.to(new long[] {n}), p(keys.pointer()), p(st), p(shift), p(hist)));
+            launchAsync("unstr_pick", fUnstrPick, 1, 1, 32, 0, Pointer.to(p(st), p(hist), p(shift)));
+        }
+        launchAsync("unstr_mark", fUnstrMark, blocks(n), 1, 256, 0,
+                Pointer.to(p(rows), p(width), p(keys.pointer()), p(st), p(mask), p(ldm)));
+        launchAsync("unstr_ties", fUnstrTies, 1, 1, 1024, 0,
+                Pointer.to(p(rows), p(width), p(keys.pointer()), p(st), p(mask), p(ldm)));
     }
 
     private void sgemmDeviceAsync(boolean transA, boolean transB, int m, int n, int k, float alpha, CUdeviceptr a,
