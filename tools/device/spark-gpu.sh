@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Runs ON the GPU machine (or, with GPUS=0, on any Linux host to check the mechanics): the real Spark
+# job on a standalone Master and Worker started here, with the Worker offering the host's GPUs
+# (spark.worker.resource.gpu.* and conf/gpu-discovery.sh) and executors binding them (GpuBinding).
+#
+#   bash tools/device/spark-gpu.sh collect        copy this call's .stage/pNN parts to /tmp/sparkprune-stage
+#   bash tools/device/spark-gpu.sh run SCENARIO   collect, check every part against SHA256SUMS, unpack once,
+#                                                 start the cluster, run SCENARIO (below), stop the cluster
+# Scenarios: parity  — a generated Llama (bf16) pruned 2:4 twice on the cluster, backend cpu and cuda, compared
+#            llama7b — a Llama-2-7B-shaped model with LAYERS layers (default 2), bf16, pruned 2:4 on the GPU
+# Environment: GPUS (GPUs the Worker offers, default: nvidia-smi's count), OUT (results, default /tmp/out),
+#              SAMPLES, SEQ (calibration), LAYERS.
+set -uo pipefail
+STAGE=/tmp/sparkprune-stage
+SH=/tmp/sparkprune-spark
+mkdir -p "$STAGE"
+for f in .stage/p*/spark.tar.xz.p* .stage/SHA256SUMS; do [ -f "$f" ] && cp "$f" "$STAGE/"; done
+echo "staged parts: $(cd "$STAGE" && ls spark.tar.xz.p* 2>/dev/null | tr '\n' ' ')"
+[ "${1:-collect}" = collect ] && exit 0
+SCENARIO="${2:-parity}"
+OUT="${OUT:-/tmp/out}"; mkdir -p "$OUT"
+if ! (cd "$STAGE" && sha256sum -c --quiet SHA256SUMS); then
+  echo "not every part arrived intact (see above): upload the missing ones with 'collect' first" >&2; exit 3
+fi
+[ -d "$SH" ] || (cat "$STAGE"/spark.tar.xz.p* | xz -d | tar -C /tmp -xf -) || exit 3
+export SPARK_HOME="$SH" SPARK_SCALA_VERSION=2.13 JAVA_HOME="$SH/jre"
+JAVA="$JAVA_HOME/bin/java"
+CP="$SH/conf:$SH/jars/*"
+mapfile -t OPENS < <(grep -v '^#' "$SH/conf/jvm-options" | grep -v '^$')
+GPUS="${GPUS:-$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | wc -l)}"
+CORES="$(nproc)"
+nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader 2>/dev/null
+echo "host: $CORES cores, $GPUS GPU(s) offered"
+
+WORK=/tmp/sparkprune-cluster; rm -rf "$WORK"; mkdir -p "$WORK"
+cleanup() { kill $(jobs -p) 2>/dev/null; sleep 1; pkill -f org.apache.spark.deploy 2>/dev/null; pkill -f CoarseGrainedExecutorBackend 2>/dev/null; }
+trap cleanup EXIT
+"$JAVA" -Xmx2g "${OPENS[@]}" -cp "$CP" org.apache.spark.deploy.master.Master --host 127.0.0.1 --port 7077 \
+  --webui-port 8080 > "$WORK/master.log" 2>&1 &
+for i in $(seq 60); do grep -q "I have been elected leader" "$WORK/master.log" && break; sleep 1; done
+start_worker() { # $1 = name, $2 = GPU addresses visible to it (CUDA_VISIBLE_DEVICES-style list or empty)
+  local res=()
+  if [ "$GPUS" -gt 0 ]; then
+    res=(-Dspark.worker.resource.gpu.amount="$3" -Dspark.worker.resource.gpu.discoveryScript="$SH/conf/gpu-discovery.sh")
+  fi
+  "$JAVA" -Xmx2g "${OPENS[@]}" "${res[@]}" -cp "$CP" org.apache.spark.deploy.worker.Worker spark://127.0.0.1:7077 \
+    --host 127.0.0.1 --cores "$4" --memory "$5" --work-dir "$WORK/$1" > "$WORK/$1.log" 2>&1 &
+}
+start_worker worker1 "" "$GPUS" "$CORES" 100g
+for i in $(seq 90); do grep -q "Successfully registered with master" "$WORK/worker1.log" && break; sleep 1; done
+grep -m1 "Successfully registered" "$WORK/worker1.log" || { tail -40 "$WORK/worker1.log"; exit 4; }
+
+submit() { # $1 = backend, $2 = executor cores, rest = sparkprune arguments
+  local backend="$1" cores="$2"; shift 2
+  local gpu=()
+  if [ "$GPUS" -gt 0 ]; then
+    gpu=(--conf spark.executor.resource.gpu.amount=1 --conf spark.task.resource.gpu.amount=0.25
+         --conf spark.executor.resource.gpu.discoveryScript="$SH/conf/gpu-discovery.sh")
+  fi
+  "$JAVA" -Xmx24g "${OPENS[@]}" -Dlog4j2.configurationFile="$SH/conf/log4j2.properties" -cp "$CP" \
+    org.apache.spark.deploy.SparkSubmit --master spark://127.0.0.1:7077 --deploy-mode client \
+    --class io.sparkprune.jobs.cli.SparkPruneCli --properties-file conf/spark-defaults.conf.template \
+    --conf spark.executor.cores="$cores" --conf spark.executor.memory=96g --conf spark.driver.memory=24g \
+    --conf spark.sparkprune.backend="$backend" "${gpu[@]}" \
+    "$(ls "$SH"/jars/sparkprune-jobs-*-SNAPSHOT.jar | head -1)" "$@"
+}
+cli() { "$JAVA" -Xmx24g "${OPENS[@]}" -cp "$CP" io.sparkprune.jobs.cli.SparkPruneCli "$@"; }
+
+case "$SCENARIO" in
+  parity)
+    M="$WORK/llama-parity"
+    cli generate llama -o "$M" --hidden 1024 --layers 4 --heads 16 --intermediate 2816 --vocab 4096 --dtype bf16 --seed 7 || exit 5
+    for be in cpu cuda; do
+      t0=$(date +%s)
+      submit "$be" "$CORES" prune "$M" -o "$WORK/pruned-$be" --samples "${SAMPLES:-64}" --seq-len "${SEQ:-512}" \
+        > "$OUT/prune-$be.log" 2>&1
+      echo "backend $be: exit $? in $(( $(date +%s) - t0 )) s"; tail -3 "$OUT/prune-$be.log"
+      cp "$WORK/pruned-$be/report.json" "$OUT/report-$be.json" 2>/dev/null
+    done
+    python3 - "$WORK/pruned-cpu" "$WORK/pruned-cuda" <<'PY' | tee "$OUT/parity.txt"
+import json, sys, glob
+from safetensors.torch import load_file
+a, b = sys.argv[1], sys.argv[2]
+ta = {}; tb = {}
+for f in sorted(glob.glob(a + "/*.safetensors")): ta.update(load_file(f))
+for f in sorted(glob.glob(b + "/*.safetensors")): tb.update(load_file(f))
+same = total = 0; worst = 0.0
+for k, x in ta.items():
+    y = tb[k]
+    if x.dim() == 2 and ".layers." in k:
+        mx, my = (x == 0), (y == 0)
+        same += int((mx == my).sum()); total += mx.numel()
+        d = (x.float() - y.float()).norm() / max(x.float().norm(), 1e-30)
+        worst = max(worst, float(d))
+ra = json.load(open(a + "/report.json")); rb = json.load(open(b + "/report.json"))
+print(f"mask agreement over pruned tensors: {same / total:.6f} ({total} entries); worst relative weight difference {worst:.3e}")
+print("quality cpu :", json.dumps(ra.get("quality", {}).get("perplexity", ra.get("quality"))))
+print("quality cuda:", json.dumps(rb.get("quality", {}).get("perplexity", rb.get("quality"))))
+print("backends:", sorted({t.get("backend") for t in rb.get("tensors", [])}))
+print("stage seconds cpu :", json.dumps(ra.get("run", {}).get("stage_seconds", ra.get("stages"))))
+print("stage seconds cuda:", json.dumps(rb.get("run", {}).get("stage_seconds", rb.get("stages"))))
+PY
+    ;;
+  llama7b)
+    M="$WORK/llama7b"
+    t0=$(date +%s)
+    cli generate llama -o "$M" --hidden 4096 --layers "${LAYERS:-2}" --heads 32 --intermediate 11008 --vocab 32000 \
+      --dtype bf16 --seed 7 || exit 5
+    echo "generated in $(( $(date +%s) - t0 )) s: $(du -sh "$M" | cut -f1)"
+    t0=$(date +%s)
+    submit cuda "$CORES" prune "$M" -o "$WORK/llama7b-2of4" --samples "${SAMPLES:-128}" --seq-len "${SEQ:-2048}" \
+      > "$OUT/prune-7b.log" 2>&1
+    echo "prune exit $? in $(( $(date +%s) - t0 )) s"; tail -5 "$OUT/prune-7b.log"
+    cp "$WORK/llama7b-2of4/report.json" "$OUT/report-7b.json" 2>/dev/null
+    ;;
+esac
+cp "$WORK"/*.log "$OUT/" 2>/dev/null
