@@ -37,7 +37,8 @@ cleanup() { kill $(jobs -p) 2>/dev/null; sleep 1; pkill -f org.apache.spark.depl
 trap cleanup EXIT
 "$JAVA" -Xmx2g "${OPENS[@]}" -cp "$CP" org.apache.spark.deploy.master.Master --host 127.0.0.1 --port 7077 \
   --webui-port 8080 > "$WORK/master.log" 2>&1 &
-for i in $(seq 60); do grep -q "I have been elected leader" "$WORK/master.log" && break; sleep 1; done
+alive() { python3 -c "import json,urllib.request;print(json.load(urllib.request.urlopen('http://127.0.0.1:8080/json/')).get('aliveworkers',0))" 2>/dev/null || echo -1; }
+for i in $(seq 60); do [ "$(alive)" -ge 0 ] && break; sleep 1; done
 start_worker() { # $1 = name, $2 = GPU addresses visible to it (CUDA_VISIBLE_DEVICES-style list or empty)
   local res=()
   if [ "$GPUS" -gt 0 ]; then
@@ -47,8 +48,9 @@ start_worker() { # $1 = name, $2 = GPU addresses visible to it (CUDA_VISIBLE_DEV
     --host 127.0.0.1 --cores "$4" --memory "$5" --work-dir "$WORK/$1" > "$WORK/$1.log" 2>&1 &
 }
 start_worker worker1 "" "$GPUS" "$CORES" 100g
-for i in $(seq 90); do grep -q "Successfully registered with master" "$WORK/worker1.log" && break; sleep 1; done
-grep -m1 "Successfully registered" "$WORK/worker1.log" || { tail -40 "$WORK/worker1.log"; exit 4; }
+for i in $(seq 90); do [ "$(alive)" -ge 1 ] && break; sleep 1; done
+[ "$(alive)" -ge 1 ] || { echo "the Worker did not register"; tail -40 "$WORK/worker1.log"; exit 4; }
+python3 -c "import json,urllib.request;w=json.load(urllib.request.urlopen('http://127.0.0.1:8080/json/'))['workers'][0];print('worker:', w.get('cores'), 'cores,', w.get('memory'), 'MB, resources', w.get('resources'))"
 
 submit() { # $1 = backend, $2 = executor cores, rest = sparkprune arguments
   local backend="$1" cores="$2"; shift 2
@@ -69,8 +71,9 @@ cli() { "$JAVA" -Xmx24g "${OPENS[@]}" -cp "$CP" io.sparkprune.jobs.cli.SparkPrun
 case "$SCENARIO" in
   parity)
     M="$WORK/llama-parity"
-    cli generate llama -o "$M" --hidden 1024 --layers 4 --heads 16 --intermediate 2816 --vocab 4096 --dtype bf16 --seed 7 || exit 5
-    for be in cpu cuda; do
+    # shellcheck disable=SC2086
+    cli generate llama -o "$M" ${GEN:---hidden 1024 --layers 4 --heads 16 --intermediate 2816 --vocab 4096} --dtype bf16 --seed 7 || exit 5
+    for be in ${BACKENDS:-cpu cuda}; do
       t0=$(date +%s)
       submit "$be" "$CORES" prune "$M" -o "$WORK/pruned-$be" --samples "${SAMPLES:-64}" --seq-len "${SEQ:-512}" \
         > "$OUT/prune-$be.log" 2>&1
@@ -94,11 +97,11 @@ for k, x in ta.items():
         worst = max(worst, float(d))
 ra = json.load(open(a + "/report.json")); rb = json.load(open(b + "/report.json"))
 print(f"mask agreement over pruned tensors: {same / total:.6f} ({total} entries); worst relative weight difference {worst:.3e}")
-print("quality cpu :", json.dumps(ra.get("quality", {}).get("perplexity", ra.get("quality"))))
-print("quality cuda:", json.dumps(rb.get("quality", {}).get("perplexity", rb.get("quality"))))
-print("backends:", sorted({t.get("backend") for t in rb.get("tensors", [])}))
-print("stage seconds cpu :", json.dumps(ra.get("run", {}).get("stage_seconds", ra.get("stages"))))
-print("stage seconds cuda:", json.dumps(rb.get("run", {}).get("stage_seconds", rb.get("stages"))))
+for name, r in (("cpu", ra), ("cuda", rb)):
+    q = r["quality"]
+    print(f"{name}: perplexity {q.get('perplexity_dense')} -> {q.get('perplexity_pruned')} on {q.get('windows')} windows;"
+          f" tensor backends {sorted({t.get('backend') for t in r['tensors']})}; run {r['run'].get('seconds'):.1f} s;"
+          f" stages {json.dumps({k: round(v, 2) for k, v in r['run'].get('stage_seconds', {}).items()})}")
 PY
     ;;
   llama7b)
