@@ -20,6 +20,8 @@ import org.jfree.chart.plot.PlotOrientation;
 import org.jfree.chart.text.TextUtils;
 import org.jfree.data.category.DefaultCategoryDataset;
 import org.jfree.svg.SVGGraphics2D;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Renders a report tree ({@code docs/report.md}) as {@code report.html}: one self-contained HTML
@@ -40,6 +42,7 @@ import org.jfree.svg.SVGGraphics2D;
  * per-tensor table. Text goes into the SVG as {@code <text>} elements, so axis labels are in the DOM.
  */
 public final class HtmlReport {
+    private static final Logger LOG = LoggerFactory.getLogger(HtmlReport.class);
     /** Width of each chart in CSS pixels. */
     static final int WIDTH = 760;
     /** Height of each chart in CSS pixels. */
@@ -53,6 +56,16 @@ public final class HtmlReport {
      * @return the HTML document
      */
     public static String render(JsonNode report) {
+        return render(report, HtmlReport::figure);
+    }
+
+    /** Draws one chart into the page (the SVG renderer; a test substitutes a failing one). */
+    @FunctionalInterface
+    interface FigureRenderer {
+        void draw(StringBuilder h, String name, JFreeChart chart, int[] index);
+    }
+
+    static String render(JsonNode report, FigureRenderer figure) {
         if (System.getProperty("java.awt.headless") == null) {
             System.setProperty("java.awt.headless", "true");
         }
@@ -74,21 +87,37 @@ public final class HtmlReport {
                 .append(esc(report.path("format").asText())).append("</code></p>\n");
         gates(h, report);
         h.append("<h2>Charts</h2>\n");
-        int[] index = {0};
-        List<JsonNode> tensors = new ArrayList<>();
-        report.path("tensors").forEach(tensors::add);
-        if (!tensors.isEmpty()) {
-            figure(h, "sparsity", sparsityChart(tensors), index);
-            if (tensors.stream().anyMatch(t -> t.hasNonNull("relative_reconstruction_error"))) {
-                figure(h, "reconstruction_error", errorChart(tensors), index);
+        int charts = h.length();
+        try {
+            int[] index = {0};
+            List<JsonNode> tensors = new ArrayList<>();
+            report.path("tensors").forEach(tensors::add);
+            if (!tensors.isEmpty()) {
+                figure.draw(h, "sparsity", sparsityChart(tensors), index);
+                if (tensors.stream().anyMatch(t -> t.hasNonNull("relative_reconstruction_error"))) {
+                    figure.draw(h, "reconstruction_error", errorChart(tensors), index);
+                }
             }
-        }
-        JFreeChart q = qualityChart(report.path("quality"));
-        if (q != null) {
-            figure(h, "quality", q, index);
-        }
-        if (report.path("storage").size() > 0) {
-            figure(h, "bytes", bytesChart(report.path("storage")), index);
+            JFreeChart q = qualityChart(report.path("quality"));
+            if (q != null) {
+                figure.draw(h, "quality", q, index);
+            }
+            if (report.path("storage").size() > 0) {
+                figure.draw(h, "bytes", bytesChart(report.path("storage")), index);
+            }
+        } catch (LinkageError | java.awt.AWTError | InternalError e) {
+            // Java2D's font stack needs native libraries (freetype, harfbuzz) and a font; GPU server images
+            // often lack them. The report's numbers must not be lost for its charts.
+            h.setLength(charts);
+            String reason = e.getClass().getSimpleName() + ": " + e.getMessage();
+            LOG.warn("report.html is written without charts: this JVM cannot render text ({}); install the host's font"
+                    + " libraries (e.g. Debian libfreetype6, libharfbuzz0b, fonts-dejavu-core) or re-render with"
+                    + " 'sparkprune validate' on a host that has them", reason);
+            h.append("<p class=\"banner fail\" data-charts=\"unavailable\">Charts unavailable: this JVM cannot render"
+                    + " text (").append(esc(reason)).append("). Install the host's font libraries (e.g. Debian"
+                    + " <code>libfreetype6 libharfbuzz0b fonts-dejavu-core</code>) or re-render this report with"
+                    + " <code>sparkprune validate</code> on a host that has them. Every number is in the tables"
+                    + " below and in report.json.</p>\n");
         }
         h.append("<h2>Summary</h2>\n");
         keyValueTable(h, report.path("summary"));

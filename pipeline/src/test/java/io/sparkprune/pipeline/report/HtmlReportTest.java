@@ -72,6 +72,20 @@ class HtmlReportTest {
     }
 
     @Test
+    void aHostThatCannotRenderTextStillGetsTheReportWithoutCharts() {
+        ObjectNode r = Reports.encoder(2, 5);
+        String html = HtmlReport.render(r, (h, name, chart, index) -> {
+            h.append("<figure data-chart=\"partial\">");
+            throw new UnsatisfiedLinkError("libfontmanager.so: libharfbuzz.so.0: cannot open shared object file");
+        });
+        assertThat(html).contains("data-charts=\"unavailable\"").contains("libharfbuzz.so.0")
+                .doesNotContain("<figure").contains("<h2>Tensors</h2>");
+        for (JsonNode t : r.get("tensors")) {
+            assertThat(html).contains("<td>" + t.get("tensor").asText() + "</td>");
+        }
+    }
+
+    @Test
     void decoderQualityChartShowsPerplexityDenseVsCompressed() throws Exception {
         ObjectNode r = Reports.encoder(1, 12);
         r.remove("storage");
