@@ -87,16 +87,21 @@ a, b = sys.argv[1], sys.argv[2]
 ta = {}; tb = {}
 for f in sorted(glob.glob(a + "/*.safetensors")): ta.update(load_file(f))
 for f in sorted(glob.glob(b + "/*.safetensors")): tb.update(load_file(f))
-same = total = 0; worst = 0.0
+same = total = 0; worst = 0.0; per_layer = {}
 for k, x in ta.items():
     y = tb[k]
     if x.dim() == 2 and ".layers." in k:
         mx, my = (x == 0), (y == 0)
-        same += int((mx == my).sum()); total += mx.numel()
+        s1, n1 = int((mx == my).sum()), mx.numel()
+        same += s1; total += n1
+        layer = int(k.split(".layers.")[1].split(".")[0])
+        a0, b0 = per_layer.get(layer, (0, 0)); per_layer[layer] = (a0 + s1, b0 + n1)
         d = (x.float() - y.float()).norm() / max(x.float().norm(), 1e-30)
         worst = max(worst, float(d))
 ra = json.load(open(a + "/report.json")); rb = json.load(open(b + "/report.json"))
 print(f"mask agreement over pruned tensors: {same / total:.6f} ({total} entries); worst relative weight difference {worst:.3e}")
+print("mask agreement per layer (sequential mode: later layers see inputs that already differ):",
+      {l: round(a / b, 6) for l, (a, b) in sorted(per_layer.items())})
 for name, r in (("cpu", ra), ("cuda", rb)):
     q = r["quality"]
     print(f"{name}: perplexity {q.get('perplexity_dense')} -> {q.get('perplexity_pruned')} on {q.get('windows')} windows;"

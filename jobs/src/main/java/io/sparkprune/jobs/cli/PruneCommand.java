@@ -123,8 +123,18 @@ final class PruneCommand implements Callable<Integer> {
             b.master("local[*]");
         }
         conf.forEach(b::config);
+        if (!conf.containsKey(MAX_RESULT_SIZE) && System.getProperty(MAX_RESULT_SIZE) == null) {
+            // one layer's reduced Hessians come to the driver (fp64, ~0.7 GB for a 7B layer, ~1 GB for an
+            // 8B one): above Spark's 1g default. A value set by the user or spark-submit wins.
+            b.config(MAX_RESULT_SIZE, DEFAULT_MAX_RESULT_SIZE);
+        }
         return b.getOrCreate();
     }
+
+    /** Spark's cap on the results collected by one job. */
+    static final String MAX_RESULT_SIZE = "spark.driver.maxResultSize";
+    /** What this job sets it to when nobody else did. */
+    static final String DEFAULT_MAX_RESULT_SIZE = "8g";
 
     /** One line summarising report.json's quality section. */
     static final class QualitySummary {

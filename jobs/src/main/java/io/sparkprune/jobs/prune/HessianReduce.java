@@ -13,8 +13,9 @@ import scala.Tuple2;
  * <p>Spark's {@code treeAggregate} merges partial results in the order tasks finish, so its
  * floating-point sum (and in rare near-ties the masks that follow from it) could differ from run
  * to run. Here every partial carries its partition index; each tree level groups indices
- * {@code [k·f, (k+1)·f)} and merges them in index order on the executors, until at most
- * {@code f} partials remain, which the driver merges in index order. The result is bit-identical
+ * {@code [k·f, (k+1)·f)} and merges them in index order on the executors, until one partial
+ * remains, which is all the driver receives (a 7B layer's Hessians are about 0.7 GB in fp64; several
+ * partials at once would exceed {@code spark.driver.maxResultSize}). The result is bit-identical
  * for any cluster, executor count or task timing, given the same partitioning of the calibration
  * batches (which {@code spark.sparkprune.calibration.partitions} fixes).
  */
@@ -32,7 +33,7 @@ final class HessianReduce {
     static List<HessianAccumulator> reduce(JavaPairRDD<Integer, List<HessianAccumulator>> partials) {
         JavaPairRDD<Integer, List<HessianAccumulator>> level = partials;
         long n = partials.getNumPartitions();
-        while (n > FAN_IN) {
+        while (n > 1) {
             long nodes = (n + FAN_IN - 1) / FAN_IN;
             level = level.mapToPair(t -> new Tuple2<>(t._1 / FAN_IN, t))
                     .groupByKey((int) nodes)
