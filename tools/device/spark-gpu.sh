@@ -8,8 +8,9 @@
 #                                                 start the cluster, run SCENARIO (below), stop the cluster
 # Scenarios: parity  — a generated Llama (bf16) pruned 2:4 twice on the cluster, backend cpu and cuda, compared
 #            llama7b — a Llama-2-7B-shaped model with LAYERS layers (default 2), bf16, pruned 2:4 on the GPU
-# Environment: GPUS (GPUs the Worker offers, default: nvidia-smi's count), OUT (results, default /tmp/out),
-#              SAMPLES, SEQ (calibration), LAYERS.
+# Environment: GPUS (GPUs the Worker offers, default: nvidia-smi's count; the 7B scenario runs one executor
+#              per GPU), OUT (results, default /tmp/out), SAMPLES, SEQ (calibration), LAYERS, WORKER_MEM
+#              (default 100g), EXEC_MEM (default 96g; two executors need WORKER_MEM >= 2 x EXEC_MEM).
 set -uo pipefail
 STAGE=/tmp/sparkprune-stage
 SH=/tmp/sparkprune-spark
@@ -47,7 +48,7 @@ start_worker() { # $1 = name, $2 = GPU addresses visible to it (CUDA_VISIBLE_DEV
   "$JAVA" -Xmx2g "${OPENS[@]}" "${res[@]}" -cp "$CP" org.apache.spark.deploy.worker.Worker spark://127.0.0.1:7077 \
     --host 127.0.0.1 --cores "$4" --memory "$5" --work-dir "$WORK/$1" > "$WORK/$1.log" 2>&1 &
 }
-start_worker worker1 "" "$GPUS" "$CORES" 100g
+start_worker worker1 "" "$GPUS" "$CORES" "${WORKER_MEM:-100g}"
 for i in $(seq 90); do [ "$(alive)" -ge 1 ] && break; sleep 1; done
 [ "$(alive)" -ge 1 ] || { echo "the Worker did not register"; tail -40 "$WORK/worker1.log"; exit 4; }
 python3 -c "import json,urllib.request;w=json.load(urllib.request.urlopen('http://127.0.0.1:8080/json/'))['workers'][0];print('worker:', w.get('cores'), 'cores,', w.get('memory'), 'MB, resources', w.get('resources'))"
@@ -62,7 +63,7 @@ submit() { # $1 = backend, $2 = executor cores, rest = sparkprune arguments
   "$JAVA" -Xmx24g "${OPENS[@]}" -Dlog4j2.configurationFile="$SH/conf/log4j2.properties" -cp "$CP" \
     org.apache.spark.deploy.SparkSubmit --master spark://127.0.0.1:7077 --deploy-mode client \
     --class io.sparkprune.jobs.cli.SparkPruneCli --properties-file conf/spark-defaults.conf.template \
-    --conf spark.executor.cores="$cores" --conf spark.executor.memory=96g --conf spark.driver.memory=24g \
+    --conf spark.executor.cores="$cores" --conf spark.executor.memory="${EXEC_MEM:-96g}" --conf spark.driver.memory=24g \
     --conf spark.sparkprune.backend="$backend" "${gpu[@]}" \
     "$(ls "$SH"/jars/sparkprune-jobs-*-SNAPSHOT.jar | head -1)" "$@"
 }
@@ -131,7 +132,8 @@ with open("/tmp/calib.jsonl", "w") as out:
 PY
     echo "calibration: $(wc -l < /tmp/calib.jsonl) documents, $(du -h /tmp/calib.jsonl | cut -f1)"
     t0=$(date +%s)
-    submit cuda "$CORES" prune "$M" -o "$WORK/llama7b-2of4" --calib /tmp/calib.jsonl --samples "${SAMPLES:-128}" --seq-len "${SEQ:-2048}" \
+    # one executor per GPU: each takes CORES / GPUS cores and one GPU
+    submit cuda "$(( CORES / (GPUS > 0 ? GPUS : 1) ))" prune "$M" -o "$WORK/llama7b-2of4" --calib /tmp/calib.jsonl --samples "${SAMPLES:-128}" --seq-len "${SEQ:-2048}" \
       > "$OUT/prune-7b.log" 2>&1
     echo "prune exit $? in $(( $(date +%s) - t0 )) s"; tail -5 "$OUT/prune-7b.log"
     cp "$WORK/llama7b-2of4/report.json" "$OUT/report-7b.json" 2>/dev/null
