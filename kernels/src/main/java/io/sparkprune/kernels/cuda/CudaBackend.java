@@ -968,20 +968,32 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         final DeviceBuffer t;
         final DeviceBuffer info;
 
+        private final java.util.List<DeviceBuffer> all = new java.util.ArrayList<>();
+
         Factor(int n) {
             long nn = (long) n * n;
-            a = DeviceBuffer.allocate(ctx, 8L * nn, "factor A " + n + "x" + n);
-            diag = DeviceBuffer.allocate(ctx, 8L * n, "factor diag");
-            r = DeviceBuffer.allocate(ctx, 8L * nn, "factor L (reversed)");
-            x = DeviceBuffer.allocate(ctx, 8L * nn, "factor L^-1");
-            t = DeviceBuffer.allocate(ctx, 8L * ((long) n * n / 2 + (long) n * FB), "factor trtri products");
-            info = DeviceBuffer.allocate(ctx, 8, "factor info");
+            try {
+                a = add(DeviceBuffer.allocate(ctx, 8L * nn, "factor A " + n + "x" + n));
+                diag = add(DeviceBuffer.allocate(ctx, 8L * n, "factor diag"));
+                r = add(DeviceBuffer.allocate(ctx, 8L * nn, "factor L (reversed)"));
+                x = add(DeviceBuffer.allocate(ctx, 8L * nn, "factor L^-1"));
+                t = add(DeviceBuffer.allocate(ctx, 8L * ((long) n * n / 2 + (long) n * FB), "factor trtri products"));
+                info = add(DeviceBuffer.allocate(ctx, 8, "factor info"));
+            } catch (RuntimeException e) {
+                close(); // e.g. out of device memory part-way: free what was taken
+                throw e;
+            }
+        }
+
+        private DeviceBuffer add(DeviceBuffer b) {
+            all.add(b);
+            return b;
         }
 
         @Override
         public void close() {
-            for (DeviceBuffer b : new DeviceBuffer[] {info, t, x, r, diag, a}) {
-                b.close();
+            for (int i = all.size() - 1; i >= 0; i--) {
+                all.get(i).close();
             }
         }
     }
