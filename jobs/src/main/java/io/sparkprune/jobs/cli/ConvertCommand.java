@@ -45,7 +45,7 @@ import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * {@code sparkprune convert}: checkpoint format conversion. Sources: hf, sparse, onnx (BERT family),
- * compressed-tensors (dequantized), parquet; targets: hf (dense), sparse, parquet (a Spark job for hf
+ * compressed-tensors (dequantized), parquet; targets: hf (dense), sparse and parquet (Spark jobs for hf
  * and sparse inputs, {@link ConvertJob}) and onnx (BERT family, onto the graph given with
  * {@code --onnx-template}, see {@link OnnxExporter}). Output is all-or-nothing.
  */
@@ -71,8 +71,8 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--to", defaultValue = "hf", description = "Output format: hf, sparse, parquet or onnx (default: ${DEFAULT-VALUE}).")
     String to;
 
-    @Option(names = "--master", paramLabel = "<url>", description = "parquet from hf or sparse: Spark master of the "
-            + "conversion job, one task per part file (default: local[*], or what spark-submit set).")
+    @Option(names = "--master", paramLabel = "<url>", description = "parquet or sparse from hf or sparse: Spark master of the "
+            + "conversion job, one task per part or container file (default: local[*], or what spark-submit set).")
     String master;
 
     @Parameters(index = "0", paramLabel = "<input>", description = "The input checkpoint directory or model file (e.g. model.onnx).")
@@ -146,6 +146,9 @@ final class ConvertCommand implements Callable<Integer> {
         if (t.equals("parquet") && (actual == CheckpointFormat.HF || actual == CheckpointFormat.SPARSE)) {
             return toParquetWithSpark(actual == CheckpointFormat.SPARSE, out);
         }
+        if (t.equals("sparse") && (actual == CheckpointFormat.HF || actual == CheckpointFormat.SPARSE)) {
+            return toSparseWithSpark(actual == CheckpointFormat.SPARSE, out);
+        }
         Map<String, byte[]> side = SideFiles.read(input);
         switch (actual) {
             case PARQUET -> {
@@ -197,6 +200,10 @@ final class ConvertCommand implements Callable<Integer> {
         Optional<SparseEncoding> enc = pattern == null ? Optional.empty() : Optional.of(SparseEncoding.parse(pattern));
         List<SparseWriter.TensorReport> rep = SparseWriter.write(src, side, md,
                 new SparseWriter.Options(sel, enc, HfDirectoryWriter.DEFAULT_MAX_SHARD_BYTES), output);
+        printSparse(rep, out);
+    }
+
+    private static void printSparse(List<SparseWriter.TensorReport> rep, PrintWriter out) {
         long dense = 0;
         long stored = 0;
         List<String> kinds = new ArrayList<>();
@@ -210,6 +217,24 @@ final class ConvertCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "sparse: %d of %d tensors compressed (%s); %,d bytes stored for %,d dense (%.4f)%n",
                 rep.stream().filter(r -> !(r.encoding() instanceof SparseEncoding.Dense)).count(), rep.size(),
                 kinds.isEmpty() ? "none" : String.join(", ", kinds), stored, dense, dense == 0 ? 1.0 : (double) stored / dense);
+    }
+
+    /** A sparse checkpoint written by {@link ConvertJob#toSparse} on Spark (local[*] unless --master or spark-submit says otherwise). */
+    private int toSparseWithSpark(boolean sparse, PrintWriter out) {
+        ConvertJob.SparseRequest req = new ConvertJob.SparseRequest(input.toString(), sparse, output,
+                targets == null ? TensorSelector.DEFAULT_TARGETS : targets,
+                ignore == null ? TensorSelector.DEFAULT_IGNORE : ignore, pattern, HfDirectoryWriter.DEFAULT_MAX_SHARD_BYTES);
+        SparkSession spark = PruneCommand.session(master, Map.of());
+        try {
+            ConvertJob.SparseOutcome o = ConvertJob.toSparse(spark, req);
+            printSparse(o.reports(), out);
+            out.printf("converted %s (%s) to %s (sparse): %d container files, %d Spark tasks%n", input,
+                    sparse ? "sparse" : "hf", output, o.files(), o.tasks());
+            out.flush();
+            return ExitCodes.OK;
+        } finally {
+            spark.stop();
+        }
     }
 
     /** Parquet shards written by {@link ConvertJob} on Spark (local[*] unless --master or spark-submit says otherwise). */

@@ -12,7 +12,17 @@ import io.sparkprune.pipeline.formats.sparse.SparseEncoding;
 import io.sparkprune.pipeline.formats.sparse.SparseManifest;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import io.sparkprune.pipeline.safetensors.TensorInfo;
+import io.sparkprune.kernels.DType;
+import io.sparkprune.pipeline.formats.AtomicDirectory;
+import io.sparkprune.pipeline.formats.DenseTensors;
+import io.sparkprune.pipeline.formats.sparse.SparseWriter;
+import io.sparkprune.pipeline.recipe.TensorSelector;
+import io.sparkprune.pipeline.safetensors.ShardedCheckpointWriter;
+import java.io.IOException;
 import java.io.Serializable;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.util.stream.LongStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -28,7 +38,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Conversion to Parquet shards as a Spark job, for checkpoints too large for one process. The
+ * Conversion to Parquet shards ({@link #toParquet}) or to the {@code sparse} format
+ * ({@link #toSparse}, described there) as a Spark job, for checkpoints too large for one process. For Parquet, the
  * driver reads headers only (safetensors headers, or a sparse checkpoint's manifest), never the
  * weights: it lists the tensors, splits large ones into row ranges
  * ({@link ParquetShardWriter#plan}), groups the items into parts and starts one task per part.
@@ -142,6 +153,209 @@ public final class ConvertJob {
             parts.sort(Comparator.comparing(ParquetShardManifest.Part::file));
             ParquetShardManifest m = w.finish(metadata, tensors, side, parts);
             return new Outcome(m, tasks.size());
+        }
+    }
+
+    /**
+     * What to convert to the {@code sparse} format.
+     *
+     * @param input the checkpoint: an hf directory (local path or Hadoop URI) or a local sparse directory
+     * @param sparse true when the input is in the {@code sparse} format (decoded, then re-encoded)
+     * @param output the sparse checkpoint directory to create (local path); must not exist
+     * @param targets tensors that may be compressed ({@link TensorSelector} syntax: names or {@code re:} regexes)
+     * @param ignore tensors never compressed
+     * @param pattern the encoding forced on every target ({@code 2:4}, {@code block:16x16}, ...), or null to detect
+     * @param maxShardBytes largest total stored bytes per container file, as {@link SparseWriter.Options#maxShardBytes()}
+     */
+    public record SparseRequest(String input, boolean sparse, Path output, List<String> targets, List<String> ignore,
+                                String pattern, long maxShardBytes) implements Serializable {
+        private static final long serialVersionUID = 1L;
+
+        /**
+         * @throws NullPointerException for a null input, output, targets or ignore
+         * @throws InvalidInputException for an unparsable pattern or selector, or a shard size below 1
+         */
+        public SparseRequest {
+            Objects.requireNonNull(input, "input");
+            Objects.requireNonNull(output, "output");
+            targets = List.copyOf(targets);
+            ignore = List.copyOf(ignore);
+            if (maxShardBytes < 1) {
+                throw new InvalidInputException("the sparse writer needs a positive shard size, got " + maxShardBytes);
+            }
+            options(targets, ignore, pattern, maxShardBytes); // validates
+        }
+
+        /** @return the single-process writer's options for the same request */
+        public SparseWriter.Options writerOptions() {
+            return options(targets, ignore, pattern, maxShardBytes);
+        }
+
+        private static SparseWriter.Options options(List<String> targets, List<String> ignore, String pattern,
+                                                    long maxShardBytes) {
+            return new SparseWriter.Options(TensorSelector.of(targets, ignore, "command line", ""),
+                    pattern == null ? Optional.empty() : Optional.of(SparseEncoding.parse(pattern)), maxShardBytes);
+        }
+    }
+
+    /**
+     * @param reports per tensor: encoding, dense and stored bytes (as {@link SparseWriter#write} returns)
+     * @param files container files written
+     * @param tasks Spark tasks run: one per tensor (planning) plus one per container file (writing)
+     */
+    public record SparseOutcome(List<SparseWriter.TensorReport> reports, int files, int tasks) {
+    }
+
+    /** A tensor's plan in serializable form: the encoding by its spec. */
+    private record PlanDto(String name, String encoding, DType dtype, long[] shape, long count) implements Serializable {
+        private static final long serialVersionUID = 1L;
+
+        static PlanDto of(SparseWriter.Plan p) {
+            SparseManifest.Entry e = p.entry();
+            return new PlanDto(e.name(), e.encoding().spec(), e.dtype(), e.shape(), p.count());
+        }
+
+        SparseWriter.Plan plan() {
+            return new SparseWriter.Plan(new SparseManifest.Entry(name, SparseEncoding.parse(encoding), dtype, shape), count);
+        }
+    }
+
+    /** One container file: its number and name, and the range of stored components it holds. */
+    private record ShardTask(int index, String file, int from, int to) implements Serializable {
+        private static final long serialVersionUID = 1L;
+    }
+
+    /**
+     * Converts an hf or sparse checkpoint to the {@code sparse} format as a Spark job; the output is
+     * byte for byte what {@link SparseWriter#write(io.sparkprune.pipeline.formats.DenseTensors, Map,
+     * Map, SparseWriter.Options, Path)} writes for the same input and options. The driver reads
+     * headers (or the sparse manifest) and side files only. Stage one, one task per tensor, reads
+     * each tensor on an executor (by byte range for hf) and chooses its encoding and stored count
+     * ({@link SparseWriter#plan}); the driver builds the manifest and lays the stored components
+     * out into container files exactly as the single-process writer does
+     * ({@link ShardedCheckpointWriter#layout}). Stage two, one task per container file, reads and
+     * encodes that file's tensors and writes it into the output's staging directory
+     * ({@link SparseWriter#writeContainer}). The driver then writes the side files and, for several
+     * files, the index, and renames the staging directory into place; on any failure nothing is
+     * left behind. The output is a local path every executor must reach.
+     *
+     * @param spark the session (local[*] by default from the CLI)
+     * @param request what to convert
+     * @return per-tensor reports, files written and tasks run
+     * @throws InvalidInputException for a malformed input, an existing output, or a target that does
+     *     not fit a forced pattern (the executor's typed error, rethrown on the driver)
+     * @throws java.io.UncheckedIOException on an I/O failure (nothing is left behind)
+     */
+    public static SparseOutcome toSparse(SparkSession spark, SparseRequest request) {
+        HadoopConf hadoop = new HadoopConf(spark.sparkContext().hadoopConfiguration());
+        List<String> names;
+        Map<String, String> metadata;
+        Map<String, byte[]> side = new LinkedHashMap<>();
+        String taskInput = request.input();
+        if (request.sparse()) {
+            Path local = localPath(request.input());
+            try (SparseCheckpoint s = SparseCheckpoint.open(local)) { // headers and manifest only
+                names = new ArrayList<>(s.names());
+                metadata = s.originalMetadata();
+            }
+            side.putAll(SideFiles.read(local));
+            taskInput = local.toAbsolutePath().toString();
+        } else {
+            try (ShardedCheckpoint c = ShardedCheckpoint.open(request.input(), hadoop.get())) { // headers only
+                names = new ArrayList<>(c.tensorNames());
+                metadata = c.files().isEmpty() ? Map.of() : c.shard(c.files().get(0)).metadata();
+                for (String n : SideFiles.NAMES) {
+                    c.readSideFile(n, SideFiles.MAX_BYTES).ifPresent(b -> side.put(n, b));
+                }
+            }
+        }
+        String input = taskInput;
+        JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+        List<PlanDto> dtos;
+        try {
+            dtos = names.isEmpty() ? List.of() : new ArrayList<>(jsc.parallelize(names, names.size())
+                    .mapPartitions(it -> {
+                        List<PlanDto> out = new ArrayList<>();
+                        try (Source src = Source.open(input, request.sparse(), hadoop)) {
+                            SparseWriter.Options options = request.writerOptions();
+                            while (it.hasNext()) {
+                                out.add(PlanDto.of(SparseWriter.plan(src.tensors(), it.next(), options)));
+                            }
+                        }
+                        return out.iterator();
+                    }).collect());
+        } catch (RuntimeException e) {
+            throw typedCause(e).orElseThrow(() -> e);
+        }
+        List<SparseWriter.Plan> plans = dtos.stream().map(PlanDto::plan).toList();
+        List<SparseWriter.TensorReport> reports = SparseWriter.reports(request.input(), plans);
+        Map<String, String> md = new LinkedHashMap<>(SparseWriter.containerMetadata(metadata, plans));
+        List<SparseWriter.StoredComponent> comps = SparseWriter.storedComponents(plans);
+        long[] sizes = comps.stream().mapToLong(c -> c.component().bytes()).toArray();
+        int[] layout = ShardedCheckpointWriter.layout(sizes, request.maxShardBytes());
+        int files = layout.length == 0 ? 1 : layout[layout.length - 1] + 1;
+        List<ShardTask> tasks = new ArrayList<>();
+        Map<String, String> weightMap = new LinkedHashMap<>();
+        int from = 0;
+        for (int k = 0; k < files; k++) {
+            int to = from;
+            while (to < layout.length && layout[to] == k) {
+                weightMap.put(comps.get(to).component().name(), ShardedCheckpointWriter.fileName(k, files));
+                to++;
+            }
+            tasks.add(new ShardTask(k, ShardedCheckpointWriter.fileName(k, files), from, to));
+            from = to;
+        }
+        LOG.info("converting {} ({} tensors) to sparse {}: {} planning tasks, {} container files", request.input(),
+                names.size(), request.output(), names.size(), files);
+        try (AtomicDirectory.Staging staging = AtomicDirectory.begin(request.output())) {
+            String dir = staging.dir().toString();
+            try {
+                jsc.parallelize(tasks, tasks.size()).foreach(t -> {
+                    List<SparseWriter.Plan> ps = dtos.stream().map(PlanDto::plan).toList();
+                    List<SparseWriter.StoredComponent> cs = SparseWriter.storedComponents(ps).subList(t.from(), t.to());
+                    try (Source src = Source.open(input, request.sparse(), hadoop)) {
+                        SparseWriter.writeContainer(src.tensors(), ps, cs, md, Path.of(dir, t.file()));
+                    }
+                });
+            } catch (RuntimeException e) {
+                throw typedCause(e).orElseThrow(() -> e);
+            }
+            SideFiles.write(staging.dir(), side);
+            if (files > 1) {
+                try {
+                    Files.write(staging.dir().resolve(ShardedCheckpoint.INDEX_FILE),
+                            ShardedCheckpointWriter.indexJson(weightMap, LongStream.of(sizes).sum()));
+                } catch (IOException e) {
+                    throw new UncheckedIOException("cannot write " + request.output() + "/"
+                            + ShardedCheckpoint.INDEX_FILE + ": " + e.getMessage(), e);
+                }
+            }
+            staging.commit();
+        }
+        return new SparseOutcome(reports, files, names.size() + tasks.size());
+    }
+
+    /** An input opened on an executor, as dense tensors. */
+    private record Source(AutoCloseable handle, DenseTensors tensors) implements AutoCloseable {
+        static Source open(String input, boolean sparse, HadoopConf hadoop) {
+            if (sparse) {
+                SparseCheckpoint s = SparseCheckpoint.open(Path.of(input));
+                return new Source(s, s);
+            }
+            ShardedCheckpoint c = ShardedCheckpoint.open(input, hadoop.get());
+            return new Source(c, DenseTensors.of(c));
+        }
+
+        @Override
+        public void close() {
+            try {
+                handle.close();
+            } catch (RuntimeException e) {
+                throw e;
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
         }
     }
 

@@ -194,24 +194,22 @@ public final class ShardedCheckpointWriter implements AutoCloseable {
         if (state != SafetensorsWriter.State.DECLARING) {
             throw illegal("plan shards", "planShards() already ran; call write(name, bytes), then close()");
         }
-        shards = new ArrayList<>();
-        List<TensorInfo> cur = new ArrayList<>();
-        long curBytes = 0;
-        for (TensorInfo t : declared) {
-            if (!cur.isEmpty() && saturatedAdd(curBytes, t.byteLength()) > maxShardBytes) {
-                shards.add(cur);
-                cur = new ArrayList<>();
-                curBytes = 0;
-            }
-            cur.add(t);
-            curBytes = saturatedAdd(curBytes, t.byteLength());
+        long[] sizes = new long[declared.size()];
+        for (int i = 0; i < sizes.length; i++) {
+            sizes[i] = declared.get(i).byteLength();
         }
-        shards.add(cur); // possibly empty: a checkpoint without tensors is one empty file
-        int n = shards.size();
+        int[] layout = layout(sizes, maxShardBytes);
+        int n = layout.length == 0 ? 1 : layout[layout.length - 1] + 1;
+        shards = new ArrayList<>();
+        for (int k = 0; k < n; k++) {
+            shards.add(new ArrayList<>()); // possibly one empty: a checkpoint without tensors is one empty file
+        }
+        for (int i = 0; i < layout.length; i++) {
+            shards.get(layout[i]).add(declared.get(i));
+        }
         fileNames = new ArrayList<>();
         for (int i = 0; i < n; i++) {
-            fileNames.add(n == 1 ? ShardedCheckpoint.SINGLE_FILE
-                    : String.format(java.util.Locale.ROOT, "model-%05d-of-%05d.safetensors", i + 1, n));
+            fileNames.add(fileName(i, n));
         }
         shardOf = new int[declared.size()];
         for (int s = 0; s < n; s++) {
@@ -221,6 +219,62 @@ public final class ShardedCheckpointWriter implements AutoCloseable {
         }
         state = SafetensorsWriter.State.WRITING;
         return weightMap();
+    }
+
+    /**
+     * The greedy shard layout of {@link #planShards()}: a tensor goes into the current shard unless
+     * that would push it past {@code maxShardBytes}; a tensor larger than the limit gets a shard of
+     * its own.
+     *
+     * @param byteLengths each tensor's byte size, in declaration order
+     * @param maxShardBytes the largest total tensor bytes per shard; ≥ 1
+     * @return per tensor, its shard number (0-based, non-decreasing); the shard count is the last plus one (one when empty)
+     */
+    public static int[] layout(long[] byteLengths, long maxShardBytes) {
+        int[] shard = new int[byteLengths.length];
+        int s = 0;
+        long cur = 0;
+        boolean empty = true;
+        for (int i = 0; i < byteLengths.length; i++) {
+            if (!empty && saturatedAdd(cur, byteLengths[i]) > maxShardBytes) {
+                s++;
+                cur = 0;
+            }
+            shard[i] = s;
+            cur = saturatedAdd(cur, byteLengths[i]);
+            empty = false;
+        }
+        return shard;
+    }
+
+    /**
+     * @param shard 0-based shard number
+     * @param shards the shard count (≥ 1)
+     * @return {@code model.safetensors} for a single shard, else {@code model-0000k-of-0000N.safetensors} (k 1-based)
+     */
+    public static String fileName(int shard, int shards) {
+        return shards == 1 ? ShardedCheckpoint.SINGLE_FILE
+                : String.format(java.util.Locale.ROOT, "model-%05d-of-%05d.safetensors", shard + 1, shards);
+    }
+
+    /**
+     * The index file's bytes, as {@link #close()} writes them.
+     *
+     * @param weightMap tensor name → file name, in declaration order
+     * @param totalSize the sum of all tensors' byte sizes
+     * @return pretty-printed {@code {"metadata": {"total_size": bytes}, "weight_map": {name: file}}}
+     * @throws UncheckedIOException never in practice (in-memory serialization)
+     */
+    public static byte[] indexJson(Map<String, String> weightMap, long totalSize) {
+        ObjectNode root = Json.MAPPER.createObjectNode();
+        root.putObject("metadata").put("total_size", totalSize);
+        ObjectNode wm = root.putObject("weight_map");
+        weightMap.forEach(wm::put);
+        try {
+            return Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(root);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     private static long saturatedAdd(long a, long b) {
@@ -423,16 +477,12 @@ public final class ShardedCheckpointWriter implements AutoCloseable {
         state = SafetensorsWriter.State.CLOSED;
     }
 
-    private byte[] indexJson() throws IOException {
-        ObjectNode root = Json.MAPPER.createObjectNode();
+    private byte[] indexJson() {
         long total = 0;
         for (TensorInfo t : declared) {
             total = Math.addExact(total, t.byteLength());
         }
-        root.putObject("metadata").put("total_size", total);
-        ObjectNode wm = root.putObject("weight_map");
-        weightMap().forEach(wm::put);
-        return Json.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsBytes(root);
+        return indexJson(weightMap(), total);
     }
 
     /** Deletes every temporary file; nothing appears in the directory. Idempotent once aborted. */

@@ -8,6 +8,7 @@ import io.sparkprune.pipeline.formats.DenseTensors;
 import io.sparkprune.pipeline.formats.FormatException;
 import io.sparkprune.pipeline.formats.SideFiles;
 import io.sparkprune.pipeline.recipe.TensorSelector;
+import io.sparkprune.pipeline.safetensors.SafetensorsWriter;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpointWriter;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -76,7 +77,24 @@ public final class SparseWriter {
     public record TensorReport(String name, SparseEncoding encoding, long denseBytes, long storedBytes) {
     }
 
-    record Plan(SparseManifest.Entry entry, long count) {
+    /**
+     * The first pass's decision for one tensor.
+     *
+     * @param entry its manifest entry (name, encoding, dtype, shape)
+     * @param count stored BSR tiles or bitmask entries (0 for the other encodings); with the entry it
+     *     fixes every component's shape ({@link SparseManifest#components})
+     */
+    public record Plan(SparseManifest.Entry entry, long count) {
+    }
+
+    /**
+     * One stored safetensors tensor of the container, in file order.
+     *
+     * @param plan index of its tensor's plan
+     * @param part its index among that tensor's components
+     * @param component name, dtype, shape
+     */
+    public record StoredComponent(int plan, int part, SparseManifest.Component component) {
     }
 
     /**
@@ -127,24 +145,8 @@ public final class SparseWriter {
         for (String name : src.names()) {
             plans.add(plan(src, name, options, quantized));
         }
-        List<SparseManifest.Entry> entries = plans.stream().map(Plan::entry).toList();
-        SparseManifest manifest = new SparseManifest(new LinkedHashMap<>(metadata), entries);
-        Set<String> stored = new HashSet<>();
-        List<TensorReport> reports = new ArrayList<>();
-        for (Plan p : plans) {
-            long bytes = 0;
-            for (SparseManifest.Component c : SparseManifest.components(p.entry(), p.count())) {
-                if (!stored.add(c.name())) {
-                    throw new FormatException(src.source(), "stored tensor name '" + c.name() + "' (of '"
-                            + p.entry().name() + "') collides with another tensor; rename the tensor or store it dense");
-                }
-                bytes += c.bytes();
-            }
-            reports.add(new TensorReport(p.entry().name(), p.entry().encoding(), p.entry().denseBytes(), bytes));
-        }
-        Map<String, String> md = new LinkedHashMap<>();
-        md.put("format", SparseManifest.FORMAT);
-        md.put(SparseManifest.METADATA_KEY, manifest.toJson());
+        List<TensorReport> reports = reports(src.source(), plans);
+        Map<String, String> md = containerMetadata(metadata, plans);
         AtomicDirectory.write(target, tmp -> {
             SideFiles.write(tmp, sideFiles);
             try (ShardedCheckpointWriter w = ShardedCheckpointWriter.create(tmp, options.maxShardBytes())) {
@@ -169,6 +171,159 @@ public final class SparseWriter {
             }
         });
         return reports;
+    }
+
+    /**
+     * The first pass for one unquantized tensor: reads it (when it is a compressible target) and
+     * chooses its encoding as {@link #write(DenseTensors, Map, Map, Options, Path)} does.
+     *
+     * @param src the dense tensors
+     * @param name a name of {@code src}
+     * @param options targets, encoding (the shard size is not used)
+     * @return the encoding and stored count
+     * @throws io.sparkprune.pipeline.formats.PatternViolationException when the target is not N:M under a forced N:M
+     * @throws FormatException when a forced encoding does not tile its shape, or it is over 2 GiB
+     * @throws io.sparkprune.kernels.InvalidInputException when the stored data is malformed
+     */
+    public static Plan plan(DenseTensors src, String name, Options options) {
+        return plan(src, name, options, n -> Optional.empty());
+    }
+
+    /**
+     * The per-tensor reports, after checking that no stored name collides with another.
+     *
+     * @param source the input, for messages
+     * @param plans every tensor's plan, in order
+     * @return per tensor: encoding, dense and stored bytes
+     * @throws FormatException when two stored names collide
+     */
+    public static List<TensorReport> reports(String source, List<Plan> plans) {
+        Set<String> stored = new HashSet<>();
+        List<TensorReport> reports = new ArrayList<>();
+        for (Plan p : plans) {
+            long bytes = 0;
+            for (SparseManifest.Component c : SparseManifest.components(p.entry(), p.count())) {
+                if (!stored.add(c.name())) {
+                    throw new FormatException(source, "stored tensor name '" + c.name() + "' (of '"
+                            + p.entry().name() + "') collides with another tensor; rename the tensor or store it dense");
+                }
+                bytes += c.bytes();
+            }
+            reports.add(new TensorReport(p.entry().name(), p.entry().encoding(), p.entry().denseBytes(), bytes));
+        }
+        return reports;
+    }
+
+    /**
+     * @param metadata the source's {@code __metadata__}
+     * @param plans every tensor's plan, in order
+     * @return the {@code __metadata__} of every container file: {@code format} and the manifest JSON
+     */
+    public static Map<String, String> containerMetadata(Map<String, String> metadata, List<Plan> plans) {
+        SparseManifest manifest = new SparseManifest(new LinkedHashMap<>(metadata),
+                plans.stream().map(Plan::entry).toList());
+        Map<String, String> md = new LinkedHashMap<>();
+        md.put("format", SparseManifest.FORMAT);
+        md.put(SparseManifest.METADATA_KEY, manifest.toJson());
+        return md;
+    }
+
+    /**
+     * @param plans every tensor's plan, in order
+     * @return every stored component in container order (the order the shards are filled in)
+     */
+    public static List<StoredComponent> storedComponents(List<Plan> plans) {
+        List<StoredComponent> out = new ArrayList<>();
+        for (int i = 0; i < plans.size(); i++) {
+            List<SparseManifest.Component> comps = SparseManifest.components(plans.get(i).entry(), plans.get(i).count());
+            for (int k = 0; k < comps.size(); k++) {
+                out.add(new StoredComponent(i, k, comps.get(k)));
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Writes one safetensors container file (one shard of the checkpoint) holding the given stored
+     * components, byte for byte as {@link #write(DenseTensors, Map, Map, Options, Path)} writes that
+     * shard: a tensor whose components span two shards is read and encoded for each. Unquantized
+     * plans only. The file appears only when complete.
+     *
+     * @param src the dense tensors the plans were made from
+     * @param plans every tensor's plan, in order
+     * @param components this file's components, a contiguous run of {@link #storedComponents}
+     * @param containerMetadata {@link #containerMetadata} of the whole checkpoint
+     * @param file the file to write (its directory must exist)
+     * @throws FormatException when a tensor changed since it was planned
+     * @throws io.sparkprune.kernels.InvalidInputException when the stored data is malformed
+     * @throws java.io.UncheckedIOException on I/O failure (the temporary file is deleted)
+     */
+    public static void writeContainer(DenseTensors src, List<Plan> plans, List<StoredComponent> components,
+                                      Map<String, String> containerMetadata, Path file) {
+        SafetensorsWriter w = SafetensorsWriter.create(file);
+        boolean ok = false;
+        try {
+            for (StoredComponent c : components) {
+                w.declare(c.component().name(), c.component().dtype(), c.component().shape());
+            }
+            w.metadata(containerMetadata);
+            w.writeHeader();
+            int current = -1;
+            byte[][] parts = null;
+            for (StoredComponent c : components) {
+                if (c.plan() != current) {
+                    current = c.plan();
+                    parts = encode(src, plans.get(current));
+                }
+                w.write(c.component().name(), ByteBuffer.wrap(parts[c.part()]));
+            }
+            w.close();
+            ok = true;
+        } finally {
+            if (!ok) {
+                w.abort();
+            }
+        }
+    }
+
+    /**
+     * The second pass for one unquantized tensor: reads and encodes it.
+     *
+     * @param src the dense tensors
+     * @param p its plan
+     * @return its components' bytes, in {@link SparseManifest#components} order
+     * @throws FormatException when the tensor changed since it was planned
+     * @throws io.sparkprune.kernels.InvalidInputException when the stored data is malformed
+     */
+    public static byte[][] encode(DenseTensors src, Plan p) {
+        SparseManifest.Entry en = p.entry();
+        if (en.quantization().isPresent()) {
+            throw new IllegalArgumentException("'" + en.name() + "' is quantized; encode() takes unquantized plans");
+        }
+        List<SparseManifest.Component> comps = SparseManifest.components(en, p.count());
+        HostTensor t = src.read(en.name());
+        byte[] d = bytes(t);
+        if (en.encoding() instanceof SparseEncoding.Dense) {
+            return new byte[][] {d};
+        }
+        int e = en.dtype().byteSize();
+        byte[][] parts;
+        if (en.encoding() instanceof SparseEncoding.NofM nm) {
+            parts = SparseCodecs.nmEncode(en.name(), d, en.rows(), en.cols(), e, nm);
+        } else if (en.encoding() instanceof SparseEncoding.Bsr b) {
+            parts = SparseCodecs.bsrEncode(d, en.rows(), en.cols(), e, b);
+        } else {
+            parts = SparseCodecs.bitmaskEncode(d, en.rows(), en.cols(), e);
+        }
+        for (int k = 0; k < comps.size(); k++) {
+            if (parts[k].length != comps.get(k).bytes()) {
+                // the source changed between the two passes
+                throw new FormatException(src.source() + ": '" + en.name() + "'", "changed while being written ("
+                        + comps.get(k).name() + " has " + parts[k].length + " bytes, planned " + comps.get(k).bytes()
+                        + "); do not modify the input during conversion");
+            }
+        }
+        return parts;
     }
 
     private static Plan plan(DenseTensors src, String name, Options options,
@@ -309,28 +464,12 @@ public final class SparseWriter {
             }
             return;
         }
-        HostTensor t = src.read(en.name());
         if (en.encoding() instanceof SparseEncoding.Dense) {
-            w.write(en.name(), t);
+            w.write(en.name(), src.read(en.name()));
             return;
         }
-        byte[] d = bytes(t);
-        int e = en.dtype().byteSize();
-        byte[][] parts;
-        if (en.encoding() instanceof SparseEncoding.NofM nm) {
-            parts = SparseCodecs.nmEncode(en.name(), d, en.rows(), en.cols(), e, nm);
-        } else if (en.encoding() instanceof SparseEncoding.Bsr b) {
-            parts = SparseCodecs.bsrEncode(d, en.rows(), en.cols(), e, b);
-        } else {
-            parts = SparseCodecs.bitmaskEncode(d, en.rows(), en.cols(), e);
-        }
+        byte[][] parts = encode(src, p);
         for (int k = 0; k < comps.size(); k++) {
-            if (parts[k].length != comps.get(k).bytes()) {
-                // the source changed between the two passes
-                throw new FormatException(src.source() + ": '" + en.name() + "'", "changed while being written ("
-                        + comps.get(k).name() + " has " + parts[k].length + " bytes, planned " + comps.get(k).bytes()
-                        + "); do not modify the input during conversion");
-            }
             w.write(comps.get(k).name(), ByteBuffer.wrap(parts[k]));
         }
     }
