@@ -147,8 +147,8 @@ public final class ConvertJob {
                 parts = new ArrayList<>(JavaSparkContext.fromSparkContext(spark.sparkContext())
                         .parallelize(tasks, Math.max(1, tasks.size()))
                         .map(t -> writePart(input, sparse, hadoop, staging, t, options)).collect());
-            } catch (RuntimeException e) {
-                throw typedCause(e).orElseThrow(() -> e);
+            } catch (Exception e) { // Spark throws the checked SparkException undeclared
+                throw rethrow(e);
             }
             parts.sort(Comparator.comparing(ParquetShardManifest.Part::file));
             ParquetShardManifest m = w.finish(metadata, tensors, side, parts);
@@ -168,9 +168,7 @@ public final class ConvertJob {
      * @param maxShardBytes largest total stored bytes per container file, as {@link SparseWriter.Options#maxShardBytes()}
      */
     public record SparseRequest(String input, boolean sparse, Path output, List<String> targets, List<String> ignore,
-                                String pattern, long maxShardBytes) implements Serializable {
-        private static final long serialVersionUID = 1L;
-
+                                String pattern, long maxShardBytes) {
         /**
          * @throws NullPointerException for a null input, output, targets or ignore
          * @throws InvalidInputException for an unparsable pattern or selector, or a shard size below 1
@@ -270,22 +268,27 @@ public final class ConvertJob {
             }
         }
         String input = taskInput;
+        boolean sparse = request.sparse();
+        List<String> targets = new ArrayList<>(request.targets());
+        List<String> ignore = new ArrayList<>(request.ignore());
+        String pattern = request.pattern();
+        long maxShardBytes = request.maxShardBytes();
         JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         List<PlanDto> dtos;
         try {
             dtos = names.isEmpty() ? List.of() : new ArrayList<>(jsc.parallelize(names, names.size())
                     .mapPartitions(it -> {
                         List<PlanDto> out = new ArrayList<>();
-                        try (Source src = Source.open(input, request.sparse(), hadoop)) {
-                            SparseWriter.Options options = request.writerOptions();
+                        try (Source src = Source.open(input, sparse, hadoop)) {
+                            SparseWriter.Options options = SparseRequest.options(targets, ignore, pattern, maxShardBytes);
                             while (it.hasNext()) {
                                 out.add(PlanDto.of(SparseWriter.plan(src.tensors(), it.next(), options)));
                             }
                         }
                         return out.iterator();
                     }).collect());
-        } catch (RuntimeException e) {
-            throw typedCause(e).orElseThrow(() -> e);
+        } catch (Exception e) { // Spark throws the checked SparkException undeclared
+            throw rethrow(e);
         }
         List<SparseWriter.Plan> plans = dtos.stream().map(PlanDto::plan).toList();
         List<SparseWriter.TensorReport> reports = SparseWriter.reports(request.input(), plans);
@@ -314,12 +317,12 @@ public final class ConvertJob {
                 jsc.parallelize(tasks, tasks.size()).foreach(t -> {
                     List<SparseWriter.Plan> ps = dtos.stream().map(PlanDto::plan).toList();
                     List<SparseWriter.StoredComponent> cs = SparseWriter.storedComponents(ps).subList(t.from(), t.to());
-                    try (Source src = Source.open(input, request.sparse(), hadoop)) {
+                    try (Source src = Source.open(input, sparse, hadoop)) {
                         SparseWriter.writeContainer(src.tensors(), ps, cs, md, Path.of(dir, t.file()));
                     }
                 });
-            } catch (RuntimeException e) {
-                throw typedCause(e).orElseThrow(() -> e);
+            } catch (Exception e) { // Spark throws the checked SparkException undeclared
+                throw rethrow(e);
             }
             SideFiles.write(staging.dir(), side);
             if (files > 1) {
@@ -382,6 +385,19 @@ public final class ConvertJob {
                     + "convert it to hf first");
         }
         return Path.of(input);
+    }
+
+    /**
+     * @param e a failure from a Spark action (often the checked {@code SparkException}, thrown undeclared)
+     * @return what to throw: a task's typed error from the cause chain, else {@code e} itself when
+     *     unchecked, else {@code e} wrapped in an {@link IllegalStateException}
+     */
+    static RuntimeException rethrow(Exception e) {
+        Optional<InvalidInputException> typed = typedCause(e);
+        if (typed.isPresent()) {
+            return typed.get();
+        }
+        return e instanceof RuntimeException r ? r : new IllegalStateException("Spark job failed: " + e.getMessage(), e);
     }
 
     /**
