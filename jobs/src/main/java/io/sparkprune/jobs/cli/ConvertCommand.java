@@ -45,8 +45,8 @@ import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * {@code sparkprune convert}: checkpoint format conversion. Sources: hf, sparse, onnx (BERT family),
- * compressed-tensors (dequantized), parquet; targets: hf (dense), sparse and parquet (Spark jobs for hf
- * and sparse inputs, {@link ConvertJob}) and onnx (BERT family, onto the graph given with
+ * compressed-tensors (dequantized), parquet; targets: hf (dense; a Spark job for hf, sparse and parquet
+ * inputs), sparse and parquet (Spark jobs for hf and sparse inputs, {@link ConvertJob}) and onnx (BERT family, onto the graph given with
  * {@code --onnx-template}, see {@link OnnxExporter}). Output is all-or-nothing.
  */
 @Command(name = "convert", mixinStandardHelpOptions = true,
@@ -71,8 +71,9 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--to", defaultValue = "hf", description = "Output format: hf, sparse, parquet or onnx (default: ${DEFAULT-VALUE}).")
     String to;
 
-    @Option(names = "--master", paramLabel = "<url>", description = "parquet or sparse from hf or sparse: Spark master of the "
-            + "conversion job, one task per part or container file (default: local[*], or what spark-submit set).")
+    @Option(names = "--master", paramLabel = "<url>", description = "parquet or sparse from hf or sparse, hf from hf, sparse or "
+            + "parquet: Spark master of the conversion job, one task per part, container or safetensors file "
+            + "(default: local[*], or what spark-submit set).")
     String master;
 
     @Parameters(index = "0", paramLabel = "<input>", description = "The input checkpoint directory or model file (e.g. model.onnx).")
@@ -148,6 +149,13 @@ final class ConvertCommand implements Callable<Integer> {
         }
         if (t.equals("sparse") && (actual == CheckpointFormat.HF || actual == CheckpointFormat.SPARSE)) {
             return toSparseWithSpark(actual == CheckpointFormat.SPARSE, out);
+        }
+        if (t.equals("hf") && ConvertJob.SPARK_HF_SOURCES.contains(actual)) {
+            ConvertJob.HfOutcome o = toHfWithSpark(master, input, actual, output);
+            out.printf("converted %s (%s) to %s (hf): %d tensors, %d safetensors files written by %d Spark tasks%n", input,
+                    f, output, o.tensors(), o.files(), o.tasks());
+            out.flush();
+            return ExitCodes.OK;
         }
         Map<String, byte[]> side = SideFiles.read(input);
         switch (actual) {
@@ -232,6 +240,21 @@ final class ConvertCommand implements Callable<Integer> {
                     sparse ? "sparse" : "hf", output, o.files(), o.tasks());
             out.flush();
             return ExitCodes.OK;
+        } finally {
+            spark.stop();
+        }
+    }
+
+    /**
+     * A dense hf directory written by {@link ConvertJob#toHf} on Spark (local[*] unless {@code master} or
+     * spark-submit says otherwise), transformers' default shard size; the session is stopped after.
+     */
+    static ConvertJob.HfOutcome toHfWithSpark(String master, Path input, CheckpointFormat format, Path output) {
+        ConvertJob.HfRequest req = new ConvertJob.HfRequest(input.toString(), format, output,
+                HfDirectoryWriter.DEFAULT_MAX_SHARD_BYTES);
+        SparkSession spark = PruneCommand.session(master, Map.of());
+        try {
+            return ConvertJob.toHf(spark, req);
         } finally {
             spark.stop();
         }

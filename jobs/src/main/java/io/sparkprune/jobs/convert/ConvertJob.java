@@ -2,7 +2,11 @@ package io.sparkprune.jobs.convert;
 
 import io.sparkprune.jobs.prune.HadoopConf;
 import io.sparkprune.kernels.InvalidInputException;
+import io.sparkprune.pipeline.formats.CheckpointFormat;
+import io.sparkprune.pipeline.formats.DenseHfWriter;
 import io.sparkprune.pipeline.formats.SideFiles;
+import io.sparkprune.pipeline.formats.parquet.ParquetShards;
+import io.sparkprune.pipeline.safetensors.SafetensorsWriter;
 import io.sparkprune.pipeline.formats.parquet.ParquetShardManifest;
 import io.sparkprune.pipeline.formats.parquet.ParquetShardWriter;
 import io.sparkprune.pipeline.formats.parquet.RowSource;
@@ -38,8 +42,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Conversion to Parquet shards ({@link #toParquet}) or to the {@code sparse} format
- * ({@link #toSparse}, described there) as a Spark job, for checkpoints too large for one process. For Parquet, the
+ * Conversion to Parquet shards ({@link #toParquet}), to the {@code sparse} format
+ * ({@link #toSparse}, described there) or to a dense Hugging Face directory ({@link #toHf},
+ * described there) as a Spark job, for checkpoints too large for one process. For Parquet, the
  * driver reads headers only (safetensors headers, or a sparse checkpoint's manifest), never the
  * weights: it lists the tensors, splits large ones into row ranges
  * ({@link ParquetShardWriter#plan}), groups the items into parts and starts one task per part.
@@ -339,10 +344,183 @@ public final class ConvertJob {
         return new SparseOutcome(reports, files, names.size() + tasks.size());
     }
 
+    /**
+     * What to write as a dense Hugging Face directory.
+     *
+     * @param input the checkpoint: an hf directory (local path or Hadoop URI), or a local sparse or
+     *     Parquet shards directory
+     * @param format the input's format: {@link CheckpointFormat#HF}, {@link CheckpointFormat#SPARSE}
+     *     or {@link CheckpointFormat#PARQUET}
+     * @param output the hf directory to create (local path); must not exist
+     * @param maxShardBytes largest total tensor bytes per safetensors file, as
+     *     {@link DenseHfWriter#write}'s {@code maxShardBytes} (transformers' 5 GB by default from the CLI)
+     */
+    public record HfRequest(String input, CheckpointFormat format, Path output, long maxShardBytes) {
+        /**
+         * @throws NullPointerException for a null input, format or output
+         * @throws InvalidInputException for another format (onnx and compressed-tensors are converted
+         *     in one process) or a shard size below 1
+         */
+        public HfRequest {
+            Objects.requireNonNull(input, "input");
+            Objects.requireNonNull(format, "format");
+            Objects.requireNonNull(output, "output");
+            if (!SPARK_HF_SOURCES.contains(format)) {
+                throw new InvalidInputException(input + ": a " + format.cliName() + " checkpoint is not converted to hf "
+                        + "by the Spark job; sources are " + SPARK_HF_SOURCES.stream().map(CheckpointFormat::cliName)
+                        .toList() + " (use Decompressor.toHf for the others)");
+            }
+            if (maxShardBytes < 1) {
+                throw new InvalidInputException("the hf writer needs a positive shard size, got " + maxShardBytes);
+            }
+        }
+    }
+
+    /** The input formats {@link #toHf} reads: hf (a re-shard or copy), sparse and parquet. */
+    public static final List<CheckpointFormat> SPARK_HF_SOURCES =
+            List.of(CheckpointFormat.HF, CheckpointFormat.SPARSE, CheckpointFormat.PARQUET);
+
+    /**
+     * @param tensors tensors written
+     * @param files safetensors files written
+     * @param tasks Spark tasks run (one per safetensors file)
+     */
+    public record HfOutcome(int tensors, int files, int tasks) {
+    }
+
+    /** One safetensors file: its name and the tensors it holds, in order. */
+    private record HfShardTask(String file, List<String> names) implements Serializable {
+        private static final long serialVersionUID = 1L;
+    }
+
+    /**
+     * Writes an hf, sparse or Parquet shards checkpoint as a dense Hugging Face directory as a Spark
+     * job; the output is byte for byte what {@link DenseHfWriter#write} writes for the same input
+     * (its tensors in order, the input's {@code __metadata__} and side files) and shard size. The
+     * driver reads headers, the sparse or Parquet manifest and the side files only, and lays the
+     * tensors out into files exactly as the single-process writer does
+     * ({@link ShardedCheckpointWriter#layout}, {@link ShardedCheckpointWriter#fileName}). One task
+     * per output file opens the input on its executor, reads (hf, by byte range) or decodes (sparse,
+     * Parquet) that file's tensors one at a time and streams them into a {@link SafetensorsWriter}
+     * in the output's staging directory. The driver then writes the side files and, for several
+     * files, the index ({@link ShardedCheckpointWriter#indexJson}), and renames the staging
+     * directory into place; on any failure nothing is left behind. The output is a local path every
+     * executor must reach; sparse and Parquet inputs must be local too.
+     *
+     * @param spark the session (local[*] by default from the CLI)
+     * @param request what to convert
+     * @return tensors, files and tasks
+     * @throws InvalidInputException for a malformed or corrupt input (the executor's typed error,
+     *     rethrown on the driver) or an existing output
+     * @throws java.io.UncheckedIOException on an I/O failure (nothing is left behind)
+     */
+    public static HfOutcome toHf(SparkSession spark, HfRequest request) {
+        HadoopConf hadoop = new HadoopConf(spark.sparkContext().hadoopConfiguration());
+        CheckpointFormat format = request.format();
+        String input = format == CheckpointFormat.HF ? request.input()
+                : localPath(request.input()).toAbsolutePath().toString();
+        List<String> names = new ArrayList<>();
+        long[] sizes;
+        Map<String, String> metadata;
+        Map<String, byte[]> side = new LinkedHashMap<>();
+        try (Source src = Source.open(input, format, hadoop)) { // headers and manifests only
+            DenseTensors t = src.tensors();
+            names.addAll(t.names());
+            sizes = new long[names.size()];
+            for (int i = 0; i < sizes.length; i++) {
+                sizes[i] = TensorInfo.byteLengthOf(t.dtype(names.get(i)), t.shape(names.get(i)));
+            }
+            if (src.handle() instanceof ShardedCheckpoint c) {
+                metadata = c.files().isEmpty() ? Map.of() : c.shard(c.files().get(0)).metadata();
+                for (String n : SideFiles.NAMES) {
+                    c.readSideFile(n, SideFiles.MAX_BYTES).ifPresent(b -> side.put(n, b));
+                }
+            } else {
+                metadata = src.handle() instanceof SparseCheckpoint s ? s.originalMetadata()
+                        : ((ParquetShards) src.handle()).originalMetadata();
+                side.putAll(SideFiles.read(Path.of(input)));
+            }
+        }
+        int[] layout = ShardedCheckpointWriter.layout(sizes, request.maxShardBytes());
+        int files = layout.length == 0 ? 1 : layout[layout.length - 1] + 1;
+        List<HfShardTask> tasks = new ArrayList<>();
+        Map<String, String> weightMap = new LinkedHashMap<>();
+        int at = 0;
+        for (int k = 0; k < files; k++) {
+            String file = ShardedCheckpointWriter.fileName(k, files);
+            List<String> in = new ArrayList<>();
+            while (at < layout.length && layout[at] == k) {
+                in.add(names.get(at));
+                weightMap.put(names.get(at), file);
+                at++;
+            }
+            tasks.add(new HfShardTask(file, in));
+        }
+        Map<String, String> md = new LinkedHashMap<>(metadata);
+        LOG.info("converting {} ({}, {} tensors) to hf {} in {} tasks", request.input(), format.cliName(), names.size(),
+                request.output(), tasks.size());
+        JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+        try (AtomicDirectory.Staging staging = AtomicDirectory.begin(request.output())) {
+            String dir = staging.dir().toString();
+            try {
+                jsc.parallelize(tasks, tasks.size()).foreach(t -> writeHfShard(input, format, hadoop, md,
+                        Path.of(dir, t.file()), t.names()));
+            } catch (Exception e) { // Spark throws the checked SparkException undeclared
+                throw rethrow(e);
+            }
+            SideFiles.write(staging.dir(), side);
+            if (files > 1) {
+                try {
+                    Files.write(staging.dir().resolve(ShardedCheckpoint.INDEX_FILE),
+                            ShardedCheckpointWriter.indexJson(weightMap, LongStream.of(sizes).sum()));
+                } catch (IOException e) {
+                    throw new UncheckedIOException("cannot write " + request.output() + "/"
+                            + ShardedCheckpoint.INDEX_FILE + ": " + e.getMessage(), e);
+                }
+            }
+            staging.commit();
+        }
+        return new HfOutcome(names.size(), files, tasks.size());
+    }
+
+    /** Executor side: one safetensors file, its tensors read or decoded and streamed one at a time. */
+    private static void writeHfShard(String input, CheckpointFormat format, HadoopConf hadoop, Map<String, String> md,
+                                     Path target, List<String> names) {
+        try (Source src = Source.open(input, format, hadoop)) {
+            DenseTensors t = src.tensors();
+            SafetensorsWriter w = SafetensorsWriter.create(target);
+            boolean ok = false;
+            try {
+                for (String n : names) {
+                    w.declare(n, t.dtype(n), t.shape(n));
+                }
+                w.metadata(md);
+                w.writeHeader();
+                for (String n : names) {
+                    w.write(n, t.read(n));
+                }
+                w.close();
+                ok = true;
+            } finally {
+                if (!ok) {
+                    w.abort();
+                }
+            }
+        }
+    }
+
     /** An input opened on an executor, as dense tensors. */
     private record Source(AutoCloseable handle, DenseTensors tensors) implements AutoCloseable {
         static Source open(String input, boolean sparse, HadoopConf hadoop) {
-            if (sparse) {
+            return open(input, sparse ? CheckpointFormat.SPARSE : CheckpointFormat.HF, hadoop);
+        }
+
+        static Source open(String input, CheckpointFormat format, HadoopConf hadoop) {
+            if (format == CheckpointFormat.PARQUET) {
+                ParquetShards p = ParquetShards.open(Path.of(input));
+                return new Source(p, p);
+            }
+            if (format == CheckpointFormat.SPARSE) {
                 SparseCheckpoint s = SparseCheckpoint.open(Path.of(input));
                 return new Source(s, s);
             }
