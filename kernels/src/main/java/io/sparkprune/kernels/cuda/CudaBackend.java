@@ -361,9 +361,27 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     public synchronized void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
                                    float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
                                    float beta, float[] c, int cOff, int ldc) {
-        Checks.window("sgemm A", a.length, aOff, lda, transA ? k : m, transA ? m : k);
-        Checks.window("sgemm B", b.length, bOff, ldb, transB ? n : k, transB ? k : n);
-        Checks.window("sgemm C", c.length, cOff, ldc, m, n);
+        hostGemm("sgemm", transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc,
+                (da, dla, db, dlb, dc) -> sgemmDevice(transA, transB, m, n, k, alpha, da, dla, db, dlb, beta, dc, n,
+                        m + "x" + n + "x" + k));
+    }
+
+    /** A device product over packed operands: A, its row stride, B, its row stride, C (row stride n). */
+    @FunctionalInterface
+    private interface DeviceGemm {
+        void run(CUdeviceptr a, int lda, CUdeviceptr b, int ldb, CUdeviceptr c);
+    }
+
+    /**
+     * The host-array form shared by the fp32 products: window checks, the trivial cases on the CPU,
+     * operands packed into the workspace, the device product, C back into its window.
+     */
+    private void hostGemm(String name, boolean transA, boolean transB, int m, int n, int k, float alpha,
+                          float[] a, int aOff, int lda, float[] b, int bOff, int ldb, float beta, float[] c, int cOff,
+                          int ldc, DeviceGemm product) {
+        Checks.window(name + " A", a.length, aOff, lda, transA ? k : m, transA ? m : k);
+        Checks.window(name + " B", b.length, bOff, ldb, transB ? n : k, transB ? k : n);
+        Checks.window(name + " C", c.length, cOff, ldc, m, n);
         if (m == 0 || n == 0) {
             return;
         }
@@ -372,26 +390,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             return;
         }
         current();
-        int ar = transA ? k : m;
         int ac = transA ? m : k;
-        int br = transB ? n : k;
         int bc = transB ? k : n;
-        String shape = m + "x" + n + "x" + k;
-        DeviceBuffer da = ws(0, 4L * ar * ac, "sgemm A");
-        DeviceBuffer db = ws(1, 4L * br * bc, "sgemm B");
-        DeviceBuffer dc = ws(2, 4L * m * n, "sgemm C");
-        da.upload(pack(a, aOff, lda, ar, ac), 0, ar * ac, 0);
-        db.upload(pack(b, bOff, ldb, br, bc), 0, br * bc, 0);
-        float[] hc = beta == 0f ? null : pack(c, cOff, ldc, m, n);
-        if (hc != null) {
-            dc.upload(hc, 0, m * n, 0);
-        }
-        sgemmDevice(transA, transB, m, n, k, alpha, da.pointer(), ac, db.pointer(), bc, beta, dc.pointer(), n, shape);
-        if (hc == null) {
-            hc = (cOff == 0 && ldc == n && c.length == m * n) ? c : new float[m * n];
-        }
-        dc.download(0, hc, 0, m * n);
-        unpack(hc, c, cOff, ldc, m, n);
+        DeviceBuffer da = upWindow(0, a, aOff, lda, transA ? k : m, ac, name + " A");
+        DeviceBuffer db = upWindow(1, b, bOff, ldb, transB ? n : k, bc, name + " B");
+        DeviceBuffer dc = beta == 0f ? ws(2, 4L * m * n, name + " C") : upWindow(2, c, cOff, ldc, m, n, name + " C");
+        product.run(da.pointer(), ac, db.pointer(), bc, dc.pointer());
+        downloadWindow(dc, c, cOff, ldc, m, n);
     }
 
     /** {@code C = alpha·op(A)·op(B) + beta·C} on device pointers (see {@link #sgemm}). */
@@ -1502,24 +1507,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     public synchronized void sgemmTf32(boolean transA, boolean transB, int m, int n, int k, float alpha,
                                        float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
                                        float beta, float[] c, int cOff, int ldc) {
-        Checks.window("sgemmTf32 A", a.length, aOff, lda, transA ? k : m, transA ? m : k);
-        Checks.window("sgemmTf32 B", b.length, bOff, ldb, transB ? n : k, transB ? k : n);
-        Checks.window("sgemmTf32 C", c.length, cOff, ldc, m, n);
-        if (m == 0 || n == 0) {
-            return;
-        }
-        if (k == 0 || alpha == 0f) {
-            cpu.sgemm(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
-            return;
-        }
-        current();
-        int ac = transA ? m : k;
-        int bc = transB ? k : n;
-        DeviceBuffer da = upWindow(0, a, aOff, lda, transA ? k : m, ac, "sgemmTf32 A");
-        DeviceBuffer db = upWindow(1, b, bOff, ldb, transB ? n : k, bc, "sgemmTf32 B");
-        DeviceBuffer dc = beta == 0f ? ws(2, 4L * m * n, "sgemmTf32 C") : upWindow(2, c, cOff, ldc, m, n, "sgemmTf32 C");
-        sgemmTf32Device(transA, transB, m, n, k, alpha, da.pointer(), ac, db.pointer(), bc, beta, dc.pointer(), n);
-        downloadWindow(dc, c, cOff, ldc, m, n);
+        hostGemm("sgemmTf32", transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc,
+                (da, dla, db, dlb, dc) -> sgemmTf32Device(transA, transB, m, n, k, alpha, da, dla, db, dlb, beta, dc, n));
     }
 
     /** {@link #sgemmTf32} on device pointers (row strides in elements). */
