@@ -1,5 +1,7 @@
 package io.sparkprune.jobs.cli;
 
+import static io.sparkprune.jobs.cli.CliRun.run;
+
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.sparkprune.calibration.quant.QuantizationSpec;
@@ -9,8 +11,6 @@ import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.pipeline.formats.DenseTensors;
 import io.sparkprune.pipeline.formats.compressed.CompressedTensorsWriter;
 import io.sparkprune.pipeline.hf.HfDirectoryWriter;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,7 +21,6 @@ import java.util.Optional;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /**
  * {@code convert} and {@code decompress} on corrupt sparse and compressed-tensors checkpoints exit
@@ -31,19 +30,6 @@ class CorruptInputCliTest {
 
     @TempDir
     Path tmp;
-
-    private record Result(int code, String out, String err) {
-    }
-
-    private static Result run(String... args) {
-        CommandLine cl = SparkPruneCli.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new Result(code, out.toString(), err.toString());
-    }
 
     private static final String Q = "model.layers.0.self_attn.q_proj.weight";
 
@@ -58,7 +44,7 @@ class CorruptInputCliTest {
         Path hf = tmp.resolve("in/hf");
         HfDirectoryWriter.write(hf, "{\"model_type\":\"llama\"}", Map.of(), t, Map.of("format", "pt"), 1L << 30);
         Path sparse = tmp.resolve("in/sparse");
-        Result r = run("convert", "--from", "hf", "--to", "sparse", "--pattern", "2:4", hf.toString(), sparse.toString());
+        CliRun r = run("convert", "--from", "hf", "--to", "sparse", "--pattern", "2:4", hf.toString(), sparse.toString());
         assertThat(r.code()).as(r.err()).isZero();
         return sparse;
     }
@@ -90,7 +76,7 @@ class CorruptInputCliTest {
     }
 
     private void assertRefusedLeavingNothing(Path out, String... args) throws Exception {
-        Result r = run(args);
+        CliRun r = run(args);
         assertThat(r.code()).as(r.out() + r.err()).isEqualTo(ExitCodes.BAD_INPUT);
         assertThat(out).doesNotExist();
         try (Stream<Path> s = Files.list(tmp)) {

@@ -1,39 +1,25 @@
 package io.sparkprune.jobs.cli;
 
+import static io.sparkprune.jobs.cli.CliRun.run;
+
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.sparkprune.kernels.DType;
 import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.pipeline.hf.HfDirectoryWriter;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** convert --to sparse, inspect's byte counts, decompress back bit for bit, refusals with exit codes. */
 class FormatsCliTest {
 
     @TempDir
     Path tmp;
-
-    private record Result(int code, String out, String err) {
-    }
-
-    private static Result run(String... args) {
-        CommandLine cl = SparkPruneCli.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new Result(code, out.toString(), err.toString());
-    }
 
     static final String Q = "model.layers.0.self_attn.q_proj.weight";
     static final String UP = "model.layers.0.mlp.up_proj.weight";
@@ -62,18 +48,18 @@ class FormatsCliTest {
     void hfToSparseInspectDecompressRoundTrip() throws Exception {
         Path hf = toy();
         Path sparse = tmp.resolve("sparse");
-        Result c = run("convert", "--from", "hf", "--to", "sparse", hf.toString(), sparse.toString());
+        CliRun c = run("convert", "--from", "hf", "--to", "sparse", hf.toString(), sparse.toString());
         assertThat(c.code()).as(c.err()).isZero();
         assertThat(c.out()).contains("1 of 3 tensors compressed (2:4)");
 
-        Result i = run("inspect", sparse.toString());
+        CliRun i = run("inspect", sparse.toString());
         assertThat(i.code()).as(i.err()).isZero();
         assertThat(i.out()).contains("format: sparse");
         // q_proj: 8 x 16 bf16 values (256 bytes) + 8 x 4 index bytes = 288 of 512 dense
         assertThat(i.out()).containsPattern(Q.replace(".", "\\.") + "\\s+2:4\\s+512\\s+288\\s+0\\.5625");
 
         Path back = tmp.resolve("back");
-        Result d = run("decompress", sparse.toString(), back.toString());
+        CliRun d = run("decompress", sparse.toString(), back.toString());
         assertThat(d.code()).as(d.err()).isZero();
         assertThat(Files.readAllBytes(back.resolve("config.json"))).isEqualTo(Files.readAllBytes(hf.resolve("config.json")));
         try (ShardedCheckpoint a = ShardedCheckpoint.open(hf); ShardedCheckpoint b = ShardedCheckpoint.open(back)) {
@@ -83,7 +69,7 @@ class FormatsCliTest {
             }
         }
         // convert --from sparse --to hf is the same as decompress
-        Result h = run("convert", "--from", "sparse", "--to", "hf", sparse.toString(), tmp.resolve("h2").toString());
+        CliRun h = run("convert", "--from", "sparse", "--to", "hf", sparse.toString(), tmp.resolve("h2").toString());
         assertThat(h.code()).as(h.err()).isZero();
     }
 
@@ -91,7 +77,7 @@ class FormatsCliTest {
     void aForcedTwoOfFourOnANonTwoOfFourTargetExitsWith3AndWritesNothing() {
         Path hf = toy();
         Path sparse = tmp.resolve("sparse");
-        Result r = run("convert", "--from", "hf", "--to", "sparse", "--pattern", "2:4", hf.toString(), sparse.toString());
+        CliRun r = run("convert", "--from", "hf", "--to", "sparse", "--pattern", "2:4", hf.toString(), sparse.toString());
         assertThat(r.code()).isEqualTo(ExitCodes.BAD_INPUT);
         assertThat(r.err()).contains(UP, "row 0, group 0");
         assertThat(sparse).doesNotExist();
@@ -101,10 +87,10 @@ class FormatsCliTest {
     @Test
     void wrongOrUnsupportedFormatsAreRefused() {
         Path hf = toy();
-        Result wrong = run("convert", "--from", "sparse", "--to", "hf", hf.toString(), tmp.resolve("o").toString());
+        CliRun wrong = run("convert", "--from", "sparse", "--to", "hf", hf.toString(), tmp.resolve("o").toString());
         assertThat(wrong.code()).isEqualTo(ExitCodes.BAD_INPUT);
         assertThat(wrong.err()).contains("pass --from hf");
-        Result ct = run("convert", "--from", "hf", "--to", "compressed-tensors", hf.toString(), tmp.resolve("o").toString());
+        CliRun ct = run("convert", "--from", "hf", "--to", "compressed-tensors", hf.toString(), tmp.resolve("o").toString());
         assertThat(ct.code()).isEqualTo(ExitCodes.USAGE);
         assertThat(tmp.resolve("o")).doesNotExist();
     }

@@ -1,16 +1,15 @@
 package io.sparkprune.jobs.cli;
 
+import static io.sparkprune.jobs.cli.CliRun.run;
+
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.sparkprune.pipeline.defaults.DefaultAssets;
 import io.sparkprune.pipeline.onnx.OnnxImporter;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** {@code convert --to onnx}: onnx → hf → sparse → onnx reproduces the default model's file byte for byte. */
 class OnnxConvertCliTest {
@@ -18,33 +17,20 @@ class OnnxConvertCliTest {
     @TempDir
     Path tmp;
 
-    private record Result(int code, String out, String err) {
-    }
-
-    private static Result run(String... args) {
-        CommandLine cl = SparkPruneCli.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new Result(code, out.toString(), err.toString());
-    }
-
     @Test
     void onnxToHfToSparseToOnnxIsByteIdentical() throws Exception {
         Path src = tmp.resolve("src");
         Path onnx = DefaultAssets.copyModelOnnx(src);
         DefaultAssets.copyModelTokenizer(src);
         Path hf = tmp.resolve("hf");
-        Result a = run("convert", "--from", "onnx", "--to", "hf", onnx.toString(), hf.toString());
+        CliRun a = run("convert", "--from", "onnx", "--to", "hf", onnx.toString(), hf.toString());
         assertThat(a.code()).as(a.err()).isZero();
         Path sparse = tmp.resolve("sparse");
-        Result b = run("convert", "--from", "hf", "--to", "sparse", hf.toString(), sparse.toString());
+        CliRun b = run("convert", "--from", "hf", "--to", "sparse", hf.toString(), sparse.toString());
         assertThat(b.code()).as(b.err()).isZero();
 
         Path out = tmp.resolve("out");
-        Result c = run("convert", "--from", "sparse", "--to", "onnx", "--onnx-template", onnx.toString(),
+        CliRun c = run("convert", "--from", "sparse", "--to", "onnx", "--onnx-template", onnx.toString(),
                 sparse.toString(), out.toString());
         assertThat(c.code()).as(c.err()).isZero();
         assertThat(c.out()).contains("101 parameters written");
@@ -59,7 +45,7 @@ class OnnxConvertCliTest {
     void missingTemplateIsAUsageErrorAndACorruptTemplateExits3LeavingNothing() throws Exception {
         Path hf = tmp.resolve("hf");
         Files.createDirectories(hf);
-        Result noTemplate = run("convert", "--from", "hf", "--to", "onnx", hf.toString(), tmp.resolve("o").toString());
+        CliRun noTemplate = run("convert", "--from", "hf", "--to", "onnx", hf.toString(), tmp.resolve("o").toString());
         assertThat(noTemplate.code()).isEqualTo(ExitCodes.USAGE);
         assertThat(noTemplate.err()).contains("--onnx-template");
 
@@ -71,7 +57,7 @@ class OnnxConvertCliTest {
         Path truncated = tmp.resolve("truncated.onnx");
         Files.write(truncated, java.util.Arrays.copyOf(bytes, bytes.length / 2));
         Path out = tmp.resolve("out");
-        Result r = run("convert", "--from", "hf", "--to", "onnx", "--onnx-template", truncated.toString(), realHf.toString(),
+        CliRun r = run("convert", "--from", "hf", "--to", "onnx", "--onnx-template", truncated.toString(), realHf.toString(),
                 out.toString());
         assertThat(r.code()).as(r.err()).isEqualTo(ExitCodes.BAD_INPUT);
         assertThat(r.err()).contains("truncated.onnx");

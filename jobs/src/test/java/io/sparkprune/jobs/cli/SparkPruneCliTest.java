@@ -1,5 +1,7 @@
 package io.sparkprune.jobs.cli;
 
+import static io.sparkprune.jobs.cli.CliRun.run;
+
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.sparkprune.kernels.DType;
@@ -10,8 +12,6 @@ import io.sparkprune.pipeline.onnx.ImportedModel;
 import io.sparkprune.pipeline.onnx.OnnxImporter;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import java.io.InputStream;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,7 +20,6 @@ import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /** Runs the CLI in-process and checks exit codes, output and files. */
 class SparkPruneCliTest {
@@ -28,22 +27,9 @@ class SparkPruneCliTest {
     @TempDir
     Path tmp;
 
-    private record Result(int code, String out, String err) {
-    }
-
-    private static Result run(String... args) {
-        CommandLine cl = SparkPruneCli.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new Result(code, out.toString(), err.toString());
-    }
-
     @Test
     void helpListsCommandsAndExitCodes() {
-        Result r = run("--help");
+        CliRun r = run("--help");
         assertThat(r.code()).isZero();
         assertThat(r.out()).contains("inspect", "convert", "quickstart", "Exit codes:", "3   bad input");
     }
@@ -79,7 +65,7 @@ class SparkPruneCliTest {
     void inspectReportsShapesBytesAndSparsityOfAShardedCheckpoint() {
         Path dir = toyCheckpoint();
         assertThat(dir.resolve("model.safetensors.index.json")).exists();
-        Result r = run("inspect", dir.toString());
+        CliRun r = run("inspect", dir.toString());
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(r.out())
                 .contains("family: LLAMA (model_type llama), 2 layers, hidden 8")
@@ -89,7 +75,7 @@ class SparkPruneCliTest {
         // 2-D sparsity: (32 + 1) zeros of (64 + 128) elements
         assertThat(r.out()).contains(String.format(java.util.Locale.ROOT, "sparsity of 2-D weights: %.2f%%", 100.0 * 33 / 192));
         // the same checkpoint through Hadoop's FileSystem (file:// URI) gives the same report
-        Result viaUri = run("inspect", dir.toUri().toString());
+        CliRun viaUri = run("inspect", dir.toUri().toString());
         assertThat(viaUri.code()).as(viaUri.err()).isZero();
         assertThat(viaUri.out().lines().skip(1).toList()).isEqualTo(r.out().lines().skip(1).toList());
     }
@@ -98,10 +84,10 @@ class SparkPruneCliTest {
     void inspectOfACorruptFileIsBadInputWithoutStackTrace() throws Exception {
         Path bad = tmp.resolve("bad.safetensors");
         Files.write(bad, new byte[] {(byte) 0xff, 0, 0, 0, 0, 0, 0, 0, '{', '}'});
-        Result r = run("inspect", bad.toString());
+        CliRun r = run("inspect", bad.toString());
         assertThat(r.code()).isEqualTo(ExitCodes.BAD_INPUT);
         assertThat(r.err()).contains("bad.safetensors").doesNotContain("\tat ");
-        Result missing = run("inspect", tmp.resolve("nowhere").toString());
+        CliRun missing = run("inspect", tmp.resolve("nowhere").toString());
         assertThat(missing.code()).isEqualTo(ExitCodes.BAD_INPUT);
     }
 
@@ -110,7 +96,7 @@ class SparkPruneCliTest {
         Path onnx = DefaultAssets.copyModelOnnx(tmp.resolve("src"));
         Path tok = DefaultAssets.copyModelTokenizer(tmp.resolve("src"));
         Path out = tmp.resolve("hf");
-        Result r = run("convert", "--from", "onnx", onnx.toString(), out.toString(), "--tokenizer", tok.toString());
+        CliRun r = run("convert", "--from", "onnx", onnx.toString(), out.toString(), "--tokenizer", tok.toString());
         assertThat(r.code()).as(r.err()).isZero();
         assertThat(out.resolve("config.json")).exists();
         assertThat(Files.readAllBytes(out.resolve("tokenizer.json"))).isEqualTo(Files.readAllBytes(tok));
@@ -125,7 +111,7 @@ class SparkPruneCliTest {
             }
         }
         // the output exists now: converting again into it is refused, and leaves it unchanged
-        Result again = run("convert", "--from", "onnx", onnx.toString(), out.toString());
+        CliRun again = run("convert", "--from", "onnx", onnx.toString(), out.toString());
         assertThat(again.code()).isEqualTo(ExitCodes.BAD_INPUT);
         assertThat(again.err()).contains("already exists");
     }
@@ -135,7 +121,7 @@ class SparkPruneCliTest {
         Path bad = tmp.resolve("bad.onnx");
         Files.write(bad, "not a protobuf at all".getBytes(StandardCharsets.UTF_8));
         Path out = tmp.resolve("never");
-        Result r = run("convert", "--from", "onnx", bad.toString(), out.toString());
+        CliRun r = run("convert", "--from", "onnx", bad.toString(), out.toString());
         assertThat(r.code()).isEqualTo(ExitCodes.BAD_INPUT);
         assertThat(r.err()).contains("bad.onnx");
         try (Stream<Path> s = Files.list(tmp)) {
