@@ -16,7 +16,7 @@ date -u +"run at %Y-%m-%dT%H:%M:%SZ"
 rc=$?
 if [ "${SPARKPRUNE_BENCH:-1}" = 1 ]; then
   echo "== kernel timings"
-  "$JAVA" -Xmx24g --add-modules jdk.incubator.vector -cp "$CP" io.sparkprune.kernels.cuda.CudaKernelBench 4096 5 || rc=1
+  "$JAVA" -Xmx24g --add-modules jdk.incubator.vector -cp "$CP" io.sparkprune.kernels.cuda.CudaKernelBench 5 || rc=1
 fi
 if [ "${SPARKPRUNE_KERNEL_TABLE:-1}" = 1 ]; then
   TC=""

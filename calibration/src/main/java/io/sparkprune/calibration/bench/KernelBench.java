@@ -166,23 +166,21 @@ public final class KernelBench {
             dw0 = gpu.allocate(4L * rows * cols, "bench W0");
             dw = gpu.allocate(4L * rows * cols, "bench W");
             du = gpu.allocate(4L * nn, "bench U");
-            synchronized (gpu) {
-                gpu.upload(x, dx);
-                gpu.upload(w, dw0);
-                gpu.zero(dhp, 0, dhp.bytes());
-                // H of cols + 512 random tokens (full rank), from the device syrk
-                int tokens = 0;
-                while (tokens < cols + 512) {
-                    int k = Math.min(chunk, cols + 512 - tokens);
-                    gpu.syrkDevice(cols, k, dx.pointer(), dhp.pointer());
-                    tokens += k;
-                }
-                gpu.unpackUpperDevice(cols, dhp.pointer(), 1.0 / tokens, dh.pointer(), ddiag.pointer());
-                double[] diag = new double[cols];
-                gpu.download(ddiag, diag);
-                for (double d : diag) {
-                    mean += d / cols;
-                }
+            gpu.upload(x, dx);
+            gpu.upload(w, dw0);
+            gpu.zero(dhp, 0, dhp.bytes());
+            // H of cols + 512 random tokens (full rank), from the device syrk
+            int tokens = 0;
+            while (tokens < cols + 512) {
+                int k = Math.min(chunk, cols + 512 - tokens);
+                gpu.syrkDevice(cols, k, dx.pointer(), dhp.pointer());
+                tokens += k;
+            }
+            gpu.unpackUpperDevice(cols, dhp.pointer(), 1.0 / tokens, dh.pointer(), ddiag.pointer());
+            double[] diag = new double[cols];
+            gpu.download(ddiag, diag);
+            for (double d : diag) {
+                mean += d / cols;
             }
         }
 
@@ -232,20 +230,18 @@ public final class KernelBench {
                 }
                 ResidentSolver.SolveJob job = new ResidentSolver.SolveJob(rows, cols, 128, w, new float[0], nmKeep,
                         nmGroup, null, q, mask, loss, pattern.equals("50%") ? 0.5 : 0.0);
-                synchronized (gpu) {
-                    gpu.copy(dw0, dw, 4L * rows * cols);
-                    long t0 = System.nanoTime();
-                    if (!gpu.inverseFactorDevice(cols, dh.pointer(), ddiag.pointer(), 0.01 * mean, du.pointer())) {
-                        throw new IllegalStateException("bench Hessian " + cols + " not positive definite");
-                    }
-                    long t1 = System.nanoTime();
-                    gpu.solveOnDevice(job, dw.pointer(), du.pointer());
-                    long t2 = System.nanoTime();
-                    if (i >= 0) {
-                        t[0][i] = (t2 - t0) / 1e6;
-                        t[1][i] = (t1 - t0) / 1e6;
-                        t[2][i] = (t2 - t1) / 1e6;
-                    }
+                gpu.copy(dw0, dw, 4L * rows * cols);
+                long t0 = System.nanoTime();
+                if (!gpu.inverseFactorDevice(cols, dh.pointer(), ddiag.pointer(), 0.01 * mean, du.pointer())) {
+                    throw new IllegalStateException("bench Hessian " + cols + " not positive definite");
+                }
+                long t1 = System.nanoTime();
+                gpu.solveOnDevice(job, dw.pointer(), du.pointer());
+                long t2 = System.nanoTime();
+                if (i >= 0) {
+                    t[0][i] = (t2 - t0) / 1e6;
+                    t[1][i] = (t1 - t0) / 1e6;
+                    t[2][i] = (t2 - t1) / 1e6;
                 }
             }
             return new double[] {median(t[0]), median(t[1]), median(t[2])};

@@ -1,11 +1,11 @@
 package io.sparkprune.jobs.conf;
 
+import io.sparkprune.pipeline.formats.AtomicFile;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 
 /**
  * Generates {@code docs/configuration.md} from the {@link SparkPruneConf} registry: a hand-written
@@ -74,10 +74,12 @@ public final class ConfigDocs {
      * @throws IOException when it cannot be written
      */
     public static void write(Path target) throws IOException {
-        Path abs = target.toAbsolutePath();
-        Path tmp = abs.resolveSibling(abs.getFileName() + ".tmp");
-        Files.writeString(tmp, render(), StandardCharsets.UTF_8);
-        Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        String md = render();
+        try {
+            AtomicFile.write(target, true, tmp -> Files.writeString(tmp, md, StandardCharsets.UTF_8));
+        } catch (java.io.UncheckedIOException e) {
+            throw e.getCause();
+        }
     }
 
     /**

@@ -403,9 +403,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     void sgemmDevice(boolean transA, boolean transB, int m, int n, int k, float alpha,
                              CUdeviceptr a, int lda, CUdeviceptr b, int ldb, float beta, CUdeviceptr c, int ldc,
                              String what) {
-        Pointer params = Pointer.to(p(transA ? 1 : 0), p(transB ? 1 : 0), p(m), p(n), p(k), p(alpha),
-                p(a), p(lda), p(b), p(ldb), p(beta), p(c), p(ldc));
-        launch("sgemm_f32 " + what, fSgemm, (n + 63) / 64, (m + 63) / 64, 256, 0, params);
+        sgemmDeviceAsync(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, what);
+        Driver.check("kernel sgemm_f32 " + what, JCudaDriver::cuCtxSynchronize);
     }
 
     @Override
@@ -575,25 +574,6 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         } else {
             launchAsync(what, fBlock, grid, 1, BLOCK_WARPS * 32, BLOCK_SMEM, params);
         }
-    }
-
-    /**
-     * SparseGPT for a whole weight with an N:M pattern and no quantization, every block on the device
-     * (a convenience over {@link #sparseGptSolve}).
-     *
-     * @param rows rows of W
-     * @param cols columns of W (and order of U)
-     * @param w {@code rows × cols} weights, replaced by the pruned weights
-     * @param u {@code cols × cols} upper inverse factor (fp32, upper triangle read)
-     * @param blockSize column block, 1..{@value #MAX_BLOCK_WIDTH}, a multiple of {@code nmGroup}
-     * @param nmKeep N of N:M
-     * @param nmGroup M of N:M
-     * @param mask receives the {@code rows × cols} mask, 1 = pruned
-     * @param rowLoss receives the per-row losses (added to)
-     */
-    public void sparseGptSolveNofM(int rows, int cols, float[] w, float[] u, int blockSize, int nmKeep,
-                                   int nmGroup, byte[] mask, double[] rowLoss) {
-        sparseGptSolve(new SolveJob(rows, cols, blockSize, w, u, nmKeep, nmGroup, null, null, mask, rowLoss));
     }
 
     /**

@@ -327,7 +327,7 @@ class CudaBackendParityTest {
         float[] wg = w0.clone();
         byte[] mg = new byte[rows * cols];
         double[] lg = new double[rows];
-        gpu.sparseGptSolveNofM(rows, cols, wg, u, bs, 2, 4, mg, lg);
+        gpu.sparseGptSolve(new io.sparkprune.kernels.ResidentSolver.SolveJob(rows, cols, bs, wg, u, 2, 4, null, null, mg, lg));
         // the same loop on the CPU backend: block solve, then the lazy update
         float[] wc = w0.clone();
         byte[] mc = new byte[rows * cols];

@@ -2,15 +2,14 @@ package io.sparkprune.pipeline.defaults;
 
 import io.sparkprune.pipeline.data.DocumentSource;
 import io.sparkprune.pipeline.data.EuroparlCorpus;
+import io.sparkprune.pipeline.formats.AtomicFile;
 import io.sparkprune.pipeline.tokenizer.HfTokenizer;
 
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.URL;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Objects;
 
 /**
@@ -156,31 +155,16 @@ public final class DefaultAssets {
      */
     public static Path copy(URL resource, Path target) {
         Objects.requireNonNull(resource, "resource");
-        Path dir = target.toAbsolutePath().getParent();
-        Path tmp = null;
         try {
-            Files.createDirectories(dir);
-            tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
-            try (InputStream in = resource.openStream()) {
-                Files.copy(in, tmp, StandardCopyOption.REPLACE_EXISTING);
-            }
-            try {
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
-            tmp = null;
-            return target;
+            Files.createDirectories(target.toAbsolutePath().getParent());
         } catch (IOException e) {
             throw new java.io.UncheckedIOException("could not copy " + resource + " to " + target + ": " + e.getMessage(), e);
-        } finally {
-            if (tmp != null) {
-                try {
-                    Files.deleteIfExists(tmp);
-                } catch (IOException ignored) {
-                    // best effort; the original failure is reported
-                }
-            }
         }
+        AtomicFile.write(target, true, tmp -> {
+            try (InputStream in = resource.openStream()) {
+                Files.copy(in, tmp);
+            }
+        });
+        return target;
     }
 }

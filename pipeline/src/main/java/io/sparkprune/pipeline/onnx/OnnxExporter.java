@@ -3,17 +3,15 @@ package io.sparkprune.pipeline.onnx;
 import com.google.protobuf.ByteString;
 import io.sparkprune.kernels.DType;
 import io.sparkprune.kernels.HostTensor;
+import io.sparkprune.pipeline.formats.AtomicFile;
 import io.sparkprune.pipeline.formats.DenseTensors;
 import io.sparkprune.pipeline.onnx.proto.OnnxProto.GraphProto;
 import io.sparkprune.pipeline.onnx.proto.OnnxProto.ModelProto;
 import io.sparkprune.pipeline.onnx.proto.OnnxProto.TensorProto;
-import java.io.IOException;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -200,33 +198,10 @@ public final class OnnxExporter {
      * @throws UncheckedIOException when writing or renaming fails (nothing is left behind)
      */
     public static void write(ModelProto model, Path file) {
-        Path abs = file.toAbsolutePath().normalize();
-        if (Files.exists(abs)) {
-            throw new io.sparkprune.kernels.InvalidInputException(abs + " already exists; choose a new output file or remove it"
-                    + " first");
-        }
-        Path tmp = abs.resolveSibling("." + abs.getFileName() + ".tmp-" + System.nanoTime());
-        boolean done = false;
-        try {
+        AtomicFile.write(file, false, tmp -> {
             try (OutputStream out = Files.newOutputStream(tmp)) {
                 model.writeTo(out);
             }
-            try {
-                Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, abs);
-            }
-            done = true;
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write ONNX file " + abs + ": " + e.getMessage(), e);
-        } finally {
-            if (!done) {
-                try {
-                    Files.deleteIfExists(tmp);
-                } catch (IOException ignored) {
-                    // best effort: the file is hidden and named .tmp-*
-                }
-            }
-        }
+        });
     }
 }

@@ -3,6 +3,7 @@ package io.sparkprune.pipeline.formats.parquet;
 import io.sparkprune.kernels.DType;
 import io.sparkprune.kernels.InvalidInputException;
 import io.sparkprune.pipeline.formats.AtomicDirectory;
+import io.sparkprune.pipeline.formats.AtomicFile;
 import io.sparkprune.pipeline.formats.DenseTensors;
 import io.sparkprune.pipeline.formats.FormatException;
 import io.sparkprune.pipeline.formats.SideFiles;
@@ -13,11 +14,9 @@ import io.sparkprune.pipeline.recipe.TensorSelector;
 import java.io.IOException;
 import java.io.Serializable;
 import java.io.UncheckedIOException;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -242,13 +241,16 @@ public final class ParquetShardWriter implements AutoCloseable {
                                                       Options options) {
         String rel = partFile(index);
         Path file = stagingDir.resolve(rel);
-        Path tmp = file.resolveSibling("." + file.getFileName() + ".tmp-" + System.nanoTime());
         TensorSelector selector = options.selector();
         Optional<SparseEncoding> forced = options.forced();
         SimpleGroupFactory f = new SimpleGroupFactory(ParquetShardSchema.SCHEMA);
-        int rowGroups;
+        int[] rowGroups = new int[1];
         try {
             Files.createDirectories(file.getParent());
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
+        }
+        AtomicFile.write(file, true, tmp -> {
             ParquetWriter<Group> w = ExampleParquetWriter.builder(new LocalOutputFile(tmp))
                     .withType(ParquetShardSchema.SCHEMA).withWriteMode(ParquetFileWriter.Mode.OVERWRITE)
                     .withCompressionCodec(CompressionCodecName.UNCOMPRESSED).withDictionaryEncoding(false)
@@ -261,22 +263,13 @@ public final class ParquetShardWriter implements AutoCloseable {
                     w.write(record(f, item, source, selector, forced));
                 }
             }
-            rowGroups = w.getFooter().getBlocks().size();
-            try {
-                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-            }
-            return new ParquetShardManifest.Part(rel, Files.size(file), items.size(), rowGroups,
+            rowGroups[0] = w.getFooter().getBlocks().size();
+        });
+        try {
+            return new ParquetShardManifest.Part(rel, Files.size(file), items.size(), rowGroups[0],
                     items.stream().map(i -> new WorkItem(i.tensor(), i.rowStart(), i.rowEnd(), null)).toList());
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
-        } finally {
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException ignored) {
-                // best effort: a hidden temporary name, removed with the staging directory at the latest
-            }
+            throw new UncheckedIOException("cannot read the size of " + file + ": " + e.getMessage(), e);
         }
     }
 
