@@ -7,7 +7,7 @@
 //      beta == 0 does not read C. Suffix: n = operand as stored, t = transposed.
 //  gemm_bf16_{nn,nt,tn,tt}: the same with bf16 operands (raw uint16 bits), fp32 accumulate and fp32
 //      C, mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32.
-//  syrk_packed_tf32: Cp += X^T X into the fp64 packed upper triangle (as syrk_packed_f64), products
+//  syrk_packed_tf32: Cp += X^T X into the fp64 packed upper triangle (the layout of sparkprune.cu), products
 //      in TF32 accumulated in fp32 over chunks of TC_CHUNK tokens, each chunk's partial sums added in
 //      fp64 (shared memory), upper 128 x 128 tiles only; grid.y splits the tokens, the splits meet
 //      through fp64 atomicAdd.
@@ -40,12 +40,22 @@ __device__ __forceinline__ void tc_cp_commit() { asm volatile("cp.async.commit_g
 template <int N>
 __device__ __forceinline__ void tc_cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
+// Operand bits for the TF32 mma: rounded by cvt.rna when CVT, else taken as they are (operands that
+// are already TF32 values, see round_tf32: the mma reads the same bits either way).
+template <int CVT>
+__device__ __forceinline__ unsigned tc_op(float x);
+
 __device__ __forceinline__ unsigned tc_tf32(float x)
 {
     unsigned r;
     asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
     return r;
 }
+
+template <>
+__device__ __forceinline__ unsigned tc_op<1>(float x) { return tc_tf32(x); }
+template <>
+__device__ __forceinline__ unsigned tc_op<0>(float x) { return __float_as_uint(x); }
 
 // ---------------------------------------------------------------- tile loader (shared by both types)
 // Loads the tile of a row-major operand X (ld elements per row) whose rows [r0, r0 + R) and columns
@@ -98,7 +108,7 @@ __device__ __forceinline__ void tf_load(float* As, float* Bs, const float* A, in
 }
 
 // acc[mt][nt][4] += A(i0.., l) B(l, j0..) over inner range [kBeg, kEnd), for this warp's 64 x 32.
-template <int TA, int TB, int STAGES>
+template <int TA, int TB, int STAGES, int CVT = 1>
 __device__ __forceinline__ void tf_mainloop(float (&acc)[4][4][4], float* smem, const float* A, int lda,
                                             const float* B, int ldb, int m, int n, int k, int i0, int j0,
                                             int kBeg, int kEnd, int vecA, int vecB)
@@ -134,26 +144,26 @@ __device__ __forceinline__ void tf_mainloop(float (&acc)[4][4][4], float* smem, 
             for (int mt = 0; mt < 4; mt++) {
                 const int r = wm + mt * 16 + g;
                 if (!TA) {
-                    af[mt][0] = tc_tf32(As[r * TF_PMK + kk + t]);
-                    af[mt][1] = tc_tf32(As[(r + 8) * TF_PMK + kk + t]);
-                    af[mt][2] = tc_tf32(As[r * TF_PMK + kk + t + 4]);
-                    af[mt][3] = tc_tf32(As[(r + 8) * TF_PMK + kk + t + 4]);
+                    af[mt][0] = tc_op<CVT>(As[r * TF_PMK + kk + t]);
+                    af[mt][1] = tc_op<CVT>(As[(r + 8) * TF_PMK + kk + t]);
+                    af[mt][2] = tc_op<CVT>(As[r * TF_PMK + kk + t + 4]);
+                    af[mt][3] = tc_op<CVT>(As[(r + 8) * TF_PMK + kk + t + 4]);
                 } else {
-                    af[mt][0] = tc_tf32(As[(kk + t) * TF_PKM + r]);
-                    af[mt][1] = tc_tf32(As[(kk + t) * TF_PKM + r + 8]);
-                    af[mt][2] = tc_tf32(As[(kk + t + 4) * TF_PKM + r]);
-                    af[mt][3] = tc_tf32(As[(kk + t + 4) * TF_PKM + r + 8]);
+                    af[mt][0] = tc_op<CVT>(As[(kk + t) * TF_PKM + r]);
+                    af[mt][1] = tc_op<CVT>(As[(kk + t) * TF_PKM + r + 8]);
+                    af[mt][2] = tc_op<CVT>(As[(kk + t + 4) * TF_PKM + r]);
+                    af[mt][3] = tc_op<CVT>(As[(kk + t + 4) * TF_PKM + r + 8]);
                 }
             }
 #pragma unroll
             for (int nt = 0; nt < 4; nt++) {
                 const int c = wn + nt * 8 + g;
                 if (!TB) {
-                    bf[nt][0] = tc_tf32(Bs[(kk + t) * TF_PKM + c]);
-                    bf[nt][1] = tc_tf32(Bs[(kk + t + 4) * TF_PKM + c]);
+                    bf[nt][0] = tc_op<CVT>(Bs[(kk + t) * TF_PKM + c]);
+                    bf[nt][1] = tc_op<CVT>(Bs[(kk + t + 4) * TF_PKM + c]);
                 } else {
-                    bf[nt][0] = tc_tf32(Bs[c * TF_PMK + kk + t]);
-                    bf[nt][1] = tc_tf32(Bs[c * TF_PMK + kk + t + 4]);
+                    bf[nt][0] = tc_op<CVT>(Bs[c * TF_PMK + kk + t]);
+                    bf[nt][1] = tc_op<CVT>(Bs[c * TF_PMK + kk + t + 4]);
                 }
             }
 #pragma unroll
@@ -235,8 +245,9 @@ TC_SGEMM_TF32(sgemm_tf32_tt, 1, 1)
 // (i, j), j >= i, at i*n - i*(i-1)/2 + (j - i)). blockIdx.x: upper tile index (row by row),
 // blockIdx.y: token split of kPerSplit tokens (a multiple of TC_CHUNK). Shared memory:
 // 2 stages of operands, then 128 x 128 fp64 partial sums (thread-private slots).
-__global__ void __launch_bounds__(TC_THREADS)
-syrk_packed_tf32(int n, int k, const float* X, int ldx, double* Cp, int kPerSplit, int vec)
+extern "C++" {
+template <int CVT>
+__device__ __forceinline__ void syrk_tf32_body(int n, int k, const float* X, int ldx, double* Cp, int kPerSplit, int vec)
 {
     extern __shared__ __align__(16) float ssm[];
     double* hs = (double*)(ssm + 2 * 2 * TF_TILE);
@@ -258,7 +269,7 @@ syrk_packed_tf32(int n, int k, const float* X, int ldx, double* Cp, int kPerSpli
 #pragma unroll
                 for (int q = 0; q < 4; q++) acc[a][b][q] = 0.f;
         // A = X^T (stored k x n: transposed), B = X (stored k x n); inner range = tokens of this chunk
-        tf_mainloop<1, 0, 2>(acc, ssm, X, ldx, X, ldx, n, n, min(kEnd, c0 + TC_CHUNK), i0, j0, c0,
+        tf_mainloop<1, 0, 2, CVT>(acc, ssm, X, ldx, X, ldx, n, n, min(kEnd, c0 + TC_CHUNK), i0, j0, c0,
                              min(kEnd, c0 + TC_CHUNK), vec, vec);
 #pragma unroll
         for (int a = 0; a < 4; a++)
@@ -283,6 +294,33 @@ syrk_packed_tf32(int n, int k, const float* X, int ldx, double* Cp, int kPerSpli
                     atomicAdd(Cp + idx, hs[((a * 4 + b) * 4 + q) * TC_THREADS + threadIdx.x]);
                 }
             }
+}
+
+} // extern "C++"
+
+__global__ void __launch_bounds__(TC_THREADS)
+syrk_packed_tf32(int n, int k, const float* X, int ldx, double* Cp, int kPerSplit, int vec)
+{
+    syrk_tf32_body<1>(n, k, X, ldx, Cp, kPerSplit, vec);
+}
+
+// syrk_packed_tf32_pre: syrk_packed_tf32 on operands already rounded to TF32 (round_tf32), so the
+// fragment loads skip cvt.rna; the same bits reach the same mma in the same order, so the result is
+// identical to syrk_packed_tf32 on the unrounded X.
+__global__ void __launch_bounds__(TC_THREADS)
+syrk_packed_tf32_pre(int n, int k, const float* X, int ldx, double* Cp, int kPerSplit, int vec)
+{
+    syrk_tf32_body<0>(n, k, X, ldx, Cp, kPerSplit, vec);
+}
+
+// round_tf32: Y = X rounded to TF32 (cvt.rna.tf32.f32: nearest, ties away from zero, 10 explicit
+// mantissa bits; the low 13 bits of the result are zero), rows x cols with row strides ldx / ldy.
+__global__ void round_tf32(int rows, int cols, const float* __restrict__ X, int ldx, float* __restrict__ Y, int ldy)
+{
+    const long e = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long)rows * cols) return;
+    const int r = (int)(e / cols), c = (int)(e % cols);
+    Y[(size_t)r * ldy + c] = __uint_as_float(tc_tf32(X[(size_t)r * ldx + c]));
 }
 
 extern "C++" {
@@ -394,3 +432,203 @@ TC_GEMM_BF16(gemm_bf16_nn, 0, 0)
 TC_GEMM_BF16(gemm_bf16_nt, 0, 1)
 TC_GEMM_BF16(gemm_bf16_tn, 1, 0)
 TC_GEMM_BF16(gemm_bf16_tt, 1, 1)
+
+// ================================================================ FP64 tensor cores (DMMA)
+// syrk_packed_dmma: Cp += X^T X into the fp64 packed upper triangle (the packed layout of sparkprune.cu),
+// the exact mode of the Hessian update on the fp64 tensor cores: every fp32 activation is widened to
+// fp64 (exact), products of two widened fp32 values are exact in fp64 (24 + 24 significant bits < 53),
+// and the sums are fp64 — the same function as the CPU twin (CpuBackend.syrkPackedUpper), only the
+// order of the fp64 additions differs. (It replaced an FFMA kernel, syrk_packed_f64, 1.7x slower.) PTX ISA, "Warp-level matrix multiply-accumulate instructions",
+// mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 (sm_80+); fragment layout for .f64 m8n8k4:
+//   A (8 x 4, row-major): one double per lane at (row g, col t); B (4 x 8): (row t, col g);
+//   C/D (8 x 8): two doubles per lane at (row g, cols 2t and 2t + 1); g = lane / 4, t = lane % 4.
+// Tiling: one 128 x 128 upper tile of C per 256-thread block (blockIdx.x enumerates the upper tiles
+// row by row), 8 warps as 2 x 4 with 64 x 32 per warp (8 x 4 mma tiles of 8 x 8, 64 fp64 accumulators
+// per lane); the tokens are staged as fp32 through shared memory DM_BK at a time with cp.async,
+// DM_STAGES deep, in the "KM" layout (tokens as rows, 128 features contiguous, pitch DM_P = 136 floats:
+// the fragment loads (row kk + t, column g) hit banks 8t + g, conflict-free). blockIdx.y splits the
+// tokens (kPerSplit each, a multiple of DM_BK); with more than one split the tiles meet through fp64
+// atomicAdd.
+#define DM_BK 32
+#define DM_P (TC_BM + 8)
+#define DM_TILE (DM_BK * DM_P)   // floats per operand stage
+#define DM_STAGES 3
+
+__global__ void __launch_bounds__(TC_THREADS, 1)
+syrk_packed_dmma(int n, int k, const float* X, int ldx, double* Cp, int kPerSplit, int vec)
+{
+    extern __shared__ __align__(16) float dsm[];
+    vec = vec && ((reinterpret_cast<uintptr_t>(X) & 15) == 0);
+    const int nt = (n + TC_BM - 1) / TC_BM;
+    int tt = blockIdx.x, ti = 0;
+    while (tt >= nt - ti) { tt -= nt - ti; ti++; }
+    const int tj = ti + tt;
+    const int i0 = ti * TC_BM, j0 = tj * TC_BN;
+    const int kBeg = blockIdx.y * kPerSplit, kEnd = min(k, kBeg + kPerSplit);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+    const int g = lane >> 2, t = lane & 3;
+    double acc[8][4][2];
+#pragma unroll
+    for (int a = 0; a < 8; a++)
+#pragma unroll
+        for (int b = 0; b < 4; b++) { acc[a][b][0] = 0.0; acc[a][b][1] = 0.0; }
+    const int nTiles = kEnd > kBeg ? (kEnd - kBeg + DM_BK - 1) / DM_BK : 0;
+#pragma unroll
+    for (int s = 0; s < DM_STAGES - 1; s++) {
+        if (s < nTiles) {
+            float* st = dsm + s * 2 * DM_TILE;
+            tc_load_tile<float, DM_BK, TC_BM, DM_P>(st, X, ldx, kBeg + s * DM_BK, i0, kEnd, n, vec);
+            tc_load_tile<float, DM_BK, TC_BN, DM_P>(st + DM_TILE, X, ldx, kBeg + s * DM_BK, j0, kEnd, n, vec);
+        }
+        tc_cp_commit();
+    }
+    for (int kt = 0; kt < nTiles; kt++) {
+        tc_cp_wait<DM_STAGES - 2>();
+        __syncthreads();
+        {
+            const int nx = kt + DM_STAGES - 1;
+            if (nx < nTiles) {
+                float* st = dsm + (nx % DM_STAGES) * 2 * DM_TILE;
+                tc_load_tile<float, DM_BK, TC_BM, DM_P>(st, X, ldx, kBeg + nx * DM_BK, i0, kEnd, n, vec);
+                tc_load_tile<float, DM_BK, TC_BN, DM_P>(st + DM_TILE, X, ldx, kBeg + nx * DM_BK, j0, kEnd, n, vec);
+            }
+            tc_cp_commit();
+        }
+        const float* Xi = dsm + (kt % DM_STAGES) * 2 * DM_TILE;
+        const float* Xj = Xi + DM_TILE;
+#pragma unroll
+        for (int kk = 0; kk < DM_BK; kk += 4) {
+            double af[8], bf[4];
+#pragma unroll
+            for (int a = 0; a < 8; a++) af[a] = (double)Xi[(kk + t) * DM_P + wm + a * 8 + g];
+#pragma unroll
+            for (int b = 0; b < 4; b++) bf[b] = (double)Xj[(kk + t) * DM_P + wn + b * 8 + g];
+#pragma unroll
+            for (int a = 0; a < 8; a++)
+#pragma unroll
+                for (int b = 0; b < 4; b++)
+                    asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%0,%1};\n"
+                                 : "+d"(acc[a][b][0]), "+d"(acc[a][b][1])
+                                 : "d"(af[a]), "d"(bf[b]));
+        }
+    }
+    tc_cp_wait<0>();
+    const bool split = gridDim.y > 1;
+#pragma unroll
+    for (int a = 0; a < 8; a++) {
+        const int i = i0 + wm + a * 8 + g;
+        if (i >= n) continue;
+#pragma unroll
+        for (int b = 0; b < 4; b++)
+#pragma unroll
+            for (int q = 0; q < 2; q++) {
+                const int j = j0 + wn + b * 8 + 2 * t + q;
+                if (j < n && j >= i) {
+                    double* p = Cp + (size_t)i * n - (size_t)i * (i - 1) / 2 + (size_t)(j - i);
+                    if (split) atomicAdd(p, acc[a][b][q]);
+                    else *p += acc[a][b][q];
+                }
+            }
+    }
+}
+
+// dgemm_dmma: the fp64 product of the inverse factor on the fp64 tensor cores, the same function as
+// dgemm_f64 (C = alpha * A * op(B) + beta * C; transB, lowerC, aLower, batching over blockIdx.z and
+// the in-place rule as there, with 128-wide tiles: C may overlap A only when n <= 128). Every product
+// and sum is an fp64 operation (mma.sync.aligned.m8n8k4.row.col.f64, PTX ISA; fragment layout as for
+// syrk_packed_dmma); only the summation order differs from dgemm_f64. One 128 x 128 tile of C per
+// 256-thread block, 8 warps as 2 x 4 of 64 x 32 each; the inner dimension staged through shared memory
+// DG_BK at a time with cp.async (DG_STAGES deep). Pitches are 4 mod 16 doubles so that the fragment
+// loads of each half-warp touch 16 distinct 8-byte bank pairs: A as "MK" (128 rows of DG_BK, pitch
+// DG_PMK), B as "KM" (DG_BK rows of 128, pitch DG_PKM) or, transposed, "MK".
+#define DG_BK 16
+#define DG_PMK (DG_BK + 4)
+#define DG_PKM (TC_BN + 4)
+#define DG_TILE (TC_BM * DG_PMK > DG_BK * DG_PKM ? TC_BM * DG_PMK : DG_BK * DG_PKM)
+#define DG_STAGES 3
+
+__global__ void __launch_bounds__(TC_THREADS, 1)
+dgemm_dmma(int transB, int lowerC, int aLower, int m, int n, int k, double alpha, const double* A, int lda,
+           const double* B, int ldb, double beta, double* C, int ldc, long sA, long sB, long sC)
+{
+    extern __shared__ __align__(16) double gsm[];
+    A += blockIdx.z * sA;
+    B += blockIdx.z * sB;
+    C += blockIdx.z * sC;
+    const int i0 = blockIdx.y * TC_BM, j0 = blockIdx.x * TC_BN;
+    if (lowerC && j0 > i0 + TC_BM - 1) return;
+    const int vecA = ((lda & 1) == 0) && ((reinterpret_cast<uintptr_t>(A) & 15) == 0);
+    const int vecB = ((ldb & 1) == 0) && ((reinterpret_cast<uintptr_t>(B) & 15) == 0);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+    const int g = lane >> 2, t = lane & 3;
+    double acc[8][4][2];
+#pragma unroll
+    for (int a = 0; a < 8; a++)
+#pragma unroll
+        for (int b = 0; b < 4; b++) { acc[a][b][0] = 0.0; acc[a][b][1] = 0.0; }
+    const int kEnd = aLower ? min(k, i0 + TC_BM) : k;
+    const int nTiles = (kEnd + DG_BK - 1) / DG_BK;
+#pragma unroll
+    for (int s = 0; s < DG_STAGES - 1; s++) {
+        if (s < nTiles) {
+            double* st = gsm + s * 2 * DG_TILE;
+            tc_load_tile<double, TC_BM, DG_BK, DG_PMK>(st, A, lda, i0, s * DG_BK, m, kEnd, vecA);
+            if (!transB) tc_load_tile<double, DG_BK, TC_BN, DG_PKM>(st + DG_TILE, B, ldb, s * DG_BK, j0, kEnd, n, vecB);
+            else         tc_load_tile<double, TC_BN, DG_BK, DG_PMK>(st + DG_TILE, B, ldb, j0, s * DG_BK, n, kEnd, vecB);
+        }
+        tc_cp_commit();
+    }
+    for (int kt = 0; kt < nTiles; kt++) {
+        tc_cp_wait<DG_STAGES - 2>();
+        __syncthreads();
+        {
+            const int nx = kt + DG_STAGES - 1;
+            if (nx < nTiles) {
+                double* st = gsm + (nx % DG_STAGES) * 2 * DG_TILE;
+                tc_load_tile<double, TC_BM, DG_BK, DG_PMK>(st, A, lda, i0, nx * DG_BK, m, kEnd, vecA);
+                if (!transB) tc_load_tile<double, DG_BK, TC_BN, DG_PKM>(st + DG_TILE, B, ldb, nx * DG_BK, j0, kEnd, n, vecB);
+                else         tc_load_tile<double, TC_BN, DG_BK, DG_PMK>(st + DG_TILE, B, ldb, j0, nx * DG_BK, n, kEnd, vecB);
+            }
+            tc_cp_commit();
+        }
+        const double* As = gsm + (kt % DG_STAGES) * 2 * DG_TILE;
+        const double* Bs = As + DG_TILE;
+#pragma unroll
+        for (int kk = 0; kk < DG_BK; kk += 4) {
+            double af[8], bf[4];
+#pragma unroll
+            for (int a = 0; a < 8; a++) af[a] = As[(wm + a * 8 + g) * DG_PMK + kk + t];
+#pragma unroll
+            for (int b = 0; b < 4; b++)
+                bf[b] = transB ? Bs[(wn + b * 8 + g) * DG_PMK + kk + t] : Bs[(kk + t) * DG_PKM + wn + b * 8 + g];
+#pragma unroll
+            for (int a = 0; a < 8; a++)
+#pragma unroll
+                for (int b = 0; b < 4; b++)
+                    asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%0,%1};\n"
+                                 : "+d"(acc[a][b][0]), "+d"(acc[a][b][1])
+                                 : "d"(af[a]), "d"(bf[b]));
+        }
+    }
+    tc_cp_wait<0>();
+    __syncthreads();  // in place (n <= 128): every warp has read its operands before any C is written
+#pragma unroll
+    for (int a = 0; a < 8; a++) {
+        const int i = i0 + wm + a * 8 + g;
+        if (i >= m) continue;
+#pragma unroll
+        for (int b = 0; b < 4; b++)
+#pragma unroll
+            for (int q = 0; q < 2; q++) {
+                const int j = j0 + wn + b * 8 + 2 * t + q;
+                if (j >= n || (lowerC && j > i)) continue;
+                double* p = C + (size_t)i * ldc + j;
+                double v = alpha * acc[a][b][q];
+                if (beta != 0.0) v = fma(beta, *p, v);
+                *p = v;
+            }
+    }
+}
+

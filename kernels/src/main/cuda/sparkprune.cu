@@ -93,71 +93,10 @@ sgemm_f32(int transA, int transB, int m, int n, int k, float alpha,
 }
 
 // ------------------------------------------------------------------------------------------------
-// syrk_packed_f64: C += X^T X into the packed upper triangle (row-major packing: (i, j), j >= i, at
-// i*n - i*(i-1)/2 + (j - i)). X is k x n fp32 (tokens x features). Products of two fp32 values are
-// exact in fp64, so only the order of the fp64 sums differs from the CPU backend. One 64 x 64 tile of
-// C per 256-thread block, over upper tiles only (blockIdx.x enumerates them row by row).
+// Packed upper triangle (the Hessian sums of syrk_packed_dmma / syrk_packed_tf32 in gemm_tc.cuh, the
+// input of unpack_upper_f64): element (i, j), j >= i, of an n x n symmetric matrix at
+// i*n - i*(i-1)/2 + (j - i), fp64, n(n+1)/2 elements.
 // ------------------------------------------------------------------------------------------------
-#define S_T 64
-#define S_TK 16
-
-__global__ void __launch_bounds__(256)
-syrk_packed_f64(int n, int k, const float* __restrict__ X, int ldx, double* __restrict__ Cp)
-{
-    __shared__ double Xi[S_TK][S_T + 1];
-    __shared__ double Xj[S_TK][S_T + 1];
-    // tile (ti, tj), tj >= ti, from the linear index over the upper tiles
-    const int nt = (n + S_T - 1) / S_T;
-    int t = blockIdx.x, ti = 0;
-    while (t >= nt - ti) { t -= nt - ti; ti++; }
-    const int tj = ti + t;
-    const int i0 = ti * S_T, j0 = tj * S_T;
-    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
-    double acc[4][4];
-#pragma unroll
-    for (int r = 0; r < 4; r++)
-#pragma unroll
-        for (int c = 0; c < 4; c++) acc[r][c] = 0.0;
-    for (int l0 = 0; l0 < k; l0 += S_TK) {
-        for (int e = tid; e < S_T * S_TK; e += 256) {
-            const int l = e / S_T, c = e % S_T;
-            const int gl = l0 + l;
-            float vi = 0.f, vj = 0.f;
-            if (gl < k) {
-                if (i0 + c < n) vi = X[(size_t)gl * ldx + i0 + c];
-                if (j0 + c < n) vj = X[(size_t)gl * ldx + j0 + c];
-            }
-            Xi[l][c] = (double)vi;
-            Xj[l][c] = (double)vj;
-        }
-        __syncthreads();
-#pragma unroll
-        for (int l = 0; l < S_TK; l++) {
-            double a[4], b[4];
-#pragma unroll
-            for (int r = 0; r < 4; r++) a[r] = Xi[l][ty + 16 * r];
-#pragma unroll
-            for (int c = 0; c < 4; c++) b[c] = Xj[l][tx + 16 * c];
-#pragma unroll
-            for (int r = 0; r < 4; r++)
-#pragma unroll
-                for (int c = 0; c < 4; c++) acc[r][c] = fma(a[r], b[c], acc[r][c]);
-        }
-        __syncthreads();
-    }
-#pragma unroll
-    for (int r = 0; r < 4; r++) {
-        const long gi = i0 + ty + 16 * r;
-        if (gi >= n) continue;
-#pragma unroll
-        for (int c = 0; c < 4; c++) {
-            const long gj = j0 + tx + 16 * c;
-            if (gj >= n || gj < gi) continue;
-            Cp[gi * n - gi * (gi - 1) / 2 + (gj - gi)] += acc[r][c];
-        }
-    }
-}
-
 
 // ================================================================================================
 // Inverse Hessian factor on the device, fp64 (io.sparkprune.kernels.Backend#inverseCholeskyUpper):
@@ -444,7 +383,7 @@ __global__ void gather_cols_f32(int rows, int width, const float* __restrict__ W
     out[e] = W[(size_t)r * ldw + c];
 }
 
-// unpack_upper_f64: the packed upper triangle (syrk_packed_f64's layout) scaled by `scale` into the
+// unpack_upper_f64: the packed upper triangle (the layout above) scaled by `scale` into the
 // upper triangle of a full n x n matrix (row stride n; the lower triangle is left as it is) and its
 // diagonal into diag — the input of the inverse factor.
 __global__ void unpack_upper_f64(int n, const double* __restrict__ Cp, double scale, double* __restrict__ full,

@@ -29,16 +29,19 @@ import java.util.Map;
  * {@code cuModuleLoadData}). Needs only the driver ({@code libcuda.so.1}).
  *
  * <p>Which operations run on the GPU is listed by {@link #kernelStatus()}: the fp32 product
- * ({@code sgemm}), the Hessian update ({@code syrkPackedUpper}, fp64 sums of exact fp32 products),
- * the fused SparseGPT block solve ({@code sparseGptBlock}, block width ≤ {@value #MAX_BLOCK_WIDTH})
- * and every forward op ({@code kernels/src/main/cuda/forward_ops.cuh}; attention for head widths
- * ≤ {@value #MAX_ATTENTION_HEAD_DIM}); the factorizations are delegated to a {@link CpuBackend} with
- * the same thread count, on the host arrays. Beyond {@link Backend}, the tensor-core products of
+ * ({@code sgemm}), the Hessian update ({@code syrkPackedUpper}: fp64 sums of exact fp32 products on
+ * the fp64 tensor cores, {@code syrk_packed_dmma}), the inverse factor ({@link #inverseCholeskyUpper},
+ * {@link DampedFactorizer}: fp64 blocked Cholesky and triangular inverse, the large products on the
+ * fp64 tensor cores), the fused SparseGPT block solve ({@code sparseGptBlock}, block width
+ * ≤ {@value #MAX_BLOCK_WIDTH}), the resident solve ({@link ResidentSolver}) and every forward op
+ * ({@code kernels/src/main/cuda/forward_ops.cuh}; attention for head widths
+ * ≤ {@value #MAX_ATTENTION_HEAD_DIM}); the rest is delegated to a {@link CpuBackend} with the same
+ * thread count, on the host arrays. Beyond {@link Backend}, the tensor-core products of
  * {@code gemm_tc.cuh}: {@link #sgemmTf32}, {@link #gemmBf16} and {@link #syrkPackedUpperTf32}. Each
  * host-array operation has a package-private {@code *Device} twin on device pointers (one launch,
  * no host copies) for a device-resident forward pass. Host-array calls copy their operands to the device and the results
- * back (synchronously, pageable memory); {@link #sparseGptSolveNofM} keeps a whole weight on the device
- * across blocks.
+ * back (synchronously, pageable memory); the resident solve keeps a whole weight on the device across
+ * blocks.
  *
  * <p>The backend uses the device's primary context, made current on the calling thread by every call;
  * calls are serialized (the methods are {@code synchronized}), so one backend is safe to share between
@@ -116,7 +119,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             Driver.check("cuModuleLoadData " + FATBIN + " (" + image.length + " bytes) on " + deviceName,
                     () -> JCudaDriver.cuModuleLoadData(module, image));
             fSgemm = function("sgemm_f32");
-            fSyrk = function("syrk_packed_f64");
+            fSyrk = function("syrk_packed_dmma");
             fBlock = function("sparsegpt_block");
             fLoadReversed = function("load_reversed_f64");
             fReversedUpper = function("reversed_upper");
@@ -165,9 +168,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     public static Map<String, String> kernelStatus() {
         Map<String, String> m = new LinkedHashMap<>();
         m.put("sgemm", "gpu: sgemm_f32 (fp32 FMA, 64x64 shared-memory tiles)");
-        m.put("syrkPackedUpper", "gpu: syrk_packed_f64 (fp64 sums of exact fp32 products)");
-        m.put("inverseCholeskyUpper", "gpu: fp64 blocked Cholesky (potf2_inv_f64 + dgemm_f64) and triangular"
-                + " inverse of the reversed matrix; also the damped retry (DampedFactorizer)");
+        m.put("syrkPackedUpper", "gpu: syrk_packed_dmma (fp64 tensor cores: fp64 sums of exact fp32 products)");
+        m.put("inverseCholeskyUpper", "gpu: fp64 blocked Cholesky (potf2_inv_f64 + dgemm_f64) and recursive"
+                + " triangular inverse of the reversed matrix (large products on dgemm_dmma, fp64 tensor cores);"
+                + " also the damped retry (DampedFactorizer)");
         m.put("sparseGptBlock", "gpu: sparsegpt_block (one launch per block, width <= " + MAX_BLOCK_WIDTH
                 + "; wider blocks delegated); the whole column-block loop with W resident through ResidentSolver"
                 + " (unstructured and block masks selected on the host per block)");
@@ -429,10 +433,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     /** {@code Cp += Xᵀ·X} on device pointers (see {@link #syrkPackedUpper}); X is {@code k × n}, row stride n. */
     public synchronized void syrkDevice(int n, int k, CUdeviceptr x, CUdeviceptr cPacked) {
         current();
-        int nt = (n + 63) / 64;
-        long tiles = (long) nt * (nt + 1) / 2;
-        Pointer params = Pointer.to(p(n), p(k), p(x), p(n), p(cPacked));
-        launch("syrk_packed_f64 n=" + n + " k=" + k, fSyrk, (int) tiles, 1, 256, 0, params);
+        int nt = (n + 127) / 128;
+        int tiles = nt * (nt + 1) / 2;
+        int stages = (k + SYRK_DMMA_BK - 1) / SYRK_DMMA_BK;
+        int splits = Math.max(1, Math.min(stages, (smCount() + tiles - 1) / tiles));
+        int perSplit = (stages + splits - 1) / splits * SYRK_DMMA_BK;
+        splits = (k + perSplit - 1) / perSplit;
+        Pointer params = Pointer.to(p(n), p(k), p(x), p(n), p(cPacked), p(perSplit), p(n % 4 == 0 ? 1 : 0));
+        launch("syrk_packed_dmma n=" + n + " k=" + k, fSyrk, tiles, splits, 256, SYRK_DMMA_SMEM, params);
     }
 
     /**
@@ -763,6 +771,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         Pointer params = Pointer.to(p(transB ? 1 : 0), p(lowerC ? 1 : 0), p(aLower ? 1 : 0), p(m), p(n), p(k),
                 p(alpha), p(a), p(lda), p(b), p(ldb), p(beta), p(c), p(ldc), Pointer.to(new long[] {sA}),
                 Pointer.to(new long[] {sB}), Pointer.to(new long[] {sC}));
+        if (k >= DMMA_MIN_K) {
+            // fp64 tensor cores for the large products (the upper levels of the triangular inverse);
+            // the in-place panel product and the rank-64 trailing updates (k = 64) stay on dgemm_f64,
+            // which is faster there (one 128 × 128 DMMA tile per SM has too little work at k = 64)
+            Driver.check("cuLaunchKernel dgemm_dmma " + what, () -> JCudaDriver.cuLaunchKernel(fn.dgemmDmma,
+                    (n + 127) / 128, (m + 127) / 128, batch, 256, 1, 1, DGEMM_DMMA_SMEM, null, params, null));
+            return;
+        }
         Driver.check("cuLaunchKernel dgemm_f64 " + what, () -> JCudaDriver.cuLaunchKernel(fDgemm, (n + 63) / 64,
                 (m + 63) / 64, batch, 256, 1, 1, 0, null, params, null));
     }
@@ -1018,6 +1034,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private static final int TF32_SMEM = 3 * 2 * (128 * 36) * 4;
     private static final int SYRK_TF32_SMEM = 2 * 2 * (128 * 36) * 4 + 64 * 256 * 8;
     private static final int BF16_SMEM = 3 * 2 * (128 * 40) * 2;
+    /** syrk_packed_dmma: 3 stages of two 32 × 136 fp32 operand tiles. */
+    private static final int SYRK_DMMA_SMEM = 3 * 2 * (32 * 136) * 4;
+    /** Tokens per shared-memory stage of syrk_packed_dmma (token splits are multiples of it). */
+    private static final int SYRK_DMMA_BK = 32;
+    /** dgemm_dmma: 3 stages of two operand tiles of max(128 × 20, 16 × 132) doubles. */
+    private static final int DGEMM_DMMA_SMEM = 3 * 2 * (128 * 20) * 8;
+    /** Inner dimension from which the fp64 products use dgemm_dmma (below it dgemm_f64 is faster). */
+    private static final int DMMA_MIN_K = 256;
     /** Tokens whose TF32 products are summed in fp32 before being added to the fp64 Hessian. */
     public static final int SYRK_TF32_CHUNK = 256;
 
@@ -1039,6 +1063,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         final CUfunction[] bf16 = {function("gemm_bf16_nn"), function("gemm_bf16_nt"), function("gemm_bf16_tn"),
             function("gemm_bf16_tt")};
         final CUfunction syrkTf32 = function("syrk_packed_tf32");
+        final CUfunction dgemmDmma = function("dgemm_dmma");
 
         Fns() {
             maxSmem("attention_f32", att, attentionSmem(MAX_ATTENTION_HEAD_DIM));
@@ -1049,6 +1074,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 maxSmem("gemm_bf16", f, BF16_SMEM);
             }
             maxSmem("syrk_packed_tf32", syrkTf32, SYRK_TF32_SMEM);
+            maxSmem("syrk_packed_dmma", fSyrk, SYRK_DMMA_SMEM);
+            maxSmem("dgemm_dmma", dgemmDmma, DGEMM_DMMA_SMEM);
         }
     }
 
