@@ -40,22 +40,12 @@ __device__ __forceinline__ void tc_cp_commit() { asm volatile("cp.async.commit_g
 template <int N>
 __device__ __forceinline__ void tc_cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-// Operand bits for the TF32 mma: rounded by cvt.rna when CVT, else taken as they are (operands that
-// are already TF32 values, see round_tf32: the mma reads the same bits either way).
-template <int CVT>
-__device__ __forceinline__ unsigned tc_op(float x);
-
 __device__ __forceinline__ unsigned tc_tf32(float x)
 {
     unsigned r;
     asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
     return r;
 }
-
-template <>
-__device__ __forceinline__ unsigned tc_op<1>(float x) { return tc_tf32(x); }
-template <>
-__device__ __forceinline__ unsigned tc_op<0>(float x) { return __float_as_uint(x); }
 
 // ---------------------------------------------------------------- tile loader (shared by both types)
 // Loads the tile of a row-major operand X (ld elements per row) whose rows [r0, r0 + R) and columns
@@ -108,7 +98,7 @@ __device__ __forceinline__ void tf_load(float* As, float* Bs, const float* A, in
 }
 
 // acc[mt][nt][4] += A(i0.., l) B(l, j0..) over inner range [kBeg, kEnd), for this warp's 64 x 32.
-template <int TA, int TB, int STAGES, int CVT = 1>
+template <int TA, int TB, int STAGES>
 __device__ __forceinline__ void tf_mainloop(float (&acc)[4][4][4], float* smem, const float* A, int lda,
                                             const float* B, int ldb, int m, int n, int k, int i0, int j0,
                                             int kBeg, int kEnd, int vecA, int vecB)
@@ -144,26 +134,26 @@ __device__ __forceinline__ void tf_mainloop(float (&acc)[4][4][4], float* smem, 
             for (int mt = 0; mt < 4; mt++) {
                 const int r = wm + mt * 16 + g;
                 if (!TA) {
-                    af[mt][0] = tc_op<CVT>(As[r * TF_PMK + kk + t]);
-                    af[mt][1] = tc_op<CVT>(As[(r + 8) * TF_PMK + kk + t]);
-                    af[mt][2] = tc_op<CVT>(As[r * TF_PMK + kk + t + 4]);
-                    af[mt][3] = tc_op<CVT>(As[(r + 8) * TF_PMK + kk + t + 4]);
+                    af[mt][0] = tc_tf32(As[r * TF_PMK + kk + t]);
+                    af[mt][1] = tc_tf32(As[(r + 8) * TF_PMK + kk + t]);
+                    af[mt][2] = tc_tf32(As[r * TF_PMK + kk + t + 4]);
+                    af[mt][3] = tc_tf32(As[(r + 8) * TF_PMK + kk + t + 4]);
                 } else {
-                    af[mt][0] = tc_op<CVT>(As[(kk + t) * TF_PKM + r]);
-                    af[mt][1] = tc_op<CVT>(As[(kk + t) * TF_PKM + r + 8]);
-                    af[mt][2] = tc_op<CVT>(As[(kk + t + 4) * TF_PKM + r]);
-                    af[mt][3] = tc_op<CVT>(As[(kk + t + 4) * TF_PKM + r + 8]);
+                    af[mt][0] = tc_tf32(As[(kk + t) * TF_PKM + r]);
+                    af[mt][1] = tc_tf32(As[(kk + t) * TF_PKM + r + 8]);
+                    af[mt][2] = tc_tf32(As[(kk + t + 4) * TF_PKM + r]);
+                    af[mt][3] = tc_tf32(As[(kk + t + 4) * TF_PKM + r + 8]);
                 }
             }
 #pragma unroll
             for (int nt = 0; nt < 4; nt++) {
                 const int c = wn + nt * 8 + g;
                 if (!TB) {
-                    bf[nt][0] = tc_op<CVT>(Bs[(kk + t) * TF_PKM + c]);
-                    bf[nt][1] = tc_op<CVT>(Bs[(kk + t + 4) * TF_PKM + c]);
+                    bf[nt][0] = tc_tf32(Bs[(kk + t) * TF_PKM + c]);
+                    bf[nt][1] = tc_tf32(Bs[(kk + t + 4) * TF_PKM + c]);
                 } else {
-                    bf[nt][0] = tc_op<CVT>(Bs[c * TF_PMK + kk + t]);
-                    bf[nt][1] = tc_op<CVT>(Bs[c * TF_PMK + kk + t + 4]);
+                    bf[nt][0] = tc_tf32(Bs[c * TF_PMK + kk + t]);
+                    bf[nt][1] = tc_tf32(Bs[c * TF_PMK + kk + t + 4]);
                 }
             }
 #pragma unroll
@@ -245,9 +235,8 @@ TC_SGEMM_TF32(sgemm_tf32_tt, 1, 1)
 // (i, j), j >= i, at i*n - i*(i-1)/2 + (j - i)). blockIdx.x: upper tile index (row by row),
 // blockIdx.y: token split of kPerSplit tokens (a multiple of TC_CHUNK). Shared memory:
 // 2 stages of operands, then 128 x 128 fp64 partial sums (thread-private slots).
-extern "C++" {
-template <int CVT>
-__device__ __forceinline__ void syrk_tf32_body(int n, int k, const float* X, int ldx, double* Cp, int kPerSplit, int vec)
+__global__ void __launch_bounds__(TC_THREADS)
+syrk_packed_tf32(int n, int k, const float* X, int ldx, double* Cp, int kPerSplit, int vec)
 {
     extern __shared__ __align__(16) float ssm[];
     double* hs = (double*)(ssm + 2 * 2 * TF_TILE);
@@ -269,7 +258,7 @@ __device__ __forceinline__ void syrk_tf32_body(int n, int k, const float* X, int
 #pragma unroll
                 for (int q = 0; q < 4; q++) acc[a][b][q] = 0.f;
         // A = X^T (stored k x n: transposed), B = X (stored k x n); inner range = tokens of this chunk
-        tf_mainloop<1, 0, 2, CVT>(acc, ssm, X, ldx, X, ldx, n, n, min(kEnd, c0 + TC_CHUNK), i0, j0, c0,
+        tf_mainloop<1, 0, 2>(acc, ssm, X, ldx, X, ldx, n, n, min(kEnd, c0 + TC_CHUNK), i0, j0, c0,
                              min(kEnd, c0 + TC_CHUNK), vec, vec);
 #pragma unroll
         for (int a = 0; a < 4; a++)
@@ -294,33 +283,6 @@ __device__ __forceinline__ void syrk_tf32_body(int n, int k, const float* X, int
                     atomicAdd(Cp + idx, hs[((a * 4 + b) * 4 + q) * TC_THREADS + threadIdx.x]);
                 }
             }
-}
-
-} // extern "C++"
-
-__global__ void __launch_bounds__(TC_THREADS)
-syrk_packed_tf32(int n, int k, const float* X, int ldx, double* Cp, int kPerSplit, int vec)
-{
-    syrk_tf32_body<1>(n, k, X, ldx, Cp, kPerSplit, vec);
-}
-
-// syrk_packed_tf32_pre: syrk_packed_tf32 on operands already rounded to TF32 (round_tf32), so the
-// fragment loads skip cvt.rna; the same bits reach the same mma in the same order, so the result is
-// identical to syrk_packed_tf32 on the unrounded X.
-__global__ void __launch_bounds__(TC_THREADS)
-syrk_packed_tf32_pre(int n, int k, const float* X, int ldx, double* Cp, int kPerSplit, int vec)
-{
-    syrk_tf32_body<0>(n, k, X, ldx, Cp, kPerSplit, vec);
-}
-
-// round_tf32: Y = X rounded to TF32 (cvt.rna.tf32.f32: nearest, ties away from zero, 10 explicit
-// mantissa bits; the low 13 bits of the result are zero), rows x cols with row strides ldx / ldy.
-__global__ void round_tf32(int rows, int cols, const float* __restrict__ X, int ldx, float* __restrict__ Y, int ldy)
-{
-    const long e = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= (long)rows * cols) return;
-    const int r = (int)(e / cols), c = (int)(e % cols);
-    Y[(size_t)r * ldy + c] = __uint_as_float(tc_tf32(X[(size_t)r * ldx + c]));
 }
 
 extern "C++" {
