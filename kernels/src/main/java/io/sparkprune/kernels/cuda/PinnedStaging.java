@@ -167,6 +167,11 @@ final class PinnedStaging implements AutoCloseable {
             host[slot] = p;
             hostBytes[slot] = size;
             view[slot] = p.getByteBuffer(0, size);
+            if (view[slot] == null) {
+                free(slot);
+                throw new IllegalStateException("JCuda gave no ByteBuffer view of the pinned staging buffer (" + size
+                        + " bytes) for " + what + "; this JCuda build does not map cuMemHostAlloc memory");
+            }
             if (done[slot] == null) {
                 CUevent e = new CUevent();
                 Driver.check("cuEventCreate pinned staging " + slot,
