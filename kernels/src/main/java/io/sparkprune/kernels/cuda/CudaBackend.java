@@ -58,7 +58,7 @@ import java.util.WeakHashMap;
  * backend synchronizes the stream before results are handed back to Java. The stream is a blocking
  * one ({@code CU_STREAM_DEFAULT}), so the few operations still issued on the NULL stream (memsets,
  * small direct copies) stay ordered with it. Copies of at least 1 MiB between Java arrays and device
- * buffers go through two page-locked host buffers ({@link PinnedStaging}: {@code cuMemHostAlloc}, at
+ * buffers go through two page-locked host buffers ({@code PinnedStaging}: {@code cuMemHostAlloc}, at
  * most 32 MiB each, allocated on demand, freed at close): the Java array is copied into one pinned
  * buffer while the other's {@code cuMemcpyHtoDAsync}/{@code cuMemcpyDtoHAsync} runs, larger copies go
  * in chunks, and strided operand windows are gathered straight into the pinned buffer. Smaller copies

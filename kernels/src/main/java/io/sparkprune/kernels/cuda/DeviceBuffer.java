@@ -16,7 +16,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * warning naming the buffer's id, label and size, so leaks show up in the logs. Copies have completed
  * when they return; offsets and counts are in elements of the array's type. A buffer allocated by a
  * {@link CudaBackend} stages copies of at least 1 MiB through the backend's pinned host buffers
- * ({@link PinnedStaging}: chunked {@code cuMemcpyHtoDAsync}/{@code DtoHAsync} on the backend's stream);
+ * ({@code PinnedStaging}: chunked {@code cuMemcpyHtoDAsync}/{@code DtoHAsync} on the backend's stream);
  * smaller copies, and every copy of a buffer without staging, go straight from the Java array
  * ({@code cuMemcpyHtoD}/{@code DtoH}). Not thread-safe: one owner at a time.
  */
