@@ -3,7 +3,10 @@ package io.sparkprune.calibration.hessian;
 import io.sparkprune.calibration.CalibrationInputException;
 import io.sparkprune.calibration.Finite;
 import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.ResidentHessian;
 
+import java.io.IOException;
+import java.io.ObjectOutputStream;
 import java.io.Serializable;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -25,8 +28,20 @@ import java.nio.charset.StandardCharsets;
  *
  * <p>Wanda's input norms are the square roots of S's diagonal: {@code ‖X_j‖₂ = sqrt(S_jj)}.
  *
- * <p>Serialization: {@link Serializable} (Java/Kryo in Spark), and {@link #toBytes()}/
- * {@link #fromBytes(byte[])} for an explicit little-endian layout. Not thread-safe; use one per task.
+ * <p>Device-resident sum: when {@link #add} is given a backend that implements {@link ResidentHessian}
+ * (the CUDA backend), the batches are summed into a partial sum kept by that backend (in device
+ * memory) instead of into the host array, so a batch moves only its rows, not the whole packed sum.
+ * The partial is folded into the host sum (added, then its memory released) by {@link #flush()},
+ * which every reader calls first: {@link #merge} (on both sides), {@link #hessian()},
+ * {@link #copyHessianTo}, {@link #inputNorms()}, {@link #toBytes()} and Java serialization. The handle
+ * is transient and never serialized. Call {@link #flush()} when a partition's batches are done so the
+ * device memory is released promptly, and {@link #discard()} in a failure path ({@code finally}).
+ * {@link #count()} is exact at all times. With any other backend the batches go straight into the
+ * host sum through {@link Backend#syrkPackedUpper}.
+ *
+ * <p>Serialization: {@link Serializable} (Java serialization; with Kryo, call {@link #flush()} first
+ * or ship {@link #toBytes()}), and {@link #toBytes()}/{@link #fromBytes(byte[])} for an explicit
+ * little-endian layout. Not thread-safe; use one per task.
  */
 public final class HessianAccumulator implements Serializable {
     private static final long serialVersionUID = 1L;
@@ -35,8 +50,13 @@ public final class HessianAccumulator implements Serializable {
 
     private final String name;
     private final int features;
-    private final double[] sum; // packed upper triangle of Σ xᵀx, fp64
-    private long count;
+    private final double[] sum; // packed upper triangle of Σ xᵀx, fp64 (without the device partial)
+    private long count; // rows in sum plus rows in the device partial
+    /** Partial sum resident on {@link #deviceOwner}'s device, not yet folded into {@link #sum}; or null. */
+    private transient ResidentHessian.Accumulator device;
+    private transient Backend deviceOwner;
+    /** Set when a device partial was lost (a failed device update, fold or {@link #discard()}). */
+    private transient String lost;
 
     /**
      * @param name what the accumulator describes, for messages, e.g.
@@ -63,7 +83,7 @@ public final class HessianAccumulator implements Serializable {
         return features;
     }
 
-    /** @return input rows (tokens) accumulated so far */
+    /** @return input rows (tokens) accumulated so far (including rows in a device partial not yet flushed) */
     public long count() {
         return count;
     }
@@ -94,8 +114,13 @@ public final class HessianAccumulator implements Serializable {
      * @param tokens rows, ≥ 0
      * @param ld row stride, ≥ features
      * @throws io.sparkprune.calibration.NumericsException when the rows hold NaN or infinity
+     * @throws IllegalStateException when an earlier device partial was lost ({@link #discard()}, or a
+     *     failed device update)
+     * @throws RuntimeException the backend's error when the device update fails; the device partial is
+     *     then released and lost, and the accumulator refuses further use
      */
     public void add(Backend backend, float[] x, int offset, int tokens, int ld) {
+        requireIntact();
         for (int t = 0; t < tokens; t++) {
             int row = offset + t * ld;
             for (int j = 0; j < features; j++) {
@@ -108,8 +133,93 @@ public final class HessianAccumulator implements Serializable {
                 }
             }
         }
-        backend.syrkPackedUpper(features, tokens, x, offset, ld, sum);
+        if (backend instanceof ResidentHessian resident) {
+            if (tokens == 0) {
+                return;
+            }
+            if (device != null && deviceOwner != backend) {
+                flush(); // batches from another backend: fold that one's partial first
+            }
+            if (device == null) {
+                device = resident.openHessian(features, name);
+                deviceOwner = backend;
+            }
+            try {
+                device.add(tokens, x, offset, ld);
+            } catch (RuntimeException | Error e) {
+                loseDevice("the device update of a batch of " + tokens + " rows failed (" + e + ")", e);
+                throw e;
+            }
+        } else {
+            backend.syrkPackedUpper(features, tokens, x, offset, ld, sum);
+        }
         count += tokens;
+    }
+
+    /**
+     * Folds the device-resident partial sum, if any, into the host sum and releases its device memory.
+     * Idempotent and cheap when there is none. Readers call it themselves; call it explicitly when a
+     * partition's batches are done, so device memory is not held until the accumulator is read.
+     *
+     * @throws IllegalStateException when the device partial was lost earlier
+     * @throws RuntimeException the backend's error when the download fails; the partial is then
+     *     released and lost, and the accumulator refuses further use
+     */
+    public void flush() {
+        requireIntact();
+        if (device == null) {
+            return;
+        }
+        ResidentHessian.Accumulator d = device;
+        try {
+            d.addTo(sum);
+        } catch (RuntimeException | Error e) {
+            loseDevice("folding the device partial into the host sum failed (" + e + ")", e);
+            throw e;
+        }
+        device = null;
+        deviceOwner = null;
+        d.close();
+    }
+
+    /**
+     * Releases the device-resident partial sum without folding it in, for failure paths
+     * ({@code finally} after the accumulation). No-op after {@link #flush()} or when no device partial
+     * exists. If a partial existed, its rows are lost and the accumulator refuses further use
+     * ({@link IllegalStateException}), since its count would no longer match its sum.
+     */
+    public void discard() {
+        if (device != null) {
+            loseDevice("discard() released the device partial before it was flushed", null);
+        }
+    }
+
+    /** @return whether a device-resident partial sum is held (not yet folded into the host sum) */
+    public boolean hasDevicePartial() {
+        return device != null;
+    }
+
+    private void loseDevice(String why, Throwable cause) {
+        ResidentHessian.Accumulator d = device;
+        device = null;
+        deviceOwner = null;
+        lost = why;
+        if (d != null) {
+            try {
+                d.close();
+            } catch (RuntimeException e) {
+                if (cause != null) {
+                    cause.addSuppressed(e);
+                }
+            }
+        }
+    }
+
+    private void requireIntact() {
+        if (lost != null) {
+            throw new IllegalStateException("Hessian of " + name + " lost its device-resident partial sum: " + lost
+                    + "; its count and sum no longer agree, so recompute this partition's Hessian");
+        }
     }
 
     /**
@@ -118,6 +228,7 @@ public final class HessianAccumulator implements Serializable {
      * @param other partial over other rows of the same input
      * @return this
      * @throws CalibrationInputException when the feature counts differ
+     * @throws IllegalStateException when a device partial was lost ({@link #discard()} or a failed device update)
      */
     public HessianAccumulator merge(HessianAccumulator other) {
         if (other.features != features) {
@@ -125,6 +236,8 @@ public final class HessianAccumulator implements Serializable {
                     + other.name + ") into " + features + " features (" + name
                     + "); partials of one group must come from the same input");
         }
+        flush();
+        other.flush();
         for (int i = 0; i < sum.length; i++) {
             sum[i] += other.sum[i];
         }
@@ -135,8 +248,10 @@ public final class HessianAccumulator implements Serializable {
     /**
      * @return {@code H = (2/n) Σ xᵀx}, full symmetric {@code features × features}, row-major fp64
      * @throws CalibrationInputException when no rows were added
+     * @throws IllegalStateException when a device partial was lost ({@link #discard()} or a failed device update)
      */
     public double[] hessian() {
+        flush();
         requireRows();
         double[] h = new double[features * features];
         copyHessianTo(h);
@@ -148,8 +263,10 @@ public final class HessianAccumulator implements Serializable {
      *
      * @param out {@code features × features} row-major fp64, overwritten
      * @throws CalibrationInputException when no rows were added
+     * @throws IllegalStateException when a device partial was lost ({@link #discard()} or a failed device update)
      */
     public void copyHessianTo(double[] out) {
+        flush();
         requireRows();
         int n = features;
         if (out.length != (long) n * n) {
@@ -168,8 +285,10 @@ public final class HessianAccumulator implements Serializable {
 
     /**
      * @return {@code ‖X_j‖₂ = sqrt(Σ_t x_tj²)} for every feature j (Wanda's input norms), fp64
+     * @throws IllegalStateException when a device partial was lost ({@link #discard()} or a failed device update)
      */
     public double[] inputNorms() {
+        flush();
         double[] out = new double[features];
         for (int i = 0; i < features; i++) {
             out[i] = Math.sqrt(sum[diagonalIndex(i)]);
@@ -188,13 +307,21 @@ public final class HessianAccumulator implements Serializable {
         }
     }
 
+    /** Java serialization: folds the device partial first (the handle itself is transient). */
+    private void writeObject(ObjectOutputStream out) throws IOException {
+        flush();
+        out.defaultWriteObject();
+    }
+
     /**
      * Explicit serialization: little-endian {@code int magic "SPHS", int version 1, int features,
      * long count, int nameBytes, UTF-8 name, double[features·(features+1)/2] packed sum}.
      *
      * @return the bytes
+     * @throws IllegalStateException when a device partial was lost ({@link #discard()} or a failed device update)
      */
     public byte[] toBytes() {
+        flush();
         byte[] nm = name.getBytes(StandardCharsets.UTF_8);
         ByteBuffer b = ByteBuffer.allocate(4 + 4 + 4 + 8 + 4 + nm.length + 8 * sum.length).order(ByteOrder.LITTLE_ENDIAN);
         b.putInt(MAGIC).putInt(VERSION).putInt(features).putLong(count).putInt(nm.length).put(nm);

@@ -353,7 +353,16 @@ public final class PruneJob {
                         h.add(be, x, 0, rows, cols);
                     }
                 };
-                it.forEachRemaining(h -> a.block(be, layer, dense, h, obs));
+                try {
+                    it.forEachRemaining(h -> a.block(be, layer, dense, h, obs));
+                    for (HessianAccumulator h : acc.values()) {
+                        h.flush(); // fold device-resident sums into the host partials, free device memory
+                    }
+                } finally {
+                    for (HessianAccumulator h : acc.values()) {
+                        h.discard(); // no-op after flush; releases device memory when the task failed
+                    }
+                }
                 return Collections.singletonList(new Tuple2<>(idx, (List<HessianAccumulator>) new ArrayList<>(acc.values())))
                         .iterator();
             }, true).mapToPair(t -> t);

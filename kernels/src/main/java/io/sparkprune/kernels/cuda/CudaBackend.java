@@ -4,6 +4,7 @@ import io.sparkprune.kernels.AttentionJob;
 import io.sparkprune.kernels.Backend;
 import io.sparkprune.kernels.Checks;
 import io.sparkprune.kernels.DampedFactorizer;
+import io.sparkprune.kernels.ResidentHessian;
 import io.sparkprune.kernels.ResidentSolver;
 import io.sparkprune.kernels.SparseGptBlock;
 import io.sparkprune.kernels.cpu.CpuBackend;
@@ -14,13 +15,19 @@ import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
 import jcuda.driver.JCudaDriver;
 
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
+import java.util.WeakHashMap;
 
 /**
  * {@link Backend} on one CUDA device through JCuda's driver API, with SparkPrune's own kernels
@@ -39,16 +46,33 @@ import java.util.Map;
  * thread count, on the host arrays. Beyond {@link Backend}, the tensor-core products of
  * {@code gemm_tc.cuh}: {@link #sgemmTf32}, {@link #gemmBf16} and {@link #syrkPackedUpperTf32}. Each
  * host-array operation has a package-private {@code *Device} twin on device pointers (one launch,
- * no host copies) for a device-resident forward pass. Host-array calls copy their operands to the device and the results
- * back (synchronously, pageable memory); the resident solve keeps a whole weight on the device across
- * blocks.
+ * no host copies) for a device-resident forward pass. Host-array calls copy their operands to the device
+ * and the results back; {@link #sparseGptSolve} ({@link ResidentSolver}) keeps a whole weight on the
+ * device across blocks.
+ *
+ * <p><b>Resident Hessian.</b> Through {@link ResidentHessian} ({@link #openHessian}) the packed fp64
+ * Hessian sum {@code Σ xᵀx} ({@code n(n+1)/2} doubles: 485 MB for n = 11008) lives in device memory
+ * across batches: each batch uploads only its {@code k × n} fp32 rows and runs {@code syrk_packed_dmma}
+ * into the resident sum, and the sum comes down once, added into the caller's packed array. (Plain
+ * {@link #syrkPackedUpper} must upload and download the whole sum on every call.)
+ *
+ * <p><b>Stream and pinned staging.</b> Each backend creates one {@code CUstream} at construction
+ * (destroyed by {@link #close()}); every kernel launch and every staged copy is queued on it, and the
+ * backend synchronizes the stream before results are handed back to Java. The stream is a blocking
+ * one ({@code CU_STREAM_DEFAULT}), so the few operations still issued on the NULL stream (memsets,
+ * small direct copies) stay ordered with it. Copies of at least 1 MiB between Java arrays and device
+ * buffers go through two page-locked host buffers ({@code PinnedStaging}: {@code cuMemHostAlloc}, at
+ * most 32 MiB each, allocated on demand, freed at close): the Java array is copied into one pinned
+ * buffer while the other's {@code cuMemcpyHtoDAsync}/{@code cuMemcpyDtoHAsync} runs, larger copies go
+ * in chunks, and strided operand windows are gathered straight into the pinned buffer. Smaller copies
+ * go straight from the Java array ({@code cuMemcpyHtoD}).
  *
  * <p>The backend uses the device's primary context, made current on the calling thread by every call;
  * calls are serialized (the methods are {@code synchronized}), so one backend is safe to share between
  * threads. Every driver call is checked; failures throw {@link CudaCallException} naming the call, the
  * kernel or operand, and the driver's error.
  */
-public final class CudaBackend implements Backend, DampedFactorizer, ResidentSolver {
+public final class CudaBackend implements Backend, DampedFactorizer, ResidentSolver, ResidentHessian {
     /** Class-path resource of the compiled kernels. */
     public static final String FATBIN = "/io/sparkprune/kernels/cuda/sparkprune.fatbin";
     /** Widest column block the fused block kernel handles (its register and shared-memory layout). */
@@ -89,9 +113,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private int smCount;
     private final CpuBackend cpu;
     private final DeviceBuffer[] workspace = new DeviceBuffer[8];
+    /** The stream of every launch and staged copy (blocking: ordered with the NULL stream's copies and memsets). */
+    private final CUstream stream;
+    private final PinnedStaging staging;
+    /** Resident Hessians not yet closed, freed by {@link #close()}; weak, so a leaked one reaches its cleaner. */
+    private final Set<DeviceHessian> openHessians = Collections.newSetFromMap(new WeakHashMap<>());
     private boolean closed;
 
-    private CudaBackend(int ordinal, int threads) {
+    private CudaBackend(int ordinal, int threads, long stagingChunkBytes, long minStagedBytes) {
         this.ordinal = ordinal;
         JCudaNatives.load();
         Driver.check("cuInit", () -> JCudaDriver.cuInit(0));
@@ -140,10 +169,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     () -> JCudaDriver.cuFuncSetAttribute(fBlock,
                             CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, BLOCK_SMEM));
             fn = new Fns();
+            stream = new CUstream();
+            Driver.check("cuStreamCreate on " + deviceName,
+                    () -> JCudaDriver.cuStreamCreate(stream, CUstream_flags.CU_STREAM_DEFAULT));
         } catch (RuntimeException e) {
             JCudaDriver.cuDevicePrimaryCtxRelease(device);
             throw e;
         }
+        staging = new PinnedStaging(stream, stagingChunkBytes, minStagedBytes);
         cpu = CpuBackend.create(threads);
     }
 
@@ -157,7 +190,22 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      *     built ({@code -Dsparkprune.skipCuda=true}); {@link CudaCallException} when a driver call fails
      */
     public static CudaBackend create(int ordinal, int threads) {
-        return new CudaBackend(ordinal, threads);
+        return new CudaBackend(ordinal, threads, PinnedStaging.DEFAULT_CHUNK_BYTES, PinnedStaging.DEFAULT_MIN_STAGED_BYTES);
+    }
+
+    /**
+     * {@link #create(int, int)} with the pinned staging's sizes given (for tests of chunked copies).
+     *
+     * @param stagingChunkBytes bytes per pinned buffer, ≥ 8
+     * @param minStagedBytes copies of at least this many bytes are staged
+     */
+    static CudaBackend create(int ordinal, int threads, long stagingChunkBytes, long minStagedBytes) {
+        return new CudaBackend(ordinal, threads, stagingChunkBytes, minStagedBytes);
+    }
+
+    /** @return the pinned staging of this backend's copies (package-private, for tests) */
+    PinnedStaging staging() {
+        return staging;
     }
 
     /**
@@ -168,7 +216,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     public static Map<String, String> kernelStatus() {
         Map<String, String> m = new LinkedHashMap<>();
         m.put("sgemm", "gpu: sgemm_f32 (fp32 FMA, 64x64 shared-memory tiles)");
-        m.put("syrkPackedUpper", "gpu: syrk_packed_dmma (fp64 tensor cores: fp64 sums of exact fp32 products)");
+        m.put("syrkPackedUpper", "gpu: syrk_packed_dmma (fp64 tensor cores: fp64 sums of exact fp32 products); the sum kept on"
+                + " the device across batches through ResidentHessian");
         m.put("inverseCholeskyUpper", "gpu: fp64 blocked Cholesky (potf2_inv_f64 + dgemm_f64) and recursive"
                 + " triangular inverse of the reversed matrix (large products on dgemm_dmma, fp64 tensor cores);"
                 + " also the damped retry (DampedFactorizer)");
@@ -232,7 +281,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             if (b != null) {
                 b.close();
             }
-            b = DeviceBuffer.allocate(ctx, Math.max(bytes, 1L << 20), "workspace " + slot + " (" + label + ")");
+            b = alloc(Math.max(bytes, 1L << 20), "workspace " + slot + " (" + label + ")");
             workspace[slot] = b;
         }
         return b;
@@ -247,17 +296,27 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      */
     public synchronized DeviceBuffer allocate(long bytes, String label) {
         current();
-        return DeviceBuffer.allocate(ctx, bytes, label);
+        return alloc(bytes, label);
+    }
+
+    /** A device buffer of this backend's context whose large copies go through the pinned staging. */
+    private DeviceBuffer alloc(long bytes, String label) {
+        return DeviceBuffer.allocate(ctx, staging, bytes, label);
+    }
+
+    /** Waits for this backend's stream (its kernels and copies); errors of queued kernels surface here. */
+    private int syncStream() {
+        return JCudaDriver.cuStreamSynchronize(stream);
     }
 
     private void launch(String what, CUfunction f, int gx, int gy, int bx, int smem, Pointer params) {
         launchAsync(what, f, gx, gy, bx, smem, params);
-        Driver.check("kernel " + what, JCudaDriver::cuCtxSynchronize);
+        Driver.check("kernel " + what, this::syncStream);
     }
 
     /** Launches without waiting; the caller synchronizes after a chain (errors surface there). */
     private void launchAsync(String what, CUfunction f, int gx, int gy, int bx, int smem, Pointer params) {
-        Driver.check("cuLaunchKernel " + what, () -> JCudaDriver.cuLaunchKernel(f, gx, gy, 1, bx, 1, 1, smem, null,
+        Driver.check("cuLaunchKernel " + what, () -> JCudaDriver.cuLaunchKernel(f, gx, gy, 1, bx, 1, 1, smem, stream,
                 params, null));
     }
 
@@ -303,10 +362,23 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         }
         try {
             current();
-            for (int i = 0; i < workspace.length; i++) {
-                if (workspace[i] != null) {
-                    workspace[i].close();
-                    workspace[i] = null;
+            try {
+                Driver.check("cuStreamSynchronize at close of " + name(), this::syncStream);
+            } finally {
+                for (DeviceHessian h : new ArrayList<>(openHessians)) {
+                    h.release();
+                }
+                openHessians.clear();
+                for (int i = 0; i < workspace.length; i++) {
+                    if (workspace[i] != null) {
+                        workspace[i].close();
+                        workspace[i] = null;
+                    }
+                }
+                try {
+                    staging.close();
+                } finally {
+                    Driver.check("cuStreamDestroy", () -> JCudaDriver.cuStreamDestroy(stream));
                 }
             }
             Driver.check("cuModuleUnload", () -> JCudaDriver.cuModuleUnload(module));
@@ -408,7 +480,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                              CUdeviceptr a, int lda, CUdeviceptr b, int ldb, float beta, CUdeviceptr c, int ldc,
                              String what) {
         sgemmDeviceAsync(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, what);
-        Driver.check("kernel sgemm_f32 " + what, JCudaDriver::cuCtxSynchronize);
+        Driver.check("kernel sgemm_f32 " + what, this::syncStream);
     }
 
     @Override
@@ -422,9 +494,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             return;
         }
         current();
-        DeviceBuffer dx = ws(0, 4L * k * n, "syrk X");
+        DeviceBuffer dx = upWindow(0, x, xOff, ldx, k, n, "syrk X");
         DeviceBuffer dcp = ws(3, 8L * packed, "syrk packed H");
-        dx.upload(pack(x, xOff, ldx, k, n), 0, k * n, 0);
         dcp.upload(cPacked, 0, (int) packed, 0);
         syrkDevice(n, k, dx.pointer(), dcp.pointer());
         dcp.download(0, cPacked, 0, (int) packed);
@@ -444,6 +515,118 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     }
 
     /**
+     * {@inheritDoc}
+     *
+     * <p>On this backend: the packed fp64 sum ({@code 8·n(n+1)/2} bytes, 485 MB for n = 11008) is
+     * allocated in device memory and zeroed; {@link ResidentHessian.Accumulator#add} uploads only the
+     * batch's rows ({@code k × n} fp32, through the pinned staging) into workspace 0 and runs
+     * {@code syrk_packed_dmma} into the resident sum (the kernel of {@link #syrkPackedUpper}, so the same
+     * fp64 sums of exact fp32 products); {@link ResidentHessian.Accumulator#addTo} downloads it once,
+     * adding it into the host array chunk by chunk. Closing the backend frees every accumulator still
+     * open; one that becomes unreachable unclosed is freed by its buffer's cleaner (with a leak warning).
+     *
+     * @throws IllegalArgumentException when n is not in 1..65535
+     * @throws CudaCallException when the device memory cannot be allocated (the message names the label)
+     */
+    @Override
+    public synchronized ResidentHessian.Accumulator openHessian(int n, String label) {
+        if (n < 1 || n > 65535) {
+            throw new IllegalArgumentException("resident Hessian " + label + ": features must be 1..65535, got " + n);
+        }
+        current();
+        long packed = (long) n * (n + 1) / 2;
+        DeviceBuffer sum = alloc(8L * packed, "resident Hessian of " + label + " (" + n + " features, packed fp64)");
+        try {
+            sum.zero(0, sum.bytes());
+        } catch (RuntimeException e) {
+            sum.close();
+            throw e;
+        }
+        DeviceHessian h = new DeviceHessian(n, label, sum);
+        openHessians.add(h);
+        return h;
+    }
+
+    /** A packed fp64 Hessian sum resident on this backend's device (see {@link #openHessian}). */
+    private final class DeviceHessian implements ResidentHessian.Accumulator {
+        private final int n;
+        private final String label;
+        private DeviceBuffer sum; // n(n+1)/2 fp64, packed upper triangle by rows; null once released
+
+        DeviceHessian(int n, String label, DeviceBuffer sum) {
+            this.n = n;
+            this.label = label;
+            this.sum = sum;
+        }
+
+        @Override
+        public int features() {
+            return n;
+        }
+
+        private DeviceBuffer live() {
+            if (sum == null) {
+                throw new IllegalStateException("resident Hessian of " + label + " is closed (or its CUDA backend"
+                        + " was closed); open a new one");
+            }
+            return sum;
+        }
+
+        @Override
+        public void add(int k, float[] x, int xOff, int ldx) {
+            synchronized (CudaBackend.this) {
+                Checks.window("resident Hessian of " + label + " X", x.length, xOff, ldx, k, n);
+                DeviceBuffer s = live();
+                if (k == 0) {
+                    return;
+                }
+                current();
+                DeviceBuffer dx = upWindow(0, x, xOff, ldx, k, n, "resident Hessian X of " + label);
+                syrkDevice(n, k, dx.pointer(), s.pointer());
+            }
+        }
+
+        @Override
+        public void addTo(double[] cPacked) {
+            synchronized (CudaBackend.this) {
+                long packed = (long) n * (n + 1) / 2;
+                if (cPacked.length < packed) {
+                    throw new IllegalArgumentException("resident Hessian of " + label + ": packed sum needs " + packed
+                            + " elements, the host array has " + cPacked.length);
+                }
+                DeviceBuffer s = live();
+                current();
+                s.downloadAdd(0, cPacked, 0, (int) packed);
+            }
+        }
+
+        @Override
+        public void close() {
+            synchronized (CudaBackend.this) {
+                if (sum == null) {
+                    return;
+                }
+                openHessians.remove(this);
+                if (closed) {
+                    sum = null; // freed by the backend's close
+                    return;
+                }
+                current();
+                release();
+            }
+        }
+
+        /** Frees the sum (the context is current); idempotent. */
+        void release() {
+            DeviceBuffer s = sum;
+            sum = null;
+            if (s != null) {
+                s.close();
+            }
+        }
+    }
+
+    /**
      * Copies {@code bytes} bytes between device buffers and waits.
      *
      * @param src source buffer
@@ -452,9 +635,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      */
     public synchronized void copy(DeviceBuffer src, DeviceBuffer dst, long bytes) {
         current();
-        Driver.check("cuMemcpyDtoD " + src.label() + " -> " + dst.label(),
-                () -> JCudaDriver.cuMemcpyDtoD(dst.pointer(), src.pointer(), bytes));
-        Driver.check("cuMemcpyDtoD sync", JCudaDriver::cuCtxSynchronize);
+        Driver.check("cuMemcpyDtoDAsync " + src.label() + " -> " + dst.label(),
+                () -> JCudaDriver.cuMemcpyDtoDAsync(dst.pointer(), src.pointer(), bytes, stream));
+        Driver.check("cuMemcpyDtoD sync", this::syncStream);
     }
 
     /**
@@ -616,8 +799,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         }
         current();
         long rc = (long) rows * cols;
-        try (DeviceBuffer dw = DeviceBuffer.allocate(ctx, 4L * rc, "solve W " + rows + "x" + cols);
-             DeviceBuffer du = DeviceBuffer.allocate(ctx, 4L * cols * cols, "solve U " + cols + "x" + cols)) {
+        try (DeviceBuffer dw = alloc(4L * rc, "solve W " + rows + "x" + cols);
+             DeviceBuffer du = alloc(4L * cols * cols, "solve U " + cols + "x" + cols)) {
             dw.upload(job.w(), 0, (int) rc, 0);
             du.upload(job.u(), 0, cols * cols, 0);
             solveOnDevice(job, dw.pointer(), du.pointer());
@@ -645,14 +828,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         long rc = (long) rows * cols;
         boolean host = job.selector() != null;
         boolean unstr = job.unstructured() > 0;
-        try (DeviceBuffer dm = DeviceBuffer.allocate(ctx, host ? (long) rows * bs : rc, "solve mask");
-             DeviceBuffer dk = DeviceBuffer.allocate(ctx, unstr ? 4L * rows * bs : 8, "solve scores");
-             DeviceBuffer ds = DeviceBuffer.allocate(ctx, unstr ? 4L * (4 + 256) : 8, "solve select state");
-             DeviceBuffer de = DeviceBuffer.allocate(ctx, 4L * rows * bs, "solve Err");
-             DeviceBuffer dg = DeviceBuffer.allocate(ctx, host ? 4L * rows * bs : 8, "solve block gather");
-             DeviceBuffer dl = DeviceBuffer.allocate(ctx, 8L * rows, "solve loss");
-             DeviceBuffer dq = DeviceBuffer.allocate(ctx, q == null ? 8 : 8L * rows * groups, "solve grids");
-             DeviceBuffer dc = DeviceBuffer.allocate(ctx, q == null ? 8 : rc, "solve codes")) {
+        try (DeviceBuffer dm = alloc(host ? (long) rows * bs : rc, "solve mask");
+             DeviceBuffer dk = alloc(unstr ? 4L * rows * bs : 8, "solve scores");
+             DeviceBuffer ds = alloc(unstr ? 4L * (4 + 256) : 8, "solve select state");
+             DeviceBuffer de = alloc(4L * rows * bs, "solve Err");
+             DeviceBuffer dg = alloc(host ? 4L * rows * bs : 8, "solve block gather");
+             DeviceBuffer dl = alloc(8L * rows, "solve loss");
+             DeviceBuffer dq = alloc(q == null ? 8 : 8L * rows * groups, "solve grids");
+             DeviceBuffer dc = alloc(q == null ? 8 : rc, "solve codes")) {
             dm.zero(0, dm.bytes());
             dl.zero(0, 8L * rows);
             if (q != null) {
@@ -701,7 +884,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 }
             }
             Driver.check("SparseGPT solve " + rows + "x" + cols + " (fused blocks + lazy updates)",
-                    JCudaDriver::cuCtxSynchronize);
+                    this::syncStream);
             if (!host) {
                 dm.download(0, job.mask(), 0, (int) rc);
             }
@@ -776,11 +959,11 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             // the in-place panel product and the rank-64 trailing updates (k = 64) stay on dgemm_f64,
             // which is faster there (one 128 × 128 DMMA tile per SM has too little work at k = 64)
             Driver.check("cuLaunchKernel dgemm_dmma " + what, () -> JCudaDriver.cuLaunchKernel(fn.dgemmDmma,
-                    (n + 127) / 128, (m + 127) / 128, batch, 256, 1, 1, DGEMM_DMMA_SMEM, null, params, null));
+                    (n + 127) / 128, (m + 127) / 128, batch, 256, 1, 1, DGEMM_DMMA_SMEM, stream, params, null));
             return;
         }
         Driver.check("cuLaunchKernel dgemm_f64 " + what, () -> JCudaDriver.cuLaunchKernel(fDgemm, (n + 63) / 64,
-                (m + 63) / 64, batch, 256, 1, 1, 0, null, params, null));
+                (m + 63) / 64, batch, 256, 1, 1, 0, stream, params, null));
     }
 
     /**
@@ -812,7 +995,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             dgemm(true, true, false, m, m, kb, -1.0, a21, n, a21, n, 1.0, r.at(8L * ((long) (k0 + kb) * n + k0 + kb)), n,
                     "trailing update " + k0);
         }
-        Driver.check("Cholesky n=" + n, JCudaDriver::cuCtxSynchronize);
+        Driver.check("Cholesky n=" + n, this::syncStream);
         int[] flag = new int[1];
         Driver.check("cuMemcpyDtoH Cholesky info", () -> JCudaDriver.cuMemcpyDtoH(Pointer.to(flag), info.pointer(), 4));
         if (flag[0] != 0) {
@@ -834,7 +1017,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         }
         launchAsync("reversed_upper n=" + n, fReversedUpper, blocks(nn), 1, 256, 0,
                 Pointer.to(p(n), p(x.pointer()), p(u64), p(u32)));
-        Driver.check("triangular inverse n=" + n, JCudaDriver::cuCtxSynchronize);
+        Driver.check("triangular inverse n=" + n, this::syncStream);
         return true;
     }
 
@@ -910,7 +1093,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         }
         current();
         try (Factor f = new Factor(n);
-             DeviceBuffer du = DeviceBuffer.allocate(ctx, 4L * nn, "factor U fp32 " + n + "x" + n)) {
+             DeviceBuffer du = alloc(4L * nn, "factor U fp32 " + n + "x" + n)) {
             f.a.upload(a, 0, (int) nn, 0);
             f.diag.upload(diag, 0, n, 0);
             for (int k = 0; k < lambdas.length; k++) {
@@ -974,12 +1157,12 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         Factor(int n) {
             long nn = (long) n * n;
             try {
-                a = add(DeviceBuffer.allocate(ctx, 8L * nn, "factor A " + n + "x" + n));
-                diag = add(DeviceBuffer.allocate(ctx, 8L * n, "factor diag"));
-                r = add(DeviceBuffer.allocate(ctx, 8L * nn, "factor L (reversed)"));
-                x = add(DeviceBuffer.allocate(ctx, 8L * nn, "factor L^-1"));
-                t = add(DeviceBuffer.allocate(ctx, 8L * ((long) n * n / 2 + (long) n * FB), "factor trtri products"));
-                info = add(DeviceBuffer.allocate(ctx, 8, "factor info"));
+                a = add(alloc(8L * nn, "factor A " + n + "x" + n));
+                diag = add(alloc(8L * n, "factor diag"));
+                r = add(alloc(8L * nn, "factor L (reversed)"));
+                x = add(alloc(8L * nn, "factor L^-1"));
+                t = add(alloc(8L * ((long) n * n / 2 + (long) n * FB), "factor trtri products"));
+                info = add(alloc(8, "factor info"));
             } catch (RuntimeException e) {
                 close(); // e.g. out of device memory part-way: free what was taken
                 throw e;
@@ -1133,14 +1316,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /** Copies the result window back: downloads {@code rows × cols} floats into {@code y} at (yOff, ldy). */
     private static void downloadWindow(DeviceBuffer d, float[] y, int yOff, int ldy, int rows, int cols) {
-        float[] h = (yOff == 0 && ldy == cols && y.length == rows * cols) ? y : new float[rows * cols];
-        d.download(0, h, 0, rows * cols);
-        unpack(h, y, yOff, ldy, rows, cols);
+        d.downloadWindow(y, yOff, ldy, rows, cols);
     }
 
+    /** Workspace {@code slot} holding the window as a dense {@code rows × cols} fp32 matrix (row stride cols). */
     private DeviceBuffer upWindow(int slot, float[] a, int off, int ld, int rows, int cols, String what) {
         DeviceBuffer d = ws(slot, 4L * rows * cols, what);
-        d.upload(pack(a, off, ld, rows, cols), 0, rows * cols, 0);
+        d.uploadWindow(a, off, ld, rows, cols);
         return d;
     }
 

@@ -4,6 +4,9 @@
  * JCuda's driver API ({@code cuModuleLoadData}, {@code cuLaunchKernel}); only {@code libcuda.so.1} is
  * needed at run time. {@link io.sparkprune.kernels.cuda.DeviceBuffer} owns device memory;
  * {@link io.sparkprune.kernels.cuda.CudaBackend#kernelStatus()} says which operations run on the GPU
- * and which are still delegated to the CPU backend.
+ * and which are still delegated to the CPU backend. Each backend queues its launches and copies on
+ * one stream of its own and stages large host↔device copies through page-locked buffers
+ * ({@code PinnedStaging}); Hessian sums can stay on the device across
+ * batches ({@link io.sparkprune.kernels.ResidentHessian}).
  */
 package io.sparkprune.kernels.cuda;

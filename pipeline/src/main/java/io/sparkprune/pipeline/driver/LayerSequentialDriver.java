@@ -111,8 +111,17 @@ public final class LayerSequentialDriver {
             }
             LinearObserver observer = (l, g, x, rows, cols) -> hessians.get(g.name()).add(backend, x, 0, rows, cols);
             List<HiddenStates> denseOut = new ArrayList<>(hidden.size());
-            for (HiddenStates h : hidden) {
-                denseOut.add(adapter.block(backend, layer, dense, h, observer));
+            try {
+                for (HiddenStates h : hidden) {
+                    denseOut.add(adapter.block(backend, layer, dense, h, observer));
+                }
+                for (HessianAccumulator acc : hessians.values()) {
+                    acc.flush(); // fold device-resident sums (CUDA backend) into the host sums, free device memory
+                }
+            } finally {
+                for (HessianAccumulator acc : hessians.values()) {
+                    acc.discard(); // no-op after flush; releases device memory when the forward failed
+                }
             }
             Weights pruned = Objects.requireNonNull(pruner.prune(layer, dense, Collections.unmodifiableMap(hessians)),
                     "pruner returned null for layer " + layer);
