@@ -7,9 +7,12 @@
 #   bash tools/device/spark-gpu.sh run SCENARIO   collect, check every part against SHA256SUMS, unpack once,
 #                                                 start the cluster, run SCENARIO (below), stop the cluster
 # Scenarios: parity  — a generated Llama (bf16) pruned 2:4 twice on the cluster, backend cpu and cuda, compared
+#            parity-default — the default job (all-MiniLM-L6-v2, 2:4) twice on the cluster, backend cpu and cuda,
+#                     compared (needs a stage made with DEFAULT_MODEL=1)
 #            llama7b — a Llama-2-7B-shaped model with LAYERS layers (default 2), bf16, pruned 2:4 on the GPU
 # Environment: GPUS (GPUs the Worker offers, default: nvidia-smi's count; the 7B scenario runs one executor
-#              per GPU), OUT (results, default /tmp/out), SAMPLES, SEQ (calibration), LAYERS, WORKER_MEM
+#              per GPU), OUT (results, default /tmp/out), SAMPLES, SEQ (calibration), EVAL (held-out samples of
+#              llama7b, default the recipe's 128), LAYERS, WORKER_MEM
 #              (default 100g), EXEC_MEM (default 96g; two executors need WORKER_MEM >= 2 x EXEC_MEM).
 set -uo pipefail
 STAGE=/tmp/sparkprune-stage
@@ -70,14 +73,18 @@ submit() { # $1 = backend, $2 = executor cores, rest = sparkprune arguments
 cli() { "$JAVA" -Xmx24g "${OPENS[@]}" -cp "$CP" io.sparkprune.jobs.cli.SparkPruneCli "$@"; }
 
 case "$SCENARIO" in
-  parity)
-    M="$WORK/llama-parity"
-    # shellcheck disable=SC2086
-    cli generate llama -o "$M" ${GEN:---hidden 1024 --layers 4 --heads 16 --intermediate 2816 --vocab 4096} --dtype bf16 --seed 7 || exit 5
+  parity|parity-default)
+    if [ "$SCENARIO" = parity ]; then
+      M="$WORK/llama-parity"
+      # shellcheck disable=SC2086
+      cli generate llama -o "$M" ${GEN:---hidden 1024 --layers 4 --heads 16 --intermediate 2816 --vocab 4096} --dtype bf16 --seed 7 || exit 5
+      ARGS=(--samples "${SAMPLES:-64}" --seq-len "${SEQ:-512}")
+    else
+      M=default; ARGS=()
+    fi
     for be in ${BACKENDS:-cpu cuda}; do
       t0=$(date +%s)
-      submit "$be" "$CORES" prune "$M" -o "$WORK/pruned-$be" --samples "${SAMPLES:-64}" --seq-len "${SEQ:-512}" \
-        > "$OUT/prune-$be.log" 2>&1
+      submit "$be" "$CORES" prune "$M" -o "$WORK/pruned-$be" "${ARGS[@]}" > "$OUT/prune-$be.log" 2>&1
       echo "backend $be: exit $? in $(( $(date +%s) - t0 )) s"; tail -3 "$OUT/prune-$be.log"
       cp "$WORK/pruned-$be/report.json" "$OUT/report-$be.json" 2>/dev/null
     done
@@ -91,11 +98,12 @@ for f in sorted(glob.glob(b + "/*.safetensors")): tb.update(load_file(f))
 same = total = 0; worst = 0.0; per_layer = {}
 for k, x in ta.items():
     y = tb[k]
-    if x.dim() == 2 and ".layers." in k:
+    sep = ".layers." if ".layers." in k else ".layer."
+    if x.dim() == 2 and sep in k:
         mx, my = (x == 0), (y == 0)
         s1, n1 = int((mx == my).sum()), mx.numel()
         same += s1; total += n1
-        layer = int(k.split(".layers.")[1].split(".")[0])
+        layer = int(k.split(sep)[1].split(".")[0])
         a0, b0 = per_layer.get(layer, (0, 0)); per_layer[layer] = (a0 + s1, b0 + n1)
         d = (x.float() - y.float()).norm() / max(x.float().norm(), 1e-30)
         worst = max(worst, float(d))
@@ -105,7 +113,7 @@ print("mask agreement per layer (sequential mode: later layers see inputs that a
       {l: round(a / b, 6) for l, (a, b) in sorted(per_layer.items())})
 for name, r in (("cpu", ra), ("cuda", rb)):
     q = r["quality"]
-    print(f"{name}: perplexity {q.get('perplexity_dense')} -> {q.get('perplexity_pruned')} on {q.get('windows')} windows;"
+    print(f"{name}: quality {json.dumps({k: v for k, v in q.items() if not isinstance(v, (list, dict))})};"
           f" tensor backends {sorted({t.get('backend') for t in r['tensors']})}; run {r['run'].get('seconds'):.1f} s;"
           f" stages {json.dumps({k: round(v, 2) for k, v in r['run'].get('stage_seconds', {}).items()})}")
 PY
@@ -133,7 +141,8 @@ PY
     echo "calibration: $(wc -l < /tmp/calib.jsonl) documents, $(du -h /tmp/calib.jsonl | cut -f1)"
     t0=$(date +%s)
     # one executor per GPU: each takes CORES / GPUS cores and one GPU
-    submit cuda "$(( CORES / (GPUS > 0 ? GPUS : 1) ))" prune "$M" -o "$WORK/llama7b-2of4" --calib /tmp/calib.jsonl --samples "${SAMPLES:-128}" --seq-len "${SEQ:-2048}" \
+    EV=(); [ -n "${EVAL:-}" ] && EV=(--eval-samples "$EVAL")
+    submit cuda "$(( CORES / (GPUS > 0 ? GPUS : 1) ))" prune "$M" -o "$WORK/llama7b-2of4" --calib /tmp/calib.jsonl --samples "${SAMPLES:-128}" --seq-len "${SEQ:-2048}" "${EV[@]}" \
       > "$OUT/prune-7b.log" 2>&1
     echo "prune exit $? in $(( $(date +%s) - t0 )) s"; tail -5 "$OUT/prune-7b.log"
     cp "$WORK/llama7b-2of4/report.json" "$OUT/report-7b.json" 2>/dev/null

@@ -8,6 +8,7 @@
 # /tmp/sparkprune-stage, checks them against SHA256SUMS and unpacks only when all have arrived.
 #
 # Usage: tools/device/stage-spark.sh [DEST]     Needs: JDK 17 (jlink), a `mvn -DskipTests package` build.
+# DEFAULT_MODEL=1 keeps the default model's jar (two more parts; needed by the parity-default scenario).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 DEST="${1:-$ROOT/.stage}"
@@ -22,7 +23,7 @@ for f in jobs/target/classpath.txt jobs/target/classpath-runtime.txt; do
 done
 cp jobs/target/sparkprune-jobs-*-SNAPSHOT.jar "$S/jars/"
 { cat jobs/target/classpath.txt; echo; cat jobs/target/classpath-runtime.txt; } | tr ':' '\n' | grep -v '^$' | sort -u |
-  grep -v -e langchain4j-embeddings -e rocksdbjni \
+  { if [ "${DEFAULT_MODEL:-0}" = 1 ]; then cat; else grep -v -e langchain4j-embeddings; fi; } | grep -v -e rocksdbjni \
           -e 'osx-' -e 'aarch_64' -e 'windows' | while read -r jar; do
     case "$jar" in
       *jcuda-natives*)
