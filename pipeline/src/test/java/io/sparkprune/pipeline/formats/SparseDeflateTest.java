@@ -211,6 +211,7 @@ class SparseDeflateTest {
         long grids = rows * (cols / 128L) * 2;
         try (SparseCheckpoint s = SparseCheckpoint.open(out)) {
             assertThat(s.storedBytes(W)).isEqualTo(payload + grids); // what inspect reports
+            assertThat(s.storage(W)).isEqualTo("2:4 int4 symmetric group 128 deflate");
             assertThat(s.quantized(W).orElseThrow().codes()).isEqualTo(q.codes());
         }
         long stored = payload + grids;

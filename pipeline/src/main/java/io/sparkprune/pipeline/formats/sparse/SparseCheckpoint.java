@@ -266,11 +266,12 @@ public final class SparseCheckpoint implements DenseTensors, AutoCloseable {
     /**
      * @param name original tensor name
      * @return how it is stored, for reports: the encoding's spec, plus e.g. {@code " int4 asymmetric group 128"}
-     *     for the quantized N:M variant
+     *     for the quantized N:M variant, plus {@code " deflate"} when its payloads use the deflate codec
      */
     public String storage(String name) {
         SparseManifest.Entry e = entry(name);
-        return e.encoding().spec() + e.quantization().map(q -> " " + q.describe()).orElse("");
+        return e.encoding().spec() + e.quantization().map(q -> " " + q.describe()).orElse("")
+                + (e.codec() == PayloadCodec.DEFLATE ? " deflate" : "");
     }
 
     /** @return "dir/file: 'name.payload.deflate'" for messages about a deflated payload */

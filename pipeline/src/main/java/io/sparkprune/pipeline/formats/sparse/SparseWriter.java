@@ -198,7 +198,8 @@ public final class SparseWriter {
 
     /**
      * The first pass for one unquantized tensor: reads it (when it is a compressible target) and
-     * chooses its encoding as {@link #write(DenseTensors, Map, Map, Options, Path)} does.
+     * chooses its encoding as {@link #write(DenseTensors, Map, Map, Options, Path)} does; with the
+     * {@code deflate} codec it also encodes and deflates the integer payloads to record their sizes.
      *
      * @param src the dense tensors
      * @param name a name of {@code src}
