@@ -12,6 +12,7 @@ import io.sparkprune.pipeline.formats.compressed.CompressedTensorsCheckpoint;
 import io.sparkprune.pipeline.formats.parquet.ParquetShardManifest;
 import io.sparkprune.pipeline.formats.parquet.ParquetShardWriter;
 import io.sparkprune.pipeline.formats.parquet.ParquetShards;
+import io.sparkprune.pipeline.formats.sparse.PayloadCodec;
 import io.sparkprune.pipeline.formats.sparse.SparseCheckpoint;
 import io.sparkprune.pipeline.formats.sparse.SparseEncoding;
 import io.sparkprune.pipeline.formats.sparse.SparseWriter;
@@ -95,6 +96,12 @@ final class ConvertCommand implements Callable<Integer> {
             description = "sparse, parquet: store every target with this pattern (2:4, 4:8, block:RxC, unstructured, dense) "
                     + "instead of detecting it; a target that is not N:M under an N:M pattern is refused.")
     String pattern;
+
+    @Option(names = "--sparse-codec", paramLabel = "none|deflate", defaultValue = "none",
+            description = "sparse only: how N:M indices and unstructured masks are stored: none (raw, mmap-able per element) "
+                    + "or deflate (raw DEFLATE, Huffman-only, in chunks of whole rows; docs/formats.md) "
+                    + "(default: ${DEFAULT-VALUE}).")
+    String sparseCodec;
 
     @Option(names = "--targets", paramLabel = "<name|re:regex>", split = ",",
             description = "sparse, parquet: tensors to compress (default: weights of numbered blocks, re:.*layers?\\\\.\\\\d+\\\\..+\\\\.weight$).")
@@ -207,7 +214,8 @@ final class ConvertCommand implements Callable<Integer> {
                 ignore == null ? TensorSelector.DEFAULT_IGNORE : ignore, "command line", "");
         Optional<SparseEncoding> enc = pattern == null ? Optional.empty() : Optional.of(SparseEncoding.parse(pattern));
         List<SparseWriter.TensorReport> rep = SparseWriter.write(src, side, md,
-                new SparseWriter.Options(sel, enc, HfDirectoryWriter.DEFAULT_MAX_SHARD_BYTES), output);
+                new SparseWriter.Options(sel, enc, HfDirectoryWriter.DEFAULT_MAX_SHARD_BYTES, PayloadCodec.parse(sparseCodec)),
+                output);
         printSparse(rep, out);
     }
 
@@ -231,7 +239,8 @@ final class ConvertCommand implements Callable<Integer> {
     private int toSparseWithSpark(boolean sparse, PrintWriter out) {
         ConvertJob.SparseRequest req = new ConvertJob.SparseRequest(input.toString(), sparse, output,
                 targets == null ? TensorSelector.DEFAULT_TARGETS : targets,
-                ignore == null ? TensorSelector.DEFAULT_IGNORE : ignore, pattern, HfDirectoryWriter.DEFAULT_MAX_SHARD_BYTES);
+                ignore == null ? TensorSelector.DEFAULT_IGNORE : ignore, pattern, HfDirectoryWriter.DEFAULT_MAX_SHARD_BYTES,
+                PayloadCodec.parse(sparseCodec));
         SparkSession spark = PruneCommand.session(master, Map.of());
         try {
             ConvertJob.SparseOutcome o = ConvertJob.toSparse(spark, req);

@@ -11,6 +11,7 @@ import io.sparkprune.pipeline.formats.parquet.ParquetShardManifest;
 import io.sparkprune.pipeline.formats.parquet.ParquetShardWriter;
 import io.sparkprune.pipeline.formats.parquet.RowSource;
 import io.sparkprune.pipeline.formats.parquet.WorkItem;
+import io.sparkprune.pipeline.formats.sparse.PayloadCodec;
 import io.sparkprune.pipeline.formats.sparse.SparseCheckpoint;
 import io.sparkprune.pipeline.formats.sparse.SparseEncoding;
 import io.sparkprune.pipeline.formats.sparse.SparseManifest;
@@ -171,9 +172,10 @@ public final class ConvertJob {
      * @param ignore tensors never compressed
      * @param pattern the encoding forced on every target ({@code 2:4}, {@code block:16x16}, ...), or null to detect
      * @param maxShardBytes largest total stored bytes per container file, as {@link SparseWriter.Options#maxShardBytes()}
+     * @param codec how integer payloads are stored, as {@link SparseWriter.Options#codec()}
      */
     public record SparseRequest(String input, boolean sparse, Path output, List<String> targets, List<String> ignore,
-                                String pattern, long maxShardBytes) {
+                                String pattern, long maxShardBytes, PayloadCodec codec) {
         /**
          * @throws NullPointerException for a null input, output, targets or ignore
          * @throws InvalidInputException for an unparsable pattern or selector, or a shard size below 1
@@ -181,23 +183,40 @@ public final class ConvertJob {
         public SparseRequest {
             Objects.requireNonNull(input, "input");
             Objects.requireNonNull(output, "output");
+            Objects.requireNonNull(codec, "codec");
             targets = List.copyOf(targets);
             ignore = List.copyOf(ignore);
             if (maxShardBytes < 1) {
                 throw new InvalidInputException("the sparse writer needs a positive shard size, got " + maxShardBytes);
             }
-            options(targets, ignore, pattern, maxShardBytes); // validates
+            options(targets, ignore, pattern, maxShardBytes, codec); // validates
+        }
+
+        /**
+         * A request with raw payloads (codec {@code none}).
+         *
+         * @param input see the record
+         * @param sparse see the record
+         * @param output see the record
+         * @param targets see the record
+         * @param ignore see the record
+         * @param pattern see the record
+         * @param maxShardBytes see the record
+         */
+        public SparseRequest(String input, boolean sparse, Path output, List<String> targets, List<String> ignore,
+                             String pattern, long maxShardBytes) {
+            this(input, sparse, output, targets, ignore, pattern, maxShardBytes, PayloadCodec.NONE);
         }
 
         /** @return the single-process writer's options for the same request */
         public SparseWriter.Options writerOptions() {
-            return options(targets, ignore, pattern, maxShardBytes);
+            return options(targets, ignore, pattern, maxShardBytes, codec);
         }
 
         private static SparseWriter.Options options(List<String> targets, List<String> ignore, String pattern,
-                                                    long maxShardBytes) {
+                                                    long maxShardBytes, PayloadCodec codec) {
             return new SparseWriter.Options(TensorSelector.of(targets, ignore, "command line", ""),
-                    pattern == null ? Optional.empty() : Optional.of(SparseEncoding.parse(pattern)), maxShardBytes);
+                    pattern == null ? Optional.empty() : Optional.of(SparseEncoding.parse(pattern)), maxShardBytes, codec);
         }
     }
 
@@ -209,17 +228,30 @@ public final class ConvertJob {
     public record SparseOutcome(List<SparseWriter.TensorReport> reports, int files, int tasks) {
     }
 
-    /** A tensor's plan in serializable form: the encoding by its spec. */
-    private record PlanDto(String name, String encoding, DType dtype, long[] shape, long count) implements Serializable {
-        private static final long serialVersionUID = 1L;
+    /**
+     * A tensor's plan in serializable form: the encoding by its spec, and per deflated payload its
+     * suffix, rows per chunk and deflated bytes (unquantized plans only).
+     */
+    private record PlanDto(String name, String encoding, DType dtype, long[] shape, long count,
+                           String[] deflatedPayloads, int[] chunkRows, long[] deflatedBytes) implements Serializable {
+        private static final long serialVersionUID = 2L;
 
         static PlanDto of(SparseWriter.Plan p) {
             SparseManifest.Entry e = p.entry();
-            return new PlanDto(e.name(), e.encoding().spec(), e.dtype(), e.shape(), p.count());
+            List<SparseManifest.Deflated> d = e.deflated();
+            return new PlanDto(e.name(), e.encoding().spec(), e.dtype(), e.shape(), p.count(),
+                    d.stream().map(SparseManifest.Deflated::payload).toArray(String[]::new),
+                    d.stream().mapToInt(SparseManifest.Deflated::chunkRows).toArray(),
+                    d.stream().mapToLong(SparseManifest.Deflated::bytes).toArray());
         }
 
         SparseWriter.Plan plan() {
-            return new SparseWriter.Plan(new SparseManifest.Entry(name, SparseEncoding.parse(encoding), dtype, shape), count);
+            List<SparseManifest.Deflated> d = new ArrayList<>();
+            for (int i = 0; i < deflatedPayloads.length; i++) {
+                d.add(new SparseManifest.Deflated(deflatedPayloads[i], chunkRows[i], deflatedBytes[i]));
+            }
+            return new SparseWriter.Plan(new SparseManifest.Entry(name, SparseEncoding.parse(encoding), dtype, shape,
+                    Optional.empty(), d), count);
         }
     }
 
@@ -278,6 +310,7 @@ public final class ConvertJob {
         List<String> ignore = new ArrayList<>(request.ignore());
         String pattern = request.pattern();
         long maxShardBytes = request.maxShardBytes();
+        PayloadCodec codec = request.codec();
         JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         List<PlanDto> dtos;
         try {
@@ -285,7 +318,7 @@ public final class ConvertJob {
                     .mapPartitions(it -> {
                         List<PlanDto> out = new ArrayList<>();
                         try (Source src = Source.open(input, sparse, hadoop)) {
-                            SparseWriter.Options options = SparseRequest.options(targets, ignore, pattern, maxShardBytes);
+                            SparseWriter.Options options = SparseRequest.options(targets, ignore, pattern, maxShardBytes, codec);
                             while (it.hasNext()) {
                                 out.add(PlanDto.of(SparseWriter.plan(src.tensors(), it.next(), options)));
                             }

@@ -168,7 +168,7 @@ final class OutputAssembler {
                             && (stage.quantization().get().bits() == 4 || stage.quantization().get().bits() == 8);
                     SparseWriter.write(src, side, ck.shard(ck.files().get(0)).metadata(), new SparseWriter.Options(
                                     TensorSelector.of(codes.pruned(), List.of(), "prune job", "prune.targets"),
-                                    Optional.of(SparseEncoding.of(p)), MAX_SHARD_BYTES),
+                                    Optional.of(SparseEncoding.of(p)), MAX_SHARD_BYTES, stage.sparseCodec()),
                             name -> packable ? codes.load(name) : Optional.empty(), local);
                 } else {
                     side.put("config.json", originalConfig);

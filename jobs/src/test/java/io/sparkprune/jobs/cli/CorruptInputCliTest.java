@@ -23,7 +23,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * {@code convert} and {@code decompress} on corrupt sparse and compressed-tensors checkpoints exit
+ * {@code convert} and {@code decompress} on corrupt sparse (raw and deflated payloads) and compressed-tensors checkpoints exit
  * with code 3 and leave neither the output directory nor a temporary sibling behind.
  */
 class CorruptInputCliTest {
@@ -34,6 +34,10 @@ class CorruptInputCliTest {
     private static final String Q = "model.layers.0.self_attn.q_proj.weight";
 
     private Path sparse() {
+        return sparse("none");
+    }
+
+    private Path sparse(String codec) {
         LinkedHashMap<String, HostTensor> t = new LinkedHashMap<>();
         float[] q = new float[8 * 32];
         for (int i = 0; i < q.length; i++) {
@@ -44,7 +48,8 @@ class CorruptInputCliTest {
         Path hf = tmp.resolve("in/hf");
         HfDirectoryWriter.write(hf, "{\"model_type\":\"llama\"}", Map.of(), t, Map.of("format", "pt"), 1L << 30);
         Path sparse = tmp.resolve("in/sparse");
-        CliRun r = run("convert", "--from", "hf", "--to", "sparse", "--pattern", "2:4", hf.toString(), sparse.toString());
+        CliRun r = run("convert", "--from", "hf", "--to", "sparse", "--pattern", "2:4", "--sparse-codec", codec,
+                hf.toString(), sparse.toString());
         assertThat(r.code()).as(r.err()).isZero();
         return sparse;
     }
@@ -92,6 +97,19 @@ class CorruptInputCliTest {
         Path out = tmp.resolve("out");
         assertRefusedLeavingNothing(out, "decompress", sparse.toString(), out.toString());
         assertRefusedLeavingNothing(out, "convert", "--from", "sparse", "--to", "hf", sparse.toString(), out.toString());
+    }
+
+    @Test
+    void corruptDeflatedIndicesExit3WithNoOutputOrTempDirectory() throws Exception {
+        Path sparse = sparse("deflate");
+        // 0xFF starts a block of the reserved type 3: no valid raw DEFLATE stream
+        overwrite(sparse.resolve("model.safetensors"), Q + ".indices.deflate", (byte) 0xFF);
+        Path out = tmp.resolve("out");
+        assertRefusedLeavingNothing(out, "decompress", sparse.toString(), out.toString());
+        assertRefusedLeavingNothing(out, "convert", "--from", "sparse", "--to", "sparse", sparse.toString(), out.toString());
+        CliRun r = run("decompress", sparse.toString(), out.toString());
+        assertThat(r.err()).contains("model.safetensors").contains(Q + ".indices.deflate")
+                .contains("not a valid raw DEFLATE stream");
     }
 
     @Test

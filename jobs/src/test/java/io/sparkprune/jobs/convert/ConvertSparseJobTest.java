@@ -9,6 +9,7 @@ import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.kernels.InvalidInputException;
 import io.sparkprune.pipeline.formats.DenseTensors;
 import io.sparkprune.pipeline.formats.SideFiles;
+import io.sparkprune.pipeline.formats.sparse.PayloadCodec;
 import io.sparkprune.pipeline.formats.sparse.SparseCheckpoint;
 import io.sparkprune.pipeline.formats.sparse.SparseWriter;
 import io.sparkprune.pipeline.hf.HfDirectoryWriter;
@@ -42,7 +43,8 @@ import picocli.CommandLine;
  * {@link ConvertJob#toSparse} in Spark local[2] against the single-process {@link SparseWriter}
  * as reference: a small random checkpoint (2:4 bf16, 4:8 f32, block f32, unstructured bf16, dense
  * bf16 and f32 tensors) forced into several container files by a small shard size gives every
- * output file byte for byte the same, from an hf input and from a sparse input; a target that
+ * output file byte for byte the same, from an hf input and from a sparse input, with raw and with
+ * deflated payloads (the executors deflate what the planning tasks measured); a target that
  * breaks a forced pattern (an executor's typed error) and a truncated input (CLI exit code 3)
  * leave no output or temporary directory.
  */
@@ -172,6 +174,31 @@ class ConvertSparseJobTest {
     }
 
     @Test
+    @Order(2)
+    void withTheDeflateCodecTheJobWritesTheSingleProcessOutputByteForByte() throws IOException {
+        ConvertJob.SparseRequest req = new ConvertJob.SparseRequest(hf.toString(), false, tmp.resolve("job-deflate"),
+                TensorSelector.DEFAULT_TARGETS, TensorSelector.DEFAULT_IGNORE, null, SHARD, PayloadCodec.DEFLATE);
+        Path reference = tmp.resolve("ref-deflate");
+        List<SparseWriter.TensorReport> expected;
+        try (ShardedCheckpoint c = ShardedCheckpoint.open(hf)) {
+            expected = SparseWriter.write(DenseTensors.of(c), SideFiles.read(hf), c.shard(c.files().get(0)).metadata(),
+                    req.writerOptions(), reference);
+        }
+        ConvertJob.SparseOutcome o = ConvertJob.toSparse(spark, req);
+        assertThat(o.reports()).isEqualTo(expected);
+        assertSameFiles(reference, req.output());
+        try (SparseCheckpoint s = SparseCheckpoint.open(req.output()); ShardedCheckpoint c = ShardedCheckpoint.open(hf)) {
+            // 2:4, 4:8 indices and the unstructured mask are deflated; BSR has no row payload to deflate
+            assertThat(s.manifest().tensors()).filteredOn(e -> e.codec() == PayloadCodec.DEFLATE)
+                    .extracting(e -> e.encoding().spec()).containsExactly("2:4", "4:8", "unstructured");
+            for (String n : c.tensorNames()) {
+                assertThat(bytes(s.read(n))).as(n).isEqualTo(bytes(c.read(n)));
+            }
+        }
+        assertNoTemporaries();
+    }
+
+    @Test
     @Order(3)
     void aTargetBreakingTheForcedPatternFailsOnTheExecutorWithATypedErrorAndLeavesNothing() throws IOException {
         Path out = tmp.resolve("job-2of4");
@@ -189,14 +216,15 @@ class ConvertSparseJobTest {
     @Order(4)
     void theCliRunsTheJobAndATruncatedInputExitsWithCode3LeavingNothing() throws IOException {
         Path out = tmp.resolve("cli");
-        String[] r = run("convert", "--from", "hf", "--to", "sparse", "--master", "local[2]", hf.toString(), out.toString());
+        String[] r = run("convert", "--from", "hf", "--to", "sparse", "--sparse-codec", "deflate", "--master", "local[2]",
+                hf.toString(), out.toString());
         assertThat(r[0]).as(r[2]).isEqualTo("0");
         assertThat(r[1]).contains("Spark tasks").contains("2:4");
         Path reference = tmp.resolve("ref-cli");
         try (ShardedCheckpoint c = ShardedCheckpoint.open(hf)) {
             SparseWriter.write(DenseTensors.of(c), SideFiles.read(hf), c.shard(c.files().get(0)).metadata(),
                     new SparseWriter.Options(TensorSelector.defaults(), Optional.empty(),
-                            HfDirectoryWriter.DEFAULT_MAX_SHARD_BYTES), reference);
+                            HfDirectoryWriter.DEFAULT_MAX_SHARD_BYTES, PayloadCodec.DEFLATE), reference);
         }
         assertSameFiles(reference, out);
 

@@ -24,7 +24,8 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code --format hf,sparse,compressed-tensors} on a quantized (2:4 + int4, group 32) prune of the
  * tiny bf16 Llama: each format in its subdirectory; the compressed-tensors codes unpack to the
  * integers recomputed independently from the hf values and the grids; compressed-tensors and
- * sparse decompress to the hf output bit for bit; the report's storage reflects the written files.
+ * sparse (with deflated codes and indices, {@code prune.sparse_codec: deflate}) decompress to the
+ * hf output bit for bit; the report's storage reflects the written files.
  */
 class PruneFormatsTest {
     @TempDir
@@ -43,6 +44,7 @@ class PruneFormatsTest {
         Map<String, String> o = new LinkedHashMap<>();
         o.put("prune.quantization", "int4-g32");
         o.put("prune.format", "hf,sparse,compressed-tensors");
+        o.put("prune.sparse_codec", "deflate");
         Recipe r = JobFixtures.recipe(corpus, "sequential").withOverrides(o);
         out = tmp.resolve("out");
         PruneJob.run(spark, new PruneJob.Request(model.toString(), out.toString(), r, false));
@@ -93,6 +95,9 @@ class PruneFormatsTest {
                 quantized++;
                 QuantizedWeights q = ct.quantized(n);
                 assertThat(sp.quantized(n).orElseThrow().codes()).as(n).isEqualTo(q.codes());
+                assertThat(sp.manifest().tensors()).filteredOn(e -> e.name().equals(n)).singleElement()
+                        .satisfies(e -> assertThat(e.deflated()).extracting(d -> d.payload())
+                                .as("deflated payloads of " + n).containsExactly("codes", "indices"));
                 float[] v = hf.read(n).toFloatArray();
                 int g = q.groups();
                 for (int r = 0; r < q.rows(); r++) {

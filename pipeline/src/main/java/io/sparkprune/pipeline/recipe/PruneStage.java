@@ -5,6 +5,7 @@ import io.sparkprune.calibration.quant.QuantizationSpec;
 import io.sparkprune.calibration.solver.SolverOptions;
 import io.sparkprune.calibration.sparsity.MaskScope;
 import io.sparkprune.calibration.sparsity.SparsityPattern;
+import io.sparkprune.pipeline.formats.sparse.PayloadCodec;
 
 import java.io.Serial;
 import java.io.Serializable;
@@ -30,10 +31,14 @@ import java.util.Optional;
  * @param pipeline sequential or independent calibration of the layers (key {@code pipeline})
  * @param formats the output formats in order (key {@code format}); empty = {@code auto}: {@code hf}
  *     for unquantized runs, {@code compressed-tensors} for quantized ones ({@link #outputFormats()})
+ * @param sparseCodec how the {@code sparse} output stores its integer payloads (key
+ *     {@code sparse_codec}): {@code none} (raw, the default) or {@code deflate} (docs/formats.md,
+ *     "Payload codec")
  */
 public record PruneStage(PruneMethod method, SparsityPattern pattern, TensorSelector selector, Dampening dampening,
                          int blockSize, MaskScope maskScope, Optional<QuantizationSpec> quantization,
-                         PipelineMode pipeline, List<OutputFormat> formats) implements Serializable {
+                         PipelineMode pipeline, List<OutputFormat> formats, PayloadCodec sparseCodec)
+        implements Serializable {
 
     /** Largest accepted {@code block_size}. */
     public static final int MAX_BLOCK_SIZE = 65536;
@@ -41,14 +46,15 @@ public record PruneStage(PruneMethod method, SparsityPattern pattern, TensorSele
     /** SparseGPT, 2:4, default tensor selection, dampening 0.01, block 128, per-row masks, no quantization, sequential. */
     public static final PruneStage DEFAULT = new PruneStage(PruneMethod.SPARSEGPT, new SparsityPattern.NofM(2, 4),
             TensorSelector.defaults(), Dampening.DEFAULT, 128, MaskScope.PER_ROW, Optional.empty(),
-            PipelineMode.SEQUENTIAL, List.of());
+            PipelineMode.SEQUENTIAL, List.of(), PayloadCodec.NONE);
 
     /**
      * @throws RecipeException (key path under {@code prune}) when the block size is outside
      *     1..{@value #MAX_BLOCK_SIZE}, or, for SparseGPT, not a multiple of the N:M group length M,
      *     of the block pattern's tile width or of the quantization group size; or when quantization
      *     is asked of a method other than SparseGPT; or (key {@code prune.format}) when
-     *     {@code compressed-tensors} is asked of an unquantized run or of bits other than 4 and 8
+     *     {@code compressed-tensors} is asked of an unquantized run or of bits other than 4 and 8; or (key
+     *     {@code prune.sparse_codec}) when {@code deflate} is asked without the {@code sparse} format
      */
     public PruneStage {
         Objects.requireNonNull(method, "method");
@@ -59,7 +65,13 @@ public record PruneStage(PruneMethod method, SparsityPattern pattern, TensorSele
         Objects.requireNonNull(quantization, "quantization");
         Objects.requireNonNull(pipeline, "pipeline");
         formats = List.copyOf(Objects.requireNonNull(formats, "formats"));
+        Objects.requireNonNull(sparseCodec, "sparseCodec");
         String src = RecipeException.UNSPECIFIED_SOURCE;
+        if (sparseCodec != PayloadCodec.NONE && !formats.contains(OutputFormat.SPARSE)) {
+            throw new RecipeException(src, "prune.sparse_codec", sparseCodec.id() + " applies to the sparse output only, "
+                    + "but the formats are " + (formats.isEmpty() ? "auto" : OutputFormat.join(formats))
+                    + "; add sparse (e.g. --format sparse) or use --sparse-codec none");
+        }
         if (formats.size() != new java.util.HashSet<>(formats).size()) {
             throw new RecipeException(src, "prune.format", "lists a format twice (" + OutputFormat.join(formats)
                     + "); list each format once");
@@ -105,6 +117,27 @@ public record PruneStage(PruneMethod method, SparsityPattern pattern, TensorSele
     }
 
     /**
+     * The stage with raw sparse payloads (codec {@code none}).
+     *
+     * @param method see the record
+     * @param pattern see the record
+     * @param selector see the record
+     * @param dampening see the record
+     * @param blockSize see the record
+     * @param maskScope see the record
+     * @param quantization see the record
+     * @param pipeline see the record
+     * @param formats see the record
+     * @throws RecipeException as the canonical constructor
+     */
+    public PruneStage(PruneMethod method, SparsityPattern pattern, TensorSelector selector, Dampening dampening,
+                      int blockSize, MaskScope maskScope, Optional<QuantizationSpec> quantization, PipelineMode pipeline,
+                      List<OutputFormat> formats) {
+        this(method, pattern, selector, dampening, blockSize, maskScope, quantization, pipeline, formats,
+                PayloadCodec.NONE);
+    }
+
+    /**
      * The stage as before {@code format} existed: formats {@code auto}.
      *
      * @param method see the record
@@ -140,7 +173,8 @@ public record PruneStage(PruneMethod method, SparsityPattern pattern, TensorSele
      * @throws RecipeException as the canonical constructor
      */
     public PruneStage withFormats(List<OutputFormat> newFormats) {
-        return new PruneStage(method, pattern, selector, dampening, blockSize, maskScope, quantization, pipeline, newFormats);
+        return new PruneStage(method, pattern, selector, dampening, blockSize, maskScope, quantization, pipeline, newFormats,
+                newFormats.contains(OutputFormat.SPARSE) ? sparseCodec : PayloadCodec.NONE);
     }
 
     /** @return the SparseGPT solver settings: block size and mask scope */

@@ -43,6 +43,7 @@ import java.util.stream.Collectors;
  *   pipeline: sequential         # sequential | independent
  *   format: auto                 # hf | sparse | compressed-tensors | a list such as hf,sparse; auto: hf,
  *                                # or compressed-tensors for int4/int8 runs
+ *   sparse_codec: none           # none | deflate: how the sparse output stores indices, codes, masks
  * calibration:
  *   source: default              # the bundled English Europarl lines, or a path / glob
  *   format: auto                 # auto | text | jsonl | parquet
@@ -274,6 +275,7 @@ public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSp
         }
         p.put("pipeline", prune.pipeline().id());
         p.put("format", OutputFormat.join(prune.formats()));
+        p.put("sparse_codec", prune.sparseCodec().id());
         ObjectNode c = root.putObject(RecipeKeys.CALIBRATION);
         c.put("source", calibration.source());
         putOptions(c, calibration.options());

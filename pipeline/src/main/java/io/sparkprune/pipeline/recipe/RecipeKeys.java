@@ -25,7 +25,7 @@ public final class RecipeKeys {
     public static final List<String> TOP = List.of(PRUNE, CALIBRATION, EVALUATION, GATES);
     /** Keys of {@code prune}, in document order. */
     public static final List<String> PRUNE_KEYS = List.of("method", "pattern", "targets", "ignore", "dampening",
-            "block_size", "mask_scope", "quantization", "pipeline", "format");
+            "block_size", "mask_scope", "quantization", "pipeline", "format", "sparse_codec");
     /** Keys of {@code prune.quantization} in its mapping form. */
     public static final List<String> QUANTIZATION_KEYS = List.of("bits", "group_size", "symmetric");
     /** Keys of {@code calibration}, in document order. */
@@ -57,6 +57,7 @@ public final class RecipeKeys {
         m.put("--quant", "prune.quantization");
         m.put("--mode", "prune.pipeline");
         m.put("--format", "prune.format");
+        m.put("--sparse-codec", "prune.sparse_codec");
         m.put("--calib", "calibration.source");
         m.put("--calib-format", "calibration.format");
         m.put("--calib-field", "calibration.field");

@@ -87,7 +87,15 @@ final class RecipeReader {
                 throw s.error("format", e.getMessage(), e);
             }
         }
-        return new PruneStage(method, pattern, selector, dampening, blockSize, scope, quant, mode, formats);
+        io.sparkprune.pipeline.formats.sparse.PayloadCodec codec = d.sparseCodec();
+        if (s.present("sparse_codec")) {
+            try {
+                codec = io.sparkprune.pipeline.formats.sparse.PayloadCodec.parse(s.text("sparse_codec", null));
+            } catch (io.sparkprune.kernels.InvalidInputException e) {
+                throw s.error("sparse_codec", e.getMessage(), e);
+            }
+        }
+        return new PruneStage(method, pattern, selector, dampening, blockSize, scope, quant, mode, formats, codec);
     }
 
     private Optional<QuantizationSpec> quantization(Section s) {

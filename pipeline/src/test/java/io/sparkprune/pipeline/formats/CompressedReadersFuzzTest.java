@@ -14,6 +14,7 @@ import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.kernels.InvalidInputException;
 import io.sparkprune.pipeline.formats.compressed.CompressedTensorsCheckpoint;
 import io.sparkprune.pipeline.formats.compressed.CompressedTensorsWriter;
+import io.sparkprune.pipeline.formats.sparse.PayloadCodec;
 import io.sparkprune.pipeline.formats.sparse.SparseCheckpoint;
 import io.sparkprune.pipeline.formats.sparse.SparseEncoding;
 import io.sparkprune.pipeline.formats.sparse.SparseWriter;
@@ -77,7 +78,8 @@ class CompressedReadersFuzzTest {
         "\"compressed-tensors\"", "[4]", "{\"weights\":{}}", "\"4\"", "4.5"};
 
     private static final String[] MANIFEST_FIELDS = {"shape", "shape.0", "shape.1", "n", "m", "block", "block.0", "block.1",
-        "encoding", "dtype", "name", "remove", "duplicate", "version", "format", "tensors"};
+        "encoding", "dtype", "name", "remove", "duplicate", "version", "format", "tensors", "codec", "deflated",
+        "deflated.chunk_rows", "deflated.bytes", "deflated.payload", "deflated.shape"};
 
     private static final String[] CONFIG_PATHS = {"quantization_config", "quantization_config.format",
         "quantization_config.quant_method", "quantization_config.config_groups", "quantization_config.config_groups.group_0",
@@ -96,6 +98,9 @@ class CompressedReadersFuzzTest {
             bases.add(sparseBase("s" + i, dtype, encs.get(i), 1L << 30));
         }
         bases.add(sparseBase("sharded", DType.F16, new SparseEncoding.NofM(2, 4), 1500));
+        // deflated payloads (codec deflate): N:M indices and a bitmask, one of them sharded
+        bases.add(sparseBase("deflate-nm", DType.BF16, new SparseEncoding.NofM(2, 4), 1L << 30, PayloadCodec.DEFLATE));
+        bases.add(sparseBase("deflate-mask", DType.F16, new SparseEncoding.Bitmask(), 1500, PayloadCodec.DEFLATE));
         fuzz("sparse", bases, List.of(Kind.HEADER_BYTES, Kind.TRUNCATE, Kind.PAYLOAD_BYTES, Kind.MANIFEST, Kind.TENSOR_INFO),
                 CompressedReadersFuzzTest::readSparse);
     }
@@ -215,6 +220,10 @@ class CompressedReadersFuzzTest {
     // ------------------------------------------------------------------ bases
 
     private Path sparseBase(String name, DType dtype, SparseEncoding enc, long maxShard) {
+        return sparseBase(name, dtype, enc, maxShard, PayloadCodec.NONE);
+    }
+
+    private Path sparseBase(String name, DType dtype, SparseEncoding enc, long maxShard, PayloadCodec codec) {
         LinkedHashMap<String, HostTensor> t = new LinkedHashMap<>();
         t.put("model.embed_tokens.weight", SparseFormatTest.pruned(dtype, 4, 16, new SparseEncoding.Bitmask(), 3));
         t.put(SparseFormatTest.Q, SparseFormatTest.pruned(dtype, 16, 32, enc, 5));
@@ -224,7 +233,7 @@ class CompressedReadersFuzzTest {
         Map<String, byte[]> side = Map.of("config.json", SparseFormatTest.CONFIG.getBytes(StandardCharsets.UTF_8));
         TensorSelector sel = TensorSelector.of(List.of(SparseFormatTest.Q), List.of(), "test", "");
         SparseWriter.write(DenseTensors.of(t, "mem"), side, Map.of("format", "pt"),
-                new SparseWriter.Options(sel, Optional.of(enc), maxShard), dir);
+                new SparseWriter.Options(sel, Optional.of(enc), maxShard, codec), dir);
         return dir;
     }
 
@@ -388,6 +397,20 @@ class CompressedReadersFuzzTest {
             case "version" -> m.set("version", number(r));
             case "format" -> m.put("format", "sparkprune-dense");
             case "tensors" -> m.set("tensors", JSON.readTree(JUNK[r.nextInt(JUNK.length)]));
+            case "codec" -> e.set("codec", JSON.readTree(new String[] {"\"deflate\"", "\"none\"", "\"zstd\"", "null", "4"}
+                    [r.nextInt(5)]));
+            case "deflated" -> e.set("deflated", JSON.readTree(JUNK[r.nextInt(JUNK.length)]));
+            case "deflated.chunk_rows", "deflated.bytes", "deflated.payload", "deflated.shape" -> {
+                ObjectNode d = e.path("deflated").isArray() && e.path("deflated").size() > 0
+                        ? (ObjectNode) e.path("deflated").get(r.nextInt(e.path("deflated").size()))
+                        : e.putArray("deflated").addObject().put("payload", "indices").put("dtype", "U8");
+                String k = field.substring("deflated.".length());
+                switch (k) {
+                    case "payload" -> d.put(k, new String[] {"indices", "codes", "mask", "values", ""}[r.nextInt(5)]);
+                    case "shape" -> d.putArray(k).add(number(r)).add(number(r));
+                    default -> d.set(k, number(r));
+                }
+            }
             default -> throw new IllegalStateException(field);
         }
         md.put("sparkprune.sparse", m.toString());

@@ -3,11 +3,15 @@ package io.sparkprune.pipeline.recipe;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.sparkprune.pipeline.formats.sparse.PayloadCodec;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-/** Recipe key {@code prune.format} / {@code --format}: parsing, the auto default, and the typed errors. */
+/**
+ * Recipe keys {@code prune.format} / {@code --format} and {@code prune.sparse_codec} /
+ * {@code --sparse-codec}: parsing, the defaults, and the typed errors.
+ */
 class OutputFormatRecipeTest {
 
     @Test
@@ -46,5 +50,24 @@ class OutputFormatRecipeTest {
         assertThatThrownBy(() -> Recipe.parse("prune:\n  format: hf,hf\n", "r.yaml"))
                 .isInstanceOf(RecipeException.class).hasMessageContaining("twice");
         assertThat(OutputFormat.parseList("hf,sparse")).isEqualTo(List.of(OutputFormat.HF, OutputFormat.SPARSE));
+    }
+
+    @Test
+    void sparseCodecIsNoneByDefaultDeflateOnRequestAndOnlyWithTheSparseFormat() {
+        assertThat(RecipeKeys.CLI_FLAGS).containsEntry("--sparse-codec", "prune.sparse_codec");
+        assertThat(Recipe.defaults().prune().sparseCodec()).isEqualTo(PayloadCodec.NONE);
+        Recipe r = Recipe.defaults().withOverrides(Map.of("prune.format", "sparse", "prune.sparse_codec", "Deflate"));
+        assertThat(r.prune().sparseCodec()).isEqualTo(PayloadCodec.DEFLATE);
+        assertThat(r.toYaml()).contains("sparse_codec: \"deflate\"");
+        assertThat(Recipe.parse(r.toYaml(), "x")).isEqualTo(r);
+        Recipe y = Recipe.parse("prune:\n  format: [hf, sparse]\n  sparse_codec: deflate\n", "y.yaml");
+        assertThat(y.prune().sparseCodec()).isEqualTo(PayloadCodec.DEFLATE);
+        assertThat(y.prune().withFormats(List.of(OutputFormat.HF)).sparseCodec()).isEqualTo(PayloadCodec.NONE);
+        assertThatThrownBy(() -> Recipe.parse("prune:\n  sparse_codec: deflate\n", "r.yaml"))
+                .isInstanceOf(RecipeException.class).hasMessageContaining("r.yaml")
+                .hasMessageContaining("prune.sparse_codec").hasMessageContaining("--format sparse");
+        assertThatThrownBy(() -> Recipe.parse("prune:\n  format: sparse\n  sparse_codec: zstd\n", "r.yaml"))
+                .isInstanceOf(RecipeException.class).hasMessageContaining("sparse_codec")
+                .hasMessageContaining("unknown sparse payload codec 'zstd'").hasMessageContaining("none or deflate");
     }
 }

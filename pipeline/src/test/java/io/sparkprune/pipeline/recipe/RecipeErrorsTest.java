@@ -177,6 +177,6 @@ class RecipeErrorsTest {
         Files.writeString(file, "prune:\n  bloc_size: 64\n");
         RecipeException t = catchThrowableOfType(RecipeException.class, () -> Recipe.read(file));
         assertThat(t).hasMessage(file + ": prune.bloc_size: unknown key (did you mean block_size?); allowed keys here: "
-                + "method, pattern, targets, ignore, dampening, block_size, mask_scope, quantization, pipeline, format");
+                + "method, pattern, targets, ignore, dampening, block_size, mask_scope, quantization, pipeline, format, sparse_codec");
     }
 }

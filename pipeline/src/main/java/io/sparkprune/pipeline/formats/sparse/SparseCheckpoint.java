@@ -32,6 +32,7 @@ public final class SparseCheckpoint implements DenseTensors, AutoCloseable {
     private final SparseManifest manifest;
     private final Map<String, SparseManifest.Entry> entries = new LinkedHashMap<>();
     private final Map<String, List<SparseManifest.Component>> components = new LinkedHashMap<>();
+    private final Map<String, List<SparseManifest.Component>> payloads = new LinkedHashMap<>();
 
     private SparseCheckpoint(ShardedCheckpoint ckpt, SparseManifest manifest) {
         this.ckpt = ckpt;
@@ -100,6 +101,7 @@ public final class SparseCheckpoint implements DenseTensors, AutoCloseable {
                 seen.add(c.name());
             }
             components.put(e.name(), cs);
+            payloads.put(e.name(), SparseManifest.payloads(e, count));
         }
         for (String n : ckpt.tensorNames()) {
             if (!seen.contains(n)) {
@@ -195,7 +197,7 @@ public final class SparseCheckpoint implements DenseTensors, AutoCloseable {
             return HostTensor.fromFloats(e.dtype(), e.shape(), quantized(name).orElseThrow().dequantize());
         }
         int el = e.dtype().byteSize();
-        List<SparseManifest.Component> cs = components.get(name);
+        List<SparseManifest.Component> cs = payloads.get(name);
         byte[] d;
         if (e.encoding() instanceof SparseEncoding.NofM nm) {
             d = SparseCodecs.nmDecode(where, raw(cs.get(0)), raw(cs.get(1)), e.rows(), e.cols(), el, nm);
@@ -219,23 +221,76 @@ public final class SparseCheckpoint implements DenseTensors, AutoCloseable {
         if (e.quantization().isEmpty()) {
             return Optional.empty();
         }
-        List<SparseManifest.Component> cs = components.get(name);
+        List<SparseManifest.Component> cs = payloads.get(name);
         return Optional.of(QuantizedNm.decode(source() + ": '" + name + "'", e.quantization().get(),
                 (SparseEncoding.NofM) e.encoding(), e.dtype(), e.rows(), e.cols(), raw(cs.get(0)), raw(cs.get(1)),
                 ckpt.read(cs.get(2).name()), cs.size() > 3 ? raw(cs.get(3)) : null));
     }
 
     /**
+     * Rows {@code [from, to)} of one row-shaped payload of a tensor, decoded from its payload codec:
+     * for a deflated payload only the chunks holding those rows are inflated (docs/formats.md,
+     * "Payload codec").
+     *
+     * @param name original tensor name
+     * @param payload a payload suffix of its encoding whose first dimension is the tensor's rows:
+     *     {@code codes}, {@code indices}, {@code mask} (deflatable) or {@code values}, {@code scales},
+     *     {@code zero_points} of N:M
+     * @param from first row, {@code 0 ≤ from ≤ to}
+     * @param to end row (exclusive), {@code ≤ rows}
+     * @return the raw payload rows, {@code (to − from) × rowBytes} bytes as codec {@code none} stores them
+     * @throws IllegalArgumentException for an unknown tensor or payload, or rows out of range
+     * @throws FormatException when the stored payload is corrupt
+     */
+    public byte[] payloadRows(String name, String payload, int from, int to) {
+        SparseManifest.Entry e = entry(name);
+        SparseManifest.Component c = payloads.get(name).stream()
+                .filter(x -> x.name().equals(name + "." + payload) && x.shape().length == 2).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException(source() + ": '" + name + "' has no row payload '"
+                        + payload + "'"));
+        int rows = (int) c.shape()[0];
+        if (from < 0 || to < from || to > rows) {
+            throw new IllegalArgumentException(source() + ": '" + name + "': rows [" + from + ", " + to + ") of " + rows);
+        }
+        int rowBytes = (int) (c.shape()[1] * c.dtype().byteSize());
+        Optional<SparseManifest.Deflated> d = e.deflated(payload);
+        if (d.isPresent()) {
+            return DeflatedPayload.inflateRows(deflatedWhere(c),
+                    SparseWriter.bytes(ckpt.read(c.name() + ".deflate")), SparseWriter.bytes(ckpt.read(c.name() + ".chunks")),
+                    rows, rowBytes, d.get().chunkRows(), from, to);
+        }
+        byte[] all = raw(c);
+        return Arrays.copyOfRange(all, from * rowBytes, to * rowBytes);
+    }
+
+    /**
      * @param name original tensor name
      * @return how it is stored, for reports: the encoding's spec, plus e.g. {@code " int4 asymmetric group 128"}
-     *     for the quantized N:M variant
+     *     for the quantized N:M variant, plus {@code " deflate"} when its payloads use the deflate codec
      */
     public String storage(String name) {
         SparseManifest.Entry e = entry(name);
-        return e.encoding().spec() + e.quantization().map(q -> " " + q.describe()).orElse("");
+        return e.encoding().spec() + e.quantization().map(q -> " " + q.describe()).orElse("")
+                + (e.codec() == PayloadCodec.DEFLATE ? " deflate" : "");
     }
 
+    /** @return "dir/file: 'name.payload.deflate'" for messages about a deflated payload */
+    private String deflatedWhere(SparseManifest.Component c) {
+        String t = c.name() + ".deflate";
+        return source() + "/" + ckpt.fileOf(t) + ": '" + t + "'";
+    }
+
+    /** @return a payload's raw bytes, inflated when it is stored deflated */
     private byte[] raw(SparseManifest.Component c) {
+        int dot = c.name().lastIndexOf('.');
+        String base = c.name().substring(0, dot);
+        SparseManifest.Entry e = entries.get(base);
+        Optional<SparseManifest.Deflated> d = e == null ? Optional.empty() : e.deflated(c.name().substring(dot + 1));
+        if (d.isPresent()) {
+            return DeflatedPayload.inflate(deflatedWhere(c),
+                    SparseWriter.bytes(ckpt.read(c.name() + ".deflate")), SparseWriter.bytes(ckpt.read(c.name() + ".chunks")),
+                    (int) c.shape()[0], (int) c.shape()[1], d.get().chunkRows());
+        }
         return SparseWriter.bytes(ckpt.read(c.name()));
     }
 

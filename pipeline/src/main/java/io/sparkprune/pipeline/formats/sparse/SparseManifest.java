@@ -23,11 +23,15 @@ import java.util.Optional;
  *  "metadata": {original __metadata__ entries},
  *  "tensors": [{"name": "...", "encoding": "dense"|"nm"|"bsr"|"bitmask", "dtype": "BF16",
  *               "shape": [rows, cols], "n": 2, "m": 4 (nm only), "block": [br, bc] (bsr only),
- *               "quantization": {"bits": 4, "symmetric": false, "group_size": 128 | null} (quantized nm only)},
+ *               "quantization": {"bits": 4, "symmetric": false, "group_size": 128 | null} (quantized nm only),
+ *               "codec": "deflate", "deflated": [{"payload": "codes", "dtype": "U8", "shape": [rows, rowBytes],
+ *                   "chunk_rows": 170, "chunks": 3, "bytes": 12345}, ...] (deflate codec only)},
  *              ...]}
  * </pre>
  * Tensors are listed in the original order. Version 2 added {@code quantization} (the quantized
- * N:M variant, {@link QuantizedNm}); version 1 manifests (no quantized entries) are still read.
+ * N:M variant, {@link QuantizedNm}); version 3 added the {@code deflate} payload codec
+ * ({@link DeflatedPayload}): {@code codec} and {@code deflated}. A checkpoint without deflated
+ * payloads is written as version 2, byte for byte as before; versions 1 and 2 are still read.
  *
  * @param metadata the original checkpoint's {@code __metadata__}, restored on decompression
  * @param tensors every original tensor, in order
@@ -38,8 +42,12 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
     public static final String METADATA_KEY = "sparkprune.sparse";
     /** Value of the manifest's {@code format} and of the {@code __metadata__} key {@code format}. */
     public static final String FORMAT = "sparkprune-sparse";
-    /** The version this code writes and reads. */
-    public static final int VERSION = 2;
+    /** The newest version this code writes and reads (for checkpoints with deflated payloads). */
+    public static final int VERSION = 3;
+    /** The version written for checkpoints without deflated payloads. */
+    public static final int RAW_VERSION = 2;
+    /** Payload suffixes the {@code deflate} codec applies to: U8 payloads of one row per tensor row. */
+    public static final List<String> DEFLATABLE = List.of("codes", "indices", "mask");
     /** The oldest version this code reads. */
     public static final int MIN_VERSION = 1;
 
@@ -53,20 +61,63 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
      * @param dtype original (and value) dtype
      * @param shape original shape
      * @param quantization for the quantized N:M variant, its grid (4 or 8 bits); empty otherwise
+     * @param deflated the payloads stored with the {@code deflate} codec, in payload order; empty
+     *     when every payload is raw (codec {@code none})
      */
     public record Entry(String name, SparseEncoding encoding, DType dtype, long[] shape,
-                        Optional<QuantizationSpec> quantization) {
+                        Optional<QuantizationSpec> quantization, List<Deflated> deflated) {
         /**
-         * @throws FormatException when quantization is given for an encoding other than N:M or bits other than 4, 8
+         * @throws FormatException when quantization is given for an encoding other than N:M or bits
+         *     other than 4, 8, or a deflated payload is not a deflatable payload of this entry
          */
         public Entry {
             java.util.Objects.requireNonNull(quantization, "quantization");
+            deflated = List.copyOf(deflated);
             if (quantization.isPresent() && (!(encoding instanceof SparseEncoding.NofM)
                     || (quantization.get().bits() != 4 && quantization.get().bits() != 8))) {
                 throw new FormatException(name, "quantized sparse storage is N:M with 4- or 8-bit codes, got "
                         + encoding.spec() + " with " + quantization.get().describe() + "; store the tensor's values "
                         + "(unquantized encoding) instead");
             }
+            List<String> allowed = new ArrayList<>();
+            for (Component c : payloads(encoding, name, dtype, shape, quantization, 0)) {
+                String suffix = suffix(name, c);
+                if (DEFLATABLE.contains(suffix)) {
+                    allowed.add(suffix);
+                }
+            }
+            List<String> got = deflated.stream().map(Deflated::payload).toList();
+            if (!got.isEmpty() && !got.equals(allowed)) {
+                throw new FormatException(name, "deflated payloads " + got + " do not match the deflatable payloads "
+                        + allowed + " of " + encoding.spec() + "; the file is corrupt: re-create it");
+            }
+        }
+
+        /**
+         * An entry with raw payloads.
+         *
+         * @param name original name
+         * @param encoding how it is stored
+         * @param dtype original (and value) dtype
+         * @param shape original shape
+         * @param quantization for the quantized N:M variant, its grid; empty otherwise
+         */
+        public Entry(String name, SparseEncoding encoding, DType dtype, long[] shape,
+                     Optional<QuantizationSpec> quantization) {
+            this(name, encoding, dtype, shape, quantization, List.of());
+        }
+
+        /** @return the codec of its payloads: {@code deflate} when any is deflated */
+        public PayloadCodec codec() {
+            return deflated.isEmpty() ? PayloadCodec.NONE : PayloadCodec.DEFLATE;
+        }
+
+        /**
+         * @param payload a payload suffix, e.g. {@code codes}
+         * @return how it is deflated, or empty when it is stored raw
+         */
+        public Optional<Deflated> deflated(String payload) {
+            return deflated.stream().filter(d -> d.payload().equals(payload)).findFirst();
         }
 
         /**
@@ -105,6 +156,26 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
     }
 
     /**
+     * A payload stored with the {@code deflate} codec ({@link DeflatedPayload}): as
+     * {@code <name>.<payload>.deflate} (U8 {@code [bytes]}) and {@code <name>.<payload>.chunks}
+     * (I64 {@code [ceil(rows / chunkRows) + 1]}).
+     *
+     * @param payload the payload suffix: {@code codes}, {@code indices} or {@code mask}
+     * @param chunkRows payload rows per chunk, ≥ 1 (the last chunk may hold fewer)
+     * @param bytes length of the concatenated DEFLATE streams, ≥ 0
+     */
+    public record Deflated(String payload, int chunkRows, long bytes) {
+        /** @throws FormatException for an unknown payload, chunk rows below 1 or negative bytes */
+        public Deflated {
+            if (!DEFLATABLE.contains(payload) || chunkRows < 1 || bytes < 0) {
+                throw new FormatException(payload, "bad deflated payload (payload " + DEFLATABLE + ", chunk_rows >= 1, "
+                        + "bytes >= 0 needed, got chunk_rows " + chunkRows + ", bytes " + bytes
+                        + "); the file is corrupt: re-create it");
+            }
+        }
+    }
+
+    /**
      * A stored safetensors tensor belonging to an entry.
      *
      * @param name stored name, e.g. {@code w.values}
@@ -123,54 +194,91 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
     }
 
     /**
-     * The stored tensors of an entry (names, dtypes, shapes as docs/formats.md specifies).
+     * The stored tensors of an entry (names, dtypes, shapes as docs/formats.md specifies): its
+     * {@link #payloads}, each deflated one replaced by its {@code .deflate} and {@code .chunks} tensors.
      *
      * @param e the entry
      * @param count stored tiles (bsr) or stored entries (bitmask); ignored otherwise
      * @return the components in storage order
      */
     public static List<Component> components(Entry e, long count) {
-        String n = e.name();
-        SparseEncoding enc = e.encoding();
-        if (enc instanceof SparseEncoding.NofM nm && e.quantization().isPresent()) {
-            QuantizationSpec q = e.quantization().get();
-            long rows = e.shape()[0];
-            long cols = e.shape()[1];
+        List<Component> out = new ArrayList<>();
+        for (Component c : payloads(e, count)) {
+            Optional<Deflated> d = e.deflated(suffix(e.name(), c));
+            if (d.isPresent()) {
+                out.add(new Component(c.name() + ".deflate", DType.U8, new long[] {d.get().bytes()}));
+                out.add(new Component(c.name() + ".chunks", DType.I64,
+                        new long[] {DeflatedPayload.chunks(c.shape()[0], d.get().chunkRows()) + 1}));
+            } else {
+                out.add(c);
+            }
+        }
+        return List.copyOf(out);
+    }
+
+    /**
+     * @param entryName the entry's name
+     * @param c one of its payloads
+     * @return the payload's suffix ({@code codes}, {@code indices}, ...), or {@code ""} for a dense
+     *     tensor stored under its own name
+     */
+    static String suffix(String entryName, Component c) {
+        return c.name().length() == entryName.length() ? "" : c.name().substring(entryName.length() + 1);
+    }
+
+    /**
+     * The payload tensors of an entry as codec {@code none} stores them (names, dtypes, shapes as
+     * docs/formats.md specifies); also the decoded form of deflated payloads.
+     *
+     * @param e the entry
+     * @param count stored tiles (bsr) or stored entries (bitmask); ignored otherwise
+     * @return the payloads in storage order
+     */
+    public static List<Component> payloads(Entry e, long count) {
+        return payloads(e.encoding(), e.name(), e.dtype(), e.shape(), e.quantization(), count);
+    }
+
+    private static List<Component> payloads(SparseEncoding enc, String n, DType dtype, long[] shape,
+                                            Optional<QuantizationSpec> quantization, long count) {
+        if (enc instanceof SparseEncoding.NofM nm && quantization.isPresent()) {
+            QuantizationSpec q = quantization.get();
+            long rows = shape[0];
+            long cols = shape[1];
             long g = q.groupSize() == 0 ? 1 : cols / q.groupSize();
             List<Component> cs = new ArrayList<>(List.of(
                     new Component(n + ".codes", DType.U8, new long[] {rows, QuantizedNm.codeRowBytes(cols, nm, q.bits())}),
                     new Component(n + ".indices", DType.U8, new long[] {rows, SparseCodecs.nmIndexRowBytes(cols, nm)}),
-                    new Component(n + ".scales", e.dtype(), new long[] {rows, g})));
+                    new Component(n + ".scales", dtype, new long[] {rows, g})));
             if (!q.symmetric()) {
                 cs.add(new Component(n + ".zero_points", DType.I8, new long[] {rows, g}));
             }
             return List.copyOf(cs);
         }
         if (enc instanceof SparseEncoding.NofM nm) {
-            long rows = e.shape()[0];
-            long cols = e.shape()[1];
-            return List.of(new Component(n + ".values", e.dtype(), new long[] {rows, cols / nm.m() * nm.n()}),
+            long rows = shape[0];
+            long cols = shape[1];
+            return List.of(new Component(n + ".values", dtype, new long[] {rows, cols / nm.m() * nm.n()}),
                     new Component(n + ".indices", DType.U8, new long[] {rows, SparseCodecs.nmIndexRowBytes(cols, nm)}));
         }
         if (enc instanceof SparseEncoding.Bsr b) {
-            return List.of(new Component(n + ".values", e.dtype(), new long[] {count, b.rows(), b.cols()}),
+            return List.of(new Component(n + ".values", dtype, new long[] {count, b.rows(), b.cols()}),
                     new Component(n + ".col_indices", DType.I32, new long[] {count}),
-                    new Component(n + ".row_ptr", DType.I64, new long[] {e.shape()[0] / b.rows() + 1}));
+                    new Component(n + ".row_ptr", DType.I64, new long[] {shape[0] / b.rows() + 1}));
         }
         if (enc instanceof SparseEncoding.Bitmask) {
             return List.of(new Component(n + ".mask", DType.U8,
-                            new long[] {e.shape()[0], SparseCodecs.maskRowBytes(e.shape()[1])}),
-                    new Component(n + ".values", e.dtype(), new long[] {count}),
-                    new Component(n + ".row_ptr", DType.I64, new long[] {e.shape()[0] + 1}));
+                            new long[] {shape[0], SparseCodecs.maskRowBytes(shape[1])}),
+                    new Component(n + ".values", dtype, new long[] {count}),
+                    new Component(n + ".row_ptr", DType.I64, new long[] {shape[0] + 1}));
         }
-        return List.of(new Component(n, e.dtype(), e.shape()));
+        return List.of(new Component(n, dtype, shape));
     }
 
     /** @return the manifest JSON */
     public String toJson() {
         ObjectNode root = JSON.createObjectNode();
         root.put("format", FORMAT);
-        root.put("version", VERSION);
+        root.put("version", tensors.stream().anyMatch(e -> !e.deflated().isEmpty()) ? VERSION : RAW_VERSION);
         ObjectNode md = root.putObject("metadata");
         metadata.forEach(md::put);
         ArrayNode ts = root.putArray("tensors");
@@ -198,6 +306,22 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
                 });
             } else if (e.encoding() instanceof SparseEncoding.Bsr b) {
                 t.putArray("block").add(b.rows()).add(b.cols());
+            }
+            if (!e.deflated().isEmpty()) {
+                t.put("codec", PayloadCodec.DEFLATE.id());
+                ArrayNode ds = t.putArray("deflated");
+                for (Component c : payloads(e, 0)) {
+                    String suffix = suffix(e.name(), c);
+                    e.deflated(suffix).ifPresent(d -> {
+                        ObjectNode dn = ds.addObject();
+                        dn.put("payload", suffix);
+                        dn.put("dtype", c.dtype().safetensorsName());
+                        dn.putArray("shape").add(c.shape()[0]).add(c.shape()[1]);
+                        dn.put("chunk_rows", d.chunkRows());
+                        dn.put("chunks", DeflatedPayload.chunks(c.shape()[0], d.chunkRows()));
+                        dn.put("bytes", d.bytes());
+                    });
+                }
             }
         }
         return root.toString();
@@ -239,12 +363,72 @@ public record SparseManifest(Map<String, String> metadata, List<Entry> tensors) 
                 throw new FormatException(where + ": manifest tensors[" + i + "]", "'quantization' needs manifest "
                         + "version 2, the file says " + version + "; the file is corrupt: re-create it");
             }
+            if (version < 3 && !e.deflated().isEmpty()) {
+                throw new FormatException(where + ": manifest tensors[" + i + "]", "codec 'deflate' needs manifest "
+                        + "version 3, the file says " + version + "; the file is corrupt: re-create it");
+            }
             out.add(e);
         }
         return new SparseManifest(md, out);
     }
 
     private static Entry entry(JsonNode t, String at) {
+        Entry e = entryWithoutCodec(t, at);
+        String where = at + " ('" + e.name() + "')";
+        JsonNode codec = t.get("codec");
+        if (codec == null || codec.isNull()) {
+            if (t.has("deflated")) {
+                throw new FormatException(where, "'deflated' without 'codec'; the file is corrupt: re-create it");
+            }
+            return e;
+        }
+        PayloadCodec pc;
+        try {
+            pc = PayloadCodec.parse(codec.asText());
+        } catch (io.sparkprune.kernels.InvalidInputException x) {
+            throw new FormatException(where, x.getMessage() + "; this file needs a newer sparkprune or is corrupt", x);
+        }
+        JsonNode ds = t.path("deflated");
+        if (pc == PayloadCodec.NONE) {
+            if (ds.isArray() && ds.size() > 0) {
+                throw new FormatException(where, "codec 'none' with deflated payloads; the file is corrupt: re-create it");
+            }
+            return e;
+        }
+        if (!ds.isArray() || ds.size() == 0) {
+            throw new FormatException(where, "codec 'deflate' needs a non-empty 'deflated' array; the file is corrupt: "
+                    + "re-create it");
+        }
+        Map<String, Component> raw = new LinkedHashMap<>();
+        for (Component c : payloads(e, 0)) {
+            raw.put(suffix(e.name(), c), c);
+        }
+        List<Deflated> out = new ArrayList<>();
+        for (JsonNode d : ds) {
+            String payload = d.path("payload").asText("");
+            Component c = raw.get(payload);
+            if (c == null || !d.path("chunk_rows").canConvertToInt() || !d.path("bytes").canConvertToLong()
+                    || !d.path("dtype").asText("").equals(c.dtype().safetensorsName())
+                    || !d.path("shape").isArray() || d.path("shape").size() != 2
+                    || d.path("shape").path(0).asLong(-1) != c.shape()[0]
+                    || d.path("shape").path(1).asLong(-1) != c.shape()[1]) {
+                throw new FormatException(where, "bad 'deflated' entry " + d + " (expected payload, dtype and shape of "
+                        + "one of " + raw.keySet() + ", chunk_rows, bytes); the file is corrupt: re-create it");
+            }
+            try {
+                out.add(new Deflated(payload, d.path("chunk_rows").asInt(), d.path("bytes").asLong()));
+            } catch (FormatException x) {
+                throw new FormatException(where, x.getMessage(), x);
+            }
+        }
+        try {
+            return new Entry(e.name(), e.encoding(), e.dtype(), e.shape(), e.quantization(), out);
+        } catch (FormatException x) {
+            throw new FormatException(where, x.getMessage(), x);
+        }
+    }
+
+    private static Entry entryWithoutCodec(JsonNode t, String at) {
         String name = t.path("name").asText("");
         if (name.isEmpty()) {
             throw new FormatException(at, "missing 'name'; the file is corrupt: re-create it");

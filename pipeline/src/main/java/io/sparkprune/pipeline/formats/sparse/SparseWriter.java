@@ -52,12 +52,35 @@ public final class SparseWriter {
      * @param targets which tensors may be compressed (2-D floating-point ones only)
      * @param encoding the encoding forced on every target, or empty for automatic detection
      * @param maxShardBytes largest safetensors file before sharding
+     * @param codec how the integer payloads (N:M indices, quantized codes, bitmask) are stored:
+     *     raw ({@link PayloadCodec#NONE}) or in deflated row chunks ({@link PayloadCodec#DEFLATE})
      */
-    public record Options(TensorSelector targets, Optional<SparseEncoding> encoding, long maxShardBytes) {
+    public record Options(TensorSelector targets, Optional<SparseEncoding> encoding, long maxShardBytes,
+                          PayloadCodec codec) {
         /** @throws NullPointerException for a null argument */
         public Options {
             Objects.requireNonNull(targets, "targets");
             Objects.requireNonNull(encoding, "encoding");
+            Objects.requireNonNull(codec, "codec");
+        }
+
+        /**
+         * Options with raw payloads (codec {@code none}).
+         *
+         * @param targets which tensors may be compressed (2-D floating-point ones only)
+         * @param encoding the encoding forced on every target, or empty for automatic detection
+         * @param maxShardBytes largest safetensors file before sharding
+         */
+        public Options(TensorSelector targets, Optional<SparseEncoding> encoding, long maxShardBytes) {
+            this(targets, encoding, maxShardBytes, PayloadCodec.NONE);
+        }
+
+        /**
+         * @param c the payload codec
+         * @return these options with codec {@code c}
+         */
+        public Options withCodec(PayloadCodec c) {
+            return new Options(targets, encoding, maxShardBytes, c);
         }
 
         /** @return every 2-D tensor of a numbered block except embeddings and the LM head, automatic encoding, 5 GB shards */
@@ -175,7 +198,8 @@ public final class SparseWriter {
 
     /**
      * The first pass for one unquantized tensor: reads it (when it is a compressible target) and
-     * chooses its encoding as {@link #write(DenseTensors, Map, Map, Options, Path)} does.
+     * chooses its encoding as {@link #write(DenseTensors, Map, Map, Options, Path)} does; with the
+     * {@code deflate} codec it also encodes and deflates the integer payloads to record their sizes.
      *
      * @param src the dense tensors
      * @param name a name of {@code src}
@@ -273,7 +297,7 @@ public final class SparseWriter {
             for (StoredComponent c : components) {
                 if (c.plan() != current) {
                     current = c.plan();
-                    parts = encode(src, plans.get(current));
+                    parts = stored(src.source(), plans.get(current), encode(src, plans.get(current)));
                 }
                 w.write(c.component().name(), ByteBuffer.wrap(parts[c.part()]));
             }
@@ -287,11 +311,12 @@ public final class SparseWriter {
     }
 
     /**
-     * The second pass for one unquantized tensor: reads and encodes it.
+     * The second pass for one unquantized tensor: reads and encodes it (payloads raw, before the
+     * payload codec; {@link #stored} applies it).
      *
      * @param src the dense tensors
      * @param p its plan
-     * @return its components' bytes, in {@link SparseManifest#components} order
+     * @return its payloads' bytes, in {@link SparseManifest#payloads} order
      * @throws FormatException when the tensor changed since it was planned
      * @throws io.sparkprune.kernels.InvalidInputException when the stored data is malformed
      */
@@ -300,21 +325,8 @@ public final class SparseWriter {
         if (en.quantization().isPresent()) {
             throw new IllegalArgumentException("'" + en.name() + "' is quantized; encode() takes unquantized plans");
         }
-        List<SparseManifest.Component> comps = SparseManifest.components(en, p.count());
-        HostTensor t = src.read(en.name());
-        byte[] d = bytes(t);
-        if (en.encoding() instanceof SparseEncoding.Dense) {
-            return new byte[][] {d};
-        }
-        int e = en.dtype().byteSize();
-        byte[][] parts;
-        if (en.encoding() instanceof SparseEncoding.NofM nm) {
-            parts = SparseCodecs.nmEncode(en.name(), d, en.rows(), en.cols(), e, nm);
-        } else if (en.encoding() instanceof SparseEncoding.Bsr b) {
-            parts = SparseCodecs.bsrEncode(d, en.rows(), en.cols(), e, b);
-        } else {
-            parts = SparseCodecs.bitmaskEncode(d, en.rows(), en.cols(), e);
-        }
+        List<SparseManifest.Component> comps = SparseManifest.payloads(en, p.count());
+        byte[][] parts = encodeBytes(en, bytes(src.read(en.name())));
         for (int k = 0; k < comps.size(); k++) {
             if (parts[k].length != comps.get(k).bytes()) {
                 // the source changed between the two passes
@@ -324,6 +336,82 @@ public final class SparseWriter {
             }
         }
         return parts;
+    }
+
+    /** @return the raw payloads of an unquantized entry from its dense bytes, in {@link SparseManifest#payloads} order */
+    private static byte[][] encodeBytes(SparseManifest.Entry en, byte[] d) {
+        if (en.encoding() instanceof SparseEncoding.Dense) {
+            return new byte[][] {d};
+        }
+        int e = en.dtype().byteSize();
+        if (en.encoding() instanceof SparseEncoding.NofM nm) {
+            return SparseCodecs.nmEncode(en.name(), d, en.rows(), en.cols(), e, nm);
+        }
+        if (en.encoding() instanceof SparseEncoding.Bsr b) {
+            return SparseCodecs.bsrEncode(d, en.rows(), en.cols(), e, b);
+        }
+        return SparseCodecs.bitmaskEncode(d, en.rows(), en.cols(), e);
+    }
+
+    /**
+     * Applies the payload codec of a plan's entry: every deflated payload becomes its
+     * {@code .deflate} and {@code .chunks} tensors ({@link DeflatedPayload#deflate}).
+     *
+     * @param source the input, for messages
+     * @param p the plan
+     * @param payloads its raw payloads, in {@link SparseManifest#payloads} order
+     * @return its stored components' bytes, in {@link SparseManifest#components} order
+     * @throws FormatException when a deflated payload's length differs from the plan's (the input
+     *     changed between the passes)
+     */
+    public static byte[][] stored(String source, Plan p, byte[][] payloads) {
+        SparseManifest.Entry en = p.entry();
+        if (en.deflated().isEmpty()) {
+            return payloads;
+        }
+        List<SparseManifest.Component> raw = SparseManifest.payloads(en, p.count());
+        List<byte[]> out = new ArrayList<>();
+        for (int k = 0; k < raw.size(); k++) {
+            SparseManifest.Component c = raw.get(k);
+            Optional<SparseManifest.Deflated> d = en.deflated(SparseManifest.suffix(en.name(), c));
+            if (d.isEmpty()) {
+                out.add(payloads[k]);
+                continue;
+            }
+            DeflatedPayload.Stored st = DeflatedPayload.deflate(payloads[k], (int) c.shape()[0], (int) c.shape()[1],
+                    d.get().chunkRows());
+            if (st.data().length != d.get().bytes()) {
+                throw new FormatException(source + ": '" + en.name() + "'", "changed while being written ("
+                        + c.name() + " deflates to " + st.data().length + " bytes, planned " + d.get().bytes()
+                        + "); do not modify the input during conversion");
+            }
+            out.add(st.data());
+            out.add(st.offsetBytes());
+        }
+        return out.toArray(new byte[0][]);
+    }
+
+    /** @return the plan with its deflatable payloads deflated, their sizes measured on {@code payloads} */
+    private static Plan deflated(Plan p, byte[][] payloads) {
+        SparseManifest.Entry en = p.entry();
+        List<SparseManifest.Component> raw = SparseManifest.payloads(en, p.count());
+        List<SparseManifest.Deflated> ds = new ArrayList<>();
+        for (int k = 0; k < raw.size(); k++) {
+            SparseManifest.Component c = raw.get(k);
+            String suffix = SparseManifest.suffix(en.name(), c);
+            if (!SparseManifest.DEFLATABLE.contains(suffix)) {
+                continue;
+            }
+            int chunkRows = DeflatedPayload.chunkRows(c.shape()[1]);
+            long bytes = DeflatedPayload.deflate(payloads[k], (int) c.shape()[0], (int) c.shape()[1], chunkRows)
+                    .data().length;
+            ds.add(new SparseManifest.Deflated(suffix, chunkRows, bytes));
+        }
+        if (ds.isEmpty()) {
+            return p;
+        }
+        return new Plan(new SparseManifest.Entry(en.name(), en.encoding(), en.dtype(), en.shape(), en.quantization(),
+                ds), p.count());
     }
 
     private static Plan plan(DenseTensors src, String name, Options options,
@@ -345,14 +433,19 @@ public final class SparseWriter {
                     throw new FormatException(where, nm.spec() + " needs in_features divisible by " + nm.m() + ", got "
                             + shape[1] + "; leave this tensor out of the targets");
                 }
-                return new Plan(new SparseManifest.Entry(name, nm, dtype, shape, Optional.of(q.get().spec())), 0);
+                Plan p = new Plan(new SparseManifest.Entry(name, nm, dtype, shape, Optional.of(q.get().spec())), 0);
+                return options.codec() == PayloadCodec.DEFLATE
+                        ? deflated(p, QuantizedNm.encode(name, q.get(), nm, dtype)) : p;
             }
         }
         if (shape[0] * shape[1] * dtype.byteSize() > Integer.MAX_VALUE - 8) {
             throw new FormatException(src.source(), "tensor '" + name + "' " + Arrays.toString(shape) + " is over 2 GiB; "
                     + "the sparse writer holds one tensor in memory and cannot take it: leave it out of the targets");
         }
-        return choose(src.source(), name, dtype, shape, bytes(src.read(name)), options.encoding());
+        byte[] d = bytes(src.read(name));
+        Plan p = choose(src.source(), name, dtype, shape, d, options.encoding());
+        return options.codec() == PayloadCodec.DEFLATE && !(p.entry().encoding() instanceof SparseEncoding.Dense)
+                ? deflated(p, encodeBytes(p.entry(), d)) : p;
     }
 
     /** @return whether the tensor is a candidate for a non-dense encoding: a 2-D floating-point target, not forced dense */
@@ -458,7 +551,8 @@ public final class SparseWriter {
             QuantizedWeights q = quantized.apply(en.name()).filter(x -> x.spec().equals(en.quantization().get()))
                     .orElseThrow(() -> new FormatException(src.source() + ": '" + en.name() + "'", "its codes changed "
                             + "between the two passes; do not modify the input during conversion"));
-            byte[][] parts = QuantizedNm.encode(en.name(), q, (SparseEncoding.NofM) en.encoding(), en.dtype());
+            byte[][] parts = stored(src.source(), p,
+                    QuantizedNm.encode(en.name(), q, (SparseEncoding.NofM) en.encoding(), en.dtype()));
             for (int k = 0; k < comps.size(); k++) {
                 w.write(comps.get(k).name(), ByteBuffer.wrap(parts[k]));
             }
@@ -468,7 +562,7 @@ public final class SparseWriter {
             w.write(en.name(), src.read(en.name()));
             return;
         }
-        byte[][] parts = encode(src, p);
+        byte[][] parts = stored(src.source(), p, encode(src, p));
         for (int k = 0; k < comps.size(); k++) {
             w.write(comps.get(k).name(), ByteBuffer.wrap(parts[k]));
         }
