@@ -1018,8 +1018,6 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private static final int TF32_SMEM = 3 * 2 * (128 * 36) * 4;
     private static final int SYRK_TF32_SMEM = 2 * 2 * (128 * 36) * 4 + 64 * 256 * 8;
     private static final int BF16_SMEM = 3 * 2 * (128 * 40) * 2;
-    /** Tokens whose TF32 products are summed in fp32 before being added to the fp64 Hessian. */
-    public static final int SYRK_TF32_CHUNK = 256;
 
     /** The kernels of forward_ops.cuh and gemm_tc.cuh. */
     private final class Fns {
@@ -1562,10 +1560,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * on the tensor cores (operands rounded to TF32), summed in fp32 over chunks of
      * {@value #SYRK_TF32_CHUNK} tokens, each chunk's sums added in fp64 and the result added to the
      * fp64 packed upper triangle. Relative error of order 1e-4 against the fp64 sums. Same arguments
-     * as {@link #syrkPackedUpper}.
+     * as {@link #syrkPackedUpper}; the exact arithmetic is {@link Backend#syrkPackedUpperTf32}'s (chunk
+     * {@value Backend#SYRK_TF32_CHUNK}, must equal {@code TC_CHUNK} in gemm_tc.cuh), and
+     * {@link io.sparkprune.kernels.cpu.CpuBackend#syrkPackedUpperTf32} is its CPU twin.
      *
      * @throws IllegalArgumentException when X does not fit or cPacked is too short
      */
+    @Override
     public synchronized void syrkPackedUpperTf32(int n, int k, float[] x, int xOff, int ldx, double[] cPacked) {
         Checks.window("syrkTf32 X", x.length, xOff, ldx, k, n);
         long packed = (long) n * (n + 1) / 2;
@@ -1583,7 +1584,6 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         dcp.download(0, cPacked, 0, (int) packed);
     }
 
-    /** {@link #syrkPackedUpperTf32} on device pointers; X is {@code k × n} with row stride ldx. */
     /**
      * TF32 Hessian update on device pointers (see {@link #syrkPackedUpperTf32}): {@code Cp += Xᵀ·X}
      * with X {@code k × n} fp32, row stride {@code ldx}; waits for completion.
