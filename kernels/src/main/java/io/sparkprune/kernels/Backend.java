@@ -68,6 +68,40 @@ public interface Backend extends AutoCloseable {
      */
     void syrkPackedUpper(int n, int k, float[] x, int xOff, int ldx, double[] cPacked);
 
+    /** Tokens per fp32 partial sum of {@link #syrkPackedUpperTf32}. */
+    int SYRK_TF32_CHUNK = 256;
+
+    /**
+     * {@link #syrkPackedUpper} in TF32 tensor-core precision: {@code C += Xᵀ · X} for X of
+     * {@code k × n} fp32 (k tokens, n features, row stride {@code ldx}) into the same packed fp64
+     * upper triangle. Arithmetic, as the CUDA kernel {@code syrk_packed_tf32} does it:
+     * <ol>
+     *   <li>every element of X is rounded to TF32 ({@link Tf32#round}: {@code cvt.rna.tf32.f32},
+     *       round to nearest with ties away from zero, 10 explicit mantissa bits; NVIDIA PTX ISA,
+     *       "cvt" and "mma.sync ... .f32.tf32.tf32.f32");</li>
+     *   <li>the tokens of this call are cut into chunks of {@value #SYRK_TF32_CHUNK}, counted from
+     *       the call's token 0 (the last chunk may be shorter); within a chunk, products of the
+     *       rounded values (exact in fp32: 11 × 11 significand bits) are summed in fp32 starting
+     *       from 0;</li>
+     *   <li>each chunk's fp32 sum is widened and added to C in fp64.</li>
+     * </ol>
+     * The order of the fp32 additions inside a chunk is the implementation's (the CPU twin adds the
+     * tokens in order; the tensor cores add groups of 8 products, and the GPU's hardware fp32
+     * accumulation is not strictly IEEE round-to-nearest), so implementations agree to the fp32
+     * rounding of the chunk sums (about {@code 256 · 2^-24} relative to the sum of absolute products),
+     * not bit for bit. Against the exact fp64 sums of {@link #syrkPackedUpper} the relative error is
+     * about {@code 2^-11} per operand, i.e. of order 1e-4 to 1e-3 for the whole matrix.
+     *
+     * @param n features (columns of X)
+     * @param k tokens (rows of X)
+     * @param x X's array
+     * @param xOff index of X's element (0,0)
+     * @param ldx X's row stride
+     * @param cPacked packed upper triangle (layout of {@link #syrkPackedUpper}), updated
+     * @throws IllegalArgumentException when X does not fit its array or cPacked is too short
+     */
+    void syrkPackedUpperTf32(int n, int k, float[] x, int xOff, int ldx, double[] cPacked);
+
     /**
      * In-place Cholesky factorization of a symmetric positive definite {@code n × n} matrix, fp64.
      * Lower: {@code A = L·Lᵀ}, L written to the lower triangle; upper: {@code A = Uᵀ·U}, U written

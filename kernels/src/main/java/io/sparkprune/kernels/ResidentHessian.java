@@ -49,6 +49,20 @@ public interface ResidentHessian {
         void add(int k, float[] x, int xOff, int ldx);
 
         /**
+         * {@code S += Xᵀ·X} in TF32, the function of {@link Backend#syrkPackedUpperTf32} (operands rounded
+         * to TF32, fp32 sums per {@value Backend#SYRK_TF32_CHUNK}-token chunk counted from this batch's
+         * first row, each chunk's sums added in fp64).
+         *
+         * @param k rows (tokens) in the batch, ≥ 0 (0 does nothing)
+         * @param x {@code k × n} activations, row-major fp32 with row stride ldx
+         * @param xOff index of row 0's first element
+         * @param ldx row stride, ≥ n
+         * @throws IllegalArgumentException when the window does not fit x
+         * @throws IllegalStateException when closed
+         */
+        void addTf32(int k, float[] x, int xOff, int ldx);
+
+        /**
          * Adds S into a host array: {@code cPacked[i] += S[i]} for {@code i < n(n+1)/2}. S itself is
          * unchanged (call {@link #close()} to release it).
          *

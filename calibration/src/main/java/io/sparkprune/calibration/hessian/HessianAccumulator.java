@@ -26,6 +26,13 @@ import java.nio.charset.StandardCharsets;
  * The reference scales by the number of sequences instead of tokens; the solver's output does not
  * depend on the scale of H (dampening is relative), only its reported loss does.
  *
+ * <p>Precision ({@link HessianPrecision}): {@code EXACT} adds batches with
+ * {@link Backend#syrkPackedUpper} (fp64 products and sums), {@code TF32} with
+ * {@link Backend#syrkPackedUpperTf32} (TF32 operands, fp32 sums per 256-token chunk of each batch,
+ * fp64 across chunks). The precision only governs {@link #add}; the stored sum, {@link #merge} and
+ * the serialized form are the same for both, and {@link #fromBytes} yields an {@code EXACT}
+ * accumulator (partials are merged, never added to, after they are deserialized).
+ *
  * <p>Wanda's input norms are the square roots of S's diagonal: {@code ‖X_j‖₂ = sqrt(S_jj)}.
  *
  * <p>Device-resident sum: when {@link #add} is given a backend that implements {@link ResidentHessian}
@@ -51,6 +58,7 @@ public final class HessianAccumulator implements Serializable {
     private final String name;
     private final int features;
     private final double[] sum; // packed upper triangle of Σ xᵀx, fp64 (without the device partial)
+    private final HessianPrecision precision;
     private long count; // rows in sum plus rows in the device partial
     /** Partial sum resident on {@link #deviceOwner}'s device, not yet folded into {@link #sum}; or null. */
     private transient ResidentHessian.Accumulator device;
@@ -65,6 +73,18 @@ public final class HessianAccumulator implements Serializable {
      * @throws CalibrationInputException when features is out of range
      */
     public HessianAccumulator(String name, int features) {
+        this(name, features, HessianPrecision.EXACT);
+    }
+
+    /**
+     * @param name what the accumulator describes, for messages, e.g.
+     *     {@code "model.layers.3 q_proj/k_proj/v_proj input"}
+     * @param features in_features, ≥ 1 and ≤ 65535 (packed triangle in one array)
+     * @param precision how {@link #add} computes the products
+     * @throws CalibrationInputException when features is out of range
+     */
+    public HessianAccumulator(String name, int features, HessianPrecision precision) {
+        this.precision = java.util.Objects.requireNonNull(precision, "precision");
         if (features < 1 || (long) features * (features + 1) / 2 > Integer.MAX_VALUE - 8) {
             throw new CalibrationInputException("Hessian of " + name + ": in_features must be 1..65535, got " + features);
         }
@@ -81,6 +101,11 @@ public final class HessianAccumulator implements Serializable {
     /** @return in_features */
     public int features() {
         return features;
+    }
+
+    /** @return how {@link #add} computes the products */
+    public HessianPrecision precision() {
+        return precision;
     }
 
     /** @return input rows (tokens) accumulated so far (including rows in a device partial not yet flushed) */
@@ -108,7 +133,7 @@ public final class HessianAccumulator implements Serializable {
     /**
      * Adds rows {@code x[offset + t·ld .. + features)} for {@code t < tokens}.
      *
-     * @param backend computes {@code S += xᵀx}
+     * @param backend computes {@code S += xᵀx}, in this accumulator's {@link #precision()}
      * @param x activations, row-major fp32
      * @param offset index of row 0's first feature
      * @param tokens rows, ≥ 0
@@ -145,11 +170,17 @@ public final class HessianAccumulator implements Serializable {
                 deviceOwner = backend;
             }
             try {
-                device.add(tokens, x, offset, ld);
+                if (precision == HessianPrecision.TF32) {
+                    device.addTf32(tokens, x, offset, ld);
+                } else {
+                    device.add(tokens, x, offset, ld);
+                }
             } catch (RuntimeException | Error e) {
                 loseDevice("the device update of a batch of " + tokens + " rows failed (" + e + ")", e);
                 throw e;
             }
+        } else if (precision == HessianPrecision.TF32) {
+            backend.syrkPackedUpperTf32(features, tokens, x, offset, ld, sum);
         } else {
             backend.syrkPackedUpper(features, tokens, x, offset, ld, sum);
         }

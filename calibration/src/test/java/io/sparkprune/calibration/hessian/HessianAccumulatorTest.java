@@ -43,6 +43,35 @@ class HessianAccumulatorTest {
     }
 
     @Test
+    void tf32PrecisionAddsWithTheTf32KernelAndStaysWithinItsRounding() {
+        SplittableRandom r = new SplittableRandom(SEED + 7);
+        int n = 20 + r.nextInt(100);
+        int tokens = 300 + r.nextInt(500);
+        float[] x = TestMath.correlatedActivations(r, tokens, n);
+        HessianAccumulator acc = new HessianAccumulator("x", n, HessianPrecision.TF32);
+        assertThat(acc.precision()).isEqualTo(HessianPrecision.TF32);
+        double[] direct = new double[n * (n + 1) / 2];
+        int t = 0;
+        while (t < tokens) {
+            int b = Math.min(tokens - t, 1 + r.nextInt(400));
+            float[] batch = java.util.Arrays.copyOfRange(x, t * n, (t + b) * n);
+            acc.add(backend, batch, b);
+            backend.syrkPackedUpperTf32(n, b, batch, 0, n, direct); // chunks restart at every batch
+            t += b;
+        }
+        double[] h = acc.hessian();
+        int p = 0;
+        for (int i = 0; i < n; i++) {
+            for (int j = i; j < n; j++, p++) {
+                assertThat(h[i * n + j]).as("(%d,%d) seed=%d", i, j, SEED).isEqualTo(direct[p] * (2.0 / tokens));
+            }
+        }
+        double rel = maxRelDiff(h, TestMath.naiveHessian(x, tokens, n));
+        assertThat(rel).as("seed=%d", SEED).isLessThan(2e-3).isGreaterThan(1e-9);
+        assertThat(new HessianAccumulator("y", n).precision()).isEqualTo(HessianPrecision.EXACT);
+    }
+
+    @Test
     void batchesOfAnySizeGiveTwoOverNTimesTheGram() {
         SplittableRandom r = new SplittableRandom(SEED);
         int n = 1 + r.nextInt(200);

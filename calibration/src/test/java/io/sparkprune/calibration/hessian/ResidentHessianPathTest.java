@@ -83,6 +83,18 @@ class ResidentHessianPathTest {
             }
 
             @Override
+            public void addTf32(int k, float[] x, int xOff, int ldx) {
+                Checks.window("X", x.length, xOff, ldx, k, n);
+                if (s == null) {
+                    throw new IllegalStateException("closed");
+                }
+                if (adds++ >= failAddAfter) {
+                    throw new IllegalStateException("injected device failure in add");
+                }
+                cpu.syrkPackedUpperTf32(n, k, x, xOff, ldx, s);
+            }
+
+            @Override
             public void addTo(double[] c) {
                 if (s == null) {
                     throw new IllegalStateException("closed");
@@ -214,6 +226,30 @@ class ResidentHessianPathTest {
         assertThat(e.hasDevicePartial()).isFalse();
         assertThat(res.openCount()).isZero();
         assertThat(res.opened).hasSize(5);
+    }
+
+    @Test
+    void tf32AccumulatorsUseTheResidentTf32SumAndMatchTheHostTf32Path() {
+        SplittableRandom r = new SplittableRandom(SEED + 6);
+        int n = 1 + r.nextInt(80);
+        int ld = n + 1;
+        int tokens = 300 + r.nextInt(300); // more than one 256-token chunk per batch
+        float[] x = strided(r, tokens, n, ld);
+        String seed = "seed=" + (SEED + 6) + " n=" + n;
+
+        HostResident res = new HostResident();
+        Backend be = residentBackend(res);
+        HessianAccumulator host = new HessianAccumulator("h", n, HessianPrecision.TF32);
+        feed(new SplittableRandom(2), host, cpu, x, ld, 0, tokens);
+        HessianAccumulator dev = new HessianAccumulator("h", n, HessianPrecision.TF32);
+        feed(new SplittableRandom(2), dev, be, x, ld, 0, tokens);
+        assertThat(dev.hasDevicePartial()).isTrue();
+        assertThat(dev.toBytes()).as(seed).isEqualTo(host.toBytes());
+
+        HessianAccumulator exact = new HessianAccumulator("h", n, HessianPrecision.EXACT);
+        feed(new SplittableRandom(2), exact, be, x, ld, 0, tokens);
+        assertThat(exact.toBytes()).as(seed + ": the precision reaches the resident sum").isNotEqualTo(host.toBytes());
+        assertThat(res.openCount()).isZero();
     }
 
     @Test

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.sparkprune.calibration.hessian.HessianAccumulator;
+import io.sparkprune.calibration.hessian.HessianPrecision;
 import io.sparkprune.calibration.hessian.InverseFactor;
 import io.sparkprune.jobs.commit.CommitLog;
 import io.sparkprune.jobs.commit.LayerStaging;
@@ -187,10 +188,7 @@ public final class PruneJob {
             }
             String dataFingerprint = CalibrationTokens.fingerprint(sequences);
             String modelFingerprint = modelFingerprint(ck, configJson);
-            // gates and output formats do not change what the job computes, so a resume may change them
-            Recipe computed = new Recipe(recipe.prune().withFormats(List.of()), recipe.calibration(), recipe.evaluation(),
-                    GatesSpec.NONE);
-            String fingerprint = sha256(modelFingerprint + "\n" + computed.toYaml() + "\n" + dataFingerprint);
+            String fingerprint = runFingerprint(modelFingerprint, recipe, dataFingerprint);
             stageSeconds.put("prepare", seconds(t0));
             LOG.info("model {} ({}, {} layers, {} target tensors); {} calibration sequences, {} tokens; recipe: {}",
                     modelUri, config.modelType(), adapter.numLayers(), plan.targetCount(), sequences.size(),
@@ -337,6 +335,7 @@ public final class PruneJob {
             long th = System.nanoTime();
             jsc.setJobGroup("layer-" + layer, "layer " + layer + ": Hessians of " + plan.groups(layer), false);
             List<String> groupNames = plan.groups(layer);
+            HessianPrecision precision = ctx.recipe().calibration().hessianPrecision();
             JavaPairRDD<Integer, List<HessianAccumulator>> partials = hidden.mapPartitionsWithIndex((idx, it) -> {
                 ModelAdapter a = ctx.adapter();
                 Backend be = ctx.backend();
@@ -344,7 +343,8 @@ public final class PruneJob {
                 Map<String, HessianAccumulator> acc = new LinkedHashMap<>();
                 for (CalibrationGroup g : a.calibrationGroups()) {
                     if (groupNames.contains(g.name())) {
-                        acc.put(g.name(), new HessianAccumulator(a.layerPrefix(layer) + g.name() + " input", g.inFeatures()));
+                        acc.put(g.name(), new HessianAccumulator(a.layerPrefix(layer) + g.name() + " input", g.inFeatures(),
+                                precision));
                     }
                 }
                 LinearObserver obs = (l, g, x, rows, cols) -> {
@@ -464,6 +464,23 @@ public final class PruneJob {
             r.set("quality", quality);
             return r;
         }
+    }
+
+    /**
+     * The run fingerprint that {@code --resume} compares: a SHA-256 over the model's fingerprint, the
+     * resolved recipe as YAML (every key that changes the pruned weights, e.g. the pattern, the
+     * calibration seed and {@code calibration.hessian_precision}) and the calibration tokens' hash.
+     * Gates and output formats do not change what the job computes, so a resume may change them.
+     *
+     * @param modelFingerprint {@link #modelFingerprint} of the checkpoint
+     * @param recipe the run's recipe
+     * @param dataFingerprint hash of the calibration token sequences
+     * @return 64 hex digits
+     */
+    static String runFingerprint(String modelFingerprint, Recipe recipe, String dataFingerprint) {
+        Recipe computed = new Recipe(recipe.prune().withFormats(List.of()), recipe.calibration(), recipe.evaluation(),
+                GatesSpec.NONE);
+        return sha256(modelFingerprint + "\n" + computed.toYaml() + "\n" + dataFingerprint);
     }
 
     /** Committed shards of each layer, by tensor, in shard order. */

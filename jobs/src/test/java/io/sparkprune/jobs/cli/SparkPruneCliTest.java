@@ -41,6 +41,16 @@ class SparkPruneCliTest {
         assertThat(run().code()).isEqualTo(ExitCodes.USAGE);
     }
 
+    @Test
+    void aBadHessianPrecisionIsBadInputNamingTheKeyAndTheAllowedValues() {
+        CliRun r = run("prune", tmp.resolve("no-model").toString(), "-o", tmp.resolve("no-out").toString(),
+                "--hessian-precision", "fp16");
+        assertThat(r.code()).as(r.err()).isEqualTo(ExitCodes.BAD_INPUT);
+        assertThat(r.err()).contains("calibration.hessian_precision").contains("unknown value 'fp16'; allowed: exact, tf32")
+                .doesNotContain("\tat ");
+        assertThat(tmp.resolve("no-out")).doesNotExist();
+    }
+
     /** A 2-layer toy Llama checkpoint whose first q_proj is exactly 2:4 sparse and whose mlp is dense. */
     private Path toyCheckpoint() {
         String config = "{\"model_type\":\"llama\",\"hidden_size\":8,\"intermediate_size\":16,\"num_hidden_layers\":2,"

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.sparkprune.calibration.hessian.HessianAccumulator;
+import io.sparkprune.calibration.hessian.HessianPrecision;
 import io.sparkprune.calibration.hessian.InverseFactor;
 import io.sparkprune.calibration.solver.SparseGptSolver;
 import io.sparkprune.jobs.tools.RandomLlama;
@@ -43,6 +44,9 @@ import org.junit.jupiter.params.provider.ValueSource;
  * batches of 4096 tokens), sums partial Hessians in a tree and solves row shards of 16 rows on
  * other threads, so the bits may differ; masks must agree on ≥ 99.9 % of the elements and the
  * weights closely. The reported reconstruction error is checked against the reference Hessian.
+ * The {@code sequential-tf32} case runs both with {@code calibration.hessian_precision: tf32}: every
+ * partial Hessian then comes from the TF32 kernel (chunks of 256 tokens of each batch, the same
+ * batches in job and reference).
  */
 class PruneJobReferenceTest {
     @TempDir
@@ -72,16 +76,20 @@ class PruneJobReferenceTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"sequential", "independent"})
-    void jobAgreesWithTheInProcessLayerSequentialDriver(String mode) throws Exception {
-        Recipe recipe = JobFixtures.recipe(corpus, mode, 128, 128);
-        Path out = tmp.resolve("out-" + mode);
+    @ValueSource(strings = {"sequential", "independent", "sequential-tf32"})
+    void jobAgreesWithTheInProcessLayerSequentialDriver(String variant) throws Exception {
+        String mode = variant.replace("-tf32", "");
+        HessianPrecision precision = variant.endsWith("-tf32") ? HessianPrecision.TF32 : HessianPrecision.EXACT;
+        Recipe recipe = JobFixtures.recipe(corpus, mode, 128, 128)
+                .withOverrides(Map.of("calibration.hessian_precision", precision.id()));
+        Path out = tmp.resolve("out-" + variant);
         PruneJob.run(spark, new PruneJob.Request(model.toString(), out.toString(), recipe, false));
 
         Map<String, Pruned> reference = reference(recipe, mode);
         assertThat(reference).hasSize(14);
         JsonNode report = JobFixtures.report(out);
         assertThat(report.at("/calibration/tokens").asLong()).isEqualTo(128 * 128);
+        assertThat(report.at("/recipe/calibration/hessian_precision").asText()).isEqualTo(precision.id());
 
         long elements = 0;
         long maskAgree = 0;
@@ -116,7 +124,7 @@ class PruneJobReferenceTest {
         double maskAgreement = (double) maskAgree / elements;
         double relDiff = Math.sqrt(diff2 / norm2);
         System.out.printf(Locale.ROOT, "%s: %d elements, mask agreement %.6f, relative weight difference %.3g, "
-                + "max |difference| %.3g%n", mode, elements, maskAgreement, relDiff, maxAbs);
+                + "max |difference| %.3g%n", variant, elements, maskAgreement, relDiff, maxAbs);
         assertThat(maskAgreement).isGreaterThanOrEqualTo(0.999);
         // bf16 keeps 8 significant bits: a fp32 difference in the last bits flips a few roundings by one ulp (≤ 2^-8)
         assertThat(relDiff).isLessThan(1e-3);
@@ -190,7 +198,7 @@ class PruneJobReferenceTest {
                 }
                 return w;
             };
-            new LayerSequentialDriver(adapter, TensorSource.of(ck), be).run(batches,
+            new LayerSequentialDriver(adapter, TensorSource.of(ck), be, recipe.calibration().hessianPrecision()).run(batches,
                     mode.equals("sequential") ? LayerSequentialDriver.Mode.SEQUENTIAL : LayerSequentialDriver.Mode.INDEPENDENT,
                     pruner, (layer, weights) -> { });
         }

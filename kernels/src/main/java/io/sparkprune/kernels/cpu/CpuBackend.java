@@ -6,6 +6,7 @@ import io.sparkprune.kernels.Checks;
 import io.sparkprune.kernels.FloatView;
 import io.sparkprune.kernels.GridMath;
 import io.sparkprune.kernels.SparseGptBlock;
+import io.sparkprune.kernels.Tf32;
 
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinTask;
@@ -389,6 +390,87 @@ public final class CpuBackend implements Backend {
                     int len = j1 - js;
                     int cIdx = (int) ((long) i * n - (long) i * (i - 1) / 2) + (js - i);
                     mk.gemmD(1, len, kt, 1.0, xt, i * kt, kt, bp, js - j0, nb, cPacked, cIdx, len);
+                }
+            });
+        }
+    }
+
+    /**
+     * The CPU twin of the TF32 Hessian update ({@link Backend#syrkPackedUpperTf32}; the CUDA kernel
+     * is {@code syrk_packed_tf32} in gemm_tc.cuh): for every chunk of
+     * {@value Backend#SYRK_TF32_CHUNK} tokens (counted from this call's token 0) the chunk's rows of
+     * X are rounded to TF32 ({@link Tf32#round}, bit-exact {@code cvt.rna.tf32.f32}), the chunk's
+     * {@code Xᵀ·X} is computed in fp32 starting from zero, the products (exact in fp32, two 11-bit
+     * significands) added token by token in order with fp32 FMAs, and each chunk sum is added to
+     * the fp64 packed triangle. The tensor cores add the products of one chunk in another order, so
+     * this twin and the GPU agree to the fp32 rounding of the chunk sums, not bit for bit.
+     *
+     * <p>Blocking: per chunk, the rounded rows are stored once as X ({@code kc × n}) and Xᵀ
+     * ({@code n × kc}); the upper triangle is covered by {@value #F_MT} × {@value #F_NT} tiles of C
+     * (tiles entirely below the diagonal are skipped) computed independently by the pool with the
+     * fp32 {@link Microkernels} (SIMD when available) into a per-thread fp32 tile, whose upper
+     * part is then added to the packed fp64 sums.
+     */
+    @Override
+    public void syrkPackedUpperTf32(int n, int k, float[] x, int xOff, int ldx, double[] cPacked) {
+        Checks.window("syrkTf32 X", x.length, xOff, ldx, k, n);
+        long packed = (long) n * (n + 1) / 2;
+        if (cPacked.length < packed) {
+            throw new IllegalArgumentException("packed C needs " + packed + " elements, has " + cPacked.length);
+        }
+        if (packed > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("n = " + n + " is too large for a packed triangle in one array");
+        }
+        if (n == 0 || k == 0) {
+            return;
+        }
+        final int chunk = Backend.SYRK_TF32_CHUNK;
+        int kcMax = Math.min(chunk, k);
+        float[] xr = new float[kcMax * n]; // (kc, n) row-major, TF32 values
+        float[] xt = new float[n * kcMax]; // (n, kc) row-major, TF32 values
+        int tm = ceilDiv(n, F_MT);
+        int tn = ceilDiv(n, F_NT);
+        int[] tiles = new int[tm * tn];
+        int count = 0;
+        for (int bi = 0; bi < tm; bi++) {
+            for (int bj = 0; bj < tn; bj++) {
+                if (bi * F_MT < Math.min(n, (bj + 1) * F_NT)) { // the tile reaches the upper triangle
+                    tiles[count++] = bi * tn + bj;
+                }
+            }
+        }
+        final int tileCount = count;
+        for (int c0 = 0; c0 < k; c0 += chunk) {
+            final int kc = Math.min(chunk, k - c0);
+            for (int t = 0; t < kc; t++) {
+                int src = xOff + (c0 + t) * ldx;
+                int dst = t * n;
+                for (int j = 0; j < n; j++) {
+                    float v = Tf32.round(x[src + j]);
+                    xr[dst + j] = v;
+                    xt[j * kc + t] = v;
+                }
+            }
+            parallelFor(tileCount, ti -> {
+                int tile = tiles[ti];
+                int i0 = (tile / tn) * F_MT;
+                int j0 = (tile % tn) * F_NT;
+                int mb = Math.min(F_MT, n - i0);
+                int nb = Math.min(F_NT, n - j0);
+                float[] bp = buffer(bufF1, kc * nb);
+                for (int t = 0; t < kc; t++) {
+                    System.arraycopy(xr, t * n + j0, bp, t * nb, nb);
+                }
+                float[] acc = buffer(bufF2, mb * nb);
+                java.util.Arrays.fill(acc, 0, mb * nb, 0f);
+                mk.gemmF(mb, nb, kc, 1f, xt, i0 * kc, kc, bp, 0, nb, acc, 0, nb);
+                for (int i = i0; i < i0 + mb; i++) {
+                    int js = Math.max(i, j0);
+                    int cIdx = (int) ((long) i * n - (long) i * (i - 1) / 2) + (js - i);
+                    int a = (i - i0) * nb - j0;
+                    for (int j = js; j < j0 + nb; j++, cIdx++) {
+                        cPacked[cIdx] += acc[a + j];
+                    }
                 }
             });
         }

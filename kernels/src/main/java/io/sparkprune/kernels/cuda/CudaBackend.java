@@ -587,6 +587,20 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         }
 
         @Override
+        public void addTf32(int k, float[] x, int xOff, int ldx) {
+            synchronized (CudaBackend.this) {
+                Checks.window("resident Hessian of " + label + " X", x.length, xOff, ldx, k, n);
+                DeviceBuffer s = live();
+                if (k == 0) {
+                    return;
+                }
+                current();
+                DeviceBuffer dx = upWindow(0, x, xOff, ldx, k, n, "resident Hessian X of " + label);
+                syrkTf32Device(n, k, dx.pointer(), n, s.pointer());
+            }
+        }
+
+        @Override
         public void addTo(double[] cPacked) {
             synchronized (CudaBackend.this) {
                 long packed = (long) n * (n + 1) / 2;
@@ -1225,8 +1239,6 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private static final int DGEMM_DMMA_SMEM = 3 * 2 * (128 * 20) * 8;
     /** Inner dimension from which the fp64 products use dgemm_dmma (below it dgemm_f64 is faster). */
     private static final int DMMA_MIN_K = 256;
-    /** Tokens whose TF32 products are summed in fp32 before being added to the fp64 Hessian. */
-    public static final int SYRK_TF32_CHUNK = 256;
 
     /** The kernels of forward_ops.cuh and gemm_tc.cuh. */
     private final class Fns {
@@ -1771,10 +1783,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * on the tensor cores (operands rounded to TF32), summed in fp32 over chunks of
      * {@value #SYRK_TF32_CHUNK} tokens, each chunk's sums added in fp64 and the result added to the
      * fp64 packed upper triangle. Relative error of order 1e-4 against the fp64 sums. Same arguments
-     * as {@link #syrkPackedUpper}.
+     * as {@link #syrkPackedUpper}; the exact arithmetic is {@link Backend#syrkPackedUpperTf32}'s (chunk
+     * {@value Backend#SYRK_TF32_CHUNK}, must equal {@code TC_CHUNK} in gemm_tc.cuh), and
+     * {@link io.sparkprune.kernels.cpu.CpuBackend#syrkPackedUpperTf32} is its CPU twin.
      *
      * @throws IllegalArgumentException when X does not fit or cPacked is too short
      */
+    @Override
     public synchronized void syrkPackedUpperTf32(int n, int k, float[] x, int xOff, int ldx, double[] cPacked) {
         Checks.window("syrkTf32 X", x.length, xOff, ldx, k, n);
         long packed = (long) n * (n + 1) / 2;
@@ -1792,7 +1807,6 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         dcp.download(0, cPacked, 0, (int) packed);
     }
 
-    /** {@link #syrkPackedUpperTf32} on device pointers; X is {@code k × n} with row stride ldx. */
     /**
      * TF32 Hessian update on device pointers (see {@link #syrkPackedUpperTf32}): {@code Cp += Xᵀ·X}
      * with X {@code k × n} fp32, row stride {@code ldx}; waits for completion.

@@ -4,6 +4,7 @@ import io.sparkprune.kernels.ByteView;
 import io.sparkprune.kernels.FloatView;
 import io.sparkprune.kernels.GridMath;
 import io.sparkprune.kernels.SparseGptBlock;
+import io.sparkprune.kernels.Tf32;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -159,6 +160,94 @@ class CpuBackendTest {
                 }
             }
         }
+    }
+
+    /**
+     * The TF32 twin bit for bit against a naive re-statement of its contract (operands rounded by
+     * {@link Tf32#round}, fp32 sums from zero over chunks of 256 tokens in token order, chunk sums
+     * added in fp64), and within the fp32 rounding of the chunk sums of an exact fp64 reference (the
+     * tolerance the GPU kernel, which adds inside a chunk in another order, must also meet).
+     */
+    @Test
+    void syrkTf32MatchesChunkedFp32SumsOfRoundedOperands() {
+        SplittableRandom r = new SplittableRandom(SEED);
+        for (CpuBackend be : BACKENDS) {
+            for (int trial = 0; trial < 2; trial++) {
+                int n = 1 + r.nextInt(trial == 0 ? 300 : 40);
+                int k = trial == 0 ? 2 * 256 + 1 + r.nextInt(255) : 1 + r.nextInt(255); // ragged last chunk; one short chunk
+                int ldx = n + 3;
+                float[] x = randomF(r, 2 + k * ldx);
+                int packed = n * (n + 1) / 2;
+                double[] start = new double[packed];
+                for (int i = 0; i < packed; i++) {
+                    start[i] = r.nextDouble();
+                }
+                double[] c = start.clone();
+                be.syrkPackedUpperTf32(n, k, x, 2, ldx, c);
+                int p = 0;
+                for (int i = 0; i < n; i++) {
+                    for (int j = i; j < n; j++, p++) {
+                        double naive = start[p];
+                        double exact = start[p];
+                        double bound = 0;
+                        for (int c0 = 0; c0 < k; c0 += 256) {
+                            int kc = Math.min(256, k - c0);
+                            float s = 0f;
+                            double e = 0;
+                            double abs = 0;
+                            for (int t = c0; t < c0 + kc; t++) {
+                                float a = Tf32.round(x[2 + t * ldx + i]);
+                                float b = Tf32.round(x[2 + t * ldx + j]);
+                                s = s + a * b;
+                                e += (double) a * b; // exact: 22-bit product, sums of 256 stay within fp64
+                                abs += Math.abs((double) a * b);
+                            }
+                            naive += s;
+                            exact += e;
+                            double g = kc * 0x1p-24;
+                            bound += g / (1 - g) * abs;
+                        }
+                        String at = String.format("%s (%d,%d) n=%d k=%d", tag(be), i, j, n, k);
+                        assertThat(c[p]).as(at).isEqualTo(naive);
+                        assertThat(Math.abs(c[p] - exact)).as(at).isLessThanOrEqualTo(bound + 1e-15 * Math.abs(exact));
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void syrkTf32IsWithinTf32RoundingOfTheExactHessian() {
+        SplittableRandom r = new SplittableRandom(SEED + 1);
+        for (CpuBackend be : BACKENDS) {
+            int n = 64 + r.nextInt(200);
+            int k = 300 + r.nextInt(600);
+            float[] x = randomF(r, k * n);
+            double[] exact = new double[n * (n + 1) / 2];
+            double[] tf32 = new double[exact.length];
+            be.syrkPackedUpper(n, k, x, 0, n, exact);
+            be.syrkPackedUpperTf32(n, k, x, 0, n, tf32);
+            double num = 0;
+            double den = 0;
+            for (int i = 0; i < exact.length; i++) {
+                num += (tf32[i] - exact[i]) * (tf32[i] - exact[i]);
+                den += exact[i] * exact[i];
+            }
+            double rel = Math.sqrt(num / den);
+            // operands carry 2^-11 relative rounding each: about 1e-4 on the Gram matrix, never 1e-3;
+            // and strictly more than fp32 summation alone would give (the rounding really happens)
+            assertThat(rel).as("%s n=%d k=%d", tag(be), n, k).isLessThan(1e-3).isGreaterThan(1e-6);
+        }
+    }
+
+    @Test
+    void syrkTf32RejectsShortOutputAndIgnoresEmptyInput() {
+        CpuBackend be = BACKENDS.get(0);
+        double[] c = {1.5};
+        be.syrkPackedUpperTf32(1, 0, new float[0], 0, 1, c);
+        assertThat(c).containsExactly(1.5);
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> be.syrkPackedUpperTf32(3, 1, new float[3], 0, 3, new double[5]))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("packed C needs 6");
     }
 
     static double[] randomSpd(SplittableRandom r, int n) {

@@ -417,4 +417,45 @@ class CudaForwardParityTest {
                     .isLessThanOrEqualTo(5e-4);
         }
     }
+
+    /**
+     * The TF32 Hessian kernel against its CPU twin ({@code CpuBackend.syrkPackedUpperTf32}: same
+     * operand rounding, same 256-token chunks): they may differ only by the fp32 rounding of the
+     * chunk sums (the tensor cores add in another order), bounded per element by
+     * {@code 4 · kc · 2^-24 · Σ|products|} per chunk (twice the IEEE bound of each side, doubled
+     * again for the hardware accumulator).
+     */
+    @Test
+    void tf32HessianMatchesItsCpuTwin() {
+        requireDevice();
+        SplittableRandom r = new SplittableRandom(SEED + 11);
+        for (int[] shape : new int[][] {{1, 300}, {37, 300}, {130, 1000}, {384, 2100}, {257, 5}}) {
+            int n = shape[0];
+            int k = shape[1];
+            int ldx = n + (n % 2);
+            float[] x = randomF(r, 2 + k * ldx, 1);
+            int packed = n * (n + 1) / 2;
+            double[] twin = new double[packed];
+            double[] got = new double[packed];
+            cpu.syrkPackedUpperTf32(n, k, x, 2, ldx, twin);
+            gpu.syrkPackedUpperTf32(n, k, x, 2, ldx, got);
+            int p = 0;
+            for (int i = 0; i < n; i++) {
+                for (int j = i; j < n; j++, p++) {
+                    double bound = 0;
+                    for (int c0 = 0; c0 < k; c0 += 256) {
+                        int kc = Math.min(256, k - c0);
+                        double abs = 0;
+                        for (int t = c0; t < c0 + kc; t++) {
+                            abs += Math.abs((double) io.sparkprune.kernels.Tf32.round(x[2 + t * ldx + i])
+                                    * io.sparkprune.kernels.Tf32.round(x[2 + t * ldx + j]));
+                        }
+                        bound += 4 * kc * 0x1p-24 * abs;
+                    }
+                    assertThat(Math.abs(got[p] - twin[p])).as("syrkTf32 (%d,%d) n=%d k=%d seed=%d", i, j, n, k, SEED)
+                            .isLessThanOrEqualTo(bound + 1e-12);
+                }
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 package io.sparkprune.pipeline.driver;
 
 import io.sparkprune.calibration.hessian.HessianAccumulator;
+import io.sparkprune.calibration.hessian.HessianPrecision;
 import io.sparkprune.kernels.Backend;
 import io.sparkprune.pipeline.forward.CalibrationGroup;
 import io.sparkprune.pipeline.forward.HiddenStates;
@@ -73,16 +74,31 @@ public final class LayerSequentialDriver {
     private final ModelAdapter adapter;
     private final TensorSource source;
     private final Backend backend;
+    private final HessianPrecision precision;
 
     /**
+     * A driver with exact (fp64) Hessians.
+     *
      * @param adapter the model's architecture
      * @param source its dense tensors
      * @param backend kernels (borrowed)
      */
     public LayerSequentialDriver(ModelAdapter adapter, TensorSource source, Backend backend) {
+        this(adapter, source, backend, HessianPrecision.EXACT);
+    }
+
+    /**
+     * @param adapter the model's architecture
+     * @param source its dense tensors
+     * @param backend kernels (borrowed)
+     * @param precision how the Hessian accumulators add each batch (recipe key
+     *     {@code calibration.hessian_precision})
+     */
+    public LayerSequentialDriver(ModelAdapter adapter, TensorSource source, Backend backend, HessianPrecision precision) {
         this.adapter = Objects.requireNonNull(adapter, "adapter");
         this.source = Objects.requireNonNull(source, "source");
         this.backend = Objects.requireNonNull(backend, "backend");
+        this.precision = Objects.requireNonNull(precision, "precision");
     }
 
     /**
@@ -107,7 +123,8 @@ public final class LayerSequentialDriver {
             Weights dense = adapter.loadBlock(source, layer);
             Map<String, HessianAccumulator> hessians = new LinkedHashMap<>();
             for (CalibrationGroup g : adapter.calibrationGroups()) {
-                hessians.put(g.name(), new HessianAccumulator(adapter.layerPrefix(layer) + g.name() + " input", g.inFeatures()));
+                hessians.put(g.name(), new HessianAccumulator(adapter.layerPrefix(layer) + g.name() + " input", g.inFeatures(),
+                        precision));
             }
             LinearObserver observer = (l, g, x, rows, cols) -> hessians.get(g.name()).add(backend, x, 0, rows, cols);
             List<HiddenStates> denseOut = new ArrayList<>(hidden.size());

@@ -1,5 +1,6 @@
 package io.sparkprune.pipeline.recipe;
 
+import io.sparkprune.calibration.hessian.HessianPrecision;
 import io.sparkprune.pipeline.data.CalibrationSplit;
 import io.sparkprune.pipeline.data.SourceOptions;
 import io.sparkprune.pipeline.model.ModelConfig;
@@ -22,9 +23,12 @@ import java.util.OptionalInt;
  * @param seed seed of the sampler and of the calibration / held-out split (key {@code seed})
  * @param heldOutFraction fraction of the source's documents held out for evaluation, in [0, 1)
  *     (key {@code held_out_fraction}); calibration draws from the rest
+ * @param hessianPrecision how the Hessians {@code Σ xᵀx} are accumulated: {@code exact} (fp64 products,
+ *     the default) or {@code tf32} (TF32 tensor-core products, fp32 sums per 256-token chunk) (key
+ *     {@code hessian_precision}; {@code docs/benchmarks.md} measures its effect on quality)
  */
 public record CalibrationSpec(String source, SourceOptions options, int samples, OptionalInt seqLen, long seed,
-                              double heldOutFraction) {
+                              double heldOutFraction, HessianPrecision hessianPrecision) {
 
     /** The {@code source} value naming the bundled English Europarl lines. */
     public static final String DEFAULT_SOURCE = "default";
@@ -38,9 +42,15 @@ public record CalibrationSpec(String source, SourceOptions options, int samples,
      */
     public static final int AUTO_SEQ_LEN_DECODER_DEFAULT_SOURCE = 256;
 
-    /** Default source, AUTO format, field {@code text}, lines, 128 samples, auto length, seed 0, 10 % held out. */
+    /** The default of {@code hessian_precision} (see docs/benchmarks.md, "TF32 Hessians: quality on the default model"). */
+    public static final HessianPrecision DEFAULT_HESSIAN_PRECISION = HessianPrecision.EXACT;
+
+    /**
+     * Default source, AUTO format, field {@code text}, lines, 128 samples, auto length, seed 0, 10 % held
+     * out, exact Hessians.
+     */
     public static final CalibrationSpec DEFAULT = new CalibrationSpec(DEFAULT_SOURCE, SourceOptions.defaults(), 128,
-            OptionalInt.empty(), 0L, CalibrationSplit.DEFAULT_HELD_OUT_FRACTION);
+            OptionalInt.empty(), 0L, CalibrationSplit.DEFAULT_HELD_OUT_FRACTION, DEFAULT_HESSIAN_PRECISION);
 
     /**
      * @throws RecipeException (key path under {@code calibration}) for a blank source, samples &lt; 1,
@@ -51,6 +61,7 @@ public record CalibrationSpec(String source, SourceOptions options, int samples,
         Objects.requireNonNull(source, "source");
         Objects.requireNonNull(options, "options");
         Objects.requireNonNull(seqLen, "seqLen");
+        Objects.requireNonNull(hessianPrecision, "hessianPrecision");
         String src = RecipeException.UNSPECIFIED_SOURCE;
         if (source.isBlank()) {
             throw new RecipeException(src, "calibration.source", "is empty; write " + DEFAULT_SOURCE
@@ -61,6 +72,22 @@ public record CalibrationSpec(String source, SourceOptions options, int samples,
             throw new RecipeException(src, "calibration.held_out_fraction", "must be in [0, 1), got " + heldOutFraction
                     + "; use e.g. " + CalibrationSplit.DEFAULT_HELD_OUT_FRACTION + " (0 holds nothing out)");
         }
+    }
+
+    /**
+     * A spec with the default Hessian precision ({@link #DEFAULT_HESSIAN_PRECISION}).
+     *
+     * @param source see the record's components
+     * @param options see the record's components
+     * @param samples see the record's components
+     * @param seqLen see the record's components
+     * @param seed see the record's components
+     * @param heldOutFraction see the record's components
+     * @throws RecipeException as the canonical constructor
+     */
+    public CalibrationSpec(String source, SourceOptions options, int samples, OptionalInt seqLen, long seed,
+                           double heldOutFraction) {
+        this(source, options, samples, seqLen, seed, heldOutFraction, DEFAULT_HESSIAN_PRECISION);
     }
 
     /** @return true when {@link #source()} is {@value #DEFAULT_SOURCE}, the bundled English Europarl lines */

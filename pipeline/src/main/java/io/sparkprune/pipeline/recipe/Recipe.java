@@ -53,6 +53,7 @@ import java.util.stream.Collectors;
  *   seq_len: auto                # or a number of tokens
  *   seed: 0
  *   held_out_fraction: 0.1
+ *   hessian_precision: exact     # exact | tf32 (TF32 tensor-core products for H = XᵀX)
  * evaluation:
  *   source: held_out             # the held-out part of the calibration source, or a path / glob
  *   format: auto
@@ -283,6 +284,7 @@ public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSp
         putSeqLen(c, calibration.seqLen());
         c.put("seed", calibration.seed());
         c.put("held_out_fraction", calibration.heldOutFraction());
+        c.put("hessian_precision", calibration.hessianPrecision().id());
         ObjectNode e = root.putObject(RecipeKeys.EVALUATION);
         e.put("source", evaluation.source());
         putOptions(e, evaluation.options());
@@ -330,8 +332,8 @@ public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSp
 
     /**
      * @return one line for logs, e.g. {@code "sparsegpt 2:4, no quantization, sequential, dampening 0.01,
-     *     block 128, per_row masks; calibration: 128 x auto tokens from default (seed 0, 0.1 held out);
-     *     evaluation: held_out"}
+     *     block 128, per_row masks; calibration: 128 x auto tokens from default (seed 0, 0.1 held out,
+     *     exact Hessians); evaluation: held_out"}
      */
     public String summary() {
         return prune.method().id() + " " + prune.pattern().spec() + ", "
@@ -340,7 +342,7 @@ public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSp
                 + ", " + prune.maskScope().name().toLowerCase(Locale.ROOT) + " masks; calibration: "
                 + calibration.samples() + " x " + seqLenText(calibration.seqLen()) + " tokens from "
                 + calibration.source() + " (seed " + calibration.seed() + ", " + calibration.heldOutFraction()
-                + " held out); evaluation: " + evaluation.source();
+                + " held out, " + calibration.hessianPrecision().id() + " Hessians); evaluation: " + evaluation.source();
     }
 
     @Serial

@@ -30,7 +30,7 @@ public final class RecipeKeys {
     public static final List<String> QUANTIZATION_KEYS = List.of("bits", "group_size", "symmetric");
     /** Keys of {@code calibration}, in document order. */
     public static final List<String> CALIBRATION_KEYS = List.of("source", "format", "field", "text_mode", "samples",
-            "seq_len", "seed", "held_out_fraction");
+            "seq_len", "seed", "held_out_fraction", "hessian_precision");
     /** Keys of {@code evaluation}, in document order. */
     public static final List<String> EVALUATION_KEYS = List.of("source", "format", "field", "text_mode", "samples",
             "seq_len", "baselines");
@@ -65,6 +65,7 @@ public final class RecipeKeys {
         m.put("--seq-len", "calibration.seq_len");
         m.put("--seed", "calibration.seed");
         m.put("--held-out", "calibration.held_out_fraction");
+        m.put("--hessian-precision", "calibration.hessian_precision");
         m.put("--eval", "evaluation.source");
         m.put("--eval-format", "evaluation.format");
         m.put("--eval-field", "evaluation.field");

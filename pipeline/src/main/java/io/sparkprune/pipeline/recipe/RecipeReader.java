@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.sparkprune.calibration.CalibrationInputException;
 import io.sparkprune.calibration.SparsityPatternException;
 import io.sparkprune.calibration.hessian.Dampening;
+import io.sparkprune.calibration.hessian.HessianPrecision;
 import io.sparkprune.calibration.quant.QuantizationSpec;
 import io.sparkprune.calibration.sparsity.MaskScope;
 import io.sparkprune.calibration.sparsity.SparsityPattern;
@@ -136,7 +137,8 @@ final class RecipeReader {
         CalibrationSpec d = CalibrationSpec.DEFAULT;
         return new CalibrationSpec(s.text("source", d.source()), sourceOptions(s, d.options()),
                 s.integer("samples", d.samples()), s.intOrAuto("seq_len", d.seqLen()), s.longValue("seed", d.seed()),
-                s.number("held_out_fraction", d.heldOutFraction()));
+                s.number("held_out_fraction", d.heldOutFraction()),
+                s.choice("hessian_precision", HessianPrecision.class, d.hessianPrecision()));
     }
 
     private EvaluationSpec evaluation(Section s) {

@@ -44,7 +44,7 @@ class RecipeErrorsTest {
         failsAt("prune:\n  quantization:\n    bits: 4\n    groupsize: 128\n", "prune.quantization.groupsize",
                 "did you mean group_size?", "allowed keys here: bits, group_size, symmetric");
         failsAt("calibration:\n  nsamples: 128\n", "calibration.nsamples", "allowed keys here: source, format, field, "
-                + "text_mode, samples, seq_len, seed, held_out_fraction");
+                + "text_mode, samples, seq_len, seed, held_out_fraction, hessian_precision");
         failsAt("evaluation:\n  seed: 1\n", "evaluation.seed", "allowed keys here: source, format, field, text_mode, "
                 + "samples, seq_len");
         // llm-compressor's names are not silently accepted either
@@ -133,6 +133,9 @@ class RecipeErrorsTest {
     void wrongTypesAndUnknownValuesListTheAllowedOnes() {
         failsAt("prune:\n  method: sparsgpt\n", "prune.method", "unknown value 'sparsgpt'; allowed: sparsegpt, wanda, magnitude");
         failsAt("prune:\n  mask_scope: rows\n", "prune.mask_scope", "allowed: all_rows, per_row");
+        failsAt("calibration:\n  hessian_precision: fp16\n", "calibration.hessian_precision",
+                "unknown value 'fp16'; allowed: exact, tf32");
+        failsAt("calibration:\n  hessian_precision: 32\n", "calibration.hessian_precision", "allowed: exact, tf32");
         failsAt("prune:\n  pipeline: parallel\n", "prune.pipeline", "allowed: sequential, independent");
         failsAt("prune:\n  pipeline: 3\n", "prune.pipeline", "unknown value a number (3)");
         failsAt("calibration:\n  format: csv\n", "calibration.format", "allowed: auto, text, jsonl, parquet");

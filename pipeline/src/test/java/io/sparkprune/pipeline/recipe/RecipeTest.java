@@ -1,5 +1,6 @@
 package io.sparkprune.pipeline.recipe;
 
+import io.sparkprune.calibration.hessian.HessianPrecision;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -154,6 +155,7 @@ class RecipeTest {
                   seq_len: 1024
                   seed: -7
                   held_out_fraction: 0.25
+                  hessian_precision: TF32
                 evaluation:
                   source: eval/*.parquet
                   format: parquet
@@ -172,7 +174,8 @@ class RecipeTest {
         assertThat(p.maskScope()).isEqualTo(MaskScope.ALL_ROWS);
         assertThat(p.pipeline()).isEqualTo(PipelineMode.INDEPENDENT);
         assertThat(r.calibration()).isEqualTo(new CalibrationSpec("s3a://bucket/c4/part-*.json.gz",
-                new SourceOptions(DocumentFormat.JSONL, "content", TextMode.WHOLE_FILE), 16, OptionalInt.of(1024), -7L, 0.25));
+                new SourceOptions(DocumentFormat.JSONL, "content", TextMode.WHOLE_FILE), 16, OptionalInt.of(1024), -7L, 0.25,
+                HessianPrecision.TF32));
         assertThat(r.evaluation()).isEqualTo(new EvaluationSpec("eval/*.parquet",
                 new SourceOptions(DocumentFormat.PARQUET, "body", TextMode.LINES), 8, OptionalInt.of(4096)));
         assertThat(r.evaluation().usesHeldOut()).isFalse();
@@ -228,6 +231,7 @@ class RecipeTest {
         o.put("calibration.samples", "64");
         o.put("calibration.seq_len", "512");
         o.put("calibration.seed", "42");
+        o.put("calibration.hessian_precision", "tf32");
         o.put("calibration.source", "data/*.jsonl");
         o.put("evaluation.source", "eval.txt");
         o.put("prune.ignore", "lm_head");
@@ -244,6 +248,10 @@ class RecipeTest {
         assertThat(r.calibration().seed()).isEqualTo(42L);
         assertThat(r.calibration().source()).isEqualTo("data/*.jsonl");
         assertThat(r.calibration().heldOutFraction()).isEqualTo(0.1);
+        assertThat(r.calibration().hessianPrecision()).isEqualTo(HessianPrecision.TF32);
+        assertThat(r.toTree().path("calibration").path("hessian_precision").asText()).isEqualTo("tf32");
+        assertThat(base.calibration().hessianPrecision()).isEqualTo(HessianPrecision.EXACT);
+        assertThat(base.toTree().path("calibration").path("hessian_precision").asText()).isEqualTo("exact");
         assertThat(r.evaluation().source()).isEqualTo("eval.txt");
         assertThat(base).isEqualTo(Recipe.defaults());
         assertThat(base.withOverrides(Map.of())).isSameAs(base);
@@ -299,7 +307,7 @@ class RecipeTest {
                         "test", "prune"), Dampening.startingAt(0.5), 256, MaskScope.ALL_ROWS,
                 Optional.of(QuantizationSpec.perChannel(3, true)), PipelineMode.INDEPENDENT),
                 new CalibrationSpec("corpus.txt.gz", new SourceOptions(DocumentFormat.TEXT, "t", TextMode.WHOLE_FILE), 7,
-                        OptionalInt.of(3), Long.MIN_VALUE, 0.0),
+                        OptionalInt.of(3), Long.MIN_VALUE, 0.0, HessianPrecision.TF32),
                 new EvaluationSpec("e.jsonl", SourceOptions.defaults(), 1, OptionalInt.of(2)));
         String yaml = r.toYaml();
         assertThat(Recipe.parse(yaml, "round trip")).isEqualTo(r);
@@ -402,6 +410,6 @@ class RecipeTest {
     void summaryNamesTheMainSettings() {
         assertThat(Recipe.read(RECIPES.resolve("2of4-int4-g128.yaml")).summary())
                 .startsWith("sparsegpt 2:4, int4 asymmetric group 128 quantization, sequential, dampening 0.01, block 128")
-                .contains("128 x auto tokens from default");
+                .contains("128 x auto tokens from default").contains("exact Hessians");
     }
 }

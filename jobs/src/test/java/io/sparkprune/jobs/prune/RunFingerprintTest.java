@@ -1,0 +1,34 @@
+package io.sparkprune.jobs.prune;
+
+import io.sparkprune.pipeline.recipe.Recipe;
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * {@link PruneJob#runFingerprint}: settings that change the pruned weights (here the Hessian
+ * precision) change the fingerprint, so {@code --resume} refuses to mix exact and TF32 layers;
+ * settings that do not (gates, output formats) leave it alone.
+ */
+class RunFingerprintTest {
+    private static final String MODEL = "a".repeat(64);
+    private static final String DATA = "b".repeat(64);
+
+    @Test
+    void hessianPrecisionEntersTheFingerprint() {
+        Recipe exact = Recipe.defaults();
+        Recipe tf32 = exact.withOverrides(Map.of("calibration.hessian_precision", "tf32"));
+        String fe = PruneJob.runFingerprint(MODEL, exact, DATA);
+        String ft = PruneJob.runFingerprint(MODEL, tf32, DATA);
+        assertThat(fe).matches("[0-9a-f]{64}");
+        assertThat(ft).matches("[0-9a-f]{64}").isNotEqualTo(fe);
+        assertThat(PruneJob.runFingerprint(MODEL, exact.withOverrides(Map.of("calibration.hessian_precision", "exact")),
+                DATA)).isEqualTo(fe);
+        // gates and formats do not change the computed weights
+        assertThat(PruneJob.runFingerprint(MODEL, tf32.withOverrides(Map.of("gates.max_layer_error", "0.5",
+                "prune.format", "sparse")), DATA)).isEqualTo(ft);
+        assertThat(PruneJob.runFingerprint(MODEL, tf32, "c".repeat(64))).isNotEqualTo(ft);
+    }
+}
