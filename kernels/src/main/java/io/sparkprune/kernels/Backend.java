@@ -86,8 +86,8 @@ public interface Backend extends AutoCloseable {
      *   <li>each chunk's fp32 sum is widened and added to C in fp64.</li>
      * </ol>
      * The order of the fp32 additions inside a chunk is the implementation's (the CPU twin adds the
-     * tokens in order; the tensor cores add groups of 8 products, and the GPU's hardware fp32
-     * accumulation is not strictly IEEE round-to-nearest), so implementations agree to the fp32
+     * tokens in order; the tensor cores add groups of 8 products, and their fp32 accumulator need
+     * not round each addition as IEEE round-to-nearest does), so implementations agree to the fp32
      * rounding of the chunk sums (about {@code 256 · 2^-24} relative to the sum of absolute products),
      * not bit for bit. Against the exact fp64 sums of {@link #syrkPackedUpper} the relative error is
      * about {@code 2^-11} per operand, i.e. of order 1e-4 to 1e-3 for the whole matrix.
