@@ -82,12 +82,14 @@ case "$SCENARIO" in
     else
       M=default; ARGS=()
     fi
-    for be in ${BACKENDS:-cpu cuda}; do
+    for be in ${BACKENDS:-cpu cuda}; do   # cuda-tf32: the CUDA backend with TF32 Hessians
       t0=$(date +%s)
-      submit "$be" "$CORES" prune "$M" -o "$WORK/pruned-$be" "${ARGS[@]}" > "$OUT/prune-$be.log" 2>&1
+      EXTRA=(); [ "$be" = cuda-tf32 ] && EXTRA=(--hessian-precision tf32)
+      submit "${be%-tf32}" "$CORES" prune "$M" -o "$WORK/pruned-$be" "${ARGS[@]}" "${EXTRA[@]}" > "$OUT/prune-$be.log" 2>&1
       echo "backend $be: exit $? in $(( $(date +%s) - t0 )) s"; tail -3 "$OUT/prune-$be.log"
       cp "$WORK/pruned-$be/report.json" "$OUT/report-$be.json" 2>/dev/null
     done
+    [ -d "$WORK/pruned-cuda-tf32" ] && cp "$WORK/pruned-cuda-tf32/report.json" "$OUT/report-cuda-tf32.json"
     python3 - "$WORK/pruned-cpu" "$WORK/pruned-cuda" <<'PY' | tee "$OUT/parity.txt"
 import json, sys, glob
 from safetensors.torch import load_file
