@@ -8,7 +8,7 @@
 #                                                 start the cluster, run SCENARIO (below), stop the cluster
 # Scenarios: parity  — a generated Llama (bf16) pruned 2:4 twice on the cluster, backend cpu and cuda, compared
 #            parity-default — the default job (all-MiniLM-L6-v2, 2:4) twice on the cluster, backend cpu and cuda,
-#                     compared (needs a stage made with DEFAULT_MODEL=1)
+#                     compared (needs a stage made with DEFAULT_MODEL=1; PRUNE_ARGS adds prune flags)
 #            llama7b — a Llama-2-7B-shaped model with LAYERS layers (default 2), bf16, pruned 2:4 on the GPU
 # Environment: GPUS (GPUs the Worker offers, default: nvidia-smi's count; the 7B scenario runs one executor
 #              per GPU), OUT (results, default /tmp/out), SAMPLES, SEQ (calibration), EVAL (held-out samples of
@@ -80,7 +80,7 @@ case "$SCENARIO" in
       cli generate llama -o "$M" ${GEN:---hidden 1024 --layers 4 --heads 16 --intermediate 2816 --vocab 4096} --dtype bf16 --seed 7 || exit 5
       ARGS=(--samples "${SAMPLES:-64}" --seq-len "${SEQ:-512}")
     else
-      M=default; ARGS=()
+      M=default; read -r -a ARGS <<< "${PRUNE_ARGS:-}"
     fi
     for be in ${BACKENDS:-cpu cuda}; do   # cuda-tf32: the CUDA backend with TF32 Hessians
       t0=$(date +%s)
