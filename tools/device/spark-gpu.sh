@@ -12,7 +12,8 @@
 #            llama7b — a Llama-2-7B-shaped model with LAYERS layers (default 2), bf16, pruned 2:4 on the GPU
 # Environment: GPUS (GPUs the Worker offers, default: nvidia-smi's count; the 7B scenario runs one executor
 #              per GPU), OUT (results, default /tmp/out), SAMPLES, SEQ (calibration), EVAL (held-out samples of
-#              llama7b, default the recipe's 128), LAYERS, WORKER_MEM
+#              llama7b, default the recipe's 128), LAYERS, SUBMIT_CONF (extra spark-submit arguments, e.g.
+#              --conf spark.executor.defaultJavaOptions=-XX:StartFlightRecording=filename=/tmp/e.jfr), WORKER_MEM
 #              (default 100g), EXEC_MEM (default 96g; two executors need WORKER_MEM >= 2 x EXEC_MEM).
 set -uo pipefail
 STAGE=/tmp/sparkprune-stage
@@ -56,6 +57,7 @@ for i in $(seq 90); do [ "$(alive)" -ge 1 ] && break; sleep 1; done
 [ "$(alive)" -ge 1 ] || { echo "the Worker did not register"; tail -40 "$WORK/worker1.log"; exit 4; }
 python3 -c "import json,urllib.request;w=json.load(urllib.request.urlopen('http://127.0.0.1:8080/json/'))['workers'][0];print('worker:', w.get('cores'), 'cores,', w.get('memory'), 'MB, resources', w.get('resources'))"
 
+read -r -a SUBMIT_EXTRA <<< "${SUBMIT_CONF:-}"   # extra spark-submit arguments (no spaces inside one)
 submit() { # $1 = backend, $2 = executor cores, rest = sparkprune arguments
   local backend="$1" cores="$2"; shift 2
   local gpu=()
@@ -67,7 +69,7 @@ submit() { # $1 = backend, $2 = executor cores, rest = sparkprune arguments
     org.apache.spark.deploy.SparkSubmit --master spark://127.0.0.1:7077 --deploy-mode client \
     --class io.sparkprune.jobs.cli.SparkPruneCli --properties-file conf/spark-defaults.conf.template \
     --conf spark.executor.cores="$cores" --conf spark.executor.memory="${EXEC_MEM:-96g}" --conf spark.driver.memory=24g \
-    --conf spark.sparkprune.backend="$backend" "${gpu[@]}" \
+    --conf spark.sparkprune.backend="$backend" "${gpu[@]}" "${SUBMIT_EXTRA[@]}" \
     "$(ls "$SH"/jars/sparkprune-jobs-*-SNAPSHOT.jar | head -1)" "$@"
 }
 cli() { "$JAVA" -Xmx24g "${OPENS[@]}" -cp "$CP" io.sparkprune.jobs.cli.SparkPruneCli "$@"; }
