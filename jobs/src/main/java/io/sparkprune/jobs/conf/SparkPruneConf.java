@@ -83,6 +83,17 @@ public final class SparkPruneConf {
             .checkValue(v -> v >= 0, "Must be ≥ 0.")
             .createWithDefault(0);
 
+    /** {@code spark.sparkprune.calibration.batchTokens}. */
+    public static final ConfEntry<Integer> CALIBRATION_BATCH_TOKENS = conf("spark.sparkprune.calibration.batchTokens")
+            .doc("Most tokens per calibration batch: whole sequences are packed into batches of at most this many "
+                    + "tokens (a longer sequence is a batch of its own), and each layer's forward pass and Hessian update "
+                    + "run once per batch. Every batch moves the layer's weights to the device once per linear layer, so "
+                    + "GPU executors want large batches. 0 means 32768 when spark.sparkprune.backend is cuda, else 4096. "
+                    + "Part of the run fingerprint: the batching fixes the order of the Hessian sums.")
+            .intConf()
+            .checkValue(v -> v >= 0, "Must be ≥ 0.")
+            .createWithDefault(0);
+
     /** {@code spark.sparkprune.activations.storageLevel}. */
     public static final ConfEntry<String> ACTIVATIONS_STORAGE_LEVEL = conf("spark.sparkprune.activations.storageLevel")
             .doc("Spark storage level of the per-layer activations persisted on the executors between layers "
@@ -186,6 +197,15 @@ public final class SparkPruneConf {
     /** @return {@link #CALIBRATION_PARTITIONS}: partitions of the calibration data, 0 = one per executor core */
     public int calibrationPartitions() {
         return get(CALIBRATION_PARTITIONS);
+    }
+
+    /**
+     * @return {@link #CALIBRATION_BATCH_TOKENS} resolved: the value when set, else 32768 for the
+     *     {@code cuda} backend and 4096 otherwise
+     */
+    public int calibrationBatchTokens() {
+        int v = get(CALIBRATION_BATCH_TOKENS);
+        return v > 0 ? v : backend() == BackendChoice.CUDA ? 32768 : 4096;
     }
 
     /** @return {@link #ACTIVATIONS_STORAGE_LEVEL}: an upper-case Spark storage level name from {@link #STORAGE_LEVELS} */

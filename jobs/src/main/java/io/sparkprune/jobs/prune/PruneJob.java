@@ -90,7 +90,7 @@ public final class PruneJob {
     private static final Logger LOG = LoggerFactory.getLogger(PruneJob.class);
     private static final ObjectMapper JSON = new ObjectMapper();
     /** Token budget of one calibration batch. */
-    static final int TOKENS_PER_BATCH = 4096;
+    static final int TOKENS_PER_BATCH = 4096; // the CPU default of spark.sparkprune.calibration.batchTokens
 
     /**
      * What to prune and where.
@@ -188,7 +188,8 @@ public final class PruneJob {
             }
             String dataFingerprint = CalibrationTokens.fingerprint(sequences);
             String modelFingerprint = modelFingerprint(ck, configJson);
-            String fingerprint = runFingerprint(modelFingerprint, recipe, dataFingerprint);
+            int batchTokens = conf.calibrationBatchTokens();
+            String fingerprint = runFingerprint(modelFingerprint, recipe, dataFingerprint + "\nbatch tokens " + batchTokens);
             stageSeconds.put("prepare", seconds(t0));
             LOG.info("model {} ({}, {} layers, {} target tensors); {} calibration sequences, {} tokens; recipe: {}",
                     modelUri, config.modelType(), adapter.numLayers(), plan.targetCount(), sequences.size(),
@@ -201,7 +202,7 @@ public final class PruneJob {
                 LOG.info("resuming at layer {} ({} layers committed)", firstLayer, firstLayer);
             }
 
-            List<TokenBatch> batches = CalibrationTokens.pack(sequences, TOKENS_PER_BATCH);
+            List<TokenBatch> batches = CalibrationTokens.pack(sequences, batchTokens);
             int partitions = conf.calibrationPartitions() > 0 ? conf.calibrationPartitions() : Math.min(16, batches.size());
             jsc.setJobGroup("calibration", "embed " + sequences.size() + " calibration sequences", false);
             JavaRDD<HiddenStates> hidden = jsc.parallelize(batches, partitions).mapPartitions(it -> {

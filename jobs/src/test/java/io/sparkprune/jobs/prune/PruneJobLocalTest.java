@@ -253,6 +253,49 @@ class PruneJobLocalTest {
     }
 
     @Test
+    void smallerCalibrationBatchesGiveTheSameMasks() throws Exception {
+        // 8 sequences of 32 tokens: one batch by default, eight with a 32-token budget. Only the order of
+        // the fp64 Hessian sums changes, so the masks must be the same and the weights nearly so.
+        org.apache.spark.SparkConf sc = spark.sparkContext().conf();
+        sc.set("spark.sparkprune.calibration.batchTokens", "32");
+        Path small;
+        try {
+            small = run("sequential", "out-seq-batch32");
+        } finally {
+            sc.remove("spark.sparkprune.calibration.batchTokens");
+        }
+        long same = 0;
+        long total = 0;
+        double worst = 0;
+        try (ShardedCheckpoint a = ShardedCheckpoint.open(sequential); ShardedCheckpoint b = ShardedCheckpoint.open(small)) {
+            for (String file : a.files()) {
+                for (TensorInfo t : a.shard(file).tensors()) {
+                    if (!isTarget(t.name())) {
+                        continue;
+                    }
+                    float[] x = a.read(t.name()).toFloatArray();
+                    float[] y = b.read(t.name()).toFloatArray();
+                    double num = 0;
+                    double den = 0;
+                    for (int i = 0; i < x.length; i++) {
+                        same += (x[i] == 0f) == (y[i] == 0f) ? 1 : 0;
+                        num += (double) (x[i] - y[i]) * (x[i] - y[i]);
+                        den += (double) x[i] * x[i];
+                    }
+                    total += x.length;
+                    worst = Math.max(worst, Math.sqrt(num / Math.max(den, 1e-300)));
+                }
+            }
+        }
+        assertThat(total).isPositive();
+        assertThat((double) same / total).as("mask agreement").isEqualTo(1.0);
+        assertThat(worst).as("worst relative weight difference").isLessThan(1e-4);
+        assertThat(JobFixtures.report(small).path("quality").path("perplexity_pruned").asDouble())
+                .isCloseTo(JobFixtures.report(sequential).path("quality").path("perplexity_pruned").asDouble(),
+                        org.assertj.core.data.Percentage.withPercentage(0.01));
+    }
+
+    @Test
     void anExistingOutputIsRefusedWithoutResumeAndLeftAsItWas() throws Exception {
         TreeMap<String, byte[]> before = JobFixtures.files(sequential);
         assertThatThrownBy(() -> run("sequential", "out-seq"))
