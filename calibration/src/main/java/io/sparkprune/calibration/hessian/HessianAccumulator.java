@@ -57,7 +57,9 @@ public final class HessianAccumulator implements Serializable {
 
     private final String name;
     private final int features;
-    private final double[] sum; // packed upper triangle of Σ xᵀx, fp64 (without the device partial)
+    // packed upper triangle of Σ xᵀx, fp64 (without the device partial); transient: written in bulk by
+    // writeObject (io.sparkprune.kernels.BulkArrays), not element by element
+    private transient double[] sum;
     private final HessianPrecision precision;
     private long count; // rows in sum plus rows in the device partial
     /** Partial sum resident on {@link #deviceOwner}'s device, not yet folded into {@link #sum}; or null. */
@@ -338,10 +340,24 @@ public final class HessianAccumulator implements Serializable {
         }
     }
 
-    /** Java serialization: folds the device partial first (the handle itself is transient). */
+    /**
+     * Java serialization: folds the device partial first (the handle itself is transient), then the
+     * fields and the packed sum in bulk ({@link io.sparkprune.kernels.BulkArrays}).
+     */
     private void writeObject(ObjectOutputStream out) throws IOException {
         flush();
         out.defaultWriteObject();
+        io.sparkprune.kernels.BulkArrays.writeDoubles(out, sum);
+    }
+
+    private void readObject(java.io.ObjectInputStream in) throws IOException, ClassNotFoundException {
+        in.defaultReadObject();
+        long packed = (long) features * (features + 1) / 2;
+        sum = io.sparkprune.kernels.BulkArrays.readDoubles(in, packed);
+        if (sum.length != packed) {
+            throw new java.io.InvalidObjectException("Hessian of " + name + ": " + sum.length + " packed sums for "
+                    + features + " features");
+        }
     }
 
     /**

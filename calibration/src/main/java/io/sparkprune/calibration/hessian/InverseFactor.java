@@ -40,7 +40,7 @@ public final class InverseFactor implements Serializable {
 
     private final String name;
     private final int n;
-    private final float[] upper;       // (n, n) row-major fp32, zero below the diagonal
+    private transient float[] upper;   // (n, n) row-major fp32, zero below the diagonal; written in bulk
     private final boolean[] dead;      // (n) inputs whose H_ii was 0
     private final double dampening;    // relative d that worked
     private final double lambda;       // absolute λ added to the diagonal
@@ -252,5 +252,20 @@ public final class InverseFactor implements Serializable {
     /** @return wall time of {@link #compute}, nanoseconds */
     public long nanos() {
         return nanos;
+    }
+
+    /** Java serialization: the fields, then U in bulk ({@link io.sparkprune.kernels.BulkArrays}). */
+    private void writeObject(java.io.ObjectOutputStream out) throws java.io.IOException {
+        out.defaultWriteObject();
+        io.sparkprune.kernels.BulkArrays.writeFloats(out, upper);
+    }
+
+    private void readObject(java.io.ObjectInputStream in) throws java.io.IOException, ClassNotFoundException {
+        in.defaultReadObject();
+        upper = io.sparkprune.kernels.BulkArrays.readFloats(in, (long) n * n);
+        if (upper.length != (long) n * n) {
+            throw new java.io.InvalidObjectException("inverse factor of " + name + ": " + upper.length
+                    + " values for " + n + " x " + n);
+        }
     }
 }

@@ -44,4 +44,45 @@ public record HiddenStates(SequenceLayout layout, int width, float[] data) imple
         System.arraycopy(data, token * width, r, 0, width);
         return r;
     }
+
+    /**
+     * Java serialization (Spark caches and ships activations serialized) through a proxy that writes
+     * the values in bulk ({@link io.sparkprune.kernels.BulkArrays}) rather than element by element.
+     *
+     * @return the proxy
+     */
+    private Object writeReplace() {
+        return new Proxy(this);
+    }
+
+    /** The serialized form of {@link HiddenStates}: layout, width, values in bulk. */
+    private static final class Proxy implements Serializable {
+        private static final long serialVersionUID = 1L;
+        private transient HiddenStates value;
+
+        Proxy(HiddenStates value) {
+            this.value = value;
+        }
+
+        private void writeObject(java.io.ObjectOutputStream out) throws java.io.IOException {
+            out.writeObject(value.layout());
+            out.writeInt(value.width());
+            io.sparkprune.kernels.BulkArrays.writeFloats(out, value.data());
+        }
+
+        private void readObject(java.io.ObjectInputStream in) throws java.io.IOException, ClassNotFoundException {
+            SequenceLayout layout = (SequenceLayout) in.readObject();
+            int width = in.readInt();
+            float[] data = io.sparkprune.kernels.BulkArrays.readFloats(in, (long) layout.tokens() * width);
+            try {
+                value = new HiddenStates(layout, width, data);
+            } catch (IllegalArgumentException e) {
+                throw new java.io.InvalidObjectException(e.getMessage());
+            }
+        }
+
+        private Object readResolve() {
+            return value;
+        }
+    }
 }
