@@ -15,6 +15,9 @@ public final class Finite {
      * @throws NumericsException at the first NaN or infinity
      */
     public static void check(String what, float[] data, int cols, String fix) {
+        if (allFinite(data, 0, data.length)) {
+            return;
+        }
         for (int i = 0; i < data.length; i++) {
             float v = data[i];
             if (Float.isNaN(v) || Float.isInfinite(v)) {
@@ -37,5 +40,36 @@ public final class Finite {
                 throw new NumericsException(what + " has " + v + " at [" + (i / cols) + ", " + (i % cols) + "]; " + fix);
             }
         }
+    }
+
+    /**
+     * Whether {@code a[off .. off + len)} holds only finite values, branch-free: {@code v − v} is 0 for
+     * a finite v and NaN for NaN or ±∞, and NaN survives any sum; eight independent sums keep the
+     * loop free of a long dependency chain (the scan of a 32768 × 11008 activation batch in the
+     * Hessian update was a measured hot spot with the per-element test).
+     *
+     * @param a values
+     * @param off first index
+     * @param len values to scan, ≥ 0
+     * @return true when every value is finite
+     */
+    public static boolean allFinite(float[] a, int off, int len) {
+        float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f, s4 = 0f, s5 = 0f, s6 = 0f, s7 = 0f;
+        int i = off;
+        int end = off + len;
+        for (; i + 8 <= end; i += 8) {
+            s0 += a[i] - a[i];
+            s1 += a[i + 1] - a[i + 1];
+            s2 += a[i + 2] - a[i + 2];
+            s3 += a[i + 3] - a[i + 3];
+            s4 += a[i + 4] - a[i + 4];
+            s5 += a[i + 5] - a[i + 5];
+            s6 += a[i + 6] - a[i + 6];
+            s7 += a[i + 7] - a[i + 7];
+        }
+        for (; i < end; i++) {
+            s0 += a[i] - a[i];
+        }
+        return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) == 0f;
     }
 }

@@ -150,6 +150,9 @@ public final class HessianAccumulator implements Serializable {
         requireIntact();
         for (int t = 0; t < tokens; t++) {
             int row = offset + t * ld;
+            if (io.sparkprune.calibration.Finite.allFinite(x, row, features)) {
+                continue;
+            }
             for (int j = 0; j < features; j++) {
                 float v = x[row + j];
                 if (Float.isNaN(v) || Float.isInfinite(v)) {
