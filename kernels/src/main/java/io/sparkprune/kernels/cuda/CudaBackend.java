@@ -574,20 +574,16 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
         @Override
         public void add(int k, float[] x, int xOff, int ldx) {
-            synchronized (CudaBackend.this) {
-                Checks.window("resident Hessian of " + label + " X", x.length, xOff, ldx, k, n);
-                DeviceBuffer s = live();
-                if (k == 0) {
-                    return;
-                }
-                current();
-                DeviceBuffer dx = upWindow(0, x, xOff, ldx, k, n, "resident Hessian X of " + label);
-                syrkDevice(n, k, dx.pointer(), s.pointer());
-            }
+            addBatch(k, x, xOff, ldx, false);
         }
 
         @Override
         public void addTf32(int k, float[] x, int xOff, int ldx) {
+            addBatch(k, x, xOff, ldx, true);
+        }
+
+        /** Uploads the batch's rows and adds their products into the resident sum, exact or TF32. */
+        private void addBatch(int k, float[] x, int xOff, int ldx, boolean tf32) {
             synchronized (CudaBackend.this) {
                 Checks.window("resident Hessian of " + label + " X", x.length, xOff, ldx, k, n);
                 DeviceBuffer s = live();
@@ -596,7 +592,11 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 }
                 current();
                 DeviceBuffer dx = upWindow(0, x, xOff, ldx, k, n, "resident Hessian X of " + label);
-                syrkTf32Device(n, k, dx.pointer(), n, s.pointer());
+                if (tf32) {
+                    syrkTf32Device(n, k, dx.pointer(), n, s.pointer());
+                } else {
+                    syrkDevice(n, k, dx.pointer(), s.pointer());
+                }
             }
         }
 
