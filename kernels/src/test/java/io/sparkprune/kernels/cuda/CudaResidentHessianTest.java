@@ -118,6 +118,35 @@ class CudaResidentHessianTest {
     }
 
     @Test
+    void residentTf32SumEqualsTheHostArrayTf32Path() {
+        // addTf32 runs syrk_packed_tf32 into the resident sum: per batch the same chunks and kernel as
+        // syrkPackedUpperTf32 on a host array, so the sums agree to fp64 rounding of the additions
+        requireDevice();
+        SplittableRandom r = new SplittableRandom(SEED + 3);
+        for (int n : new int[] {1, 65, 130, 517}) {
+            int ldx = n + 1;
+            int[] batches = {0, 1, 300, 257, 1 + r.nextInt(600)};
+            int total = Arrays.stream(batches).sum();
+            float[] x = randomF(r, total * ldx);
+            int packed = n * (n + 1) / 2;
+            double[] ref = new double[packed];
+            double[] got = new double[packed];
+            try (ResidentHessian.Accumulator h = gpu.openHessian(n, "tf32 test n=" + n)) {
+                int row = 0;
+                for (int k : batches) {
+                    h.addTf32(k, x, row * ldx, ldx);
+                    gpu.syrkPackedUpperTf32(n, k, x, row * ldx, ldx, ref);
+                    row += k;
+                }
+                h.addTo(got);
+            }
+            double e = CudaBackendParityTest.relErr(got, ref);
+            System.out.printf("resident TF32 syrk n=%d batches=%s seed=%d rel err %.3e%n", n, Arrays.toString(batches), SEED, e);
+            assertThat(e).as("n=" + n).isLessThanOrEqualTo(1e-12);
+        }
+    }
+
+    @Test
     void handlesRefuseUseAfterCloseAndTheBackendFreesOpenOnes() {
         requireDevice();
         float[] x = new float[40];
