@@ -84,7 +84,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private static final int FB = 64;
     private static final int POTF2_SMEM = 2 * FB * (FB + 1) * 8;
 
-    private static final String[] GPU_OPS = {"sgemm", "syrkPackedUpper", "inverseCholeskyUpper", "sparseGptBlock",
+    private static final String[] GPU_OPS = {"sgemm", "syrkPackedUpper", "syrkPackedUpperTf32", "inverseCholeskyUpper",
+        "sparseGptBlock",
         "rmsNorm", "layerNorm", "rope", "attention", "siluMul", "gelu", "embedding", "addRowVector", "add", "logSoftmax",
         "crossEntropy"};
     private static final String[] CPU_OPS = {"cholesky", "triangularInverse", "choleskyInverse"};
@@ -211,13 +212,15 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     /**
      * @return which operations run on the GPU ({@code "gpu"}) and which are delegated to the CPU
      *     backend ({@code "cpu (delegated)"}), for every {@link Backend} operation (the extra tensor-core
-     *     products {@link #sgemmTf32}, {@link #gemmBf16}, {@link #syrkPackedUpperTf32} always run on the GPU)
+     *     products {@link #sgemmTf32} and {@link #gemmBf16} always run on the GPU)
      */
     public static Map<String, String> kernelStatus() {
         Map<String, String> m = new LinkedHashMap<>();
         m.put("sgemm", "gpu: sgemm_f32 (fp32 FMA, 64x64 shared-memory tiles)");
         m.put("syrkPackedUpper", "gpu: syrk_packed_dmma (fp64 tensor cores: fp64 sums of exact fp32 products); the sum kept on"
                 + " the device across batches through ResidentHessian");
+        m.put("syrkPackedUpperTf32", "gpu: syrk_packed_tf32 (TF32 tensor cores, fp32 sums per "
+                + SYRK_TF32_CHUNK + "-token chunk, fp64 across chunks); resident through ResidentHessian.addTf32");
         m.put("inverseCholeskyUpper", "gpu: fp64 blocked Cholesky (potf2_inv_f64 + dgemm_f64) and recursive"
                 + " triangular inverse of the reversed matrix (large products on dgemm_dmma, fp64 tensor cores);"
                 + " also the damped retry (DampedFactorizer)");
