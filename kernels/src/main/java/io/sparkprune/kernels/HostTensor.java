@@ -82,14 +82,25 @@ public record HostTensor(DType dtype, long[] shape, ByteBuffer data) {
         ByteBuffer b = data.duplicate().order(ByteOrder.LITTLE_ENDIAN);
         switch (dtype) {
             case F32 -> b.asFloatBuffer().get(out);
-            case F16 -> {
-                for (int i = 0; i < out.length; i++) {
-                    out[i] = HalfFloats.f16ToFloat(b.getShort(2 * i));
-                }
-            }
-            case BF16 -> {
-                for (int i = 0; i < out.length; i++) {
-                    out[i] = HalfFloats.bf16ToFloat(b.getShort(2 * i));
+            case F16, BF16 -> {
+                // bulk reads of 32768 halves at a time, then a tight widening loop (per-element
+                // ByteBuffer.getShort was a measured hot spot when executors read bf16 weights)
+                java.nio.ShortBuffer sb = b.asShortBuffer();
+                short[] chunk = new short[Math.min(out.length, 1 << 15)];
+                boolean bf16 = dtype == DType.BF16;
+                for (int i = 0; i < out.length; ) {
+                    int len = Math.min(chunk.length, out.length - i);
+                    sb.get(chunk, 0, len);
+                    if (bf16) {
+                        for (int j = 0; j < len; j++) {
+                            out[i + j] = Float.intBitsToFloat((chunk[j] & 0xffff) << 16);
+                        }
+                    } else {
+                        for (int j = 0; j < len; j++) {
+                            out[i + j] = HalfFloats.f16ToFloat(chunk[j]);
+                        }
+                    }
+                    i += len;
                 }
             }
             case F64 -> {

@@ -33,6 +33,25 @@ class HostTensorTest {
     }
 
     @Test
+    void halfPrecisionTensorsLongerThanOneReadChunkWidenEveryBitPattern() {
+        // 70,003 values cross the bulk reader's 32,768-value chunks; every 16-bit pattern occurs
+        int n = 70_003;
+        ByteBuffer raw = ByteBuffer.allocate(2 * n).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < n; i++) {
+            raw.putShort(2 * i, (short) (i * 40_503));
+        }
+        for (DType d : new DType[] {DType.F16, DType.BF16}) {
+            float[] back = new HostTensor(d, new long[] {n}, raw.duplicate()).toFloatArray();
+            for (int i = 0; i < n; i++) {
+                short bits = raw.getShort(2 * i);
+                float expected = d == DType.BF16 ? HalfFloats.bf16ToFloat(bits) : HalfFloats.f16ToFloat(bits);
+                assertThat(Float.floatToRawIntBits(back[i])).as("%s element %d", d, i)
+                        .isEqualTo(Float.floatToRawIntBits(expected));
+            }
+        }
+    }
+
+    @Test
     void rejectsLengthMismatchAndBadShapes() {
         assertThatThrownBy(() -> new HostTensor(DType.F32, new long[] {2, 2}, ByteBuffer.allocate(15)))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("needs 16 bytes");
