@@ -126,11 +126,23 @@ class SparkPruneConfTest {
     }
 
     @Test
+    void calibrationBatchTokensDefaultsByBackendAndTakesAnExplicitValue() {
+        assertThat(conf().calibrationBatchTokens()).isEqualTo(4096);
+        assertThat(conf("spark.sparkprune.backend", "cpu").calibrationBatchTokens()).isEqualTo(4096);
+        assertThat(conf("spark.sparkprune.backend", "cuda").calibrationBatchTokens()).isEqualTo(32768);
+        assertThat(conf("spark.sparkprune.backend", "cuda", "spark.sparkprune.calibration.batchTokens", "2048")
+                .calibrationBatchTokens()).isEqualTo(2048);
+        assertThatThrownBy(() -> conf("spark.sparkprune.calibration.batchTokens", "-1").calibrationBatchTokens())
+                .hasMessageContaining("spark.sparkprune.calibration.batchTokens");
+    }
+
+    @Test
     void everyEntryIsDeclaredOnceWithDocAndAValidDefault() {
         List<ConfEntry<?>> entries = SparkPruneConf.entries();
         assertThat(entries).extracting(ConfEntry::key).containsExactly("spark.sparkprune.backend",
                 "spark.sparkprune.gpu.device", "spark.sparkprune.gpu.concurrentTasks", "spark.sparkprune.rowShard.maxRows",
-                "spark.sparkprune.calibration.partitions", "spark.sparkprune.activations.storageLevel", "spark.sparkprune.threads");
+                "spark.sparkprune.calibration.partitions", "spark.sparkprune.calibration.batchTokens",
+                "spark.sparkprune.activations.storageLevel", "spark.sparkprune.threads");
         for (ConfEntry<?> e : entries) {
             assertThat(e.doc()).as(e.key()).isNotBlank();
             assertThat(e.type()).isIn("int", "boolean", "string", "enum");
