@@ -93,7 +93,7 @@ public record HostTensor(DType dtype, long[] shape, ByteBuffer data) {
                     sb.get(chunk, 0, len);
                     if (bf16) {
                         for (int j = 0; j < len; j++) {
-                            out[i + j] = Float.intBitsToFloat((chunk[j] & 0xffff) << 16);
+                            out[i + j] = HalfFloats.bf16ToFloat(chunk[j]);
                         }
                     } else {
                         for (int j = 0; j < len; j++) {

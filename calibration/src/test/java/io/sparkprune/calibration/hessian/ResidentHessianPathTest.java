@@ -72,18 +72,17 @@ class ResidentHessianPathTest {
 
             @Override
             public void add(int k, float[] x, int xOff, int ldx) {
-                Checks.window("X", x.length, xOff, ldx, k, n);
-                if (s == null) {
-                    throw new IllegalStateException("closed");
-                }
-                if (adds++ >= failAddAfter) {
-                    throw new IllegalStateException("injected device failure in add");
-                }
+                beforeAdd(k, x, xOff, ldx);
                 cpu.syrkPackedUpper(n, k, x, xOff, ldx, s);
             }
 
             @Override
             public void addTf32(int k, float[] x, int xOff, int ldx) {
+                beforeAdd(k, x, xOff, ldx);
+                cpu.syrkPackedUpperTf32(n, k, x, xOff, ldx, s);
+            }
+
+            private void beforeAdd(int k, float[] x, int xOff, int ldx) {
                 Checks.window("X", x.length, xOff, ldx, k, n);
                 if (s == null) {
                     throw new IllegalStateException("closed");
@@ -91,7 +90,6 @@ class ResidentHessianPathTest {
                 if (adds++ >= failAddAfter) {
                     throw new IllegalStateException("injected device failure in add");
                 }
-                cpu.syrkPackedUpperTf32(n, k, x, xOff, ldx, s);
             }
 
             @Override

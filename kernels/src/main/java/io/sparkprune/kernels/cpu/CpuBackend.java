@@ -351,9 +351,15 @@ public final class CpuBackend implements Backend {
 
     // ------------------------------------------------------------------ Hessian update
 
-    @Override
-    public void syrkPackedUpper(int n, int k, float[] x, int xOff, int ldx, double[] cPacked) {
-        Checks.window("syrk X", x.length, xOff, ldx, k, n);
+    /**
+     * The argument checks shared by both Hessian updates.
+     *
+     * @return false when there is nothing to add (n or k is 0)
+     * @throws IllegalArgumentException when X's window does not fit, the packed array is too short
+     *     or the triangle does not fit one array
+     */
+    private static boolean checkSyrk(String what, int n, int k, float[] x, int xOff, int ldx, double[] cPacked) {
+        Checks.window(what, x.length, xOff, ldx, k, n);
         long packed = (long) n * (n + 1) / 2;
         if (cPacked.length < packed) {
             throw new IllegalArgumentException("packed C needs " + packed + " elements, has " + cPacked.length);
@@ -361,7 +367,12 @@ public final class CpuBackend implements Backend {
         if (packed > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("n = " + n + " is too large for a packed triangle in one array");
         }
-        if (n == 0 || k == 0) {
+        return n != 0 && k != 0;
+    }
+
+    @Override
+    public void syrkPackedUpper(int n, int k, float[] x, int xOff, int ldx, double[] cPacked) {
+        if (!checkSyrk("syrk X", n, k, x, xOff, ldx, cPacked)) {
             return;
         }
         double[] xd = new double[SYRK_KT * n];   // (kt, n) row-major
@@ -413,15 +424,7 @@ public final class CpuBackend implements Backend {
      */
     @Override
     public void syrkPackedUpperTf32(int n, int k, float[] x, int xOff, int ldx, double[] cPacked) {
-        Checks.window("syrkTf32 X", x.length, xOff, ldx, k, n);
-        long packed = (long) n * (n + 1) / 2;
-        if (cPacked.length < packed) {
-            throw new IllegalArgumentException("packed C needs " + packed + " elements, has " + cPacked.length);
-        }
-        if (packed > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("n = " + n + " is too large for a packed triangle in one array");
-        }
-        if (n == 0 || k == 0) {
+        if (!checkSyrk("syrkTf32 X", n, k, x, xOff, ldx, cPacked)) {
             return;
         }
         final int chunk = Backend.SYRK_TF32_CHUNK;

@@ -53,7 +53,8 @@ class CudaBackendParityTest {
         assumeTrue(gpu != null, () -> unavailable);
     }
 
-    private static float[] randomF(SplittableRandom r, int n) {
+    /** n uniform values in [-1, 1), shared by the GPU tests of this package. */
+    static float[] randomF(SplittableRandom r, int n) {
         float[] x = new float[n];
         for (int i = 0; i < n; i++) {
             x[i] = (float) (r.nextDouble() * 2 - 1);

@@ -60,11 +60,7 @@ class PinnedStagingTest {
     }
 
     private static float[] randomF(SplittableRandom r, int n) {
-        float[] x = new float[n];
-        for (int i = 0; i < n; i++) {
-            x[i] = (float) (r.nextDouble() * 2 - 1);
-        }
-        return x;
+        return CudaBackendParityTest.randomF(r, n);
     }
 
     @Test
