@@ -1,6 +1,7 @@
 package io.sparkprune.pipeline.recipe;
 
 import io.sparkprune.calibration.hessian.HessianPrecision;
+import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.pipeline.data.CalibrationSplit;
 import io.sparkprune.pipeline.data.SourceOptions;
 import io.sparkprune.pipeline.model.ModelConfig;
@@ -26,9 +27,14 @@ import java.util.OptionalInt;
  * @param hessianPrecision how the Hessians {@code Σ xᵀx} are accumulated: {@code exact} (fp64 products,
  *     the default) or {@code tf32} (TF32 tensor-core products, fp32 sums per 256-token chunk) (key
  *     {@code hessian_precision}; {@code docs/benchmarks.md} measures its effect on quality)
+ * @param forwardPrecision arithmetic of the linear layers' products in the calibration forward passes:
+ *     {@code fp32} (fp32 operands and fused multiply-adds, the default) or {@code tf32} (operands rounded
+ *     to TF32, 10 mantissa bits, fp32 sums; tensor cores on the GPU) (key {@code forward_precision}; see
+ *     {@link ForwardPrecision})
  */
 public record CalibrationSpec(String source, SourceOptions options, int samples, OptionalInt seqLen, long seed,
-                              double heldOutFraction, HessianPrecision hessianPrecision) {
+                              double heldOutFraction, HessianPrecision hessianPrecision,
+                              ForwardPrecision forwardPrecision) {
 
     /** The {@code source} value naming the bundled English Europarl lines. */
     public static final String DEFAULT_SOURCE = "default";
@@ -45,12 +51,16 @@ public record CalibrationSpec(String source, SourceOptions options, int samples,
     /** The default of {@code hessian_precision} (see docs/benchmarks.md, "TF32 Hessians: quality on the default model"). */
     public static final HessianPrecision DEFAULT_HESSIAN_PRECISION = HessianPrecision.EXACT;
 
+    /** The default of {@code forward_precision}: fp32 products. */
+    public static final ForwardPrecision DEFAULT_FORWARD_PRECISION = ForwardPrecision.FP32;
+
     /**
      * Default source, AUTO format, field {@code text}, lines, 128 samples, auto length, seed 0, 10 % held
-     * out, exact Hessians.
+     * out, exact Hessians, fp32 forward products.
      */
     public static final CalibrationSpec DEFAULT = new CalibrationSpec(DEFAULT_SOURCE, SourceOptions.defaults(), 128,
-            OptionalInt.empty(), 0L, CalibrationSplit.DEFAULT_HELD_OUT_FRACTION, DEFAULT_HESSIAN_PRECISION);
+            OptionalInt.empty(), 0L, CalibrationSplit.DEFAULT_HELD_OUT_FRACTION, DEFAULT_HESSIAN_PRECISION,
+            DEFAULT_FORWARD_PRECISION);
 
     /**
      * @throws RecipeException (key path under {@code calibration}) for a blank source, samples &lt; 1,
@@ -62,6 +72,7 @@ public record CalibrationSpec(String source, SourceOptions options, int samples,
         Objects.requireNonNull(options, "options");
         Objects.requireNonNull(seqLen, "seqLen");
         Objects.requireNonNull(hessianPrecision, "hessianPrecision");
+        Objects.requireNonNull(forwardPrecision, "forwardPrecision");
         String src = RecipeException.UNSPECIFIED_SOURCE;
         if (source.isBlank()) {
             throw new RecipeException(src, "calibration.source", "is empty; write " + DEFAULT_SOURCE
@@ -75,7 +86,25 @@ public record CalibrationSpec(String source, SourceOptions options, int samples,
     }
 
     /**
-     * A spec with the default Hessian precision ({@link #DEFAULT_HESSIAN_PRECISION}).
+     * A spec with the default forward precision ({@link #DEFAULT_FORWARD_PRECISION}).
+     *
+     * @param source see the record's components
+     * @param options see the record's components
+     * @param samples see the record's components
+     * @param seqLen see the record's components
+     * @param seed see the record's components
+     * @param heldOutFraction see the record's components
+     * @param hessianPrecision see the record's components
+     * @throws RecipeException as the canonical constructor
+     */
+    public CalibrationSpec(String source, SourceOptions options, int samples, OptionalInt seqLen, long seed,
+                           double heldOutFraction, HessianPrecision hessianPrecision) {
+        this(source, options, samples, seqLen, seed, heldOutFraction, hessianPrecision, DEFAULT_FORWARD_PRECISION);
+    }
+
+    /**
+     * A spec with the default Hessian and forward precisions ({@link #DEFAULT_HESSIAN_PRECISION},
+     * {@link #DEFAULT_FORWARD_PRECISION}).
      *
      * @param source see the record's components
      * @param options see the record's components

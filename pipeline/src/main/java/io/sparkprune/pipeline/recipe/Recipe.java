@@ -54,6 +54,7 @@ import java.util.stream.Collectors;
  *   seed: 0
  *   held_out_fraction: 0.1
  *   hessian_precision: exact     # exact | tf32 (TF32 tensor-core products for H = XᵀX)
+ *   forward_precision: fp32      # fp32 | tf32 (products of the linear layers in calibration forwards)
  * evaluation:
  *   source: held_out             # the held-out part of the calibration source, or a path / glob
  *   format: auto
@@ -285,6 +286,7 @@ public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSp
         c.put("seed", calibration.seed());
         c.put("held_out_fraction", calibration.heldOutFraction());
         c.put("hessian_precision", calibration.hessianPrecision().id());
+        c.put("forward_precision", calibration.forwardPrecision().id());
         ObjectNode e = root.putObject(RecipeKeys.EVALUATION);
         e.put("source", evaluation.source());
         putOptions(e, evaluation.options());

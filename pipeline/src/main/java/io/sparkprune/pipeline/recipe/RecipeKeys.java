@@ -30,7 +30,8 @@ public final class RecipeKeys {
     public static final List<String> QUANTIZATION_KEYS = List.of("bits", "group_size", "symmetric");
     /** Keys of {@code calibration}, in document order. */
     public static final List<String> CALIBRATION_KEYS = List.of("source", "format", "field", "text_mode", "samples",
-            "seq_len", "seed", "held_out_fraction", "hessian_precision");
+            "seq_len", "seed", "held_out_fraction", "hessian_precision",
+            "forward_precision");
     /** Keys of {@code evaluation}, in document order. */
     public static final List<String> EVALUATION_KEYS = List.of("source", "format", "field", "text_mode", "samples",
             "seq_len", "baselines");
@@ -66,6 +67,7 @@ public final class RecipeKeys {
         m.put("--seed", "calibration.seed");
         m.put("--held-out", "calibration.held_out_fraction");
         m.put("--hessian-precision", "calibration.hessian_precision");
+        m.put("--forward-precision", "calibration.forward_precision");
         m.put("--eval", "evaluation.source");
         m.put("--eval-format", "evaluation.format");
         m.put("--eval-field", "evaluation.field");

@@ -11,6 +11,7 @@ import io.sparkprune.calibration.hessian.HessianPrecision;
 import io.sparkprune.calibration.quant.QuantizationSpec;
 import io.sparkprune.calibration.sparsity.MaskScope;
 import io.sparkprune.calibration.sparsity.SparsityPattern;
+import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.pipeline.data.DocumentFormat;
 import io.sparkprune.pipeline.data.SourceOptions;
 import io.sparkprune.pipeline.data.TextMode;
@@ -138,7 +139,8 @@ final class RecipeReader {
         return new CalibrationSpec(s.text("source", d.source()), sourceOptions(s, d.options()),
                 s.integer("samples", d.samples()), s.intOrAuto("seq_len", d.seqLen()), s.longValue("seed", d.seed()),
                 s.number("held_out_fraction", d.heldOutFraction()),
-                s.choice("hessian_precision", HessianPrecision.class, d.hessianPrecision()));
+                s.choice("hessian_precision", HessianPrecision.class, d.hessianPrecision()),
+                s.choice("forward_precision", ForwardPrecision.class, d.forwardPrecision()));
     }
 
     private EvaluationSpec evaluation(Section s) {

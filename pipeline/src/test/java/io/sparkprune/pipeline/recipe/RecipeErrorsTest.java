@@ -44,7 +44,7 @@ class RecipeErrorsTest {
         failsAt("prune:\n  quantization:\n    bits: 4\n    groupsize: 128\n", "prune.quantization.groupsize",
                 "did you mean group_size?", "allowed keys here: bits, group_size, symmetric");
         failsAt("calibration:\n  nsamples: 128\n", "calibration.nsamples", "allowed keys here: source, format, field, "
-                + "text_mode, samples, seq_len, seed, held_out_fraction, hessian_precision");
+                + "text_mode, samples, seq_len, seed, held_out_fraction, hessian_precision, forward_precision");
         failsAt("evaluation:\n  seed: 1\n", "evaluation.seed", "allowed keys here: source, format, field, text_mode, "
                 + "samples, seq_len");
         // llm-compressor's names are not silently accepted either
@@ -136,6 +136,12 @@ class RecipeErrorsTest {
         failsAt("calibration:\n  hessian_precision: fp16\n", "calibration.hessian_precision",
                 "unknown value 'fp16'; allowed: exact, tf32");
         failsAt("calibration:\n  hessian_precision: 32\n", "calibration.hessian_precision", "allowed: exact, tf32");
+        failsAt("calibration:\n  forward_precision: bf16\n", "calibration.forward_precision",
+                "unknown value 'bf16'; allowed: fp32, tf32");
+        failsAt("calibration:\n  forward_precision: exact\n", "calibration.forward_precision",
+                "unknown value 'exact'; allowed: fp32, tf32");
+        failsAt("calibration:\n  forward_precision: 32\n", "calibration.forward_precision",
+                "unknown value a number (32); allowed: fp32, tf32");
         failsAt("prune:\n  pipeline: parallel\n", "prune.pipeline", "allowed: sequential, independent");
         failsAt("prune:\n  pipeline: 3\n", "prune.pipeline", "unknown value a number (3)");
         failsAt("calibration:\n  format: csv\n", "calibration.format", "allowed: auto, text, jsonl, parquet");

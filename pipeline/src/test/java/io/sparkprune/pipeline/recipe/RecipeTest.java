@@ -9,6 +9,7 @@ import io.sparkprune.calibration.quant.QuantizationSpec;
 import io.sparkprune.calibration.solver.SolverOptions;
 import io.sparkprune.calibration.sparsity.MaskScope;
 import io.sparkprune.calibration.sparsity.SparsityPattern;
+import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.pipeline.data.DocumentFormat;
 import io.sparkprune.pipeline.data.SourceOptions;
 import io.sparkprune.pipeline.data.TextMode;
@@ -258,6 +259,40 @@ class RecipeTest {
     }
 
     @Test
+    void forwardPrecisionDefaultsToFp32AndReadsTf32FromTheFileAndTheOverride() {
+        Recipe base = Recipe.defaults();
+        assertThat(base.calibration().forwardPrecision()).isEqualTo(ForwardPrecision.FP32);
+        assertThat(base.toTree().path("calibration").path("forward_precision").asText()).isEqualTo("fp32");
+        // absent from a file (or from a report.json recipe written before the key existed): fp32
+        assertThat(Recipe.parse("calibration:\n  samples: 16\n", "absent.yaml").calibration().forwardPrecision())
+                .isEqualTo(ForwardPrecision.FP32);
+
+        Recipe fromFile = Recipe.parse("calibration:\n  forward_precision: TF32\n", "tf32.yaml");
+        assertThat(fromFile.calibration().forwardPrecision()).isEqualTo(ForwardPrecision.TF32);
+        assertThat(fromFile.calibration().hessianPrecision()).isEqualTo(CalibrationSpec.DEFAULT_HESSIAN_PRECISION);
+        assertThat(fromFile.toTree().path("calibration").path("forward_precision").asText()).isEqualTo("tf32");
+        assertThat(fromFile).isNotEqualTo(base);
+        assertThat(Recipe.parse(fromFile.toYaml(), "round trip")).isEqualTo(fromFile);
+        assertThat(Recipe.fromTree(fromFile.toTree(), "tree")).isEqualTo(fromFile);
+
+        Recipe viaFlag = base.withOverrides(Map.of(RecipeKeys.CLI_FLAGS.get("--forward-precision"), "tf32"));
+        assertThat(viaFlag).isEqualTo(fromFile);
+        assertThat(viaFlag.withOverrides(Map.of("calibration.forward_precision", "fp32"))).isEqualTo(base);
+        // independent of the Hessian precision
+        Recipe both = base.withOverrides(Map.of("calibration.forward_precision", "tf32",
+                "calibration.hessian_precision", "tf32"));
+        assertThat(both.calibration()).isEqualTo(new CalibrationSpec(CalibrationSpec.DEFAULT_SOURCE,
+                SourceOptions.defaults(), 128, OptionalInt.empty(), 0L, 0.1, HessianPrecision.TF32,
+                ForwardPrecision.TF32));
+        assertThatThrownBy(() -> base.withOverrides(Map.of("calibration.forward_precision", "fp16")))
+                .isInstanceOfSatisfying(RecipeException.class, e -> {
+                    assertThat(e.keyPath()).isEqualTo("calibration.forward_precision");
+                    assertThat(e.source()).isEqualTo("command-line overrides [calibration.forward_precision=fp16]");
+                    assertThat(e).hasMessageContaining("unknown value 'fp16'; allowed: fp32, tf32");
+                });
+    }
+
+    @Test
     void quantOverrideTakesTheCompactFormAndNoneRemovesIt() {
         Recipe q = Recipe.defaults().withOverrides(Map.of("prune.quantization", "int4-sym-g64"));
         assertThat(q.prune().quantization()).hasValue(new QuantizationSpec(4, true, 64));
@@ -287,6 +322,8 @@ class RecipeTest {
     @Test
     void cliFlagsMapToOverridablePaths() {
         assertThat(RecipeKeys.overridablePaths()).containsAll(RecipeKeys.CLI_FLAGS.values());
+        assertThat(RecipeKeys.CLI_FLAGS).containsEntry("--forward-precision", "calibration.forward_precision")
+                .containsEntry("--hessian-precision", "calibration.hessian_precision");
         assertThat(RecipeKeys.CLI_FLAGS).containsEntry("--pattern", "prune.pattern").containsEntry("--quant",
                 "prune.quantization").containsEntry("--mode", "prune.pipeline").containsEntry("--seq-len",
                 "calibration.seq_len").containsEntry("--eval", "evaluation.source");
@@ -307,7 +344,8 @@ class RecipeTest {
                         "test", "prune"), Dampening.startingAt(0.5), 256, MaskScope.ALL_ROWS,
                 Optional.of(QuantizationSpec.perChannel(3, true)), PipelineMode.INDEPENDENT),
                 new CalibrationSpec("corpus.txt.gz", new SourceOptions(DocumentFormat.TEXT, "t", TextMode.WHOLE_FILE), 7,
-                        OptionalInt.of(3), Long.MIN_VALUE, 0.0, HessianPrecision.TF32),
+                        OptionalInt.of(3), Long.MIN_VALUE, 0.0, HessianPrecision.TF32,
+                        ForwardPrecision.TF32),
                 new EvaluationSpec("e.jsonl", SourceOptions.defaults(), 1, OptionalInt.of(2)));
         String yaml = r.toYaml();
         assertThat(Recipe.parse(yaml, "round trip")).isEqualTo(r);
