@@ -56,19 +56,36 @@ final class PruneCommand implements Callable<Integer> {
     Map<String, String> sparkConf = new LinkedHashMap<>();
 
     /**
+     * What a recipe flag sets, for the flags whose key name alone does not say it; appended to the
+     * generic "Overrides recipe key ..." help text. Keyed by flag, a subset of {@link RecipeKeys#CLI_FLAGS}.
+     */
+    static final Map<String, String> FLAG_HELP = Map.of(
+            "--forward-precision", "products of the linear layers in calibration forwards: fp32 (default) or tf32 "
+                    + "(tensor cores on the GPU; operands rounded to TF32)");
+
+    /**
      * Adds one option per entry of {@link RecipeKeys#CLI_FLAGS} to the prune command.
      *
      * @param prune the command's spec
      */
     static void addRecipeFlags(CommandSpec prune) {
         for (Map.Entry<String, String> e : RecipeKeys.CLI_FLAGS.entrySet()) {
+            String help = FLAG_HELP.get(e.getKey());
             prune.addOption(OptionSpec.builder(e.getKey()).paramLabel("<value>").type(String.class)
-                    .description("Overrides recipe key " + e.getValue() + ".").build());
+                    .description("Overrides recipe key " + e.getValue() + (help == null ? "." : ": " + help + "."))
+                    .build());
         }
     }
 
-    @Override
-    public Integer call() {
+    /**
+     * The recipe this command runs: the {@code --recipe} file (or the default recipe) with every given
+     * recipe flag applied as an override ({@link Recipe#withOverrides(Map)}).
+     *
+     * @return the resolved recipe
+     * @throws io.sparkprune.pipeline.recipe.RecipeException (exit code 3) for an unreadable or invalid
+     *     recipe file or a bad flag value, naming the key, the value and the allowed values
+     */
+    Recipe resolvedRecipe() {
         Map<String, String> overrides = new LinkedHashMap<>();
         for (Map.Entry<String, String> e : RecipeKeys.CLI_FLAGS.entrySet()) {
             OptionSpec o = spec.findOption(e.getKey());
@@ -77,9 +94,12 @@ final class PruneCommand implements Callable<Integer> {
             }
         }
         Recipe r = (recipe == null ? Recipe.defaults() : Recipe.read(recipe));
-        if (!overrides.isEmpty()) {
-            r = r.withOverrides(overrides);
-        }
+        return overrides.isEmpty() ? r : r.withOverrides(overrides);
+    }
+
+    @Override
+    public Integer call() {
+        Recipe r = resolvedRecipe();
         PrintWriter out = spec.commandLine().getOut();
         SparkSession spark = session(master, sparkConf);
         try {

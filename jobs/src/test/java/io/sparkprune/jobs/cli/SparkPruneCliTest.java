@@ -5,21 +5,26 @@ import static io.sparkprune.jobs.cli.CliRun.run;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.sparkprune.kernels.DType;
+import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.pipeline.defaults.DefaultAssets;
 import io.sparkprune.pipeline.hf.HfDirectoryWriter;
 import io.sparkprune.pipeline.onnx.ImportedModel;
 import io.sparkprune.pipeline.onnx.OnnxImporter;
+import io.sparkprune.pipeline.recipe.Recipe;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
 
 /** Runs the CLI in-process and checks exit codes, output and files. */
 class SparkPruneCliTest {
@@ -49,6 +54,48 @@ class SparkPruneCliTest {
         assertThat(r.err()).contains("calibration.hessian_precision").contains("unknown value 'fp16'; allowed: exact, tf32")
                 .doesNotContain("\tat ");
         assertThat(tmp.resolve("no-out")).doesNotExist();
+    }
+
+    @Test
+    void aBadForwardPrecisionIsBadInputNamingTheKeyAndTheAllowedValues() {
+        CliRun r = run("prune", tmp.resolve("no-model").toString(), "-o", tmp.resolve("no-out").toString(),
+                "--forward-precision", "bf16");
+        assertThat(r.code()).as(r.err()).isEqualTo(ExitCodes.BAD_INPUT);
+        assertThat(r.err()).contains("calibration.forward_precision").contains("unknown value 'bf16'; allowed: fp32, tf32")
+                .doesNotContain("\tat ");
+        assertThat(tmp.resolve("no-out")).doesNotExist();
+    }
+
+    @Test
+    void theForwardPrecisionFlagOverridesTheRecipeAndIsExplainedInTheHelp() throws Exception {
+        Path recipe = tmp.resolve("tf32.yaml");
+        Files.writeString(recipe, "calibration:\n  forward_precision: tf32\n  samples: 16\n");
+        assertThat(parsedPrune().resolvedRecipe().calibration().forwardPrecision()).isEqualTo(ForwardPrecision.FP32);
+        assertThat(parsedPrune("--forward-precision", "tf32").resolvedRecipe().calibration().forwardPrecision())
+                .isEqualTo(ForwardPrecision.TF32);
+        Recipe fromFile = parsedPrune("--recipe", recipe.toString()).resolvedRecipe();
+        assertThat(fromFile.calibration().forwardPrecision()).isEqualTo(ForwardPrecision.TF32);
+        Recipe overridden = parsedPrune("--recipe", recipe.toString(), "--forward-precision", "FP32").resolvedRecipe();
+        assertThat(overridden.calibration().forwardPrecision()).isEqualTo(ForwardPrecision.FP32);
+        assertThat(overridden.calibration().samples()).isEqualTo(16);
+        assertThat(overridden.toTree().path("calibration").path("forward_precision").asText()).isEqualTo("fp32");
+
+        CliRun help = run("prune", "--help");
+        assertThat(help.code()).as(help.err()).isZero();
+        // picocli wraps the description anywhere, even after "calibration.": compare without white space
+        String expected = "--forward-precision=<value> Overrides recipe key calibration.forward_precision: products of "
+                + "the linear layers in calibration forwards: fp32 (default) or tf32 (tensor cores on the GPU; operands "
+                + "rounded to TF32).";
+        assertThat(help.out().replaceAll("\\s+", "")).contains(expected.replaceAll("\\s+", ""));
+    }
+
+    /** The prune command after parsing {@code prune m -o out} plus {@code flags}, not run (no Spark). */
+    private PruneCommand parsedPrune(String... flags) {
+        CommandLine cl = SparkPruneCli.commandLine();
+        List<String> args = new ArrayList<>(List.of("prune", tmp.resolve("m").toString(), "-o", tmp.resolve("o").toString()));
+        args.addAll(List.of(flags));
+        cl.parseArgs(args.toArray(String[]::new));
+        return cl.getSubcommands().get("prune").getCommand();
     }
 
     /** A 2-layer toy Llama checkpoint whose first q_proj is exactly 2:4 sparse and whose mlp is dense. */

@@ -8,8 +8,8 @@ import java.util.Map;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * {@link PruneJob#runFingerprint}: settings that change the pruned weights (here the Hessian
- * precision) change the fingerprint, so {@code --resume} refuses to mix exact and TF32 layers;
+ * {@link PruneJob#runFingerprint}: settings that change the pruned weights (here the Hessian and
+ * forward precisions) change the fingerprint, so {@code --resume} refuses to mix exact and TF32 layers;
  * settings that do not (gates, output formats) leave it alone.
  */
 class RunFingerprintTest {
@@ -30,5 +30,19 @@ class RunFingerprintTest {
         assertThat(PruneJob.runFingerprint(MODEL, tf32.withOverrides(Map.of("gates.max_layer_error", "0.5",
                 "prune.format", "sparse")), DATA)).isEqualTo(ft);
         assertThat(PruneJob.runFingerprint(MODEL, tf32, "c".repeat(64))).isNotEqualTo(ft);
+    }
+
+    @Test
+    void forwardPrecisionEntersTheFingerprint() {
+        Recipe fp32 = Recipe.defaults();
+        Recipe tf32 = fp32.withOverrides(Map.of("calibration.forward_precision", "tf32"));
+        String f32 = PruneJob.runFingerprint(MODEL, fp32, DATA);
+        String ft = PruneJob.runFingerprint(MODEL, tf32, DATA);
+        assertThat(ft).matches("[0-9a-f]{64}").isNotEqualTo(f32);
+        assertThat(PruneJob.runFingerprint(MODEL, fp32.withOverrides(Map.of("calibration.forward_precision", "fp32")),
+                DATA)).isEqualTo(f32);
+        // distinct from TF32 Hessians: the two settings are separate keys
+        assertThat(PruneJob.runFingerprint(MODEL, fp32.withOverrides(Map.of("calibration.hessian_precision", "tf32")),
+                DATA)).isNotEqualTo(ft);
     }
 }
