@@ -228,6 +228,21 @@ cross_entropy_f32(int rows, int cols, const float* __restrict__ x, int ldx, cons
     }
 }
 
+// *first = min over i < n with x[i] NaN or infinite of i (left unchanged when every element is
+// finite; the host sets it to ~0 first). Grid-stride over a 1-D grid, 64-bit index: the check of
+// calibration activations that stay on the device (ForwardWorkspace.firstNonFinite).
+__global__ void __launch_bounds__(FW_THREADS)
+first_nonfinite_f32(long long n, const float* __restrict__ x, unsigned long long* __restrict__ first)
+{
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        if (!isfinite(x[i])) {
+            atomicMin(first, (unsigned long long)i);
+            return; // later elements of this thread have larger indices
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------------
 // attention_f32: tiled ("flash") scaled dot-product attention, fp32, after FlashAttention (Dao et
 // al. 2022, arXiv 2205.14135, Algorithm 1): for a tile of FA_BQ query rows of one head, loop over

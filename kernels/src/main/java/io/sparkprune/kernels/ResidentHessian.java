@@ -63,6 +63,21 @@ public interface ResidentHessian {
         void addTf32(int k, float[] x, int xOff, int ldx);
 
         /**
+         * {@code S += Xᵀ·X} for a matrix that already lives where this sum does: a matrix of a resident
+         * {@link ForwardWorkspace} of the same backend ({@link ForwardWorkspace#isResident()}), with no
+         * copy. The arithmetic is {@link #add(int, float[], int, int)}'s, or {@link #addTf32}'s when
+         * {@code tf32}. Callers check the matrix for non-finite values first
+         * ({@link ForwardWorkspace#firstNonFinite}).
+         *
+         * @param x {@code k × n} activations, fp32 row-major
+         * @param tf32 use the TF32 arithmetic of {@link #addTf32}
+         * @throws IllegalArgumentException when x is not a live matrix of an open resident workspace of
+         *     this accumulator's backend, or has other than n columns
+         * @throws IllegalStateException when closed
+         */
+        void add(ForwardWorkspace.Matrix x, boolean tf32);
+
+        /**
          * Adds S into a host array: {@code cPacked[i] += S[i]} for {@code i < n(n+1)/2}. S itself is
          * unchanged (call {@link #close()} to release it).
          *

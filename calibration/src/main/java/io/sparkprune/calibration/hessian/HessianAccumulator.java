@@ -3,6 +3,7 @@ package io.sparkprune.calibration.hessian;
 import io.sparkprune.calibration.CalibrationInputException;
 import io.sparkprune.calibration.Finite;
 import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.ForwardWorkspace;
 import io.sparkprune.kernels.ResidentHessian;
 
 import java.io.IOException;
@@ -156,10 +157,7 @@ public final class HessianAccumulator implements Serializable {
             for (int j = 0; j < features; j++) {
                 float v = x[row + j];
                 if (Float.isNaN(v) || Float.isInfinite(v)) {
-                    throw new io.sparkprune.calibration.NumericsException("calibration activations for " + name
-                            + " have " + v + " at row " + (count + t) + ", feature " + j
-                            + "; the forward pass overflowed or the model has non-finite weights: run calibration in"
-                            + " fp32 and check the checkpoint");
+                    throw nonFinite(v, t, j);
                 }
             }
         }
@@ -167,18 +165,12 @@ public final class HessianAccumulator implements Serializable {
             if (tokens == 0) {
                 return;
             }
-            if (device != null && deviceOwner != backend) {
-                flush(); // batches from another backend: fold that one's partial first
-            }
-            if (device == null) {
-                device = resident.openHessian(features, name);
-                deviceOwner = backend;
-            }
+            ResidentHessian.Accumulator d = device(backend, resident);
             try {
                 if (precision == HessianPrecision.TF32) {
-                    device.addTf32(tokens, x, offset, ld);
+                    d.addTf32(tokens, x, offset, ld);
                 } else {
-                    device.add(tokens, x, offset, ld);
+                    d.add(tokens, x, offset, ld);
                 }
             } catch (RuntimeException | Error e) {
                 loseDevice("the device update of a batch of " + tokens + " rows failed (" + e + ")", e);
@@ -190,6 +182,70 @@ public final class HessianAccumulator implements Serializable {
             backend.syrkPackedUpper(features, tokens, x, offset, ld, sum);
         }
         count += tokens;
+    }
+
+    /**
+     * Adds the rows of a forward workspace's matrix (a block's calibration input). When the workspace
+     * is resident ({@link ForwardWorkspace#isResident()}) and the backend keeps Hessians resident
+     * ({@link ResidentHessian}), the rows never leave the device: they are checked for non-finite values
+     * there ({@link ForwardWorkspace#firstNonFinite}) and added into the device partial
+     * ({@link ResidentHessian.Accumulator#add(ForwardWorkspace.Matrix, boolean)}); otherwise this is
+     * {@link #add(Backend, float[], int, int, int)} on the matrix's host values. The arithmetic, and so
+     * the sum, is the same either way.
+     *
+     * @param backend computes {@code S += xᵀx}; the workspace's backend
+     * @param workspace the workspace that holds x
+     * @param x {@code tokens × features} activations
+     * @throws CalibrationInputException when x does not have {@link #features()} columns
+     * @throws io.sparkprune.calibration.NumericsException when x holds NaN or infinity
+     * @throws IllegalStateException when an earlier device partial was lost
+     * @throws RuntimeException the backend's error when the device update fails (the device partial is
+     *     then lost, as in the host-array form)
+     */
+    public void add(Backend backend, ForwardWorkspace workspace, ForwardWorkspace.Matrix x) {
+        requireIntact();
+        if (x.cols() != features) {
+            throw new CalibrationInputException("Hessian of " + name + ": a batch of " + x.rows() + " rows x " + x.cols()
+                    + " features was given to an accumulator of " + features + " features");
+        }
+        if (!(workspace.isResident() && backend instanceof ResidentHessian resident)) {
+            add(backend, workspace.download(x), 0, x.rows(), features);
+            return;
+        }
+        long bad = workspace.firstNonFinite(x);
+        if (bad >= 0) {
+            float v = workspace.download(x)[(int) bad];
+            throw nonFinite(v, (int) (bad / features), (int) (bad % features));
+        }
+        if (x.rows() == 0) {
+            return;
+        }
+        ResidentHessian.Accumulator d = device(backend, resident);
+        try {
+            d.add(x, precision == HessianPrecision.TF32);
+        } catch (RuntimeException | Error e) {
+            loseDevice("the device update of a batch of " + x.rows() + " rows failed (" + e + ")", e);
+            throw e;
+        }
+        count += x.rows();
+    }
+
+    private io.sparkprune.calibration.NumericsException nonFinite(float v, int t, int j) {
+        return new io.sparkprune.calibration.NumericsException("calibration activations for " + name + " have " + v
+                + " at row " + (count + t) + ", feature " + j + "; the forward pass overflowed or the model has"
+                + " non-finite weights: run calibration in fp32 and check the checkpoint");
+    }
+
+    /** The device partial on {@code backend}, opened on first use (another backend's partial is folded first). */
+    private ResidentHessian.Accumulator device(Backend backend, ResidentHessian resident) {
+        if (device != null && deviceOwner != backend) {
+            flush(); // batches from another backend: fold that one's partial first
+        }
+        if (device == null) {
+            device = resident.openHessian(features, name);
+            deviceOwner = backend;
+        }
+        return device;
     }
 
     /**

@@ -3,6 +3,8 @@ package io.sparkprune.calibration.hessian;
 import io.sparkprune.calibration.TestMath;
 import io.sparkprune.kernels.Backend;
 import io.sparkprune.kernels.Checks;
+import io.sparkprune.kernels.ForwardWorkspace;
+import io.sparkprune.kernels.HostWorkspace;
 import io.sparkprune.kernels.ResidentHessian;
 import io.sparkprune.kernels.cpu.CpuBackend;
 import org.junit.jupiter.api.AfterAll;
@@ -80,6 +82,17 @@ class ResidentHessianPathTest {
             public void addTf32(int k, float[] x, int xOff, int ldx) {
                 beforeAdd(k, x, xOff, ldx);
                 cpu.syrkPackedUpperTf32(n, k, x, xOff, ldx, s);
+            }
+
+            @Override
+            public void add(ForwardWorkspace.Matrix x, boolean tf32) {
+                float[] h = ((HostWorkspace.HostMatrix) x).data(); // the "device" memory of the proxy workspace
+                beforeAdd(x.rows(), h, 0, n);
+                if (tf32) {
+                    cpu.syrkPackedUpperTf32(n, x.rows(), h, 0, n, s);
+                } else {
+                    cpu.syrkPackedUpper(n, x.rows(), h, 0, n, s);
+                }
             }
 
             private void beforeAdd(int k, float[] x, int xOff, int ldx) {
@@ -224,6 +237,68 @@ class ResidentHessianPathTest {
         assertThat(e.hasDevicePartial()).isFalse();
         assertThat(res.openCount()).isZero();
         assertThat(res.opened).hasSize(5);
+    }
+
+    /**
+     * A host workspace that claims to be resident, so the accumulator takes its device-matrix path; with
+     * {@code allowDownload} false a copy to the host fails the test.
+     */
+    private static ForwardWorkspace residentLooking(HostWorkspace ws, boolean allowDownload) {
+        return (ForwardWorkspace) Proxy.newProxyInstance(ResidentHessianPathTest.class.getClassLoader(),
+                new Class<?>[] {ForwardWorkspace.class}, (proxy, m, args) -> {
+                    if (m.getName().equals("isResident")) {
+                        return true;
+                    }
+                    if (m.getName().equals("download") && !allowDownload) {
+                        throw new AssertionError("the resident path must not copy the matrix to the host");
+                    }
+                    try {
+                        return m.invoke(ws, args);
+                    } catch (InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+    }
+
+    @Test
+    void workspaceMatricesGoStraightIntoTheResidentSumAndEqualTheHostPath() {
+        SplittableRandom r = new SplittableRandom(SEED + 9);
+        int n = 1 + r.nextInt(70);
+        int tokens = 200 + r.nextInt(200);
+        float[] x = TestMath.correlatedActivations(r, tokens, n);
+        String seed = "seed=" + (SEED + 9) + " n=" + n;
+        for (HessianPrecision p : HessianPrecision.values()) {
+            HessianAccumulator host = new HessianAccumulator("h", n, p);
+            host.add(cpu, x, 0, 100, n);
+            host.add(cpu, x, 100 * n, tokens - 100, n);
+            HostResident res = new HostResident();
+            Backend be = residentBackend(res);
+            HessianAccumulator viaWorkspace = new HessianAccumulator("h", n, p);
+            HessianAccumulator viaHostWorkspace = new HessianAccumulator("h", n, p);
+            try (HostWorkspace hw = new HostWorkspace(cpu, io.sparkprune.kernels.ForwardPrecision.FP32)) {
+                ForwardWorkspace ws = residentLooking(hw, false);
+                float[] first = java.util.Arrays.copyOfRange(x, 0, 100 * n);
+                float[] rest = java.util.Arrays.copyOfRange(x, 100 * n, tokens * n);
+                viaWorkspace.add(be, ws, hw.wrap(first, 100, n));
+                viaWorkspace.add(be, ws, hw.wrap(rest, tokens - 100, n));
+                assertThat(viaWorkspace.hasDevicePartial()).isTrue();
+                // a host workspace (not resident) takes the host-array path, even on a resident backend
+                viaHostWorkspace.add(be, hw, hw.wrap(first, 100, n));
+                viaHostWorkspace.add(be, hw, hw.wrap(rest, tokens - 100, n));
+
+                float[] bad = first.clone();
+                bad[37 * n + (n - 1)] = Float.NaN;
+                HessianAccumulator c = new HessianAccumulator("layer.qkv", n, p);
+                assertThatThrownBy(() -> c.add(be, residentLooking(hw, true), hw.wrap(bad, 100, n)))
+                        .isInstanceOf(io.sparkprune.calibration.NumericsException.class)
+                        .hasMessageContaining("layer.qkv").hasMessageContaining("row 37, feature " + (n - 1));
+                assertThatThrownBy(() -> c.add(be, ws, hw.wrap(new float[2 * (n + 1)], 2, n + 1)))
+                        .isInstanceOf(io.sparkprune.calibration.CalibrationInputException.class).hasMessageContaining(n + " features");
+            }
+            assertThat(viaWorkspace.count()).isEqualTo(tokens);
+            assertThat(viaWorkspace.toBytes()).as(p + " " + seed).isEqualTo(host.toBytes());
+            assertThat(viaHostWorkspace.toBytes()).as(p + " " + seed).isEqualTo(host.toBytes());
+        }
     }
 
     @Test

@@ -11,9 +11,12 @@ import io.sparkprune.jobs.commit.LayerStaging;
 import io.sparkprune.jobs.commit.ShardRecord;
 import io.sparkprune.jobs.conf.SparkPruneConf;
 import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.ForwardPrecision;
+import io.sparkprune.kernels.ForwardWorkspace;
 import io.sparkprune.kernels.InvalidInputException;
 import io.sparkprune.pipeline.forward.CalibrationGroup;
 import io.sparkprune.pipeline.forward.HiddenStates;
+import io.sparkprune.pipeline.forward.HessianObserver;
 import io.sparkprune.pipeline.forward.LinearObserver;
 import io.sparkprune.pipeline.forward.ModelAdapter;
 import io.sparkprune.pipeline.forward.TokenBatch;
@@ -337,6 +340,7 @@ public final class PruneJob {
             jsc.setJobGroup("layer-" + layer, "layer " + layer + ": Hessians of " + plan.groups(layer), false);
             List<String> groupNames = plan.groups(layer);
             HessianPrecision precision = ctx.recipe().calibration().hessianPrecision();
+            ForwardPrecision forward = ctx.recipe().calibration().forwardPrecision();
             JavaPairRDD<Integer, List<HessianAccumulator>> partials = hidden.mapPartitionsWithIndex((idx, it) -> {
                 ModelAdapter a = ctx.adapter();
                 Backend be = ctx.backend();
@@ -348,14 +352,10 @@ public final class PruneJob {
                                 precision));
                     }
                 }
-                LinearObserver obs = (l, g, x, rows, cols) -> {
-                    HessianAccumulator h = acc.get(g.name());
-                    if (h != null) {
-                        h.add(be, x, 0, rows, cols);
-                    }
-                };
-                try {
-                    it.forEachRemaining(h -> a.block(be, layer, dense, h, obs));
+                LinearObserver obs = new HessianObserver(be, acc);
+                try (ForwardWorkspace ws = ForwardWorkspace.open(be, forward, "layer " + layer + " Hessians, partition "
+                        + idx)) {
+                    it.forEachRemaining(h -> a.block(ws, layer, dense, h, obs));
                     for (HessianAccumulator h : acc.values()) {
                         h.flush(); // fold device-resident sums into the host partials, free device memory
                     }
@@ -411,6 +411,7 @@ public final class PruneJob {
                                               Map<String, List<ShardRecord>> shards) {
             boolean sequential = ctx.recipe().prune().pipeline() == PipelineMode.SEQUENTIAL;
             String layerDir = log.layerDir(layer).toString();
+            ForwardPrecision forward = ctx.recipe().calibration().forwardPrecision();
             long t = System.nanoTime();
             jsc.setJobGroup("layer-" + layer, "layer " + layer + ": forward with " + (sequential ? "pruned" : "dense")
                     + " weights", false);
@@ -419,7 +420,9 @@ public final class PruneJob {
                 Backend be = ctx.backend();
                 Weights w = sequential ? ctx.prunedBlock(a, layer, layerDir, shards) : ctx.denseBlock(a, layer);
                 List<HiddenStates> res = new ArrayList<>();
-                it.forEachRemaining(h -> res.add(a.block(be, layer, w, h, LinearObserver.NONE)));
+                try (ForwardWorkspace ws = ForwardWorkspace.open(be, forward, "layer " + layer + " forward")) {
+                    it.forEachRemaining(h -> res.add(a.block(ws, layer, w, h, LinearObserver.NONE)));
+                }
                 return res.iterator();
             }, true).persist(storage);
             next.count();

@@ -4,6 +4,9 @@ import io.sparkprune.kernels.AttentionJob;
 import io.sparkprune.kernels.Backend;
 import io.sparkprune.kernels.Checks;
 import io.sparkprune.kernels.DampedFactorizer;
+import io.sparkprune.kernels.ForwardPrecision;
+import io.sparkprune.kernels.ForwardWorkspace;
+import io.sparkprune.kernels.ResidentForward;
 import io.sparkprune.kernels.ResidentHessian;
 import io.sparkprune.kernels.ResidentSolver;
 import io.sparkprune.kernels.SparseGptBlock;
@@ -72,7 +75,7 @@ import java.util.WeakHashMap;
  * threads. Every driver call is checked; failures throw {@link CudaCallException} naming the call, the
  * kernel or operand, and the driver's error.
  */
-public final class CudaBackend implements Backend, DampedFactorizer, ResidentSolver, ResidentHessian {
+public final class CudaBackend implements Backend, DampedFactorizer, ResidentSolver, ResidentHessian, ResidentForward {
     /** Class-path resource of the compiled kernels. */
     public static final String FATBIN = "/io/sparkprune/kernels/cuda/sparkprune.fatbin";
     /** Widest column block the fused block kernel handles (its register and shared-memory layout). */
@@ -119,6 +122,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private final PinnedStaging staging;
     /** Resident Hessians not yet closed, freed by {@link #close()}; weak, so a leaked one reaches its cleaner. */
     private final Set<DeviceHessian> openHessians = Collections.newSetFromMap(new WeakHashMap<>());
+    /** Forward workspaces not yet closed, closed by {@link #close()}. */
+    private final Set<CudaWorkspace> openWorkspaces = Collections.newSetFromMap(new WeakHashMap<>());
+    /** Device copies of weights shared by the forward workspaces (created on first use). */
+    private DeviceWeightCache weights;
     private boolean closed;
 
     private CudaBackend(int ordinal, int threads, long stagingChunkBytes, long minStagedBytes) {
@@ -372,6 +379,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     h.release();
                 }
                 openHessians.clear();
+                for (CudaWorkspace w : new ArrayList<>(openWorkspaces)) {
+                    w.close();
+                }
+                openWorkspaces.clear();
+                if (weights != null) {
+                    weights.clear();
+                }
                 for (int i = 0; i < workspace.length; i++) {
                     if (workspace[i] != null) {
                         workspace[i].close();
@@ -583,6 +597,43 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         @Override
         public void addTf32(int k, float[] x, int xOff, int ldx) {
             addBatch(k, x, xOff, ldx, true);
+        }
+
+        /**
+         * {@inheritDoc}
+         *
+         * <p>On this backend x must be a matrix of a forward workspace of this backend
+         * ({@link #openWorkspace}); its products go straight into the resident sum, no copy.
+         */
+        @Override
+        public void add(ForwardWorkspace.Matrix x, boolean tf32) {
+            synchronized (CudaBackend.this) {
+                if (!(x instanceof CudaWorkspace.DeviceMatrix) || x.cols() != n) {
+                    throw new IllegalArgumentException("resident Hessian of " + label + " (" + n + " features) was given "
+                            + x + (x instanceof CudaWorkspace.DeviceMatrix ? "" : " that is not in a CUDA workspace"));
+                }
+                DeviceBuffer s = live();
+                CudaWorkspace owner = null;
+                for (CudaWorkspace w : openWorkspaces) {
+                    if (w.owns(x)) {
+                        owner = w;
+                    }
+                }
+                if (owner == null) {
+                    throw new IllegalArgumentException("resident Hessian of " + label + ": " + x
+                            + " belongs to no open workspace of this backend");
+                }
+                DeviceBuffer dx = owner.bufferOf(x);
+                if (x.rows() == 0) {
+                    return;
+                }
+                current();
+                if (tf32) {
+                    syrkTf32Device(n, x.rows(), dx.pointer(), n, s.pointer());
+                } else {
+                    syrkDevice(n, x.rows(), dx.pointer(), s.pointer());
+                }
+            }
         }
 
         /** Uploads the batch's rows and adds their products into the resident sum, exact or TF32. */
@@ -1262,6 +1313,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             function("gemm_bf16_tt")};
         final CUfunction syrkTf32 = function("syrk_packed_tf32");
         final CUfunction dgemmDmma = function("dgemm_dmma");
+        final CUfunction nonFinite = function("first_nonfinite_f32");
 
         Fns() {
             maxSmem("attention_f32", att, attentionSmem(MAX_ATTENTION_HEAD_DIM));
@@ -1298,7 +1350,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         return smCount;
     }
 
-    private static void uploadInts(DeviceBuffer b, int[] src, int off, int count, String what) {
+    static void uploadInts(DeviceBuffer b, int[] src, int off, int count, String what) {
         if (count > 0) {
             Driver.check("cuMemcpyHtoD " + what + " (" + count + " ints)", () -> JCudaDriver.cuMemcpyHtoD(b.pointer(),
                     Pointer.to(src).withByteOffset(4L * off), 4L * count));
@@ -1695,6 +1747,80 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     void crossEntropyDevice(int rows, int cols, CUdeviceptr logits, int ldx, CUdeviceptr targets, CUdeviceptr nll) {
         launch("cross_entropy_f32 " + rows + "x" + cols, fn.ce, rows, 1, EW_THREADS, 0,
                 Pointer.to(p(rows), p(cols), p(logits), p(ldx), p(targets), p(nll)));
+    }
+
+    // ------------------------------------------------------------------ resident forward (CudaWorkspace)
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>On this backend: a {@code CudaWorkspace}, every matrix in device memory and every op one launch
+     * of the kernel its host-array op runs. Weights are uploaded once per array into a cache shared by
+     * the workspaces (a quarter of the device's memory, least recently used weights evicted; weights of
+     * open workspaces stay). Closing the backend closes its open workspaces.
+     *
+     * @throws IllegalStateException when the backend is closed
+     */
+    @Override
+    public synchronized ForwardWorkspace openWorkspace(ForwardPrecision precision, String label) {
+        current();
+        CudaWorkspace w = new CudaWorkspace(this, precision, label);
+        openWorkspaces.add(w);
+        return w;
+    }
+
+    /** @return whether {@link #close()} ran */
+    synchronized boolean isClosed() {
+        return closed;
+    }
+
+    /** Forgets a closed workspace. */
+    synchronized void workspaceClosed(CudaWorkspace w) {
+        openWorkspaces.remove(w);
+    }
+
+    /** The pinned device copy of a weight array (see {@link DeviceWeightCache#acquire}). */
+    synchronized DeviceWeightCache.Entry acquireWeight(float[] w, String label) {
+        current();
+        if (weights == null) {
+            long[] total = new long[1];
+            Driver.check("cuDeviceTotalMem " + ordinal, () -> JCudaDriver.cuDeviceTotalMem(total, device));
+            weights = new DeviceWeightCache((bytes, what) -> alloc(bytes, what), Math.max(1L << 30, total[0] / 4));
+        }
+        return weights.acquire(w, label);
+    }
+
+    /** Releases one pin of a cached weight. */
+    synchronized void unpinWeight(DeviceWeightCache.Entry e) {
+        if (weights != null && !closed) {
+            current();
+            weights.unpin(e);
+        }
+    }
+
+    /** @return bytes of device memory held by cached weights (0 before the first workspace weight) */
+    synchronized long cachedWeightBytes() {
+        return weights == null ? 0 : weights.bytes();
+    }
+
+    /**
+     * The first non-finite element of {@code n} device floats ({@code first_nonfinite_f32}), or −1.
+     *
+     * @param x device pointer of the floats
+     * @param n count, ≥ 1
+     * @param scratch 8 bytes of device memory for the result
+     * @return the smallest index i with x[i] NaN or infinite, or −1
+     */
+    synchronized long firstNonFiniteDevice(CUdeviceptr x, long n, DeviceBuffer scratch) {
+        current();
+        Driver.check("cuMemsetD8 non-finite index", () -> JCudaDriver.cuMemsetD8(scratch.pointer(), (byte) 0xff, 8));
+        int blocks = (int) Math.max(1, Math.min((n + EW_THREADS - 1) / EW_THREADS, 4L * smCount() * 8));
+        launch("first_nonfinite_f32 n=" + n, fn.nonFinite, blocks, 1, EW_THREADS, 0,
+                Pointer.to(Pointer.to(new long[] {n}), p(x), p(scratch.pointer())));
+        long[] first = new long[1];
+        Driver.check("cuMemcpyDtoH non-finite index", () -> JCudaDriver.cuMemcpyDtoH(Pointer.to(first),
+                scratch.pointer(), 8));
+        return first[0] == -1L ? -1 : first[0];
     }
 
     // ------------------------------------------------------------------ tensor-core GEMMs (gemm_tc.cuh)

@@ -5,6 +5,7 @@ import io.sparkprune.calibration.hessian.HessianPrecision;
 import io.sparkprune.kernels.Backend;
 import io.sparkprune.pipeline.forward.CalibrationGroup;
 import io.sparkprune.pipeline.forward.HiddenStates;
+import io.sparkprune.pipeline.forward.HessianObserver;
 import io.sparkprune.pipeline.forward.LinearObserver;
 import io.sparkprune.pipeline.forward.ModelAdapter;
 import io.sparkprune.pipeline.forward.TensorSource;
@@ -126,7 +127,7 @@ public final class LayerSequentialDriver {
                 hessians.put(g.name(), new HessianAccumulator(adapter.layerPrefix(layer) + g.name() + " input", g.inFeatures(),
                         precision));
             }
-            LinearObserver observer = (l, g, x, rows, cols) -> hessians.get(g.name()).add(backend, x, 0, rows, cols);
+            LinearObserver observer = new HessianObserver(backend, hessians);
             List<HiddenStates> denseOut = new ArrayList<>(hidden.size());
             try {
                 for (HiddenStates h : hidden) {

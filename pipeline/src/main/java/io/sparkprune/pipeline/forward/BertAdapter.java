@@ -1,8 +1,9 @@
 package io.sparkprune.pipeline.forward;
 
-import io.sparkprune.kernels.AttentionJob;
 import io.sparkprune.kernels.Backend;
-import io.sparkprune.kernels.FloatView;
+import io.sparkprune.kernels.ForwardPrecision;
+import io.sparkprune.kernels.ForwardWorkspace;
+import io.sparkprune.kernels.ForwardWorkspace.Matrix;
 import io.sparkprune.pipeline.model.BertConfig;
 import java.util.ArrayList;
 import java.util.List;
@@ -157,8 +158,21 @@ public final class BertAdapter implements ModelAdapter {
         return new HiddenStates(layout, h, x);
     }
 
+    /**
+     * {@inheritDoc}
+     *
+     * <p>Runs {@link #block(ForwardWorkspace, int, Weights, HiddenStates, LinearObserver)} in a workspace
+     * opened on the backend with fp32 products ({@link ForwardWorkspace#open}).
+     */
     @Override
     public HiddenStates block(Backend be, int layer, Weights w, HiddenStates input, LinearObserver observer) {
+        try (ForwardWorkspace ws = ForwardWorkspace.open(be, ForwardPrecision.FP32, layerPrefix(layer) + " forward")) {
+            return block(ws, layer, w, input, observer);
+        }
+    }
+
+    @Override
+    public HiddenStates block(ForwardWorkspace ws, int layer, Weights w, HiddenStates input, LinearObserver observer) {
         checkLayer(layer);
         final int hidden = config.hiddenSize();
         if (input.width() != hidden) {
@@ -169,32 +183,34 @@ public final class BertAdapter implements ModelAdapter {
         final int heads = config.numAttentionHeads();
         final int hd = config.headDim();
         final float eps = (float) config.layerNormEps();
-        final float[] x = input.data();
 
-        observer.observe(layer, groups.get(0), x, tokens, hidden);
-        float[] qa = Ops.linear(be, w, query, x, tokens);
-        float[] ka = Ops.linear(be, w, key, x, tokens);
-        float[] va = Ops.linear(be, w, value, x, tokens);
-        float[] ctx = new float[tokens * hidden];
-        be.attention(new AttentionJob(heads, heads, hd, (float) (1.0 / Math.sqrt(hd)), false, 0, layout.sequences(),
-                layout.startsView(), null, new FloatView(qa, 0, hidden), new FloatView(ka, 0, hidden),
-                new FloatView(va, 0, hidden), new FloatView(ctx, 0, hidden)));
-        qa = null;
-        ka = null;
-        va = null;
-        observer.observe(layer, groups.get(1), ctx, tokens, hidden);
-        float[] x1 = Ops.linear(be, w, attnOut, ctx, tokens);
-        be.add(tokens, hidden, x, 0, hidden, x1, 0, hidden);
-        be.layerNorm(tokens, hidden, eps, x1, 0, hidden, w.get("attention.output.LayerNorm.weight"), 0,
-                w.get("attention.output.LayerNorm.bias"), 0, x1, 0, hidden);
-        observer.observe(layer, groups.get(2), x1, tokens, hidden);
-        float[] i = Ops.linear(be, w, inter, x1, tokens);
-        be.gelu(tokens, inter.outFeatures(), i, 0, inter.outFeatures());
-        observer.observe(layer, groups.get(3), i, tokens, out.inFeatures());
-        float[] y = Ops.linear(be, w, out, i, tokens);
-        be.add(tokens, hidden, x1, 0, hidden, y, 0, hidden);
-        be.layerNorm(tokens, hidden, eps, y, 0, hidden, w.get("output.LayerNorm.weight"), 0,
-                w.get("output.LayerNorm.bias"), 0, y, 0, hidden);
-        return new HiddenStates(layout, hidden, y);
+        Matrix x = ws.upload(input.data(), tokens, hidden);
+        observer.observe(layer, groups.get(0), ws, x);
+        Matrix qa = Ops.linear(ws, w, query, x);
+        Matrix ka = Ops.linear(ws, w, key, x);
+        Matrix va = Ops.linear(ws, w, value, x);
+        Matrix ctx = ws.allocate(tokens, hidden);
+        ws.attention(heads, heads, hd, (float) (1.0 / Math.sqrt(hd)), false, 0, layout.sequences(), layout.startsView(),
+                null, qa, ka, va, ctx);
+        ws.release(qa);
+        ws.release(ka);
+        ws.release(va);
+        observer.observe(layer, groups.get(1), ws, ctx);
+        Matrix x1 = Ops.linear(ws, w, attnOut, ctx);
+        ws.release(ctx);
+        ws.add(x, x1);
+        ws.release(x);
+        ws.layerNorm(x1, Ops.vector(ws, w, "attention.output.LayerNorm.weight"),
+                Ops.vector(ws, w, "attention.output.LayerNorm.bias"), eps, x1);
+        observer.observe(layer, groups.get(2), ws, x1);
+        Matrix i = Ops.linear(ws, w, inter, x1);
+        ws.gelu(i);
+        observer.observe(layer, groups.get(3), ws, i);
+        Matrix y = Ops.linear(ws, w, out, i);
+        ws.release(i);
+        ws.add(x1, y);
+        ws.release(x1);
+        ws.layerNorm(y, Ops.vector(ws, w, "output.LayerNorm.weight"), Ops.vector(ws, w, "output.LayerNorm.bias"), eps, y);
+        return new HiddenStates(layout, hidden, ws.download(y));
     }
 }

@@ -1,5 +1,7 @@
 package io.sparkprune.pipeline.forward;
 
+import io.sparkprune.kernels.ForwardWorkspace;
+
 /**
  * Sees the input of every calibration group of a block during {@link ModelAdapter#block}: this is
  * how Hessians {@code XᵀX} are collected.
@@ -13,8 +15,16 @@ package io.sparkprune.pipeline.forward;
 @FunctionalInterface
 public interface LinearObserver {
 
-    /** Ignores everything. */
-    LinearObserver NONE = (layer, group, x, rows, cols) -> { };
+    /** Ignores everything (and never copies a workspace matrix to the host). */
+    LinearObserver NONE = new LinearObserver() {
+        @Override
+        public void observe(int layer, CalibrationGroup group, float[] x, int rows, int cols) {
+        }
+
+        @Override
+        public void observe(int layer, CalibrationGroup group, ForwardWorkspace workspace, ForwardWorkspace.Matrix x) {
+        }
+    };
 
     /**
      * @param layer block index
@@ -24,4 +34,19 @@ public interface LinearObserver {
      * @param cols in_features
      */
     void observe(int layer, CalibrationGroup group, float[] x, int rows, int cols);
+
+    /**
+     * The same, for a block that runs in a {@link ForwardWorkspace}: x is the workspace's
+     * {@code rows × cols} matrix, valid during the call. The default copies it to the host
+     * ({@link ForwardWorkspace#download}) and calls the array form; observers that can use the matrix
+     * where it lives (e.g. {@link HessianObserver}) override this.
+     *
+     * @param layer block index
+     * @param group the group whose input this is
+     * @param workspace the workspace holding x
+     * @param x {@code rows × cols} input (tokens × in_features)
+     */
+    default void observe(int layer, CalibrationGroup group, ForwardWorkspace workspace, ForwardWorkspace.Matrix x) {
+        observe(layer, group, workspace.download(x), x.rows(), x.cols());
+    }
 }

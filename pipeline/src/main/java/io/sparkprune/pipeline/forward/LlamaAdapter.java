@@ -1,8 +1,9 @@
 package io.sparkprune.pipeline.forward;
 
-import io.sparkprune.kernels.AttentionJob;
 import io.sparkprune.kernels.Backend;
-import io.sparkprune.kernels.FloatView;
+import io.sparkprune.kernels.ForwardPrecision;
+import io.sparkprune.kernels.ForwardWorkspace;
+import io.sparkprune.kernels.ForwardWorkspace.Matrix;
 import io.sparkprune.pipeline.model.LlamaConfig;
 import io.sparkprune.pipeline.model.ModelConfigException;
 import java.util.ArrayList;
@@ -165,8 +166,22 @@ public final class LlamaAdapter implements ModelAdapter {
         return new HiddenStates(tokens.layout(), h, out);
     }
 
+    /**
+     * {@inheritDoc}
+     *
+     * <p>Runs {@link #block(ForwardWorkspace, int, Weights, HiddenStates, LinearObserver)} in a workspace
+     * opened on the backend with fp32 products ({@link ForwardWorkspace#open}: device-resident on the
+     * CUDA backend, host arrays otherwise).
+     */
     @Override
     public HiddenStates block(Backend be, int layer, Weights w, HiddenStates input, LinearObserver observer) {
+        try (ForwardWorkspace ws = ForwardWorkspace.open(be, ForwardPrecision.FP32, layerPrefix(layer) + " forward")) {
+            return block(ws, layer, w, input, observer);
+        }
+    }
+
+    @Override
+    public HiddenStates block(ForwardWorkspace ws, int layer, Weights w, HiddenStates input, LinearObserver observer) {
         checkLayer(layer);
         final int hidden = config.hiddenSize();
         if (input.width() != hidden) {
@@ -179,37 +194,41 @@ public final class LlamaAdapter implements ModelAdapter {
         final int kvHeads = config.numKeyValueHeads();
         final float eps = (float) config.rmsNormEps();
 
-        float[] x = new float[tokens * hidden];
-        be.rmsNorm(tokens, hidden, eps, input.data(), 0, hidden, w.get("input_layernorm.weight"), 0, x, 0, hidden);
-        observer.observe(layer, groups.get(0), x, tokens, hidden);
-        float[] qa = Ops.linear(be, w, q, x, tokens);
-        float[] ka = Ops.linear(be, w, k, x, tokens);
-        float[] va = Ops.linear(be, w, v, x, tokens);
+        Matrix residual = ws.upload(input.data(), tokens, hidden);
+        Matrix x = ws.allocate(tokens, hidden);
+        ws.rmsNorm(residual, Ops.vector(ws, w, "input_layernorm.weight"), eps, x);
+        observer.observe(layer, groups.get(0), ws, x);
+        Matrix qa = Ops.linear(ws, w, q, x);
+        Matrix ka = Ops.linear(ws, w, k, x);
+        Matrix va = Ops.linear(ws, w, v, x);
         int[] positions = layout.positions();
         RotaryEmbedding.Tables tab = rotary.tables(layout.maxLength());
-        be.rope(tokens, heads, hd, qa, 0, q.outFeatures(), positions, 0, tab.cos(), tab.sin(), tab.rows());
-        be.rope(tokens, kvHeads, hd, ka, 0, k.outFeatures(), positions, 0, tab.cos(), tab.sin(), tab.rows());
-        float[] att = new float[tokens * q.outFeatures()];
-        be.attention(new AttentionJob(heads, kvHeads, hd, (float) (1.0 / Math.sqrt(hd)), true, config.slidingWindow(),
-                layout.sequences(), layout.startsView(), null, new FloatView(qa, 0, q.outFeatures()),
-                new FloatView(ka, 0, k.outFeatures()), new FloatView(va, 0, v.outFeatures()),
-                new FloatView(att, 0, q.outFeatures())));
-        qa = null;
-        ka = null;
-        va = null;
-        observer.observe(layer, groups.get(1), att, tokens, o.inFeatures());
-        float[] h = Ops.linear(be, w, o, att, tokens);
-        be.add(tokens, hidden, input.data(), 0, hidden, h, 0, hidden); // h = o + residual
-        be.rmsNorm(tokens, hidden, eps, h, 0, hidden, w.get("post_attention_layernorm.weight"), 0, x, 0, hidden);
-        observer.observe(layer, groups.get(2), x, tokens, hidden);
-        float[] g = Ops.linear(be, w, gate, x, tokens);
-        float[] u = Ops.linear(be, w, up, x, tokens);
-        be.siluMul(tokens, gate.outFeatures(), g, 0, gate.outFeatures(), u, 0, up.outFeatures(), g, 0, gate.outFeatures());
-        u = null;
-        observer.observe(layer, groups.get(3), g, tokens, down.inFeatures());
-        float[] d = Ops.linear(be, w, down, g, tokens);
-        be.add(tokens, hidden, d, 0, hidden, h, 0, hidden);
-        return new HiddenStates(layout, hidden, h);
+        ws.rope(qa, heads, hd, positions, tab.cos(), tab.sin(), tab.rows());
+        ws.rope(ka, kvHeads, hd, positions, tab.cos(), tab.sin(), tab.rows());
+        Matrix att = ws.allocate(tokens, q.outFeatures());
+        ws.attention(heads, kvHeads, hd, (float) (1.0 / Math.sqrt(hd)), true, config.slidingWindow(), layout.sequences(),
+                layout.startsView(), null, qa, ka, va, att);
+        ws.release(qa);
+        ws.release(ka);
+        ws.release(va);
+        observer.observe(layer, groups.get(1), ws, att);
+        Matrix h = Ops.linear(ws, w, o, att);
+        ws.release(att);
+        ws.add(residual, h); // h = o + residual
+        ws.release(residual);
+        ws.rmsNorm(h, Ops.vector(ws, w, "post_attention_layernorm.weight"), eps, x);
+        observer.observe(layer, groups.get(2), ws, x);
+        Matrix g = Ops.linear(ws, w, gate, x);
+        Matrix u = Ops.linear(ws, w, up, x);
+        ws.release(x);
+        ws.siluMul(g, u, g);
+        ws.release(u);
+        observer.observe(layer, groups.get(3), ws, g);
+        Matrix d = Ops.linear(ws, w, down, g);
+        ws.release(g);
+        ws.add(d, h);
+        ws.release(d);
+        return new HiddenStates(layout, hidden, ws.download(h));
     }
 
     /**

@@ -1,6 +1,7 @@
 package io.sparkprune.pipeline.forward;
 
 import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.ForwardWorkspace;
 import io.sparkprune.pipeline.model.BertConfig;
 import io.sparkprune.pipeline.model.LlamaConfig;
 import io.sparkprune.pipeline.model.ModelConfig;
@@ -108,6 +109,24 @@ public sealed interface ModelAdapter permits LlamaAdapter, BertAdapter {
      * @return {@code tokens × hidden} block output, same layout
      */
     HiddenStates block(Backend backend, int layer, Weights weights, HiddenStates input, LinearObserver observer);
+
+    /**
+     * Runs one transformer block in a {@link ForwardWorkspace}: on a resident workspace (the CUDA
+     * backend's) the activations stay in device memory from the input's upload to the output's download,
+     * and the observer is given workspace matrices. Same result as
+     * {@link #block(Backend, int, Weights, HiddenStates, LinearObserver)} on the workspace's backend
+     * when the workspace's precision is {@link io.sparkprune.kernels.ForwardPrecision#FP32} (the host-array
+     * form opens an fp32 workspace and calls this).
+     *
+     * @param workspace working memory and kernels; open it once for many batches so its memory is reused
+     * @param layer block index
+     * @param weights the block's weights
+     * @param input {@code tokens × hidden} block input (not modified)
+     * @param observer sees the input of every calibration group
+     * @return {@code tokens × hidden} block output, same layout
+     */
+    HiddenStates block(ForwardWorkspace workspace, int layer, Weights weights, HiddenStates input,
+                       LinearObserver observer);
 
     /**
      * @param layer block index

@@ -1,6 +1,8 @@
 package io.sparkprune.pipeline.forward;
 
 import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.ForwardWorkspace;
+import io.sparkprune.kernels.ForwardWorkspace.Matrix;
 
 /** Small compositions of backend kernels shared by the adapters. */
 final class Ops {
@@ -25,5 +27,25 @@ final class Ops {
     /** Linear layer of a block, weights by spec. */
     static float[] linear(Backend be, Weights w, LinearSpec l, float[] x, int rows) {
         return linear(be, x, rows, l.inFeatures(), w.get(l.weight()), l.bias() ? w.get(l.biasName()) : null, l.outFeatures());
+    }
+
+    /** A block's vector parameter (norm weight, bias) as a {@code 1 × n} workspace weight. */
+    static Matrix vector(ForwardWorkspace ws, Weights w, String name) {
+        float[] v = w.get(name);
+        return ws.weight(v, 1, v.length);
+    }
+
+    /**
+     * A linear layer of a block in a workspace: {@code Y = X·Wᵀ (+ b)}, weights by spec.
+     *
+     * @param x {@code rows × in}
+     * @return Y, a new {@code rows × out} matrix of the workspace
+     */
+    static Matrix linear(ForwardWorkspace ws, Weights w, LinearSpec l, Matrix x) {
+        Matrix wm = ws.weight(w.get(l.weight()), l.outFeatures(), l.inFeatures());
+        Matrix b = l.bias() ? ws.weight(w.get(l.biasName()), 1, l.outFeatures()) : null;
+        Matrix y = ws.allocate(x.rows(), l.outFeatures());
+        ws.linear(x, wm, b, y);
+        return y;
     }
 }
