@@ -9,7 +9,8 @@
 # Scenarios: parity  — a generated Llama (bf16) pruned 2:4 twice on the cluster, backend cpu and cuda, compared
 #            parity-default — the default job (all-MiniLM-L6-v2, 2:4) twice on the cluster, backend cpu and cuda,
 #                     compared (needs a stage made with DEFAULT_MODEL=1; PRUNE_ARGS adds prune flags)
-#            llama7b — a Llama-2-7B-shaped model with LAYERS layers (default 2), bf16, pruned 2:4 on the GPU
+#            llama7b — a Llama-2-7B-shaped model with LAYERS layers (default 2), bf16, pruned 2:4 on the GPU, once per
+#                     forward precision in FORWARDS (default fp32; e.g. "fp32 tf32"); PRUNE_ARGS adds prune flags
 # Environment: GPUS (GPUs the Worker offers, default: nvidia-smi's count; the 7B scenario runs one executor
 #              per GPU), OUT (results, default /tmp/out), SAMPLES, SEQ (calibration), EVAL (held-out samples of
 #              llama7b, default the recipe's 128), LAYERS, SUBMIT_CONF (extra spark-submit arguments, e.g.
@@ -28,6 +29,9 @@ if ! (cd "$STAGE" && sha256sum -c --quiet SHA256SUMS); then
   echo "not every part arrived intact (see above): upload the missing ones with 'collect' first" >&2; exit 3
 fi
 [ -d "$SH" ] || (cat "$STAGE"/spark.tar.xz.p* | xz -d | tar -C /tmp -xf -) || exit 3
+# .overlay/*.jar (tools/device/stage-spark.sh --overlay): SparkPrune's own jars rebuilt since the stage was
+# made, a few MB that replace the staged ones, so a code change does not need the whole stage again
+for j in .overlay/sparkprune-*.jar; do [ -f "$j" ] && cp "$j" "$SH/jars/" && echo "overlay: $(basename "$j")"; done
 export SPARK_HOME="$SH" SPARK_SCALA_VERSION=2.13 JAVA_HOME="$SH/jre"
 JAVA="$JAVA_HOME/bin/java"
 CP="$SH/conf:$SH/jars/*"
@@ -143,13 +147,19 @@ with open("/tmp/calib.jsonl", "w") as out:
             out.write(json.dumps({"text": t}) + "\n")
 PY
     echo "calibration: $(wc -l < /tmp/calib.jsonl) documents, $(du -h /tmp/calib.jsonl | cut -f1)"
-    t0=$(date +%s)
-    # one executor per GPU: each takes CORES / GPUS cores and one GPU
+    # one executor per GPU: each takes CORES / GPUS cores and one GPU; one run per forward precision in FORWARDS
     EV=(); [ -n "${EVAL:-}" ] && EV=(--eval-samples "$EVAL")
-    submit cuda "$(( CORES / (GPUS > 0 ? GPUS : 1) ))" prune "$M" -o "$WORK/llama7b-2of4" --calib /tmp/calib.jsonl --samples "${SAMPLES:-128}" --seq-len "${SEQ:-2048}" "${EV[@]}" \
-      > "$OUT/prune-7b.log" 2>&1
-    echo "prune exit $? in $(( $(date +%s) - t0 )) s"; tail -5 "$OUT/prune-7b.log"
-    cp "$WORK/llama7b-2of4/report.json" "$OUT/report-7b.json" 2>/dev/null
+    read -r -a PA <<< "${PRUNE_ARGS:-}"
+    for fp in ${FORWARDS:-fp32}; do
+      t0=$(date +%s)
+      submit cuda "$(( CORES / (GPUS > 0 ? GPUS : 1) ))" prune "$M" -o "$WORK/llama7b-2of4-$fp" --calib /tmp/calib.jsonl \
+        --samples "${SAMPLES:-128}" --seq-len "${SEQ:-2048}" --forward-precision "$fp" "${EV[@]}" "${PA[@]}" \
+        > "$OUT/prune-7b-$fp.log" 2>&1
+      echo "forward $fp: prune exit $? in $(( $(date +%s) - t0 )) s"; tail -5 "$OUT/prune-7b-$fp.log"
+      cp "$WORK/llama7b-2of4-$fp/report.json" "$OUT/report-7b-$fp.json" 2>/dev/null
+      python3 -c "import json,sys;r=json.load(open(sys.argv[1]));print('stages', json.dumps({k: round(v, 1) for k, v in r['run']['stage_seconds'].items()}), 'quality', json.dumps({k: v for k, v in r['quality'].items() if not isinstance(v, (list, dict))}))" "$OUT/report-7b-$fp.json" 2>/dev/null
+      rm -rf "$WORK/llama7b-2of4-$fp"
+    done
     ;;
 esac
 cp "$WORK"/*.log "$OUT/" 2>/dev/null

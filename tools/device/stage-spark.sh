@@ -8,9 +8,18 @@
 # /tmp/sparkprune-stage, checks them against SHA256SUMS and unpacks only when all have arrived.
 #
 # Usage: tools/device/stage-spark.sh [DEST]     Needs: JDK 17 (jlink), a `mvn -DskipTests package` build.
+#        tools/device/stage-spark.sh --overlay  only SparkPrune's jars into .overlay (carry it with a run)
 # DEFAULT_MODEL=1 keeps the default model's jar (two more parts; needed by the parity-default scenario).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+if [ "${1:-}" = --overlay ]; then
+  # only SparkPrune's own jars (after mvn -DskipTests package), into .overlay: carried with a run, they replace
+  # the staged copies (spark-gpu.sh), so an already staged machine picks up a code change in one small upload
+  rm -rf "$ROOT/.overlay" && mkdir -p "$ROOT/.overlay"
+  for m in kernels calibration pipeline jobs; do cp "$ROOT/$m/target/sparkprune-$m-"*-SNAPSHOT.jar "$ROOT/.overlay/"; done
+  rm -f "$ROOT/.overlay/"*-spark-submit.jar
+  ls -la "$ROOT/.overlay"; exit 0
+fi
 DEST="${1:-$ROOT/.stage}"
 PART_MB="${PART_MB:-40}"
 WORK="$(mktemp -d)"

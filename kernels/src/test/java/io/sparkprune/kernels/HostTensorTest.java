@@ -34,8 +34,14 @@ class HostTensorTest {
 
     @Test
     void halfPrecisionTensorsLongerThanOneReadChunkWidenEveryBitPattern() {
-        // 70,003 values cross the bulk reader's 32,768-value chunks; every 16-bit pattern occurs
-        int n = 70_003;
+        // 70,003 values cross the bulk reader's 32,768-value chunks; every 16-bit pattern occurs; the
+        // 9,000,011 values cross its 4M-value parallel slices
+        for (int n : new int[] {70_003, 9_000_011}) {
+            widensEveryElement(n);
+        }
+    }
+
+    private static void widensEveryElement(int n) {
         ByteBuffer raw = ByteBuffer.allocate(2 * n).order(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < n; i++) {
             raw.putShort(2 * i, (short) (i * 40_503));

@@ -365,14 +365,69 @@ public final class HessianAccumulator implements Serializable {
             throw new IllegalArgumentException("need " + (long) n * n + " elements, got " + out.length);
         }
         double s = 2.0 / count;
-        int p = 0;
-        for (int i = 0; i < n; i++) {
+        rowsOf(n).forEach(i -> {
+            long p = (long) i * n - (long) i * (i - 1) / 2;
+            int o = i * n;
             for (int j = i; j < n; j++, p++) {
-                double v = sum[p] * s;
-                out[i * n + j] = v;
-                out[j * n + i] = v;
+                out[o + j] = sum[(int) p] * s;
             }
+        });
+        mirrorLower(n, (i, j) -> out[i * n + j] = out[j * n + i]);
+    }
+
+    /**
+     * {@link #copyHessianTo(double[])} rounded to fp32 ({@code (float)} of each fp64 element): the
+     * dense H for fp32 kernels (e.g. the reconstruction-error product), filled in parallel.
+     *
+     * @param out {@code n × n} row-major, overwritten
+     * @throws IllegalStateException when no rows were added, or a device partial was lost
+     * @throws IllegalArgumentException when {@code out.length != n²}
+     */
+    public void copyHessianTo(float[] out) {
+        flush();
+        requireRows();
+        int n = features;
+        if (out.length != (long) n * n) {
+            throw new IllegalArgumentException("need " + (long) n * n + " elements, got " + out.length);
         }
+        double s = 2.0 / count;
+        rowsOf(n).forEach(i -> {
+            long p = (long) i * n - (long) i * (i - 1) / 2;
+            int o = i * n;
+            for (int j = i; j < n; j++, p++) {
+                out[o + j] = (float) (sum[(int) p] * s);
+            }
+        });
+        mirrorLower(n, (i, j) -> out[i * n + j] = out[j * n + i]);
+    }
+
+    /** Copies one element of a square matrix, {@code (j, i) → (i, j)}. */
+    @FunctionalInterface
+    private interface ElementCopy {
+        void accept(int i, int j);
+    }
+
+    /** Rows 0..n-1, in parallel when the matrix is large. */
+    private static java.util.stream.IntStream rowsOf(int n) {
+        java.util.stream.IntStream r = java.util.stream.IntStream.range(0, n);
+        return n >= 512 ? r.parallel() : r;
+    }
+
+    /** Calls {@code copy(i, j)} for every {@code j < i}, in 64 × 64 tiles (cache-friendly transpose), tile rows in parallel. */
+    private static void mirrorLower(int n, ElementCopy copy) {
+        int b = 64;
+        rowsOf((n + b - 1) / b).forEach(bi -> {
+            int i0 = bi * b;
+            int i1 = Math.min(n, i0 + b);
+            for (int j0 = 0; j0 < i1; j0 += b) {
+                int j1 = Math.min(n, j0 + b);
+                for (int i = i0; i < i1; i++) {
+                    for (int j = j0; j < Math.min(j1, i); j++) {
+                        copy.accept(i, j);
+                    }
+                }
+            }
+        });
     }
 
     /**

@@ -153,7 +153,7 @@ public final class SparseGptSolver {
         }
 
         float[] u = factor.upper();
-        BitMask mask = new BitMask(rows, cols);
+        BitMask mask;
         double[] loss = new double[rows];
         int maxWidth = Math.min(bs, cols);
         float[] err = new float[rows * maxWidth];
@@ -181,14 +181,9 @@ public final class SparseGptSolver {
             rs.sparseGptSolve(new ResidentSolver.SolveJob(rows, cols, bs, w, u, nmKeep, nmGroup, selector,
                     spec == null ? null : new ResidentSolver.SolveJob.Quant(spec.bits(), spec.symmetric(),
                             spec.groupSize(), scale, zero, codes), full, loss, inSolve));
-            for (int r = 0; r < rows; r++) {
-                for (int c = 0; c < cols; c++) {
-                    if (full[r * cols + c] != 0) {
-                        mask.set(r, c);
-                    }
-                }
-            }
+            mask = BitMask.fromBytes(full, rows, cols);
         } else {
+            mask = new BitMask(rows, cols);
             for (int i1 = 0; i1 < cols; i1 += bs) {
                 int i2 = Math.min(cols, i1 + bs);
                 int width = i2 - i1;

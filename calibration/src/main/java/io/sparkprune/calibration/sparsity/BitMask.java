@@ -34,6 +34,39 @@ public final class BitMask implements Serializable {
         this.words = new long[(int) n];
     }
 
+    /**
+     * The mask of a byte matrix: bit {@code (r, c)} set where {@code bytes[r·cols + c] != 0} (the
+     * device solve's mask layout). Rows are packed in parallel for large masks.
+     *
+     * @param bytes {@code rows × cols} bytes, row-major
+     * @param rows rows, ≥ 0
+     * @param cols columns, ≥ 0
+     * @return the mask
+     * @throws IllegalArgumentException when {@code bytes.length != rows·cols}
+     */
+    public static BitMask fromBytes(byte[] bytes, int rows, int cols) {
+        if (bytes.length != (long) rows * cols) {
+            throw new IllegalArgumentException("mask bytes: " + bytes.length + " for " + rows + " x " + cols);
+        }
+        BitMask m = new BitMask(rows, cols);
+        java.util.stream.IntStream rs = java.util.stream.IntStream.range(0, rows);
+        ((long) rows * cols > (1 << 20) ? rs.parallel() : rs).forEach(r -> {
+            int o = r * cols;
+            int w0 = r * m.wordsPerRow;
+            for (int c0 = 0; c0 < cols; c0 += 64) {
+                int end = Math.min(cols, c0 + 64);
+                long word = 0;
+                for (int c = c0; c < end; c++) {
+                    if (bytes[o + c] != 0) {
+                        word |= 1L << c;
+                    }
+                }
+                m.words[w0 + (c0 >>> 6)] = word;
+            }
+        });
+        return m;
+    }
+
     /** @return rows */
     public int rows() {
         return rows;

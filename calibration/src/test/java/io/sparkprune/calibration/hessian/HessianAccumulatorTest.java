@@ -72,6 +72,37 @@ class HessianAccumulatorTest {
     }
 
     @Test
+    void denseCopiesMirrorThePackedTriangleInFp64AndFp32() {
+        SplittableRandom r = new SplittableRandom(SEED + 11);
+        for (int n : new int[] {1, 63, 65, 130 + r.nextInt(50), 600}) { // 600: the parallel, tiled path
+            int tokens = 30;
+            float[] x = new float[tokens * n];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) r.nextGaussian();
+            }
+            HessianAccumulator acc = new HessianAccumulator("h", n);
+            acc.add(backend, x, tokens);
+            double[] d = new double[n * n];
+            acc.copyHessianTo(d);
+            float[] f = new float[n * n];
+            acc.copyHessianTo(f);
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < n; j++) {
+                    double ref = 0; // (2/tokens) Σ_t x_ti x_tj, independent of the accumulator
+                    for (int t = 0; t < tokens; t++) {
+                        ref += (double) x[t * n + i] * x[t * n + j];
+                    }
+                    ref *= 2.0 / tokens;
+                    assertThat(d[i * n + j]).as("n=%d (%d, %d) seed=%d", n, i, j, SEED).isCloseTo(ref,
+                            org.assertj.core.data.Offset.offset(1e-12 * (1 + Math.abs(ref))));
+                    assertThat(d[i * n + j]).isEqualTo(d[j * n + i]);
+                    assertThat(f[i * n + j]).isEqualTo((float) d[i * n + j]);
+                }
+            }
+        }
+    }
+
+    @Test
     void batchesOfAnySizeGiveTwoOverNTimesTheGram() {
         SplittableRandom r = new SplittableRandom(SEED);
         int n = 1 + r.nextInt(200);

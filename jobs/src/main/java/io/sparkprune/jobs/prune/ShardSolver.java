@@ -10,6 +10,8 @@ import io.sparkprune.calibration.sparsity.SparsityPattern;
 import io.sparkprune.jobs.commit.LayerStaging;
 import io.sparkprune.jobs.commit.ShardRecord;
 import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.ForwardPrecision;
+import io.sparkprune.kernels.ForwardWorkspace;
 import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.pipeline.recipe.PruneStage;
 import java.io.IOException;
@@ -165,19 +167,29 @@ final class ShardSolver {
             a[i] = w[i] - written[i];
             a[rows * cols + i] = w[i];
         }
-        float[] t = new float[2 * rows * cols];
-        be.sgemm(false, false, 2 * rows, cols, cols, 1f, a, 0, cols, h, 0, cols, 0f, t, 0, cols);
-        double num = 0;
-        double den = 0;
-        for (int r = 0; r < 2 * rows; r++) {
+        float[] t;
+        // T = A·Hᵀ = A·H (H is symmetric) in a workspace: on the GPU the dense H is uploaded once per
+        // executor (cached by identity with ExecutorCaches' array), not once per row shard
+        try (ForwardWorkspace ws = ForwardWorkspace.open(be, ForwardPrecision.FP32, "reconstruction error")) {
+            ForwardWorkspace.Matrix tm = ws.allocate(2 * rows, cols);
+            ws.linear(ws.upload(a, 2 * rows, cols), ws.weight(h, cols, cols), null, tm);
+            t = ws.download(tm);
+        }
+        double[] quad = new double[2 * rows];
+        java.util.stream.IntStream.range(0, 2 * rows).parallel().forEach(r -> {
             double s = 0;
             for (int c = 0; c < cols; c++) {
                 s += (double) a[r * cols + c] * t[r * cols + c];
             }
+            quad[r] = s;
+        });
+        double num = 0;
+        double den = 0;
+        for (int r = 0; r < 2 * rows; r++) {
             if (r < rows) {
-                num += s;
+                num += quad[r];
             } else {
-                den += s;
+                den += quad[r];
             }
         }
         return new double[] {num, den};
@@ -193,11 +205,8 @@ final class ShardSolver {
 
         static float[] denseHessian(io.sparkprune.calibration.hessian.HessianAccumulator acc) {
             return DENSE.computeIfAbsent(acc, a -> {
-                double[] hd = a.hessian();
-                float[] f = new float[hd.length];
-                for (int i = 0; i < hd.length; i++) {
-                    f[i] = (float) hd[i];
-                }
+                float[] f = new float[a.features() * a.features()];
+                a.copyHessianTo(f);
                 return f;
             });
         }

@@ -26,8 +26,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * causal attention over packed sequences, o linear, residual add, SiLU·mul, down linear) run in both,
  * every intermediate compared: fp32 within 1e-5 relative (Frobenius) error per op input (each GPU op is
  * fed the CPU's previous result, so errors do not compound), TF32 linears within 5e-4 of the fp32 CPU
- * product; the non-finite scan; the resident Hessian fed straight from a workspace matrix equal, bit
- * for bit, to the same accumulator fed from the host array; weights uploaded once across workspaces.
+ * product; the non-finite scan; the resident Hessian fed straight from a workspace matrix equal to the
+ * same accumulator fed from the host array (up to the order of the kernel's fp64 atomic adds); weights
+ * uploaded once across workspaces.
  */
 @Tag("gpu")
 class CudaWorkspaceTest {
@@ -239,7 +240,8 @@ class CudaWorkspaceTest {
                 assertThatThrownBy(() -> a.add(dev.upload(x, n, k), tf32)).isInstanceOf(IllegalArgumentException.class)
                         .hasMessageContaining("200 features");
             }
-            assertThat(viaMatrix).as("tf32=" + tf32 + " seed=" + SEED).isEqualTo(viaHost);
+            // the same kernel on the same rows: equal up to the order of the fp64 atomic adds of split token ranges
+            assertThat(relErr(viaMatrix, viaHost)).as("tf32=" + tf32 + " seed=" + SEED).isLessThan(1e-13);
         }
     }
 
