@@ -330,9 +330,15 @@ public final class HessianAccumulator implements Serializable {
         }
         flush();
         other.flush();
-        for (int i = 0; i < sum.length; i++) {
-            sum[i] += other.sum[i];
-        }
+        double[] a = sum;
+        double[] b = other.sum;
+        int slice = 1 << 20; // large partials (60M doubles for n = 11008) are added by slices in parallel
+        java.util.stream.IntStream slices = java.util.stream.IntStream.range(0, (a.length + slice - 1) / slice);
+        (a.length > 2 * slice ? slices.parallel() : slices).forEach(k -> {
+            for (int i = k * slice, end = Math.min(a.length, i + slice); i < end; i++) {
+                a[i] += b[i];
+            }
+        });
         count += other.count;
         return this;
     }
