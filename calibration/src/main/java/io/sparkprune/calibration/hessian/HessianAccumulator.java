@@ -364,20 +364,8 @@ public final class HessianAccumulator implements Serializable {
      * @throws IllegalStateException when a device partial was lost ({@link #discard()} or a failed device update)
      */
     public void copyHessianTo(double[] out) {
-        flush();
-        requireRows();
-        int n = features;
-        if (out.length != (long) n * n) {
-            throw new IllegalArgumentException("need " + (long) n * n + " elements, got " + out.length);
-        }
-        double s = 2.0 / count;
-        rowsOf(n).forEach(i -> {
-            long p = (long) i * n - (long) i * (i - 1) / 2;
-            int o = i * n;
-            for (int j = i; j < n; j++, p++) {
-                out[o + j] = sum[(int) p] * s;
-            }
-        });
+        int n = denseTarget(out.length);
+        fillUpper(n, (idx, v) -> out[idx] = v);
         mirrorLower(n, (i, j) -> out[i * n + j] = out[j * n + i]);
     }
 
@@ -390,21 +378,38 @@ public final class HessianAccumulator implements Serializable {
      * @throws IllegalArgumentException when {@code out.length != n²}
      */
     public void copyHessianTo(float[] out) {
+        int n = denseTarget(out.length);
+        fillUpper(n, (idx, v) -> out[idx] = (float) v);
+        mirrorLower(n, (i, j) -> out[i * n + j] = out[j * n + i]);
+    }
+
+    /** Folds the device partial, checks rows were added and that a dense copy has n² elements; returns n. */
+    private int denseTarget(long length) {
         flush();
         requireRows();
         int n = features;
-        if (out.length != (long) n * n) {
-            throw new IllegalArgumentException("need " + (long) n * n + " elements, got " + out.length);
+        if (length != (long) n * n) {
+            throw new IllegalArgumentException("need " + (long) n * n + " elements, got " + length);
         }
+        return n;
+    }
+
+    /** Stores one element of a dense copy. */
+    @FunctionalInterface
+    private interface ElementWrite {
+        void put(int index, double value);
+    }
+
+    /** Writes {@code H[i][j] = (2/count)·S[i][j]} for {@code j ≥ i} (row-major index {@code i·n + j}), rows in parallel. */
+    private void fillUpper(int n, ElementWrite w) {
         double s = 2.0 / count;
         rowsOf(n).forEach(i -> {
             long p = (long) i * n - (long) i * (i - 1) / 2;
             int o = i * n;
             for (int j = i; j < n; j++, p++) {
-                out[o + j] = (float) (sum[(int) p] * s);
+                w.put(o + j, sum[(int) p] * s);
             }
         });
-        mirrorLower(n, (i, j) -> out[i * n + j] = out[j * n + i]);
     }
 
     /** Copies one element of a square matrix, {@code (j, i) → (i, j)}. */
