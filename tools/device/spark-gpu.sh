@@ -14,7 +14,8 @@
 # Environment: GPUS (GPUs the Worker offers, default: nvidia-smi's count; the 7B scenario runs one executor
 #              per GPU), OUT (results, default /tmp/out), SAMPLES, SEQ (calibration), EVAL (held-out samples of
 #              llama7b, default the recipe's 128), LAYERS, SUBMIT_CONF (extra spark-submit arguments, e.g.
-#              --conf spark.executor.defaultJavaOptions=-XX:StartFlightRecording=filename=/tmp/e.jfr), WORKER_MEM
+#              --conf spark.executor.defaultJavaOptions=-XX:StartFlightRecording=filename=/tmp/e.jfr), DRIVER_JAVA_OPTS
+#              (JVM flags of the client-mode driver, which is the spark-submit JVM itself), WORKER_MEM
 #              (default 100g), EXEC_MEM (default 96g; two executors need WORKER_MEM >= 2 x EXEC_MEM).
 set -uo pipefail
 STAGE=/tmp/sparkprune-stage
@@ -69,7 +70,8 @@ submit() { # $1 = backend, $2 = executor cores, rest = sparkprune arguments
     gpu=(--conf spark.executor.resource.gpu.amount=1 --conf spark.task.resource.gpu.amount=0.25
          --conf spark.executor.resource.gpu.discoveryScript="$SH/conf/gpu-discovery.sh")
   fi
-  "$JAVA" -Xmx24g "${OPENS[@]}" -Dlog4j2.configurationFile="$SH/conf/log4j2.properties" -cp "$CP" \
+  read -r -a DRIVER_OPTS <<< "${DRIVER_JAVA_OPTS:-}"   # the client-mode driver is this JVM (e.g. a JFR recording)
+  "$JAVA" -Xmx24g "${OPENS[@]}" "${DRIVER_OPTS[@]}" -Dlog4j2.configurationFile="$SH/conf/log4j2.properties" -cp "$CP" \
     org.apache.spark.deploy.SparkSubmit --master spark://127.0.0.1:7077 --deploy-mode client \
     --class io.sparkprune.jobs.cli.SparkPruneCli --properties-file conf/spark-defaults.conf.template \
     --conf spark.executor.cores="$cores" --conf spark.executor.memory="${EXEC_MEM:-96g}" --conf spark.driver.memory=24g \

@@ -4,7 +4,17 @@ package io.sparkprune.calibration;
  * Finite-value checks that report the first bad element of a row-major matrix by position.
  */
 public final class Finite {
+    /** Elements per slice of the parallel scans (a 11008 × 11008 Hessian has 116 slices). */
+    private static final int SLICE = 1 << 20;
+
     private Finite() {
+    }
+
+    /** Slice indices covering {@code length} elements, in parallel when there are several. */
+    private static java.util.stream.IntStream slices(int length) {
+        int n = (length + SLICE - 1) / SLICE;
+        java.util.stream.IntStream s = java.util.stream.IntStream.range(0, n);
+        return n > 1 ? s.parallel() : s;
     }
 
     /**
@@ -15,7 +25,7 @@ public final class Finite {
      * @throws NumericsException at the first NaN or infinity
      */
     public static void check(String what, float[] data, int cols, String fix) {
-        if (allFinite(data, 0, data.length)) {
+        if (slices(data.length).allMatch(k -> allFinite(data, k * SLICE, Math.min(SLICE, data.length - k * SLICE)))) {
             return;
         }
         for (int i = 0; i < data.length; i++) {
@@ -34,6 +44,9 @@ public final class Finite {
      * @throws NumericsException at the first NaN or infinity
      */
     public static void check(String what, double[] data, int cols, String fix) {
+        if (slices(data.length).allMatch(k -> allFinite(data, k * SLICE, Math.min(SLICE, data.length - k * SLICE)))) {
+            return;
+        }
         for (int i = 0; i < data.length; i++) {
             double v = data[i];
             if (Double.isNaN(v) || Double.isInfinite(v)) {
@@ -71,5 +84,29 @@ public final class Finite {
             s0 += a[i] - a[i];
         }
         return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) == 0f;
+    }
+
+    /**
+     * {@link #allFinite(float[], int, int)} for doubles.
+     *
+     * @param a values
+     * @param off first index
+     * @param len values to scan, ≥ 0
+     * @return true when every value is finite
+     */
+    public static boolean allFinite(double[] a, int off, int len) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int i = off;
+        int end = off + len;
+        for (; i + 4 <= end; i += 4) {
+            s0 += a[i] - a[i];
+            s1 += a[i + 1] - a[i + 1];
+            s2 += a[i + 2] - a[i + 2];
+            s3 += a[i + 3] - a[i + 3];
+        }
+        for (; i < end; i++) {
+            s0 += a[i] - a[i];
+        }
+        return (s0 + s1) + (s2 + s3) == 0;
     }
 }

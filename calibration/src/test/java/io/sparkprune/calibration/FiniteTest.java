@@ -45,4 +45,43 @@ class FiniteTest {
         assertThatThrownBy(() -> Finite.check("weight w", a, 4, "fix it")).isInstanceOf(NumericsException.class)
                 .hasMessageContaining("Infinity at [1, 3]");
     }
+
+    @Test
+    void doubleScanAgreesWithThePerElementTest() {
+        SplittableRandom r = new SplittableRandom(10);
+        double[] specials = {Double.NaN, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY};
+        for (int len = 0; len <= 21; len++) {
+            double[] a = new double[len + 3];
+            for (int i = 0; i < a.length; i++) {
+                a[i] = r.nextBoolean() ? r.nextGaussian() : (r.nextBoolean() ? Double.MAX_VALUE : -Double.MIN_VALUE);
+            }
+            int off = r.nextInt(3);
+            assertThat(Finite.allFinite(a, off, len)).as("len %d", len).isTrue();
+            for (int bad = 0; bad < len; bad++) {
+                for (double s : specials) {
+                    double keep = a[off + bad];
+                    a[off + bad] = s;
+                    assertThat(Finite.allFinite(a, off, len)).as("len %d bad %d value %s", len, bad, s).isFalse();
+                    a[off + bad] = keep;
+                }
+            }
+        }
+    }
+
+    @Test
+    void checksOfLargeArraysScanSlicesInParallelAndStillNameTheFirstBadElement() {
+        int n = 3 * (1 << 20) + 17; // several slices of the parallel scan
+        float[] f = new float[n];
+        double[] d = new double[n];
+        Finite.check("f", f, 1000, "fix");
+        Finite.check("d", d, 1000, "fix");
+        f[n - 1] = Float.NaN;
+        f[2_500_001] = Float.NEGATIVE_INFINITY;
+        d[n - 2] = Double.POSITIVE_INFINITY;
+        d[1_048_577] = Double.NaN;
+        assertThatThrownBy(() -> Finite.check("f", f, 1000, "fix")).isInstanceOf(NumericsException.class)
+                .hasMessageContaining("-Infinity at [2500, 1]");
+        assertThatThrownBy(() -> Finite.check("d", d, 1000, "fix")).isInstanceOf(NumericsException.class)
+                .hasMessageContaining("NaN at [1048, 577]");
+    }
 }
