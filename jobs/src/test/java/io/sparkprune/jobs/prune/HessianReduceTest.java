@@ -1,0 +1,119 @@
+package io.sparkprune.jobs.prune;
+
+import io.sparkprune.calibration.hessian.HessianAccumulator;
+import io.sparkprune.kernels.cpu.CpuBackend;
+import org.apache.spark.api.java.JavaPairRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import scala.Tuple2;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.stream.IntStream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * {@link HessianReduce} against plain Java merges in the documented order: with at most
+ * {@link HessianReduce#FAN_IN} partitions (merged on the driver) the in-order sum of the partials; with
+ * more, the fan-in tree's order. Both bit for bit, with partials whose values make the order matter.
+ */
+class HessianReduceTest {
+    private static SparkSession spark;
+    private static CpuBackend cpu;
+
+    @BeforeAll
+    static void start() {
+        spark = JobFixtures.localSession();
+        cpu = CpuBackend.create(1);
+    }
+
+    @AfterAll
+    static void stop() {
+        spark.stop();
+        cpu.close();
+    }
+
+    /** Partition k's partials: two groups (5 and 3 features) over rows drawn from seed k at very different scales. */
+    private static List<HessianAccumulator> partial(int k) {
+        SplittableRandom r = new SplittableRandom(1000 + k);
+        List<HessianAccumulator> res = new ArrayList<>();
+        for (int n : new int[] {5, 3}) {
+            HessianAccumulator h = new HessianAccumulator("g" + n, n);
+            int rows = 1 + r.nextInt(7);
+            float[] x = new float[rows * n];
+            double scale = Math.pow(10, r.nextInt(-3, 4)); // sums of mixed magnitudes: order changes the bits
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) (r.nextGaussian() * scale);
+            }
+            h.add(cpu, x, rows);
+            res.add(h);
+        }
+        return res;
+    }
+
+    private static List<HessianAccumulator> inOrder(List<List<HessianAccumulator>> parts) {
+        List<HessianAccumulator> acc = new ArrayList<>();
+        for (HessianAccumulator h : parts.get(0)) {
+            acc.add(new HessianAccumulator(h.name(), h.features()).merge(h));
+        }
+        for (int p = 1; p < parts.size(); p++) {
+            for (int i = 0; i < acc.size(); i++) {
+                acc.get(i).merge(parts.get(p).get(i));
+            }
+        }
+        return acc;
+    }
+
+    private static List<HessianAccumulator> viaSpark(int partitions) {
+        JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+        List<Integer> ids = IntStream.range(0, partitions).boxed().toList();
+        JavaPairRDD<Integer, List<HessianAccumulator>> rdd = jsc.parallelize(ids, partitions)
+                .mapToPair(k -> new Tuple2<>(k, partial(k)));
+        return HessianReduce.reduce(rdd);
+    }
+
+    private static void assertSameBits(List<HessianAccumulator> got, List<HessianAccumulator> want, String what) {
+        assertThat(got).hasSameSizeAs(want);
+        for (int i = 0; i < want.size(); i++) {
+            assertThat(got.get(i).count()).as(what).isEqualTo(want.get(i).count());
+            assertThat(got.get(i).hessian()).as(what + " group " + i).containsExactly(want.get(i).hessian());
+        }
+    }
+
+    @Test
+    void upToFanInPartitionsSumInIndexOrderOnTheDriver() {
+        for (int n = 1; n <= HessianReduce.FAN_IN; n++) {
+            List<List<HessianAccumulator>> parts = new ArrayList<>();
+            for (int k = 0; k < n; k++) {
+                parts.add(partial(k));
+            }
+            assertSameBits(viaSpark(n), inOrder(parts), n + " partitions");
+        }
+    }
+
+    @Test
+    void morePartitionsSumAsTheFanInTree() {
+        int n = 6; // nodes {0..3} and {4, 5}, then the root
+        List<List<HessianAccumulator>> node0 = new ArrayList<>();
+        List<List<HessianAccumulator>> node1 = new ArrayList<>();
+        for (int k = 0; k < n; k++) {
+            (k < HessianReduce.FAN_IN ? node0 : node1).add(partial(k));
+        }
+        List<HessianAccumulator> want = inOrder(List.of(inOrder(node0), inOrder(node1)));
+        assertSameBits(viaSpark(n), want, "6 partitions");
+        // and the order matters for these partials (else the test could not tell the orders apart)
+        List<List<HessianAccumulator>> all = new ArrayList<>(node0);
+        all.addAll(node1);
+        List<HessianAccumulator> flat = inOrder(all);
+        boolean differs = false;
+        for (int i = 0; i < flat.size(); i++) {
+            differs |= !java.util.Arrays.equals(flat.get(i).hessian(), want.get(i).hessian());
+        }
+        assertThat(differs).as("the tree and the flat order give different bits for these partials").isTrue();
+    }
+}
