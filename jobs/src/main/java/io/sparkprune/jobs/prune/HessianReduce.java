@@ -69,16 +69,7 @@ final class HessianReduce {
                     throw new IllegalStateException("Hessian partial " + t._1 + " arrived where " + (expected - 1)
                             + " was expected");
                 }
-                if (acc == null) {
-                    acc = new ArrayList<>();
-                    for (HessianAccumulator h : t._2) {
-                        acc.add(new HessianAccumulator(h.name(), h.features()).merge(h));
-                    }
-                } else {
-                    for (int i = 0; i < acc.size(); i++) {
-                        acc.get(i).merge(t._2.get(i));
-                    }
-                }
+                acc = mergeInto(acc, t._2);
             }
             return acc;
         } finally {
@@ -92,16 +83,29 @@ final class HessianReduce {
         sorted.sort(Comparator.comparing(Tuple2::_1));
         List<HessianAccumulator> acc = null;
         for (Tuple2<Integer, List<HessianAccumulator>> t : sorted) {
-            if (acc == null) {
-                acc = new ArrayList<>();
-                for (HessianAccumulator h : t._2) {
-                    acc.add(new HessianAccumulator(h.name(), h.features()).merge(h));
-                }
-            } else {
-                for (int i = 0; i < acc.size(); i++) {
-                    acc.get(i).merge(t._2.get(i));
-                }
+            acc = mergeInto(acc, t._2);
+        }
+        return acc;
+    }
+
+    /**
+     * Adds one partition's partials to the running sums: the first partition's are copied into fresh
+     * accumulators (so no input is modified), later ones merged group by group.
+     *
+     * @param acc the sums so far, or null before the first partition
+     * @param part one accumulator per group, in group order
+     * @return the sums
+     */
+    private static List<HessianAccumulator> mergeInto(List<HessianAccumulator> acc, List<HessianAccumulator> part) {
+        if (acc == null) {
+            List<HessianAccumulator> fresh = new ArrayList<>();
+            for (HessianAccumulator h : part) {
+                fresh.add(new HessianAccumulator(h.name(), h.features()).merge(h));
             }
+            return fresh;
+        }
+        for (int i = 0; i < acc.size(); i++) {
+            acc.get(i).merge(part.get(i));
         }
         return acc;
     }
