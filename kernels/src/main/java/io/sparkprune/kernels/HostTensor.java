@@ -143,15 +143,16 @@ public record HostTensor(DType dtype, long[] shape, ByteBuffer data) {
         ByteBuffer b = ByteBuffer.allocate(values.length * dtype.byteSize()).order(ByteOrder.LITTLE_ENDIAN);
         switch (dtype) {
             case F32 -> b.asFloatBuffer().put(values);
-            case F16 -> {
-                for (int i = 0; i < values.length; i++) {
-                    b.putShort(2 * i, HalfFloats.floatToF16(values[i]));
-                }
-            }
-            case BF16 -> {
-                for (int i = 0; i < values.length; i++) {
-                    b.putShort(2 * i, HalfFloats.floatToBf16(values[i]));
-                }
+            case F16, BF16 -> {
+                // absolute puts into disjoint ranges: large tensors are rounded by slices in parallel
+                boolean bf16 = dtype == DType.BF16;
+                int slice = 1 << 20;
+                java.util.stream.IntStream ids = java.util.stream.IntStream.range(0, (values.length + slice - 1) / slice);
+                (values.length > 2 * slice ? ids.parallel() : ids).forEach(k -> {
+                    for (int i = k * slice, end = Math.min(values.length, i + slice); i < end; i++) {
+                        b.putShort(2 * i, bf16 ? HalfFloats.floatToBf16(values[i]) : HalfFloats.floatToF16(values[i]));
+                    }
+                });
             }
             case F64 -> {
                 for (int i = 0; i < values.length; i++) {

@@ -58,6 +58,23 @@ class HostTensorTest {
     }
 
     @Test
+    void largeHalfPrecisionTensorsRoundEveryElementAcrossParallelSlices() {
+        int n = 5_000_003; // several 1M-value slices of the parallel rounding
+        java.util.SplittableRandom r = new java.util.SplittableRandom(4);
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) (r.nextGaussian() * Math.pow(2, r.nextInt(-20, 20)));
+        }
+        for (DType d : new DType[] {DType.F16, DType.BF16}) {
+            HostTensor t = HostTensor.fromFloats(d, new long[] {n}, v);
+            for (int i = 0; i < n; i += 1 + (i % 7)) {
+                short want = d == DType.BF16 ? HalfFloats.floatToBf16(v[i]) : HalfFloats.floatToF16(v[i]);
+                assertThat(t.data().getShort(2 * i)).as("%s element %d", d, i).isEqualTo(want);
+            }
+        }
+    }
+
+    @Test
     void rejectsLengthMismatchAndBadShapes() {
         assertThatThrownBy(() -> new HostTensor(DType.F32, new long[] {2, 2}, ByteBuffer.allocate(15)))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("needs 16 bytes");

@@ -29,8 +29,8 @@ final class PatternCheck {
     static long violations(SparsityPattern pattern, float[] dense, float[] pruned, int rows, int cols,
                            boolean[] deadColumns) {
         if (pattern instanceof SparsityPattern.NofM nm) {
-            long bad = 0;
-            for (int r = 0; r < rows; r++) {
+            return rowsOf(rows).mapToLong(r -> {
+                long bad = 0;
                 for (int g = 0; g + nm.m() <= cols; g += nm.m()) {
                     int nonZeros = 0;
                     for (int j = 0; j < nm.m(); j++) {
@@ -42,12 +42,13 @@ final class PatternCheck {
                         bad++;
                     }
                 }
-            }
-            return bad;
+                return bad;
+            }).sum();
         }
         if (pattern instanceof SparsityPattern.Block b) {
-            long bad = 0;
-            for (int r0 = 0; r0 < rows; r0 += b.rows()) {
+            return rowsOf((rows + b.rows() - 1) / b.rows()).mapToLong(tileRow -> {
+                int r0 = tileRow * b.rows();
+                long bad = 0;
                 for (int c0 = 0; c0 < cols; c0 += b.cols()) {
                     boolean prunedEntry = false;
                     boolean nonZero = false;
@@ -65,9 +66,15 @@ final class PatternCheck {
                         bad++;
                     }
                 }
-            }
-            return bad;
+                return bad;
+            }).sum();
         }
         return 0;
+    }
+
+    /** Row (or tile-row) indices, in parallel for shards large enough to gain from it. */
+    private static java.util.stream.IntStream rowsOf(int n) {
+        java.util.stream.IntStream r = java.util.stream.IntStream.range(0, n);
+        return n >= 256 ? r.parallel() : r;
     }
 }

@@ -99,15 +99,9 @@ final class ShardSolver {
         byte[] bytes = new byte[(int) out.byteLength()];
         out.data().duplicate().get(bytes);
 
-        long zeros = 0;
-        long nonFinite = 0;
-        for (float v : written) {
-            if (v == 0f) {
-                zeros++;
-            } else if (!Float.isFinite(v)) {
-                nonFinite++;
-            }
-        }
+        long zeros = java.util.stream.IntStream.range(0, written.length).parallel().filter(i -> written[i] == 0f).count();
+        long nonFinite = java.util.stream.IntStream.range(0, written.length).parallel()
+                .filter(i -> !Float.isFinite(written[i])).count();
         long gridViolations = grid == null ? -1 : GridCheck.violations(written, grid, task.dtype());
         long violations = PatternCheck.violations(pattern, w, written, rows, cols, deadColumns(gs, cols));
         double[] err = reconstructionError(be, gs, w, written, rows, cols);
