@@ -362,17 +362,7 @@ public final class ConvertJob {
             } catch (Exception e) { // Spark throws the checked SparkException undeclared
                 throw rethrow(e);
             }
-            SideFiles.write(staging.dir(), side);
-            if (files > 1) {
-                try {
-                    Files.write(staging.dir().resolve(ShardedCheckpoint.INDEX_FILE),
-                            ShardedCheckpointWriter.indexJson(weightMap, LongStream.of(sizes).sum()));
-                } catch (IOException e) {
-                    throw new UncheckedIOException("cannot write " + request.output() + "/"
-                            + ShardedCheckpoint.INDEX_FILE + ": " + e.getMessage(), e);
-                }
-            }
-            staging.commit();
+            finish(staging, request.output(), side, files, weightMap, sizes);
         }
         return new SparseOutcome(reports, files, names.size() + tasks.size());
     }
@@ -501,22 +491,39 @@ public final class ConvertJob {
             } catch (Exception e) { // Spark throws the checked SparkException undeclared
                 throw rethrow(e);
             }
-            SideFiles.write(staging.dir(), side);
-            if (files > 1) {
-                try {
-                    Files.write(staging.dir().resolve(ShardedCheckpoint.INDEX_FILE),
-                            ShardedCheckpointWriter.indexJson(weightMap, LongStream.of(sizes).sum()));
-                } catch (IOException e) {
-                    throw new UncheckedIOException("cannot write " + request.output() + "/"
-                            + ShardedCheckpoint.INDEX_FILE + ": " + e.getMessage(), e);
-                }
-            }
-            staging.commit();
+            finish(staging, request.output(), side, files, weightMap, sizes);
         }
         return new HfOutcome(names.size(), files, tasks.size());
     }
 
     /** Executor side: one safetensors file, its tensors read or decoded and streamed one at a time. */
+    /**
+     * Completes a staged multi-file output: the side files, the safetensors index when there are
+     * several files, then the rename into place.
+     *
+     * @param staging the output's staging directory
+     * @param output the output path, for messages
+     * @param side side files by name
+     * @param files number of container/shard files written
+     * @param weightMap tensor name → file name, for the index
+     * @param sizes stored bytes of every tensor or component (their sum is the index's total size)
+     * @throws UncheckedIOException when the index cannot be written
+     */
+    private static void finish(AtomicDirectory.Staging staging, Path output, Map<String, byte[]> side, int files,
+                               Map<String, String> weightMap, long[] sizes) {
+        SideFiles.write(staging.dir(), side);
+        if (files > 1) {
+            try {
+                Files.write(staging.dir().resolve(ShardedCheckpoint.INDEX_FILE),
+                        ShardedCheckpointWriter.indexJson(weightMap, LongStream.of(sizes).sum()));
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot write " + output + "/" + ShardedCheckpoint.INDEX_FILE + ": "
+                        + e.getMessage(), e);
+            }
+        }
+        staging.commit();
+    }
+
     private static void writeHfShard(String input, CheckpointFormat format, HadoopConf hadoop, Map<String, String> md,
                                      Path target, List<String> names) {
         try (Source src = Source.open(input, format, hadoop)) {

@@ -11,13 +11,13 @@ import picocli.CommandLine;
  * @param out what the command printed to standard output
  * @param err what it printed to standard error
  */
-record CliRun(int code, String out, String err) {
+public record CliRun(int code, String out, String err) {
 
     /**
      * @param args the command line after {@code sparkprune}
      * @return the exit code and both outputs
      */
-    static CliRun run(String... args) {
+    public static CliRun run(String... args) {
         CommandLine cl = SparkPruneCli.commandLine();
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();

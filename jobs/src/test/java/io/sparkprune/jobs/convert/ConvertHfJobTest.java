@@ -4,7 +4,7 @@ import static io.sparkprune.jobs.convert.ConvertSparseJobTest.assertSameFiles;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.sparkprune.jobs.cli.SparkPruneCli;
+import io.sparkprune.jobs.cli.CliRun;
 import io.sparkprune.kernels.DType;
 import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.kernels.InvalidInputException;
@@ -19,9 +19,7 @@ import io.sparkprune.pipeline.formats.sparse.SparseWriter;
 import io.sparkprune.pipeline.hf.HfDirectoryWriter;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import java.io.IOException;
-import java.io.PrintWriter;
 import java.io.RandomAccessFile;
-import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -37,7 +35,6 @@ import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /**
  * {@link ConvertJob#toHf} in Spark local[2] against the single-process {@link DenseHfWriter} as
@@ -265,14 +262,10 @@ class ConvertHfJobTest {
         }
     }
 
+    /** {@link CliRun#run} as (exit code, standard output, standard error). */
     private static String[] run(String... args) {
-        CommandLine cl = SparkPruneCli.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new String[] {Integer.toString(code), out.toString(), err.toString()};
+        CliRun r = CliRun.run(args);
+        return new String[] {Integer.toString(r.code()), r.out(), r.err()};
     }
 
     private static byte[] bytes(HostTensor t) {

@@ -2,7 +2,7 @@ package io.sparkprune.jobs.convert;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.sparkprune.jobs.cli.SparkPruneCli;
+import io.sparkprune.jobs.cli.CliRun;
 import io.sparkprune.kernels.DType;
 import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.pipeline.formats.CheckpointFormat;
@@ -18,8 +18,6 @@ import io.sparkprune.pipeline.hf.HfDirectoryWriter;
 import io.sparkprune.pipeline.recipe.TensorSelector;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -38,7 +36,6 @@ import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 /**
  * {@link ConvertJob} in Spark local[2] on a small two-shard bf16 checkpoint (2:4 and unstructured
@@ -198,14 +195,10 @@ class ConvertJobTest {
         }
     }
 
+    /** {@link CliRun#run} as (exit code, standard output, standard error). */
     private static String[] run(String... args) {
-        CommandLine cl = SparkPruneCli.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        cl.setOut(new PrintWriter(out));
-        cl.setErr(new PrintWriter(err));
-        int code = cl.execute(args);
-        return new String[] {Integer.toString(code), out.toString(), err.toString()};
+        CliRun r = CliRun.run(args);
+        return new String[] {Integer.toString(r.code()), r.out(), r.err()};
     }
 
     static void assertSameCheckpoint(Path a, Path b) throws IOException {

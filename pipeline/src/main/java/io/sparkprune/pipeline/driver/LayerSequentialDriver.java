@@ -3,6 +3,8 @@ package io.sparkprune.pipeline.driver;
 import io.sparkprune.calibration.hessian.HessianAccumulator;
 import io.sparkprune.calibration.hessian.HessianPrecision;
 import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.ForwardPrecision;
+import io.sparkprune.kernels.ForwardWorkspace;
 import io.sparkprune.pipeline.forward.CalibrationGroup;
 import io.sparkprune.pipeline.forward.HiddenStates;
 import io.sparkprune.pipeline.forward.HessianObserver;
@@ -129,9 +131,9 @@ public final class LayerSequentialDriver {
             }
             LinearObserver observer = new HessianObserver(backend, hessians);
             List<HiddenStates> denseOut = new ArrayList<>(hidden.size());
-            try {
+            try (ForwardWorkspace ws = ForwardWorkspace.open(backend, ForwardPrecision.FP32, "layer " + layer + " Hessians")) {
                 for (HiddenStates h : hidden) {
-                    denseOut.add(adapter.block(backend, layer, dense, h, observer));
+                    denseOut.add(adapter.block(ws, layer, dense, h, observer));
                 }
                 for (HessianAccumulator acc : hessians.values()) {
                     acc.flush(); // fold device-resident sums (CUDA backend) into the host sums, free device memory
@@ -146,8 +148,10 @@ public final class LayerSequentialDriver {
             sink.accept(layer, pruned);
             if (mode == Mode.SEQUENTIAL) {
                 List<HiddenStates> next = new ArrayList<>(hidden.size());
-                for (HiddenStates h : hidden) {
-                    next.add(adapter.block(backend, layer, pruned, h, LinearObserver.NONE));
+                try (ForwardWorkspace ws = ForwardWorkspace.open(backend, ForwardPrecision.FP32, "layer " + layer + " forward")) {
+                    for (HiddenStates h : hidden) {
+                        next.add(adapter.block(ws, layer, pruned, h, LinearObserver.NONE));
+                    }
                 }
                 hidden = next;
             } else {

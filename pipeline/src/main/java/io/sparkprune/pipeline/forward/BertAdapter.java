@@ -211,6 +211,8 @@ public final class BertAdapter implements ModelAdapter {
         ws.add(x1, y);
         ws.release(x1);
         ws.layerNorm(y, Ops.vector(ws, w, "output.LayerNorm.weight"), Ops.vector(ws, w, "output.LayerNorm.bias"), eps, y);
-        return new HiddenStates(layout, hidden, ws.download(y));
+        float[] out = ws.download(y);
+        ws.release(y); // the array is ours now; a workspace that runs many blocks reuses the buffer
+        return new HiddenStates(layout, hidden, out);
     }
 }

@@ -228,7 +228,9 @@ public final class LlamaAdapter implements ModelAdapter {
         ws.release(g);
         ws.add(d, h);
         ws.release(d);
-        return new HiddenStates(layout, hidden, ws.download(h));
+        float[] out = ws.download(h);
+        ws.release(h); // the array is ours now; a workspace that runs many blocks reuses the buffer
+        return new HiddenStates(layout, hidden, out);
     }
 
     /**

@@ -1,6 +1,8 @@
 package io.sparkprune.pipeline.forward;
 
 import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.ForwardPrecision;
+import io.sparkprune.kernels.ForwardWorkspace;
 import io.sparkprune.pipeline.model.ModelConfig;
 import io.sparkprune.pipeline.model.ModelConfigs;
 import io.sparkprune.pipeline.onnx.ImportedModel;
@@ -152,8 +154,11 @@ public final class TransformerModel implements AutoCloseable {
      */
     public HiddenStates encode(TokenBatch tokens) {
         HiddenStates h = embed(tokens);
-        for (int l = 0; l < adapter.numLayers(); l++) {
-            h = adapter.block(backend, l, blockWeights(l), h, LinearObserver.NONE);
+        // one workspace for all blocks: on the GPU its buffers are allocated for the first block only
+        try (ForwardWorkspace ws = ForwardWorkspace.open(backend, ForwardPrecision.FP32, "encode")) {
+            for (int l = 0; l < adapter.numLayers(); l++) {
+                h = adapter.block(ws, l, blockWeights(l), h, LinearObserver.NONE);
+            }
         }
         return h;
     }

@@ -107,6 +107,51 @@ class BlockApiTest {
         }
     }
 
+    /**
+     * A host workspace that records the matrices it makes (uploads and allocations) and forgets those
+     * released: what a resident workspace would keep in device memory until it closes.
+     */
+    private static io.sparkprune.kernels.ForwardWorkspace counting(io.sparkprune.kernels.HostWorkspace ws,
+                                                                   java.util.Set<Object> live) {
+        return (io.sparkprune.kernels.ForwardWorkspace) java.lang.reflect.Proxy.newProxyInstance(
+                BlockApiTest.class.getClassLoader(), new Class<?>[] {io.sparkprune.kernels.ForwardWorkspace.class},
+                (proxy, m, args) -> {
+                    Object r;
+                    try {
+                        r = m.invoke(ws, args);
+                    } catch (java.lang.reflect.InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                    if (m.getName().equals("upload") || m.getName().equals("allocate")) {
+                        live.add(r);
+                    } else if (m.getName().equals("release")) {
+                        live.remove(args[0]);
+                    }
+                    return r;
+                });
+    }
+
+    @Test
+    void blocksReleaseEveryMatrixTheyMakeSoOneWorkspaceCanRunManyBlocks() throws Exception {
+        Path dir = LlamaFixtureTest.fixture("llama-gqa-tied");
+        LlamaFixtureTest.Expected exp = LlamaFixtureTest.expected(dir);
+        TransformerModel bert = TransformerModel.of(TinyBert.CONFIG, TensorSource.of(TinyBert.tensors(7), "tiny"), backend);
+        try (TransformerModel llama = TransformerModel.open(dir, backend);
+             io.sparkprune.kernels.HostWorkspace hw = new io.sparkprune.kernels.HostWorkspace(backend,
+                     io.sparkprune.kernels.ForwardPrecision.FP32)) {
+            java.util.Set<Object> live = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+            io.sparkprune.kernels.ForwardWorkspace ws = counting(hw, live);
+            TokenBatch lb = TokenBatch.of(exp.ids()[1]);
+            HiddenStates lo = llama.adapter().block(ws, 1, llama.blockWeights(1), llama.embed(lb), LinearObserver.NONE);
+            assertThat(live).as("Llama block").isEmpty();
+            assertThat(lo.data()).containsExactly(llama.adapter().block(backend, 1, llama.blockWeights(1), llama.embed(lb),
+                    LinearObserver.NONE).data());
+            TokenBatch bb = TokenBatch.of(new int[][] {{2, 5, 9, 11, 3}, {2, 7, 3}});
+            bert.adapter().block(ws, 0, bert.blockWeights(0), bert.embed(bb), LinearObserver.NONE);
+            assertThat(live).as("BERT block").isEmpty();
+        }
+    }
+
     @Test
     void bertObserverSeesRealTokensOnly() {
         var cfg = TinyBert.CONFIG;
