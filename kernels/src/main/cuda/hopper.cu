@@ -227,6 +227,106 @@ WG_GEMM(wg_gemm_bf16_nt128, unsigned short, 128, 6)
 WG_GEMM(wg_gemm_tf32_nt, float, 128, 6)
 WG_GEMM(wg_gemm_tf32_nt256, float, 256, 4)
 
+// ---------------------------------------------------------------- 3xTF32 (fp32-accurate) products
+// wg_gemm_3xtf32_nt: C = alpha · A · Bᵀ + beta · C in fp32 accuracy on the TF32 tensor cores (the "3xTF32"
+// split of NVIDIA CUTLASS: each fp32 operand x = hi + lo with hi = tf32(x), lo = tf32(x − hi), both rounded
+// to nearest; A·Bᵀ ≈ Ahi·Bhiᵀ + Ahi·Bloᵀ + Alo·Bhiᵀ, the dropped Alo·Bloᵀ is below 2⁻²² of |A|·|B|; the
+// three products accumulate in one fp32 accumulator, small terms first). Operands come pre-split
+// (split_tf32, transpose_split_tf32); A m × k and B n × k K-major, C m × n. The SparseGPT lazy update
+// W[:, i2:] −= Err · U[i1:i2, i2:] (B = Uᵀ of the block rows) runs on it. 128 × 128 C tile, 3 stages of
+// the four operand tiles.
+#define WG3_STAGES 3
+extern "C" __global__ void __launch_bounds__(WG_THREADS, 1)
+wg_gemm_3xtf32_nt(int m, int n, int k, float alpha, const float* Ahi, const float* Alo, int lda, const float* Bhi,
+                  const float* Blo, int ldb, float beta, float* C, int ldc)
+{
+    extern __shared__ __align__(16) unsigned char wg_smem[];
+    const uint32_t smem = wg_smem_base(wg_smem);
+    constexpr int BN = 128, KE = 32;
+    constexpr int T_BYTES = 128 * 128, STAGE_BYTES = 4 * T_BYTES;  // Ahi, Alo, Bhi, Blo
+    const int m0 = blockIdx.y * WG_BM, n0 = blockIdx.x * BN;
+    float d[BN / 2];
+#pragma unroll
+    for (int i = 0; i < BN / 2; i++) d[i] = 0.f;
+    const int nt = (k + KE - 1) / KE;
+    const uint32_t wgOff = (threadIdx.x >> 7) * 64 * 128;
+    auto load = [&](int t) {
+        const uint32_t st = smem + (t % WG3_STAGES) * STAGE_BYTES;
+        wg_load<float, WG_BM>(st, Ahi, lda, m0, m, t * KE, k);
+        wg_load<float, WG_BM>(st + T_BYTES, Alo, lda, m0, m, t * KE, k);
+        wg_load<float, BN>(st + 2 * T_BYTES, Bhi, ldb, n0, n, t * KE, k);
+        wg_load<float, BN>(st + 3 * T_BYTES, Blo, ldb, n0, n, t * KE, k);
+    };
+#pragma unroll
+    for (int s = 0; s < WG3_STAGES - 2; s++) {
+        if (s < nt) load(s);
+        wg_cp_commit();
+    }
+#pragma unroll 1
+    for (int kt = 0; kt < nt; kt++) {
+        wg_cp_wait<WG3_STAGES - 3>();
+        wg_proxy_fence();
+        __syncthreads();
+        if (kt + WG3_STAGES - 2 < nt) load(kt + WG3_STAGES - 2);
+        wg_cp_commit();
+        const uint32_t st = smem + (kt % WG3_STAGES) * STAGE_BYTES;
+        const uint32_t ahi = st + wgOff, alo = st + T_BYTES + wgOff, bhi = st + 2 * T_BYTES, blo = st + 3 * T_BYTES;
+        wg_fence();
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            wg_mma_tf32_n128(d, wg_desc(alo + j * 32), wg_desc(bhi + j * 32), (kt == 0 && j == 0) ? 0 : 1);
+            wg_mma_tf32_n128(d, wg_desc(ahi + j * 32), wg_desc(blo + j * 32), 1);
+            wg_mma_tf32_n128(d, wg_desc(ahi + j * 32), wg_desc(bhi + j * 32), 1);
+        }
+        wg_commit();
+        if (kt == nt - 1) wg_wait<0>();
+        else wg_wait<1>();
+    }
+    wg_reg_fence(d);
+    wg_store<BN>(d, m, n, alpha, beta, C, ldc, m0, n0);
+}
+
+__device__ __forceinline__ float wg_rna(float x)
+{
+    unsigned r;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+    return __uint_as_float(r);
+}
+
+// split_tf32: hi = tf32(x), lo = tf32(x − hi) for the rows × cols window X (row stride ldx) into hi and lo
+// (row stride ld).
+extern "C" __global__ void split_tf32(int rows, int cols, const float* X, int ldx, float* hi, float* lo, int ld)
+{
+    const long total = (long)rows * cols;
+    for (long e = blockIdx.x * (long)blockDim.x + threadIdx.x; e < total; e += (long)gridDim.x * blockDim.x) {
+        const long r = e / cols, c = e % cols;
+        const float x = X[r * ldx + c], h = wg_rna(x);
+        hi[r * ld + c] = h;
+        lo[r * ld + c] = wg_rna(x - h);
+    }
+}
+
+// transpose_split_tf32: the split of Xᵀ: for X k × n (row stride ldx), hiT/loT n × k (row stride ldt).
+// 32 × 32 tiles through shared memory, blocks of 32 × 8 threads.
+extern "C" __global__ void transpose_split_tf32(int k, int n, const float* X, int ldx, float* hiT, float* loT, int ldt)
+{
+    __shared__ float t[32][33];
+    const int bx = blockIdx.x * 32, by = blockIdx.y * 32;
+    for (int r = threadIdx.y; r < 32; r += 8) {
+        const int i = by + r, j = bx + threadIdx.x;
+        t[r][threadIdx.x] = (i < k && j < n) ? X[(size_t)i * ldx + j] : 0.f;
+    }
+    __syncthreads();
+    for (int r = threadIdx.y; r < 32; r += 8) {
+        const int j = bx + r, i = by + threadIdx.x;
+        if (j < n && i < k) {
+            const float x = t[threadIdx.x][r], h = wg_rna(x);
+            hiT[(size_t)j * ldt + i] = h;
+            loT[(size_t)j * ldt + i] = wg_rna(x - h);
+        }
+    }
+}
+
 #define WG_SYRK_STAGES 6
 #define WG_CHUNK_TILES (256 / 32)  // 256-token chunks of 32-float k-tiles
 

@@ -548,6 +548,164 @@ sparsegpt_block(int rows, int width,
     if (lane == 0) loss[row] += lossAcc;
 }
 
+// ------------------------------------------------------------------------------------------------
+// sparsegpt_block_rows: the function of sparsegpt_block, bit for bit (the same fp32/fp64 operations, in
+// the same order for every element), with one THREAD per weight row instead of one warp: a row's
+// block columns live in shared memory, column-major with pitch P = blockDim.x + 1 (thread t's column c
+// at c·P + t: consecutive threads hit consecutive banks), so each column step costs the row only its
+// remaining columns' updates (w[j] -= e·U[i,j], U read as a broadcast) instead of a warp-wide pass with
+// shuffles. Rows are staged in and written back by whole warps along the row (coalesced).
+// blockDim.x: a multiple of 32, at most SR_MAX_THREADS. Dynamic shared memory: SR_SMEM(blockDim.x) bytes.
+// ------------------------------------------------------------------------------------------------
+#define SR_MAX_THREADS 128
+#define SR_UNROLL 8
+#define SR_SMEM(T) (4 * SB_W * SB_W + 2 * 4 * SB_W * ((T) + 1) + 2 * SB_W * ((T) + 1))
+
+__device__ __forceinline__ float sr_score(float w, float d)
+{
+    return __fdiv_rn(__fmul_rn(w, w), __fmul_rn(d, d));
+}
+
+__global__ void __launch_bounds__(SR_MAX_THREADS)
+sparsegpt_block_rows(int rows, int width,
+                     float* __restrict__ W, int ldw,
+                     const float* __restrict__ U, int ldu,
+                     float* __restrict__ Err, int lde,
+                     unsigned char* __restrict__ M, int ldm,
+                     int nmKeep, int nmGroup,
+                     int qbits, int qsym, int qgroup,
+                     float* __restrict__ qscale, float* __restrict__ qzero, int ldq,
+                     signed char* __restrict__ codes, int ldc,
+                     double* __restrict__ loss)
+{
+    extern __shared__ float smem[];
+    const int T = blockDim.x, P = T + 1;
+    float* Us = smem;                                         // SB_W x SB_W, upper triangle
+    float* ws = Us + SB_W * SB_W;                             // weights: column c of thread t at c*P + t
+    float* es = ws + SB_W * P;                                // scaled errors
+    unsigned char* ms = (unsigned char*)(es + SB_W * P);      // mask
+    signed char* cs = (signed char*)(ms + SB_W * P);          // codes
+    const int t = threadIdx.x, warp = t >> 5, lane = t & 31;
+    const int r0 = blockIdx.x * T;
+    {
+        const int n = width * width;
+        for (int e0 = t; e0 < n; e0 += SR_UNROLL * T) {  // SR_UNROLL loads in flight per thread
+            float v[SR_UNROLL];
+#pragma unroll
+            for (int k = 0; k < SR_UNROLL; k++) {
+                const int e = e0 + k * T, r = e / width, c = e % width;
+                v[k] = (e < n && c >= r) ? U[(size_t)r * ldu + c] : 0.f;
+            }
+#pragma unroll
+            for (int k = 0; k < SR_UNROLL; k++) {
+                const int e = e0 + k * T;
+                if (e < n) Us[(e / width) * SB_W + e % width] = v[k];
+            }
+        }
+    }
+#pragma unroll 4
+    for (int k = 0; k < 32; k++) {
+        const int rl = warp * 32 + k, row = r0 + rl;
+        if (row >= rows) break;
+        for (int c = lane; c < width; c += 32) {
+            ws[c * P + rl] = W[(size_t)row * ldw + c];
+            ms[c * P + rl] = M[(size_t)row * ldm + c];
+        }
+    }
+    __syncthreads();
+    const int row = r0 + t;
+    double lossAcc = 0.0;
+    if (row < rows) {
+        const int maxq = qbits > 0 ? (1 << qbits) - 1 : 0;
+        const int half = qbits > 0 ? 1 << (qbits - 1) : 0;
+        float scale = 0.f, zero = 0.f;
+        if (qbits > 0 && qgroup == 0) {
+            scale = qscale[(size_t)row * ldq];
+            zero = qzero[(size_t)row * ldq];
+        }
+        const int nmPrune = nmGroup - nmKeep;
+        for (int i = 0; i < width; i++) {
+            if (nmGroup > 0 && i % nmGroup == 0) {
+                const int g1 = min(i + nmGroup, width);
+                unsigned long long picked = 0ull;  // nmGroup <= 64 columns
+                for (int c = i; c < g1; c++) {
+                    if (ms[c * P + t]) continue;
+                    const float mine = sr_score(ws[c * P + t], Us[c * SB_W + c]);
+                    int rank = 0;
+                    for (int j = i; j < g1; j++) {
+                        if (ms[j * P + t]) continue;
+                        const float o = sr_score(ws[j * P + t], Us[j * SB_W + j]);
+                        if (o < mine || (o == mine && j < c)) rank++;
+                    }
+                    if (rank < nmPrune) picked |= 1ull << (c - i);
+                }
+                for (int c = i; c < g1; c++)
+                    if ((picked >> (c - i)) & 1ull) ms[c * P + t] = 1;
+            }
+            if (qbits > 0 && qgroup > 0 && i % qgroup == 0) {
+                const int g1 = min(i + qgroup, width);
+                float mn = 0.f, mx = 0.f;
+                for (int c = i; c < g1; c++) {
+                    const float v = ws[c * P + t];
+                    mn = fminf(mn, v);
+                    mx = fmaxf(mx, v);
+                }
+                if (qsym) {
+                    float a = fmaxf(-mn, mx);
+                    if (a == 0.f) a = 1.f;
+                    scale = __fdiv_rn(__fadd_rn(a, a), (float)maxq);
+                    zero = (float)((maxq + 1) / 2);
+                } else {
+                    if (mn == 0.f && mx == 0.f) { mn = -1.f; mx = 1.f; }
+                    scale = __fdiv_rn(__fsub_rn(mx, mn), (float)maxq);
+                    zero = rintf(__fdiv_rn(-mn, scale));
+                }
+                qscale[(size_t)row * ldq + i / qgroup] = scale;
+                qzero[(size_t)row * ldq + i / qgroup] = zero;
+            }
+            const float wi = ws[i * P + t];
+            float q = ms[i * P + t] ? 0.f : wi;
+            if (qbits > 0) {
+                float level = __fadd_rn(rintf(__fdiv_rn(q, scale)), zero);
+                level = fminf(fmaxf(level, 0.f), (float)maxq);
+                cs[i * P + t] = (signed char)((int)level - half);
+                q = __fmul_rn(scale, __fsub_rn(level, zero));
+            }
+            const float e = __fdiv_rn(__fsub_rn(wi, q), Us[i * SB_W + i]);
+            lossAcc = __dadd_rn(lossAcc, __dmul_rn((double)e, (double)e));
+            const float* urow = Us + i * SB_W;
+            int j = i + 1;
+            // batches of SR_UNROLL columns: every load of a batch is issued before its stores (the compiler
+            // cannot reorder a load of urow past a store to ws, both being shared memory)
+            for (; j + SR_UNROLL <= width; j += SR_UNROLL) {
+                float a[SR_UNROLL], u[SR_UNROLL];
+#pragma unroll
+                for (int k = 0; k < SR_UNROLL; k++) {
+                    a[k] = ws[(j + k) * P + t];
+                    u[k] = urow[j + k];
+                }
+#pragma unroll
+                for (int k = 0; k < SR_UNROLL; k++) ws[(j + k) * P + t] = __fsub_rn(a[k], __fmul_rn(e, u[k]));
+            }
+            for (; j < width; j++) ws[j * P + t] = __fsub_rn(ws[j * P + t], __fmul_rn(e, urow[j]));
+            ws[i * P + t] = q;
+            es[i * P + t] = e;
+        }
+    }
+    __syncthreads();
+    for (int k = 0; k < 32; k++) {
+        const int rl = warp * 32 + k, rw = r0 + rl;
+        if (rw >= rows) break;
+        for (int c = lane; c < width; c += 32) {
+            W[(size_t)rw * ldw + c] = ws[c * P + rl];
+            Err[(size_t)rw * lde + c] = es[c * P + rl];
+            M[(size_t)rw * ldm + c] = ms[c * P + rl];
+            if (qbits > 0) codes[(size_t)rw * ldc + c] = cs[c * P + rl];
+        }
+    }
+    if (row < rows) loss[row] += lossAcc;
+}
+
 #include "forward_ops.cuh"
 #include "gemm_tc.cuh"
 

@@ -82,6 +82,21 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     public static final int MAX_BLOCK_WIDTH = 128;
     private static final int BLOCK_WARPS = 16;
     private static final int BLOCK_SMEM = (MAX_BLOCK_WIDTH * MAX_BLOCK_WIDTH + BLOCK_WARPS * MAX_BLOCK_WIDTH) * 4;
+    /**
+     * Rows from which a block solve runs {@code sparsegpt_block_rows} (one thread per row) instead of
+     * {@code sparsegpt_block} (one warp per row). Both compute the same bits; on an H200 (2026-11-21,
+     * {@code tools/device/solve_probe.py}, 2:4, all 32 blocks of a 4096-column tensor) the thread
+     * kernel took 6.0 ms for 11008 and 14336 rows against 9.4 and 11.1 ms, but 6.8 ms for 4096 rows
+     * against 3.4 ms (one warp per multiprocessor is too little to hide its latencies).
+     */
+    static final int BLOCK_ROWS_MIN = 8192;
+    /** Threads (rows) per block of sparsegpt_block_rows, at most (its SR_MAX_THREADS). */
+    private static final int BLOCK_ROWS_MAX_THREADS = 128;
+
+    /** Dynamic shared memory of sparsegpt_block_rows with {@code threads} threads (its SR_SMEM). */
+    private static int blockRowsSmem(int threads) {
+        return 4 * MAX_BLOCK_WIDTH * MAX_BLOCK_WIDTH + 2 * 4 * MAX_BLOCK_WIDTH * (threads + 1) + 2 * MAX_BLOCK_WIDTH * (threads + 1);
+    }
 
     /** Diagonal block of the device Cholesky and triangular inverse (kernel constant FB). */
     private static final int FB = 64;
@@ -826,6 +841,18 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         Pointer params = Pointer.to(p(rows), p(width), p(w), p(ldw), p(u), p(ldu), p(err), p(lde), p(mask), p(ldm),
                 p(nmKeep), p(nmGroup), p(qbits), p(qsym ? 1 : 0), p(qgroup), p(scale), p(zero), p(ldq), p(codes), p(ldc),
                 p(loss));
+        if (rows >= BLOCK_ROWS_MIN) {
+            // one thread per row: fewer instructions per column step; enough rows to fill the device
+            int threads = 32 * Math.max(1, Math.min(BLOCK_ROWS_MAX_THREADS / 32, (rows + 32 * smCount() - 1) / (32 * smCount())));
+            String what = "sparsegpt_block_rows rows=" + rows + " width=" + width;
+            int grid = (rows + threads - 1) / threads;
+            if (sync) {
+                launch(what, fn.blockRows, grid, 1, threads, blockRowsSmem(threads), params);
+            } else {
+                launchAsync(what, fn.blockRows, grid, 1, threads, blockRowsSmem(threads), params);
+            }
+            return;
+        }
         String what = "sparsegpt_block rows=" + rows + " width=" + width;
         int grid = (rows + BLOCK_WARPS - 1) / BLOCK_WARPS;
         if (sync) {
@@ -1048,20 +1075,35 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 Pointer.to(p(n), p(a), p(lda), p(diag), p(lambda), p(r.pointer())));
         x.zero(0, 8L * nn);
         info.zero(0, 4);
-        for (int k0 = 0; k0 < n; k0 += FB) {
-            int kb = Math.min(FB, n - k0);
-            CUdeviceptr d = r.at(8L * ((long) k0 * n + k0));
-            CUdeviceptr xd = x.at(8L * ((long) k0 * n + k0));
-            launchAsync("potf2_inv_f64 block " + k0, fPotf2Inv, 1, 1, 256, POTF2_SMEM,
-                    Pointer.to(p(kb), p(d), p(n), p(xd), p(n), p(info.pointer())));
-            int m = n - k0 - kb;
-            if (m == 0) {
-                break;
+        // Two levels of blocking: panels of PANEL columns are factored by FB-column steps whose rank-FB
+        // updates stay inside the panel; the rest of the matrix gets one rank-PANEL update per panel,
+        // a product with an inner dimension of PANEL that runs on the fp64 tensor cores (dgemm_dmma)
+        for (int p0 = 0; p0 < n; p0 += PANEL) {
+            int pEnd = Math.min(n, p0 + PANEL);
+            for (int k0 = p0; k0 < pEnd; k0 += FB) {
+                int kb = Math.min(FB, pEnd - k0);
+                CUdeviceptr d = r.at(8L * ((long) k0 * n + k0));
+                CUdeviceptr xd = x.at(8L * ((long) k0 * n + k0));
+                launchAsync("potf2_inv_f64 block " + k0, fPotf2Inv, 1, 1, 256, POTF2_SMEM,
+                        Pointer.to(p(kb), p(d), p(n), p(xd), p(n), p(info.pointer())));
+                int m = n - k0 - kb;
+                if (m == 0) {
+                    break;
+                }
+                CUdeviceptr a21 = r.at(8L * ((long) (k0 + kb) * n + k0));
+                dgemm(true, false, false, m, kb, kb, 1.0, a21, n, xd, n, 0.0, a21, n, "panel " + k0);
+                int w = pEnd - k0 - kb; // the panel's columns right of this step
+                if (w > 0) {
+                    dgemm(true, true, false, m, w, kb, -1.0, a21, n, a21, n, 1.0,
+                            r.at(8L * ((long) (k0 + kb) * n + k0 + kb)), n, "panel update " + k0);
+                }
             }
-            CUdeviceptr a21 = r.at(8L * ((long) (k0 + kb) * n + k0));
-            dgemm(true, false, false, m, kb, kb, 1.0, a21, n, xd, n, 0.0, a21, n, "panel " + k0);
-            dgemm(true, true, false, m, m, kb, -1.0, a21, n, a21, n, 1.0, r.at(8L * ((long) (k0 + kb) * n + k0 + kb)), n,
-                    "trailing update " + k0);
+            int m = n - pEnd;
+            if (m > 0) {
+                CUdeviceptr l21 = r.at(8L * ((long) pEnd * n + p0));
+                dgemm(true, true, false, m, m, pEnd - p0, -1.0, l21, n, l21, n, 1.0, r.at(8L * ((long) pEnd * n + pEnd)), n,
+                        "trailing update " + p0);
+            }
         }
         Driver.check("Cholesky n=" + n, this::syncStream);
         int[] flag = new int[1];
@@ -1291,11 +1333,18 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private static final int SYRK_DMMA_BK = 32;
     /** dgemm_dmma: 3 stages of two operand tiles of max(128 × 20, 16 × 132) doubles. */
     private static final int DGEMM_DMMA_SMEM = 3 * 2 * (128 * 20) * 8;
+    /**
+     * Columns per outer panel of the device Cholesky: the trailing update after each panel is a
+     * product with this inner dimension, on dgemm_dmma (≥ {@link #DMMA_MIN_K}).
+     */
+    private static final int PANEL = 512;
     /** Inner dimension from which the fp64 products use dgemm_dmma (below it dgemm_f64 is faster). */
     private static final int DMMA_MIN_K = 256;
 
     /** The kernels of forward_ops.cuh and gemm_tc.cuh. */
     private final class Fns {
+        /** The thread-per-row twin of sparsegpt_block (same bits; faster from {@link #BLOCK_ROWS_MIN} rows). */
+        final CUfunction blockRows = function("sparsegpt_block_rows");
         final CUfunction rms = function("rmsnorm_f32");
         final CUfunction ln = function("layernorm_f32");
         final CUfunction rope = function("rope_f32");
@@ -1316,6 +1365,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         final CUfunction nonFinite = function("first_nonfinite_f32");
 
         Fns() {
+            maxSmem("sparsegpt_block_rows", blockRows, blockRowsSmem(BLOCK_ROWS_MAX_THREADS));
             maxSmem("attention_f32", att, attentionSmem(MAX_ATTENTION_HEAD_DIM));
             for (CUfunction f : tf32) {
                 maxSmem("sgemm_tf32", f, TF32_SMEM);

@@ -210,6 +210,10 @@ class CudaBackendParityTest {
             new BlockCase(1 + r.nextInt(300), 128, 2, 4, false, 3, true, 32),
             new BlockCase(1 + r.nextInt(300), 128, 0, 0, false, 8, false, 64),
             new BlockCase(1000, 128, 2, 4, false, 0, false, 0),
+            // from CudaBackend.BLOCK_ROWS_MIN rows the thread-per-row kernel runs: the same bits
+            new BlockCase(CudaBackend.BLOCK_ROWS_MIN + r.nextInt(300), 128, 2, 4, false, 0, false, 0),
+            new BlockCase(CudaBackend.BLOCK_ROWS_MIN + r.nextInt(300), 96, 0, 0, true, 4, false, 0),
+            new BlockCase(CudaBackend.BLOCK_ROWS_MIN + r.nextInt(300), 128, 2, 4, false, 3, true, 32),
         };
         for (BlockCase bc : cases) {
             int rows = bc.rows();
@@ -382,7 +386,7 @@ class CudaBackendParityTest {
     void inverseCholeskyUpperOnTheDeviceMatchesCpu() {
         requireDevice();
         SplittableRandom r = new SplittableRandom(SEED + 11);
-        for (int n : new int[] {1, 2, 63, 64, 65, 130, 257, 1000}) {
+        for (int n : new int[] {1, 2, 63, 64, 65, 130, 257, 511, 512, 513, 1000, 1601}) { // 1, 2, 4 panels of 512
             double[] a = spd(r, n, n + 8, 0.01);
             double[] g = a.clone();
             // poison the strict lower triangle: the contract reads only the upper triangle and the diagonal
@@ -407,6 +411,10 @@ class CudaBackendParityTest {
         double[] bad = spd(r, 70, 70, 0.0);
         bad[5 * 70 + 5] = -1.0;
         assertThat(gpu.inverseCholeskyUpper(70, bad, 0, 70)).isFalse();
+        // a pivot that fails in the second panel of 512 columns (after a trailing update on the tensor cores)
+        double[] late = spd(r, 1100, 1100, 0.0);
+        late[300 * 1100 + 300] = -1.0; // reversed order: pivot 799
+        assertThat(gpu.inverseCholeskyUpper(1100, late, 0, 1100)).isFalse();
     }
 
     @Test
