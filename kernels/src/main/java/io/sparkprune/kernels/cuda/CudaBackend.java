@@ -143,6 +143,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private final Hopper hopper;
     /** Whether loaded Hopper kernels are used (package-private switch for benchmarks and tests). */
     private boolean hopperEnabled = true;
+    /** Largest scratch piece of a wgmma call, bytes ({@link #WG_SCRATCH_BYTES}; smaller in tests of the pieces). */
+    private long wgScratchBytes = WG_SCRATCH_BYTES;
     private int smCount;
     private final CpuBackend cpu;
     /**
@@ -400,6 +402,16 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      */
     synchronized void useHopperKernels(boolean on) {
         hopperEnabled = on;
+    }
+
+    /**
+     * Sets the largest scratch piece of the wgmma paths (package-private: tests make it small so that
+     * small shapes exercise the piece loops of {@link #sgemmTf32Device} and {@link #syrkTf32Device}).
+     *
+     * @param bytes bytes per scratch piece, ≥ 1 (pieces never go below 256 rows or tokens)
+     */
+    synchronized void wgScratchBytes(long bytes) {
+        wgScratchBytes = Math.max(1, bytes);
     }
 
     /** @return the device's compute capability as {@code 10 · major + minor} (e.g. 90 for H100/H200, 80 for A100) */
@@ -2159,7 +2171,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * Largest scratch buffer of one piece of a wgmma call, bytes: the TF32-rounded rows of A, of B (the
      * TF32 GEMM) or Xᵀ (the syrk); larger operands go in pieces, so the scratch stays bounded.
      */
-    private static final long WG_SCRATCH_BYTES = 256L << 20;
+    static final long WG_SCRATCH_BYTES = 256L << 20;
     /** Most tokens of one transpose_round_tf32 launch (grid.y of 32-token tiles ≤ 65535), chunk multiple. */
     private static final int WG_TRANSPOSE_MAX_TOKENS = 65535 * 32 / SYRK_TF32_CHUNK * SYRK_TF32_CHUNK;
 
@@ -2207,10 +2219,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /**
      * Rows per piece of a K-major operand with row stride {@code ld} (fp32) whose rounded copy must fit
-     * {@link #WG_SCRATCH_BYTES}: a multiple of 256 (whole C tiles), at least 256, at most {@code rows}.
+     * the scratch piece ({@link #WG_SCRATCH_BYTES} unless a test set it): a multiple of 256 (whole C tiles), at least 256, at most {@code rows}.
      */
-    private static int wgPieceRows(int rows, int ld) {
-        long fit = WG_SCRATCH_BYTES / (4L * ld) / 256 * 256;
+    private int wgPieceRows(int rows, int ld) {
+        long fit = wgScratchBytes / (4L * ld) / 256 * 256;
         return (int) Math.min(rows, Math.max(256, fit));
     }
 
@@ -2249,7 +2261,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /** The wgmma TF32 Hessian update (see {@link #syrkTf32Device}); n, k ≥ 1. */
     private void wgSyrkTf32(int n, int k, CUdeviceptr x, int ldx, CUdeviceptr cPacked) {
-        long fit = WG_SCRATCH_BYTES / (4L * n) / SYRK_TF32_CHUNK * SYRK_TF32_CHUNK;
+        long fit = wgScratchBytes / (4L * n) / SYRK_TF32_CHUNK * SYRK_TF32_CHUNK;
         int piece = (int) Math.max(SYRK_TF32_CHUNK, Math.min(WG_TRANSPOSE_MAX_TOKENS, fit));
         int nt = (n + WG_BM - 1) / WG_BM;
         int tiles = nt * (nt + 1) / 2;
