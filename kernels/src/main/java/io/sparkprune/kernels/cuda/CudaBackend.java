@@ -14,6 +14,7 @@ import io.sparkprune.kernels.cpu.CpuBackend;
 import jcuda.Pointer;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
+import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUfunction_attribute;
@@ -49,7 +50,21 @@ import java.util.WeakHashMap;
  * thread count, on the host arrays. Beyond {@link Backend}, the tensor-core products of
  * {@code gemm_tc.cuh}: {@link #sgemmTf32}, {@link #gemmBf16} and {@link #syrkPackedUpperTf32}. Each
  * host-array operation has a package-private {@code *Device} twin on device pointers (one launch,
- * no host copies) for a device-resident forward pass. Host-array calls copy their operands to the device
+ * no host copies) for a device-resident forward pass.
+ *
+ * <p><b>Hopper kernels.</b> On a device of compute capability exactly 9.0 (H100, H200) the backend
+ * also loads {@value #FATBIN_SM90A} ({@code kernels/src/main/cuda/hopper.cu}: sm_90a machine code,
+ * warpgroup {@code wgmma.mma_async} products), unless the system property
+ * {@value #WGMMA_PROPERTY} is {@code false}; when it cannot be loaded the backend logs one warning and
+ * runs without it. {@link #hopperKernels()} says whether they are in use. Then the NT products
+ * ({@code transA = false, transB = true}, the linear-layer form {@code x·Wᵀ}) of {@link #sgemmTf32}
+ * ({@code wg_gemm_tf32_nt256}, after both operands are rounded to TF32 by {@code round_tf32} into
+ * scratch buffers) and {@link #gemmBf16} ({@code wg_gemm_bf16_nt}) run on them when their strides
+ * and inner dimension allow 16-byte copies, and the TF32 Hessian ({@link #syrkPackedUpperTf32}, the
+ * resident {@link ResidentHessian.Accumulator#addTf32}) runs {@code transpose_round_tf32} and
+ * {@code wg_syrk_tf32}; every other case runs the {@code mma.sync} kernels of {@code gemm_tc.cuh}. Both
+ * compute the same TF32 (or bf16) products with fp32 accumulation, so the results agree to fp32
+ * summation order. Host-array calls copy their operands to the device
  * and the results back; {@link #sparseGptSolve} ({@link ResidentSolver}) keeps a whole weight on the
  * device across blocks.
  *
@@ -78,6 +93,14 @@ import java.util.WeakHashMap;
 public final class CudaBackend implements Backend, DampedFactorizer, ResidentSolver, ResidentHessian, ResidentForward {
     /** Class-path resource of the compiled kernels. */
     public static final String FATBIN = "/io/sparkprune/kernels/cuda/sparkprune.fatbin";
+    /** Class-path resource of the Hopper kernels ({@code hopper.cu}, sm_90a machine code only). */
+    public static final String FATBIN_SM90A = "/io/sparkprune/kernels/cuda/sparkprune_sm90a.fatbin";
+    /**
+     * System property that, set to {@code false}, keeps the Hopper kernels ({@value #FATBIN_SM90A})
+     * from being loaded on a compute-capability-9.0 device; any other value (or none) allows them.
+     */
+    public static final String WGMMA_PROPERTY = "sparkprune.cuda.wgmma";
+    private static final System.Logger LOG = System.getLogger(CudaBackend.class.getName());
     /** Widest column block the fused block kernel handles (its register and shared-memory layout). */
     public static final int MAX_BLOCK_WIDTH = 128;
     private static final int BLOCK_WARPS = 16;
@@ -129,9 +152,26 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private final CUfunction fUnstrMark;
     private final CUfunction fUnstrTies;
     private final Fns fn;
+    /** Compute capability as 10 · major + minor (90 for H100/H200). */
+    private final int computeCapability;
+    /** The kernels of {@value #FATBIN_SM90A}, or null when not loaded. */
+    private final Hopper hopper;
+    /** Whether loaded Hopper kernels are used (package-private switch for benchmarks and tests). */
+    private boolean hopperEnabled = true;
+    /** Largest scratch piece of a wgmma call, bytes ({@link #WG_SCRATCH_BYTES}; smaller in tests of the pieces). */
+    private long wgScratchBytes = WG_SCRATCH_BYTES;
     private int smCount;
     private final CpuBackend cpu;
-    private final DeviceBuffer[] workspace = new DeviceBuffer[8];
+    /**
+     * Grow-only scratch buffers by slot ({@link #ws}): 0..7 hold the operands of host-array calls;
+     * {@link #WS_HOPPER_A} and {@link #WS_HOPPER_B} the TF32-rounded operands of the Hopper kernels
+     * (the calls are serialized by the backend's lock, so one set serves every call).
+     */
+    private final DeviceBuffer[] workspace = new DeviceBuffer[10];
+    /** Scratch slot of the TF32-rounded A of {@code wg_gemm_tf32_nt256} and of Xᵀ of {@code wg_syrk_tf32}. */
+    private static final int WS_HOPPER_A = 8;
+    /** Scratch slot of the TF32-rounded B of {@code wg_gemm_tf32_nt256}. */
+    private static final int WS_HOPPER_B = 9;
     /** The stream of every launch and staged copy (blocking: ordered with the NULL stream's copies and memsets). */
     private final CUstream stream;
     private final PinnedStaging staging;
@@ -192,6 +232,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     () -> JCudaDriver.cuFuncSetAttribute(fBlock,
                             CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, BLOCK_SMEM));
             fn = new Fns();
+            computeCapability = 10 * attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                    "compute capability major") + attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+                    "compute capability minor");
+            hopper = loadHopper();
             stream = new CUstream();
             Driver.check("cuStreamCreate on " + deviceName,
                     () -> JCudaDriver.cuStreamCreate(stream, CUstream_flags.CU_STREAM_DEFAULT));
@@ -234,7 +278,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     /**
      * @return which operations run on the GPU ({@code "gpu"}) and which are delegated to the CPU
      *     backend ({@code "cpu (delegated)"}), for every {@link Backend} operation (the extra tensor-core
-     *     products {@link #sgemmTf32} and {@link #gemmBf16} always run on the GPU)
+     *     products {@link #sgemmTf32} and {@link #gemmBf16} always run on the GPU: on a compute-capability-9.0
+     *     device with {@link #hopperKernels()}, their NT form on {@code wg_gemm_tf32_nt256} and
+     *     {@code wg_gemm_bf16_nt}, else on {@code sgemm_tf32_*} and {@code gemm_bf16_*})
      */
     public static Map<String, String> kernelStatus() {
         Map<String, String> m = new LinkedHashMap<>();
@@ -242,7 +288,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         m.put("syrkPackedUpper", "gpu: syrk_packed_dmma (fp64 tensor cores: fp64 sums of exact fp32 products); the sum kept on"
                 + " the device across batches through ResidentHessian");
         m.put("syrkPackedUpperTf32", "gpu: syrk_packed_tf32 (TF32 tensor cores, fp32 sums per "
-                + SYRK_TF32_CHUNK + "-token chunk, fp64 across chunks); resident through ResidentHessian.addTf32");
+                + SYRK_TF32_CHUNK + "-token chunk, fp64 across chunks); on compute capability 9.0 with hopperKernels()"
+                + " (-D" + WGMMA_PROPERTY + " not false) transpose_round_tf32 + wg_syrk_tf32 (wgmma, sm_90a) instead;"
+                + " resident through ResidentHessian.addTf32");
         m.put("inverseCholeskyUpper", "gpu: fp64 blocked Cholesky (potf2_inv_f64 + dgemm_f64) and recursive"
                 + " triangular inverse of the reversed matrix (large products on dgemm_dmma, fp64 tensor cores);"
                 + " also the damped retry (DampedFactorizer)");
@@ -287,9 +335,103 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     }
 
     private CUfunction function(String name) {
+        return function(module, name);
+    }
+
+    private static CUfunction function(CUmodule in, String name) {
         CUfunction f = new CUfunction();
-        Driver.check("cuModuleGetFunction " + name, () -> JCudaDriver.cuModuleGetFunction(f, module, name));
+        Driver.check("cuModuleGetFunction " + name, () -> JCudaDriver.cuModuleGetFunction(f, in, name));
         return f;
+    }
+
+    private int attribute(int attribute, String what) {
+        int[] v = new int[1];
+        Driver.check("cuDeviceGetAttribute " + what + " of device " + ordinal,
+                () -> JCudaDriver.cuDeviceGetAttribute(v, attribute, device));
+        return v[0];
+    }
+
+    /**
+     * Loads {@value #FATBIN_SM90A} when the device's compute capability is exactly 9.0 and
+     * {@value #WGMMA_PROPERTY} is not {@code false}.
+     *
+     * @return its kernels, or null (not a 9.0 device, switched off, or loading failed: one warning)
+     */
+    private Hopper loadHopper() {
+        if (computeCapability != 90) {
+            return null;
+        }
+        String prop = System.getProperty(WGMMA_PROPERTY);
+        if (prop != null && prop.trim().equalsIgnoreCase("false")) {
+            LOG.log(System.Logger.Level.INFO, "CUDA device " + ordinal + " (" + deviceName + "): Hopper wgmma kernels"
+                    + " switched off by -D" + WGMMA_PROPERTY + "=false; the mma.sync kernels run");
+            return null;
+        }
+        CUmodule m = new CUmodule();
+        boolean loaded = false;
+        try {
+            byte[] image = readResource(FATBIN_SM90A);
+            if (image == null) {
+                throw new IllegalStateException(FATBIN_SM90A + " is not on the class path (a build without nvcc?)");
+            }
+            Driver.check("cuModuleLoadData " + FATBIN_SM90A + " (" + image.length + " bytes) on " + deviceName,
+                    () -> JCudaDriver.cuModuleLoadData(m, image));
+            loaded = true;
+            return new Hopper(m);
+        } catch (RuntimeException e) {
+            if (loaded) {
+                JCudaDriver.cuModuleUnload(m);
+            }
+            LOG.log(System.Logger.Level.WARNING, "CUDA device " + ordinal + " (" + deviceName + ", compute capability"
+                    + " 9.0): the Hopper wgmma kernels could not be loaded, the mma.sync kernels run instead: "
+                    + e.getMessage());
+            return null;
+        }
+    }
+
+    /** @return the bytes of a class-path resource, or null when it is missing */
+    private static byte[] readResource(String name) {
+        try (InputStream in = CudaBackend.class.getResourceAsStream(name)) {
+            return in == null ? null : in.readAllBytes();
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read " + name + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * @return whether the Hopper kernels ({@value #FATBIN_SM90A}: {@code wg_gemm_tf32_nt256},
+     *     {@code wg_gemm_bf16_nt}, {@code wg_syrk_tf32}) are in use: the device has compute capability
+     *     9.0, {@value #WGMMA_PROPERTY} is not {@code false}, the module loaded, and they were not switched
+     *     off by {@link #useHopperKernels(boolean)}
+     */
+    public synchronized boolean hopperKernels() {
+        return hopper != null && hopperEnabled;
+    }
+
+    /**
+     * Switches loaded Hopper kernels on or off for later calls (package-private: benchmarks and tests
+     * time and compare the {@code mma.sync} kernels on the same device). No effect when they are not
+     * loaded.
+     *
+     * @param on whether to use them
+     */
+    synchronized void useHopperKernels(boolean on) {
+        hopperEnabled = on;
+    }
+
+    /**
+     * Sets the largest scratch piece of the wgmma paths (package-private: tests make it small so that
+     * small shapes exercise the piece loops of {@link #sgemmTf32Device} and {@link #syrkTf32Device}).
+     *
+     * @param bytes bytes per scratch piece, ≥ 1 (pieces never go below 256 rows or tokens)
+     */
+    synchronized void wgScratchBytes(long bytes) {
+        wgScratchBytes = Math.max(1, bytes);
+    }
+
+    /** @return the device's compute capability as {@code 10 · major + minor} (e.g. 90 for H100/H200, 80 for A100) */
+    public int computeCapability() {
+        return computeCapability;
     }
 
     private void current() {
@@ -341,7 +483,12 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /** Launches without waiting; the caller synchronizes after a chain (errors surface there). */
     private void launchAsync(String what, CUfunction f, int gx, int gy, int bx, int smem, Pointer params) {
-        Driver.check("cuLaunchKernel " + what, () -> JCudaDriver.cuLaunchKernel(f, gx, gy, 1, bx, 1, 1, smem, stream,
+        launchAsync(what, f, gx, gy, bx, 1, smem, params);
+    }
+
+    /** {@link #launchAsync(String, CUfunction, int, int, int, int, Pointer)} with a 2-D block {@code bx × by}. */
+    private void launchAsync(String what, CUfunction f, int gx, int gy, int bx, int by, int smem, Pointer params) {
+        Driver.check("cuLaunchKernel " + what, () -> JCudaDriver.cuLaunchKernel(f, gx, gy, 1, bx, by, 1, smem, stream,
                 params, null));
     }
 
@@ -413,7 +560,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     Driver.check("cuStreamDestroy", () -> JCudaDriver.cuStreamDestroy(stream));
                 }
             }
-            Driver.check("cuModuleUnload", () -> JCudaDriver.cuModuleUnload(module));
+            try {
+                if (hopper != null) {
+                    Driver.check("cuModuleUnload " + FATBIN_SM90A, () -> JCudaDriver.cuModuleUnload(hopper.module));
+                }
+            } finally {
+                Driver.check("cuModuleUnload", () -> JCudaDriver.cuModuleUnload(module));
+            }
         } finally {
             closed = true;
             JCudaDriver.cuDevicePrimaryCtxRelease(device);
@@ -1880,7 +2033,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * rounded to TF32, 10 mantissa bits, by {@code cvt.rna.tf32.f32}; fp32 accumulation;
      * {@code mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32}, PTX ISA "warp-level matrix multiply-
      * accumulate"). Relative error against fp32 of order 1e-4 for random operands. Same arguments,
-     * shapes and {@code beta == 0} rule as {@link #sgemm}.
+     * shapes and {@code beta == 0} rule as {@link #sgemm}. With {@link #hopperKernels()} the NT form
+     * with k a multiple of 4 runs {@code wg_gemm_tf32_nt256} instead (warpgroup {@code wgmma.mma_async}
+     * m64n256k8 TF32, the same rounded products; see {@link #sgemmTf32Device}).
      *
      * @throws IllegalArgumentException when a window does not fit its array
      */
@@ -1891,9 +2046,23 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 (da, dla, db, dlb, dc) -> sgemmTf32Device(transA, transB, m, n, k, alpha, da, dla, db, dlb, beta, dc, n));
     }
 
-    /** {@link #sgemmTf32} on device pointers (row strides in elements). */
-    void sgemmTf32Device(boolean transA, boolean transB, int m, int n, int k, float alpha, CUdeviceptr a, int lda,
-                         CUdeviceptr b, int ldb, float beta, CUdeviceptr c, int ldc) {
+    /**
+     * {@link #sgemmTf32} on device pointers (row strides in elements); waits for completion. With
+     * {@link #hopperKernels()} the NT form ({@code !transA && transB}) with {@code k}, {@code lda} and
+     * {@code ldb} multiples of 4 runs {@code wg_gemm_tf32_nt256}: A's rows {@code m × k} (stride lda) and
+     * B's rows {@code n × k} (stride ldb) are first rounded to TF32 by {@code round_tf32} into the
+     * backend's scratch buffers (slots {@link #WS_HOPPER_A}, {@link #WS_HOPPER_B}; the caller's A and B
+     * are not modified), in row pieces of at most about {@value #WG_SCRATCH_BYTES} bytes each (a large
+     * weight, e.g. a 128256 × 4096 embedding head, is rounded and multiplied piece by piece). Every other
+     * case runs {@code sgemm_tf32_*}.
+     */
+    synchronized void sgemmTf32Device(boolean transA, boolean transB, int m, int n, int k, float alpha, CUdeviceptr a,
+                                      int lda, CUdeviceptr b, int ldb, float beta, CUdeviceptr c, int ldc) {
+        if (!transA && transB && m > 0 && n > 0 && k > 0 && k % 4 == 0 && lda % 4 == 0 && ldb % 4 == 0
+                && lda >= k && ldb >= k && hopperKernels()) {
+            wgSgemmTf32(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
         Pointer params = Pointer.to(p(m), p(n), p(k), p(alpha), p(a), p(lda), p(b), p(ldb), p(beta), p(c), p(ldc),
                 p(lda % 4 == 0 ? 1 : 0), p(ldb % 4 == 0 ? 1 : 0));
         launch("sgemm_tf32 " + m + "x" + n + "x" + k, fn.tf32[(transA ? 2 : 0) + (transB ? 1 : 0)], (n + 127) / 128,
@@ -1905,7 +2074,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * {@code C = alpha · op(A) · op(B) + beta · C} ({@code gemm_bf16_*},
      * {@code mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32}). A and B hold raw bf16 bits
      * ({@link io.sparkprune.kernels.HalfFloats}); shapes, strides and the {@code beta == 0} rule as
-     * {@link #sgemm}. The linear-layer form {@code Y = X·Wᵀ} ({@code transB}) is the fast layout.
+     * {@link #sgemm}. The linear-layer form {@code Y = X·Wᵀ} ({@code transB}) is the fast layout; with
+     * {@link #hopperKernels()} and k a multiple of 8 it runs {@code wg_gemm_bf16_nt} (warpgroup
+     * {@code wgmma.mma_async} m64n256k16 bf16, fp32 accumulation; see {@link #gemmBf16Device}).
      *
      * @param transA use Aᵀ
      * @param transB use Bᵀ
@@ -1948,9 +2119,21 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         downloadWindow(dc, c, cOff, ldc, m, n);
     }
 
-    /** {@link #gemmBf16} on device pointers (A, B bf16; C fp32; row strides in elements). */
-    void gemmBf16Device(boolean transA, boolean transB, int m, int n, int k, float alpha, CUdeviceptr a, int lda,
-                        CUdeviceptr b, int ldb, float beta, CUdeviceptr c, int ldc) {
+    /**
+     * {@link #gemmBf16} on device pointers (A, B bf16; C fp32; row strides in elements); waits for
+     * completion. With {@link #hopperKernels()} the NT form ({@code !transA && transB}) with A and B at
+     * 16-byte aligned addresses and {@code k}, {@code lda}, {@code ldb} multiples of 8 runs
+     * {@code wg_gemm_bf16_nt}; every other case runs {@code gemm_bf16_*}.
+     */
+    synchronized void gemmBf16Device(boolean transA, boolean transB, int m, int n, int k, float alpha, CUdeviceptr a,
+                                     int lda, CUdeviceptr b, int ldb, float beta, CUdeviceptr c, int ldc) {
+        if (!transA && transB && m > 0 && n > 0 && k > 0 && k % 8 == 0 && lda % 8 == 0 && ldb % 8 == 0
+                && Address.of(a) % 16 == 0 && Address.of(b) % 16 == 0 && hopperKernels()) {
+            launch("wg_gemm_bf16_nt " + m + "x" + n + "x" + k, hopper.gemmBf16, (n + WG_BN - 1) / WG_BN,
+                    (m + WG_BM - 1) / WG_BM, WG_THREADS, WG_SMEM, Pointer.to(p(m), p(n), p(k), p(alpha), p(a), p(lda),
+                            p(b), p(ldb), p(beta), p(c), p(ldc)));
+            return;
+        }
         Pointer params = Pointer.to(p(m), p(n), p(k), p(alpha), p(a), p(lda), p(b), p(ldb), p(beta), p(c), p(ldc),
                 p(lda % 8 == 0 ? 1 : 0), p(ldb % 8 == 0 ? 1 : 0));
         launch("gemm_bf16 " + m + "x" + n + "x" + k, fn.bf16[(transA ? 2 : 0) + (transB ? 1 : 0)], (n + 127) / 128,
@@ -1964,7 +2147,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * fp64 packed upper triangle. Relative error of order 1e-4 against the fp64 sums. Same arguments
      * as {@link #syrkPackedUpper}; the exact arithmetic is {@link Backend#syrkPackedUpperTf32}'s (chunk
      * {@value Backend#SYRK_TF32_CHUNK}, must equal {@code TC_CHUNK} in gemm_tc.cuh), and
-     * {@link io.sparkprune.kernels.cpu.CpuBackend#syrkPackedUpperTf32} is its CPU twin.
+     * {@link io.sparkprune.kernels.cpu.CpuBackend#syrkPackedUpperTf32} is its CPU twin. With
+     * {@link #hopperKernels()} it runs {@code transpose_round_tf32} and {@code wg_syrk_tf32} (same
+     * contract; see {@link #syrkTf32Device}).
      *
      * @throws IllegalArgumentException when X does not fit or cPacked is too short
      */
@@ -1988,7 +2173,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /**
      * TF32 Hessian update on device pointers (see {@link #syrkPackedUpperTf32}): {@code Cp += Xᵀ·X}
-     * with X {@code k × n} fp32, row stride {@code ldx}; waits for completion.
+     * with X {@code k × n} fp32, row stride {@code ldx}; waits for completion. With
+     * {@link #hopperKernels()}: the tokens in pieces (multiples of {@value #SYRK_TF32_CHUNK} tokens, at
+     * most {@value #WG_SCRATCH_BYTES} bytes of Xᵀ each), each piece transposed and rounded to TF32
+     * by {@code transpose_round_tf32} into a scratch buffer (slot {@link #WS_HOPPER_A}, row stride the
+     * piece's tokens rounded up to a multiple of 4, the padding zeroed), then {@code wg_syrk_tf32} (the
+     * same 256-token chunks as {@code syrk_packed_tf32} and the CPU twin, since pieces start on chunk
+     * boundaries); else {@code syrk_packed_tf32}.
      *
      * @param n features
      * @param k tokens
@@ -1998,6 +2189,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      */
     public synchronized void syrkTf32Device(int n, int k, CUdeviceptr x, int ldx, CUdeviceptr cPacked) {
         current();
+        if (n > 0 && k > 0 && hopperKernels()) {
+            wgSyrkTf32(n, k, x, ldx, cPacked);
+            return;
+        }
         int nt = (n + 127) / 128;
         int tiles = nt * (nt + 1) / 2;
         int chunks = (k + SYRK_TF32_CHUNK - 1) / SYRK_TF32_CHUNK;
@@ -2006,5 +2201,138 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         splits = (k + perSplit - 1) / perSplit;
         Pointer params = Pointer.to(p(n), p(k), p(x), p(ldx), p(cPacked), p(perSplit), p(ldx % 4 == 0 ? 1 : 0));
         launch("syrk_packed_tf32 n=" + n + " k=" + k, fn.syrkTf32, tiles, splits, 256, SYRK_TF32_SMEM, params);
+    }
+
+    // ------------------------------------------------------------------ Hopper kernels (hopper.cu, sm_90a)
+
+    /** Threads per block of every wgmma kernel (two warpgroups). */
+    private static final int WG_THREADS = 256;
+    /** Rows of C per block of the wgmma GEMMs and syrk. */
+    private static final int WG_BM = 128;
+    /** Columns of C per block of wg_gemm_tf32_nt256 and wg_gemm_bf16_nt. */
+    private static final int WG_BN = 256;
+    /**
+     * Dynamic shared memory of every wgmma kernel, bytes: 4 stages of (128 + 256) rows × 128 bytes for
+     * the GEMMs, 6 stages of (128 + 128) rows × 128 bytes for the syrk (both 196608), plus 1024 bytes
+     * of slack for the 1024-byte alignment of the swizzled tiles.
+     */
+    private static final int WG_SMEM = 4 * (128 + 256) * 128 + 1024;
+    /**
+     * Largest scratch buffer of one piece of a wgmma call, bytes: the TF32-rounded rows of A, of B (the
+     * TF32 GEMM) or Xᵀ (the syrk); larger operands go in pieces, so the scratch stays bounded.
+     */
+    static final long WG_SCRATCH_BYTES = 256L << 20;
+    /** Most tokens of one transpose_round_tf32 launch (grid.y of 32-token tiles ≤ 65535), chunk multiple. */
+    private static final int WG_TRANSPOSE_MAX_TOKENS = 65535 * 32 / SYRK_TF32_CHUNK * SYRK_TF32_CHUNK;
+
+    /** The kernels of {@value #FATBIN_SM90A} in their module (unloaded by {@link #close()}). */
+    private static final class Hopper {
+        final CUmodule module;
+        final CUfunction gemmTf32;
+        final CUfunction gemmBf16;
+        final CUfunction syrk;
+        final CUfunction round;
+        final CUfunction transposeRound;
+
+        Hopper(CUmodule module) {
+            this.module = module;
+            gemmTf32 = function(module, "wg_gemm_tf32_nt256");
+            gemmBf16 = function(module, "wg_gemm_bf16_nt");
+            syrk = function(module, "wg_syrk_tf32");
+            round = function(module, "round_tf32");
+            transposeRound = function(module, "transpose_round_tf32");
+            maxSmem("wg_gemm_tf32_nt256", gemmTf32, WG_SMEM);
+            maxSmem("wg_gemm_bf16_nt", gemmBf16, WG_SMEM);
+            maxSmem("wg_syrk_tf32", syrk, WG_SMEM);
+        }
+    }
+
+    /** Reads the address a JCuda device pointer stands for (its native pointer plus byte offset). */
+    private static final class Address extends CUdeviceptr {
+        private Address(CUdeviceptr p) {
+            super(p);
+        }
+
+        /** @return the device address of {@code p} */
+        static long of(CUdeviceptr p) {
+            Address a = new Address(p);
+            return a.getNativePointer() + a.getByteOffset();
+        }
+    }
+
+    /** Queues {@code out[i] = cvt.rna.tf32.f32(in[i])} for {@code count} floats ({@code round_tf32}). */
+    private void roundTf32Async(long count, CUdeviceptr in, CUdeviceptr out, String what) {
+        int grid = (int) Math.max(1, Math.min(4096, (count + 255) / 256));
+        launchAsync("round_tf32 " + what + " (" + count + " floats)", hopper.round, grid, 1, 256, 0,
+                Pointer.to(Pointer.to(new long[] {count}), p(in), p(out)));
+    }
+
+    /**
+     * Rows per piece of a K-major operand with row stride {@code ld} (fp32) whose rounded copy must fit
+     * the scratch piece ({@link #WG_SCRATCH_BYTES} unless a test set it): a multiple of 256 (whole C tiles), at least 256, at most {@code rows}.
+     */
+    private int wgPieceRows(int rows, int ld) {
+        long fit = wgScratchBytes / (4L * ld) / 256 * 256;
+        return (int) Math.min(rows, Math.max(256, fit));
+    }
+
+    /**
+     * The wgmma TF32 NT product (see {@link #sgemmTf32Device}): {@code C = alpha·A·Bᵀ + beta·C} with A's
+     * and B's rows rounded to TF32 into the scratch buffers, piece by piece; m, n, k ≥ 1; k, lda, ldb
+     * multiples of 4; waits for completion.
+     */
+    private void wgSgemmTf32(int m, int n, int k, float alpha, CUdeviceptr a, int lda, CUdeviceptr b, int ldb,
+                             float beta, CUdeviceptr c, int ldc) {
+        int mPiece = wgPieceRows(m, lda);
+        int nPiece = wgPieceRows(n, ldb);
+        DeviceBuffer ra = ws(WS_HOPPER_A, 4L * ((long) (mPiece - 1) * lda + k), "TF32-rounded A of wg_gemm_tf32_nt256");
+        DeviceBuffer rb = ws(WS_HOPPER_B, 4L * ((long) (nPiece - 1) * ldb + k), "TF32-rounded B of wg_gemm_tf32_nt256");
+        boolean bOnce = nPiece == n;
+        if (bOnce) {
+            roundTf32Async((long) (n - 1) * ldb + k, b, rb.pointer(), "B");
+        }
+        for (int i0 = 0; i0 < m; i0 += mPiece) {
+            int mc = Math.min(mPiece, m - i0);
+            roundTf32Async((long) (mc - 1) * lda + k, a.withByteOffset(4L * i0 * lda), ra.pointer(), "A rows " + i0);
+            for (int j0 = 0; j0 < n; j0 += nPiece) {
+                int nc = Math.min(nPiece, n - j0);
+                if (!bOnce) {
+                    roundTf32Async((long) (nc - 1) * ldb + k, b.withByteOffset(4L * j0 * ldb), rb.pointer(),
+                            "B rows " + j0);
+                }
+                launchAsync("wg_gemm_tf32_nt256 " + mc + "x" + nc + "x" + k + " at (" + i0 + ", " + j0 + ")",
+                        hopper.gemmTf32, (nc + WG_BN - 1) / WG_BN, (mc + WG_BM - 1) / WG_BM, WG_THREADS, WG_SMEM,
+                        Pointer.to(p(mc), p(nc), p(k), p(alpha), p(ra.pointer()), p(lda), p(rb.pointer()), p(ldb),
+                                p(beta), p(c.withByteOffset(4L * ((long) i0 * ldc + j0))), p(ldc)));
+            }
+        }
+        Driver.check("kernel wg_gemm_tf32_nt256 " + m + "x" + n + "x" + k, this::syncStream);
+    }
+
+    /** The wgmma TF32 Hessian update (see {@link #syrkTf32Device}); n, k ≥ 1. */
+    private void wgSyrkTf32(int n, int k, CUdeviceptr x, int ldx, CUdeviceptr cPacked) {
+        long fit = wgScratchBytes / (4L * n) / SYRK_TF32_CHUNK * SYRK_TF32_CHUNK;
+        int piece = (int) Math.max(SYRK_TF32_CHUNK, Math.min(WG_TRANSPOSE_MAX_TOKENS, fit));
+        int nt = (n + WG_BM - 1) / WG_BM;
+        int tiles = nt * (nt + 1) / 2;
+        for (int t0 = 0; t0 < k; t0 += piece) {
+            final int kc = Math.min(piece, k - t0);
+            final int ldt = (kc + 3) & ~3;
+            DeviceBuffer xt = ws(WS_HOPPER_A, 4L * n * ldt, "TF32 X^T of wg_syrk_tf32");
+            if (ldt != kc) {
+                Driver.check("cuMemsetD2D32Async X^T padding (" + n + " rows x " + (ldt - kc) + ")",
+                        () -> JCudaDriver.cuMemsetD2D32Async(xt.at(4L * kc), 4L * ldt, 0, ldt - kc, n, stream));
+            }
+            CUdeviceptr xp = x.withByteOffset(4L * t0 * ldx);
+            launchAsync("transpose_round_tf32 n=" + n + " k=" + kc, hopper.transposeRound, (n + 31) / 32, (kc + 31) / 32,
+                    32, 8, 0, Pointer.to(p(kc), p(n), p(xp), p(ldx), p(xt.pointer()), p(ldt)));
+            int chunks = (kc + SYRK_TF32_CHUNK - 1) / SYRK_TF32_CHUNK;
+            int splits = Math.max(1, Math.min(chunks, (2 * smCount() + tiles - 1) / tiles));
+            int perSplit = (chunks + splits - 1) / splits * SYRK_TF32_CHUNK;
+            splits = (kc + perSplit - 1) / perSplit;
+            launch("wg_syrk_tf32 n=" + n + " k=" + kc + " (tokens from " + t0 + ") splits=" + splits, hopper.syrk,
+                    tiles, splits, WG_THREADS, WG_SMEM, Pointer.to(p(n), p(kc), p(xt.pointer()), p(ldt), p(cPacked),
+                            p(perSplit)));
+        }
     }
 }

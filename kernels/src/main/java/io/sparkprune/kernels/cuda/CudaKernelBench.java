@@ -10,6 +10,10 @@ import java.util.SplittableRandom;
  * bf16 GEMMs at 4096³ and 8192 × 4096 × 4096, the Hessian update in fp64 sums and TF32 over 262144
  * tokens, and flash-style attention at 2 × 16 heads × 2048 × 128, all on device-resident operands.
  * Each figure is the median of several runs after a warm-up; wall-clock time around synchronous calls.
+ * On a device where {@link CudaBackend#hopperKernels()} holds (compute capability 9.0), the NT GEMMs
+ * and the TF32 Hessian get two rows each: the {@code mma.sync} kernels (forced with
+ * {@code useHopperKernels(false)}) and the {@code wgmma} kernels of {@code hopper.cu} (the TF32 rows
+ * include the {@code round_tf32} / {@code transpose_round_tf32} passes that the wgmma path adds).
  *
  * <p>Usage: {@code java -cp ... io.sparkprune.kernels.cuda.CudaKernelBench [reps=5]}
  */
@@ -24,7 +28,9 @@ public final class CudaKernelBench {
         int reps = args.length > 0 ? Integer.parseInt(args[0]) : 5;
         SplittableRandom r = new SplittableRandom(42);
         try (CudaBackend gpu = CudaBackend.create(0, Runtime.getRuntime().availableProcessors())) {
-            System.out.println("device: " + gpu.name());
+            System.out.println("device: " + gpu.name() + ", compute capability " + gpu.computeCapability() / 10 + "."
+                    + gpu.computeCapability() % 10 + ", Hopper wgmma kernels " + (gpu.hopperKernels() ? "in use"
+                    : "not in use"));
             tensorCoreTable(gpu, r, reps);
         }
     }
@@ -45,6 +51,17 @@ public final class CudaKernelBench {
         return median(t);
     }
 
+    /** {@link #time} with the Hopper kernels switched off for the call (the mma.sync kernels run). */
+    private static double timeMmaSync(CudaBackend gpu, int reps, Runnable call) {
+        boolean wg = gpu.hopperKernels();
+        gpu.useHopperKernels(false);
+        try {
+            return time(gpu, reps, call);
+        } finally {
+            gpu.useHopperKernels(wg);
+        }
+    }
+
     /**
      * The tensor-core products, the TF32 Hessian and attention on device-resident random operands,
      * printed as one table (ms, TFLOP/s): GEMMs at 4096³ and 8192×4096×4096 (m×n×k), the TF32 Hessian
@@ -53,7 +70,8 @@ public final class CudaKernelBench {
      */
     private static void tensorCoreTable(CudaBackend gpu, SplittableRandom r, int reps) {
         System.out.println();
-        System.out.println(String.format(Locale.ROOT, "%-44s %10s %10s", "kernel", "ms", "TFLOP/s"));
+        System.out.println(String.format(Locale.ROOT, "%-52s %10s %10s", "kernel", "ms", "TFLOP/s"));
+        boolean wg = gpu.hopperKernels();
         int[][] shapes = {{4096, 4096, 4096}, {8192, 4096, 4096}};
         long maxElems = 8192L * 4096;
         float[] host = random(r, (int) maxElems);
@@ -81,12 +99,19 @@ public final class CudaKernelBench {
                         db.pointer(), n, 0f, dc.pointer(), n, "bench"));
                 row("sgemm fp32 (FFMA) NN " + shape, ms, flops);
                 for (boolean tb : new boolean[] {false, true}) {
-                    double t32 = time(gpu, reps, () -> gpu.sgemmTf32Device(false, tb, m, n, k, 1f, da.pointer(), k,
-                            db.pointer(), tb ? k : n, 0f, dc.pointer(), n));
-                    row("sgemmTf32 " + (tb ? "NT " : "NN ") + shape, t32, flops);
-                    double tbf = time(gpu, reps, () -> gpu.gemmBf16Device(false, tb, m, n, k, 1f, ha.pointer(), k,
-                            hb.pointer(), tb ? k : n, 0f, dc.pointer(), n));
-                    row("gemmBf16 " + (tb ? "NT " : "NN ") + shape, tbf, flops);
+                    Runnable tf32 = () -> gpu.sgemmTf32Device(false, tb, m, n, k, 1f, da.pointer(), k, db.pointer(),
+                            tb ? k : n, 0f, dc.pointer(), n);
+                    Runnable bf16 = () -> gpu.gemmBf16Device(false, tb, m, n, k, 1f, ha.pointer(), k, hb.pointer(),
+                            tb ? k : n, 0f, dc.pointer(), n);
+                    String form = tb ? "NT " : "NN ";
+                    row("sgemmTf32 " + form + shape + " mma.sync", timeMmaSync(gpu, reps, tf32), flops);
+                    if (tb && wg) {
+                        row("sgemmTf32 NT " + shape + " wgmma+round", time(gpu, reps, tf32), flops);
+                    }
+                    row("gemmBf16 " + form + shape + " mma.sync", timeMmaSync(gpu, reps, bf16), flops);
+                    if (tb && wg) {
+                        row("gemmBf16 NT " + shape + " wgmma", time(gpu, reps, bf16), flops);
+                    }
                 }
             }
         }
@@ -100,12 +125,16 @@ public final class CudaKernelBench {
             float[] xs = random(r, k * n);
             dx.upload(xs, 0, k * n, 0);
             dh.zero(0, 8L * packed);
-            double ms = time(gpu, reps, () -> {
+            Runnable syrk = () -> {
                 for (int c = 0; c < 16; c++) {
                     gpu.syrkTf32Device(n, k, dx.pointer(), n, dh.pointer());
                 }
-            });
-            row("syrkTf32 n=4096 tokens=262144 (16x16384)", ms, (double) n * n * k * 16);
+            };
+            row("syrkTf32 n=4096 tokens=262144 (16x16384) mma.sync", timeMmaSync(gpu, reps, syrk),
+                    (double) n * n * k * 16);
+            if (wg) {
+                row("syrkTf32 n=4096 tokens=262144 wgmma+transpose", time(gpu, reps, syrk), (double) n * n * k * 16);
+            }
             double ms64 = time(gpu, Math.min(reps, 3), () -> {
                 for (int c = 0; c < 16; c++) {
                     gpu.syrkDevice(n, k, dx.pointer(), dh.pointer());
@@ -147,7 +176,7 @@ public final class CudaKernelBench {
     }
 
     private static void row(String what, double ms, double flops) {
-        System.out.println(String.format(Locale.ROOT, "%-44s %10.3f %10.1f", what, ms, flops / ms / 1e9));
+        System.out.println(String.format(Locale.ROOT, "%-52s %10.3f %10.1f", what, ms, flops / ms / 1e9));
     }
 
     private static float[] random(SplittableRandom r, int len) {

@@ -1,6 +1,8 @@
 /**
  * The CUDA compute backend: {@link io.sparkprune.kernels.cuda.CudaBackend}, our own kernels
- * ({@code src/main/cuda}, compiled by nvcc into a fatbin resource at build time) driven through
+ * ({@code src/main/cuda}, compiled by nvcc into fatbin resources at build time: {@code sparkprune.fatbin}
+ * for sm_80/sm_90, and {@code sparkprune_sm90a.fatbin}, the Hopper {@code wgmma} kernels used on
+ * compute capability 9.0, see {@link io.sparkprune.kernels.cuda.CudaBackend#hopperKernels()}) driven through
  * JCuda's driver API ({@code cuModuleLoadData}, {@code cuLaunchKernel}); only {@code libcuda.so.1} is
  * needed at run time. {@link io.sparkprune.kernels.cuda.DeviceBuffer} owns device memory;
  * {@link io.sparkprune.kernels.cuda.CudaBackend#kernelStatus()} says which operations run on the GPU
