@@ -1083,7 +1083,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
              DeviceBuffer dg = alloc(host ? 4L * rows * bs : 8, "solve block gather");
              DeviceBuffer dl = alloc(8L * rows, "solve loss");
              DeviceBuffer dq = alloc(q == null ? 8 : 8L * rows * groups, "solve grids");
-             DeviceBuffer dc = alloc(q == null ? 8 : rc, "solve codes")) {
+             DeviceBuffer dc = alloc(q == null ? 8 : rc, "solve codes");
+             DeviceBuffer dsplit = alloc(lazy3xTf32(bs) ? 4L * 2 * ((long) rows + cols) * bs : 8, "solve 3xTF32 splits")) {
             dm.zero(0, dm.bytes());
             dl.zero(0, 8L * rows);
             if (q != null) {
@@ -1126,9 +1127,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                         q == null ? dc.pointer() : dc.at(i1), cols,
                         dl.pointer(), false);
                 if (i2 < cols) {
-                    sgemmDeviceAsync(false, false, rows, cols - i2, width, -1f, de.pointer(), width,
-                            dup.withByteOffset(4L * ((long) i1 * cols + i2)), cols, 1f, dwp.withByteOffset(4L * i2), cols,
-                            "lazy update block " + i1);
+                    CUdeviceptr ublk = dup.withByteOffset(4L * ((long) i1 * cols + i2));
+                    if (lazy3xTf32(width)) {
+                        lazyUpdate3xTf32(rows, cols - i2, width, de.pointer(), ublk, cols, dwp.withByteOffset(4L * i2), cols,
+                                dsplit, i1);
+                    } else {
+                        sgemmDeviceAsync(false, false, rows, cols - i2, width, -1f, de.pointer(), width, ublk, cols, 1f,
+                                dwp.withByteOffset(4L * i2), cols, "lazy update block " + i1);
+                    }
                 }
             }
             Driver.check("SparseGPT solve " + rows + "x" + cols + " (fused blocks + lazy updates)",
@@ -1149,6 +1155,48 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 }
             }
         }
+    }
+
+    /**
+     * Whether the solve's lazy updates of {@code width}-column blocks run on the Hopper 3xTF32 kernel:
+     * Hopper kernels in use and a block width whose rows are whole 16-byte copies.
+     */
+    private boolean lazy3xTf32(int width) {
+        return hopperKernels() && width % 4 == 0;
+    }
+
+    /**
+     * The lazy update {@code W[:, i2:] −= Err · U[i1:i2, i2:]} on the Hopper tensor cores in fp32
+     * accuracy (3xTF32, {@code wg_gemm_3xtf32_nt}, see hopper.cu): Err (rows × width) is split into
+     * TF32 hi and lo parts, the block rows of U (width × n) into the hi and lo parts of their transpose,
+     * then one launch computes {@code C = −1 · (Errhi·Bhiᵀ + Errhi·Bloᵀ + Errlo·Bhiᵀ) + 1 · C}. Launched
+     * without waiting. The product differs from sgemm_f32's only in rounding (measured relative error
+     * of the product 9e-7 against sgemm_f32's 2e-7, H200, {@code tools/device/solve_probe.py}).
+     *
+     * @param rows rows of W
+     * @param n columns updated ({@code cols − i2})
+     * @param width block width (the inner dimension), a multiple of 4
+     * @param err Err, rows × width (row stride width)
+     * @param ublk U[i1, i2], width × n with row stride ldu
+     * @param c W[:, i2], rows × n with row stride ldc, updated in place
+     * @param split scratch of at least 8·(rows + n)·width bytes
+     * @param i1 the block's first column (for error messages)
+     */
+    private void lazyUpdate3xTf32(int rows, int n, int width, CUdeviceptr err, CUdeviceptr ublk, int ldu, CUdeviceptr c,
+                                  int ldc, DeviceBuffer split, int i1) {
+        long ea = (long) rows * width;
+        long ba = (long) n * width;
+        CUdeviceptr ehi = split.pointer();
+        CUdeviceptr elo = split.at(4L * ea);
+        CUdeviceptr bhi = split.at(8L * ea);
+        CUdeviceptr blo = split.at(8L * ea + 4L * ba);
+        launchAsync("split_tf32 Err block " + i1, hopper.split, (int) Math.max(1, Math.min(4096, (ea + 255) / 256)), 1,
+                256, 0, Pointer.to(p(rows), p(width), p(err), p(width), p(ehi), p(elo), p(width)));
+        launchAsync("transpose_split_tf32 U block " + i1, hopper.transposeSplit, (n + 31) / 32, (width + 31) / 32, 32, 8, 0,
+                Pointer.to(p(width), p(n), p(ublk), p(ldu), p(bhi), p(blo), p(width)));
+        launchAsync("wg_gemm_3xtf32_nt lazy update block " + i1 + " " + rows + "x" + n + "x" + width, hopper.gemm3xTf32,
+                (n + 127) / 128, (rows + 127) / 128, 256, WG3_SMEM, Pointer.to(p(rows), p(n), p(width), p(-1f), p(ehi),
+                        p(elo), p(width), p(bhi), p(blo), p(width), p(1f), p(c), p(ldc)));
     }
 
     /**
@@ -2233,6 +2281,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         final CUfunction syrk;
         final CUfunction round;
         final CUfunction transposeRound;
+        /** The 3xTF32 lazy update of the solve and its operand splits. */
+        final CUfunction gemm3xTf32;
+        final CUfunction split;
+        final CUfunction transposeSplit;
 
         Hopper(CUmodule module) {
             this.module = module;
@@ -2244,8 +2296,15 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             maxSmem("wg_gemm_tf32_nt256", gemmTf32, WG_SMEM);
             maxSmem("wg_gemm_bf16_nt", gemmBf16, WG_SMEM);
             maxSmem("wg_syrk_tf32", syrk, WG_SMEM);
+            gemm3xTf32 = function(module, "wg_gemm_3xtf32_nt");
+            split = function(module, "split_tf32");
+            transposeSplit = function(module, "transpose_split_tf32");
+            maxSmem("wg_gemm_3xtf32_nt", gemm3xTf32, WG3_SMEM);
         }
     }
+
+    /** wg_gemm_3xtf32_nt: 3 stages of four 128 × 128-byte operand tiles, plus 1024 bytes of alignment. */
+    private static final int WG3_SMEM = 3 * 4 * 128 * 128 + 1024;
 
     /** Reads the address a JCuda device pointer stands for (its native pointer plus byte offset). */
     private static final class Address extends CUdeviceptr {

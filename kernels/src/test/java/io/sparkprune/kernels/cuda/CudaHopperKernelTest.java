@@ -356,4 +356,73 @@ class CudaHopperKernelTest {
             }
         }
     }
+
+    /**
+     * The solve's lazy updates on the 3xTF32 kernel against the same solve with sgemm_f32 (Hopper
+     * kernels switched off) and against the block-wise CPU loop: 2:4 and int4, a tall and a wide shape,
+     * block widths of 128 (3xTF32) and a width of 36 columns in the last block.
+     */
+    @Test
+    void solveWith3xTf32LazyUpdatesMatchesSgemmAndCpu() {
+        requireHopper();
+        SplittableRandom r = new SplittableRandom(SEED + 40);
+        int[][] shapes = {{1500 + r.nextInt(100), 548}, {300 + r.nextInt(50), 1060}};
+        for (int[] shape : shapes) {
+            int rows = shape[0];
+            int cols = shape[1];
+            int bs = 128;
+            float[] w0 = CudaBackendParityTest.randomF(r, rows * cols);
+            float[] u = CudaBackendParityTest.inverseFactor(r, cols);
+            float[][] w = new float[2][];
+            byte[][] m = new byte[2][];
+            double[][] l = new double[2][];
+            for (int path = 0; path < 2; path++) {
+                gpu.useHopperKernels(path == 0);
+                try {
+                    w[path] = w0.clone();
+                    m[path] = new byte[rows * cols];
+                    l[path] = new double[rows];
+                    gpu.sparseGptSolve(new io.sparkprune.kernels.ResidentSolver.SolveJob(rows, cols, bs, w[path], u, 2, 4,
+                            null, null, m[path], l[path]));
+                } finally {
+                    gpu.useHopperKernels(true);
+                }
+            }
+            float[] wc = w0.clone();
+            byte[] mc = new byte[rows * cols];
+            double[] lc = new double[rows];
+            float[] err = new float[rows * bs];
+            for (int i1 = 0; i1 < cols; i1 += bs) {
+                int width = Math.min(bs, cols - i1);
+                int i2 = i1 + width;
+                cpu.sparseGptBlock(new io.sparkprune.kernels.SparseGptBlock(rows, width,
+                        new io.sparkprune.kernels.FloatView(wc, i1, cols), new io.sparkprune.kernels.FloatView(u, i1 * cols + i1, cols),
+                        new io.sparkprune.kernels.FloatView(err, 0, width), new io.sparkprune.kernels.ByteView(mc, i1, cols), 2, 4,
+                        null, lc, 0));
+                if (i2 < cols) {
+                    cpu.sgemm(false, false, rows, cols - i2, width, -1f, err, 0, width, u, i1 * cols + i2, cols, 1f, wc, i2, cols);
+                }
+            }
+            String tag = "3xTF32 solve " + rows + "x" + cols + " seed=" + SEED;
+            double agreeSgemm = agreement(m[0], m[1]);
+            double agreeCpu = agreement(m[0], mc);
+            System.out.printf("%s: mask vs sgemm_f32 solve %.6f, vs CPU %.6f; w rel %.2e / %.2e%n", tag, agreeSgemm, agreeCpu,
+                    relErr(w[0], w[1]), relErr(w[0], wc));
+            assertThat(agreeSgemm).as(tag + " mask vs sgemm_f32 path").isGreaterThanOrEqualTo(0.999);
+            assertThat(agreeCpu).as(tag + " mask vs CPU").isGreaterThanOrEqualTo(0.999);
+            assertThat(relErr(w[0], w[1])).as(tag + " w vs sgemm_f32 path").isLessThanOrEqualTo(1e-5);
+            assertThat(relErr(w[0], wc)).as(tag + " w vs CPU").isLessThanOrEqualTo(1e-5);
+            assertThat(relErr(l[0], lc)).as(tag + " loss vs CPU").isLessThanOrEqualTo(1e-5);
+        }
+    }
+
+    private static double agreement(byte[] a, byte[] b) {
+        int same = 0;
+        for (int i = 0; i < a.length; i++) {
+            if (a[i] == b[i]) {
+                same++;
+            }
+        }
+        return (double) same / a.length;
+    }
 }
