@@ -16,6 +16,7 @@ import java.util.SplittableRandom;
 import java.util.stream.IntStream;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
  * {@link HessianReduce} against plain Java merges in the documented order: with at most
@@ -115,5 +116,48 @@ class HessianReduceTest {
             differs |= !java.util.Arrays.equals(flat.get(i).hessian(), want.get(i).hessian());
         }
         assertThat(differs).as("the tree and the flat order give different bits for these partials").isTrue();
+    }
+
+    /** Each group's partials through {@link HessianReduce.TreeOrder}, offered in a shuffled order. */
+    private static List<HessianAccumulator> viaTreeOrder(List<List<HessianAccumulator>> parts, long seed) {
+        List<Integer> order = new ArrayList<>(IntStream.range(0, parts.size()).boxed().toList());
+        java.util.Collections.shuffle(order, new java.util.Random(seed));
+        List<HessianAccumulator> res = new ArrayList<>();
+        for (int g = 0; g < parts.get(0).size(); g++) {
+            HessianReduce.TreeOrder t = new HessianReduce.TreeOrder(parts.size());
+            for (int k : order) {
+                assertThat(t.complete()).isFalse();
+                t.add(k, parts.get(k).get(g));
+            }
+            assertThat(t.complete()).isTrue();
+            res.add(t.result());
+        }
+        return res;
+    }
+
+    @Test
+    void perGroupTreeOrderEqualsTheSparkReduceInAnyArrivalOrder() {
+        for (int n : new int[] {1, 3, 4, 5, 9}) {
+            List<List<HessianAccumulator>> parts = new ArrayList<>();
+            for (int k = 0; k < n; k++) {
+                parts.add(partial(k));
+            }
+            List<HessianAccumulator> spark = viaSpark(n);
+            for (long seed = 0; seed < 3; seed++) {
+                assertSameBits(viaTreeOrder(parts, seed), spark, n + " partitions, arrival order " + seed);
+            }
+            assertThat(parts.get(0).get(0).hessian()).as("inputs untouched").containsExactly(partial(0).get(0).hessian());
+        }
+    }
+
+    @Test
+    void treeOrderRefusesDuplicatesAndReportsMissingPartials() {
+        HessianReduce.TreeOrder t = new HessianReduce.TreeOrder(6);
+        t.add(1, partial(1).get(0));
+        t.add(0, partial(0).get(0));
+        assertThatThrownBy(() -> t.add(0, partial(0).get(0))).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("partial 0 of 6");
+        assertThatThrownBy(() -> t.add(6, partial(0).get(0))).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(t::result).isInstanceOf(IllegalStateException.class).hasMessageContaining("[2, 3, 4, 5]");
     }
 }
