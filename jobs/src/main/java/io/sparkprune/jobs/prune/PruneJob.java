@@ -343,6 +343,7 @@ public final class PruneJob {
             List<String> groupNames = plan.groups(layer);
             HessianPrecision precision = ctx.recipe().calibration().hessianPrecision();
             ForwardPrecision forward = ctx.recipe().calibration().forwardPrecision();
+            boolean norms = ctx.recipe().evaluation().baselines().contains(PruneMethod.WANDA);
             JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> partials = hidden.mapPartitionsWithIndex((idx, it) -> {
                 ModelAdapter a = ctx.adapter();
                 Backend be = ctx.backend();
@@ -375,18 +376,24 @@ public final class PruneJob {
             // one reduce partition per group: HashPartitioner puts key k (0 ≤ k < groups) in partition k
             JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> byGroup =
                     partials.partitionBy(new HashPartitioner(groupNames.size()));
-            runMapStage(byGroup);
-            stageSeconds.merge("hessians", seconds(th), Double::sum);
+            ShuffleDependency<?, ?, ?> shuffle = shuffleBelow(byGroup);
+            List<GroupSolve.Result> results;
+            double solveSeconds;
+            try {
+                runMapStage(shuffle);
+                stageSeconds.merge("hessians", seconds(th), Double::sum);
 
-            long ts = System.nanoTime();
-            int partitions = hidden.getNumPartitions();
-            boolean norms = ctx.recipe().evaluation().baselines().contains(PruneMethod.WANDA);
-            jsc.setJobGroup("layer-" + layer, "layer " + layer + ": reduce, factor and solve " + groupNames.size()
-                    + " groups (" + tasks.size() + " row shards)", false);
-            List<GroupSolve.Result> results = byGroup.mapPartitionsWithIndex((gi, it) -> Collections.singletonList(
-                    GroupSolve.run(ctx, staging, tasks, groupNames.get(gi), gi, partitions, it, norms)).iterator(),
-                    false).collect();
-            double solveSeconds = seconds(ts);
+                long ts = System.nanoTime();
+                int partitions = hidden.getNumPartitions();
+                jsc.setJobGroup("layer-" + layer, "layer " + layer + ": reduce, factor and solve " + groupNames.size()
+                        + " groups (" + tasks.size() + " row shards)", false);
+                results = byGroup.mapPartitionsWithIndex((gi, it) -> Collections.singletonList(
+                        GroupSolve.run(ctx, staging, tasks, groupNames.get(gi), gi, partitions, it, norms)).iterator(),
+                        false).collect();
+                solveSeconds = seconds(ts);
+            } finally {
+                releaseShuffle(shuffle);
+            }
 
             Map<String, GroupSummary> groups = new LinkedHashMap<>();
             ShardMetrics[] byTask = new ShardMetrics[tasks.size()];
@@ -450,21 +457,45 @@ public final class PruneJob {
         }
 
         /**
-         * Runs only the map side of a shuffle (here: the calibration partitions' partial Hessians,
-         * written to the shuffle keyed by group), so that its time is measured apart from the stage
-         * that reads it; the following job on {@code shuffled} finds the map outputs there and skips
-         * the stage (a lost executor's outputs are recomputed by Spark as usual). Uses
-         * {@code SparkContext.submitMapStage}, the call Spark's adaptive execution uses for the same.
+         * @param shuffled the output of a shuffle
+         * @return the shuffle dependency directly below it
          */
-        private void runMapStage(JavaPairRDD<?, ?> shuffled) {
+        private static ShuffleDependency<?, ?, ?> shuffleBelow(JavaPairRDD<?, ?> shuffled) {
             if (!(shuffled.rdd().dependencies().head() instanceof ShuffleDependency<?, ?, ?> dep)) {
                 throw new IllegalStateException("expected a shuffle below " + shuffled.rdd());
             }
+            return dep;
+        }
+
+        /**
+         * Runs only the map side of a shuffle (here: the calibration partitions' partial Hessians,
+         * written to the shuffle keyed by group), so that its time is measured apart from the stage
+         * that reads it; the following job on the shuffled RDD finds the map outputs and skips the
+         * stage (a lost executor's outputs are recomputed by Spark as usual). Uses
+         * {@code SparkContext.submitMapStage}, the call Spark's adaptive query execution makes for
+         * the same purpose ({@code private[spark]} in Scala, public to Java).
+         */
+        private void runMapStage(ShuffleDependency<?, ?, ?> dep) {
             try {
                 jsc.sc().submitMapStage(dep).get();
             } catch (Exception e) { // Spark throws the checked SparkException undeclared
                 Throwable t = e instanceof SparkException && e.getCause() instanceof SparkException ? e.getCause() : e;
                 throw PruneJob.<RuntimeException>sneaky(t);
+            }
+        }
+
+        /**
+         * Deletes a layer's shuffle files (its partial Hessians: about 0.7 GB per calibration partition
+         * and layer for a 7B model) once the group tasks are done, rather than when a driver GC lets
+         * Spark's {@code ContextCleaner} notice the unreachable RDD, which could keep every layer's
+         * partials on the executors' disks. Nothing reads the shuffle afterwards: the group tasks'
+         * results are collected, and no later RDD depends on it. Non-blocking; a no-op when Spark's
+         * reference tracking ({@code spark.cleaner.referenceTracking}) is off.
+         */
+        private void releaseShuffle(ShuffleDependency<?, ?, ?> dep) {
+            scala.Option<org.apache.spark.ContextCleaner> cleaner = jsc.sc().cleaner();
+            if (cleaner.isDefined()) {
+                cleaner.get().doCleanupShuffle(dep.shuffleId(), false);
             }
         }
 
