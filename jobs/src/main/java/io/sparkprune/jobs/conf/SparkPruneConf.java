@@ -66,10 +66,11 @@ public final class SparkPruneConf {
 
     /** {@code spark.sparkprune.rowShard.maxRows}. */
     public static final ConfEntry<Integer> ROW_SHARD_MAX_ROWS = conf("spark.sparkprune.rowShard.maxRows")
-            .doc("Most output rows of a weight solved by one task (a row shard). Smaller shards spread a layer over "
-                    + "more tasks and need less executor memory (a shard of r rows x c inputs holds r*c fp32 values "
-                    + "plus the c x c inverse Hessian factor). Shard boundaries are aligned to the sparsity pattern "
-                    + "(multiples of a block pattern's tile height).")
+            .doc("Most output rows of a weight solved at once (a row shard); a calibration group's task solves the "
+                    + "shards of its weights one after the other. Smaller shards need less executor memory (a shard of "
+                    + "r rows x c inputs holds r*c fp32 values, besides the group's c x c Hessian and inverse factor "
+                    + "that the task holds). Shard boundaries are aligned to the sparsity pattern (multiples of a "
+                    + "block pattern's tile height).")
             .intConf()
             .checkValue(v -> v >= 1, "Must be ≥ 1.")
             .createWithDefault(1024);

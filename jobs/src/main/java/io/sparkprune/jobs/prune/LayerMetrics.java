@@ -13,7 +13,17 @@ final class LayerMetrics {
     private LayerMetrics() {
     }
 
-    static List<ObjectNode> summarise(int layer, LayerPlan plan, Map<String, GroupStats> stats, List<ShardMetrics> shards,
+    /**
+     * The per-tensor entries of one layer.
+     *
+     * @param layer block index
+     * @param plan the layer plan (targets in execution order)
+     * @param groups the summary of each calibration group of the layer, by group name
+     * @param shards the measurements of every row shard of the layer, in plan order (sums follow it)
+     * @param recipe the run's recipe
+     * @return one entry per target, in plan order
+     */
+    static List<ObjectNode> summarise(int layer, LayerPlan plan, Map<String, GroupSummary> groups, List<ShardMetrics> shards,
                                       Recipe recipe) {
         Map<String, List<ShardMetrics>> byTensor = new LinkedHashMap<>();
         for (LayerPlan.Target t : plan.targets(layer)) {
@@ -53,7 +63,7 @@ final class LayerMetrics {
                 loss += m.solverLoss();
                 secs += m.seconds();
             }
-            GroupStats gs = stats.get(t.group());
+            GroupSummary gs = groups.get(t.group());
             ObjectNode n = JsonNodeFactory.instance.objectNode();
             n.put("layer", layer);
             n.put("tensor", t.name());
@@ -78,10 +88,10 @@ final class LayerMetrics {
             if (!rowLosses.isEmpty()) {
                 putRowLossSummary(n, rowLosses);
             }
-            n.put("calibration_tokens", gs.hessian().count());
-            if (gs.factor() != null) {
-                n.put("dampening", gs.factor().dampening());
-                n.put("dead_inputs", gs.factor().deadCount());
+            n.put("calibration_tokens", gs.calibrationTokens());
+            if (gs.factored()) {
+                n.put("dampening", gs.dampening());
+                n.put("dead_inputs", gs.deadInputs());
             }
             n.put("shards", ms.size());
             n.put("seconds", secs);

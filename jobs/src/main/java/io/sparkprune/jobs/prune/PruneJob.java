@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.sparkprune.calibration.hessian.HessianAccumulator;
 import io.sparkprune.calibration.hessian.HessianPrecision;
-import io.sparkprune.calibration.hessian.InverseFactor;
 import io.sparkprune.jobs.commit.CommitLog;
 import io.sparkprune.jobs.commit.LayerStaging;
 import io.sparkprune.jobs.commit.ShardRecord;
@@ -51,10 +50,12 @@ import java.util.TreeMap;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import org.apache.spark.HashPartitioner;
+import org.apache.spark.ShuffleDependency;
+import org.apache.spark.SparkException;
 import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
-import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.storage.StorageLevel;
 import org.slf4j.Logger;
@@ -68,12 +69,14 @@ import scala.Tuple2;
  * <ol>
  *   <li><b>Hessians.</b> Each calibration partition runs block ℓ (dense weights, read by the
  *       executor from the checkpoint) on its persisted activations with an observer that adds every
- *       calibration group's input to a partial {@link HessianAccumulator}; partials are summed by
- *       {@link HessianReduce} in a fixed order.</li>
- *   <li><b>Inverse factors,</b> once per group on the driver ({@link InverseFactor}: dead inputs,
- *       dampening retry), broadcast with the Hessians.</li>
- *   <li><b>Solve.</b> One task per row shard of each target weight ({@link ShardSolver}): read the
- *       rows by byte range, prune, write to the layer's staging directory.</li>
+ *       calibration group's input to a partial {@link HessianAccumulator}; each partial goes into a
+ *       shuffle keyed by its group (one reduce partition per group).</li>
+ *   <li><b>Group tasks,</b> one per calibration group, on the executors ({@link GroupSolve}): sum the
+ *       group's partials in {@link HessianReduce}'s fixed order, compute the inverse factor
+ *       (SparseGPT: dead inputs, dampening retry), and solve every row shard of the group's weights
+ *       ({@link ShardSolver}: read the rows by byte range, prune, write to the layer's staging
+ *       directory). The driver gets the shard records, their measurements and a small
+ *       {@link GroupSummary} per group.</li>
  *   <li><b>Commit</b> the layer: shard records and metrics, then the {@code _COMMITTED} marker
  *       ({@link CommitLog}).</li>
  *   <li><b>Advance.</b> The activations of block ℓ+1 are block ℓ's outputs with the pruned weights
@@ -84,10 +87,10 @@ import scala.Tuple2;
  * the quality check runs on held-out data, and the report is written ({@code report.json},
  * {@code metrics.parquet}, {@code report.html}; docs/report.md) with the recipe's quality gates.
  *
- * <p>The driver holds metadata, token ids, and one layer's Hessians and inverse factors; never
- * the weights or the activations. {@code --resume} replays the forward pass over the committed
- * layers (with their committed weights) and continues at the first uncommitted one; since every
- * stage is deterministic, the output equals an uninterrupted run's.
+ * <p>The driver holds metadata, token ids, and per layer the shard records and measurements;
+ * never Hessians, inverse factors, weights or activations. {@code --resume} replays the forward
+ * pass over the committed layers (with their committed weights) and continues at the first
+ * uncommitted one; since every stage is deterministic, the output equals an uninterrupted run's.
  */
 public final class PruneJob {
     private static final Logger LOG = LoggerFactory.getLogger(PruneJob.class);
@@ -143,7 +146,7 @@ public final class PruneJob {
         private final FileSystem fs;
         private final Map<String, Double> stageSeconds = new LinkedHashMap<>();
         private final StorageLevel storage;
-        /** Wanda baseline: input norms √(Σ x_j²) of each target tensor, from the layers' reduced Hessians. */
+        /** Wanda baseline: input norms √(Σ x_j²) of each target tensor, from the group tasks' summaries. */
         private final Map<String, double[]> inputNorms = new LinkedHashMap<>();
 
         Run(SparkSession spark, Request req) throws IOException {
@@ -335,13 +338,13 @@ public final class PruneJob {
                 log.commit(layer, List.of(), "[]".getBytes(StandardCharsets.UTF_8));
                 return List.of();
             }
-            PruneMethod method = ctx.recipe().prune().method();
             long th = System.nanoTime();
             jsc.setJobGroup("layer-" + layer, "layer " + layer + ": Hessians of " + plan.groups(layer), false);
             List<String> groupNames = plan.groups(layer);
             HessianPrecision precision = ctx.recipe().calibration().hessianPrecision();
             ForwardPrecision forward = ctx.recipe().calibration().forwardPrecision();
-            JavaPairRDD<Integer, List<HessianAccumulator>> partials = hidden.mapPartitionsWithIndex((idx, it) -> {
+            boolean norms = ctx.recipe().evaluation().baselines().contains(PruneMethod.WANDA);
+            JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> partials = hidden.mapPartitionsWithIndex((idx, it) -> {
                 ModelAdapter a = ctx.adapter();
                 Backend be = ctx.backend();
                 Weights dense = ctx.denseBlock(a, layer);
@@ -364,43 +367,65 @@ public final class PruneJob {
                         h.discard(); // no-op after flush; releases device memory when the task failed
                     }
                 }
-                return Collections.singletonList(new Tuple2<>(idx, (List<HessianAccumulator>) new ArrayList<>(acc.values())))
-                        .iterator();
+                // one record per group, keyed by group for the shuffle; handed over one at a time
+                java.util.ArrayDeque<Tuple2<Integer, Tuple2<Integer, HessianAccumulator>>> res = new java.util.ArrayDeque<>();
+                acc.forEach((g, h) -> res.add(new Tuple2<>(groupNames.indexOf(g), new Tuple2<>(idx, h))));
+                acc.clear();
+                return draining(res);
             }, true).mapToPair(t -> t);
-            List<HessianAccumulator> reduced = HessianReduce.reduce(partials);
-            stageSeconds.merge("hessians", seconds(th), Double::sum);
+            // one reduce partition per group: HashPartitioner puts key k (0 ≤ k < groups) in partition k
+            JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> byGroup =
+                    partials.partitionBy(new HashPartitioner(groupNames.size()));
+            ShuffleDependency<?, ?, ?> shuffle = shuffleBelow(byGroup);
+            List<GroupSolve.Result> results;
+            double solveSeconds;
+            try {
+                runMapStage(shuffle);
+                stageSeconds.merge("hessians", seconds(th), Double::sum);
 
-            long tf = System.nanoTime();
-            Map<String, GroupStats> stats = new TreeMap<>();
-            Backend be = ctx.backend();
-            for (int i = 0; i < groupNames.size(); i++) {
-                HessianAccumulator h = reduced.get(i);
-                InverseFactor f = method == PruneMethod.SPARSEGPT
-                        ? InverseFactor.compute(be, h, ctx.recipe().prune().dampening()) : null;
-                stats.put(groupNames.get(i), new GroupStats(h, f));
+                long ts = System.nanoTime();
+                int partitions = hidden.getNumPartitions();
+                jsc.setJobGroup("layer-" + layer, "layer " + layer + ": reduce, factor and solve " + groupNames.size()
+                        + " groups (" + tasks.size() + " row shards)", false);
+                results = byGroup.mapPartitionsWithIndex((gi, it) -> Collections.singletonList(
+                        GroupSolve.run(ctx, staging, tasks, groupNames.get(gi), gi, partitions, it, norms)).iterator(),
+                        false).collect();
+                solveSeconds = seconds(ts);
+            } finally {
+                releaseShuffle(shuffle);
             }
-            stageSeconds.merge("inverse_factors", seconds(tf), Double::sum);
-            if (ctx.recipe().evaluation().baselines().contains(PruneMethod.WANDA)) {
-                for (LayerPlan.Target t : plan.targets(layer)) {
-                    inputNorms.put(t.name(), stats.get(t.group()).hessian().inputNorms());
+
+            Map<String, GroupSummary> groups = new LinkedHashMap<>();
+            ShardMetrics[] byTask = new ShardMetrics[tasks.size()];
+            List<List<ShardRecord>> recordsByTask = new ArrayList<>(Collections.nCopies(tasks.size(), null));
+            double factorSeconds = 0;
+            for (GroupSolve.Result r : results) {
+                groups.put(r.summary().group(), r.summary());
+                factorSeconds += r.summary().factorSeconds();
+                for (GroupSolve.Solved s : r.solved()) {
+                    byTask[s.taskIndex()] = s.metrics();
+                    recordsByTask.set(s.taskIndex(), s.records());
                 }
             }
-
-            long ts = System.nanoTime();
-            Broadcast<Map<String, GroupStats>> bc = jsc.broadcast(stats);
-            jsc.setJobGroup("layer-" + layer, "layer " + layer + ": solve " + tasks.size() + " row shards", false);
-            List<Tuple2<List<ShardRecord>, ShardMetrics>> solved = jsc.parallelize(tasks, tasks.size())
-                    .map(t -> ShardSolver.solve(ctx, staging, bc.value(), t)).collect();
-            bc.destroy();
-            stageSeconds.merge("solve", seconds(ts), Double::sum);
-
             List<ShardRecord> records = new ArrayList<>();
             List<ShardMetrics> shardMetrics = new ArrayList<>();
-            for (Tuple2<List<ShardRecord>, ShardMetrics> t : solved) {
-                records.addAll(t._1);
-                shardMetrics.add(t._2);
+            for (int i = 0; i < tasks.size(); i++) {
+                if (byTask[i] == null) {
+                    throw new IllegalStateException("layer " + layer + ": row shard " + tasks.get(i).shardIndex() + " of "
+                            + tasks.get(i).tensor() + " was not solved by its group's task");
+                }
+                records.addAll(recordsByTask.get(i));
+                shardMetrics.add(byTask[i]);
             }
-            List<ObjectNode> metrics = LayerMetrics.summarise(layer, plan, stats, shardMetrics, ctx.recipe());
+            // executor seconds summed over the groups' tasks (which may run in parallel), included in "solve"
+            stageSeconds.merge("inverse_factors", factorSeconds, Double::sum);
+            stageSeconds.merge("solve", solveSeconds, Double::sum);
+            if (norms) {
+                for (LayerPlan.Target t : plan.targets(layer)) {
+                    inputNorms.put(t.name(), groups.get(t.group()).inputNorms());
+                }
+            }
+            List<ObjectNode> metrics = LayerMetrics.summarise(layer, plan, groups, shardMetrics, ctx.recipe());
             ArrayNode arr = JSON.createArrayNode();
             metrics.forEach(arr::add);
             log.commit(layer, records, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(arr));
@@ -429,6 +454,49 @@ public final class PruneJob {
             hidden.unpersist(false);
             stageSeconds.merge("forward", seconds(t), Double::sum);
             return next;
+        }
+
+        /**
+         * @param shuffled the output of a shuffle
+         * @return the shuffle dependency directly below it
+         */
+        private static ShuffleDependency<?, ?, ?> shuffleBelow(JavaPairRDD<?, ?> shuffled) {
+            if (!(shuffled.rdd().dependencies().head() instanceof ShuffleDependency<?, ?, ?> dep)) {
+                throw new IllegalStateException("expected a shuffle below " + shuffled.rdd());
+            }
+            return dep;
+        }
+
+        /**
+         * Runs only the map side of a shuffle (here: the calibration partitions' partial Hessians,
+         * written to the shuffle keyed by group), so that its time is measured apart from the stage
+         * that reads it; the following job on the shuffled RDD finds the map outputs and skips the
+         * stage (a lost executor's outputs are recomputed by Spark as usual). Uses
+         * {@code SparkContext.submitMapStage}, the call Spark's adaptive query execution makes for
+         * the same purpose ({@code private[spark]} in Scala, public to Java).
+         */
+        private void runMapStage(ShuffleDependency<?, ?, ?> dep) {
+            try {
+                jsc.sc().submitMapStage(dep).get();
+            } catch (Exception e) { // Spark throws the checked SparkException undeclared
+                Throwable t = e instanceof SparkException && e.getCause() instanceof SparkException ? e.getCause() : e;
+                throw PruneJob.<RuntimeException>sneaky(t);
+            }
+        }
+
+        /**
+         * Deletes a layer's shuffle files (its partial Hessians: about 0.7 GB per calibration partition
+         * and layer for a 7B model) once the group tasks are done, rather than when a driver GC lets
+         * Spark's {@code ContextCleaner} notice the unreachable RDD, which could keep every layer's
+         * partials on the executors' disks. Nothing reads the shuffle afterwards: the group tasks'
+         * results are collected, and no later RDD depends on it. Non-blocking; a no-op when Spark's
+         * reference tracking ({@code spark.cleaner.referenceTracking}) is off.
+         */
+        private void releaseShuffle(ShuffleDependency<?, ?, ?> dep) {
+            scala.Option<org.apache.spark.ContextCleaner> cleaner = jsc.sc().cleaner();
+            if (cleaner.isDefined()) {
+                cleaner.get().doCleanupShuffle(dep.shuffleId(), false);
+            }
         }
 
         private List<ObjectNode> readLayerMetrics(CommitLog log, int layer) throws IOException {
@@ -519,6 +587,34 @@ public final class PruneJob {
         return SparsityConfigBlock.build(SparsityConfigBlock.structure(recipe.prune().pattern()),
                 recipe.prune().selector().targets(), recipe.prune().selector().ignore(),
                 elements == 0 ? 0 : (double) zeros / elements);
+    }
+
+    /** Rethrows a checked Spark failure as it is, the way Spark's own actions surface it. */
+    @SuppressWarnings("unchecked")
+    private static <T extends Throwable> RuntimeException sneaky(Throwable t) throws T {
+        throw (T) t;
+    }
+
+    /**
+     * @param items the elements
+     * @return an iterator that removes each element from {@code items} as it hands it out, so that
+     *     the caller's consumer holds the only reference to what it has taken
+     */
+    static <T> java.util.Iterator<T> draining(java.util.Deque<T> items) {
+        return new java.util.Iterator<>() {
+            @Override
+            public boolean hasNext() {
+                return !items.isEmpty();
+            }
+
+            @Override
+            public T next() {
+                if (items.isEmpty()) {
+                    throw new java.util.NoSuchElementException();
+                }
+                return items.removeFirst();
+            }
+        };
     }
 
     static double seconds(long since) {

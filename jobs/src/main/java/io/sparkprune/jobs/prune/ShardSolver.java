@@ -20,7 +20,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import org.apache.hadoop.fs.FileSystem;
 import scala.Tuple2;
@@ -34,8 +33,8 @@ import scala.Tuple2;
  * as the pseudo-tensors {@code <tensor>#codes}, {@code #scales}, {@code #zero_points} (committed and
  * resumed like the values), which the compressed-tensors and sparse writers read back.
  *
- * <p>The result depends only on the shard's rows, the broadcast Hessian and factor, and the
- * recipe — not on which executor or attempt runs it — so a retried task writes the same bytes
+ * <p>The result depends only on the shard's rows, its group's Hessian and factor (reduced and
+ * computed in a fixed order by the group's task, {@link GroupSolve}), and the recipe — not on which executor or attempt runs it — so a retried task writes the same bytes
  * ({@link LayerStaging#writeShard} checks this).
  */
 final class ShardSolver {
@@ -57,7 +56,18 @@ final class ShardSolver {
         return name.endsWith(CODES) || name.endsWith(SCALES) || name.endsWith(ZERO_POINTS);
     }
 
-    static Tuple2<List<ShardRecord>, ShardMetrics> solve(JobContext ctx, LayerStaging staging, Map<String, GroupStats> stats,
+    /**
+     * Solves one row shard and stages it.
+     *
+     * @param ctx the job's context
+     * @param staging the layer's staging directory
+     * @param gs the reduced Hessian and (SparseGPT) inverse factor of the task's calibration group
+     * @param task the row shard
+     * @return the staged shard files (the values, and for a quantized solve its codes and grid) and
+     *     the shard's measurements
+     * @throws java.io.UncheckedIOException when a shard cannot be written
+     */
+    static Tuple2<List<ShardRecord>, ShardMetrics> solve(JobContext ctx, LayerStaging staging, GroupStats gs,
                                                          SolveTask task) {
         Backend be = ctx.backend();
         PruneStage stage = ctx.recipe().prune();
@@ -66,7 +76,6 @@ final class ShardSolver {
         float[] w = shard.toFloatArray();
         int rows = task.rowCount();
         int cols = task.cols();
-        GroupStats gs = stats.get(task.group());
         long t0 = System.nanoTime();
         float[] pruned;
         Optional<QuantizedWeights> quant = Optional.empty();
@@ -189,7 +198,7 @@ final class ShardSolver {
         return new double[] {num, den};
     }
 
-    /** Per-JVM cache of broadcast Hessians widened to dense fp32 matrices for the error metric. */
+    /** Per-JVM cache of the group tasks' Hessians widened to dense fp32 matrices for the error metric. */
     static final class ExecutorCaches {
         private static final java.util.Map<io.sparkprune.calibration.hessian.HessianAccumulator, float[]> DENSE =
                 java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
