@@ -70,10 +70,14 @@ public final class SparkPruneConf {
                     + "shards of its weights one after the other. Smaller shards need less executor memory (a shard of "
                     + "r rows x c inputs holds r*c fp32 values, besides the group's c x c Hessian and inverse factor "
                     + "that the task holds). Shard boundaries are aligned to the sparsity pattern (multiples of a "
-                    + "block pattern's tile height).")
+                    + "block pattern's tile height). 0 means 16384 when spark.sparkprune.backend is cuda (whole "
+                    + "weights up to that height: one upload of the group's inverse factor per weight, and rows enough "
+                    + "to fill the GPU), else 1024. With the default per-row mask scope the output does not depend on "
+                    + "it (SparseGPT solves every row independently given the inverse factor); with mask_scope "
+                    + "all_rows it selects each block's mask over the shard's rows.")
             .intConf()
-            .checkValue(v -> v >= 1, "Must be ≥ 1.")
-            .createWithDefault(1024);
+            .checkValue(v -> v >= 0, "Must be ≥ 0.")
+            .createWithDefault(0);
 
     /** {@code spark.sparkprune.calibration.partitions}. */
     public static final ConfEntry<Integer> CALIBRATION_PARTITIONS = conf("spark.sparkprune.calibration.partitions")
@@ -190,9 +194,13 @@ public final class SparkPruneConf {
         return get(GPU_CONCURRENT_TASKS);
     }
 
-    /** @return {@link #ROW_SHARD_MAX_ROWS}: most output rows per row-shard task, ≥ 1 */
+    /**
+     * @return {@link #ROW_SHARD_MAX_ROWS} resolved: most output rows per row shard, ≥ 1 — the value
+     *     when set, else 16384 for the {@code cuda} backend and 1024 otherwise
+     */
     public int rowShardMaxRows() {
-        return get(ROW_SHARD_MAX_ROWS);
+        int v = get(ROW_SHARD_MAX_ROWS);
+        return v > 0 ? v : backend() == BackendChoice.CUDA ? 16384 : 1024;
     }
 
     /** @return {@link #CALIBRATION_PARTITIONS}: partitions of the calibration data, 0 = one per executor core */

@@ -42,7 +42,7 @@ class ConfigDocsTest {
         assertThat(md).contains("| `spark.sparkprune.backend` | enum | `auto` |")
                 .contains("One of auto, cpu, cuda.")
                 .contains("| `spark.sparkprune.calibration.partitions` | int | `0` |")
-                .contains("| `spark.sparkprune.rowShard.maxRows` | int | `1024` |")
+                .contains("| `spark.sparkprune.rowShard.maxRows` | int | `0` |")
                 .endsWith("|\n");
         assertThat(md.lines().filter(l -> l.startsWith("| `spark.sparkprune.")).count())
                 .isEqualTo(SparkPruneConf.entries().size());

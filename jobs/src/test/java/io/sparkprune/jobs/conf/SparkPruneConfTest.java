@@ -33,6 +33,8 @@ class SparkPruneConfTest {
         assertThat(c.gpuDevice()).isZero();
         assertThat(c.gpuConcurrentTasks()).isEqualTo(1);
         assertThat(c.rowShardMaxRows()).isEqualTo(1024);
+        assertThat(conf("spark.sparkprune.backend", "cuda").rowShardMaxRows()).isEqualTo(16384); // 0 resolved per backend
+        assertThat(conf("spark.sparkprune.backend", "cpu").rowShardMaxRows()).isEqualTo(1024);
         assertThat(c.calibrationPartitions()).isZero();
         assertThat(c.activationsStorageLevel()).isEqualTo("MEMORY_AND_DISK_SER");
         assertThat(c.threads()).isZero();
@@ -79,7 +81,7 @@ class SparkPruneConfTest {
         invalid("spark.sparkprune.gpu.device", "-1", "Must be ≥ 0.");
         invalid("spark.sparkprune.gpu.device", "first", "not an integer");
         invalid("spark.sparkprune.gpu.concurrentTasks", "0", "Must be ≥ 1.");
-        invalid("spark.sparkprune.rowShard.maxRows", "0", "Must be ≥ 1.", "default 1024");
+        invalid("spark.sparkprune.rowShard.maxRows", "-1", "Must be ≥ 0.", "default 0");
         invalid("spark.sparkprune.rowShard.maxRows", "1e3", "not an integer");
         invalid("spark.sparkprune.rowShard.maxRows", "3000000000", "not an integer");
         invalid("spark.sparkprune.calibration.partitions", "-4", "Must be ≥ 0.");
