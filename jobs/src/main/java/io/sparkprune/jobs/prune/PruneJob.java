@@ -195,7 +195,8 @@ public final class PruneJob {
             String dataFingerprint = CalibrationTokens.fingerprint(sequences);
             String modelFingerprint = modelFingerprint(ck, configJson);
             int batchTokens = conf.calibrationBatchTokens();
-            String fingerprint = runFingerprint(modelFingerprint, recipe, dataFingerprint + "\nbatch tokens " + batchTokens);
+            String fingerprint = runFingerprint(modelFingerprint, recipe,
+                    dataFingerprint + executionSettings(recipe, batchTokens, conf.rowShardMaxRows()));
             stageSeconds.put("prepare", seconds(t0));
             LOG.info("model {} ({}, {} layers, {} target tensors); {} calibration sequences, {} tokens; recipe: {}",
                     modelUri, config.modelType(), adapter.numLayers(), plan.targetCount(), sequences.size(),
@@ -553,6 +554,24 @@ public final class PruneJob {
         Recipe computed = new Recipe(recipe.prune().withFormats(List.of()), recipe.calibration(), recipe.evaluation(),
                 GatesSpec.NONE);
         return sha256(modelFingerprint + "\n" + computed.toYaml() + "\n" + dataFingerprint);
+    }
+
+    /**
+     * The Spark settings that change the pruned weights, as text for the run fingerprint: the
+     * calibration batch size (the batches fix the order of the Hessian sums) and, with
+     * {@code mask_scope: all_rows} (each block's mask ranked over the shard's rows), the row-shard
+     * height. With the default per-row scope the row shards do not change any weight, so it is left
+     * out (and fingerprints of such runs are as before).
+     *
+     * @param recipe the run's recipe
+     * @param batchTokens resolved {@code spark.sparkprune.calibration.batchTokens}
+     * @param rowShardRows resolved {@code spark.sparkprune.rowShard.maxRows}
+     * @return text appended to the calibration data's fingerprint
+     */
+    static String executionSettings(Recipe recipe, int batchTokens, int rowShardRows) {
+        String s = "\nbatch tokens " + batchTokens;
+        return recipe.prune().maskScope() == io.sparkprune.calibration.sparsity.MaskScope.ALL_ROWS
+                ? s + "\nrow shard rows " + rowShardRows : s;
     }
 
     /** Committed shards of each layer, by tensor, in shard order. */

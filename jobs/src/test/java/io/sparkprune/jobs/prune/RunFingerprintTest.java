@@ -45,4 +45,17 @@ class RunFingerprintTest {
         assertThat(PruneJob.runFingerprint(MODEL, fp32.withOverrides(Map.of("calibration.hessian_precision", "tf32")),
                 DATA)).isNotEqualTo(ft);
     }
+
+    @Test
+    void rowShardHeightEntersOnlyWithAllRowsMasks() {
+        Recipe perRow = Recipe.defaults();
+        // per-row masks: shards change no weight, and the text is what earlier versions hashed
+        assertThat(PruneJob.executionSettings(perRow, 4096, 1024)).isEqualTo("\nbatch tokens 4096");
+        assertThat(PruneJob.executionSettings(perRow, 4096, 16384)).isEqualTo(PruneJob.executionSettings(perRow, 4096, 1024));
+        assertThat(PruneJob.executionSettings(perRow, 32768, 1024)).isNotEqualTo(PruneJob.executionSettings(perRow, 4096, 1024));
+        Recipe allRows = perRow.withOverrides(Map.of("prune.pattern", "unstructured:0.5", "prune.mask_scope", "all_rows"));
+        String a = PruneJob.runFingerprint(MODEL, allRows, DATA + PruneJob.executionSettings(allRows, 4096, 1024));
+        String b = PruneJob.runFingerprint(MODEL, allRows, DATA + PruneJob.executionSettings(allRows, 4096, 16384));
+        assertThat(a).matches("[0-9a-f]{64}").isNotEqualTo(b);
+    }
 }
