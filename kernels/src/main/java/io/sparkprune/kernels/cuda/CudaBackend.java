@@ -116,6 +116,38 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     /** Threads (rows) per block of sparsegpt_block_rows, at most (its SR_MAX_THREADS). */
     private static final int BLOCK_ROWS_MAX_THREADS = 128;
 
+    /**
+     * The most threads per block of {@code sparsegpt_block_rows} whose shared memory fits a device.
+     *
+     * @param optinBytes the device's opt-in shared memory per block, bytes
+     *     ({@code CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN}: 232,448 on H100/H200,
+     *     166,912 on A100)
+     * @return a multiple of 32 up to {@value #BLOCK_ROWS_MAX_THREADS}, or 0 when not even 32 fit (the
+     *     warp-per-row kernel then serves every block)
+     */
+    static int blockRowsThreadLimit(int optinBytes) {
+        for (int t = BLOCK_ROWS_MAX_THREADS; t >= 32; t -= 32) {
+            if (blockRowsSmem(t) <= optinBytes) {
+                return t;
+            }
+        }
+        return 0;
+    }
+
+    /**
+     * Threads (one per row) per block of {@code sparsegpt_block_rows}: enough rows per multiprocessor
+     * to use every one, in warps, at most {@code limit}.
+     *
+     * @param rows rows of the block solve, ≥ 1
+     * @param sms the device's multiprocessors, ≥ 1
+     * @param limit {@link #blockRowsThreadLimit}, ≥ 32
+     * @return a multiple of 32 in [32, limit]
+     */
+    static int blockRowsThreads(int rows, int sms, int limit) {
+        long perSm = ((long) rows + sms - 1) / sms;
+        return (int) Math.max(32, Math.min(limit, (perSm + 31) / 32 * 32));
+    }
+
     /** Dynamic shared memory of sparsegpt_block_rows with {@code threads} threads (its SR_SMEM). */
     private static int blockRowsSmem(int threads) {
         return 4 * MAX_BLOCK_WIDTH * MAX_BLOCK_WIDTH + 2 * 4 * MAX_BLOCK_WIDTH * (threads + 1) + 2 * MAX_BLOCK_WIDTH * (threads + 1);
@@ -994,9 +1026,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         Pointer params = Pointer.to(p(rows), p(width), p(w), p(ldw), p(u), p(ldu), p(err), p(lde), p(mask), p(ldm),
                 p(nmKeep), p(nmGroup), p(qbits), p(qsym ? 1 : 0), p(qgroup), p(scale), p(zero), p(ldq), p(codes), p(ldc),
                 p(loss));
-        if (rows >= BLOCK_ROWS_MIN) {
+        if (rows >= BLOCK_ROWS_MIN && fn.blockRowsMaxThreads >= 32) {
             // one thread per row: fewer instructions per column step; enough rows to fill the device
-            int threads = 32 * Math.max(1, Math.min(BLOCK_ROWS_MAX_THREADS / 32, (rows + 32 * smCount() - 1) / (32 * smCount())));
+            int threads = blockRowsThreads(rows, smCount(), fn.blockRowsMaxThreads);
             String what = "sparsegpt_block_rows rows=" + rows + " width=" + width;
             int grid = (rows + threads - 1) / threads;
             if (sync) {
@@ -1544,8 +1576,15 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /** The kernels of forward_ops.cuh and gemm_tc.cuh. */
     private final class Fns {
+        /** The device's opt-in shared memory per block, bytes (232,448 on H100/H200, 166,912 on A100). */
+        final int optinSmem = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+                "opt-in shared memory per block");
         /** The thread-per-row twin of sparsegpt_block (same bits; faster from {@link #BLOCK_ROWS_MIN} rows). */
         final CUfunction blockRows = function("sparsegpt_block_rows");
+        /** Its most threads per block on this device (its shared memory grows with them); 0 = not used. */
+        final int blockRowsMaxThreads = blockRowsThreadLimit(optinSmem);
+        /** Whether syrk_packed_tf32's shared memory fits this device (not on A100: 200 KiB > 163 KiB). */
+        final boolean syrkTf32Fits = SYRK_TF32_SMEM <= optinSmem;
         final CUfunction rms = function("rmsnorm_f32");
         final CUfunction ln = function("layernorm_f32");
         final CUfunction rope = function("rope_f32");
@@ -1566,7 +1605,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         final CUfunction nonFinite = function("first_nonfinite_f32");
 
         Fns() {
-            maxSmem("sparsegpt_block_rows", blockRows, blockRowsSmem(BLOCK_ROWS_MAX_THREADS));
+            if (blockRowsMaxThreads >= 32) {
+                maxSmem("sparsegpt_block_rows", blockRows, blockRowsSmem(blockRowsMaxThreads));
+            }
             maxSmem("attention_f32", att, attentionSmem(MAX_ATTENTION_HEAD_DIM));
             for (CUfunction f : tf32) {
                 maxSmem("sgemm_tf32", f, TF32_SMEM);
@@ -1574,7 +1615,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             for (CUfunction f : bf16) {
                 maxSmem("gemm_bf16", f, BF16_SMEM);
             }
-            maxSmem("syrk_packed_tf32", syrkTf32, SYRK_TF32_SMEM);
+            if (syrkTf32Fits) {
+                maxSmem("syrk_packed_tf32", syrkTf32, SYRK_TF32_SMEM);
+            }
             maxSmem("syrk_packed_dmma", fSyrk, SYRK_DMMA_SMEM);
             maxSmem("dgemm_dmma", dgemmDmma, DGEMM_DMMA_SMEM);
         }
@@ -2200,6 +2243,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * contract; see {@link #syrkTf32Device}).
      *
      * @throws IllegalArgumentException when X does not fit or cPacked is too short
+     * @throws UnsupportedOperationException see {@link #syrkTf32Device}
      */
     @Override
     public synchronized void syrkPackedUpperTf32(int n, int k, float[] x, int xOff, int ldx, double[] cPacked) {
@@ -2234,12 +2278,20 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * @param x device pointer of X
      * @param ldx row stride of X, elements
      * @param cPacked device pointer of the packed fp64 upper triangle
+     * @throws UnsupportedOperationException on a device without the Hopper kernels whose opt-in shared
+     *     memory per block is too small for {@code syrk_packed_tf32} (A100: use exact Hessians)
      */
     public synchronized void syrkTf32Device(int n, int k, CUdeviceptr x, int ldx, CUdeviceptr cPacked) {
         current();
         if (n > 0 && k > 0 && hopperKernels()) {
             wgSyrkTf32(n, k, x, ldx, cPacked);
             return;
+        }
+        if (!fn.syrkTf32Fits) {
+            throw new UnsupportedOperationException("TF32 Hessians (syrk_packed_tf32) need " + SYRK_TF32_SMEM
+                    + " bytes of shared memory per block; " + deviceName + " offers " + fn.optinSmem
+                    + " (the Hopper kernels, compute capability 9.0, do not need them): use calibration.hessian_precision:"
+                    + " exact (the default) on this device");
         }
         int nt = (n + 127) / 128;
         int tiles = nt * (nt + 1) / 2;
