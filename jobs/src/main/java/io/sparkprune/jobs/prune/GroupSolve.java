@@ -84,10 +84,16 @@ final class GroupSolve {
         return new Result(summary, solved);
     }
 
-    /** Sums the group's partials in the fixed order; each partial is released as soon as it is merged. */
+    /**
+     * Sums the group's partials in the fixed order, given what {@link HessianReduce#toGroups} delivers:
+     * the partials themselves (≤ {@link HessianReduce#FAN_IN} partitions) or the tree's top-level node
+     * sums; each is released as soon as it is merged, and at most {@link HessianReduce#FAN_IN} are held.
+     *
+     * @param partitions calibration partitions (the children are {@link HessianReduce#topChildren} of it)
+     */
     static HessianAccumulator reduce(String group, int groupIndex, int partitions,
                                      Iterator<Tuple2<Integer, Tuple2<Integer, HessianAccumulator>>> partials) {
-        HessianReduce.TreeOrder order = new HessianReduce.TreeOrder(partitions);
+        HessianReduce.TreeOrder order = new HessianReduce.TreeOrder(HessianReduce.topChildren(partitions));
         while (partials.hasNext()) {
             Tuple2<Integer, Tuple2<Integer, HessianAccumulator>> p = partials.next();
             if (p._1 != groupIndex) {
@@ -96,6 +102,6 @@ final class GroupSolve {
             }
             order.add(p._2._1, p._2._2);
         }
-        return order.result();
+        return HessianReduce.finish(order.result(), partitions);
     }
 }

@@ -50,7 +50,6 @@ import java.util.TreeMap;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
-import org.apache.spark.HashPartitioner;
 import org.apache.spark.ShuffleDependency;
 import org.apache.spark.SparkException;
 import org.apache.spark.api.java.JavaPairRDD;
@@ -374,14 +373,14 @@ public final class PruneJob {
                 acc.clear();
                 return draining(res);
             }, true).mapToPair(t -> t);
-            // one reduce partition per group: HashPartitioner puts key k (0 ≤ k < groups) in partition k
-            JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> byGroup =
-                    partials.partitionBy(new HashPartitioner(groupNames.size()));
-            ShuffleDependency<?, ?, ?> shuffle = shuffleBelow(byGroup);
+            // one reduce partition per group (with more than FAN_IN partitions, the tree's lower levels
+            // first, as shuffles of their own, so that no task holds more than FAN_IN partials)
+            HessianReduce.GroupShuffle routed = HessianReduce.toGroups(partials, groupNames.size(), hidden.getNumPartitions());
+            JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> byGroup = routed.byGroup();
             List<GroupSolve.Result> results;
             double solveSeconds;
             try {
-                runMapStage(shuffle);
+                runMapStage(routed.shuffles().get(routed.shuffles().size() - 1));
                 stageSeconds.merge("hessians", seconds(th), Double::sum);
 
                 long ts = System.nanoTime();
@@ -393,7 +392,7 @@ public final class PruneJob {
                         false).collect();
                 solveSeconds = seconds(ts);
             } finally {
-                releaseShuffle(shuffle);
+                routed.shuffles().forEach(this::releaseShuffle);
             }
 
             Map<String, GroupSummary> groups = new LinkedHashMap<>();
@@ -455,17 +454,6 @@ public final class PruneJob {
             hidden.unpersist(false);
             stageSeconds.merge("forward", seconds(t), Double::sum);
             return next;
-        }
-
-        /**
-         * @param shuffled the output of a shuffle
-         * @return the shuffle dependency directly below it
-         */
-        private static ShuffleDependency<?, ?, ?> shuffleBelow(JavaPairRDD<?, ?> shuffled) {
-            if (!(shuffled.rdd().dependencies().head() instanceof ShuffleDependency<?, ?, ?> dep)) {
-                throw new IllegalStateException("expected a shuffle below " + shuffled.rdd());
-            }
-            return dep;
         }
 
         /**

@@ -2,7 +2,6 @@ package io.sparkprune.jobs.prune;
 
 import io.sparkprune.calibration.hessian.HessianAccumulator;
 import io.sparkprune.kernels.cpu.CpuBackend;
-import org.apache.spark.HashPartitioner;
 import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
@@ -95,7 +94,7 @@ class HessianReduceTest {
         JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         List<Integer> ids = IntStream.range(0, partitions).boxed().toList();
         int groups = partial(0).size();
-        JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> byGroup = jsc.parallelize(ids, partitions)
+        JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> emitted = jsc.parallelize(ids, partitions)
                 .flatMapToPair(k -> {
                     List<HessianAccumulator> p = partial(k);
                     List<Tuple2<Integer, Tuple2<Integer, HessianAccumulator>>> res = new ArrayList<>();
@@ -103,10 +102,32 @@ class HessianReduceTest {
                         res.add(new Tuple2<>(g, new Tuple2<>(k, p.get(g))));
                     }
                     return res.iterator();
-                })
-                .partitionBy(new HashPartitioner(groups));
-        return byGroup.mapPartitionsWithIndex((g, it) -> java.util.Collections.singletonList(
+                });
+        HessianReduce.GroupShuffle routed = HessianReduce.toGroups(emitted, groups, partitions);
+        // no group task is handed more than FAN_IN partials or node sums, however many partitions
+        assertThat(routed.children()).isEqualTo(HessianReduce.topChildren(partitions)).isBetween(1, HessianReduce.FAN_IN);
+        List<Integer> perTask = routed.byGroup().mapPartitions(it -> {
+            int c = 0;
+            for (; it.hasNext(); it.next()) {
+                c++;
+            }
+            return java.util.Collections.singletonList(c).iterator();
+        }).collect();
+        assertThat(perTask).as(partitions + " partitions: records per group task").hasSize(groups)
+                .allSatisfy(c -> assertThat(c).isEqualTo(routed.children()));
+        assertThat(routed.shuffles()).hasSize(partitions > HessianReduce.FAN_IN ? 1 + levels(partitions) : 1);
+        return routed.byGroup().mapPartitionsWithIndex((g, it) -> java.util.Collections.singletonList(
                 GroupSolve.reduce("g" + g, g, partitions, it)).iterator(), false).collect();
+    }
+
+    /** Tree levels below the group tasks for n partitions (each dividing the count by FAN_IN, rounding up). */
+    private static int levels(int n) {
+        int l = 0;
+        while (n > HessianReduce.FAN_IN) {
+            n = (n + HessianReduce.FAN_IN - 1) / HessianReduce.FAN_IN;
+            l++;
+        }
+        return l;
     }
 
     /** Each group's partials through {@link HessianReduce.TreeOrder}, offered in a shuffled order. */
@@ -173,7 +194,7 @@ class HessianReduceTest {
 
     @Test
     void groupTasksAfterTheShuffleSumInTheFixedOrder() {
-        for (int n : new int[] {1, 3, 4, 5, 9}) {
+        for (int n : new int[] {1, 3, 4, 5, 9, 17}) {
             List<List<HessianAccumulator>> parts = partials(n);
             List<HessianAccumulator> want = tree(parts);
             assertSameBits(viaGroupShuffle(n), want, n + " partitions through the group shuffle");

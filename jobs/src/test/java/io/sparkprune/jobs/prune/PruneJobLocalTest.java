@@ -296,6 +296,51 @@ class PruneJobLocalTest {
     }
 
     @Test
+    void moreCalibrationPartitionsThanTheFanInReduceThroughTreeLevelsDeterministically() throws Exception {
+        // 8 one-sequence batches over 6 partitions: the partial Hessians go through one tree level of
+        // fan-in 4 (a shuffle of its own) before the group tasks, which then merge 2 node sums each
+        org.apache.spark.SparkConf sc = spark.sparkContext().conf();
+        sc.set("spark.sparkprune.calibration.batchTokens", "32");
+        sc.set("spark.sparkprune.calibration.partitions", "6");
+        Path first;
+        Path second;
+        try {
+            first = run("sequential", "out-seq-p6");
+            second = run("sequential", "out-seq-p6-again");
+        } finally {
+            sc.remove("spark.sparkprune.calibration.batchTokens");
+            sc.set("spark.sparkprune.calibration.partitions", Integer.toString(JobFixtures.PARTITIONS));
+        }
+        TreeMap<String, byte[]> a = visibleFiles(first);
+        TreeMap<String, byte[]> b = visibleFiles(second);
+        assertThat(b.keySet()).isEqualTo(a.keySet());
+        for (Map.Entry<String, byte[]> e : a.entrySet()) {
+            if (!JobFixtures.REPORT_FILES.contains(e.getKey())) {
+                assertThat(b.get(e.getKey())).as(e.getKey()).isEqualTo(e.getValue());
+            }
+        }
+        // the same calibration data in another summation order: the same masks as the default run
+        long same = 0;
+        long total = 0;
+        try (ShardedCheckpoint x = ShardedCheckpoint.open(sequential); ShardedCheckpoint y = ShardedCheckpoint.open(first)) {
+            for (String file : x.files()) {
+                for (TensorInfo t : x.shard(file).tensors()) {
+                    if (isTarget(t.name())) {
+                        float[] u = x.read(t.name()).toFloatArray();
+                        float[] v = y.read(t.name()).toFloatArray();
+                        for (int i = 0; i < u.length; i++) {
+                            same += (u[i] == 0f) == (v[i] == 0f) ? 1 : 0;
+                        }
+                        total += u.length;
+                    }
+                }
+            }
+        }
+        assertThat(total).isPositive();
+        assertThat((double) same / total).as("mask agreement with the 4-partition run").isEqualTo(1.0);
+    }
+
+    @Test
     void anExistingOutputIsRefusedWithoutResumeAndLeftAsItWas() throws Exception {
         TreeMap<String, byte[]> before = JobFixtures.files(sequential);
         assertThatThrownBy(() -> run("sequential", "out-seq"))
