@@ -370,6 +370,21 @@ public final class HessianAccumulator implements Serializable {
     }
 
     /**
+     * Writes the upper triangle of {@code H = (2/n) Σ xᵀx}, diagonal included, into a caller's array;
+     * the strict lower triangle is left as it is. For consumers that read only the upper triangle
+     * (the inverse factor: {@code Backend#inverseCholeskyUpper}, {@code DampedFactorizer}), so the
+     * transposed copy of {@link #copyHessianTo(double[])} is not made.
+     *
+     * @param out {@code features × features} row-major fp64; elements {@code (i, j ≥ i)} overwritten
+     * @throws CalibrationInputException when no rows were added
+     * @throws IllegalStateException when a device partial was lost ({@link #discard()} or a failed device update)
+     */
+    public void copyUpperTo(double[] out) {
+        int n = denseTarget(out.length);
+        fillUpper(n, (idx, v) -> out[idx] = v);
+    }
+
+    /**
      * {@link #copyHessianTo(double[])} rounded to fp32 ({@code (float)} of each fp64 element): the
      * dense H for fp32 kernels (e.g. the reconstruction-error product), filled in parallel.
      *

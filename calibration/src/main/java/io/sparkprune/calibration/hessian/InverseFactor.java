@@ -68,7 +68,8 @@ public final class InverseFactor implements Serializable {
      */
     public static InverseFactor compute(Backend backend, HessianAccumulator accumulator, Dampening dampening) {
         int n = accumulator.features();
-        return compute(backend, accumulator.name(), n, dampening, accumulator::copyHessianTo);
+        // the backends read only H's upper triangle: no transposed copy into the lower one
+        return compute(backend, accumulator.name(), n, dampening, accumulator::copyUpperTo);
     }
 
     /**
@@ -117,8 +118,9 @@ public final class InverseFactor implements Serializable {
     }
 
     /**
-     * Factors with one fp64 work array of {@code n²}: {@code source} fills it with H before each
-     * attempt (so no second copy of H is kept).
+     * Factors with one fp64 work array of {@code n²}: {@code source} fills (at least) its upper
+     * triangle with H before each attempt (so no second copy of H is kept); the backends read only
+     * the upper triangle, and the finiteness check covers it.
      */
     private static InverseFactor compute(Backend backend, String name, int n, Dampening dampening,
                                          java.util.function.Consumer<double[]> source) {

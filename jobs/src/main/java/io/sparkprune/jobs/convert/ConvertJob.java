@@ -1,5 +1,6 @@
 package io.sparkprune.jobs.convert;
 
+import io.sparkprune.jobs.SparkFailures;
 import io.sparkprune.jobs.prune.HadoopConf;
 import io.sparkprune.kernels.InvalidInputException;
 import io.sparkprune.pipeline.formats.CheckpointFormat;
@@ -154,7 +155,7 @@ public final class ConvertJob {
                         .parallelize(tasks, Math.max(1, tasks.size()))
                         .map(t -> writePart(input, sparse, hadoop, staging, t, options)).collect());
             } catch (Exception e) { // Spark throws the checked SparkException undeclared
-                throw rethrow(e);
+                throw SparkFailures.rethrow(e);
             }
             parts.sort(Comparator.comparing(ParquetShardManifest.Part::file));
             ParquetShardManifest m = w.finish(metadata, tensors, side, parts);
@@ -326,7 +327,7 @@ public final class ConvertJob {
                         return out.iterator();
                     }).collect());
         } catch (Exception e) { // Spark throws the checked SparkException undeclared
-            throw rethrow(e);
+            throw SparkFailures.rethrow(e);
         }
         List<SparseWriter.Plan> plans = dtos.stream().map(PlanDto::plan).toList();
         List<SparseWriter.TensorReport> reports = SparseWriter.reports(request.input(), plans);
@@ -360,7 +361,7 @@ public final class ConvertJob {
                     }
                 });
             } catch (Exception e) { // Spark throws the checked SparkException undeclared
-                throw rethrow(e);
+                throw SparkFailures.rethrow(e);
             }
             finish(staging, request.output(), side, files, weightMap, sizes);
         }
@@ -489,7 +490,7 @@ public final class ConvertJob {
                 jsc.parallelize(tasks, tasks.size()).foreach(t -> writeHfShard(input, format, hadoop, md,
                         Path.of(dir, t.file()), t.names()));
             } catch (Exception e) { // Spark throws the checked SparkException undeclared
-                throw rethrow(e);
+                throw SparkFailures.rethrow(e);
             }
             finish(staging, request.output(), side, files, weightMap, sizes);
         }
@@ -603,31 +604,5 @@ public final class ConvertJob {
                     + "convert it to hf first");
         }
         return Path.of(input);
-    }
-
-    /**
-     * @param e a failure from a Spark action (often the checked {@code SparkException}, thrown undeclared)
-     * @return what to throw: a task's typed error from the cause chain, else {@code e} itself when
-     *     unchecked, else {@code e} wrapped in an {@link IllegalStateException}
-     */
-    static RuntimeException rethrow(Exception e) {
-        Optional<InvalidInputException> typed = typedCause(e);
-        if (typed.isPresent()) {
-            return typed.get();
-        }
-        return e instanceof RuntimeException r ? r : new IllegalStateException("Spark job failed: " + e.getMessage(), e);
-    }
-
-    /**
-     * @param e a failure from a Spark action
-     * @return the first {@link InvalidInputException} in its cause chain (a task's typed error), if any
-     */
-    static Optional<InvalidInputException> typedCause(Throwable e) {
-        for (Throwable c = e; c != null; c = c.getCause()) {
-            if (c instanceof InvalidInputException i) {
-                return Optional.of(i);
-            }
-        }
-        return Optional.empty();
     }
 }

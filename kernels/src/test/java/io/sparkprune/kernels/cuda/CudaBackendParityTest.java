@@ -15,7 +15,6 @@ import java.util.SplittableRandom;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Every GPU kernel of {@link CudaBackend} against {@link CpuBackend} on fresh random inputs (the seed
@@ -27,30 +26,23 @@ class CudaBackendParityTest {
     private static final long SEED = new Random().nextLong();
     private static CudaBackend gpu;
     private static CpuBackend cpu;
-    private static String unavailable;
+    private static CudaTestDevice device;
 
     @BeforeAll
     static void open() {
         cpu = CpuBackend.create(4);
-        try {
-            gpu = CudaBackend.create(0, 4);
-            System.out.println("CUDA parity on " + gpu.name() + " seed=" + SEED);
-        } catch (RuntimeException | LinkageError e) {
-            unavailable = "no usable CUDA device: " + e.getMessage();
-            System.out.println("SKIPPED CUDA parity tests: " + unavailable);
-        }
+        device = CudaTestDevice.open("CUDA parity tests", SEED, () -> CudaBackend.create(0, 4));
+        gpu = device.backend(0);
     }
 
     @AfterAll
     static void close() {
-        if (gpu != null) {
-            gpu.close();
-        }
+        device.close();
         cpu.close();
     }
 
     private static void requireDevice() {
-        assumeTrue(gpu != null, () -> unavailable);
+        device.require();
     }
 
     /** n uniform values in [-1, 1), shared by the GPU tests of this package. */

@@ -15,7 +15,6 @@ import java.util.SplittableRandom;
 
 import static io.sparkprune.kernels.cuda.CudaBackendParityTest.relErr;
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The forward-op kernels ({@code forward_ops.cuh}) and the tensor-core products ({@code gemm_tc.cuh})
@@ -31,30 +30,23 @@ class CudaForwardParityTest {
     private static final float SENTINEL = 12345.5f;
     private static CudaBackend gpu;
     private static CpuBackend cpu;
-    private static String unavailable;
+    private static CudaTestDevice device;
 
     @BeforeAll
     static void open() {
         cpu = CpuBackend.create(4);
-        try {
-            gpu = CudaBackend.create(0, 4);
-            System.out.println("CUDA forward parity on " + gpu.name() + " seed=" + SEED);
-        } catch (RuntimeException | LinkageError e) {
-            unavailable = "no usable CUDA device: " + e.getMessage();
-            System.out.println("SKIPPED CUDA forward parity tests: " + unavailable);
-        }
+        device = CudaTestDevice.open("CUDA forward parity tests", SEED, () -> CudaBackend.create(0, 4));
+        gpu = device.backend(0);
     }
 
     @AfterAll
     static void close() {
-        if (gpu != null) {
-            gpu.close();
-        }
+        device.close();
         cpu.close();
     }
 
     private static void requireDevice() {
-        assumeTrue(gpu != null, () -> unavailable);
+        device.require();
     }
 
     private static float[] randomF(SplittableRandom r, int n, double scale) {

@@ -33,31 +33,26 @@ class CudaHopperKernelTest {
     private static final long SEED = System.nanoTime();
     private static CudaBackend gpu;
     private static CpuBackend cpu;
-    private static String unavailable;
+    private static CudaTestDevice device;
 
     @BeforeAll
     static void open() {
         cpu = CpuBackend.create(Math.max(1, Runtime.getRuntime().availableProcessors()));
-        try {
-            gpu = CudaBackend.create(0, 4);
-            System.out.println("CUDA Hopper kernels on " + gpu.name() + ", compute capability "
-                    + gpu.computeCapability() + ", hopperKernels=" + gpu.hopperKernels() + " seed=" + SEED);
-        } catch (RuntimeException | LinkageError e) {
-            unavailable = "no usable CUDA device: " + e.getMessage();
-            System.out.println("SKIPPED CUDA Hopper kernel tests: " + unavailable);
+        device = CudaTestDevice.open("CUDA Hopper kernel tests", SEED, () -> CudaBackend.create(0, 4));
+        gpu = device.backend(0);
+        if (gpu != null) {
+            System.out.println("compute capability " + gpu.computeCapability() + ", hopperKernels=" + gpu.hopperKernels());
         }
     }
 
     @AfterAll
     static void close() {
-        if (gpu != null) {
-            gpu.close();
-        }
+        device.close();
         cpu.close();
     }
 
     private static void requireHopper() {
-        assumeTrue(gpu != null, () -> unavailable);
+        device.require();
         assumeTrue(gpu.hopperKernels(), () -> "the Hopper wgmma kernels are not in use on " + gpu.name()
                 + " (compute capability " + gpu.computeCapability() + ", -D" + CudaBackend.WGMMA_PROPERTY + "="
                 + System.getProperty(CudaBackend.WGMMA_PROPERTY) + ")");
@@ -65,7 +60,7 @@ class CudaHopperKernelTest {
 
     @Test
     void hopperKernelsAreInUseOnComputeCapability90() {
-        assumeTrue(gpu != null, () -> unavailable);
+        device.require();
         assumeTrue(gpu.computeCapability() == 90, () -> gpu.name() + " has compute capability "
                 + gpu.computeCapability() + ", not 9.0");
         assumeTrue(!"false".equalsIgnoreCase(String.valueOf(System.getProperty(CudaBackend.WGMMA_PROPERTY)).trim()),

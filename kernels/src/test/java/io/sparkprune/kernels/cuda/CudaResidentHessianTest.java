@@ -13,7 +13,6 @@ import java.util.SplittableRandom;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * {@link CudaBackend}'s device-resident Hessian ({@link ResidentHessian}) against
@@ -30,34 +29,25 @@ class CudaResidentHessianTest {
     private static CudaBackend gpu;
     private static CudaBackend smallChunks;
     private static CpuBackend cpu;
-    private static String unavailable;
+    private static CudaTestDevice device;
 
     @BeforeAll
     static void open() {
         cpu = CpuBackend.create(4);
-        try {
-            gpu = CudaBackend.create(0, 2);
-            smallChunks = CudaBackend.create(0, 2, SMALL_CHUNK, 1024);
-            System.out.println("CUDA resident Hessian on " + gpu.name() + " seed=" + SEED);
-        } catch (RuntimeException | LinkageError e) {
-            unavailable = "no usable CUDA device: " + e.getMessage();
-            System.out.println("SKIPPED CUDA resident Hessian tests: " + unavailable);
-        }
+        device = CudaTestDevice.open("CUDA resident Hessian tests", SEED,
+                () -> CudaBackend.create(0, 2), () -> CudaBackend.create(0, 2, SMALL_CHUNK, 1024));
+        gpu = device.backend(0);
+        smallChunks = device.backend(1);
     }
 
     @AfterAll
     static void close() {
-        if (smallChunks != null) {
-            smallChunks.close();
-        }
-        if (gpu != null) {
-            gpu.close();
-        }
+        device.close();
         cpu.close();
     }
 
     private static void requireDevice() {
-        assumeTrue(gpu != null, () -> unavailable);
+        device.require();
     }
 
     private static float[] randomF(SplittableRandom r, int n) {

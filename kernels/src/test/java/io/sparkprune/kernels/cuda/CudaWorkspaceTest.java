@@ -18,7 +18,6 @@ import static io.sparkprune.kernels.cuda.CudaBackendParityTest.randomF;
 import static io.sparkprune.kernels.cuda.CudaBackendParityTest.relErr;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * {@link CudaWorkspace} (the device-resident forward workspace) against {@link HostWorkspace} on
@@ -35,30 +34,23 @@ class CudaWorkspaceTest {
     private static final long SEED = new Random().nextLong();
     private static CudaBackend gpu;
     private static CpuBackend cpu;
-    private static String unavailable;
+    private static CudaTestDevice device;
 
     @BeforeAll
     static void open() {
         cpu = CpuBackend.create(4);
-        try {
-            gpu = CudaBackend.create(0, 4);
-            System.out.println("CUDA workspace tests on " + gpu.name() + " seed=" + SEED);
-        } catch (RuntimeException | LinkageError e) {
-            unavailable = "no usable CUDA device: " + e.getMessage();
-            System.out.println("SKIPPED CUDA workspace tests: " + unavailable);
-        }
+        device = CudaTestDevice.open("CUDA workspace tests", SEED, () -> CudaBackend.create(0, 4));
+        gpu = device.backend(0);
     }
 
     @AfterAll
     static void close() {
-        if (gpu != null) {
-            gpu.close();
-        }
+        device.close();
         cpu.close();
     }
 
     private static void requireDevice() {
-        assumeTrue(gpu != null, () -> unavailable);
+        device.require();
     }
 
     /** Runs op on both sides from the same host inputs and compares the written matrix. */

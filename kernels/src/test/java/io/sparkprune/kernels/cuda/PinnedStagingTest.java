@@ -11,7 +11,6 @@ import java.util.Random;
 import java.util.SplittableRandom;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Copies through {@link CudaBackend}'s pinned staging ({@link PinnedStaging}): host → device → host
@@ -29,34 +28,25 @@ class PinnedStagingTest {
     private static CudaBackend gpu;
     private static CudaBackend small;
     private static CpuBackend cpu;
-    private static String unavailable;
+    private static CudaTestDevice device;
 
     @BeforeAll
     static void open() {
         cpu = CpuBackend.create(4);
-        try {
-            gpu = CudaBackend.create(0, 2);
-            small = CudaBackend.create(0, 2, CHUNK, 1024);
-            System.out.println("pinned staging on " + gpu.name() + " seed=" + SEED);
-        } catch (RuntimeException | LinkageError e) {
-            unavailable = "no usable CUDA device: " + e.getMessage();
-            System.out.println("SKIPPED pinned staging tests: " + unavailable);
-        }
+        device = CudaTestDevice.open("pinned staging tests", SEED,
+                () -> CudaBackend.create(0, 2), () -> CudaBackend.create(0, 2, CHUNK, 1024));
+        gpu = device.backend(0);
+        small = device.backend(1);
     }
 
     @AfterAll
     static void close() {
-        if (small != null) {
-            small.close();
-        }
-        if (gpu != null) {
-            gpu.close();
-        }
+        device.close();
         cpu.close();
     }
 
     private static void requireDevice() {
-        assumeTrue(gpu != null, () -> unavailable);
+        device.require();
     }
 
     private static float[] randomF(SplittableRandom r, int n) {
