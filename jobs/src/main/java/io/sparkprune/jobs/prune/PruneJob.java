@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.sparkprune.calibration.hessian.HessianAccumulator;
 import io.sparkprune.calibration.hessian.HessianPrecision;
+import io.sparkprune.jobs.SparkFailures;
 import io.sparkprune.jobs.commit.CommitLog;
 import io.sparkprune.jobs.commit.LayerStaging;
 import io.sparkprune.jobs.commit.ShardRecord;
@@ -124,13 +125,17 @@ public final class PruneJob {
      * @param spark the session (local or cluster)
      * @param req what to prune
      * @return where the output is, and the report
-     * @throws InvalidInputException on bad input (model, recipe, data, an existing output without --resume)
+     * @throws InvalidInputException on bad input (model, recipe, data, an existing output without --resume), also
+     *     when an executor task met it (e.g. non-finite calibration activations): the task's typed error, not Spark's
      */
     public static Outcome run(SparkSession spark, Request req) {
         try {
             return new Run(spark, req).execute();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
+        } catch (Exception e) { // Spark actions throw the checked SparkException undeclared
+            // an executor's typed error (e.g. non-finite calibration activations) is the user's to see
+            throw SparkFailures.rethrow(e);
         }
     }
 
@@ -468,8 +473,8 @@ public final class PruneJob {
             try {
                 jsc.sc().submitMapStage(dep).get();
             } catch (Exception e) { // Spark throws the checked SparkException undeclared
-                Throwable t = e instanceof SparkException && e.getCause() instanceof SparkException ? e.getCause() : e;
-                throw PruneJob.<RuntimeException>sneaky(t);
+                throw SparkFailures.rethrow(e instanceof SparkException && e.getCause() instanceof SparkException
+                        ? e.getCause() : e);
             }
         }
 
@@ -594,12 +599,6 @@ public final class PruneJob {
         return SparsityConfigBlock.build(SparsityConfigBlock.structure(recipe.prune().pattern()),
                 recipe.prune().selector().targets(), recipe.prune().selector().ignore(),
                 elements == 0 ? 0 : (double) zeros / elements);
-    }
-
-    /** Rethrows a checked Spark failure as it is, the way Spark's own actions surface it. */
-    @SuppressWarnings("unchecked")
-    private static <T extends Throwable> RuntimeException sneaky(Throwable t) throws T {
-        throw (T) t;
     }
 
     /**

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.sparkprune.jobs.SparkFailures;
 import io.sparkprune.calibration.sparsity.SparsityPattern;
 import io.sparkprune.jobs.conf.SparkPruneConf;
 import io.sparkprune.kernels.InvalidInputException;
@@ -83,6 +84,8 @@ public final class ValidateJob {
             return execute(spark, req);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
+        } catch (Exception e) { // Spark actions throw the checked SparkException undeclared
+            throw SparkFailures.rethrow(e); // an executor's typed error, as the prune job reports it
         }
     }
 

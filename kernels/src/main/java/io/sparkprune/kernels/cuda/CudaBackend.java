@@ -10,6 +10,7 @@ import io.sparkprune.kernels.ResidentForward;
 import io.sparkprune.kernels.ResidentHessian;
 import io.sparkprune.kernels.ResidentSolver;
 import io.sparkprune.kernels.SparseGptBlock;
+import io.sparkprune.kernels.InvalidInputException;
 import io.sparkprune.kernels.cpu.CpuBackend;
 import jcuda.Pointer;
 import jcuda.driver.CUcontext;
@@ -2243,7 +2244,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * contract; see {@link #syrkTf32Device}).
      *
      * @throws IllegalArgumentException when X does not fit or cPacked is too short
-     * @throws UnsupportedOperationException see {@link #syrkTf32Device}
+     * @throws InvalidInputException see {@link #syrkTf32Device}
      */
     @Override
     public synchronized void syrkPackedUpperTf32(int n, int k, float[] x, int xOff, int ldx, double[] cPacked) {
@@ -2278,8 +2279,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * @param x device pointer of X
      * @param ldx row stride of X, elements
      * @param cPacked device pointer of the packed fp64 upper triangle
-     * @throws UnsupportedOperationException on a device without the Hopper kernels whose opt-in shared
-     *     memory per block is too small for {@code syrk_packed_tf32} (A100: use exact Hessians)
+     * @throws InvalidInputException on a device without the Hopper kernels whose opt-in shared memory
+     *     per block is too small for {@code syrk_packed_tf32} (A100): the message names the recipe key
+     *     {@code calibration.hessian_precision} and its fix, {@code exact}
      */
     public synchronized void syrkTf32Device(int n, int k, CUdeviceptr x, int ldx, CUdeviceptr cPacked) {
         current();
@@ -2288,7 +2290,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             return;
         }
         if (!fn.syrkTf32Fits) {
-            throw new UnsupportedOperationException("TF32 Hessians (syrk_packed_tf32) need " + SYRK_TF32_SMEM
+            throw new InvalidInputException("TF32 Hessians (syrk_packed_tf32) need " + SYRK_TF32_SMEM
                     + " bytes of shared memory per block; " + deviceName + " offers " + fn.optinSmem
                     + " (the Hopper kernels, compute capability 9.0, do not need them): use calibration.hessian_precision:"
                     + " exact (the default) on this device");
