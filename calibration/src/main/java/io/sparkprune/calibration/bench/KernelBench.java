@@ -23,7 +23,9 @@ import java.util.SplittableRandom;
  * times are wall-clock medians after a warm-up, each run synchronized.
  *
  * <p>Usage: {@code KernelBench [--shapes 4096x4096,...] [--patterns 50%,2:4,2:4+int4] [--repeat R]
- * [--tc-tflops T]} where T is PyTorch's measured tensor-core rate, printed for reference.
+ * [--tc-tflops T] [--profile]} where T is PyTorch's measured tensor-core rate, printed for reference;
+ * {@code --profile} adds, per shape and pattern, one more pruning step with every kernel launch and
+ * device allocation timed on its own ({@link CudaBackend#profileLaunches}): where the step's time goes.
  */
 public final class KernelBench {
     /** Reference pruning-step seconds (shape → 50%, 2:4, 2:4 + int4) and Hessian seconds per 128 × 2048 tokens. */
@@ -51,18 +53,21 @@ public final class KernelBench {
         List<String> patterns = List.of(PATTERNS);
         int repeat = 3;
         double tc = Double.NaN;
+        boolean profile = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--shapes" -> shapes = List.of(args[++i].split(","));
                 case "--patterns" -> patterns = List.of(args[++i].split(","));
                 case "--repeat" -> repeat = Integer.parseInt(args[++i]);
                 case "--tc-tflops" -> tc = Double.parseDouble(args[++i]);
+                case "--profile" -> profile = true;
                 default -> throw new IllegalArgumentException("unknown option " + args[i]
-                        + "; use --shapes, --patterns, --repeat, --tc-tflops");
+                        + "; use --shapes, --patterns, --repeat, --tc-tflops, --profile");
             }
         }
         SplittableRandom rnd = new SplittableRandom(7);
         List<String> table = new ArrayList<>();
+        List<String> profiles = new ArrayList<>();
         try (CudaBackend gpu = CudaBackend.create(0, Runtime.getRuntime().availableProcessors())) {
             System.out.println("device: " + gpu.name());
             double copyGBs = copyBandwidth(gpu);
@@ -89,6 +94,10 @@ public final class KernelBench {
                         double refMs = ref == null ? Double.NaN : 1000 * (double) ref[1 + Arrays.asList(PATTERNS).indexOf(pat)];
                         table.add(String.format(Locale.ROOT, "%-11s %-9s %10.1f %10.1f %7.1fx %8s   %.1f + %.1f", shape,
                                 pat, t[0], refMs, refMs / t[0], ">= 20x", t[1], t[2]));
+                        if (profile) {
+                            profiles.add("-- " + shape + " " + pat + ": launch profile of one pruning step\n"
+                                    + c.profiledStep(pat));
+                        }
                     }
                 }
             }
@@ -96,6 +105,7 @@ public final class KernelBench {
         System.out.println();
         System.out.println("== bench kernels: pruning step (inverse factor + all blocks) and Hessian update, 128 x 2048 tokens");
         table.forEach(System.out::println);
+        profiles.forEach(System.out::print);
     }
 
     private static Object[] reference(String shape) {
@@ -208,43 +218,68 @@ public final class KernelBench {
         double[] pruneStep(String pattern, int repeat) {
             double[][] t = new double[3][repeat];
             for (int i = -1; i < repeat; i++) {
-                byte[] mask = new byte[rows * cols];
-                double[] loss = new double[rows];
-                ResidentSolver.SolveJob.Quant q = null;
-                int nmKeep = 0;
-                int nmGroup = 0;
-                if (pattern.startsWith("2:4")) {
-                    nmKeep = 2;
-                    nmGroup = 4;
-                }
-                if (pattern.endsWith("int4")) {
-                    float[] scale = new float[rows];
-                    float[] zero = new float[rows];
-                    float[] g = new float[2];
-                    for (int r = 0; r < rows; r++) {
-                        GridMath.fit(w, r * cols, cols, 1, 4, false, g, 0);
-                        scale[r] = g[0];
-                        zero[r] = g[1];
-                    }
-                    q = new ResidentSolver.SolveJob.Quant(4, false, 0, scale, zero, new byte[rows * cols]);
-                }
-                ResidentSolver.SolveJob job = new ResidentSolver.SolveJob(rows, cols, 128, w, new float[0], nmKeep,
-                        nmGroup, null, q, mask, loss, pattern.equals("50%") ? 0.5 : 0.0);
-                gpu.copy(dw0, dw, 4L * rows * cols);
-                long t0 = System.nanoTime();
-                if (!gpu.inverseFactorDevice(cols, dh.pointer(), ddiag.pointer(), 0.01 * mean, du.pointer())) {
-                    throw new IllegalStateException("bench Hessian " + cols + " not positive definite");
-                }
-                long t1 = System.nanoTime();
-                gpu.solveOnDevice(job, dw.pointer(), du.pointer());
-                long t2 = System.nanoTime();
+                long[] ns = runStep(pattern);
                 if (i >= 0) {
-                    t[0][i] = (t2 - t0) / 1e6;
-                    t[1][i] = (t1 - t0) / 1e6;
-                    t[2][i] = (t2 - t1) / 1e6;
+                    t[0][i] = (ns[0] + ns[1]) / 1e6;
+                    t[1][i] = ns[0] / 1e6;
+                    t[2][i] = ns[1] / 1e6;
                 }
             }
             return new double[] {median(t[0]), median(t[1]), median(t[2])};
+        }
+
+        /**
+         * One pruning step with every launch timed on its own ({@link CudaBackend#profileLaunches}).
+         *
+         * @return the profile's lines, then the step's wall time with the profile on
+         */
+        String profiledStep(String pattern) {
+            gpu.profileLaunches(true);
+            long[] ns;
+            String lines;
+            try {
+                ns = runStep(pattern);
+                lines = gpu.launchProfile();
+            } finally {
+                gpu.profileLaunches(false);
+            }
+            return lines + String.format(Locale.ROOT, "  %9.2f ms in all (factor %.2f + solve %.2f), launches synchronized one by one%n",
+                    (ns[0] + ns[1]) / 1e6, ns[0] / 1e6, ns[1] / 1e6);
+        }
+
+        /** @return {factor, solve} wall ns of one pruning step from the pristine W */
+        private long[] runStep(String pattern) {
+            byte[] mask = new byte[rows * cols];
+            double[] loss = new double[rows];
+            ResidentSolver.SolveJob.Quant q = null;
+            int nmKeep = 0;
+            int nmGroup = 0;
+            if (pattern.startsWith("2:4")) {
+                nmKeep = 2;
+                nmGroup = 4;
+            }
+            if (pattern.endsWith("int4")) {
+                float[] scale = new float[rows];
+                float[] zero = new float[rows];
+                float[] g = new float[2];
+                for (int r = 0; r < rows; r++) {
+                    GridMath.fit(w, r * cols, cols, 1, 4, false, g, 0);
+                    scale[r] = g[0];
+                    zero[r] = g[1];
+                }
+                q = new ResidentSolver.SolveJob.Quant(4, false, 0, scale, zero, new byte[rows * cols]);
+            }
+            ResidentSolver.SolveJob job = new ResidentSolver.SolveJob(rows, cols, 128, w, new float[0], nmKeep,
+                    nmGroup, null, q, mask, loss, pattern.equals("50%") ? 0.5 : 0.0);
+            gpu.copy(dw0, dw, 4L * rows * cols);
+            long t0 = System.nanoTime();
+            if (!gpu.inverseFactorDevice(cols, dh.pointer(), ddiag.pointer(), 0.01 * mean, du.pointer())) {
+                throw new IllegalStateException("bench Hessian " + cols + " not positive definite");
+            }
+            long t1 = System.nanoTime();
+            gpu.solveOnDevice(job, dw.pointer(), du.pointer());
+            long t2 = System.nanoTime();
+            return new long[] {t1 - t0, t2 - t1};
         }
 
         @Override

@@ -207,6 +207,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private static final int WS_HOPPER_B = 9;
     /** The stream of every launch and staged copy (blocking: ordered with the NULL stream's copies and memsets). */
     private final CUstream stream;
+    /** Launch timing for benchmarks ({@link #profileLaunches}); off by default. */
+    private final LaunchProfile profile = new LaunchProfile();
     private final PinnedStaging staging;
     /** Resident Hessians not yet closed, freed by {@link #close()}; weak, so a leaked one reaches its cleaner. */
     private final Set<DeviceHessian> openHessians = Collections.newSetFromMap(new WeakHashMap<>());
@@ -501,7 +503,46 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /** A device buffer of this backend's context whose large copies go through the pinned staging. */
     private DeviceBuffer alloc(long bytes, String label) {
-        return DeviceBuffer.allocate(ctx, staging, bytes, label);
+        if (!profile.on()) {
+            return DeviceBuffer.allocate(ctx, staging, bytes, label);
+        }
+        long t0 = System.nanoTime();
+        DeviceBuffer b = DeviceBuffer.allocate(ctx, staging, bytes, label);
+        profile.add("cuMemAlloc " + label, System.nanoTime() - t0);
+        return b;
+    }
+
+    /**
+     * Starts or stops timing every kernel launch and device allocation of this backend, each on its own
+     * (a stream synchronization after each launch, so nothing overlaps while it is on): for
+     * benchmarks that want to know where a chain of launches spends its time. Starting clears earlier
+     * entries. Results are unchanged.
+     *
+     * @param on start (true) or stop (false)
+     */
+    public synchronized void profileLaunches(boolean on) {
+        profile.enable(on);
+    }
+
+    /**
+     * @return the timed call sites since {@link #profileLaunches}{@code (true)}, largest total first, one
+     *     line each ({@code total ms, calls, mean µs per call, site}); empty when nothing was timed
+     */
+    public synchronized String launchProfile() {
+        return LaunchProfile.format(profile.entries());
+    }
+
+    /** Runs one launch, timed when {@link #profileLaunches} is on. */
+    private void timedLaunch(String what, Driver.Call call) {
+        if (!profile.on()) {
+            Driver.check("cuLaunchKernel " + what, call);
+            return;
+        }
+        Driver.check("stream before " + what, this::syncStream);
+        long t0 = System.nanoTime();
+        Driver.check("cuLaunchKernel " + what, call);
+        Driver.check("kernel " + what, this::syncStream);
+        profile.add(what, System.nanoTime() - t0);
     }
 
     /** Waits for this backend's stream (its kernels and copies); errors of queued kernels surface here. */
@@ -521,8 +562,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /** {@link #launchAsync(String, CUfunction, int, int, int, int, Pointer)} with a 2-D block {@code bx × by}. */
     private void launchAsync(String what, CUfunction f, int gx, int gy, int bx, int by, int smem, Pointer params) {
-        Driver.check("cuLaunchKernel " + what, () -> JCudaDriver.cuLaunchKernel(f, gx, gy, 1, bx, by, 1, smem, stream,
-                params, null));
+        timedLaunch(what, () -> JCudaDriver.cuLaunchKernel(f, gx, gy, 1, bx, by, 1, smem, stream, params, null));
     }
 
     private static Pointer p(double v) {
@@ -1287,11 +1327,11 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             // fp64 tensor cores for the large products (the upper levels of the triangular inverse);
             // the in-place panel product and the rank-64 trailing updates (k = 64) stay on dgemm_f64,
             // which is faster there (one 128 × 128 DMMA tile per SM has too little work at k = 64)
-            Driver.check("cuLaunchKernel dgemm_dmma " + what, () -> JCudaDriver.cuLaunchKernel(fn.dgemmDmma,
+            timedLaunch("dgemm_dmma " + what, () -> JCudaDriver.cuLaunchKernel(fn.dgemmDmma,
                     (n + 127) / 128, (m + 127) / 128, batch, 256, 1, 1, DGEMM_DMMA_SMEM, stream, params, null));
             return;
         }
-        Driver.check("cuLaunchKernel dgemm_f64 " + what, () -> JCudaDriver.cuLaunchKernel(fDgemm, (n + 63) / 64,
+        timedLaunch("dgemm_f64 " + what, () -> JCudaDriver.cuLaunchKernel(fDgemm, (n + 63) / 64,
                 (m + 63) / 64, batch, 256, 1, 1, 0, stream, params, null));
     }
 
