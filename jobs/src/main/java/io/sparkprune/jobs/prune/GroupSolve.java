@@ -59,23 +59,27 @@ final class GroupSolve {
      * @param partials (group index, (partition index, partial Hessian)) in any order; each is
      *     dropped once merged
      * @param inputNorms whether to return Wanda's input norms
+     * @param phases where the task's executor seconds by phase go ({@code group.*}, {@code solve.*})
      * @return the solved shards and the group's summary
      * @throws IllegalStateException when a partial of another group arrives, or partials are missing or repeated
      */
     static Result run(JobContext ctx, LayerStaging staging, List<SolveTask> tasks, String group, int groupIndex,
                       int partitions, Iterator<Tuple2<Integer, Tuple2<Integer, HessianAccumulator>>> partials,
-                      boolean inputNorms) {
+                      boolean inputNorms, ExecutorPhases phases) {
+        long tr = System.nanoTime();
         HessianAccumulator h = reduce(group, groupIndex, partitions, partials);
+        phases.time("group.read_and_reduce", tr);
         long tf = System.nanoTime();
         InverseFactor f = ctx.recipe().prune().method() == PruneMethod.SPARSEGPT
                 ? InverseFactor.compute(ctx.backend(), h, ctx.recipe().prune().dampening()) : null;
         double factorSeconds = f == null ? 0 : (System.nanoTime() - tf) / 1e9;
+        phases.time("group.factor", tf);
         GroupStats gs = new GroupStats(h, f);
         List<Solved> solved = new ArrayList<>();
         for (int i = 0; i < tasks.size(); i++) {
             SolveTask t = tasks.get(i);
             if (t.group().equals(group)) {
-                Tuple2<List<ShardRecord>, ShardMetrics> r = ShardSolver.solve(ctx, staging, gs, t);
+                Tuple2<List<ShardRecord>, ShardMetrics> r = ShardSolver.solve(ctx, staging, gs, t, phases);
                 solved.add(new Solved(i, r._1, r._2));
             }
         }

@@ -152,6 +152,8 @@ public final class PruneJob {
         private final StorageLevel storage;
         /** Wanda baseline: input norms √(Σ x_j²) of each target tensor, from the group tasks' summaries. */
         private final Map<String, double[]> inputNorms = new LinkedHashMap<>();
+        /** Executor seconds by phase, summed over the tasks (report: run.executor_seconds). */
+        private final ExecutorPhases phases = new ExecutorPhases();
 
         Run(SparkSession spark, Request req) throws IOException {
             this.jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
@@ -162,6 +164,7 @@ public final class PruneJob {
             this.out = new Path(req.output());
             this.fs = out.getFileSystem(hconf);
             this.storage = StorageLevel.fromString(conf.activationsStorageLevel());
+            jsc.sc().register(phases, "sparkprune executor phases");
         }
 
         Outcome execute() throws IOException {
@@ -238,6 +241,7 @@ public final class PruneJob {
             }
             for (int layer = firstLayer; layer < adapter.numLayers(); layer++) {
                 long tl = System.nanoTime();
+                Map<String, Double> phasesBefore = phases.value();
                 List<ObjectNode> metrics = pruneLayer(ctx, adapter, plan, hidden, layer, log);
                 committed.put(layer, log);
                 tensorMetrics.addAll(metrics);
@@ -247,6 +251,8 @@ public final class PruneJob {
                         .average().orElse(0);
                 LOG.info(String.format(Locale.ROOT, "layer %d/%d: %d tensors pruned in %.1f s, mean relative reconstruction error %.4f",
                         layer + 1, adapter.numLayers(), metrics.size(), secs, meanErr));
+                LOG.info("layer {}: executor seconds by phase {}", layer + 1, formatPhases(
+                        ExecutorPhases.since(phasesBefore, phases.value())));
             }
             hidden.unpersist(false);
 
@@ -349,10 +355,13 @@ public final class PruneJob {
             HessianPrecision precision = ctx.recipe().calibration().hessianPrecision();
             ForwardPrecision forward = ctx.recipe().calibration().forwardPrecision();
             boolean norms = ctx.recipe().evaluation().baselines().contains(PruneMethod.WANDA);
+            ExecutorPhases ph = phases;
             JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> partials = hidden.mapPartitionsWithIndex((idx, it) -> {
                 ModelAdapter a = ctx.adapter();
                 Backend be = ctx.backend();
+                long tw = System.nanoTime();
                 Weights dense = ctx.denseBlock(a, layer);
+                ph.time("hessians.weights", tw);
                 Map<String, HessianAccumulator> acc = new LinkedHashMap<>();
                 for (CalibrationGroup g : a.calibrationGroups()) {
                     if (groupNames.contains(g.name())) {
@@ -363,10 +372,14 @@ public final class PruneJob {
                 LinearObserver obs = new HessianObserver(be, acc);
                 try (ForwardWorkspace ws = ForwardWorkspace.open(be, forward, "layer " + layer + " Hessians, partition "
                         + idx)) {
+                    long tf = System.nanoTime();
                     it.forEachRemaining(h -> a.block(ws, layer, dense, h, obs));
+                    ph.time("hessians.forward", tf);
+                    long tu = System.nanoTime();
                     for (HessianAccumulator h : acc.values()) {
                         h.flush(); // fold device-resident sums into the host partials, free device memory
                     }
+                    ph.time("hessians.flush", tu);
                 } finally {
                     for (HessianAccumulator h : acc.values()) {
                         h.discard(); // no-op after flush; releases device memory when the task failed
@@ -376,7 +389,7 @@ public final class PruneJob {
                 java.util.ArrayDeque<Tuple2<Integer, Tuple2<Integer, HessianAccumulator>>> res = new java.util.ArrayDeque<>();
                 acc.forEach((g, h) -> res.add(new Tuple2<>(groupNames.indexOf(g), new Tuple2<>(idx, h))));
                 acc.clear();
-                return draining(res);
+                return ph.timeConsumer(draining(res), "hessians.shuffle_write");
             }, true).mapToPair(t -> t);
             // one reduce partition per group (with more than FAN_IN partitions, the tree's lower levels
             // first, as shuffles of their own, so that no task holds more than FAN_IN partials)
@@ -393,7 +406,8 @@ public final class PruneJob {
                 jsc.setJobGroup("layer-" + layer, "layer " + layer + ": reduce, factor and solve " + groupNames.size()
                         + " groups (" + tasks.size() + " row shards)", false);
                 results = byGroup.mapPartitionsWithIndex((gi, it) -> Collections.singletonList(
-                        GroupSolve.run(ctx, staging, tasks, groupNames.get(gi), gi, partitions, it, norms)).iterator(),
+                        GroupSolve.run(ctx, staging, tasks, groupNames.get(gi), gi, partitions,
+                                ph.timeCalls(it, "group.shuffle_read"), norms, ph)).iterator(),
                         false).collect();
                 solveSeconds = seconds(ts);
             } finally {
@@ -445,14 +459,19 @@ public final class PruneJob {
             long t = System.nanoTime();
             jsc.setJobGroup("layer-" + layer, "layer " + layer + ": forward with " + (sequential ? "pruned" : "dense")
                     + " weights", false);
+            ExecutorPhases ph = phases;
             JavaRDD<HiddenStates> next = hidden.mapPartitions(it -> {
                 ModelAdapter a = ctx.adapter();
                 Backend be = ctx.backend();
+                long tw = System.nanoTime();
                 Weights w = sequential ? ctx.prunedBlock(a, layer, layerDir, shards) : ctx.denseBlock(a, layer);
+                ph.time("forward.weights", tw);
                 List<HiddenStates> res = new ArrayList<>();
+                long tf = System.nanoTime();
                 try (ForwardWorkspace ws = ForwardWorkspace.open(be, forward, "layer " + layer + " forward")) {
                     it.forEachRemaining(h -> res.add(a.block(ws, layer, w, h, LinearObserver.NONE)));
                 }
+                ph.time("forward.compute", tf);
                 return res.iterator();
             }, true).persist(storage);
             next.count();
@@ -519,6 +538,8 @@ public final class PruneJob {
             run.put("seconds", seconds(t0));
             ObjectNode st = run.putObject("stage_seconds");
             stageSeconds.forEach(st::put);
+            ObjectNode ex = run.putObject("executor_seconds");
+            phases.value().forEach(ex::put);
             ObjectNode cal = r.putObject("calibration");
             cal.put("sequences", sequences.size());
             cal.put("tokens", sequences.stream().mapToLong(s -> s.length).sum());
@@ -621,6 +642,17 @@ public final class PruneJob {
                 return items.removeFirst();
             }
         };
+    }
+
+    /** @return the phases as {@code name s, ...}, largest first */
+    static String formatPhases(Map<String, Double> phases) {
+        List<Map.Entry<String, Double>> e = new ArrayList<>(phases.entrySet());
+        e.sort((x, y) -> Double.compare(y.getValue(), x.getValue()));
+        StringBuilder sb = new StringBuilder();
+        for (Map.Entry<String, Double> x : e) {
+            sb.append(sb.length() == 0 ? "" : ", ").append(String.format(Locale.ROOT, "%s %.2f", x.getKey(), x.getValue()));
+        }
+        return sb.toString();
     }
 
     static double seconds(long since) {

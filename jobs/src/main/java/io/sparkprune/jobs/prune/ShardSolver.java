@@ -63,17 +63,21 @@ final class ShardSolver {
      * @param staging the layer's staging directory
      * @param gs the reduced Hessian and (SparseGPT) inverse factor of the task's calibration group
      * @param task the row shard
+     * @param phases where the executor seconds by phase go ({@code solve.read_weights}, {@code .prune},
+     *     {@code .measure}, {@code .error}, {@code .write})
      * @return the staged shard files (the values, and for a quantized solve its codes and grid) and
      *     the shard's measurements
      * @throws java.io.UncheckedIOException when a shard cannot be written
      */
     static Tuple2<List<ShardRecord>, ShardMetrics> solve(JobContext ctx, LayerStaging staging, GroupStats gs,
-                                                         SolveTask task) {
+                                                         SolveTask task, ExecutorPhases phases) {
         Backend be = ctx.backend();
         PruneStage stage = ctx.recipe().prune();
         SparsityPattern pattern = stage.pattern();
+        long tr = System.nanoTime();
         HostTensor shard = ctx.checkpoint().readRows(task.tensor(), task.rowStart(), task.rowCount());
         float[] w = shard.toFloatArray();
+        phases.time("solve.read_weights", tr);
         int rows = task.rowCount();
         int cols = task.cols();
         long t0 = System.nanoTime();
@@ -103,6 +107,8 @@ final class ShardSolver {
             default -> throw new IllegalStateException("unknown method " + stage.method());
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
+        phases.time("solve.prune", t0);
+        long tm = System.nanoTime();
         HostTensor out = HostTensor.fromFloats(task.dtype(), shard.shape(), pruned);
         float[] written = out.toFloatArray();
         byte[] bytes = new byte[(int) out.byteLength()];
@@ -113,7 +119,11 @@ final class ShardSolver {
                 .filter(i -> !Float.isFinite(written[i])).count();
         long gridViolations = grid == null ? -1 : GridCheck.violations(written, grid, task.dtype());
         long violations = PatternCheck.violations(pattern, w, written, rows, cols, deadColumns(gs, cols));
+        phases.time("solve.measure", tm);
+        long te = System.nanoTime();
         double[] err = reconstructionError(be, gs, w, written, rows, cols);
+        phases.time("solve.error", te);
+        long tw = System.nanoTime();
         List<ShardRecord> records = new ArrayList<>();
         try {
             FileSystem fs = staging.fileSystem(ctx.hadoop().get());
@@ -132,6 +142,7 @@ final class ShardSolver {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write shard " + task.shardIndex() + " of " + task.tensor(), e);
         }
+        phases.time("solve.write", tw);
         return new Tuple2<>(records, new ShardMetrics(task.tensor(), written.length, zeros, violations, nonFinite,
                 err[0], err[1], loss, seconds, dampening, be.name(), rowLoss, gridViolations));
     }

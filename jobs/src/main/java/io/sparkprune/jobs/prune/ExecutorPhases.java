@@ -1,0 +1,171 @@
+package io.sparkprune.jobs.prune;
+
+import java.io.Serializable;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.TreeMap;
+import org.apache.spark.util.AccumulatorV2;
+
+/**
+ * Executor seconds of the prune job's tasks by phase (e.g. {@code hessians.forward},
+ * {@code group.factor}, {@code solve.error}), summed over tasks: a Spark accumulator, so the
+ * figures come back with each task's result and the driver reports them
+ * ({@code report.json}: {@code run.executor_seconds}; docs/report.md) and logs them per layer.
+ * Tasks that run at the same time add their own seconds, so a phase can exceed the stage's wall
+ * time; a retried task's attempts all count.
+ */
+public final class ExecutorPhases extends AccumulatorV2<ExecutorPhases.Sample, Map<String, Double>> {
+    private static final long serialVersionUID = 1L;
+
+    /**
+     * One measurement.
+     *
+     * @param phase the phase's name
+     * @param seconds wall seconds spent in it
+     */
+    public record Sample(String phase, double seconds) implements Serializable {
+    }
+
+    private final TreeMap<String, Double> sums = new TreeMap<>();
+
+    /**
+     * Adds the seconds since {@code sinceNanos}.
+     *
+     * @param phase the phase's name
+     * @param sinceNanos a {@link System#nanoTime()} reading taken when the phase began
+     */
+    public void time(String phase, long sinceNanos) {
+        add(new Sample(phase, (System.nanoTime() - sinceNanos) / 1e9));
+    }
+
+    @Override
+    public boolean isZero() {
+        synchronized (sums) {
+            return sums.isEmpty();
+        }
+    }
+
+    @Override
+    public ExecutorPhases copy() {
+        ExecutorPhases c = new ExecutorPhases();
+        synchronized (sums) {
+            c.sums.putAll(sums);
+        }
+        return c;
+    }
+
+    @Override
+    public void reset() {
+        synchronized (sums) {
+            sums.clear();
+        }
+    }
+
+    @Override
+    public void add(Sample s) {
+        synchronized (sums) {
+            sums.merge(s.phase(), s.seconds(), Double::sum);
+        }
+    }
+
+    @Override
+    public void merge(AccumulatorV2<Sample, Map<String, Double>> other) {
+        Map<String, Double> o = other.value();
+        synchronized (sums) {
+            o.forEach((k, v) -> sums.merge(k, v, Double::sum));
+        }
+    }
+
+    /** @return a copy of the sums by phase, in name order */
+    @Override
+    public Map<String, Double> value() {
+        synchronized (sums) {
+            return new LinkedHashMap<>(sums);
+        }
+    }
+
+    /**
+     * Times the calls into an iterator (for a shuffle read: fetching and deserializing each record).
+     *
+     * @param it the iterator
+     * @param phase the phase that its {@code hasNext}/{@code next} calls count to, added once it is exhausted
+     * @param <T> element type
+     * @return the timed iterator
+     */
+    <T> java.util.Iterator<T> timeCalls(java.util.Iterator<T> it, String phase) {
+        return new java.util.Iterator<>() {
+            private long nanos;
+            private boolean done;
+
+            @Override
+            public boolean hasNext() {
+                long t = System.nanoTime();
+                boolean h = it.hasNext();
+                nanos += System.nanoTime() - t;
+                if (!h && !done) {
+                    done = true;
+                    add(new Sample(phase, nanos / 1e9));
+                }
+                return h;
+            }
+
+            @Override
+            public T next() {
+                long t = System.nanoTime();
+                T x = it.next();
+                nanos += System.nanoTime() - t;
+                return x;
+            }
+        };
+    }
+
+    /**
+     * Times what the consumer of an iterator does between its first {@code next} and the end (for a
+     * task's output records: Spark serializing and writing them to the shuffle).
+     *
+     * @param it the iterator
+     * @param phase the phase that the consumer's time counts to, added once it is exhausted
+     * @param <T> element type
+     * @return the timed iterator
+     */
+    <T> java.util.Iterator<T> timeConsumer(java.util.Iterator<T> it, String phase) {
+        return new java.util.Iterator<>() {
+            private long first = -1;
+            private boolean done;
+
+            @Override
+            public boolean hasNext() {
+                boolean h = it.hasNext();
+                if (!h && !done && first >= 0) {
+                    done = true;
+                    time(phase, first);
+                }
+                return h;
+            }
+
+            @Override
+            public T next() {
+                if (first < 0) {
+                    first = System.nanoTime();
+                }
+                return it.next();
+            }
+        };
+    }
+
+    /**
+     * @param before an earlier {@link #value()}
+     * @param after a later one
+     * @return the seconds added in between, by phase (phases with nothing added left out)
+     */
+    static Map<String, Double> since(Map<String, Double> before, Map<String, Double> after) {
+        Map<String, Double> d = new LinkedHashMap<>();
+        after.forEach((k, v) -> {
+            double x = v - before.getOrDefault(k, 0.0);
+            if (x > 0) {
+                d.put(k, x);
+            }
+        });
+        return d;
+    }
+}
