@@ -373,7 +373,7 @@ public final class PruneJob {
                 try (ForwardWorkspace ws = ForwardWorkspace.open(be, forward, "layer " + layer + " Hessians, partition "
                         + idx)) {
                     long tf = System.nanoTime();
-                    it.forEachRemaining(h -> a.block(ws, layer, dense, h, obs));
+                    it.forEachRemaining(h -> a.observe(ws, layer, dense, h, obs)); // no block output: not needed
                     ph.time("hessians.forward", tf);
                     long tu = System.nanoTime();
                     for (HessianAccumulator h : acc.values()) {

@@ -173,6 +173,17 @@ public final class BertAdapter implements ModelAdapter {
 
     @Override
     public HiddenStates block(ForwardWorkspace ws, int layer, Weights w, HiddenStates input, LinearObserver observer) {
+        return run(ws, layer, w, input, observer, true);
+    }
+
+    @Override
+    public void observe(ForwardWorkspace ws, int layer, Weights w, HiddenStates input, LinearObserver observer) {
+        run(ws, layer, w, input, observer, false);
+    }
+
+    /** The block; with {@code output} false it stops after the output dense layer's input is observed (returns null). */
+    private HiddenStates run(ForwardWorkspace ws, int layer, Weights w, HiddenStates input, LinearObserver observer,
+                             boolean output) {
         checkLayer(layer);
         final int hidden = config.hiddenSize();
         if (input.width() != hidden) {
@@ -206,6 +217,11 @@ public final class BertAdapter implements ModelAdapter {
         Matrix i = Ops.linear(ws, w, inter, x1);
         ws.gelu(i);
         observer.observe(layer, groups.get(3), ws, i);
+        if (!output) {
+            ws.release(i);
+            ws.release(x1);
+            return null;
+        }
         Matrix y = Ops.linear(ws, w, out, i);
         ws.release(i);
         ws.add(x1, y);

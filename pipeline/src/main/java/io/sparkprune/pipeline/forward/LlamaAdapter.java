@@ -182,6 +182,17 @@ public final class LlamaAdapter implements ModelAdapter {
 
     @Override
     public HiddenStates block(ForwardWorkspace ws, int layer, Weights w, HiddenStates input, LinearObserver observer) {
+        return run(ws, layer, w, input, observer, true);
+    }
+
+    @Override
+    public void observe(ForwardWorkspace ws, int layer, Weights w, HiddenStates input, LinearObserver observer) {
+        run(ws, layer, w, input, observer, false);
+    }
+
+    /** The block; with {@code output} false it stops after the down projection's input is observed (returns null). */
+    private HiddenStates run(ForwardWorkspace ws, int layer, Weights w, HiddenStates input, LinearObserver observer,
+                             boolean output) {
         checkLayer(layer);
         final int hidden = config.hiddenSize();
         if (input.width() != hidden) {
@@ -224,6 +235,11 @@ public final class LlamaAdapter implements ModelAdapter {
         ws.siluMul(g, u, g);
         ws.release(u);
         observer.observe(layer, groups.get(3), ws, g);
+        if (!output) {
+            ws.release(g);
+            ws.release(h);
+            return null;
+        }
         Matrix d = Ops.linear(ws, w, down, g);
         ws.release(g);
         ws.add(d, h);

@@ -129,6 +129,22 @@ public sealed interface ModelAdapter permits LlamaAdapter, BertAdapter {
                        LinearObserver observer);
 
     /**
+     * Runs one transformer block for its observer only (a Hessian pass): the observer sees exactly
+     * what {@link #block(ForwardWorkspace, int, Weights, HiddenStates, LinearObserver)} shows it, but the
+     * block stops after the last calibration group's input, so the rest of the block is not computed
+     * and no output is downloaded (on the CUDA workspace that saves the block output's device-to-host
+     * copy, {@code tokens × hidden} fp32, and the last linear's product). Every matrix it makes is
+     * released.
+     *
+     * @param workspace working memory and kernels
+     * @param layer block index
+     * @param weights the block's weights
+     * @param input {@code tokens × hidden} block input (not modified)
+     * @param observer sees the input of every calibration group
+     */
+    void observe(ForwardWorkspace workspace, int layer, Weights weights, HiddenStates input, LinearObserver observer);
+
+    /**
      * @param layer block index
      * @throws IllegalArgumentException when outside {@code [0, numLayers())}
      */

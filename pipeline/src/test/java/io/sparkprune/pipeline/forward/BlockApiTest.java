@@ -153,6 +153,41 @@ class BlockApiTest {
     }
 
     @Test
+    void observeShowsTheObserverWhatBlockShowsItAndReleasesEverything() throws Exception {
+        Path dir = LlamaFixtureTest.fixture("llama-gqa-tied");
+        LlamaFixtureTest.Expected exp = LlamaFixtureTest.expected(dir);
+        TransformerModel bert = TransformerModel.of(TinyBert.CONFIG, TensorSource.of(TinyBert.tensors(7), "tiny"), backend);
+        try (TransformerModel llama = TransformerModel.open(dir, backend);
+             io.sparkprune.kernels.HostWorkspace hw = new io.sparkprune.kernels.HostWorkspace(backend,
+                     io.sparkprune.kernels.ForwardPrecision.FP32)) {
+            java.util.Set<Object> live = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+            io.sparkprune.kernels.ForwardWorkspace ws = counting(hw, live);
+            TokenBatch lb = TokenBatch.of(java.util.Arrays.copyOf(exp.ids()[0], 21), exp.ids()[1]);
+            TokenBatch bb = TokenBatch.of(new int[][] {{2, 5, 9, 11, 3}, {2, 7, 3}});
+            for (TransformerModel m : List.of(llama, bert)) {
+                int layer = m == llama ? 1 : 0;
+                TokenBatch batch = m == llama ? lb : bb;
+                List<Seen> byBlock = new ArrayList<>();
+                List<Seen> byObserve = new ArrayList<>();
+                m.adapter().block(ws, layer, m.blockWeights(layer), m.embed(batch), recorder(byBlock));
+                live.clear();
+                m.adapter().observe(ws, layer, m.blockWeights(layer), m.embed(batch), recorder(byObserve));
+                assertThat(live).as("matrices left by observe").isEmpty();
+                assertThat(byObserve).hasSize(4).hasSameSizeAs(byBlock);
+                for (int g = 0; g < byBlock.size(); g++) {
+                    Seen a = byBlock.get(g);
+                    Seen b = byObserve.get(g);
+                    assertThat(b.group()).isEqualTo(a.group());
+                    assertThat(b.layer()).isEqualTo(a.layer());
+                    assertThat(b.rows()).isEqualTo(a.rows());
+                    assertThat(b.cols()).isEqualTo(a.cols());
+                    assertThat(b.x()).as(a.group()).containsExactly(a.x());
+                }
+            }
+        }
+    }
+
+    @Test
     void bertObserverSeesRealTokensOnly() {
         var cfg = TinyBert.CONFIG;
         TransformerModel model = TransformerModel.of(cfg, TensorSource.of(TinyBert.tensors(7), "tiny"), backend);
