@@ -11,6 +11,8 @@
 #                     compared (needs a stage made with DEFAULT_MODEL=1; PRUNE_ARGS adds prune flags)
 #            llama7b — a Llama-2-7B-shaped model with LAYERS layers (default 2), bf16, pruned 2:4 on the GPU, once per
 #                     forward precision in FORWARDS (default fp32; e.g. "fp32 tf32"); PRUNE_ARGS adds prune flags
+# Results in OUT: each run's log and report, the cluster's logs, executors.log.gz (every executor's stderr) and
+# events/ (Spark's event logs, uncompressed JSON lines).
 # Environment: GPUS (GPUs the Worker offers, default: nvidia-smi's count; the 7B scenario runs one executor
 #              per GPU), OUT (results, default /tmp/out), SAMPLES, SEQ (calibration), EVAL (held-out samples of
 #              llama7b, default the recipe's 128), LAYERS, SUBMIT_CONF (extra spark-submit arguments, e.g.
@@ -63,6 +65,9 @@ for i in $(seq 90); do [ "$(alive)" -ge 1 ] && break; sleep 1; done
 python3 -c "import json,urllib.request;w=json.load(urllib.request.urlopen('http://127.0.0.1:8080/json/'))['workers'][0];print('worker:', w.get('cores'), 'cores,', w.get('memory'), 'MB, resources', w.get('resources'))"
 
 read -r -a SUBMIT_EXTRA <<< "${SUBMIT_CONF:-}"   # extra spark-submit arguments (no spaces inside one)
+# Spark's event log (task metrics: run, GC, serialization and shuffle times) comes back in $OUT/events
+mkdir -p "$OUT/events"
+EVENTS=(--conf spark.eventLog.enabled=true --conf spark.eventLog.dir="file://$OUT/events" --conf spark.eventLog.compress=false)
 submit() { # $1 = backend, $2 = executor cores, rest = sparkprune arguments
   local backend="$1" cores="$2"; shift 2
   local gpu=()
@@ -75,7 +80,7 @@ submit() { # $1 = backend, $2 = executor cores, rest = sparkprune arguments
     org.apache.spark.deploy.SparkSubmit --master spark://127.0.0.1:7077 --deploy-mode client \
     --class io.sparkprune.jobs.cli.SparkPruneCli --properties-file conf/spark-defaults.conf.template \
     --conf spark.executor.cores="$cores" --conf spark.executor.memory="${EXEC_MEM:-96g}" --conf spark.driver.memory=24g \
-    --conf spark.sparkprune.backend="$backend" "${gpu[@]}" "${SUBMIT_EXTRA[@]}" \
+    --conf spark.sparkprune.backend="$backend" "${gpu[@]}" "${EVENTS[@]}" "${SUBMIT_EXTRA[@]}" \
     "$(ls "$SH"/jars/sparkprune-jobs-*-SNAPSHOT.jar | head -1)" "$@"
 }
 cli() { "$JAVA" -Xmx24g "${OPENS[@]}" -cp "$CP" io.sparkprune.jobs.cli.SparkPruneCli "$@"; }
@@ -165,3 +170,5 @@ PY
     ;;
 esac
 cp "$WORK"/*.log "$OUT/" 2>/dev/null
+# executors' logs (stderr of each, one file), compressed
+find "$WORK" -path '*/app-*/*/stderr' 2>/dev/null | sort | while read -r f; do echo "=== $f"; cat "$f"; done | gzip > "$OUT/executors.log.gz"
