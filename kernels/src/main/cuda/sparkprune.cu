@@ -398,6 +398,19 @@ __global__ void unpack_upper_f64(int n, const double* __restrict__ Cp, double sc
     if (i == j) diag[i] = v;
 }
 
+// packed_to_symmetric_f32: the full symmetric n x n fp32 matrix of the packed upper triangle (the
+// layout above) times `scale`: out[i][j] = (float)(Cp[min(i,j), max(i,j)] * scale), the fp64 product
+// rounded once to nearest (the host's (float) of HessianAccumulator.copyHessianTo(float[]); explicit
+// __dmul_rn / __double2float_rn so no contraction or flush-to-zero can change the bits).
+__global__ void packed_to_symmetric_f32(int n, const double* __restrict__ Cp, double scale, float* __restrict__ out)
+{
+    const long e = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long)n * n) return;
+    long i = e / n, j = e % n;
+    if (j < i) { const long t = i; i = j; j = t; }
+    out[e] = __double2float_rn(__dmul_rn(Cp[i * n - i * (i - 1) / 2 + (j - i)], scale));
+}
+
 
 // ------------------------------------------------------------------------------------------------
 // sparsegpt_block: the fused SparseGPT in-block solve (io.sparkprune.kernels.SparseGptBlock; SparseGPT,

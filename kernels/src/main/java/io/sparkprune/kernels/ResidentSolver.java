@@ -48,7 +48,9 @@ public interface ResidentSolver {
      * @param blockSize column block, ≥ 1
      * @param w {@code rows × cols} row-major fp32 weights (dead input columns already zeroed),
      *     replaced by the pruned (and quantized) weights
-     * @param u {@code cols × cols} row-major fp32 upper inverse factor (upper triangle read)
+     * @param u {@code cols × cols} row-major fp32 upper inverse factor (upper triangle read); null only for
+     *     {@link ResidentFactorizer.Factor#solve}, which reads its resident U ({@link #sparseGptSolve}
+     *     rejects null)
      * @param nmKeep N of N:M (with {@code nmGroup > 0})
      * @param nmGroup M of N:M, a divisor of {@code blockSize} and {@code cols}; 0 when
      *     {@code selector} selects the masks
@@ -113,7 +115,8 @@ public interface ResidentSolver {
             if (rows < 0 || cols < 1 || blockSize < 1) {
                 throw new IllegalArgumentException("bad solve shape " + rows + " x " + cols + ", block " + blockSize);
             }
-            if (w.length < rc || mask.length < rc || u.length < (long) cols * cols || rowLoss.length < rows) {
+            if (w.length < rc || mask.length < rc || (u != null && u.length < (long) cols * cols)
+                    || rowLoss.length < rows) {
                 throw new IllegalArgumentException("solve arrays too short for " + rows + " x " + cols);
             }
             if (unstructured < 0 || unstructured > 1 || (unstructured > 0 && (selector != null || nmGroup != 0))) {

@@ -398,6 +398,26 @@ public final class HessianAccumulator implements Serializable {
         mirrorLower(n, (i, j) -> out[i * n + j] = out[j * n + i]);
     }
 
+    /**
+     * The packed sum itself, for {@link InverseFactor#computeResident}: {@code S = Σ xᵀx}, upper triangle
+     * packed by rows ({@code features·(features+1)/2} fp64, element {@code (i, j ≥ i)} at
+     * {@code i·n − i(i−1)/2 + (j − i)}), the device partial folded in first; H = {@link #hessianScale()}·S.
+     * The array is shared: read it, do not modify it.
+     *
+     * @throws CalibrationInputException when no rows were added
+     * @throws IllegalStateException when a device partial was lost
+     */
+    double[] packedSumShared() {
+        flush();
+        requireRows();
+        return sum;
+    }
+
+    /** @return the factor {@code 2 / count} turning the sum into H (as {@link #copyHessianTo} applies it) */
+    double hessianScale() {
+        return 2.0 / count;
+    }
+
     /** Folds the device partial, checks rows were added and that a dense copy has n² elements; returns n. */
     private int denseTarget(long length) {
         flush();

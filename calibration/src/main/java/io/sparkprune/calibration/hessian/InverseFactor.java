@@ -5,6 +5,7 @@ import io.sparkprune.calibration.Finite;
 import io.sparkprune.calibration.NumericsException;
 import io.sparkprune.kernels.Backend;
 import io.sparkprune.kernels.DampedFactorizer;
+import io.sparkprune.kernels.ResidentFactorizer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -33,14 +34,26 @@ import java.util.stream.Collectors;
  * </ol>
  * A backend that implements {@link DampedFactorizer} (the GPU backend) runs steps 3–4 where the matrix
  * lives: H goes to the device once and every attempt runs there.
+ *
+ * <p><b>Resident factors.</b> {@link #computeResident} on a backend that implements
+ * {@link ResidentFactorizer} (the GPU backend) uploads H once, as its packed upper triangle (half the
+ * bytes of the dense matrix; steps 1–2 run on the packed host array, no dense host copy is built),
+ * factors it there and keeps U there: the solves of the group read it in place
+ * ({@link #residentOn}, {@code SparseGptSolver}), the finiteness check of U runs on the device, and
+ * {@link #upper()} downloads U only when a caller asks for the host array. Such a factor holds device
+ * memory until {@link #close()}; a factor from {@link #compute} holds none and its {@code close()} does
+ * nothing.
  */
-public final class InverseFactor implements Serializable {
+public final class InverseFactor implements Serializable, AutoCloseable {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(InverseFactor.class);
 
     private final String name;
     private final int n;
-    private transient float[] upper;   // (n, n) row-major fp32, zero below the diagonal; written in bulk
+    private transient float[] upper;   // (n, n) row-major fp32, zero below the diagonal; written in bulk;
+                                       // null while U is only on the device (downloaded on first upper())
+    private transient ResidentFactorizer.Factor device; // resident H and U, or null (host factor, or closed)
+    private transient Backend deviceOwner;              // the backend that holds device, or null
     private final boolean[] dead;      // (n) inputs whose H_ii was 0
     private final double dampening;    // relative d that worked
     private final double lambda;       // absolute λ added to the diagonal
@@ -70,6 +83,110 @@ public final class InverseFactor implements Serializable {
         int n = accumulator.features();
         // the backends read only H's upper triangle: no transposed copy into the lower one
         return compute(backend, accumulator.name(), n, dampening, accumulator::copyUpperTo);
+    }
+
+    /**
+     * {@link #compute(Backend, HessianAccumulator, Dampening)} with H and U kept where the backend
+     * computes when it implements {@link ResidentFactorizer} (see the class comment): the packed sum is
+     * uploaded once, the dead-input rule, mean diagonal and finiteness check of H run on the packed host
+     * array, the dampening attempts and the finiteness check of U on the device. The result is the same
+     * (same U bits as {@link #compute} on that backend, same dead inputs, dampening and λ). On any other
+     * backend this is {@link #compute}. Close the factor (try-with-resources) when the group's solves are
+     * done; it is freed here when this method throws.
+     *
+     * @param backend kernels
+     * @param accumulator the Hessian (its device partial, if any, is folded in first)
+     * @param dampening dampening schedule
+     * @return the factor, named after the accumulator; holds device memory until closed
+     * @throws CalibrationInputException when the accumulator has no rows
+     * @throws NumericsException when H or U is not finite, or no dampening makes H factorable
+     */
+    public static InverseFactor computeResident(Backend backend, HessianAccumulator accumulator, Dampening dampening) {
+        if (!(backend instanceof ResidentFactorizer resident)) {
+            return compute(backend, accumulator, dampening);
+        }
+        long t0 = System.nanoTime();
+        String name = accumulator.name();
+        int n = accumulator.features();
+        double[] packed = accumulator.packedSumShared();
+        double s = accumulator.hessianScale();
+        checkPackedFinite("Hessian of " + name, packed, s, n);
+        boolean[] dead = new boolean[n];
+        double[] diag = new double[n];
+        double trace = 0.0;
+        for (int i = 0; i < n; i++) {
+            double hii = packed[(int) ((long) i * n - (long) i * (i - 1) / 2)] * s; // the bits of copyUpperTo
+            if (hii == 0.0) {
+                dead[i] = true;
+                hii = 1.0;
+            }
+            diag[i] = hii;
+            trace += hii;
+        }
+        double mean = trace / n;
+        double[] schedule = dampening.schedule().stream().mapToDouble(Double::doubleValue).toArray();
+        double[] lambdas = new double[schedule.length];
+        for (int k = 0; k < schedule.length; k++) {
+            lambdas[k] = schedule[k] * mean;
+        }
+        ResidentFactorizer.Factor f = resident.openFactor(n, packed, s, name);
+        try {
+            int k = f.factor(diag, lambdas);
+            List<Double> tried = new ArrayList<>();
+            for (int t = 0; t < (k < 0 ? schedule.length : k + 1); t++) {
+                tried.add(schedule[t]);
+                if (t != k) {
+                    LOG.warn("Cholesky of the Hessian of {} failed with dampening {} (λ = {}); H is not positive"
+                            + " definite, retrying with more dampening", name, schedule[t], lambdas[t]);
+                }
+            }
+            if (k < 0) {
+                throw failed(name, tried, mean);
+            }
+            if (f.firstNonFinite() >= 0) {
+                // rare: bring U to the host for the message of the host path (the value and its position)
+                float[] u = new float[n * n];
+                f.download(u);
+                Finite.check("inverse Hessian factor of " + name, u, n, U_NOT_FINITE_FIX);
+                throw new IllegalStateException("the device found a non-finite element in the inverse Hessian factor"
+                        + " of " + name + " that its host copy does not have");
+            }
+            InverseFactor r = new InverseFactor(name, n, null, dead, schedule[k], lambdas[k], tried,
+                    System.nanoTime() - t0);
+            r.device = f;
+            r.deviceOwner = backend;
+            return r;
+        } catch (RuntimeException | Error e) {
+            f.close();
+            throw e;
+        }
+    }
+
+    /**
+     * The finiteness check of {@link Finite#check(String, double[], int, String)} on the dense upper
+     * triangle {@code scale · S}, read from the packed sum: the same first bad element (row-major) and message.
+     */
+    private static void checkPackedFinite(String what, double[] packed, double scale, int n) {
+        int bad = java.util.stream.IntStream.range(0, n).parallel().filter(i -> {
+            int p = (int) ((long) i * n - (long) i * (i - 1) / 2);
+            for (int j = i; j < n; j++, p++) {
+                double v = packed[p] * scale;
+                if (v - v != 0.0) {
+                    return true;
+                }
+            }
+            return false;
+        }).findFirst().orElse(-1);
+        if (bad < 0) {
+            return;
+        }
+        int p = (int) ((long) bad * n - (long) bad * (bad - 1) / 2);
+        for (int j = bad; j < n; j++, p++) {
+            double v = packed[p] * scale;
+            if (Double.isNaN(v) || Double.isInfinite(v)) {
+                throw new NumericsException(what + " has " + v + " at [" + bad + ", " + j + "]; " + NON_FINITE_FIX);
+            }
+        }
     }
 
     /**
@@ -109,6 +226,7 @@ public final class InverseFactor implements Serializable {
 
     private static final String NON_FINITE_FIX = "the calibration activations feeding it were not finite;"
             + " run calibration in fp32 and check the checkpoint for non-finite weights";
+    private static final String U_NOT_FINITE_FIX = "H + λI is too ill-conditioned for fp32; raise the dampening";
 
     private static void checkShape(String name, long length, int n) {
         if (n < 1 || length != (long) n * n) {
@@ -158,8 +276,7 @@ public final class InverseFactor implements Serializable {
                 }
             }
             if (k >= 0) {
-                Finite.check("inverse Hessian factor of " + name, u, n, "H + λI is too ill-conditioned for fp32;"
-                        + " raise the dampening");
+                Finite.check("inverse Hessian factor of " + name, u, n, U_NOT_FINITE_FIX);
                 return new InverseFactor(name, n, u, dead, schedule[k], lambdas[k], tried, System.nanoTime() - t0);
             }
             throw failed(name, tried, mean);
@@ -178,8 +295,7 @@ public final class InverseFactor implements Serializable {
                 for (int i = 0; i < u.length; i++) {
                     u[i] = (float) work[i];
                 }
-                Finite.check("inverse Hessian factor of " + name, u, n, "H + λI is too ill-conditioned for fp32;"
-                        + " raise the dampening");
+                Finite.check("inverse Hessian factor of " + name, u, n, U_NOT_FINITE_FIX);
                 if (tried.size() > 1) {
                     LOG.info("Hessian of {} factored with dampening {} after {} failed attempt(s)", name, d, tried.size() - 1);
                 }
@@ -211,10 +327,64 @@ public final class InverseFactor implements Serializable {
 
     /**
      * @return U, {@code n × n} row-major fp32, zero below the diagonal; the array itself, shared —
-     *     do not modify
+     *     do not modify. A resident factor downloads it on the first call (n² floats) and keeps the copy.
+     * @throws IllegalStateException when U is only on the device and the factor was closed
      */
-    public float[] upper() {
+    public synchronized float[] upper() {
+        if (upper == null) {
+            if (device == null) {
+                throw new IllegalStateException("inverse factor of " + name + " was closed before its U was copied to"
+                        + " the host; call upper() before close()");
+            }
+            float[] u = new float[n * n];
+            device.download(u);
+            upper = u;
+        }
         return upper;
+    }
+
+    /**
+     * @return U's diagonal {@code U[i,i]}, n fp32 (a new array), from the host copy when there is one,
+     *     otherwise from the device (n floats moved, not n²)
+     * @throws IllegalStateException when U is only on the device and the factor was closed
+     */
+    public synchronized float[] upperDiagonal() {
+        float[] d = new float[n];
+        if (upper == null && device != null) {
+            device.diagonal(d);
+            return d;
+        }
+        float[] u = upper();
+        for (int i = 0; i < n; i++) {
+            d[i] = u[i * n + i];
+        }
+        return d;
+    }
+
+    /**
+     * The resident H and U of a {@link #computeResident} factor, for solves and products on the same
+     * backend: the handle stays owned by this factor (do not close it; it is valid until {@link #close()}).
+     *
+     * @param backend the backend that will use it
+     * @return the handle when this factor's H and U are held by {@code backend}; null otherwise (a host
+     *     factor, another backend, or closed)
+     */
+    public synchronized ResidentFactorizer.Factor residentOn(Backend backend) {
+        return device != null && deviceOwner == backend ? device : null;
+    }
+
+    /**
+     * Frees the device memory of a resident factor ({@link #computeResident}); idempotent, and nothing
+     * to do for a host factor. A host copy of U made by {@link #upper()} before stays usable.
+     */
+    @Override
+    public synchronized void close() {
+        ResidentFactorizer.Factor d = device;
+        device = null;
+        deviceOwner = null;
+        if (d != null) {
+            d.close();
+        }
     }
 
     /**
@@ -258,8 +428,9 @@ public final class InverseFactor implements Serializable {
 
     /** Java serialization: the fields, then U in bulk ({@link io.sparkprune.kernels.BulkArrays}). */
     private void writeObject(java.io.ObjectOutputStream out) throws java.io.IOException {
+        float[] u = upper(); // a resident factor downloads U here
         out.defaultWriteObject();
-        io.sparkprune.kernels.BulkArrays.writeFloats(out, upper);
+        io.sparkprune.kernels.BulkArrays.writeFloats(out, u);
     }
 
     private void readObject(java.io.ObjectInputStream in) throws java.io.IOException, ClassNotFoundException {

@@ -10,6 +10,7 @@ import io.sparkprune.calibration.sparsity.MaskScope;
 import io.sparkprune.calibration.sparsity.SmallestK;
 import io.sparkprune.calibration.sparsity.SparsityPattern;
 import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.ResidentFactorizer;
 import io.sparkprune.kernels.ResidentSolver;
 import io.sparkprune.kernels.ByteView;
 import io.sparkprune.kernels.FloatView;
@@ -70,6 +71,11 @@ import java.util.Optional;
  * once on the dense weight; group grids when the group's first column is reached, on the updated
  * weights (GPTQ fits on the values at the start of the lazy block instead, which only differs for
  * groups smaller than the block).
+ *
+ * <p>On a backend that implements {@link ResidentSolver} the whole loop runs there in one call; when the
+ * factor is a resident one of the same backend ({@link InverseFactor#computeResident}), that call reads U
+ * where it already is ({@link ResidentFactorizer.Factor#solve}) and only U's diagonal comes to the host
+ * (for the host mask selection of the per-row unstructured and block patterns).
  *
  * <p>Thread-safety: a solver is stateless apart from its backend and options; concurrent calls are
  * fine when the backend allows them.
@@ -152,35 +158,46 @@ public final class SparseGptSolver {
             }
         }
 
-        float[] u = factor.upper();
+        boolean residentLoop = backend instanceof ResidentSolver rsb && bs <= rsb.maxBlockSize();
+        // a resident factor on this backend ({@link InverseFactor#computeResident}): the solve reads U in
+        // place, and the host selectors need only its diagonal — U itself never comes to the host
+        ResidentFactorizer.Factor onDevice = residentLoop ? factor.residentOn(backend) : null;
+        float[] u = onDevice != null ? null : factor.upper();
         BitMask mask;
         double[] loss = new double[rows];
         int maxWidth = Math.min(bs, cols);
         float[] err = new float[rows * maxWidth];
         byte[] blockMask = new byte[rows * maxWidth];
         float[] scores = pattern instanceof SparsityPattern.NofM ? null : new float[rows * maxWidth];
+        float[] uDiag = scores == null ? null : factor.upperDiagonal(); // U[i,i], the saliency's denominators
         int nmKeep = 0;
         int nmGroup = 0;
         if (pattern instanceof SparsityPattern.NofM nm) {
             nmKeep = nm.n();
             nmGroup = nm.m();
         }
-        if (backend instanceof ResidentSolver rs && bs <= rs.maxBlockSize()) {
+        if (residentLoop) {
+            ResidentSolver rs = (ResidentSolver) backend;
             ResidentSolver.BlockSelector selector = null;
             double inSolve = 0.0;
             if (pattern instanceof SparsityPattern.Unstructured un && options.maskScope() == MaskScope.ALL_ROWS) {
                 inSolve = un.sparsity();
             } else if (pattern instanceof SparsityPattern.Unstructured un) {
-                selector = (b1, width, blockW, bm) -> selectUnstructured(un, blockW, 0, width, rows, cols, b1, width, u,
+                selector = (b1, width, blockW, bm) -> selectUnstructured(un, blockW, 0, width, rows, b1, width, uDiag,
                         scores, bm);
             } else if (pattern instanceof SparsityPattern.Block bl) {
-                selector = (b1, width, blockW, bm) -> selectTiles(bl, blockW, 0, width, rows, cols, b1, width, u,
+                selector = (b1, width, blockW, bm) -> selectTiles(bl, blockW, 0, width, rows, b1, width, uDiag,
                         scores, bm);
             }
             byte[] full = new byte[rows * cols];
-            rs.sparseGptSolve(new ResidentSolver.SolveJob(rows, cols, bs, w, u, nmKeep, nmGroup, selector,
+            ResidentSolver.SolveJob job = new ResidentSolver.SolveJob(rows, cols, bs, w, u, nmKeep, nmGroup, selector,
                     spec == null ? null : new ResidentSolver.SolveJob.Quant(spec.bits(), spec.symmetric(),
-                            spec.groupSize(), scale, zero, codes), full, loss, inSolve));
+                            spec.groupSize(), scale, zero, codes), full, loss, inSolve);
+            if (onDevice != null) {
+                onDevice.solve(job);
+            } else {
+                rs.sparseGptSolve(job);
+            }
             mask = BitMask.fromBytes(full, rows, cols);
         } else {
             mask = new BitMask(rows, cols);
@@ -189,9 +206,9 @@ public final class SparseGptSolver {
                 int width = i2 - i1;
                 Arrays.fill(blockMask, 0, rows * width, (byte) 0);
                 if (pattern instanceof SparsityPattern.Unstructured un) {
-                    selectUnstructured(un, w, i1, cols, rows, cols, i1, width, u, scores, blockMask);
+                    selectUnstructured(un, w, i1, cols, rows, i1, width, uDiag, scores, blockMask);
                 } else if (pattern instanceof SparsityPattern.Block bl) {
-                    selectTiles(bl, w, i1, cols, rows, cols, i1, width, u, scores, blockMask);
+                    selectTiles(bl, w, i1, cols, rows, i1, width, uDiag, scores, blockMask);
                 }
                 SparseGptBlock.Quant q = null;
                 if (spec != null) {
@@ -248,13 +265,13 @@ public final class SparseGptSolver {
 
     /**
      * Scores {@code w² / U[i,i]²} of one block; the block's weights are {@code w[wOff + r·ldw + i]}, its
-     * first column is column {@code i1} of U ({@code cols × cols}).
+     * first column is column {@code i1} of U, whose diagonal is {@code uDiag}.
      */
-    private static void saliency(float[] w, int wOff, int ldw, int rows, int cols, int i1, int width, float[] u,
+    private static void saliency(float[] w, int wOff, int ldw, int rows, int i1, int width, float[] uDiag,
                                  float[] scores) {
         float[] d2 = new float[width];
         for (int i = 0; i < width; i++) {
-            float d = u[(i1 + i) * cols + i1 + i];
+            float d = uDiag[i1 + i];
             d2[i] = d * d;
         }
         for (int r = 0; r < rows; r++) {
@@ -267,13 +284,13 @@ public final class SparseGptSolver {
         }
     }
 
-    private void selectUnstructured(SparsityPattern.Unstructured un, float[] w, int wOff, int ldw, int rows, int cols,
-                                    int i1, int width, float[] u, float[] scores, byte[] blockMask) {
+    private void selectUnstructured(SparsityPattern.Unstructured un, float[] w, int wOff, int ldw, int rows,
+                                    int i1, int width, float[] uDiag, float[] scores, byte[] blockMask) {
         double p = un.sparsity();
         if (p <= 0.0 || rows == 0) {
             return;
         }
-        saliency(w, wOff, ldw, rows, cols, i1, width, u, scores);
+        saliency(w, wOff, ldw, rows, i1, width, uDiag, scores);
         if (options.maskScope() == MaskScope.ALL_ROWS) {
             int n = rows * width;
             SmallestK.mark(scores, 0, n, prunedPerBlock(p, n), blockMask, 0);
@@ -285,13 +302,13 @@ public final class SparseGptSolver {
         }
     }
 
-    private void selectTiles(SparsityPattern.Block bl, float[] w, int wOff, int ldw, int rows, int cols, int i1,
-                             int width, float[] u, float[] scores, byte[] blockMask) {
+    private void selectTiles(SparsityPattern.Block bl, float[] w, int wOff, int ldw, int rows, int i1,
+                             int width, float[] uDiag, float[] scores, byte[] blockMask) {
         double p = bl.sparsity();
         if (p <= 0.0 || rows == 0) {
             return;
         }
-        saliency(w, wOff, ldw, rows, cols, i1, width, u, scores);
+        saliency(w, wOff, ldw, rows, i1, width, uDiag, scores);
         int tr = bl.rows();
         int tc = bl.cols();
         int bands = rows / tr;

@@ -70,6 +70,14 @@ class ResidentSolvePathTest {
 
     /** The CUDA backend's resident loop, with CpuBackend's kernels. */
     private static void solve(ResidentSolver.SolveJob job) {
+        solve(cpu, job);
+    }
+
+    /**
+     * The CUDA backend's resident loop with the kernels of a given CpuBackend (also the resident factor's
+     * solve in {@link ResidentFactorPathTest}).
+     */
+    static void solve(CpuBackend cpu, ResidentSolver.SolveJob job) {
         job.validate();
         int rows = job.rows();
         int cols = job.cols();

@@ -16,8 +16,11 @@ import scala.Tuple2;
  * receives that group's partial Hessians from every calibration partition (through a shuffle keyed
  * by group), sums them in {@link HessianReduce}'s fixed order ({@link HessianReduce.TreeOrder}: the
  * same bits as the driver-side reduce this replaces), computes the inverse factor for SparseGPT
- * ({@link InverseFactor#compute}, dead inputs and dampening retry as before), and solves every row
- * shard of the group's tensors with {@link ShardSolver#solve}, in the layer plan's order. The
+ * ({@link InverseFactor#computeResident}, dead inputs and dampening retry as before), and solves every row
+ * shard of the group's tensors with {@link ShardSolver#solve}, in the layer plan's order. On the GPU
+ * backend the factor is resident: H is uploaded once (packed), U stays on the device for every solve
+ * and H's device copy serves the reconstruction-error metric; the factor is closed (its device memory
+ * freed) when the group's shards are done or one fails. The
  * Hessian and factor never leave the executor: the driver gets the shard records and measurements
  * and a {@link GroupSummary}.
  *
@@ -71,16 +74,22 @@ final class GroupSolve {
         phases.time("group.read_and_reduce", tr);
         long tf = System.nanoTime();
         InverseFactor f = ctx.recipe().prune().method() == PruneMethod.SPARSEGPT
-                ? InverseFactor.compute(ctx.backend(), h, ctx.recipe().prune().dampening()) : null;
+                ? InverseFactor.computeResident(ctx.backend(), h, ctx.recipe().prune().dampening()) : null;
         double factorSeconds = f == null ? 0 : (System.nanoTime() - tf) / 1e9;
         phases.time("group.factor", tf);
-        GroupStats gs = new GroupStats(h, f);
         List<Solved> solved = new ArrayList<>();
-        for (int i = 0; i < tasks.size(); i++) {
-            SolveTask t = tasks.get(i);
-            if (t.group().equals(group)) {
-                Tuple2<List<ShardRecord>, ShardMetrics> r = ShardSolver.solve(ctx, staging, gs, t, phases);
-                solved.add(new Solved(i, r._1, r._2));
+        try {
+            GroupStats gs = new GroupStats(h, f);
+            for (int i = 0; i < tasks.size(); i++) {
+                SolveTask t = tasks.get(i);
+                if (t.group().equals(group)) {
+                    Tuple2<List<ShardRecord>, ShardMetrics> r = ShardSolver.solve(ctx, staging, gs, t, phases);
+                    solved.add(new Solved(i, r._1, r._2));
+                }
+            }
+        } finally {
+            if (f != null) {
+                f.close(); // frees a resident factor's device H and U, also when a solve failed
             }
         }
         GroupSummary summary = new GroupSummary(group, h.count(), f != null, f != null ? f.dampening() : Double.NaN,

@@ -13,6 +13,7 @@ import io.sparkprune.kernels.Backend;
 import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.kernels.ForwardWorkspace;
 import io.sparkprune.kernels.HostTensor;
+import io.sparkprune.kernels.ResidentFactorizer;
 import io.sparkprune.pipeline.recipe.PruneStage;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -173,21 +174,31 @@ final class ShardSolver {
      * Σ_r (w_r − ŵ_r) H (w_r − ŵ_r)ᵀ and Σ_r w_r H w_rᵀ over the shard's rows, with the undamped
      * Hessian: since H = (2/n) Σ xᵀx over the calibration tokens, their ratio is exactly
      * ‖(W − Ŵ)X‖² / ‖WX‖², the relative squared reconstruction error on the calibration inputs.
+     * With a resident factor of this backend ({@link io.sparkprune.calibration.hessian.InverseFactor#residentOn})
+     * the product uses its device copy of H instead of a dense host copy.
      */
     static double[] reconstructionError(Backend be, GroupStats gs, float[] w, float[] written, int rows, int cols) {
-        float[] h = ExecutorCaches.denseHessian(gs.hessian());
         float[] a = new float[2 * rows * cols]; // rows of (w − ŵ), then rows of w
         for (int i = 0; i < rows * cols; i++) {
             a[i] = w[i] - written[i];
             a[rows * cols + i] = w[i];
         }
         float[] t;
-        // T = A·Hᵀ = A·H (H is symmetric) in a workspace: on the GPU the dense H is uploaded once per
-        // executor (cached by identity with ExecutorCaches' array), not once per row shard
-        try (ForwardWorkspace ws = ForwardWorkspace.open(be, ForwardPrecision.FP32, "reconstruction error")) {
-            ForwardWorkspace.Matrix tm = ws.allocate(2 * rows, cols);
-            ws.linear(ws.upload(a, 2 * rows, cols), ws.weight(h, cols, cols), null, tm);
-            t = ws.download(tm);
+        ResidentFactorizer.Factor resident = gs.factor() == null ? null : gs.factor().residentOn(be);
+        if (resident != null) {
+            // H is already on the device with the group's factor: its fp32 copy is made there, the same
+            // (float) values and the same FP32 product as the workspace path below
+            t = new float[2 * rows * cols];
+            resident.hessianProduct(2 * rows, a, t);
+        } else {
+            float[] h = ExecutorCaches.denseHessian(gs.hessian());
+            // T = A·Hᵀ = A·H (H is symmetric) in a workspace: on the GPU the dense H is uploaded once per
+            // executor (cached by identity with ExecutorCaches' array), not once per row shard
+            try (ForwardWorkspace ws = ForwardWorkspace.open(be, ForwardPrecision.FP32, "reconstruction error")) {
+                ForwardWorkspace.Matrix tm = ws.allocate(2 * rows, cols);
+                ws.linear(ws.upload(a, 2 * rows, cols), ws.weight(h, cols, cols), null, tm);
+                t = ws.download(tm);
+            }
         }
         double[] quad = new double[2 * rows];
         java.util.stream.IntStream.range(0, 2 * rows).parallel().forEach(r -> {

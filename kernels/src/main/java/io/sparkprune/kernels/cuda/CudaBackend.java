@@ -6,6 +6,7 @@ import io.sparkprune.kernels.Checks;
 import io.sparkprune.kernels.DampedFactorizer;
 import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.kernels.ForwardWorkspace;
+import io.sparkprune.kernels.ResidentFactorizer;
 import io.sparkprune.kernels.ResidentForward;
 import io.sparkprune.kernels.ResidentHessian;
 import io.sparkprune.kernels.ResidentSolver;
@@ -91,7 +92,8 @@ import java.util.WeakHashMap;
  * threads. Every driver call is checked; failures throw {@link CudaCallException} naming the call, the
  * kernel or operand, and the driver's error.
  */
-public final class CudaBackend implements Backend, DampedFactorizer, ResidentSolver, ResidentHessian, ResidentForward {
+public final class CudaBackend implements Backend, DampedFactorizer, ResidentSolver, ResidentHessian, ResidentForward,
+        ResidentFactorizer {
     /** Class-path resource of the compiled kernels. */
     public static final String FATBIN = "/io/sparkprune/kernels/cuda/sparkprune.fatbin";
     /** Class-path resource of the Hopper kernels ({@code hopper.cu}, sm_90a machine code only). */
@@ -178,6 +180,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private final CUfunction fDgemm;
     private final CUfunction fGatherCols;
     private final CUfunction fUnpackUpper;
+    private final CUfunction fPackedToSym;
     private final CUfunction fUnstrScores;
     private final CUfunction fUnstrInit;
     private final CUfunction fUnstrHist;
@@ -212,6 +215,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private final PinnedStaging staging;
     /** Resident Hessians not yet closed, freed by {@link #close()}; weak, so a leaked one reaches its cleaner. */
     private final Set<DeviceHessian> openHessians = Collections.newSetFromMap(new WeakHashMap<>());
+    /** Resident group factors not yet closed, freed by {@link #close()}; weak, so a leaked one reaches its cleaners. */
+    private final Set<GroupFactor> openFactors = Collections.newSetFromMap(new WeakHashMap<>());
     /** Forward workspaces not yet closed, closed by {@link #close()}. */
     private final Set<CudaWorkspace> openWorkspaces = Collections.newSetFromMap(new WeakHashMap<>());
     /** Device copies of weights shared by the forward workspaces (created on first use). */
@@ -254,6 +259,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             fDgemm = function("dgemm_f64");
             fGatherCols = function("gather_cols_f32");
             fUnpackUpper = function("unpack_upper_f64");
+            fPackedToSym = function("packed_to_symmetric_f32");
             fUnstrScores = function("unstr_scores");
             fUnstrInit = function("unstr_init");
             fUnstrHist = function("unstr_hist");
@@ -614,6 +620,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     h.release();
                 }
                 openHessians.clear();
+                for (GroupFactor f : new ArrayList<>(openFactors)) {
+                    f.release();
+                }
+                openFactors.clear();
                 for (CudaWorkspace w : new ArrayList<>(openWorkspaces)) {
                     w.close();
                 }
@@ -1115,6 +1125,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             throw new IllegalArgumentException("block size " + job.blockSize() + " exceeds the GPU kernel's "
                     + MAX_BLOCK_WIDTH + " columns; use a block size of at most " + MAX_BLOCK_WIDTH);
         }
+        if (job.u() == null) {
+            throw new IllegalArgumentException("sparseGptSolve needs U on the host (job.u() is null); a solve on a"
+                    + " resident factor goes through ResidentFactorizer.Factor.solve");
+        }
         if (rows == 0) {
             return;
         }
@@ -1562,6 +1576,282 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         public void close() {
             for (int i = all.size() - 1; i >= 0; i--) {
                 all.get(i).close();
+            }
+        }
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>On this backend: the packed sum goes to the device once ({@code n(n+1)/2} fp64, half the bytes
+     * of the dense matrix); {@link ResidentFactorizer.Factor#factor} unpacks it into the work matrix of
+     * the attempts ({@code unpack_upper_f64}) and keeps only U (fp32) when it returns; the dense fp32 H
+     * of {@link ResidentFactorizer.Factor#hessianProduct} is built on the device on first use
+     * ({@code packed_to_symmetric_f32}), after which the packed sum is freed if U is already held.
+     * Device memory while factoring: the packed sum, U and the work buffers of
+     * {@link #dampedInverseCholeskyUpper}; after it, at most U and one copy of H.
+     *
+     * @throws CudaCallException when the device memory cannot be allocated (the message names the label)
+     */
+    @Override
+    public synchronized ResidentFactorizer.Factor openFactor(int n, double[] packed, double scale, String label) {
+        long count = (long) n * (n + 1) / 2;
+        if (n < 1 || n > 65535) {
+            throw new IllegalArgumentException("resident factor of " + label + ": order must be 1..65535, got " + n);
+        }
+        if (packed.length < count) {
+            throw new IllegalArgumentException("resident factor of " + label + ": the packed Hessian needs " + count
+                    + " values, got " + packed.length);
+        }
+        current();
+        GroupFactor f = new GroupFactor(n, scale, label);
+        try {
+            f.packed = alloc(8L * count, "group Hessian of " + label + " (" + n + " features, packed fp64)");
+            f.scratch = alloc(8, "group factor of " + label + ": non-finite index");
+            f.packed.upload(packed, 0, (int) count, 0);
+        } catch (RuntimeException | Error e) {
+            f.release();
+            throw e;
+        }
+        openFactors.add(f);
+        return f;
+    }
+
+    /** @return resident group factors opened and not yet closed ({@link #openFactor}); for leak checks */
+    public synchronized int openFactorCount() {
+        return openFactors.size();
+    }
+
+    /** A group's packed Hessian and inverse factor resident on this backend's device ({@link #openFactor}). */
+    private final class GroupFactor implements ResidentFactorizer.Factor {
+        private final int n;
+        private final double scale;
+        private final String label;
+        private DeviceBuffer packed;  // n(n+1)/2 fp64, Σ xᵀx packed by rows; null once freed
+        private DeviceBuffer u32;     // (n, n) row-major fp32 U; null before factor()
+        private DeviceBuffer h32;     // (n, n) row-major fp32 H = (float)(scale·S), both triangles; built lazily
+        private DeviceBuffer scratch; // 8 bytes: first non-finite index
+        private boolean open = true;
+
+        GroupFactor(int n, double scale, String label) {
+            this.n = n;
+            this.scale = scale;
+            this.label = label;
+        }
+
+        @Override
+        public int size() {
+            return n;
+        }
+
+        private void live() {
+            if (!open) {
+                throw new IllegalStateException("resident factor of " + label + " is closed (or its CUDA backend was"
+                        + " closed)");
+            }
+        }
+
+        private void requireFactored() {
+            live();
+            if (u32 == null) {
+                throw new IllegalStateException("resident factor of " + label + " has no U: factor() did not succeed");
+            }
+        }
+
+        @Override
+        public int factor(double[] diag, double[] lambdas) {
+            synchronized (CudaBackend.this) {
+                live();
+                if (diag.length < n) {
+                    throw new IllegalArgumentException("resident factor of " + label + ": diagonal needs " + n
+                            + " values, got " + diag.length);
+                }
+                if (u32 != null) {
+                    throw new IllegalStateException("resident factor of " + label + " is already factored");
+                }
+                if (packed == null) {
+                    throw new IllegalStateException("resident factor of " + label + ": the packed Hessian was freed");
+                }
+                current();
+                long nn = (long) n * n;
+                DeviceBuffer u = alloc(4L * nn, "group factor U of " + label + " (" + n + "x" + n + " fp32)");
+                boolean keep = false;
+                try (Factor f = new Factor(n)) {
+                    unpackUpperDevice(n, packed.pointer(), scale, f.a.pointer(), f.diag.pointer());
+                    f.diag.upload(diag, 0, n, 0); // the caller's dead-input rule (H_ii = 0 → 1)
+                    for (int k = 0; k < lambdas.length; k++) {
+                        if (factorDevice(n, f.a.pointer(), n, f.diag.pointer(), lambdas[k], f.r, f.x, f.t, f.info,
+                                nullPtr(), u.pointer())) {
+                            u32 = u;
+                            keep = true;
+                            if (h32 != null) {
+                                freePacked();
+                            }
+                            return k;
+                        }
+                    }
+                    return -1;
+                } finally {
+                    if (!keep) {
+                        u.close();
+                    }
+                }
+            }
+        }
+
+        @Override
+        public boolean factored() {
+            synchronized (CudaBackend.this) {
+                return open && u32 != null;
+            }
+        }
+
+        @Override
+        public long firstNonFinite() {
+            synchronized (CudaBackend.this) {
+                requireFactored();
+                return firstNonFiniteDevice(u32.pointer(), (long) n * n, scratch);
+            }
+        }
+
+        @Override
+        public void download(float[] u) {
+            synchronized (CudaBackend.this) {
+                requireFactored();
+                long nn = (long) n * n;
+                if (u.length < nn) {
+                    throw new IllegalArgumentException("resident factor of " + label + ": U needs " + nn
+                            + " values, the host array has " + u.length);
+                }
+                current();
+                u32.download(0, u, 0, (int) nn);
+            }
+        }
+
+        @Override
+        public void diagonal(float[] d) {
+            synchronized (CudaBackend.this) {
+                requireFactored();
+                if (d.length < n) {
+                    throw new IllegalArgumentException("resident factor of " + label + ": diagonal needs " + n
+                            + " values, got " + d.length);
+                }
+                current();
+                try (DeviceBuffer dd = alloc(4L * n, "group factor diagonal of " + label)) {
+                    // U[i,i] at i·(n+1): a column window of width 1 and row stride n + 1
+                    launch("gather_cols_f32 diagonal of U n=" + n, fGatherCols, blocks(n), 1, 256, 0,
+                            Pointer.to(p(n), p(1), p(u32.pointer()), p(n + 1), p(dd.pointer())));
+                    dd.download(0, d, 0, n);
+                }
+            }
+        }
+
+        @Override
+        public void solve(SolveJob job) {
+            synchronized (CudaBackend.this) {
+                requireFactored();
+                job.validate();
+                if (job.cols() != n) {
+                    throw new IllegalArgumentException("resident factor of " + label + " is " + n + " x " + n
+                            + " but the solve has " + job.cols() + " columns");
+                }
+                if (job.blockSize() > MAX_BLOCK_WIDTH) {
+                    throw new IllegalArgumentException("block size " + job.blockSize() + " exceeds the GPU kernel's "
+                            + MAX_BLOCK_WIDTH + " columns; use a block size of at most " + MAX_BLOCK_WIDTH);
+                }
+                int rows = job.rows();
+                if (rows == 0) {
+                    return;
+                }
+                current();
+                long rc = (long) rows * n;
+                try (DeviceBuffer dw = alloc(4L * rc, "solve W " + rows + "x" + n)) {
+                    dw.upload(job.w(), 0, (int) rc, 0);
+                    solveOnDevice(job, dw.pointer(), u32.pointer());
+                    dw.download(0, job.w(), 0, (int) rc);
+                }
+            }
+        }
+
+        @Override
+        public void hessianProduct(int rows, float[] a, float[] t) {
+            synchronized (CudaBackend.this) {
+                live();
+                long rn = (long) rows * n;
+                if (rows < 0 || a.length < rn || t.length < rn) {
+                    throw new IllegalArgumentException("resident factor of " + label + ": A·H needs " + rows + " x " + n
+                            + " arrays, got " + a.length + " and " + t.length);
+                }
+                if (rows == 0) {
+                    return;
+                }
+                current();
+                if (h32 == null) {
+                    if (packed == null) {
+                        throw new IllegalStateException("resident factor of " + label + ": the packed Hessian was freed");
+                    }
+                    h32 = alloc(4L * n * n, "group Hessian of " + label + " (" + n + "x" + n + " fp32)");
+                    launch("packed_to_symmetric_f32 n=" + n, fPackedToSym, blocks((long) n * n), 1, 256, 0,
+                            Pointer.to(p(n), p(packed.pointer()), p(scale), p(h32.pointer())));
+                    if (u32 != null) {
+                        freePacked();
+                    }
+                }
+                try (DeviceBuffer da = alloc(4L * rn, "A of A·H " + rows + "x" + n);
+                     DeviceBuffer dt = alloc(4L * rn, "A·H " + rows + "x" + n)) {
+                    da.upload(a, 0, (int) rn, 0);
+                    // the FP32 linear of CudaWorkspace (x·Wᵀ with W = H): the same kernel, so the same bits
+                    sgemmDevice(false, true, rows, n, n, 1f, da.pointer(), n, h32.pointer(), n, 0f, dt.pointer(), n,
+                            "A·H of " + label + " " + rows + "x" + n + "x" + n);
+                    dt.download(0, t, 0, (int) rn);
+                }
+            }
+        }
+
+        private void freePacked() {
+            DeviceBuffer b = packed;
+            packed = null;
+            if (b != null) {
+                b.close();
+            }
+        }
+
+        @Override
+        public void close() {
+            synchronized (CudaBackend.this) {
+                if (!open) {
+                    return;
+                }
+                openFactors.remove(this);
+                if (closed) {
+                    open = false; // freed by the backend's close
+                    packed = u32 = h32 = scratch = null;
+                    return;
+                }
+                current();
+                release();
+            }
+        }
+
+        /** Frees every buffer (the context is current); idempotent. */
+        void release() {
+            open = false;
+            DeviceBuffer[] all = {h32, u32, scratch, packed};
+            h32 = u32 = scratch = packed = null;
+            RuntimeException first = null;
+            for (DeviceBuffer b : all) {
+                if (b != null) {
+                    try {
+                        b.close();
+                    } catch (RuntimeException e) {
+                        if (first == null) {
+                            first = e;
+                        }
+                    }
+                }
+            }
+            if (first != null) {
+                throw first;
             }
         }
     }

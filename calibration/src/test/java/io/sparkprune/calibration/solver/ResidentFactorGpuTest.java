@@ -1,0 +1,217 @@
+package io.sparkprune.calibration.solver;
+
+import io.sparkprune.calibration.NumericsException;
+import io.sparkprune.calibration.TestMath;
+import io.sparkprune.calibration.hessian.Dampening;
+import io.sparkprune.calibration.hessian.HessianAccumulator;
+import io.sparkprune.calibration.hessian.InverseFactor;
+import io.sparkprune.calibration.quant.QuantizationSpec;
+import io.sparkprune.calibration.sparsity.MaskScope;
+import io.sparkprune.calibration.sparsity.SparsityPattern;
+import io.sparkprune.kernels.ForwardPrecision;
+import io.sparkprune.kernels.ForwardWorkspace;
+import io.sparkprune.kernels.ResidentFactorizer;
+import io.sparkprune.kernels.cpu.CpuBackend;
+import io.sparkprune.kernels.cuda.CudaBackend;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.util.Optional;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * The device-resident group path on {@link CudaBackend} ({@link InverseFactor#computeResident}: packed H
+ * uploaded once, U kept on the device for the solves, H's device copy for the reconstruction-error
+ * product) gives the same U, pruned weights, masks, row losses and {@code A·H} as the host path on the
+ * same backend ({@link InverseFactor#compute} with its downloaded U, the dense fp32 H of
+ * {@link HessianAccumulator#copyHessianTo(float[])} through an FP32 forward workspace), on random SPD
+ * Hessians with a dead input, and on a rank-deficient one that needs the dampening retry; and that the
+ * resident handles are released (the backend's {@link CudaBackend#openFactorCount()} returns to where it
+ * was), also when factoring fails. The same kernels run in the same order on both paths, so equality is
+ * exact. Skipped, with the reason, without a CUDA device.
+ */
+@Tag("gpu")
+class ResidentFactorGpuTest {
+    private static final long SEED = new SplittableRandom().nextLong();
+    private static CudaBackend gpu;
+    private static CpuBackend cpu;
+    private static String unavailable;
+
+    @BeforeAll
+    static void open() {
+        cpu = CpuBackend.create(4);
+        try {
+            gpu = CudaBackend.create(0, 2);
+            System.out.println("ResidentFactorGpuTest on " + gpu.name() + " seed=" + SEED);
+        } catch (RuntimeException | LinkageError e) {
+            unavailable = "no usable CUDA device: " + e.getMessage();
+            System.out.println("SKIPPED ResidentFactorGpuTest: " + unavailable);
+        }
+    }
+
+    @AfterAll
+    static void close() {
+        if (gpu != null) {
+            gpu.close();
+        }
+        cpu.close();
+    }
+
+    private static HessianAccumulator accumulator(SplittableRandom r, int tokens, int n, int dead) {
+        float[] x = TestMath.correlatedActivations(r, tokens, n);
+        if (dead >= 0) {
+            for (int t = 0; t < tokens; t++) {
+                x[t * n + dead] = 0f;
+            }
+        }
+        HessianAccumulator acc = new HessianAccumulator("model.layers.0.mlp.down_proj input", n);
+        acc.add(cpu, x, tokens); // the same host sum for both paths
+        return acc;
+    }
+
+    static Stream<Arguments> cases() {
+        return Stream.of(
+                Arguments.of(new SparsityPattern.NofM(2, 4), MaskScope.ALL_ROWS, null),
+                Arguments.of(new SparsityPattern.Unstructured(0.5), MaskScope.ALL_ROWS, null),
+                Arguments.of(new SparsityPattern.Unstructured(0.5), MaskScope.PER_ROW, null),
+                Arguments.of(new SparsityPattern.Block(4, 4, 0.5), MaskScope.ALL_ROWS, null),
+                Arguments.of(new SparsityPattern.NofM(2, 4), MaskScope.ALL_ROWS, QuantizationSpec.grouped(4, true, 32)));
+    }
+
+    @ParameterizedTest
+    @MethodSource("cases")
+    void residentGroupEqualsTheHostPath(SparsityPattern pattern, MaskScope scope, QuantizationSpec quant) {
+        assumeTrue(gpu != null, () -> unavailable);
+        SplittableRandom r = new SplittableRandom(SEED ^ pattern.hashCode() ^ scope.hashCode());
+        int n = 320;
+        int rows = 64;
+        HessianAccumulator acc = accumulator(r, 900, n, 17);
+        float[] w = TestMath.randomWeights(r, rows, n);
+        SolverOptions opts = new SolverOptions(128, scope);
+        int before = gpu.openFactorCount();
+
+        InverseFactor fh = InverseFactor.compute(gpu, acc, Dampening.DEFAULT);
+        PruneResult a = new SparseGptSolver(gpu, opts).prune("w", w, rows, n, fh, pattern, Optional.ofNullable(quant));
+        float[] diff = new float[2 * rows * n];
+        for (int i = 0; i < rows * n; i++) {
+            diff[i] = w[i] - a.weights()[i];
+            diff[rows * n + i] = w[i];
+        }
+        float[] hostH = new float[n * n];
+        acc.copyHessianTo(hostH);
+        float[] th;
+        try (ForwardWorkspace ws = ForwardWorkspace.open(gpu, ForwardPrecision.FP32, "reconstruction error (host H)")) {
+            ForwardWorkspace.Matrix tm = ws.allocate(2 * rows, n);
+            ws.linear(ws.upload(diff, 2 * rows, n), ws.weight(hostH, n, n), null, tm);
+            th = ws.download(tm);
+        }
+
+        PruneResult b;
+        float[] tr = new float[2 * rows * n];
+        try (InverseFactor fr = InverseFactor.computeResident(gpu, acc, Dampening.DEFAULT)) {
+            assertThat(gpu.openFactorCount()).isEqualTo(before + 1);
+            ResidentFactorizer.Factor dev = fr.residentOn(gpu);
+            assertThat(dev).isNotNull();
+            b = new SparseGptSolver(gpu, opts).prune("w", w, rows, n, fr, pattern, Optional.ofNullable(quant));
+            dev.hessianProduct(2 * rows, diff, tr);
+            assertThat(fr.upperDiagonal()).as("seed %d", SEED).containsExactly(diagonal(fh.upper(), n));
+            assertThat(fr.upper()).as("U, seed %d", SEED).containsExactly(fh.upper());
+            assertThat(fr.dampening()).isEqualTo(fh.dampening());
+            assertThat(fr.lambda()).isEqualTo(fh.lambda());
+            assertThat(fr.deadCount()).isEqualTo(1);
+            assertThat(fr.isDead(17)).isTrue();
+        }
+        assertThat(gpu.openFactorCount()).as("device memory released").isEqualTo(before);
+        assertThat(b.weights()).as("pruned weights, seed %d", SEED).containsExactly(a.weights());
+        assertThat(b.mask()).isEqualTo(a.mask());
+        assertThat(b.rowLoss()).containsExactly(a.rowLoss());
+        if (quant != null) {
+            assertThat(b.quantization().orElseThrow().codes()).containsExactly(a.quantization().orElseThrow().codes());
+        }
+        assertThat(tr).as("A·H from the device H, seed %d", SEED).containsExactly(th);
+        // and the metric is the right one: Σ_r a_r·(A·H)_r against fp64 on the host
+        double num = 0;
+        double ref = 0;
+        for (int i = 0; i < rows * n; i++) {
+            num += (double) diff[i] * tr[i];
+        }
+        for (int row = 0; row < rows; row++) {
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int k = 0; k < n; k++) {
+                    s += (double) hostH[j * n + k] * diff[row * n + k];
+                }
+                ref += diff[row * n + j] * s;
+            }
+        }
+        assertThat(num).isCloseTo(ref, org.assertj.core.data.Percentage.withPercentage(1e-2));
+    }
+
+    private static float[] diagonal(float[] u, int n) {
+        float[] d = new float[n];
+        for (int i = 0; i < n; i++) {
+            d[i] = u[i * n + i];
+        }
+        return d;
+    }
+
+    @Test
+    void rankDeficientHessianRetriesOnTheDeviceLikeTheHostPath() {
+        assumeTrue(gpu != null, () -> unavailable);
+        SplittableRandom r = new SplittableRandom(SEED);
+        int n = 192;
+        HessianAccumulator acc = accumulator(r, 12, n, 5); // rank ≤ 12 in 192 dimensions, one dead input
+        Dampening d = new Dampening(1e-300, 1e149, 1e-2); // λ ≈ 0 twice (the Cholesky fails), then 1e-2
+        int before = gpu.openFactorCount();
+        InverseFactor fh = InverseFactor.compute(gpu, acc, d);
+        float[] w = TestMath.randomWeights(r, 32, n);
+        PruneResult a = new SparseGptSolver(gpu, SolverOptions.DEFAULT).prune("w", w, 32, n, fh,
+                new SparsityPattern.NofM(2, 4), Optional.empty());
+        PruneResult b;
+        try (InverseFactor fr = InverseFactor.computeResident(gpu, acc, d)) {
+            assertThat(fr.dampeningsTried()).as("seed %d", SEED).hasSizeGreaterThanOrEqualTo(2)
+                    .isEqualTo(fh.dampeningsTried());
+            assertThat(fr.lambda()).isEqualTo(fh.lambda());
+            b = new SparseGptSolver(gpu, SolverOptions.DEFAULT).prune("w", w, 32, n, fr, new SparsityPattern.NofM(2, 4),
+                    Optional.empty());
+            assertThat(fr.upper()).containsExactly(fh.upper());
+        }
+        assertThat(b.weights()).as("seed %d", SEED).containsExactly(a.weights());
+        assertThat(b.mask()).isEqualTo(a.mask());
+        assertThat(gpu.openFactorCount()).isEqualTo(before);
+    }
+
+    @Test
+    void failedFactorReleasesTheDeviceMemory() {
+        assumeTrue(gpu != null, () -> unavailable);
+        SplittableRandom r = new SplittableRandom(SEED);
+        HessianAccumulator acc = accumulator(r, 12, 192, -1);
+        int before = gpu.openFactorCount();
+        assertThatThrownBy(() -> InverseFactor.computeResident(gpu, acc, new Dampening(1e-300, 10.0, 1e-299)))
+                .isInstanceOf(NumericsException.class)
+                .hasMessageContaining("model.layers.0.mlp.down_proj input")
+                .hasMessageContaining("failed at every dampening");
+        assertThat(gpu.openFactorCount()).isEqualTo(before);
+    }
+
+    @Test
+    void upperAfterCloseWithoutACopyIsAClearError() {
+        assumeTrue(gpu != null, () -> unavailable);
+        SplittableRandom r = new SplittableRandom(SEED);
+        HessianAccumulator acc = accumulator(r, 300, 96, -1);
+        InverseFactor f = InverseFactor.computeResident(gpu, acc, Dampening.DEFAULT);
+        f.close();
+        f.close(); // idempotent
+        assertThatThrownBy(f::upper).isInstanceOf(IllegalStateException.class).hasMessageContaining("closed");
+    }
+}
