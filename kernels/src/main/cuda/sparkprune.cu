@@ -411,6 +411,27 @@ __global__ void packed_to_symmetric_f32(int n, const double* __restrict__ Cp, do
     out[e] = __double2float_rn(__dmul_rn(Cp[i * n - i * (i - 1) / 2 + (j - i)], scale));
 }
 
+// row_dot_f64: out[r] = sum_c (double)A[r][c] * (double)T[r][c], one 256-thread block per row, fp64
+// partial sums per thread (strided columns), then a tree in shared memory (the quadratic forms of the
+// reconstruction-error metric, ResidentFactorizer.Factor.rowQuadratics).
+__global__ void __launch_bounds__(256) row_dot_f64(int rows, int n, const float* __restrict__ A,
+                                                   const float* __restrict__ T, double* __restrict__ out)
+{
+    __shared__ double part[256];
+    const int r = blockIdx.x;
+    if (r >= rows) return;
+    const float* a = A + (size_t)r * n;
+    const float* t = T + (size_t)r * n;
+    double s = 0.0;
+    for (int c = threadIdx.x; c < n; c += 256) s += (double)a[c] * (double)t[c];
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (int w = 128; w > 0; w >>= 1) {
+        if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[r] = part[0];
+}
 
 // ------------------------------------------------------------------------------------------------
 // sparsegpt_block: the fused SparseGPT in-block solve (io.sparkprune.kernels.SparseGptBlock; SparseGPT,

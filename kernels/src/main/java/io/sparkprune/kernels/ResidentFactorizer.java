@@ -104,6 +104,21 @@ public interface ResidentFactorizer {
          */
         void hessianProduct(int rows, float[] a, float[] t);
 
+        /**
+         * The rows' quadratic forms with H: {@code q[r] = Σ_c a[r][c] · T[r][c]} with {@code T = A·H} the
+         * product of {@link #hessianProduct}; each term {@code (double) a · (double) t} and the sum in fp64
+         * (summed on the backend in its own order, so equal to a host loop over the same T to fp64
+         * rounding). Only the {@code rows} sums leave the backend (for SparseGPT's reconstruction error
+         * {@code Σ_r Δw_r H Δw_rᵀ} without copying T back).
+         *
+         * @param rows rows of A, ≥ 0
+         * @param a {@code rows × n} row-major fp32
+         * @param q receives {@code rows} fp64 sums
+         * @throws IllegalArgumentException when an array is too short
+         * @throws IllegalStateException when closed
+         */
+        void rowQuadratics(int rows, float[] a, double[] q);
+
         /** Frees the memory held (H, U and scratch); idempotent. */
         @Override
         void close();

@@ -124,6 +124,18 @@ class ResidentFactorGpuTest {
             assertThat(dev).isNotNull();
             b = new SparseGptSolver(gpu, opts).prune("w", w, rows, n, fr, pattern, Optional.ofNullable(quant));
             dev.hessianProduct(2 * rows, diff, tr);
+            double[] quad = new double[2 * rows];
+            dev.rowQuadratics(2 * rows, diff, quad);
+            // the device's fp64 row sums of the same products: equal to the host loop to fp64 rounding
+            for (int qr = 0; qr < 2 * rows; qr++) {
+                double s = 0;
+                double mag = 0;
+                for (int c = 0; c < n; c++) {
+                    s += (double) diff[qr * n + c] * tr[qr * n + c];
+                    mag += Math.abs((double) diff[qr * n + c] * tr[qr * n + c]);
+                }
+                assertThat(quad[qr]).as("row quadratic %d", qr).isCloseTo(s, org.assertj.core.data.Offset.offset(1e-12 * mag + 1e-300));
+            }
             assertThat(fr.upperDiagonal()).as("seed %d", SEED).containsExactly(diagonal(fh.upper(), n));
             assertThat(fr.upper()).as("U, seed %d", SEED).containsExactly(fh.upper());
             assertThat(fr.dampening()).isEqualTo(fh.dampening());

@@ -196,6 +196,19 @@ class ResidentFactorPathTest {
             }
 
             @Override
+            public void rowQuadratics(int rows, float[] a, double[] q) {
+                float[] t = new float[rows * n];
+                hessianProduct(rows, a, t);
+                for (int r = 0; r < rows; r++) {
+                    double s = 0;
+                    for (int c = 0; c < n; c++) {
+                        s += (double) a[r * n + c] * t[r * n + c];
+                    }
+                    q[r] = s;
+                }
+            }
+
+            @Override
             public void close() {
                 if (!closed) {
                     closed = true;

@@ -179,18 +179,21 @@ final class ShardSolver {
      */
     static double[] reconstructionError(Backend be, GroupStats gs, float[] w, float[] written, int rows, int cols) {
         float[] a = new float[2 * rows * cols]; // rows of (w − ŵ), then rows of w
-        for (int i = 0; i < rows * cols; i++) {
-            a[i] = w[i] - written[i];
-            a[rows * cols + i] = w[i];
-        }
-        float[] t;
+        java.util.stream.IntStream.range(0, rows).parallel().forEach(r -> {
+            for (int i = r * cols; i < (r + 1) * cols; i++) {
+                a[i] = w[i] - written[i];
+                a[rows * cols + i] = w[i];
+            }
+        });
+        double[] quad = new double[2 * rows];
         ResidentFactorizer.Factor resident = gs.factor() == null ? null : gs.factor().residentOn(be);
         if (resident != null) {
             // H is already on the device with the group's factor: its fp32 copy is made there, the same
-            // (float) values and the same FP32 product as the workspace path below
-            t = new float[2 * rows * cols];
-            resident.hessianProduct(2 * rows, a, t);
+            // (float) values and the same FP32 product as the workspace path below, and the rows' fp64
+            // dot products are summed there too (only 2·rows sums come back, not the product)
+            resident.rowQuadratics(2 * rows, a, quad);
         } else {
+            float[] t;
             float[] h = ExecutorCaches.denseHessian(gs.hessian());
             // T = A·Hᵀ = A·H (H is symmetric) in a workspace: on the GPU the dense H is uploaded once per
             // executor (cached by identity with ExecutorCaches' array), not once per row shard
@@ -199,15 +202,14 @@ final class ShardSolver {
                 ws.linear(ws.upload(a, 2 * rows, cols), ws.weight(h, cols, cols), null, tm);
                 t = ws.download(tm);
             }
+            java.util.stream.IntStream.range(0, 2 * rows).parallel().forEach(r -> {
+                double s = 0;
+                for (int c = 0; c < cols; c++) {
+                    s += (double) a[r * cols + c] * t[r * cols + c];
+                }
+                quad[r] = s;
+            });
         }
-        double[] quad = new double[2 * rows];
-        java.util.stream.IntStream.range(0, 2 * rows).parallel().forEach(r -> {
-            double s = 0;
-            for (int c = 0; c < cols; c++) {
-                s += (double) a[r * cols + c] * t[r * cols + c];
-            }
-            quad[r] = s;
-        });
         double num = 0;
         double den = 0;
         for (int r = 0; r < 2 * rows; r++) {

@@ -181,6 +181,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private final CUfunction fGatherCols;
     private final CUfunction fUnpackUpper;
     private final CUfunction fPackedToSym;
+    private final CUfunction fRowDot;
     private final CUfunction fUnstrScores;
     private final CUfunction fUnstrInit;
     private final CUfunction fUnstrHist;
@@ -260,6 +261,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             fGatherCols = function("gather_cols_f32");
             fUnpackUpper = function("unpack_upper_f64");
             fPackedToSym = function("packed_to_symmetric_f32");
+            fRowDot = function("row_dot_f64");
             fUnstrScores = function("unstr_scores");
             fUnstrInit = function("unstr_init");
             fUnstrHist = function("unstr_hist");
@@ -1786,26 +1788,55 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     return;
                 }
                 current();
-                if (h32 == null) {
-                    if (packed == null) {
-                        throw new IllegalStateException("resident factor of " + label + ": the packed Hessian was freed");
-                    }
-                    h32 = alloc(4L * n * n, "group Hessian of " + label + " (" + n + "x" + n + " fp32)");
-                    launch("packed_to_symmetric_f32 n=" + n, fPackedToSym, blocks((long) n * n), 1, 256, 0,
-                            Pointer.to(p(n), p(packed.pointer()), p(scale), p(h32.pointer())));
-                    if (u32 != null) {
-                        freePacked();
-                    }
-                }
                 try (DeviceBuffer da = alloc(4L * rn, "A of A·H " + rows + "x" + n);
                      DeviceBuffer dt = alloc(4L * rn, "A·H " + rows + "x" + n)) {
-                    da.upload(a, 0, (int) rn, 0);
-                    // the FP32 linear of CudaWorkspace (x·Wᵀ with W = H): the same kernel, so the same bits
-                    sgemmDevice(false, true, rows, n, n, 1f, da.pointer(), n, h32.pointer(), n, 0f, dt.pointer(), n,
-                            "A·H of " + label + " " + rows + "x" + n + "x" + n);
+                    product(rows, a, da, dt);
                     dt.download(0, t, 0, (int) rn);
                 }
             }
+        }
+
+        @Override
+        public void rowQuadratics(int rows, float[] a, double[] q) {
+            synchronized (CudaBackend.this) {
+                live();
+                long rn = (long) rows * n;
+                if (rows < 0 || a.length < rn || q.length < rows) {
+                    throw new IllegalArgumentException("resident factor of " + label + ": row quadratics need a " + rows
+                            + " x " + n + " array and " + rows + " sums, got " + a.length + " and " + q.length);
+                }
+                if (rows == 0) {
+                    return;
+                }
+                current();
+                try (DeviceBuffer da = alloc(4L * rn, "A of A·H " + rows + "x" + n);
+                     DeviceBuffer dt = alloc(4L * rn, "A·H " + rows + "x" + n);
+                     DeviceBuffer dq = alloc(8L * rows, "row quadratics " + rows)) {
+                    product(rows, a, da, dt);
+                    launch("row_dot_f64 " + rows + "x" + n, fRowDot, rows, 1, 256, 0,
+                            Pointer.to(p(rows), p(n), p(da.pointer()), p(dt.pointer()), p(dq.pointer())));
+                    dq.download(0, q, 0, rows);
+                }
+            }
+        }
+
+        /** Uploads A into {@code da} and computes {@code dt = A·H} (the fp32 H made on first use). */
+        private void product(int rows, float[] a, DeviceBuffer da, DeviceBuffer dt) {
+            if (h32 == null) {
+                if (packed == null) {
+                    throw new IllegalStateException("resident factor of " + label + ": the packed Hessian was freed");
+                }
+                h32 = alloc(4L * n * n, "group Hessian of " + label + " (" + n + "x" + n + " fp32)");
+                launch("packed_to_symmetric_f32 n=" + n, fPackedToSym, blocks((long) n * n), 1, 256, 0,
+                        Pointer.to(p(n), p(packed.pointer()), p(scale), p(h32.pointer())));
+                if (u32 != null) {
+                    freePacked();
+                }
+            }
+            da.upload(a, 0, rows * n, 0);
+            // the FP32 linear of CudaWorkspace (x·Wᵀ with W = H): the same kernel, so the same bits
+            sgemmDevice(false, true, rows, n, n, 1f, da.pointer(), n, h32.pointer(), n, 0f, dt.pointer(), n,
+                    "A·H of " + label + " " + rows + "x" + n + "x" + n);
         }
 
         private void freePacked() {
