@@ -143,11 +143,12 @@ final class PruneCommand implements Callable<Integer> {
             b.master("local[*]");
         }
         conf.forEach(b::config);
-        if (!conf.containsKey(MAX_RESULT_SIZE) && System.getProperty(MAX_RESULT_SIZE) == null) {
-            // one layer's reduced Hessians come to the driver (fp64, ~0.7 GB for a 7B layer, ~1 GB for an
-            // 8B one): above Spark's 1g default. A value set by the user or spark-submit wins.
-            b.config(MAX_RESULT_SIZE, DEFAULT_MAX_RESULT_SIZE);
-        }
+        // defaults of this job; a value set by the user (--conf) or by spark-submit wins
+        DEFAULTS.forEach((k, v) -> {
+            if (!conf.containsKey(k) && System.getProperty(k) == null) {
+                b.config(k, v);
+            }
+        });
         return b.getOrCreate();
     }
 
@@ -155,6 +156,17 @@ final class PruneCommand implements Callable<Integer> {
     static final String MAX_RESULT_SIZE = "spark.driver.maxResultSize";
     /** What this job sets it to when nobody else did. */
     static final String DEFAULT_MAX_RESULT_SIZE = "8g";
+    /** Spark's switch for compressing shuffle files. */
+    static final String SHUFFLE_COMPRESS = "spark.shuffle.compress";
+
+    /**
+     * Spark settings this job changes when nobody else set them: the result cap (headroom for the
+     * group tasks' shard records and the quality check's collected scores) and shuffle compression,
+     * off because the job's shuffles carry only the fp64 partial Hessians, which LZ4 does not shrink
+     * (670 MB in, 670 MB out for a 7B layer's partition) but which cost about 1 s of executor CPU per
+     * partition and layer to compress and decompress (measured on the GPU machine; docs/benchmarks.md).
+     */
+    static final Map<String, String> DEFAULTS = Map.of(MAX_RESULT_SIZE, DEFAULT_MAX_RESULT_SIZE, SHUFFLE_COMPRESS, "false");
 
     /** One line summarising report.json's quality section. */
     static final class QualitySummary {
