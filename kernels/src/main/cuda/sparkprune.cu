@@ -193,10 +193,16 @@ __global__ void __launch_bounds__(256) potf2_inv_f64(int kb, double* __restrict_
 // Batched over blockIdx.z: problem z uses A + z*sA, B + z*sB, C + z*sC (elements).
 // lowerC: only C's lower triangle (j <= i) is computed and written (tiles above it exit).
 // aLower: A is lower triangular (A[i][l] = 0 for l > i), so a tile's inner loop stops at its last row.
+// bLower: op(B) is lower triangular (op(B)[l][j] = 0 for l < j, stored as zeros), so C[i][j] =
+// sum_{l >= j} A[i][l] op(B)[l][j] and a tile whose first column is j0 starts its inner loop at j0 (a
+// multiple of D_TK, since j0 is a multiple of D_T). The result is bitwise that of bLower = 0 for
+// finite A: the skipped products a * 0 are all +-0, the accumulator starts at +0 and +0 + (+-0) = +0
+// in round-to-nearest, so without the flag the accumulator is still exactly +0 at k = j0, and from
+// there both run the same fma sequence (an A with inf/NaN would give NaN products without the flag).
 // In place (C overlapping A) is allowed only when n <= 64 (one tile column: each block reads its
 // rows of A completely before writing them).
 __global__ void __launch_bounds__(256)
-dgemm_f64(int transB, int lowerC, int aLower, int m, int n, int k, double alpha,
+dgemm_f64(int transB, int lowerC, int aLower, int bLower, int m, int n, int k, double alpha,
           const double* A, int lda, const double* __restrict__ B, int ldb,
           double beta, double* C, int ldc, long sA, long sB, long sC)
 {
@@ -214,7 +220,8 @@ dgemm_f64(int transB, int lowerC, int aLower, int m, int n, int k, double alpha,
 #pragma unroll
         for (int c = 0; c < 4; c++) acc[r][c] = 0.0;
     const int kEnd = aLower ? min(k, i0 + D_T) : k;
-    for (int l0 = 0; l0 < kEnd; l0 += D_TK) {
+    const int kBeg = bLower ? j0 / D_TK * D_TK : 0;
+    for (int l0 = kBeg; l0 < kEnd; l0 += D_TK) {
         for (int e = tid; e < D_T * D_TK; e += 256) {
             const int i = e / D_TK, l = e % D_TK;
             const int gi = i0 + i, gl = l0 + l;
