@@ -156,7 +156,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /** Diagonal block of the device Cholesky and triangular inverse (kernel constant FB). */
     private static final int FB = 64;
-    private static final int POTF2_SMEM = 2 * FB * (FB + 1) * 8;
+    /** potf2_inv_f64: the FB × (FB + 1) fp64 published columns plus FB square roots of the pivots. */
+    private static final int POTF2_SMEM = (FB * (FB + 1) + FB) * 8;
 
     private static final String[] GPU_OPS = {"sgemm", "syrkPackedUpper", "syrkPackedUpperTf32", "inverseCholeskyUpper",
         "sparseGptBlock",
