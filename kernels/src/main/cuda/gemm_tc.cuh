@@ -496,8 +496,13 @@ syrk_packed_dmma(int n, int k, const float* X, int ldx, double* Cp, int kPerSpli
 }
 
 // dgemm_dmma: the fp64 product of the inverse factor on the fp64 tensor cores, the same function as
-// dgemm_f64 (C = alpha * A * op(B) + beta * C; transB, lowerC, aLower, batching over blockIdx.z and
-// the in-place rule as there, with 128-wide tiles: C may overlap A only when n <= 128). Every product
+// dgemm_f64 (C = alpha * A * op(B) + beta * C; transB, lowerC, aLower, bLower, batching over blockIdx.z
+// and the in-place rule as there, with 128-wide tiles: C may overlap A only when n <= 128). bLower (op(B)
+// lower triangular, zeros stored): a tile starting at column j0 (a multiple of DG_BK) starts its inner
+// loop at k = j0; bitwise the result of bLower = 0 for finite A, since the skipped k-groups of the mma
+// are whole groups of 4 exact zeros (the k-tiles start at multiples of DG_BK either way, so the groups
+// of 4 are the same) and an accumulator that starts at +0 stays +0 under them (+0 + (+-0) = +0 in
+// round-to-nearest; all partial sums exact zeros), so both run the same mma sequence from k = j0. Every product
 // and sum is an fp64 operation (mma.sync.aligned.m8n8k4.row.col.f64, PTX ISA; fragment layout as for
 // syrk_packed_dmma); only the summation order differs from dgemm_f64. One 128 x 128 tile of C per
 // 256-thread block, 8 warps as 2 x 4 of 64 x 32 each; the inner dimension staged through shared memory
@@ -511,7 +516,7 @@ syrk_packed_dmma(int n, int k, const float* X, int ldx, double* Cp, int kPerSpli
 #define DG_STAGES 3
 
 __global__ void __launch_bounds__(TC_THREADS, 1)
-dgemm_dmma(int transB, int lowerC, int aLower, int m, int n, int k, double alpha, const double* A, int lda,
+dgemm_dmma(int transB, int lowerC, int aLower, int bLower, int m, int n, int k, double alpha, const double* A, int lda,
            const double* B, int ldb, double beta, double* C, int ldc, long sA, long sB, long sC)
 {
     extern __shared__ __align__(16) double gsm[];
@@ -531,14 +536,16 @@ dgemm_dmma(int transB, int lowerC, int aLower, int m, int n, int k, double alpha
 #pragma unroll
         for (int b = 0; b < 4; b++) { acc[a][b][0] = 0.0; acc[a][b][1] = 0.0; }
     const int kEnd = aLower ? min(k, i0 + TC_BM) : k;
-    const int nTiles = (kEnd + DG_BK - 1) / DG_BK;
+    const int kBeg = bLower ? j0 / DG_BK * DG_BK : 0;
+    const int nTiles = kEnd > kBeg ? (kEnd - kBeg + DG_BK - 1) / DG_BK : 0;
 #pragma unroll
     for (int s = 0; s < DG_STAGES - 1; s++) {
         if (s < nTiles) {
             double* st = gsm + s * 2 * DG_TILE;
-            tc_load_tile<double, TC_BM, DG_BK, DG_PMK>(st, A, lda, i0, s * DG_BK, m, kEnd, vecA);
-            if (!transB) tc_load_tile<double, DG_BK, TC_BN, DG_PKM>(st + DG_TILE, B, ldb, s * DG_BK, j0, kEnd, n, vecB);
-            else         tc_load_tile<double, TC_BN, DG_BK, DG_PMK>(st + DG_TILE, B, ldb, j0, s * DG_BK, n, kEnd, vecB);
+            const int l0 = kBeg + s * DG_BK;
+            tc_load_tile<double, TC_BM, DG_BK, DG_PMK>(st, A, lda, i0, l0, m, kEnd, vecA);
+            if (!transB) tc_load_tile<double, DG_BK, TC_BN, DG_PKM>(st + DG_TILE, B, ldb, l0, j0, kEnd, n, vecB);
+            else         tc_load_tile<double, TC_BN, DG_BK, DG_PMK>(st + DG_TILE, B, ldb, j0, l0, n, kEnd, vecB);
         }
         tc_cp_commit();
     }
@@ -549,9 +556,10 @@ dgemm_dmma(int transB, int lowerC, int aLower, int m, int n, int k, double alpha
             const int nx = kt + DG_STAGES - 1;
             if (nx < nTiles) {
                 double* st = gsm + (nx % DG_STAGES) * 2 * DG_TILE;
-                tc_load_tile<double, TC_BM, DG_BK, DG_PMK>(st, A, lda, i0, nx * DG_BK, m, kEnd, vecA);
-                if (!transB) tc_load_tile<double, DG_BK, TC_BN, DG_PKM>(st + DG_TILE, B, ldb, nx * DG_BK, j0, kEnd, n, vecB);
-                else         tc_load_tile<double, TC_BN, DG_BK, DG_PMK>(st + DG_TILE, B, ldb, j0, nx * DG_BK, n, kEnd, vecB);
+                const int l0 = kBeg + nx * DG_BK;
+                tc_load_tile<double, TC_BM, DG_BK, DG_PMK>(st, A, lda, i0, l0, m, kEnd, vecA);
+                if (!transB) tc_load_tile<double, DG_BK, TC_BN, DG_PKM>(st + DG_TILE, B, ldb, l0, j0, kEnd, n, vecB);
+                else         tc_load_tile<double, TC_BN, DG_BK, DG_PMK>(st + DG_TILE, B, ldb, j0, l0, n, kEnd, vecB);
             }
             tc_cp_commit();
         }

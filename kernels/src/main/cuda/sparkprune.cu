@@ -135,57 +135,108 @@ __global__ void reversed_upper(int n, const double* __restrict__ X, double* __re
     if (U32) U32[e] = (float)v;
 }
 
-// potf2_inv_f64: one thread block factors the kb x kb diagonal block at (k0, k0) of R in place
-// (lower; unblocked right-looking Cholesky in shared memory) and writes its inverse (lower, zeros
-// above) to the same block of X. A pivot that is not > 0 and finite sets *info = 1 (the caller
-// retries with more dampening); the factor is then garbage and ignored.
-__global__ void __launch_bounds__(256) potf2_inv_f64(int kb, double* __restrict__ R, int ldr,
-                                                     double* __restrict__ X, int ldx, int* __restrict__ info)
+// potf2_inv_f64: one thread block of PO_THREADS = 256 threads factors the kb x kb (kb <= FB = 64)
+// diagonal block at (k0, k0) of R in place (lower factor L, zeros written above the diagonal) and writes
+// L^-1 (lower, zeros above) to the same block of X. A pivot that is not > 0 and finite sets *info = 1
+// (the caller retries with more dampening); the outputs are then garbage and ignored.
+//
+// Algorithm: the factor and the inverse in ONE right-looking sweep of kb steps, in the LDL^T form
+// (Golub & Van Loan, Matrix Computations, 4th ed., Alg. 4.1.2 for LDL^T; the inverse as the forward
+// substitution L X = I run for all right-hand sides at once, ibid. §3.1), one __syncthreads per step.
+// Step j, with d_j = a_jj (the pivot after steps < j) and a_rj the unscaled column j:
+//   Schur update   a_rc -= a_rj * a_cj / d_j                      (r >= c > j)
+//   inverse        b_ic -= a_ij * b_jc / d_j, b_jj = 1            (i > j >= c; B starts as I)
+// and at the end L_rc = a_rc / s_c, L_cc = s_c, X_ic = b_ic / s_i, X_ii = 1 / s_i with s_c = sqrt(d_c)
+// (since L_ij / L_jj = a_ij / d_j, the loop needs no square root; only the reciprocal 1 / d_j).
+// Storage: one 64 x 64 matrix M, A's lower triangle on and below the diagonal and B transposed above it
+// (M[r][c] = b_cr for c > r), kept in registers: thread (R, C) = (tid / 16, tid % 16) owns the 16
+// elements at rows R + 16 rr and columns C + 16 cc (rr, cc < 4; interleaved so that a warp's loads of
+// a column are conflict-free). With v_r = M[r][j] and w_c = M[c][j] (column j of M), both updates read
+// M[r][c] -= v'_r * (w_c / d_j) where v'_r = v_r below the diagonal (r >= c) and, above it, v'_r = b_jr
+// (r < j), 1 (r = j) or 0 (r > j: b_cr not started); w_c / d_j is taken as 0 for c <= j (done). Column
+// j + 1 of M is final after step j (its A part was last updated at step j, its B part, b_{j+1, r} for
+// r <= j, too), so its owners publish it to shared memory (cb, column-major, pitch PO_P) for step j + 1;
+// after the loop cb holds the final M. Padding (kb < 64): M starts as the identity outside kb x kb,
+// whose steps change nothing inside it; the loop runs to kb only.
+#define PO_THREADS 256
+#define PO_P (FB + 1)   // doubles; cb[c * PO_P + r] = M[r][c]
+__global__ void __launch_bounds__(PO_THREADS) potf2_inv_f64(int kb, double* __restrict__ R, int ldr,
+                                                            double* __restrict__ X, int ldx, int* __restrict__ info)
 {
     extern __shared__ double sm[];
-    double* S = sm;                 // FB x (FB+1)
-    double* Y = sm + FB * (FB + 1); // FB x (FB+1)
-    const int tid = threadIdx.x;
-    for (int e = tid; e < kb * kb; e += blockDim.x) {
-        const int i = e / kb, j = e % kb;
-        S[i * (FB + 1) + j] = j <= i ? R[(size_t)i * ldr + j] : 0.0;
-    }
+    double* cb = sm;                  // FB x PO_P: the published columns of M
+    double* sd = sm + FB * PO_P;      // FB: s_c = sqrt(d_c)
+    const int tid = threadIdx.x, Ro = tid >> 4, Co = tid & 15;
+    double m[4][4];
+#pragma unroll
+    for (int rr = 0; rr < 4; rr++)
+#pragma unroll
+        for (int cc = 0; cc < 4; cc++) {
+            const int r = Ro + 16 * rr, c = Co + 16 * cc;
+            double v = r == c ? 1.0 : 0.0;
+            if (r < kb && c <= r) v = R[(size_t)r * ldr + c];
+            m[rr][cc] = v;
+        }
+    if (Co == 0)
+#pragma unroll
+        for (int rr = 0; rr < 4; rr++) cb[Ro + 16 * rr] = m[rr][0];
     __syncthreads();
     for (int j = 0; j < kb; j++) {
-        if (tid == 0) {
-            const double d = S[j * (FB + 1) + j];
-            if (!(d > 0.0) || isinf(d)) atomicExch(info, 1);
-            S[j * (FB + 1) + j] = sqrt(d);
+        const double* col = cb + j * PO_P;
+        const double rd = __drcp_rn(col[j]);
+        double t[4], vl[4], vu[4];
+#pragma unroll
+        for (int cc = 0; cc < 4; cc++) {
+            const int c = Co + 16 * cc;
+            t[cc] = c > j ? col[c] * rd : 0.0;
         }
-        __syncthreads();
-        const double ljj = S[j * (FB + 1) + j];
-        for (int i = j + 1 + tid; i < kb; i += blockDim.x) S[i * (FB + 1) + j] /= ljj;
-        __syncthreads();
-        const int t = kb - j - 1;
-        for (int e = tid; e < t * t; e += blockDim.x) {
-            const int r = j + 1 + e / t, c = j + 1 + e % t;
-            if (c <= r) S[r * (FB + 1) + c] -= S[r * (FB + 1) + j] * S[c * (FB + 1) + j];
+#pragma unroll
+        for (int rr = 0; rr < 4; rr++) {
+            const int r = Ro + 16 * rr;
+            const double v = col[r];
+            vl[rr] = v;
+            vu[rr] = r < j ? v : (r == j ? 1.0 : 0.0);
+        }
+#pragma unroll
+        for (int rr = 0; rr < 4; rr++)
+#pragma unroll
+            for (int cc = 0; cc < 4; cc++) {
+                // below or on the diagonal: rr > cc always, rr == cc when Ro >= Co; rr < cc never
+                const double v = rr > cc ? vl[rr] : (rr < cc ? vu[rr] : (Ro >= Co ? vl[rr] : vu[rr]));
+                m[rr][cc] = fma(-v, t[cc], m[rr][cc]);
+            }
+        const int jn = j + 1;
+        if (jn < kb && Co == (jn & 15)) {
+            const int q = jn >> 4;  // selects, not m[rr][q]: a computed index would move m to local memory
+#pragma unroll
+            for (int rr = 0; rr < 4; rr++) {
+                const double v = q == 0 ? m[rr][0] : q == 1 ? m[rr][1] : q == 2 ? m[rr][2] : m[rr][3];
+                cb[jn * PO_P + Ro + 16 * rr] = v;
+            }
         }
         __syncthreads();
     }
-    // inverse of the lower factor, one column per thread: Y[c][c] = 1/S[c][c],
-    // Y[i][c] = -(sum_{l=c}^{i-1} S[i][l] Y[l][c]) / S[i][i]
     if (tid < kb) {
-        const int c = tid;
-        for (int i = 0; i < c; i++) Y[i * (FB + 1) + c] = 0.0;
-        Y[c * (FB + 1) + c] = 1.0 / S[c * (FB + 1) + c];
-        for (int i = c + 1; i < kb; i++) {
-            double s = 0.0;
-            for (int l = c; l < i; l++) s = fma(S[i * (FB + 1) + l], Y[l * (FB + 1) + c], s);
-            Y[i * (FB + 1) + c] = -s / S[i * (FB + 1) + i];
-        }
+        const double d = cb[tid * PO_P + tid];
+        if (!(d > 0.0) || isinf(d)) atomicExch(info, 1);
+        sd[tid] = sqrt(d);
     }
     __syncthreads();
-    for (int e = tid; e < kb * kb; e += blockDim.x) {
-        const int i = e / kb, j = e % kb;
-        R[(size_t)i * ldr + j] = S[i * (FB + 1) + j];
-        X[(size_t)i * ldx + j] = Y[i * (FB + 1) + j];
-    }
+    // row i of the block, 4 rows at a time; column j = tid % 64 (coalesced stores)
+    const int j = tid & (FB - 1);
+    if (j < kb)
+        for (int i = tid >> 6; i < kb; i += PO_THREADS / FB) {
+            double l = 0.0, x = 0.0;
+            if (j < i) {
+                l = cb[j * PO_P + i] / sd[j];   // a_ij / s_j
+                x = cb[i * PO_P + j] / sd[i];   // b_ij / s_i
+            } else if (j == i) {
+                l = sd[i];
+                x = 1.0 / sd[i];
+            }
+            R[(size_t)i * ldr + j] = l;
+            X[(size_t)i * ldx + j] = x;
+        }
 }
 
 // dgemm_f64: C = alpha * A * op(B) + beta * C, fp64 FMAs, 64 x 64 tiles per 256 threads, 4 x 4 per
@@ -193,10 +244,16 @@ __global__ void __launch_bounds__(256) potf2_inv_f64(int kb, double* __restrict_
 // Batched over blockIdx.z: problem z uses A + z*sA, B + z*sB, C + z*sC (elements).
 // lowerC: only C's lower triangle (j <= i) is computed and written (tiles above it exit).
 // aLower: A is lower triangular (A[i][l] = 0 for l > i), so a tile's inner loop stops at its last row.
+// bLower: op(B) is lower triangular (op(B)[l][j] = 0 for l < j, stored as zeros), so C[i][j] =
+// sum_{l >= j} A[i][l] op(B)[l][j] and a tile whose first column is j0 starts its inner loop at j0 (a
+// multiple of D_TK, since j0 is a multiple of D_T). The result is bitwise that of bLower = 0 for
+// finite A: the skipped products a * 0 are all +-0, the accumulator starts at +0 and +0 + (+-0) = +0
+// in round-to-nearest, so without the flag the accumulator is still exactly +0 at k = j0, and from
+// there both run the same fma sequence (an A with inf/NaN would give NaN products without the flag).
 // In place (C overlapping A) is allowed only when n <= 64 (one tile column: each block reads its
 // rows of A completely before writing them).
 __global__ void __launch_bounds__(256)
-dgemm_f64(int transB, int lowerC, int aLower, int m, int n, int k, double alpha,
+dgemm_f64(int transB, int lowerC, int aLower, int bLower, int m, int n, int k, double alpha,
           const double* A, int lda, const double* __restrict__ B, int ldb,
           double beta, double* C, int ldc, long sA, long sB, long sC)
 {
@@ -214,7 +271,8 @@ dgemm_f64(int transB, int lowerC, int aLower, int m, int n, int k, double alpha,
 #pragma unroll
         for (int c = 0; c < 4; c++) acc[r][c] = 0.0;
     const int kEnd = aLower ? min(k, i0 + D_T) : k;
-    for (int l0 = 0; l0 < kEnd; l0 += D_TK) {
+    const int kBeg = bLower ? j0 / D_TK * D_TK : 0;
+    for (int l0 = kBeg; l0 < kEnd; l0 += D_TK) {
         for (int e = tid; e < D_T * D_TK; e += 256) {
             const int i = e / D_TK, l = e % D_TK;
             const int gi = i0 + i, gl = l0 + l;

@@ -158,7 +158,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /** Diagonal block of the device Cholesky and triangular inverse (kernel constant FB). */
     private static final int FB = 64;
-    private static final int POTF2_SMEM = 2 * FB * (FB + 1) * 8;
+    /** potf2_inv_f64: the FB × (FB + 1) fp64 published columns plus FB square roots of the pivots. */
+    private static final int POTF2_SMEM = (FB * (FB + 1) + FB) * 8;
 
     private static final String[] GPU_OPS = {"sgemm", "syrkPackedUpper", "syrkPackedUpperTf32", "inverseCholeskyUpper",
         "sparseGptBlock",
@@ -1326,17 +1327,24 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     private void dgemm(boolean transB, boolean lowerC, boolean aLower, int m, int n, int k, double alpha,
                        CUdeviceptr a, int lda, CUdeviceptr b, int ldb, double beta, CUdeviceptr c, int ldc, String what) {
-        dgemmBatched(1, 0, 0, 0, transB, lowerC, aLower, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, what);
+        dgemmBatched(1, 0, 0, 0, transB, lowerC, aLower, false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, what);
     }
 
-    /** {@code batch} independent products, problem z at element offsets {@code z·sA, z·sB, z·sC}. */
+    /**
+     * {@code batch} independent products {@code C = alpha·A·op(B) + beta·C} (fp64; A m × k, op(B) k × n,
+     * C m × n, row-major with the given row strides), problem z at element offsets {@code z·sA, z·sB, z·sC}.
+     * {@code lowerC}: only C's lower triangle is written; {@code aLower} / {@code bLower}: A / op(B) is
+     * lower triangular with its zeros stored, so the kernels skip the products with those zeros (the
+     * result is bitwise the same; see dgemm_f64 in sparkprune.cu).
+     */
     private void dgemmBatched(int batch, long sA, long sB, long sC, boolean transB, boolean lowerC, boolean aLower,
-                              int m, int n, int k, double alpha, CUdeviceptr a, int lda, CUdeviceptr b, int ldb,
-                              double beta, CUdeviceptr c, int ldc, String what) {
+                              boolean bLower, int m, int n, int k, double alpha, CUdeviceptr a, int lda, CUdeviceptr b,
+                              int ldb, double beta, CUdeviceptr c, int ldc, String what) {
         if (m <= 0 || n <= 0 || batch <= 0) {
             return;
         }
-        Pointer params = Pointer.to(p(transB ? 1 : 0), p(lowerC ? 1 : 0), p(aLower ? 1 : 0), p(m), p(n), p(k),
+        Pointer params = Pointer.to(p(transB ? 1 : 0), p(lowerC ? 1 : 0), p(aLower ? 1 : 0), p(bLower ? 1 : 0),
+                p(m), p(n), p(k),
                 p(alpha), p(a), p(lda), p(b), p(ldb), p(beta), p(c), p(ldc), Pointer.to(new long[] {sA}),
                 Pointer.to(new long[] {sB}), Pointer.to(new long[] {sC}));
         if (k >= DMMA_MIN_K) {
@@ -1424,7 +1432,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     /**
      * One level of the recursive triangular inverse: {@code count} pairs starting at diagonal index
      * {@code i0} (then every {@code step} elements), first half {@code a} wide, second half {@code c}:
-     * {@code T = L21·A⁻¹} then {@code X21 = -C⁻¹·T} (C⁻¹ lower triangular).
+     * {@code T = L21·A⁻¹} then {@code X21 = -C⁻¹·T}. A⁻¹ and C⁻¹ are lower triangular with their
+     * zeros stored (X was zeroed, potf2_inv_f64 writes zeros above the diagonal), so the first product
+     * skips the zero rows of A⁻¹ ({@code bLower}: about half its flops) and the second the zero columns
+     * of C⁻¹ ({@code aLower}).
      */
     private void trtriLevel(int n, int a, int c, int i0, int count, long step, DeviceBuffer r, DeviceBuffer x,
                             DeviceBuffer t) {
@@ -1432,9 +1443,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         long aInv = (long) i0 * n + i0;
         long cInv = (long) (i0 + a) * n + i0 + a;
         long tStride = (long) c * a;
-        dgemmBatched(count, step, step, tStride, false, false, false, c, a, a, 1.0, r.at(8L * l21), n, x.at(8L * aInv),
+        dgemmBatched(count, step, step, tStride, false, false, false, true, c, a, a, 1.0, r.at(8L * l21), n, x.at(8L * aInv),
                 n, 0.0, t.pointer(), a, "trtri B·A^-1 level " + a);
-        dgemmBatched(count, step, tStride, step, false, false, true, c, a, c, -1.0, x.at(8L * cInv), n, t.pointer(), a,
+        dgemmBatched(count, step, tStride, step, false, false, true, false, c, a, c, -1.0, x.at(8L * cInv), n, t.pointer(), a,
                 0.0, x.at(8L * l21), n, "trtri C^-1·T level " + a);
     }
 
