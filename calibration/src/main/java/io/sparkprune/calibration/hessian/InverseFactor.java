@@ -113,33 +113,14 @@ public final class InverseFactor implements Serializable, AutoCloseable {
         checkPackedFinite("Hessian of " + name, packed, s, n);
         boolean[] dead = new boolean[n];
         double[] diag = new double[n];
-        double trace = 0.0;
-        for (int i = 0; i < n; i++) {
-            double hii = packed[(int) ((long) i * n - (long) i * (i - 1) / 2)] * s; // the bits of copyUpperTo
-            if (hii == 0.0) {
-                dead[i] = true;
-                hii = 1.0;
-            }
-            diag[i] = hii;
-            trace += hii;
-        }
-        double mean = trace / n;
+        // the diagonal with the bits of copyUpperTo
+        double mean = deadInputs(n, i -> packed[(int) ((long) i * n - (long) i * (i - 1) / 2)] * s, dead, diag);
         double[] schedule = dampening.schedule().stream().mapToDouble(Double::doubleValue).toArray();
-        double[] lambdas = new double[schedule.length];
-        for (int k = 0; k < schedule.length; k++) {
-            lambdas[k] = schedule[k] * mean;
-        }
+        double[] lambdas = lambdas(schedule, mean);
         ResidentFactorizer.Factor f = resident.openFactor(n, packed, s, name);
         try {
             int k = f.factor(diag, lambdas);
-            List<Double> tried = new ArrayList<>();
-            for (int t = 0; t < (k < 0 ? schedule.length : k + 1); t++) {
-                tried.add(schedule[t]);
-                if (t != k) {
-                    LOG.warn("Cholesky of the Hessian of {} failed with dampening {} (λ = {}); H is not positive"
-                            + " definite, retrying with more dampening", name, schedule[t], lambdas[t]);
-                }
-            }
+            List<Double> tried = attempts(name, schedule, lambdas, k);
             if (k < 0) {
                 throw failed(name, tried, mean);
             }
@@ -248,33 +229,14 @@ public final class InverseFactor implements Serializable, AutoCloseable {
         Finite.check("Hessian of " + name, work, n, NON_FINITE_FIX);
         boolean[] dead = new boolean[n];
         double[] diag = new double[n];
-        double trace = 0.0;
-        for (int i = 0; i < n; i++) {
-            double hii = work[i * n + i];
-            if (hii == 0.0) {
-                dead[i] = true;
-                hii = 1.0;
-            }
-            diag[i] = hii;
-            trace += hii;
-        }
-        double mean = trace / n;
+        double mean = deadInputs(n, i -> work[i * n + i], dead, diag);
         List<Double> tried = new ArrayList<>();
         if (backend instanceof DampedFactorizer device) {
             double[] schedule = dampening.schedule().stream().mapToDouble(Double::doubleValue).toArray();
-            double[] lambdas = new double[schedule.length];
-            for (int k = 0; k < schedule.length; k++) {
-                lambdas[k] = schedule[k] * mean;
-            }
+            double[] lambdas = lambdas(schedule, mean);
             float[] u = new float[n * n];
             int k = device.dampedInverseCholeskyUpper(n, work, diag, lambdas, u);
-            for (int t = 0; t < (k < 0 ? schedule.length : k + 1); t++) {
-                tried.add(schedule[t]);
-                if (t != k) {
-                    LOG.warn("Cholesky of the Hessian of {} failed with dampening {} (λ = {}); H is not positive"
-                            + " definite, retrying with more dampening", name, schedule[t], lambdas[t]);
-                }
-            }
+            tried.addAll(attempts(name, schedule, lambdas, k));
             if (k >= 0) {
                 Finite.check("inverse Hessian factor of " + name, u, n, U_NOT_FINITE_FIX);
                 return new InverseFactor(name, n, u, dead, schedule[k], lambdas[k], tried, System.nanoTime() - t0);
@@ -305,6 +267,54 @@ public final class InverseFactor implements Serializable, AutoCloseable {
                     + " retrying with more dampening", name, d, lambda);
         }
         throw failed(name, tried, mean);
+    }
+
+    /**
+     * SparseGPT's dead inputs: {@code H_ii = 0 → H_ii = 1}.
+     *
+     * @param n order
+     * @param hii H's diagonal element i
+     * @param dead receives which inputs are dead
+     * @param diag receives the diagonal with dead inputs set to 1
+     * @return mean(diag) after that, the base of λ
+     */
+    private static double deadInputs(int n, java.util.function.IntToDoubleFunction hii, boolean[] dead, double[] diag) {
+        double trace = 0.0;
+        for (int i = 0; i < n; i++) {
+            double h = hii.applyAsDouble(i);
+            if (h == 0.0) {
+                dead[i] = true;
+                h = 1.0;
+            }
+            diag[i] = h;
+            trace += h;
+        }
+        return trace / n;
+    }
+
+    /** @return λ_k = schedule_k · mean */
+    private static double[] lambdas(double[] schedule, double mean) {
+        double[] lambdas = new double[schedule.length];
+        for (int k = 0; k < schedule.length; k++) {
+            lambdas[k] = schedule[k] * mean;
+        }
+        return lambdas;
+    }
+
+    /**
+     * The dampenings a device factorization tried (all of them when none worked, k &lt; 0), with a
+     * warning for each failed one.
+     */
+    private static List<Double> attempts(String name, double[] schedule, double[] lambdas, int k) {
+        List<Double> tried = new ArrayList<>();
+        for (int t = 0; t < (k < 0 ? schedule.length : k + 1); t++) {
+            tried.add(schedule[t]);
+            if (t != k) {
+                LOG.warn("Cholesky of the Hessian of {} failed with dampening {} (λ = {}); H is not positive"
+                        + " definite, retrying with more dampening", name, schedule[t], lambdas[t]);
+            }
+        }
+        return tried;
     }
 
     private static NumericsException failed(String name, List<Double> tried, double mean) {

@@ -34,12 +34,9 @@ class HessianAccumulatorGpuTest {
     @BeforeAll
     static void open() {
         cpu = CpuBackend.create(4);
-        try {
-            gpu = CudaBackend.create(0, 2);
-        } catch (RuntimeException | LinkageError e) {
-            unavailable = "no usable CUDA device: " + e.getMessage();
-            System.out.println("SKIPPED HessianAccumulator GPU tests: " + unavailable);
-        }
+        io.sparkprune.calibration.GpuTestBackend g = io.sparkprune.calibration.GpuTestBackend.open("HessianAccumulatorGpuTest");
+        gpu = g.gpu();
+        unavailable = g.unavailable();
     }
 
     @AfterAll

@@ -50,13 +50,9 @@ class ResidentFactorGpuTest {
     @BeforeAll
     static void open() {
         cpu = CpuBackend.create(4);
-        try {
-            gpu = CudaBackend.create(0, 2);
-            System.out.println("ResidentFactorGpuTest on " + gpu.name() + " seed=" + SEED);
-        } catch (RuntimeException | LinkageError e) {
-            unavailable = "no usable CUDA device: " + e.getMessage();
-            System.out.println("SKIPPED ResidentFactorGpuTest: " + unavailable);
-        }
+        io.sparkprune.calibration.GpuTestBackend g = io.sparkprune.calibration.GpuTestBackend.open("ResidentFactorGpuTest");
+        gpu = g.gpu();
+        unavailable = g.unavailable();
     }
 
     @AfterAll

@@ -50,20 +50,8 @@ class ResidentFactorPathTest {
         cpu = CpuBackend.create(2);
         factorizer = new CpuFactorizer();
         ResidentSolver rs = job -> ResidentSolvePathTest.solve(cpu, job);
-        resident = (Backend) Proxy.newProxyInstance(ResidentFactorPathTest.class.getClassLoader(),
-                new Class<?>[] {Backend.class, ResidentSolver.class, ResidentFactorizer.class}, (proxy, m, args) -> {
-                    try {
-                        if (m.getDeclaringClass() == ResidentSolver.class) {
-                            return m.invoke(rs, args);
-                        }
-                        if (m.getDeclaringClass() == ResidentFactorizer.class) {
-                            return m.invoke(factorizer, args);
-                        }
-                        return m.invoke(cpu, args);
-                    } catch (InvocationTargetException e) {
-                        throw e.getCause();
-                    }
-                });
+        resident = ResidentSolvePathTest.withCapabilities(cpu,
+                java.util.Map.of(ResidentSolver.class, rs, ResidentFactorizer.class, factorizer));
     }
 
     @AfterAll

@@ -47,20 +47,32 @@ class ResidentSolvePathTest {
         cpu = CpuBackend.create(2);
         ResidentSolver rs = ResidentSolvePathTest::solve;
         DampedFactorizer df = ResidentSolvePathTest::factor;
-        resident = (Backend) Proxy.newProxyInstance(ResidentSolvePathTest.class.getClassLoader(),
-                new Class<?>[] {Backend.class, ResidentSolver.class, DampedFactorizer.class}, (proxy, m, args) -> {
-                    try {
-                        if (m.getDeclaringClass() == ResidentSolver.class) {
-                            return m.invoke(rs, args);
-                        }
-                        if (m.getDeclaringClass() == DampedFactorizer.class) {
-                            return m.invoke(df, args);
-                        }
-                        return m.invoke(cpu, args);
-                    } catch (InvocationTargetException e) {
-                        throw e.getCause();
-                    }
-                });
+        resident = withCapabilities(cpu, java.util.Map.of(ResidentSolver.class, rs, DampedFactorizer.class, df));
+    }
+
+    /**
+     * A backend that offers the given capability interfaces (each method of one goes to its
+     * implementation) and is the CPU backend otherwise: the fakes of the GPU backend's resident paths.
+     *
+     * @param cpu the backend for every other method
+     * @param capabilities capability interface → its implementation
+     * @return the combined backend
+     */
+    static Backend withCapabilities(Backend cpu, java.util.Map<Class<?>, Object> capabilities) {
+        Class<?>[] types = new Class<?>[capabilities.size() + 1];
+        types[0] = Backend.class;
+        int i = 1;
+        for (Class<?> c : capabilities.keySet()) {
+            types[i++] = c;
+        }
+        return (Backend) Proxy.newProxyInstance(ResidentSolvePathTest.class.getClassLoader(), types, (proxy, m, args) -> {
+            Object target = capabilities.getOrDefault(m.getDeclaringClass(), cpu);
+            try {
+                return m.invoke(target, args);
+            } catch (InvocationTargetException e) {
+                throw e.getCause();
+            }
+        });
     }
 
     @AfterAll
