@@ -156,17 +156,20 @@ final class PruneCommand implements Callable<Integer> {
     static final String MAX_RESULT_SIZE = "spark.driver.maxResultSize";
     /** What this job sets it to when nobody else did. */
     static final String DEFAULT_MAX_RESULT_SIZE = "8g";
-    /** Spark's switch for compressing shuffle files. */
-    static final String SHUFFLE_COMPRESS = "spark.shuffle.compress";
+    /** Spark's codec for shuffle files, broadcasts and spills. */
+    static final String COMPRESSION_CODEC = "spark.io.compression.codec";
 
     /**
      * Spark settings this job changes when nobody else set them: the result cap (headroom for the
-     * group tasks' shard records and the quality check's collected scores) and shuffle compression,
-     * off because the job's shuffles carry only the fp64 partial Hessians, which LZ4 does not shrink
-     * (670 MB in, 670 MB out for a 7B layer's partition) but which cost about 1 s of executor CPU per
-     * partition and layer to compress and decompress (measured on the GPU machine; docs/benchmarks.md).
+     * group tasks' shard records and the quality check's collected scores) and the codec,
+     * {@link io.sparkprune.jobs.prune.BufferedPassThroughCodec}: the job's shuffles carry only the fp64
+     * partial Hessians, which LZ4 does not shrink (670 MB in, 670 MB out for a 7B layer's partition)
+     * but which cost about 1 s of executor CPU per partition and layer to compress; the pass-through
+     * codec keeps a codec's stream buffering (without one, Java serialization reads the shuffle files
+     * 1 KiB per call) without its work (measured on the GPU machine; docs/benchmarks.md).
      */
-    static final Map<String, String> DEFAULTS = Map.of(MAX_RESULT_SIZE, DEFAULT_MAX_RESULT_SIZE, SHUFFLE_COMPRESS, "false");
+    static final Map<String, String> DEFAULTS = Map.of(MAX_RESULT_SIZE, DEFAULT_MAX_RESULT_SIZE,
+            COMPRESSION_CODEC, io.sparkprune.jobs.prune.BufferedPassThroughCodec.class.getName());
 
     /** One line summarising report.json's quality section. */
     static final class QualitySummary {
