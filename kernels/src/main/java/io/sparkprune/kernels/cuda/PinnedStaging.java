@@ -105,7 +105,8 @@ final class PinnedStaging implements AutoCloseable {
         for (long from = 0; from < bytes; from += chunk, slot ^= 1) {
             int len = (int) Math.min(chunk, bytes - from);
             ByteBuffer b = buffer(slot, chunk, len, what);
-            fill.fill(b, from);
+            long base = from;
+            inSlices(b, (piece, off) -> fill.fill(piece, base + off));
             Pointer src = host[slot];
             CUdeviceptr d = dst.withByteOffset(from);
             long at = from;
@@ -150,9 +151,36 @@ final class PinnedStaging implements AutoCloseable {
             if (c >= 1) {
                 int prev = slot ^ 1;
                 await(prev, what);
-                drain.drain(queued[prev], (c - 1) * chunk);
+                long base = (c - 1) * chunk;
+                inSlices(queued[prev], (piece, off) -> drain.drain(piece, base + off));
             }
         }
+    }
+
+    /** Bytes of a chunk that one thread copies between the Java array and the pinned buffer, at least. */
+    static final int SLICE_BYTES = 4 << 20;
+
+    /**
+     * Hands {@code chunk} to {@code body} in slices of at least {@value #SLICE_BYTES} bytes (multiples of
+     * 8, each a view with position 0 in the chunk's byte order, and its byte offset in the chunk), on
+     * the common fork-join pool when there are several: the copy between a Java array and pinned memory
+     * is one memcpy per slice, which one thread does at a fraction of the memory bandwidth. The
+     * fills and drains of {@link DeviceBuffer} write disjoint parts of their array per slice.
+     */
+    private static void inSlices(ByteBuffer chunk, java.util.function.ObjLongConsumer<ByteBuffer> body) {
+        int len = chunk.remaining();
+        int slices = Math.max(1, Math.min(Runtime.getRuntime().availableProcessors(), len / SLICE_BYTES));
+        if (slices == 1) {
+            body.accept(chunk, 0L);
+            return;
+        }
+        int step = ((len / slices) + 7) & ~7;
+        java.util.stream.IntStream.range(0, (len + step - 1) / step).parallel().forEach(k -> {
+            int at = k * step;
+            int n = Math.min(step, len - at);
+            ByteBuffer piece = chunk.duplicate().position(at).limit(at + n).slice().order(chunk.order());
+            body.accept(piece, at);
+        });
     }
 
     /** Buffer {@code slot} with room for {@code chunk} bytes, its previous copy finished, limited to len. */
