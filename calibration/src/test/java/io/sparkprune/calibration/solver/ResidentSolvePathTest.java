@@ -217,13 +217,22 @@ class ResidentSolvePathTest {
         PruneResult a = new SparseGptSolver(cpu, opts).prune("w", w, rows, cols, fc, pattern, Optional.ofNullable(quant));
         PruneResult b = new SparseGptSolver(resident, opts).prune("w", w, rows, cols, fr, pattern,
                 Optional.ofNullable(quant));
-        assertThat(b.weights()).as("seed %d", SEED).containsExactly(a.weights());
-        assertThat(b.mask()).isEqualTo(a.mask());
-        assertThat(b.rowLoss()).containsExactly(a.rowLoss());
-        assertThat(a.mask().count()).isGreaterThan(0);
-        if (quant != null) {
-            assertThat(b.quantization().orElseThrow().codes()).containsExactly(a.quantization().orElseThrow().codes());
-            assertThat(b.quantization().orElseThrow().scales()).containsExactly(a.quantization().orElseThrow().scales());
+        assertSamePrune(a, b, SEED);
+    }
+
+    /**
+     * The resident path's result equals the host path's bit for bit: weights, mask (non-empty), row
+     * losses and, when quantized, codes and scales.
+     */
+    static void assertSamePrune(PruneResult host, PruneResult resident, long seed) {
+        assertThat(resident.weights()).as("seed %d", seed).containsExactly(host.weights());
+        assertThat(resident.mask()).isEqualTo(host.mask());
+        assertThat(resident.rowLoss()).containsExactly(host.rowLoss());
+        assertThat(host.mask().count()).isGreaterThan(0);
+        assertThat(resident.quantization().isPresent()).isEqualTo(host.quantization().isPresent());
+        if (host.quantization().isPresent()) {
+            assertThat(resident.quantization().orElseThrow().codes()).containsExactly(host.quantization().orElseThrow().codes());
+            assertThat(resident.quantization().orElseThrow().scales()).containsExactly(host.quantization().orElseThrow().scales());
         }
     }
 }
