@@ -218,7 +218,10 @@ __global__ void __launch_bounds__(PO_THREADS) potf2_inv_f64(int kb, double* __re
     }
     if (tid < kb) {
         const double d = cb[tid * PO_P + tid];
-        if (!(d > 0.0) || isinf(d)) atomicExch(info, 1);
+        // a subnormal pivot fails too: its reciprocal (__drcp_rn above) overflowed to inf, which would
+        // leave a NaN factor with info 0 (the old sqrt-then-divide form did not overflow); such an H
+        // gets the next dampening instead
+        if (!(d > 0.0) || isinf(d) || d < 2.2250738585072014e-308) atomicExch(info, 1);
         sd[tid] = sqrt(d);
     }
     __syncthreads();

@@ -33,8 +33,9 @@ public interface ResidentFactorizer {
     /**
      * A group's Hessian H ({@code n × n}, held packed in fp64) and, after {@link #factor}, its inverse
      * factor U ({@code n × n} row-major fp32, zero below the diagonal), both resident. Not for
-     * concurrent use by several threads; {@link #close()} is idempotent, every other method throws
-     * {@link IllegalStateException} after it (or after the owning backend was closed).
+     * concurrent use by several threads; {@link #close()} is idempotent, and every method that reads or
+     * writes device memory throws {@link IllegalStateException} after it (or after the owning backend
+     * was closed); {@code size()} and {@code factored()} still answer.
      */
     interface Factor extends AutoCloseable {
 

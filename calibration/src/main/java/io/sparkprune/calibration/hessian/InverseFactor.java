@@ -108,6 +108,11 @@ public final class InverseFactor implements Serializable, AutoCloseable {
         long t0 = System.nanoTime();
         String name = accumulator.name();
         int n = accumulator.features();
+        if ((long) n * n > Integer.MAX_VALUE - 8) {
+            throw new CalibrationInputException("Hessian of " + name + ": " + n + " input features; the inverse factor U ("
+                    + n + " x " + n + " fp32) must fit one Java array (n <= 46340): prune this layer with fewer input"
+                    + " features per Hessian");
+        }
         double[] packed = accumulator.packedSumShared();
         double s = accumulator.hessianScale();
         checkPackedFinite("Hessian of " + name, packed, s, n);
@@ -138,7 +143,11 @@ public final class InverseFactor implements Serializable, AutoCloseable {
             r.deviceOwner = backend;
             return r;
         } catch (RuntimeException | Error e) {
-            f.close();
+            try {
+                f.close();
+            } catch (RuntimeException suppressed) { // e.g. a sticky CUDA error: keep the first failure
+                e.addSuppressed(suppressed);
+            }
             throw e;
         }
     }
@@ -436,9 +445,26 @@ public final class InverseFactor implements Serializable, AutoCloseable {
         return nanos;
     }
 
-    /** Java serialization: the fields, then U in bulk ({@link io.sparkprune.kernels.BulkArrays}). */
+    /**
+     * Java serialization: the fields, then U in bulk ({@link io.sparkprune.kernels.BulkArrays}). A
+     * resident factor's U is downloaded for the stream only (not kept, so serializing does not leave a
+     * second copy of U on the host); the copy read back is a host factor.
+     *
+     * @throws java.io.NotSerializableException when the factor was closed before U reached the host
+     */
     private void writeObject(java.io.ObjectOutputStream out) throws java.io.IOException {
-        float[] u = upper(); // a resident factor downloads U here
+        float[] u;
+        synchronized (this) {
+            if (upper != null) {
+                u = upper;
+            } else if (device != null) {
+                u = new float[n * n];
+                device.download(u);
+            } else {
+                throw new java.io.NotSerializableException("inverse factor of " + name + " was closed before its U"
+                        + " was copied to the host");
+            }
+        }
         out.defaultWriteObject();
         io.sparkprune.kernels.BulkArrays.writeFloats(out, u);
     }

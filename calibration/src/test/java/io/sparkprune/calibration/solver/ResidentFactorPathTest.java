@@ -284,6 +284,34 @@ class ResidentFactorPathTest {
     }
 
     @Test
+    void aResidentFactorSerializesAsAHostFactorWithoutKeepingACopyAndAClosedOneRefuses() throws Exception {
+        SplittableRandom r = new SplittableRandom(SEED);
+        HessianAccumulator acc = accumulator(r, 300, 64, -1);
+        InverseFactor fc = InverseFactor.compute(cpu, acc, Dampening.DEFAULT);
+        byte[] bytes;
+        try (InverseFactor fr = InverseFactor.computeResident(resident, acc, Dampening.DEFAULT)) {
+            java.io.ByteArrayOutputStream b = new java.io.ByteArrayOutputStream();
+            try (java.io.ObjectOutputStream out = new java.io.ObjectOutputStream(b)) {
+                out.writeObject(fr);
+            }
+            bytes = b.toByteArray();
+            assertThat(factorizer.downloads).as("U downloaded for the stream").isEqualTo(1);
+            fr.upper();
+            assertThat(factorizer.downloads).as("and not kept by the factor").isEqualTo(2);
+        }
+        try (java.io.ObjectInputStream in = new java.io.ObjectInputStream(new java.io.ByteArrayInputStream(bytes))) {
+            InverseFactor back = (InverseFactor) in.readObject();
+            assertThat(back.upper()).containsExactly(fc.upper());
+            assertThat(back.residentOn(resident)).isNull();
+        }
+        InverseFactor closed = InverseFactor.computeResident(resident, acc, Dampening.DEFAULT);
+        closed.close();
+        assertThatThrownBy(() -> new java.io.ObjectOutputStream(new java.io.ByteArrayOutputStream()).writeObject(closed))
+                .isInstanceOf(java.io.NotSerializableException.class).hasMessageContaining("closed before its U");
+        assertThat(factorizer.open).isZero();
+    }
+
+    @Test
     void failedFactorReleasesTheHandleAndNamesTheHessian() {
         SplittableRandom r = new SplittableRandom(SEED);
         HessianAccumulator acc = accumulator(r, 8, 96, -1);

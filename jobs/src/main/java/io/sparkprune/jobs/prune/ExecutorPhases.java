@@ -12,7 +12,10 @@ import org.apache.spark.util.AccumulatorV2;
  * figures come back with each task's result and the driver reports them
  * ({@code report.json}: {@code run.executor_seconds}; docs/report.md) and logs them per layer.
  * Tasks that run at the same time add their own seconds, so a phase can exceed the stage's wall
- * time; a retried task's attempts all count.
+ * time. Failed task attempts do not count (Spark drops their updates of a registered accumulator);
+ * a successful re-run does (a lost map output recomputed, an evicted partition of the persisted
+ * activations recomputed). Phases may nest: {@code group.shuffle_read} is part of
+ * {@code group.read_and_reduce}.
  */
 public final class ExecutorPhases extends AccumulatorV2<ExecutorPhases.Sample, Map<String, Double>> {
     private static final long serialVersionUID = 1L;

@@ -87,10 +87,18 @@ final class GroupSolve {
                     solved.add(new Solved(i, r._1, r._2));
                 }
             }
-        } finally {
+        } catch (RuntimeException | Error e) {
             if (f != null) {
-                f.close(); // frees a resident factor's device H and U, also when a solve failed
+                try {
+                    f.close(); // frees a resident factor's device H and U when a solve failed
+                } catch (RuntimeException suppressed) { // keep the solve's failure, not the cleanup's
+                    e.addSuppressed(suppressed);
+                }
             }
+            throw e;
+        }
+        if (f != null) {
+            f.close(); // frees a resident factor's device H and U
         }
         GroupSummary summary = new GroupSummary(group, h.count(), f != null, f != null ? f.dampening() : Double.NaN,
                 f != null ? f.deadCount() : 0, inputNorms ? h.inputNorms() : null, factorSeconds);

@@ -34,14 +34,19 @@ final class PinnedStaging implements AutoCloseable {
 
     /**
      * Writes bytes {@code [from, from + chunk.remaining())} of a copy into {@code chunk} (native byte
-     * order, position 0); {@code from} is a multiple of 8.
+     * order, position 0); {@code from} is a multiple of 8. Called for disjoint slices of each pinned
+     * chunk, concurrently and in any order: an implementation must depend only on its arguments and
+     * write only its own range.
      */
     @FunctionalInterface
     interface Fill {
         void fill(ByteBuffer chunk, long from);
     }
 
-    /** Reads bytes {@code [from, from + chunk.remaining())} of a copy from {@code chunk} (native order, position 0). */
+    /**
+     * Reads bytes {@code [from, from + chunk.remaining())} of a copy from {@code chunk} (native order,
+     * position 0). Like {@link Fill}, called for disjoint slices concurrently and in any order.
+     */
     @FunctionalInterface
     interface Drain {
         void drain(ByteBuffer chunk, long from);
@@ -119,8 +124,8 @@ final class PinnedStaging implements AutoCloseable {
     }
 
     /**
-     * Copies {@code bytes} bytes from {@code src} and hands them to {@code drain} chunk by chunk, in
-     * order; returns when all were drained.
+     * Copies {@code bytes} bytes from {@code src} and hands them to {@code drain} slice by slice (in
+     * parallel within a chunk, see {@link Drain}); returns when all were drained.
      *
      * @param src device address of the first byte
      * @param bytes length, a multiple of the element size
@@ -163,25 +168,56 @@ final class PinnedStaging implements AutoCloseable {
     /**
      * Hands {@code chunk} to {@code body} in slices of at least {@value #SLICE_BYTES} bytes (multiples of
      * 8, each a view with position 0 in the chunk's byte order, and its byte offset in the chunk), on
-     * the common fork-join pool when there are several: the copy between a Java array and pinned memory
-     * is one memcpy per slice, which one thread does at a fraction of the memory bandwidth. The
+     * the copy pool ({@link #COPIERS}) when there are several: the copy between a Java array and pinned
+     * memory is one memcpy per slice, which one thread does at a fraction of the memory bandwidth. The
      * fills and drains of {@link DeviceBuffer} write disjoint parts of their array per slice.
      */
-    private static void inSlices(ByteBuffer chunk, java.util.function.ObjLongConsumer<ByteBuffer> body) {
+    static void inSlices(ByteBuffer chunk, java.util.function.ObjLongConsumer<ByteBuffer> body) {
         int len = chunk.remaining();
-        int slices = Math.max(1, Math.min(Runtime.getRuntime().availableProcessors(), len / SLICE_BYTES));
+        int slices = Math.max(1, Math.min(COPIERS.getParallelism(), len / SLICE_BYTES));
         if (slices == 1) {
             body.accept(chunk, 0L);
             return;
         }
         int step = ((len / slices) + 7) & ~7;
-        java.util.stream.IntStream.range(0, (len + step - 1) / step).parallel().forEach(k -> {
-            int at = k * step;
-            int n = Math.min(step, len - at);
-            ByteBuffer piece = chunk.duplicate().position(at).limit(at + n).slice().order(chunk.order());
-            body.accept(piece, at);
-        });
+        int pieces = (len + step - 1) / step;
+        java.util.concurrent.Future<?> all = COPIERS.submit(() -> java.util.stream.IntStream.range(0, pieces).parallel()
+                .forEach(k -> {
+                    int at = k * step;
+                    int n = Math.min(step, len - at);
+                    ByteBuffer piece = chunk.duplicate().position(at).limit(at + n).slice().order(chunk.order());
+                    body.accept(piece, at);
+                }));
+        try {
+            all.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while copying through the pinned staging", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            Throwable c = e.getCause();
+            if (c instanceof RuntimeException r) {
+                throw r;
+            }
+            if (c instanceof Error err) {
+                throw err;
+            }
+            throw new IllegalStateException(c);
+        }
     }
+
+    /**
+     * The copy threads: a pool of its own (at most 8 threads, daemon), so that the copies do not
+     * queue behind other parallel streams of the executor on the common pool while the backend's lock
+     * is held.
+     */
+    private static final java.util.concurrent.ForkJoinPool COPIERS = new java.util.concurrent.ForkJoinPool(
+            Math.max(1, Math.min(8, Runtime.getRuntime().availableProcessors())), pool -> {
+                java.util.concurrent.ForkJoinWorkerThread t =
+                        java.util.concurrent.ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(pool);
+                t.setDaemon(true);
+                t.setName("sparkprune-staging-copy-" + t.getPoolIndex());
+                return t;
+            }, null, false);
 
     /** Buffer {@code slot} with room for {@code chunk} bytes, its previous copy finished, limited to len. */
     private ByteBuffer buffer(int slot, long chunk, int len, String what) {
