@@ -28,6 +28,8 @@ public final class TransformerModel implements AutoCloseable {
     private final Backend backend;
     private final Weights global;
     private final AtomicReferenceArray<Weights> blocks;
+    /** One lock per block: concurrent first uses of a block load it once (the others wait for it). */
+    private final Object[] loadLocks;
     private final AutoCloseable owned;
 
     private TransformerModel(ModelAdapter adapter, TensorSource source, Backend backend, AutoCloseable owned) {
@@ -36,6 +38,8 @@ public final class TransformerModel implements AutoCloseable {
         this.backend = backend;
         this.global = adapter.loadGlobal(source);
         this.blocks = new AtomicReferenceArray<>(adapter.numLayers());
+        this.loadLocks = new Object[adapter.numLayers()];
+        java.util.Arrays.setAll(loadLocks, i -> new Object());
         this.owned = owned;
     }
 
@@ -120,19 +124,26 @@ public final class TransformerModel implements AutoCloseable {
 
     /**
      * @param layer block index
-     * @return the block's dense weights (loaded on first use, then cached)
+     * @return the block's dense weights (loaded on first use, then cached; threads that ask for a
+     *     block while another loads it wait for that load instead of loading it again — the quality
+     *     check's tasks on one executor all start at block 0, and each load reads, widens and, on the
+     *     GPU, uploads the block)
      * @throws ModelWeightsException when a tensor is missing or misshapen
      */
     public Weights blockWeights(int layer) {
         adapter.checkLayer(layer);
         Weights w = blocks.get(layer);
-        if (w == null) {
-            w = adapter.loadBlock(source, layer);
-            if (!blocks.compareAndSet(layer, null, w)) {
-                w = blocks.get(layer);
-            }
+        if (w != null) {
+            return w;
         }
-        return w;
+        synchronized (loadLocks[layer]) {
+            w = blocks.get(layer);
+            if (w == null) {
+                w = adapter.loadBlock(source, layer);
+                blocks.set(layer, w);
+            }
+            return w;
+        }
     }
 
     /**
