@@ -31,7 +31,7 @@ public final class Finite {
         for (int i = 0; i < data.length; i++) {
             float v = data[i];
             if (Float.isNaN(v) || Float.isInfinite(v)) {
-                throw new NumericsException(what + " has " + v + " at [" + (i / cols) + ", " + (i % cols) + "]; " + fix);
+                throw nonFinite(what, v, i / cols, i % cols, fix);
             }
         }
     }
@@ -50,9 +50,23 @@ public final class Finite {
         for (int i = 0; i < data.length; i++) {
             double v = data[i];
             if (Double.isNaN(v) || Double.isInfinite(v)) {
-                throw new NumericsException(what + " has " + v + " at [" + (i / cols) + ", " + (i % cols) + "]; " + fix);
+                throw nonFinite(what, v, i / cols, i % cols, fix);
             }
         }
+    }
+
+    /**
+     * The error for a NaN or infinity found in a tensor.
+     *
+     * @param what the tensor's role and name
+     * @param v the value (NaN or ±∞)
+     * @param row its row
+     * @param col its column
+     * @param fix the sentence telling the user what to do
+     * @return {@code "<what> has <v> at [row, col]; <fix>"}
+     */
+    public static NumericsException nonFinite(String what, double v, int row, int col, String fix) {
+        return new NumericsException(what + " has " + v + " at [" + row + ", " + col + "]; " + fix);
     }
 
     /**

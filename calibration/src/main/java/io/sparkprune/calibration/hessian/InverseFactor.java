@@ -174,7 +174,7 @@ public final class InverseFactor implements Serializable, AutoCloseable {
         for (int j = bad; j < n; j++, p++) {
             double v = packed[p] * scale;
             if (Double.isNaN(v) || Double.isInfinite(v)) {
-                throw new NumericsException(what + " has " + v + " at [" + bad + ", " + j + "]; " + NON_FINITE_FIX);
+                throw Finite.nonFinite(what, v, bad, j, NON_FINITE_FIX);
             }
         }
     }

@@ -1864,12 +1864,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 if (!open) {
                     return;
                 }
-                openFactors.remove(this);
-                if (closed) {
-                    open = false; // freed by the backend's close
-                    packed = u32 = h32 = scratch = null;
-                    return;
-                }
+                openFactors.remove(this); // (a closed backend released its factors already: open is false then)
                 current();
                 release();
             }

@@ -131,8 +131,18 @@ class BlockApiTest {
                 });
     }
 
-    @Test
-    void blocksReleaseEveryMatrixTheyMakeSoOneWorkspaceCanRunManyBlocks() throws Exception {
+    /** What a test does with the two models and a counting workspace ({@link #withCountingWorkspace}). */
+    @FunctionalInterface
+    private interface CountingBody {
+        void run(TransformerModel llama, TransformerModel bert, LlamaFixtureTest.Expected exp,
+                 io.sparkprune.kernels.ForwardWorkspace ws, java.util.Set<Object> live) throws Exception;
+    }
+
+    /**
+     * Runs {@code body} with the Llama fixture, the tiny BERT, and a {@link #counting} host workspace whose
+     * live matrices are in {@code live}.
+     */
+    private static void withCountingWorkspace(CountingBody body) throws Exception {
         Path dir = LlamaFixtureTest.fixture("llama-gqa-tied");
         LlamaFixtureTest.Expected exp = LlamaFixtureTest.expected(dir);
         TransformerModel bert = TransformerModel.of(TinyBert.CONFIG, TensorSource.of(TinyBert.tensors(7), "tiny"), backend);
@@ -140,7 +150,13 @@ class BlockApiTest {
              io.sparkprune.kernels.HostWorkspace hw = new io.sparkprune.kernels.HostWorkspace(backend,
                      io.sparkprune.kernels.ForwardPrecision.FP32)) {
             java.util.Set<Object> live = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
-            io.sparkprune.kernels.ForwardWorkspace ws = counting(hw, live);
+            body.run(llama, bert, exp, counting(hw, live), live);
+        }
+    }
+
+    @Test
+    void blocksReleaseEveryMatrixTheyMakeSoOneWorkspaceCanRunManyBlocks() throws Exception {
+        withCountingWorkspace((llama, bert, exp, ws, live) -> {
             TokenBatch lb = TokenBatch.of(exp.ids()[1]);
             HiddenStates lo = llama.adapter().block(ws, 1, llama.blockWeights(1), llama.embed(lb), LinearObserver.NONE);
             assertThat(live).as("Llama block").isEmpty();
@@ -149,19 +165,12 @@ class BlockApiTest {
             TokenBatch bb = TokenBatch.of(new int[][] {{2, 5, 9, 11, 3}, {2, 7, 3}});
             bert.adapter().block(ws, 0, bert.blockWeights(0), bert.embed(bb), LinearObserver.NONE);
             assertThat(live).as("BERT block").isEmpty();
-        }
+        });
     }
 
     @Test
     void observeShowsTheObserverWhatBlockShowsItAndReleasesEverything() throws Exception {
-        Path dir = LlamaFixtureTest.fixture("llama-gqa-tied");
-        LlamaFixtureTest.Expected exp = LlamaFixtureTest.expected(dir);
-        TransformerModel bert = TransformerModel.of(TinyBert.CONFIG, TensorSource.of(TinyBert.tensors(7), "tiny"), backend);
-        try (TransformerModel llama = TransformerModel.open(dir, backend);
-             io.sparkprune.kernels.HostWorkspace hw = new io.sparkprune.kernels.HostWorkspace(backend,
-                     io.sparkprune.kernels.ForwardPrecision.FP32)) {
-            java.util.Set<Object> live = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
-            io.sparkprune.kernels.ForwardWorkspace ws = counting(hw, live);
+        withCountingWorkspace((llama, bert, exp, ws, live) -> {
             TokenBatch lb = TokenBatch.of(java.util.Arrays.copyOf(exp.ids()[0], 21), exp.ids()[1]);
             TokenBatch bb = TokenBatch.of(new int[][] {{2, 5, 9, 11, 3}, {2, 7, 3}});
             for (TransformerModel m : List.of(llama, bert)) {
@@ -184,7 +193,7 @@ class BlockApiTest {
                     assertThat(b.x()).as(a.group()).containsExactly(a.x());
                 }
             }
-        }
+        });
     }
 
     @Test
