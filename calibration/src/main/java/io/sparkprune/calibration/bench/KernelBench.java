@@ -23,7 +23,9 @@ import java.util.SplittableRandom;
  * times are wall-clock medians after a warm-up, each run synchronized.
  *
  * <p>Usage: {@code KernelBench [--shapes 4096x4096,...] [--patterns 50%,2:4,2:4+int4] [--repeat R]
- * [--tc-tflops T] [--profile]} where T is PyTorch's measured tensor-core rate, printed for reference;
+ * [--tc-tflops T] [--profile] [--lazy-blocks B,...]} where T is PyTorch's measured tensor-core rate,
+ * printed for reference; {@code --lazy-blocks} times each pruning step once per listed super-block size
+ * of the solve's lazy updates ({@link CudaBackend#lazyUpdateBlocks(int)}; default: the backend's);
  * {@code --profile} adds, per shape and pattern, one more pruning step with every kernel launch and
  * device allocation timed on its own ({@link CudaBackend#profileLaunches}): where the step's time goes.
  */
@@ -54,6 +56,7 @@ public final class KernelBench {
         int repeat = 3;
         double tc = Double.NaN;
         boolean profile = false;
+        List<Integer> lazy = List.of(CudaBackend.DEFAULT_LAZY_BLOCKS);
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--shapes" -> shapes = List.of(args[++i].split(","));
@@ -61,8 +64,9 @@ public final class KernelBench {
                 case "--repeat" -> repeat = Integer.parseInt(args[++i]);
                 case "--tc-tflops" -> tc = Double.parseDouble(args[++i]);
                 case "--profile" -> profile = true;
+                case "--lazy-blocks" -> lazy = Arrays.stream(args[++i].split(",")).map(Integer::valueOf).toList();
                 default -> throw new IllegalArgumentException("unknown option " + args[i]
-                        + "; use --shapes, --patterns, --repeat, --tc-tflops, --profile");
+                        + "; use --shapes, --patterns, --repeat, --tc-tflops, --profile, --lazy-blocks");
             }
         }
         SplittableRandom rnd = new SplittableRandom(7);
@@ -90,13 +94,18 @@ public final class KernelBench {
                                 shape, "H TF32", tMs, 1000 * (double) ref[4], 1000 * (double) ref[4] / tMs, ">= 4x"));
                     }
                     for (String pat : patterns) {
-                        double[] t = c.pruneStep(pat, repeat);
-                        double refMs = ref == null ? Double.NaN : 1000 * (double) ref[1 + Arrays.asList(PATTERNS).indexOf(pat)];
-                        table.add(String.format(Locale.ROOT, "%-11s %-9s %10.1f %10.1f %7.1fx %8s   %.1f + %.1f", shape,
-                                pat, t[0], refMs, refMs / t[0], ">= 20x", t[1], t[2]));
-                        if (profile) {
-                            profiles.add("-- " + shape + " " + pat + ": launch profile of one pruning step\n"
-                                    + c.profiledStep(pat));
+                        for (int lb : lazy) {
+                            gpu.lazyUpdateBlocks(lb);
+                            String label = lazy.size() > 1 ? pat + " lb" + lb : pat;
+                            double[] t = c.pruneStep(pat, repeat);
+                            double refMs = ref == null ? Double.NaN
+                                    : 1000 * (double) ref[1 + Arrays.asList(PATTERNS).indexOf(pat)];
+                            table.add(String.format(Locale.ROOT, "%-11s %-9s %10.1f %10.1f %7.1fx %8s   %.1f + %.1f", shape,
+                                    label, t[0], refMs, refMs / t[0], ">= 20x", t[1], t[2]));
+                            if (profile) {
+                                profiles.add("-- " + shape + " " + label + ": launch profile of one pruning step\n"
+                                        + c.profiledStep(pat));
+                            }
                         }
                     }
                 }

@@ -106,6 +106,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private static final System.Logger LOG = System.getLogger(CudaBackend.class.getName());
     /** Widest column block the fused block kernel handles (its register and shared-memory layout). */
     public static final int MAX_BLOCK_WIDTH = 128;
+    /** Default blocks per super-block of the device solve's two-level lazy updates ({@link #lazyUpdateBlocks(int)}). */
+    public static final int DEFAULT_LAZY_BLOCKS = 4;
     private static final int BLOCK_WARPS = 16;
     private static final int BLOCK_SMEM = (MAX_BLOCK_WIDTH * MAX_BLOCK_WIDTH + BLOCK_WARPS * MAX_BLOCK_WIDTH) * 4;
     /**
@@ -190,6 +192,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private final CUfunction fUnstrMark;
     private final CUfunction fUnstrTies;
     private final Fns fn;
+    private volatile int lazyBlocks = DEFAULT_LAZY_BLOCKS;
     /** Compute capability as 10 · major + minor (90 for H100/H200). */
     private final int computeCapability;
     /** The kernels of {@value #FATBIN_SM90A}, or null when not loaded. */
@@ -1106,7 +1109,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      *
      * <p>On this backend: W ({@code rows × cols} fp32), U ({@code cols × cols} fp32), the mask and the
      * codes stay on the device for the whole loop; per block one fused {@code sparsegpt_block} launch and
-     * one {@code sgemm_f32} lazy update, launched without host synchronization. Unstructured and block
+     * the two-level lazy updates of {@link #lazyUpdateBlocks(int)} (3xTF32 on Hopper, else
+     * {@code sgemm_f32}), launched without host synchronization. Unstructured and block
      * patterns download the block's current weights ({@code rows × blockSize} fp32) for the host selector
      * and upload its mask. Blocks wider than {@value #MAX_BLOCK_WIDTH} columns are refused.
      *
@@ -1166,15 +1170,18 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         long rc = (long) rows * cols;
         boolean host = job.selector() != null;
         boolean unstr = job.unstructured() > 0;
+        // super-blocks of lazyBlocks blocks: the lazy updates inside a super-block reach only its own
+        // columns; the columns right of it get one update per super-block with an inner dimension of sw
+        final int sw = Math.min(cols, bs * lazyBlocks);
         try (DeviceBuffer dm = alloc(host ? (long) rows * bs : rc, "solve mask");
              DeviceBuffer dk = alloc(unstr ? 4L * rows * bs : 8, "solve scores");
              DeviceBuffer ds = alloc(unstr ? 4L * (4 + 256) : 8, "solve select state");
-             DeviceBuffer de = alloc(4L * rows * bs, "solve Err");
+             DeviceBuffer de = alloc(4L * rows * sw, "solve Err");
              DeviceBuffer dg = alloc(host ? 4L * rows * bs : 8, "solve block gather");
              DeviceBuffer dl = alloc(8L * rows, "solve loss");
              DeviceBuffer dq = alloc(q == null ? 8 : 8L * rows * groups, "solve grids");
              DeviceBuffer dc = alloc(q == null ? 8 : rc, "solve codes");
-             DeviceBuffer dsplit = alloc(lazy3xTf32(bs) ? 4L * 2 * ((long) rows + cols) * bs : 8, "solve 3xTF32 splits")) {
+             DeviceBuffer dsplit = alloc(lazy3xTf32(bs) ? 4L * 2 * ((long) rows + cols) * sw : 8, "solve 3xTF32 splits")) {
             dm.zero(0, dm.bytes());
             dl.zero(0, 8L * rows);
             if (q != null) {
@@ -1184,8 +1191,11 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             float[] blockW = host ? new float[rows * bs] : null;
             byte[] blockMask = host ? new byte[rows * bs] : null;
             for (int i1 = 0; i1 < cols; i1 += bs) {
-                int i2 = Math.min(cols, i1 + bs);
+                int s1 = i1 / sw * sw;
+                int s2 = Math.min(cols, s1 + sw);
+                int i2 = Math.min(s2, i1 + bs);
                 int width = i2 - i1;
+                CUdeviceptr err = de.at(4L * (i1 - s1));
                 CUdeviceptr mptr;
                 int ldm;
                 if (host) {
@@ -1211,20 +1221,19 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 }
                 int gOff = q == null || q.groupSize() == 0 ? 0 : i1 / q.groupSize();
                 blockDevice(rows, width, dwp.withByteOffset(4L * i1), cols, dup.withByteOffset(4L * ((long) i1 * cols + i1)),
-                        cols, de.pointer(), width, mptr, ldm, job.nmKeep(), job.nmGroup(), q == null ? 0 : q.bits(),
+                        cols, err, sw, mptr, ldm, job.nmKeep(), job.nmGroup(), q == null ? 0 : q.bits(),
                         q != null && q.symmetric(), q == null ? 0 : q.groupSize(), q == null ? dq.pointer() : dq.at(4L * gOff),
                         q == null ? dq.pointer() : dq.at(4L * ((long) rows * groups + gOff)), groups,
                         q == null ? dc.pointer() : dc.at(i1), cols,
                         dl.pointer(), false);
-                if (i2 < cols) {
-                    CUdeviceptr ublk = dup.withByteOffset(4L * ((long) i1 * cols + i2));
-                    if (lazy3xTf32(width)) {
-                        lazyUpdate3xTf32(rows, cols - i2, width, de.pointer(), ublk, cols, dwp.withByteOffset(4L * i2), cols,
-                                dsplit, i1);
-                    } else {
-                        sgemmDeviceAsync(false, false, rows, cols - i2, width, -1f, de.pointer(), width, ublk, cols, 1f,
-                                dwp.withByteOffset(4L * i2), cols, "lazy update block " + i1);
-                    }
+                if (i2 < s2) {
+                    // W[:, i2:s2] −= Err[:, i1:i2] · U[i1:i2, i2:s2]
+                    lazyUpdate(rows, s2 - i2, width, err, sw, dup.withByteOffset(4L * ((long) i1 * cols + i2)), cols,
+                            dwp.withByteOffset(4L * i2), cols, dsplit, i1);
+                } else if (s2 < cols) {
+                    // W[:, s2:] −= Err[:, s1:s2] · U[s1:s2, s2:]
+                    lazyUpdate(rows, cols - s2, s2 - s1, de.pointer(), sw, dup.withByteOffset(4L * ((long) s1 * cols + s2)),
+                            cols, dwp.withByteOffset(4L * s2), cols, dsplit, s1);
                 }
             }
             Driver.check("SparseGPT solve " + rows + "x" + cols + " (fused blocks + lazy updates)",
@@ -1248,6 +1257,49 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     }
 
     /**
+     * One lazy update {@code C −= Err · Ublk} of the solve (C rows × n, Err rows × k, Ublk k × n), on the
+     * Hopper 3xTF32 kernel when {@link #lazy3xTf32} allows it, else on {@code sgemm_f32}; launched without
+     * waiting. {@code i1} is the first column of the Err columns (for error messages).
+     */
+    private void lazyUpdate(int rows, int n, int k, CUdeviceptr err, int lde, CUdeviceptr ublk, int ldu, CUdeviceptr c,
+                            int ldc, DeviceBuffer split, int i1) {
+        if (lazy3xTf32(k)) {
+            lazyUpdate3xTf32(rows, n, k, err, lde, ublk, ldu, c, ldc, split, i1);
+        } else {
+            sgemmDeviceAsync(false, false, rows, n, k, -1f, err, lde, ublk, ldu, 1f, c, ldc, "lazy update from column " + i1);
+        }
+    }
+
+    /**
+     * Blocks per super-block of the device solve's two-level lazy updates ({@link #lazyUpdateBlocks(int)}).
+     *
+     * @return blocks per super-block, ≥ 1
+     */
+    public int lazyUpdateBlocks() {
+        return lazyBlocks;
+    }
+
+    /**
+     * Sets how many column blocks form one super-block of the device solve's lazy updates (default
+     * {@value #DEFAULT_LAZY_BLOCKS}). After each block, only the columns left in its super-block are
+     * updated (an inner dimension of one block); after each super-block, all columns right of it get one
+     * update with an inner dimension of the super-block's width. In exact arithmetic this is the same as
+     * updating everything after each block (SparseGPT, arXiv 2301.00774 §3.3 "lazy batch-updates",
+     * from GPTQ arXiv 2210.17323 §4 step 2, applied at two levels); in fp32 only the summation order of
+     * W's updates changes, and W is read and written about {@code blocks} times less often. 1 gives the
+     * one-level schedule of the reference.
+     *
+     * @param blocks blocks per super-block, 1 to 64
+     * @throws IllegalArgumentException outside 1..64
+     */
+    public void lazyUpdateBlocks(int blocks) {
+        if (blocks < 1 || blocks > 64) {
+            throw new IllegalArgumentException("lazy-update blocks per super-block must be 1..64, got " + blocks);
+        }
+        lazyBlocks = blocks;
+    }
+
+    /**
      * Whether the solve's lazy updates of {@code width}-column blocks run on the Hopper 3xTF32 kernel:
      * Hopper kernels in use and a block width whose rows are whole 16-byte copies.
      */
@@ -1266,14 +1318,15 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * @param rows rows of W
      * @param n columns updated ({@code cols − i2})
      * @param width block width (the inner dimension), a multiple of 4
-     * @param err Err, rows × width (row stride width)
+     * @param err Err, rows × width
+     * @param lde Err's row stride
      * @param ublk U[i1, i2], width × n with row stride ldu
      * @param c W[:, i2], rows × n with row stride ldc, updated in place
      * @param split scratch of at least 8·(rows + n)·width bytes
      * @param i1 the block's first column (for error messages)
      */
-    private void lazyUpdate3xTf32(int rows, int n, int width, CUdeviceptr err, CUdeviceptr ublk, int ldu, CUdeviceptr c,
-                                  int ldc, DeviceBuffer split, int i1) {
+    private void lazyUpdate3xTf32(int rows, int n, int width, CUdeviceptr err, int lde, CUdeviceptr ublk, int ldu,
+                                  CUdeviceptr c, int ldc, DeviceBuffer split, int i1) {
         long ea = (long) rows * width;
         long ba = (long) n * width;
         CUdeviceptr ehi = split.pointer();
@@ -1281,7 +1334,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         CUdeviceptr bhi = split.at(8L * ea);
         CUdeviceptr blo = split.at(8L * ea + 4L * ba);
         launchAsync("split_tf32 Err block " + i1, hopper.split, (int) Math.max(1, Math.min(4096, (ea + 255) / 256)), 1,
-                256, 0, Pointer.to(p(rows), p(width), p(err), p(width), p(ehi), p(elo), p(width)));
+                256, 0, Pointer.to(p(rows), p(width), p(err), p(lde), p(ehi), p(elo), p(width)));
         launchAsync("transpose_split_tf32 U block " + i1, hopper.transposeSplit, (n + 31) / 32, (width + 31) / 32, 32, 8, 0,
                 Pointer.to(p(width), p(n), p(ublk), p(ldu), p(bhi), p(blo), p(width)));
         launchAsync("wg_gemm_3xtf32_nt lazy update block " + i1 + " " + rows + "x" + n + "x" + width, hopper.gemm3xTf32,

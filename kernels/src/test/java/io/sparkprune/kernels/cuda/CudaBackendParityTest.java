@@ -317,25 +317,34 @@ class CudaBackendParityTest {
         requireDevice();
         SplittableRandom r = new SplittableRandom(SEED + 3);
         int rows = 1200 + r.nextInt(200); // one row whose 2:4 choices cascade after a near-tie flip stays under 0.1 %
-        int cols = 512;
+        int cols = 900; // 7 blocks, the last 4 columns wide; super-blocks of 2 blocks, the last one partial
         int bs = 128;
         float[] w0 = randomF(r, rows * cols);
         float[] u = inverseFactor(r, cols);
         float[] wg = w0.clone();
         byte[] mg = new byte[rows * cols];
         double[] lg = new double[rows];
-        gpu.sparseGptSolve(new io.sparkprune.kernels.ResidentSolver.SolveJob(rows, cols, bs, wg, u, 2, 4, null, null, mg, lg));
-        // the same loop on the CPU backend: block solve, then the lazy update
+        int lazyBlocks = gpu.lazyUpdateBlocks();
+        gpu.lazyUpdateBlocks(2);
+        try {
+            gpu.sparseGptSolve(new io.sparkprune.kernels.ResidentSolver.SolveJob(rows, cols, bs, wg, u, 2, 4, null, null, mg,
+                    lg));
+        } finally {
+            gpu.lazyUpdateBlocks(lazyBlocks);
+        }
+        // the reference's one-level loop on the CPU backend: block solve, then the lazy update of all
+        // columns right of the block
         float[] wc = w0.clone();
         byte[] mc = new byte[rows * cols];
         double[] lc = new double[rows];
         float[] err = new float[rows * bs];
         for (int i1 = 0; i1 < cols; i1 += bs) {
-            int i2 = i1 + bs;
-            cpu.sparseGptBlock(new SparseGptBlock(rows, bs, new FloatView(wc, i1, cols), new FloatView(u, i1 * cols + i1, cols),
-                    new FloatView(err, 0, bs), new ByteView(mc, i1, cols), 2, 4, null, lc, 0));
+            int width = Math.min(bs, cols - i1);
+            int i2 = i1 + width;
+            cpu.sparseGptBlock(new SparseGptBlock(rows, width, new FloatView(wc, i1, cols), new FloatView(u, i1 * cols + i1, cols),
+                    new FloatView(err, 0, width), new ByteView(mc, i1, cols), 2, 4, null, lc, 0));
             if (i2 < cols) {
-                cpu.sgemm(false, false, rows, cols - i2, bs, -1f, err, 0, bs, u, i1 * cols + i2, cols, 1f, wc, i2, cols);
+                cpu.sgemm(false, false, rows, cols - i2, width, -1f, err, 0, width, u, i1 * cols + i2, cols, 1f, wc, i2, cols);
             }
         }
         int same = 0;
