@@ -110,14 +110,14 @@ a, b = sys.argv[1], sys.argv[2]
 ta = {}; tb = {}
 for f in sorted(glob.glob(a + "/*.safetensors")): ta.update(load_file(f))
 for f in sorted(glob.glob(b + "/*.safetensors")): tb.update(load_file(f))
-same = total = 0; worst = 0.0; per_layer = {}
+same = total = 0; worst = 0.0; per_layer = {}; per_tensor = {}
 for k, x in ta.items():
     y = tb[k]
     sep = ".layers." if ".layers." in k else ".layer."
     if x.dim() == 2 and sep in k:
         mx, my = (x == 0), (y == 0)
         s1, n1 = int((mx == my).sum()), mx.numel()
-        same += s1; total += n1
+        same += s1; total += n1; per_tensor[k] = s1 / n1
         layer = int(k.split(sep)[1].split(".")[0])
         a0, b0 = per_layer.get(layer, (0, 0)); per_layer[layer] = (a0 + s1, b0 + n1)
         d = (x.float() - y.float()).norm() / max(x.float().norm(), 1e-30)
@@ -126,6 +126,8 @@ ra = json.load(open(a + "/report.json")); rb = json.load(open(b + "/report.json"
 print(f"mask agreement over pruned tensors: {same / total:.6f} ({total} entries); worst relative weight difference {worst:.3e}")
 print("mask agreement per layer (sequential mode: later layers see inputs that already differ):",
       {l: round(a / b, 6) for l, (a, b) in sorted(per_layer.items())})
+print("the 12 tensors with the lowest mask agreement:",
+      {k: round(v, 6) for k, v in sorted(per_tensor.items(), key=lambda kv: kv[1])[:12]})
 for name, r in (("cpu", ra), ("cuda", rb)):
     q = r["quality"]
     print(f"{name}: quality {json.dumps({k: v for k, v in q.items() if not isinstance(v, (list, dict))})};"

@@ -232,19 +232,33 @@ public final class PruneJob {
             for (int layer = 0; layer < firstLayer; layer++) {
                 long tl = System.nanoTime();
                 committed.put(layer, log);
-                hidden = advance(ctx, hidden, layer, log, committed.get(layer));
+                JavaRDD<HiddenStates> next = advance(ctx, hidden, layer, log, committed.get(layer));
+                jsc.setJobGroup("layer-" + layer, "layer " + layer + ": replay the forward pass with its committed weights",
+                        false);
+                next.count();
+                hidden.unpersist(false);
+                hidden = next;
                 stageSeconds.merge("resume_replay", seconds(tl), Double::sum);
             }
             List<ObjectNode> tensorMetrics = new ArrayList<>();
             for (int layer = 0; layer < firstLayer; layer++) {
                 tensorMetrics.addAll(readLayerMetrics(log, layer));
             }
+            // Block ℓ's output is not computed in a stage of its own: the RDD is defined (advance) and
+            // persisted, and the Hessian stage of block ℓ + 1 computes each partition of it in the same
+            // task, right before running block ℓ + 1 on it. Block ℓ's input can go once that stage has
+            // materialized block ℓ's output; the last block's output is never computed.
+            JavaRDD<HiddenStates> consumed = null;
             for (int layer = firstLayer; layer < adapter.numLayers(); layer++) {
                 long tl = System.nanoTime();
                 Map<String, Double> phasesBefore = phases.value();
                 List<ObjectNode> metrics = pruneLayer(ctx, adapter, plan, hidden, layer, log);
+                if (consumed != null) {
+                    consumed.unpersist(false);
+                }
                 committed.put(layer, log);
                 tensorMetrics.addAll(metrics);
+                consumed = hidden;
                 hidden = advance(ctx, hidden, layer, log, committed.get(layer));
                 double secs = seconds(tl);
                 double meanErr = metrics.stream().mapToDouble(m -> m.get("relative_reconstruction_error").asDouble())
@@ -253,6 +267,9 @@ public final class PruneJob {
                         layer + 1, adapter.numLayers(), metrics.size(), secs, meanErr));
                 LOG.info("layer {}: executor seconds by phase {}", layer + 1, formatPhases(
                         ExecutorPhases.since(phasesBefore, phases.value())));
+            }
+            if (consumed != null) {
+                consumed.unpersist(false);
             }
             hidden.unpersist(false);
 
@@ -346,11 +363,13 @@ public final class PruneJob {
             List<SolveTask> tasks = plan.tasks(layer);
             LayerStaging staging = log.stage(layer);
             if (tasks.isEmpty()) {
+                hidden.count(); // no Hessian stage computes this block's input: materialize it here
                 log.commit(layer, List.of(), "[]".getBytes(StandardCharsets.UTF_8));
                 return List.of();
             }
             long th = System.nanoTime();
-            jsc.setJobGroup("layer-" + layer, "layer " + layer + ": Hessians of " + plan.groups(layer), false);
+            jsc.setJobGroup("layer-" + layer, "layer " + layer + ": Hessians of " + plan.groups(layer)
+                    + (layer > 0 ? " (and block " + (layer - 1) + "'s forward pass, which computes their input)" : ""), false);
             List<String> groupNames = plan.groups(layer);
             HessianPrecision precision = ctx.recipe().calibration().hessianPrecision();
             ForwardPrecision forward = ctx.recipe().calibration().forwardPrecision();
@@ -451,14 +470,17 @@ public final class PruneJob {
             return metrics;
         }
 
+        /**
+         * Defines block {@code layer}'s output over the calibration partitions, persisted at the job's
+         * storage level, without computing it: whichever Spark job uses it first computes it (the next
+         * block's Hessian stage, or the caller's {@code count()}). The caller unpersists {@code hidden}
+         * once the result has been materialized.
+         */
         private JavaRDD<HiddenStates> advance(JobContext ctx, JavaRDD<HiddenStates> hidden, int layer, CommitLog log,
                                               Map<String, List<ShardRecord>> shards) {
             boolean sequential = ctx.recipe().prune().pipeline() == PipelineMode.SEQUENTIAL;
             String layerDir = log.layerDir(layer).toString();
             ForwardPrecision forward = ctx.recipe().calibration().forwardPrecision();
-            long t = System.nanoTime();
-            jsc.setJobGroup("layer-" + layer, "layer " + layer + ": forward with " + (sequential ? "pruned" : "dense")
-                    + " weights", false);
             ExecutorPhases ph = phases;
             JavaRDD<HiddenStates> next = hidden.mapPartitions(it -> {
                 ModelAdapter a = ctx.adapter();
@@ -474,9 +496,6 @@ public final class PruneJob {
                 ph.time("forward.compute", tf);
                 return res.iterator();
             }, true).persist(storage);
-            next.count();
-            hidden.unpersist(false);
-            stageSeconds.merge("forward", seconds(t), Double::sum);
             return next;
         }
 
