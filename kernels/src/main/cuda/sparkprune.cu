@@ -805,3 +805,6 @@ sparsegpt_block_rows(int rows, int width,
 #include "gemm_tc.cuh"
 
 } // extern "C"
+
+// Lane-per-row-segment variants of sparsegpt_block (C++ templates, their kernels declared extern "C" there).
+#include "sparsegpt_lanes.cuh"
