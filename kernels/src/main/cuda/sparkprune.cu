@@ -505,6 +505,9 @@ __global__ void __launch_bounds__(256) row_dot_f64(int rows, int n, const float*
 //   quantization of q, e = (w - q) / U[i,i], loss += e^2 (fp64), w[j] -= e * U[i,j] for j > i.
 // Per-row losses are added to loss[row] (fp64).
 // Dynamic shared memory: SB_W*SB_W floats for U plus SB_W floats per warp.
+// Faster twins with the same parameters and bits: sparsegpt_block_rows (below) and the lane kernels of
+// sparsegpt_lanes.cuh (L lanes per row), which CudaBackend.blockDevice prefers; this kernel remains the
+// fall-back for N:M groups wider than the lanes and the reference of tools/device/block_probe.py.
 // ------------------------------------------------------------------------------------------------
 #define SB_W 128
 #define SB_SLOTS (SB_W / 32)
@@ -805,3 +808,6 @@ sparsegpt_block_rows(int rows, int width,
 #include "gemm_tc.cuh"
 
 } // extern "C"
+
+// Lane-per-row-segment variants of sparsegpt_block (C++ templates, their kernels declared extern "C" there).
+#include "sparsegpt_lanes.cuh"

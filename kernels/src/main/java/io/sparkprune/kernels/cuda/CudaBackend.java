@@ -115,9 +115,112 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * {@code sparsegpt_block} (one warp per row). Both compute the same bits; on an H200 (2026-11-21,
      * {@code tools/device/solve_probe.py}, 2:4, all 32 blocks of a 4096-column tensor) the thread
      * kernel took 6.0 ms for 11008 and 14336 rows against 9.4 and 11.1 ms, but 6.8 ms for 4096 rows
-     * against 3.4 ms (one warp per multiprocessor is too little to hide its latencies).
+     * against 3.4 ms (one warp per multiprocessor is too little to hide its latencies). With
+     * {@link BlockKernel#AUTO} the same bound now splits the lane kernels: {@code sparsegpt_block_l16}
+     * below it, {@code sparsegpt_block_l8} from it (the old kernels serve N:M groups wider than the lanes;
+     * {@code tools/device/block_probe.py} times every variant).
      */
     static final int BLOCK_ROWS_MIN = 8192;
+    /**
+     * The fused block kernels, all computing the same bits (see {@code sparsegpt_lanes.cuh}):
+     * {@link #AUTO} lets {@link CudaBackend} choose by rows; the others force one kernel for A/B timings
+     * and tests ({@link #blockKernel(BlockKernel)}). A lane kernel forced for an N:M group that does not
+     * divide its lanes, or {@link #ROWS} on a device where it does not fit, falls back to {@link #WARP}.
+     */
+    public enum BlockKernel {
+        /** By rows: {@link #L16} below {@link CudaBackend#BLOCK_ROWS_MIN} rows, {@link #L8} from there. */
+        AUTO(null, 0, 0),
+        /** {@code sparsegpt_block}: one warp per row. */
+        WARP("sparsegpt_block", 32, 1),
+        /** {@code sparsegpt_block_rows}: one thread per row, row state in shared memory. */
+        ROWS("sparsegpt_block_rows", 1, 1),
+        /** {@code sparsegpt_block_l4}: 4 lanes per row. */
+        L4("sparsegpt_block_l4", 4, 1),
+        /** {@code sparsegpt_block_l8}: 8 lanes per row. */
+        L8("sparsegpt_block_l8", 8, 1),
+        /** {@code sparsegpt_block_l16}: 16 lanes per row. */
+        L16("sparsegpt_block_l16", 16, 1),
+        /** {@code sparsegpt_block_l8r2}: 8 lanes per pair of rows. */
+        L8R2("sparsegpt_block_l8r2", 8, 2),
+        /** {@code sparsegpt_block_l16r2}: 16 lanes per pair of rows. */
+        L16R2("sparsegpt_block_l16r2", 16, 2);
+
+        final String kernel;
+        /** Lanes per row group (32: one warp per row; 1: one thread per row). */
+        final int lanes;
+        /** Rows per group of lanes. */
+        final int rowsPerLanes;
+
+        BlockKernel(String kernel, int lanes, int rowsPerLanes) {
+            this.kernel = kernel;
+            this.lanes = lanes;
+            this.rowsPerLanes = rowsPerLanes;
+        }
+
+        /** @return whether this is one of the lane kernels of {@code sparsegpt_lanes.cuh} */
+        boolean isLanes() {
+            return lanes > 1 && lanes < 32;
+        }
+    }
+
+    /** Most threads per block of the lane kernels (their SL_MAX_THREADS). */
+    static final int LANES_MAX_THREADS = 512;
+
+    /**
+     * Dynamic shared memory of a lane kernel (its {@code SL_SMEM}): the packed upper triangle of the
+     * 128 × 128 block of U and its diagonal (fp32), plus per row the errors (129 fp32) and codes (132 bytes).
+     *
+     * @param rowsPerBlock rows per thread block, {@code rowsPerLanes · threads / lanes}
+     * @return bytes
+     */
+    static int laneSmem(int rowsPerBlock) {
+        int w = MAX_BLOCK_WIDTH;
+        return 4 * (w * (w + 1) / 2 + w) + rowsPerBlock * (4 * (w + 1) + w + 4);
+    }
+
+    /**
+     * Threads per block of a lane kernel: the rows of one multiprocessor's share split into as few
+     * thread blocks of at most {@value #LANES_MAX_THREADS} threads as possible, each rounded up to whole
+     * warps, so that the blocks spread evenly over the multiprocessors.
+     *
+     * @param rows rows of the block solve, ≥ 1
+     * @param sms the device's multiprocessors, ≥ 1
+     * @param lanes lanes per row group (4, 8 or 16)
+     * @param rowsPerLanes rows per lane group (1 or 2)
+     * @return a multiple of 32 in [32, {@value #LANES_MAX_THREADS}]
+     */
+    static int laneThreads(int rows, int sms, int lanes, int rowsPerLanes) {
+        long perSm = ((long) rows + sms - 1) / sms;
+        long threadsPerSm = (perSm + rowsPerLanes - 1) / rowsPerLanes * lanes;
+        long blocks = (threadsPerSm + LANES_MAX_THREADS - 1) / LANES_MAX_THREADS;
+        long t = ((threadsPerSm + blocks - 1) / blocks + 31) / 32 * 32;
+        return (int) Math.max(32, Math.min(LANES_MAX_THREADS, t));
+    }
+
+    /**
+     * The kernel {@code blockDevice} runs.
+     *
+     * @param forced {@link #blockKernel()}
+     * @param rows rows of the block solve
+     * @param nmGroup M of N:M, 0 for a pre-selected mask
+     * @param rowsKernelFits whether {@code sparsegpt_block_rows} fits the device's shared memory
+     * @return never {@link BlockKernel#AUTO}
+     */
+    static BlockKernel chooseBlockKernel(BlockKernel forced, int rows, int nmGroup, boolean rowsKernelFits) {
+        BlockKernel k = forced;
+        if (k == BlockKernel.AUTO) {
+            k = rows >= BLOCK_ROWS_MIN ? BlockKernel.L8 : BlockKernel.L16;
+        }
+        if (k.isLanes() && nmGroup > 0 && k.lanes % nmGroup != 0) {
+            // the group's columns must share one slot of the lane kernel: the old kernels do the rest
+            k = forced == BlockKernel.AUTO && rows >= BLOCK_ROWS_MIN ? BlockKernel.ROWS : BlockKernel.WARP;
+        }
+        if (k == BlockKernel.ROWS && !rowsKernelFits) {
+            k = BlockKernel.WARP;
+        }
+        return k;
+    }
+
     /** Threads (rows) per block of sparsegpt_block_rows, at most (its SR_MAX_THREADS). */
     private static final int BLOCK_ROWS_MAX_THREADS = 128;
 
@@ -156,6 +259,28 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     /** Dynamic shared memory of sparsegpt_block_rows with {@code threads} threads (its SR_SMEM). */
     private static int blockRowsSmem(int threads) {
         return 4 * MAX_BLOCK_WIDTH * MAX_BLOCK_WIDTH + 2 * 4 * MAX_BLOCK_WIDTH * (threads + 1) + 2 * MAX_BLOCK_WIDTH * (threads + 1);
+    }
+
+    private volatile BlockKernel blockKernel = BlockKernel.AUTO;
+
+    /**
+     * The fused block kernel in use ({@link BlockKernel#AUTO} unless {@link #blockKernel(BlockKernel)} forced one).
+     *
+     * @return the setting
+     */
+    public BlockKernel blockKernel() {
+        return blockKernel;
+    }
+
+    /**
+     * Forces one fused block kernel (for A/B timings and tests; every kernel computes the same bits),
+     * or {@link BlockKernel#AUTO}.
+     *
+     * @param kernel the kernel; not null
+     * @throws NullPointerException when null
+     */
+    public void blockKernel(BlockKernel kernel) {
+        this.blockKernel = java.util.Objects.requireNonNull(kernel, "kernel");
     }
 
     /** Diagonal block of the device Cholesky and triangular inverse (kernel constant FB). */
@@ -341,7 +466,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         m.put("inverseCholeskyUpper", "gpu: fp64 blocked Cholesky (potf2_inv_f64 + dgemm_f64) and recursive"
                 + " triangular inverse of the reversed matrix (large products on dgemm_dmma, fp64 tensor cores);"
                 + " also the damped retry (DampedFactorizer)");
-        m.put("sparseGptBlock", "gpu: sparsegpt_block (one launch per block, width <= " + MAX_BLOCK_WIDTH
+        m.put("sparseGptBlock", "gpu: sparsegpt_block_l16 / _l8 by rows (lanes per row; sparsegpt_block or"
+                + " sparsegpt_block_rows for N:M groups wider than the lanes; one launch per block, width <= " + MAX_BLOCK_WIDTH
                 + "; wider blocks delegated); the whole column-block loop with W resident through ResidentSolver"
                 + " (unstructured and block masks selected on the host per block)");
         for (String op : CPU_OPS) {
@@ -1083,7 +1209,21 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         Pointer params = Pointer.to(p(rows), p(width), p(w), p(ldw), p(u), p(ldu), p(err), p(lde), p(mask), p(ldm),
                 p(nmKeep), p(nmGroup), p(qbits), p(qsym ? 1 : 0), p(qgroup), p(scale), p(zero), p(ldq), p(codes), p(ldc),
                 p(loss));
-        if (rows >= BLOCK_ROWS_MIN && fn.blockRowsMaxThreads >= 32) {
+        BlockKernel k = chooseBlockKernel(blockKernel, rows, nmGroup, fn.blockRowsMaxThreads >= 32);
+        if (k.isLanes()) {
+            // a few lanes per row: row columns in registers, many rows in flight per multiprocessor
+            int threads = laneThreads(rows, smCount(), k.lanes, k.rowsPerLanes);
+            int perBlock = k.rowsPerLanes * threads / k.lanes;
+            String what = k.kernel + " rows=" + rows + " width=" + width + " threads=" + threads;
+            CUfunction f = fn.lanes.get(k);
+            if (sync) {
+                launch(what, f, (rows + perBlock - 1) / perBlock, 1, threads, laneSmem(perBlock), params);
+            } else {
+                launchAsync(what, f, (rows + perBlock - 1) / perBlock, 1, threads, laneSmem(perBlock), params);
+            }
+            return;
+        }
+        if (k == BlockKernel.ROWS) {
             // one thread per row: fewer instructions per column step; enough rows to fill the device
             int threads = blockRowsThreads(rows, smCount(), fn.blockRowsMaxThreads);
             String what = "sparsegpt_block_rows rows=" + rows + " width=" + width;
@@ -2004,6 +2144,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         final CUfunction blockRows = function("sparsegpt_block_rows");
         /** Its most threads per block on this device (its shared memory grows with them); 0 = not used. */
         final int blockRowsMaxThreads = blockRowsThreadLimit(optinSmem);
+        /** The lane kernels of sparsegpt_lanes.cuh (same bits as sparsegpt_block). */
+        final java.util.EnumMap<BlockKernel, CUfunction> lanes = new java.util.EnumMap<>(BlockKernel.class);
         /** Whether syrk_packed_tf32's shared memory fits this device (not on A100: 200 KiB > 163 KiB). */
         final boolean syrkTf32Fits = SYRK_TF32_SMEM <= optinSmem;
         final CUfunction rms = function("rmsnorm_f32");
@@ -2026,6 +2168,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         final CUfunction nonFinite = function("first_nonfinite_f32");
 
         Fns() {
+            for (BlockKernel k : BlockKernel.values()) {
+                if (k.isLanes()) {
+                    CUfunction f = function(k.kernel);
+                    // at most 128 rows per block (L4, 512 threads): 116,480 bytes, within every sm_80+ device
+                    maxSmem(k.kernel, f, laneSmem(k.rowsPerLanes * LANES_MAX_THREADS / k.lanes));
+                    lanes.put(k, f);
+                }
+            }
             if (blockRowsMaxThreads >= 32) {
                 maxSmem("sparsegpt_block_rows", blockRows, blockRowsSmem(blockRowsMaxThreads));
             }

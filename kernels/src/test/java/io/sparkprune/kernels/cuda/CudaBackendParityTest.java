@@ -275,6 +275,74 @@ class CudaBackendParityTest {
         }
     }
 
+    /**
+     * Every fused block kernel (forced through {@link CudaBackend#blockKernel(CudaBackend.BlockKernel)}:
+     * the lane kernels of sparsegpt_lanes.cuh, the warp- and thread-per-row kernels) against the CPU
+     * backend, BITWISE: W, Err, mask, codes, grid scales and zeros, per-row losses. Cases: 2:4 and 4:8
+     * (a lane kernel whose lanes the group does not divide falls back to sparsegpt_block), pre-selected
+     * masks, 4- and 8-bit grids per row and per group (32, 64, and 25 on a 100-column block), row counts
+     * that are no multiple of the thread-block rows, blocks of 128, 104 and 100 columns inside wider rows.
+     */
+    @Test
+    void everyBlockKernelMatchesCpuBitwise() {
+        requireDevice();
+        SplittableRandom r = new SplittableRandom(SEED + 7);
+        BlockCase[] cases = {
+            new BlockCase(1 + r.nextInt(700), 128, 2, 4, false, 0, false, 0),
+            new BlockCase(1 + r.nextInt(700), 104, 4, 8, false, 0, false, 0),
+            new BlockCase(1 + r.nextInt(700), 100, 0, 0, true, 0, false, 0),
+            new BlockCase(1 + r.nextInt(700), 128, 2, 4, false, 4, false, 0),
+            new BlockCase(1 + r.nextInt(700), 128, 4, 8, false, 4, false, 32),
+            new BlockCase(1 + r.nextInt(700), 128, 0, 0, true, 8, true, 64),
+            new BlockCase(1 + r.nextInt(700), 100, 2, 4, false, 4, false, 25),
+            new BlockCase(1 + r.nextInt(700), 100, 0, 0, true, 8, true, 0),
+            new BlockCase(4_096 + 1 + r.nextInt(300), 128, 2, 4, false, 0, false, 0),
+        };
+        CudaBackend.BlockKernel before = gpu.blockKernel();
+        try {
+            for (CudaBackend.BlockKernel k : CudaBackend.BlockKernel.values()) {
+                gpu.blockKernel(k);
+                for (BlockCase bc : cases) {
+                    int rows = bc.rows();
+                    int width = bc.width();
+                    int ld = width + 1 + r.nextInt(60);
+                    int off = r.nextInt(3);
+                    float[] wAll = randomF(r, off + rows * ld);
+                    float[] u = inverseFactor(r, width);
+                    byte[] mask = new byte[rows * width];
+                    if (bc.preMask()) {
+                        for (int i = 0; i < mask.length; i++) {
+                            mask[i] = (byte) (r.nextDouble() < 0.5 ? 1 : 0);
+                        }
+                    }
+                    int gcols = bc.qbits() == 0 ? 0 : (bc.qgroup() == 0 ? 1 : width / bc.qgroup());
+                    float[] scale = new float[Math.max(1, rows * gcols)];
+                    float[] zero = new float[Math.max(1, rows * gcols)];
+                    if (bc.qbits() > 0 && bc.qgroup() == 0) {
+                        float[] g = new float[2];
+                        for (int row = 0; row < rows; row++) {
+                            io.sparkprune.kernels.GridMath.fit(wAll, off + row * ld, width, 1, bc.qbits(), bc.sym(), g, 0);
+                            scale[row] = g[0];
+                            zero[row] = g[1];
+                        }
+                    }
+                    Run g = runBlock(gpu, bc, wAll.clone(), off, ld, u, mask.clone(), scale.clone(), zero.clone(), gcols);
+                    Run c = runBlock(cpu, bc, wAll.clone(), off, ld, u, mask.clone(), scale.clone(), zero.clone(), gcols);
+                    String tag = k + " " + bc + " ld=" + ld + " seed=" + SEED;
+                    assertThat(equalBits(g.w, c.w)).as(tag + " W bitwise").isEqualTo(c.w.length);
+                    assertThat(equalBits(g.err, c.err)).as(tag + " Err bitwise").isEqualTo(c.err.length);
+                    assertThat(g.mask).as(tag + " mask").isEqualTo(c.mask);
+                    assertThat(g.loss).as(tag + " loss bitwise").isEqualTo(c.loss);
+                    assertThat(g.codes).as(tag + " codes").isEqualTo(c.codes);
+                    assertThat(equalBits(g.scale, c.scale)).as(tag + " scales bitwise").isEqualTo(c.scale.length);
+                    assertThat(equalBits(g.zero, c.zero)).as(tag + " zeros bitwise").isEqualTo(c.zero.length);
+                }
+            }
+        } finally {
+            gpu.blockKernel(before);
+        }
+    }
+
     private static final class Run {
         float[] w;
         float[] err;
