@@ -18,6 +18,9 @@
 //      splits meet through fp64 atomicAdd.
 //  round_tf32, transpose_round_tf32: cvt.rna.tf32.f32 (round to nearest, ties away from zero),
 //      the rounding of CpuBackend's Tf32.round twin.
+//  dgemm_dmma_sm90: the fp64 product of the device inverse factor (dgemm_dmma's function) on the
+//      sm_90 fp64 tensor-core shape mma.sync.aligned.m16n8k16 .f64 (not wgmma: it has no fp64); see
+//      its comment at the end of this file.
 //
 // Structure (the SparseGPT-independent part of a Hopper GEMM; cf. NVIDIA CUTLASS 3 "sm90 warpgroup
 // MMA" mainloops): 256 threads = 2 warpgroups, each computing 64 rows of the 128-row tile with
@@ -429,8 +432,9 @@ extern "C" __global__ void transpose_round_tf32(int k, int n, const float* X, in
 //   A (16 × KS, row-major): KS / 2 doubles per lane, a[i] at (row g + 8·(i mod 2), col t + 4·(i / 2));
 //   B (KS × 8):             KS / 4 doubles per lane, b[i] at (row t + 4·i, col g);
 //   C/D (16 × 8):           4 doubles per lane, c[i] at (row g + 8·(i / 2), col 2t + (i mod 2)).
-// The m8n8k4 of dgemm_dmma runs Hopper's fp64 tensor cores at about a third of their rate; these
-// shapes issue 4 to 16 times the work per instruction.
+// dgemm_dmma's m8n8k4 reached only ~20-25 of the ~67 fp64 tensor-core TFLOP/s of an H200 on the
+// factor's products (launch profile); these shapes issue 4 to 16 times its work per instruction.
+// DG9_KS picks the shape (16 by default; tools/device/dgemm_probe.py times the others).
 //
 // Tiling: one 128 × 128 tile of C per 256-thread block (8 warps as 2 × 4, 64 × 32 per warp: 4 × 4 mma
 // tiles of 16 × 8, 64 fp64 accumulators per lane, so one block per SM by registers), tiles visited in

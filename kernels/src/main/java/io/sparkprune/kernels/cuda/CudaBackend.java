@@ -1422,7 +1422,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         info.zero(0, 4);
         // Two levels of blocking: panels of PANEL columns are factored by FB-column steps whose rank-FB
         // updates stay inside the panel; the rest of the matrix gets one rank-PANEL update per panel,
-        // a product with an inner dimension of PANEL that runs on the fp64 tensor cores (dgemm_dmma)
+        // a product with an inner dimension of PANEL that runs on the fp64 tensor cores (dgemm_dmma, or
+        // dgemm_dmma_sm90 with hopperKernels())
         for (int p0 = 0; p0 < n; p0 += PANEL) {
             int pEnd = Math.min(n, p0 + PANEL);
             for (int k0 = p0; k0 < pEnd; k0 += FB) {
@@ -1983,7 +1984,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private static final int DGEMM_DMMA_SMEM = 3 * 2 * (128 * 20) * 8;
     /**
      * Columns per outer panel of the device Cholesky: the trailing update after each panel is a
-     * product with this inner dimension, on dgemm_dmma (≥ {@link #DMMA_MIN_K}).
+     * product with this inner dimension, on the fp64 tensor cores (≥ {@link #DMMA_MIN_K}: dgemm_dmma, or
+     * dgemm_dmma_sm90 with {@link #hopperKernels()}).
      */
     private static final int PANEL = 512;
     /**
