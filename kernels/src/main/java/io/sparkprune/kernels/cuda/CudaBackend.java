@@ -1339,16 +1339,18 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * {@code lowerC}: only C's lower triangle is written; {@code aLower} / {@code bLower}: A / op(B) is
      * lower triangular with its zeros stored, so the kernels skip the products with those zeros (the
      * result is bitwise the same; see dgemm_f64 in sparkprune.cu). Products with an inner dimension of
-     * at least {@link #DMMA_MIN_K} run on the fp64 tensor cores: {@code dgemm_dmma_sm90} (hopper.cu,
-     * {@code mma.sync} m16n8k16 f64) with {@link #hopperKernels()}, else {@code dgemm_dmma} (m8n8k4);
-     * the others on {@code dgemm_f64} (FMA pipes).
+     * at least {@link #DMMA_SM90_MIN_K} run on {@code dgemm_dmma_sm90} (hopper.cu, {@code mma.sync}
+     * m16n8k16 f64) with {@link #hopperKernels()}, else those of at least {@link #DMMA_MIN_K} on
+     * {@code dgemm_dmma} (m8n8k4); the others on {@code dgemm_f64} (FMA pipes).
      */
     private void dgemmBatched(int batch, long sA, long sB, long sC, boolean transB, boolean lowerC, boolean aLower,
                               boolean bLower, int m, int n, int k, double alpha, CUdeviceptr a, int lda, CUdeviceptr b,
                               int ldb, double beta, CUdeviceptr c, int ldc, String what) {
         // the in-place panel product and the rank-64 trailing updates (k = 64) stay on dgemm_f64, which is
         // faster there (one 128 × 128 tensor-core tile per SM has too little work at k = 64)
-        DgemmKernel kernel = k < DMMA_MIN_K ? DgemmKernel.F64 : hopperKernels() ? DgemmKernel.DMMA_SM90 : DgemmKernel.DMMA;
+        boolean hopperDmma = hopperKernels();
+        DgemmKernel kernel = k < (hopperDmma ? DMMA_SM90_MIN_K : DMMA_MIN_K) ? DgemmKernel.F64
+                : hopperDmma ? DgemmKernel.DMMA_SM90 : DgemmKernel.DMMA;
         launchDgemm(kernel, batch, sA, sB, sC, transB, lowerC, aLower, bLower, m, n, k, alpha, a, lda, b, ldb, beta, c,
                 ldc, what);
     }
@@ -1993,6 +1995,12 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * dgemm_dmma; below it dgemm_f64 is faster).
      */
     private static final int DMMA_MIN_K = 256;
+    /**
+     * The same threshold for dgemm_dmma_sm90 (with {@link #hopperKernels()}): 256 as well until
+     * tools/device/dgemm_probe.py's "panel" rows (m × 64 × 64 in place, m × w × 64 lowerC against
+     * dgemm_f64) show it faster at k = 64; then 64 moves the panel products onto it.
+     */
+    private static final int DMMA_SM90_MIN_K = 256;
     /**
      * dgemm_dmma_sm90 (hopper.cu): DG9_STAGES = 5 stages of two operand tiles of max(128 × 20, 16 × 132)
      * doubles (DG9_BK = 16).
