@@ -18,6 +18,9 @@
 //      splits meet through fp64 atomicAdd.
 //  round_tf32, transpose_round_tf32: cvt.rna.tf32.f32 (round to nearest, ties away from zero),
 //      the rounding of CpuBackend's Tf32.round twin.
+//  dgemm_dmma_sm90: the fp64 product of the device inverse factor (dgemm_dmma's function) on the
+//      sm_90 fp64 tensor-core shape mma.sync.aligned.m16n8k16 .f64 (not wgmma: it has no fp64); see
+//      its comment at the end of this file.
 //
 // Structure (the SparseGPT-independent part of a Hopper GEMM; cf. NVIDIA CUTLASS 3 "sm90 warpgroup
 // MMA" mainloops): 256 threads = 2 warpgroups, each computing 64 rows of the 128-row tile with
@@ -401,3 +404,249 @@ extern "C" __global__ void transpose_round_tf32(int k, int n, const float* X, in
     }
 }
 
+
+// ================================================================ fp64 tensor cores, sm_90 shapes
+// dgemm_dmma_sm90: the fp64 product of the device inverse factor (CudaBackend.dgemmBatched), the same
+// function as dgemm_dmma and dgemm_f64 of sparkprune.cu: C = alpha · A · op(B) + beta · C with A m × k,
+// op(B) k × n (B stored k × n, or n × k when transB), C m × n, all fp64 and row-major with row strides
+// lda/ldb/ldc (elements); problem z = blockIdx.z at A + z·sA, B + z·sB, C + z·sC (elements);
+// beta == 0 does not read C. lowerC: only C's lower triangle (j <= i) is written (tiles above it exit).
+// aLower: A lower triangular with its zeros stored (A[i][l] = 0 for l > i), so a tile's inner loop
+// stops after its last row. bLower: op(B) lower triangular with its zeros stored (op(B)[l][j] = 0 for
+// l < j), so a tile whose first column is j0 starts its inner loop at k = j0. The result is bitwise
+// that of bLower = 0 for finite A: j0 is a multiple of 128, so of DG9_BK and of every mma's k-step,
+// and both runs split the inner dimension into the same groups (k-tiles at multiples of DG9_BK from
+// 0 or from j0, mma k-steps at multiples of their k inside them); without the flag every group
+// below j0 multiplies by op(B)[l][j] with l < j0 <= j, i.e. exact zeros, so all its products are +-0,
+// and an accumulator that starts at +0 stays +0 under them (+0 + (+-0) = +0 in round-to-nearest, in
+// whatever order the tensor core adds them); from k = j0 on both run the same mma sequence on the
+// same accumulators. (An A with inf/NaN gives NaN products without the flag.) In place (C overlapping
+// A) is allowed only when n <= 128 (one tile column: each block reads all its rows of A before it
+// writes any C).
+//
+// Every product and every sum is an fp64 operation on the tensor cores: mma.sync.aligned.m16n8k16 /
+// m16n8k8 / m16n8k4 .row.col.f64.f64.f64.f64 (PTX ISA 7.8+, sm_90; "Warp-level matrix multiply-accumulate
+// instructions", matrix fragments for mma.m16n8k{4,8,16} with .f64; the same layouts as NVIDIA
+// CUTLASS cute/atom/mma_traits_sm90.hpp, SM90_16x8x{4,8,16}_F64F64F64F64_TN), only the summation order
+// differs from dgemm_f64. Fragment layout, g = lane / 4, t = lane % 4, KS the instruction's k:
+//   A (16 × KS, row-major): KS / 2 doubles per lane, a[i] at (row g + 8·(i mod 2), col t + 4·(i / 2));
+//   B (KS × 8):             KS / 4 doubles per lane, b[i] at (row t + 4·i, col g);
+//   C/D (16 × 8):           4 doubles per lane, c[i] at (row g + 8·(i / 2), col 2t + (i mod 2)).
+// dgemm_dmma's m8n8k4 reached only ~20-25 of the ~67 fp64 tensor-core TFLOP/s of an H200 on the
+// factor's products (launch profile); these shapes issue 4 to 16 times its work per instruction.
+// DG9_KS picks the shape (16 by default; tools/device/dgemm_probe.py times the others).
+//
+// Tiling: one 128 × 128 tile of C per 256-thread block (8 warps as 2 × 4, 64 × 32 per warp: 4 × 4 mma
+// tiles of 16 × 8, 64 fp64 accumulators per lane, so one block per SM by registers), tiles visited in
+// groups of DG9_GROUP tile-rows (a group's blocks share the rows of A and the columns of op(B) in L2).
+// The inner dimension is staged through shared memory DG9_BK at a time with cp.async (16-byte copies,
+// zero-filled past the edges; plain loads when an operand's rows are not 16-byte aligned), DG9_STAGES
+// deep. Fragments are read straight from shared memory (no ldmatrix: it moves 16-bit elements) with
+// pitches of 4 mod 16 doubles, so that the 8-byte loads of each half-warp touch 16 distinct bank pairs:
+// A as "MK" (128 rows of DG9_BK, pitch DG9_BK + 4: address 4g + t mod 16), B as "KM" (DG9_BK rows of
+// 128, pitch 132: address 4t + g mod 16) or, when transB, "MK".
+#ifndef DG9_BK
+#define DG9_BK 16
+#endif
+#ifndef DG9_STAGES
+#define DG9_STAGES 5
+#endif
+#ifndef DG9_KS
+#define DG9_KS 16
+#endif
+#define DG9_T 128
+#define DG9_THREADS 256
+#define DG9_GROUP 8
+#define DG9_PKM (DG9_T + 4)
+
+// doubles of one operand stage: max(128 × (BK + 4), BK × 132)
+template <int BK>
+struct Dg9Tile {
+    static constexpr int PMK = BK + 4;
+    static constexpr int ELEMS = DG9_T * PMK > BK * DG9_PKM ? DG9_T * PMK : BK * DG9_PKM;
+};
+
+// Loads rows [r0, r0 + R) × columns [c0, c0 + C) of a row-major fp64 operand X (ld per row) into shared
+// memory with row pitch P; rows >= rLim or columns >= cLim read as zero.
+template <int R, int C, int P>
+__device__ __forceinline__ void dg9_load(double* sm, const double* __restrict__ X, int ld, int r0, int c0, int rLim,
+                                         int cLim, int vec)
+{
+    if (vec) {
+#pragma unroll
+        for (int e = threadIdx.x; e < R * C / 2; e += DG9_THREADS) {
+            const int r = e / (C / 2), cc = (e % (C / 2)) * 2;
+            const int gr = r0 + r, gc = c0 + cc;
+            int bytes = 0;
+            const double* src = X;
+            if (gr < rLim && gc < cLim) {
+                bytes = min(2, cLim - gc) * 8;
+                src = X + (size_t)gr * ld + gc;
+            }
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
+                             (unsigned)__cvta_generic_to_shared(sm + r * P + cc)),
+                         "l"(src), "r"(bytes)
+                         : "memory");
+        }
+    } else {
+        for (int e = threadIdx.x; e < R * C; e += DG9_THREADS) {
+            const int r = e / C, cc = e % C;
+            const int gr = r0 + r, gc = c0 + cc;
+            sm[r * P + cc] = (gr < rLim && gc < cLim) ? X[(size_t)gr * ld + gc] : 0.0;
+        }
+    }
+}
+
+// d += a · b for one 16 × 8 tile, k = KS (16, 8 or 4).
+template <int KS>
+__device__ __forceinline__ void dg9_mma(double (&d)[4], const double (&a)[KS / 2], const double (&b)[KS / 4])
+{
+    if constexpr (KS == 16) {
+        asm("mma.sync.aligned.m16n8k16.row.col.f64.f64.f64.f64 {%0,%1,%2,%3}, {%4,%5,%6,%7,%8,%9,%10,%11}, "
+                     "{%12,%13,%14,%15}, {%0,%1,%2,%3};\n"
+                     : "+d"(d[0]), "+d"(d[1]), "+d"(d[2]), "+d"(d[3])
+                     : "d"(a[0]), "d"(a[1]), "d"(a[2]), "d"(a[3]), "d"(a[4]), "d"(a[5]), "d"(a[6]), "d"(a[7]),
+                       "d"(b[0]), "d"(b[1]), "d"(b[2]), "d"(b[3]));
+    } else if constexpr (KS == 8) {
+        asm("mma.sync.aligned.m16n8k8.row.col.f64.f64.f64.f64 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+d"(d[0]), "+d"(d[1]), "+d"(d[2]), "+d"(d[3])
+                     : "d"(a[0]), "d"(a[1]), "d"(a[2]), "d"(a[3]), "d"(b[0]), "d"(b[1]));
+    } else {
+        static_assert(KS == 4, "the sm_90 fp64 mma shapes have k = 4, 8 or 16");
+        asm("mma.sync.aligned.m16n8k4.row.col.f64.f64.f64.f64 {%0,%1,%2,%3}, {%4,%5}, {%6}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+d"(d[0]), "+d"(d[1]), "+d"(d[2]), "+d"(d[3])
+                     : "d"(a[0]), "d"(a[1]), "d"(b[0]));
+    }
+}
+
+template <int BK, int STAGES, int KS, int TB>
+__device__ __forceinline__ void dg9_body(int lowerC, int aLower, int bLower, int m, int n, int k,
+                                         double alpha, const double* A, int lda, const double* B, int ldb,
+                                         double beta, double* C, int ldc, long sA, long sB, long sC, double* smem)
+{
+    static_assert(BK % KS == 0 && DG9_T % BK == 0, "k-tiles hold whole mma steps and start at multiples of 128 / BK");
+    constexpr int PMK = Dg9Tile<BK>::PMK, TILE = Dg9Tile<BK>::ELEMS;
+    A += blockIdx.z * sA;
+    B += blockIdx.z * sB;
+    C += blockIdx.z * sC;
+    // grouped raster: DG9_GROUP tile-rows at a time, column by column inside a group
+    const int tilesX = gridDim.x, tilesY = gridDim.y;
+    const int pid = blockIdx.y * tilesX + blockIdx.x;
+    const int perGroup = DG9_GROUP * tilesX;
+    const int firstY = pid / perGroup * DG9_GROUP;
+    const int rowsHere = min(tilesY - firstY, DG9_GROUP);
+    const int ty = firstY + (pid % perGroup) % rowsHere, tx = (pid % perGroup) / rowsHere;
+    const int i0 = ty * DG9_T, j0 = tx * DG9_T;
+    if (lowerC && j0 > i0 + DG9_T - 1) return;
+    const int vecA = ((lda & 1) == 0) && ((reinterpret_cast<uintptr_t>(A) & 15) == 0);
+    const int vecB = ((ldb & 1) == 0) && ((reinterpret_cast<uintptr_t>(B) & 15) == 0);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;
+    const int g = lane >> 2, t = lane & 3;
+    double acc[4][4][4];
+#pragma unroll
+    for (int a = 0; a < 4; a++)
+#pragma unroll
+        for (int b = 0; b < 4; b++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) acc[a][b][q] = 0.0;
+    const int kEnd = aLower ? min(k, i0 + DG9_T) : k;
+    const int kBeg = bLower ? j0 : 0;
+    const int nTiles = kEnd > kBeg ? (kEnd - kBeg + BK - 1) / BK : 0;
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < nTiles) {
+            double* st = smem + s * 2 * TILE;
+            const int l0 = kBeg + s * BK;
+            dg9_load<DG9_T, BK, PMK>(st, A, lda, i0, l0, m, kEnd, vecA);
+            if constexpr (!TB) dg9_load<BK, DG9_T, DG9_PKM>(st + TILE, B, ldb, l0, j0, kEnd, n, vecB);
+            else               dg9_load<DG9_T, BK, PMK>(st + TILE, B, ldb, j0, l0, n, kEnd, vecB);
+        }
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+    }
+#pragma unroll 1
+    for (int kt = 0; kt < nTiles; kt++) {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 2) : "memory");
+        __syncthreads();  // tile kt is in shared memory; every warp is past tile kt - 1, whose stage is refilled
+        {
+            const int nx = kt + STAGES - 1;
+            if (nx < nTiles) {
+                double* st = smem + (nx % STAGES) * 2 * TILE;
+                const int l0 = kBeg + nx * BK;
+                dg9_load<DG9_T, BK, PMK>(st, A, lda, i0, l0, m, kEnd, vecA);
+                if constexpr (!TB) dg9_load<BK, DG9_T, DG9_PKM>(st + TILE, B, ldb, l0, j0, kEnd, n, vecB);
+                else               dg9_load<DG9_T, BK, PMK>(st + TILE, B, ldb, j0, l0, n, kEnd, vecB);
+            }
+            asm volatile("cp.async.commit_group;\n" ::: "memory");
+        }
+        const double* As = smem + (kt % STAGES) * 2 * TILE;
+        const double* Bs = As + TILE;
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += KS) {
+            double bf[4][KS / 4];
+#pragma unroll
+            for (int b = 0; b < 4; b++)
+#pragma unroll
+                for (int q = 0; q < KS / 4; q++)
+                    bf[b][q] = TB ? Bs[(wn + b * 8 + g) * PMK + kk + t + 4 * q]
+                                      : Bs[(kk + t + 4 * q) * DG9_PKM + wn + b * 8 + g];
+#pragma unroll
+            for (int a = 0; a < 4; a++) {
+                double af[KS / 2];
+#pragma unroll
+                for (int q = 0; q < KS / 2; q++) af[q] = As[(wm + a * 16 + g + 8 * (q & 1)) * PMK + kk + t + 4 * (q >> 1)];
+#pragma unroll
+                for (int b = 0; b < 4; b++) dg9_mma<KS>(acc[a][b], af, bf[b]);
+            }
+        }
+    }
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    __syncthreads();  // in place (n <= 128): every warp has read its operands before any C is written
+#pragma unroll
+    for (int a = 0; a < 4; a++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int i = i0 + wm + a * 16 + g + 8 * h;
+            if (i >= m) continue;
+#pragma unroll
+            for (int b = 0; b < 4; b++)
+#pragma unroll
+                for (int q = 0; q < 2; q++) {
+                    const int j = j0 + wn + b * 8 + 2 * t + q;
+                    if (j >= n || (lowerC && j > i)) continue;
+                    double* p = C + (size_t)i * ldc + j;
+                    double v = alpha * acc[a][b][2 * h + q];
+                    if (beta != 0.0) v = fma(beta, *p, v);
+                    *p = v;
+                }
+        }
+}
+
+#define DG9_KERNEL(NAME, BK, STAGES, KS)                                                                        \
+    extern "C" __global__ void __launch_bounds__(DG9_THREADS, 1)                                               \
+    NAME(int transB, int lowerC, int aLower, int bLower, int m, int n, int k, double alpha, const double* A,   \
+         int lda, const double* B, int ldb, double beta, double* C, int ldc, long sA, long sB, long sC)        \
+    {                                                                                                          \
+        extern __shared__ __align__(16) double dg9_smem[];                                                     \
+        if (transB) dg9_body<BK, STAGES, KS, 1>(lowerC, aLower, bLower, m, n, k, alpha, A, lda, B, ldb, beta, C, \
+                                                ldc, sA, sB, sC, dg9_smem);                                    \
+        else        dg9_body<BK, STAGES, KS, 0>(lowerC, aLower, bLower, m, n, k, alpha, A, lda, B, ldb, beta, C, \
+                                                ldc, sA, sB, sC, dg9_smem);                                    \
+    }
+
+// The kernel CudaBackend runs: dynamic shared memory DG9_STAGES · 2 · Dg9Tile<DG9_BK>::ELEMS · 8 bytes
+// (204,800 with BK 16, 5 stages; CudaBackend.DGEMM_DMMA_SM90_SMEM).
+DG9_KERNEL(dgemm_dmma_sm90, DG9_BK, DG9_STAGES, DG9_KS)
+
+#ifdef DG9_VARIANTS
+// Tuning variants for tools/device/dgemm_probe.py only (a cubin built with -DDG9_VARIANTS; never in the
+// fatbin): dgemm_dmma_sm90_bk{BK}_s{STAGES}_k{KS}, shared memory STAGES · 2 · max(128 (BK + 4), 132 BK) · 8.
+DG9_KERNEL(dgemm_dmma_sm90_bk16_s5_k8, 16, 5, 8)
+DG9_KERNEL(dgemm_dmma_sm90_bk16_s5_k4, 16, 5, 4)
+DG9_KERNEL(dgemm_dmma_sm90_bk16_s3_k16, 16, 3, 16)
+DG9_KERNEL(dgemm_dmma_sm90_bk16_s4_k16, 16, 4, 16)
+DG9_KERNEL(dgemm_dmma_sm90_bk32_s3_k16, 32, 3, 16)
+DG9_KERNEL(dgemm_dmma_sm90_bk32_s3_k8, 32, 3, 8)
+#endif

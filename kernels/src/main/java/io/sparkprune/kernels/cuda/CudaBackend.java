@@ -66,7 +66,9 @@ import java.util.WeakHashMap;
  * resident {@link ResidentHessian.Accumulator#addTf32}) runs {@code transpose_round_tf32} and
  * {@code wg_syrk_tf32}; every other case runs the {@code mma.sync} kernels of {@code gemm_tc.cuh}. Both
  * compute the same TF32 (or bf16) products with fp32 accumulation, so the results agree to fp32
- * summation order. Host-array calls copy their operands to the device
+ * summation order. The fp64 tensor-core products of the device inverse factor (inner dimension
+ * ≥ 256, {@code DMMA_MIN_K}) run on {@code dgemm_dmma_sm90} ({@code mma.sync} m16n8k16 f64, sm_90 only)
+ * instead of {@code dgemm_dmma} (m8n8k4): the same fp64 function, another summation order. Host-array calls copy their operands to the device
  * and the results back; {@link #sparseGptSolve} ({@link ResidentSolver}) keeps a whole weight on the
  * device across blocks.
  *
@@ -464,7 +466,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 + " (-D" + WGMMA_PROPERTY + " not false) transpose_round_tf32 + wg_syrk_tf32 (wgmma, sm_90a) instead;"
                 + " resident through ResidentHessian.addTf32");
         m.put("inverseCholeskyUpper", "gpu: fp64 blocked Cholesky (potf2_inv_f64 + dgemm_f64) and recursive"
-                + " triangular inverse of the reversed matrix (large products on dgemm_dmma, fp64 tensor cores);"
+                + " triangular inverse of the reversed matrix (large products on the fp64 tensor cores: dgemm_dmma,"
+                + " or dgemm_dmma_sm90 (mma.sync m16n8k16 f64) with hopperKernels());"
                 + " also the damped retry (DampedFactorizer)");
         m.put("sparseGptBlock", "gpu: sparsegpt_block_l16 / _l8 by rows (lanes per row; sparsegpt_block or"
                 + " sparsegpt_block_rows for N:M groups wider than the lanes; one launch per block, width <= " + MAX_BLOCK_WIDTH
@@ -573,7 +576,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /**
      * @return whether the Hopper kernels ({@value #FATBIN_SM90A}: {@code wg_gemm_tf32_nt256},
-     *     {@code wg_gemm_bf16_nt}, {@code wg_syrk_tf32}) are in use: the device has compute capability
+     *     {@code wg_gemm_bf16_nt}, {@code wg_syrk_tf32}, {@code dgemm_dmma_sm90}) are in use: the device has compute capability
      *     9.0, {@value #WGMMA_PROPERTY} is not {@code false}, the module loaded, and they were not switched
      *     off by {@link #useHopperKernels(boolean)}
      */
@@ -1528,11 +1531,58 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * C m × n, row-major with the given row strides), problem z at element offsets {@code z·sA, z·sB, z·sC}.
      * {@code lowerC}: only C's lower triangle is written; {@code aLower} / {@code bLower}: A / op(B) is
      * lower triangular with its zeros stored, so the kernels skip the products with those zeros (the
-     * result is bitwise the same; see dgemm_f64 in sparkprune.cu).
+     * result is bitwise the same; see dgemm_f64 in sparkprune.cu). Products with an inner dimension of
+     * at least {@link #DMMA_SM90_MIN_K} run on {@code dgemm_dmma_sm90} (hopper.cu, {@code mma.sync}
+     * m16n8k16 f64) with {@link #hopperKernels()}, else those of at least {@link #DMMA_MIN_K} on
+     * {@code dgemm_dmma} (m8n8k4); the others on {@code dgemm_f64} (FMA pipes).
      */
     private void dgemmBatched(int batch, long sA, long sB, long sC, boolean transB, boolean lowerC, boolean aLower,
                               boolean bLower, int m, int n, int k, double alpha, CUdeviceptr a, int lda, CUdeviceptr b,
                               int ldb, double beta, CUdeviceptr c, int ldc, String what) {
+        // the in-place panel product and the rank-64 trailing updates (k = 64) stay on dgemm_f64, which is
+        // faster there (one 128 × 128 tensor-core tile per SM has too little work at k = 64)
+        boolean hopperDmma = hopperKernels();
+        DgemmKernel kernel = k < (hopperDmma ? DMMA_SM90_MIN_K : DMMA_MIN_K) ? DgemmKernel.F64
+                : hopperDmma ? DgemmKernel.DMMA_SM90 : DgemmKernel.DMMA;
+        launchDgemm(kernel, batch, sA, sB, sC, transB, lowerC, aLower, bLower, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                ldc, what);
+    }
+
+    /** The fp64 product kernels of the inverse factor (package-private: tests compare them). */
+    enum DgemmKernel {
+        /** {@code dgemm_f64}: fp64 FMAs, 64 × 64 tiles (sparkprune.cu). */
+        F64,
+        /** {@code dgemm_dmma}: {@code mma.sync} m8n8k4 f64, 128 × 128 tiles (gemm_tc.cuh, sm_80+). */
+        DMMA,
+        /** {@code dgemm_dmma_sm90}: {@code mma.sync} m16n8k16 f64, 128 × 128 tiles (hopper.cu, sm_90a). */
+        DMMA_SM90
+    }
+
+    /**
+     * Runs one (batched) product of {@link #dgemmBatched} on the given kernel, whatever the inner
+     * dimension, and waits for it (package-private: tests compare the kernels on the same inputs).
+     * Pointers are device addresses in this backend's context; shapes and flags as for
+     * {@link #dgemmBatched}.
+     *
+     * @throws IllegalStateException for {@link DgemmKernel#DMMA_SM90} when {@link #hopperKernels()} is false
+     * @throws CudaCallException when the launch or the kernel fails
+     */
+    synchronized void dgemmWith(DgemmKernel kernel, int batch, long sA, long sB, long sC, boolean transB, boolean lowerC,
+                                boolean aLower, boolean bLower, int m, int n, int k, double alpha, CUdeviceptr a, int lda,
+                                CUdeviceptr b, int ldb, double beta, CUdeviceptr c, int ldc) {
+        if (kernel == DgemmKernel.DMMA_SM90 && !hopperKernels()) {
+            throw new IllegalStateException("dgemm_dmma_sm90 needs the Hopper kernels (compute capability 9.0), not in"
+                    + " use on device " + ordinal);
+        }
+        current();
+        launchDgemm(kernel, batch, sA, sB, sC, transB, lowerC, aLower, bLower, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                ldc, "test " + m + "x" + n + "x" + k);
+        Driver.check("dgemm " + kernel + " " + m + "x" + n + "x" + k, this::syncStream);
+    }
+
+    private void launchDgemm(DgemmKernel kernel, int batch, long sA, long sB, long sC, boolean transB, boolean lowerC,
+                             boolean aLower, boolean bLower, int m, int n, int k, double alpha, CUdeviceptr a, int lda,
+                             CUdeviceptr b, int ldb, double beta, CUdeviceptr c, int ldc, String what) {
         if (m <= 0 || n <= 0 || batch <= 0) {
             return;
         }
@@ -1540,16 +1590,15 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 p(m), p(n), p(k),
                 p(alpha), p(a), p(lda), p(b), p(ldb), p(beta), p(c), p(ldc), Pointer.to(new long[] {sA}),
                 Pointer.to(new long[] {sB}), Pointer.to(new long[] {sC}));
-        if (k >= DMMA_MIN_K) {
-            // fp64 tensor cores for the large products (the upper levels of the triangular inverse);
-            // the in-place panel product and the rank-64 trailing updates (k = 64) stay on dgemm_f64,
-            // which is faster there (one 128 × 128 DMMA tile per SM has too little work at k = 64)
-            timedLaunch("dgemm_dmma " + what, () -> JCudaDriver.cuLaunchKernel(fn.dgemmDmma,
+        switch (kernel) {
+            case DMMA_SM90 -> timedLaunch("dgemm_dmma_sm90 " + what, () -> JCudaDriver.cuLaunchKernel(hopper.dgemmDmma,
+                    (n + 127) / 128, (m + 127) / 128, batch, 256, 1, 1, DGEMM_DMMA_SM90_SMEM, stream, params, null));
+            case DMMA -> timedLaunch("dgemm_dmma " + what, () -> JCudaDriver.cuLaunchKernel(fn.dgemmDmma,
                     (n + 127) / 128, (m + 127) / 128, batch, 256, 1, 1, DGEMM_DMMA_SMEM, stream, params, null));
-            return;
+            case F64 -> timedLaunch("dgemm_f64 " + what, () -> JCudaDriver.cuLaunchKernel(fDgemm, (n + 63) / 64,
+                    (m + 63) / 64, batch, 256, 1, 1, 0, stream, params, null));
+            default -> throw new AssertionError(kernel);
         }
-        timedLaunch("dgemm_f64 " + what, () -> JCudaDriver.cuLaunchKernel(fDgemm, (n + 63) / 64,
-                (m + 63) / 64, batch, 256, 1, 1, 0, stream, params, null));
     }
 
     /**
@@ -1568,7 +1617,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         info.zero(0, 4);
         // Two levels of blocking: panels of PANEL columns are factored by FB-column steps whose rank-FB
         // updates stay inside the panel; the rest of the matrix gets one rank-PANEL update per panel,
-        // a product with an inner dimension of PANEL that runs on the fp64 tensor cores (dgemm_dmma)
+        // a product with an inner dimension of PANEL that runs on the fp64 tensor cores (dgemm_dmma, or
+        // dgemm_dmma_sm90 with hopperKernels())
         for (int p0 = 0; p0 < n; p0 += PANEL) {
             int pEnd = Math.min(n, p0 + PANEL);
             for (int k0 = p0; k0 < pEnd; k0 += FB) {
@@ -2129,11 +2179,26 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private static final int DGEMM_DMMA_SMEM = 3 * 2 * (128 * 20) * 8;
     /**
      * Columns per outer panel of the device Cholesky: the trailing update after each panel is a
-     * product with this inner dimension, on dgemm_dmma (≥ {@link #DMMA_MIN_K}).
+     * product with this inner dimension, on the fp64 tensor cores (≥ {@link #DMMA_MIN_K}: dgemm_dmma, or
+     * dgemm_dmma_sm90 with {@link #hopperKernels()}).
      */
     private static final int PANEL = 512;
-    /** Inner dimension from which the fp64 products use dgemm_dmma (below it dgemm_f64 is faster). */
+    /**
+     * Inner dimension from which the fp64 products use the tensor cores (dgemm_dmma_sm90 on Hopper, else
+     * dgemm_dmma; below it dgemm_f64 is faster).
+     */
     private static final int DMMA_MIN_K = 256;
+    /**
+     * The same threshold for dgemm_dmma_sm90 (with {@link #hopperKernels()}): 256 as well until
+     * tools/device/dgemm_probe.py's "panel" rows (m × 64 × 64 in place, m × w × 64 lowerC against
+     * dgemm_f64) show it faster at k = 64; then 64 moves the panel products onto it.
+     */
+    private static final int DMMA_SM90_MIN_K = 256;
+    /**
+     * dgemm_dmma_sm90 (hopper.cu): DG9_STAGES = 5 stages of two operand tiles of max(128 × 20, 16 × 132)
+     * doubles (DG9_BK = 16).
+     */
+    private static final int DGEMM_DMMA_SM90_SMEM = 5 * 2 * (128 * 20) * 8;
 
     /** The kernels of forward_ops.cuh and gemm_tc.cuh. */
     private final class Fns {
@@ -2909,6 +2974,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         final CUfunction gemm3xTf32;
         final CUfunction split;
         final CUfunction transposeSplit;
+        /** The fp64 tensor-core product of the inverse factor (m16n8k16 f64). */
+        final CUfunction dgemmDmma;
 
         Hopper(CUmodule module) {
             this.module = module;
@@ -2924,6 +2991,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             split = function(module, "split_tf32");
             transposeSplit = function(module, "transpose_split_tf32");
             maxSmem("wg_gemm_3xtf32_nt", gemm3xTf32, WG3_SMEM);
+            dgemmDmma = function(module, "dgemm_dmma_sm90");
+            maxSmem("dgemm_dmma_sm90", dgemmDmma, DGEMM_DMMA_SM90_SMEM);
         }
     }
 

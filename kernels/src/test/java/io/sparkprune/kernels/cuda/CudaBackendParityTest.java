@@ -453,7 +453,7 @@ class CudaBackendParityTest {
     }
 
     /** A random symmetric positive definite matrix B·Bᵀ/k + shift·I, n × n fp64. */
-    private static double[] spd(SplittableRandom r, int n, int k, double shift) {
+    static double[] spd(SplittableRandom r, int n, int k, double shift) {
         double[] b = new double[n * k];
         for (int i = 0; i < b.length; i++) {
             b[i] = r.nextDouble() * 2 - 1;
