@@ -59,9 +59,9 @@ __device__ __forceinline__ void sl_solve(int rows, int width,
     constexpr int K = SB_W / L;          // slots per lane
     static_assert(L == 4 || L == 8 || L == 16 || L == 32, "lanes per row: a power of two, 4..32");
     static_assert(K <= 32, "mask bits per lane fit one word");
-    extern __shared__ float smem[];
-    float* Up = smem;                    // packed upper triangle: U[i, c] at sl_base(i) + c - i
-    float* dg = smem + SL_UPACK;         // U[i, i]
+    extern __shared__ float sl_smem[];
+    float* Up = sl_smem;                    // packed upper triangle: U[i, c] at sl_base(i) + c - i
+    float* dg = sl_smem + SL_UPACK;         // U[i, i]
     const int rowsPerBlock = R * (blockDim.x / L);
     float* es = dg + SB_W;                                   // Err of local row k at k * SL_EP + i
     signed char* cs = (signed char*)(es + rowsPerBlock * SL_EP);   // codes of local row k at k * SL_CP + i
