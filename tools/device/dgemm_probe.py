@@ -100,11 +100,11 @@ def load(path, name, tile, smem):
 
 old = load(ARGS[0], "dgemm_dmma", 128, DMMA_SMEM)
 f64k = load(ARGS[0], "dgemm_f64", 64, 0)
-new = load(ARGS[1], "dgemm_dmma_sm90", 128, sm90_smem(16, 5))
+new = load(ARGS[1], "dgemm_dmma_sm90", 128, sm90_smem(32, 3))   # hopper.cu's DG9_BK, DG9_STAGES
 variants = []
 if len(ARGS) > 2:
     for nm in ["dgemm_dmma_sm90_bk16_s5_k8", "dgemm_dmma_sm90_bk16_s5_k4", "dgemm_dmma_sm90_bk16_s3_k16",
-               "dgemm_dmma_sm90_bk16_s4_k16", "dgemm_dmma_sm90_bk32_s3_k16", "dgemm_dmma_sm90_bk32_s3_k8"]:
+               "dgemm_dmma_sm90_bk16_s4_k16", "dgemm_dmma_sm90_bk32_s3_k16", "dgemm_dmma_sm90_bk16_s5_k16"]:
         bk, st = map(int, re.match(r".*_bk(\d+)_s(\d+)_k\d+$", nm).groups())
         kv = load(ARGS[2], nm, 128, sm90_smem(bk, st))
         if kv is not None:

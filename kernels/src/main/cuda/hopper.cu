@@ -434,7 +434,10 @@ extern "C" __global__ void transpose_round_tf32(int k, int n, const float* X, in
 //   C/D (16 × 8):           4 doubles per lane, c[i] at (row g + 8·(i / 2), col 2t + (i mod 2)).
 // dgemm_dmma's m8n8k4 reached only ~20-25 of the ~67 fp64 tensor-core TFLOP/s of an H200 on the
 // factor's products (launch profile); these shapes issue 4 to 16 times its work per instruction.
-// DG9_KS picks the shape (16 by default; tools/device/dgemm_probe.py times the others).
+// DG9_KS picks the shape; tools/device/dgemm_probe.py times the variants. On an H200 (2026-11-21) the
+// k4/k8/k16 shapes ran within 5 % of each other and k-tiles of 32 in 3 stages were 8-10 % faster than
+// tiles of 16 in 5 (e.g. the 13824² × 512 trailing update 3.00 vs 3.31 ms, 32.6 vs 29.5 TFLOP/s): the
+// default is DG9_BK = 32, DG9_STAGES = 3, DG9_KS = 8.
 //
 // Tiling: one 128 × 128 tile of C per 256-thread block (8 warps as 2 × 4, 64 × 32 per warp: 4 × 4 mma
 // tiles of 16 × 8, 64 fp64 accumulators per lane, so one block per SM by registers), tiles visited in
@@ -446,13 +449,13 @@ extern "C" __global__ void transpose_round_tf32(int k, int n, const float* X, in
 // A as "MK" (128 rows of DG9_BK, pitch DG9_BK + 4: address 4g + t mod 16), B as "KM" (DG9_BK rows of
 // 128, pitch 132: address 4t + g mod 16) or, when transB, "MK".
 #ifndef DG9_BK
-#define DG9_BK 16
+#define DG9_BK 32
 #endif
 #ifndef DG9_STAGES
-#define DG9_STAGES 5
+#define DG9_STAGES 3
 #endif
 #ifndef DG9_KS
-#define DG9_KS 16
+#define DG9_KS 8
 #endif
 #define DG9_T 128
 #define DG9_THREADS 256
@@ -637,7 +640,7 @@ __device__ __forceinline__ void dg9_body(int lowerC, int aLower, int bLower, int
     }
 
 // The kernel CudaBackend runs: dynamic shared memory DG9_STAGES · 2 · Dg9Tile<DG9_BK>::ELEMS · 8 bytes
-// (204,800 with BK 16, 5 stages; CudaBackend.DGEMM_DMMA_SM90_SMEM).
+// (221,184 with BK 32, 3 stages; CudaBackend.DGEMM_DMMA_SM90_SMEM).
 DG9_KERNEL(dgemm_dmma_sm90, DG9_BK, DG9_STAGES, DG9_KS)
 
 #ifdef DG9_VARIANTS
@@ -648,5 +651,5 @@ DG9_KERNEL(dgemm_dmma_sm90_bk16_s5_k4, 16, 5, 4)
 DG9_KERNEL(dgemm_dmma_sm90_bk16_s3_k16, 16, 3, 16)
 DG9_KERNEL(dgemm_dmma_sm90_bk16_s4_k16, 16, 4, 16)
 DG9_KERNEL(dgemm_dmma_sm90_bk32_s3_k16, 32, 3, 16)
-DG9_KERNEL(dgemm_dmma_sm90_bk32_s3_k8, 32, 3, 8)
+DG9_KERNEL(dgemm_dmma_sm90_bk16_s5_k16, 16, 5, 16)
 #endif

@@ -120,9 +120,18 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * against 3.4 ms (one warp per multiprocessor is too little to hide its latencies). With
      * {@link BlockKernel#AUTO} the same bound now splits the lane kernels: {@code sparsegpt_block_l16}
      * below it, {@code sparsegpt_block_l8} from it (the old kernels serve N:M groups wider than the lanes;
-     * {@code tools/device/block_probe.py} times every variant).
+     * {@code tools/device/block_probe.py} times every variant: on an H200, 2026-11-21, one 2:4 block of
+     * 4096 rows took 78 µs on {@code _l16} against 108 µs on {@code sparsegpt_block}, of 11008 rows 91 µs
+     * on {@code _l8} against 249 µs on {@code sparsegpt_block_rows}).
      */
     static final int BLOCK_ROWS_MIN = 8192;
+    /**
+     * Rows from which the automatic choice runs {@code sparsegpt_block_l4} rather than {@code _l8}: on an
+     * H200 (2026-11-21, {@code tools/device/block_probe.py}, one 128-column block) {@code _l4} took 118 µs
+     * (2:4) and 85 µs (pre-selected mask) for 14336 rows against 140 and 96 µs, and {@code _l8} 91 and
+     * 66 µs for 11008 rows against 111 and 80 µs.
+     */
+    static final int LANES_L4_MIN = 12288;
     /**
      * The fused block kernels, all computing the same bits (see {@code sparsegpt_lanes.cuh}):
      * {@link #AUTO} lets {@link CudaBackend} choose by rows; the others force one kernel for A/B timings
@@ -130,7 +139,11 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * divide its lanes, or {@link #ROWS} on a device where it does not fit, falls back to {@link #WARP}.
      */
     public enum BlockKernel {
-        /** By rows: {@link #L16} below {@link CudaBackend#BLOCK_ROWS_MIN} rows, {@link #L8} from there. */
+        /**
+         * By rows: {@link #L16} below {@link CudaBackend#BLOCK_ROWS_MIN} rows, {@link #L8} from there,
+         * {@link #L4} from {@link CudaBackend#LANES_L4_MIN} (the fewest lanes with the most rows per SM);
+         * for an N:M group wider than those lanes, the next lane kernel whose lanes it divides.
+         */
         AUTO(null, 0, 0),
         /** {@code sparsegpt_block}: one warp per row. */
         WARP("sparsegpt_block", 32, 1),
@@ -211,7 +224,12 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     static BlockKernel chooseBlockKernel(BlockKernel forced, int rows, int nmGroup, boolean rowsKernelFits) {
         BlockKernel k = forced;
         if (k == BlockKernel.AUTO) {
-            k = rows >= BLOCK_ROWS_MIN ? BlockKernel.L8 : BlockKernel.L16;
+            k = rows >= LANES_L4_MIN ? BlockKernel.L4 : rows >= BLOCK_ROWS_MIN ? BlockKernel.L8 : BlockKernel.L16;
+            for (BlockKernel wider : new BlockKernel[] {BlockKernel.L8, BlockKernel.L16}) {
+                if (nmGroup > 0 && k.lanes % nmGroup != 0 && wider.lanes > k.lanes) {
+                    k = wider;
+                }
+            }
         }
         if (k.isLanes() && nmGroup > 0 && k.lanes % nmGroup != 0) {
             // the group's columns must share one slot of the lane kernel: the old kernels do the rest
@@ -2189,16 +2207,16 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      */
     private static final int DMMA_MIN_K = 256;
     /**
-     * The same threshold for dgemm_dmma_sm90 (with {@link #hopperKernels()}): 256 as well until
-     * tools/device/dgemm_probe.py's "panel" rows (m × 64 × 64 in place, m × w × 64 lowerC against
-     * dgemm_f64) show it faster at k = 64; then 64 moves the panel products onto it.
+     * The same threshold for dgemm_dmma_sm90 (with {@link #hopperKernels()}): 256 as well, since
+     * tools/device/dgemm_probe.py's "panel" rows (m × 64 × 64 in place, m × w × 64 lowerC) found it no
+     * faster than dgemm_f64 at k = 64 (H200, 2026-11-21: 0.019 vs 0.020 ms and 0.066 vs 0.066 ms).
      */
     private static final int DMMA_SM90_MIN_K = 256;
     /**
-     * dgemm_dmma_sm90 (hopper.cu): DG9_STAGES = 5 stages of two operand tiles of max(128 × 20, 16 × 132)
-     * doubles (DG9_BK = 16).
+     * dgemm_dmma_sm90 (hopper.cu): DG9_STAGES = 3 stages of two operand tiles of max(128 × 36, 32 × 132)
+     * doubles (DG9_BK = 32).
      */
-    private static final int DGEMM_DMMA_SM90_SMEM = 5 * 2 * (128 * 20) * 8;
+    private static final int DGEMM_DMMA_SM90_SMEM = 3 * 2 * (128 * 36) * 8;
 
     /** The kernels of forward_ops.cuh and gemm_tc.cuh. */
     private final class Fns {

@@ -45,8 +45,19 @@ class BlockLanesLaunchTest {
         assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, 4_096, 32, true)).isEqualTo(BlockKernel.WARP);
         assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, min, 4, true)).isEqualTo(BlockKernel.L8);
         assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, min, 8, true)).isEqualTo(BlockKernel.L8);
-        assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, min, 16, true)).isEqualTo(BlockKernel.ROWS);
-        assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, min, 16, false)).isEqualTo(BlockKernel.WARP);
+        assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, min, 16, true)).isEqualTo(BlockKernel.L16);
+        assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, min, 32, true)).isEqualTo(BlockKernel.ROWS);
+        assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, min, 32, false)).isEqualTo(BlockKernel.WARP);
+        int l4 = CudaBackend.LANES_L4_MIN;
+        assertThat(l4).isGreaterThan(min);
+        assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, l4 - 1, 4, true)).isEqualTo(BlockKernel.L8);
+        assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, l4, 4, true)).isEqualTo(BlockKernel.L4);
+        assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, 14_336, 0, true)).isEqualTo(BlockKernel.L4);
+        assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, 14_336, 2, true)).isEqualTo(BlockKernel.L4);
+        // groups wider than 4 lanes: the next lane kernel they fit, then the old kernels
+        assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, 14_336, 8, true)).isEqualTo(BlockKernel.L8);
+        assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, 14_336, 16, true)).isEqualTo(BlockKernel.L16);
+        assertThat(CudaBackend.chooseBlockKernel(BlockKernel.AUTO, 14_336, 32, true)).isEqualTo(BlockKernel.ROWS);
         // forced kernels: kept where they apply, else the warp kernel
         assertThat(CudaBackend.chooseBlockKernel(BlockKernel.L4, 100, 4, true)).isEqualTo(BlockKernel.L4);
         assertThat(CudaBackend.chooseBlockKernel(BlockKernel.L4, 100, 8, true)).isEqualTo(BlockKernel.WARP);
