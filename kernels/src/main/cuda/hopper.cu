@@ -653,3 +653,292 @@ DG9_KERNEL(dgemm_dmma_sm90_bk16_s4_k16, 16, 4, 16)
 DG9_KERNEL(dgemm_dmma_sm90_bk32_s3_k16, 32, 3, 16)
 DG9_KERNEL(dgemm_dmma_sm90_bk16_s5_k16, 16, 5, 16)
 #endif
+
+#ifdef DG9_VARIANTS
+// ---- Round-2 variants (issue 8; tools/device/dgemm_probe.py only, never in the fatbin): one generalized
+// body, dg9v_body, the same function and contract as dg9_body (every product and sum an fp64 tensor-core
+// operation, only the summation order differs; bLower bitwise equal to bLower = 0, since j0 is a
+// multiple of BN, which is a multiple of BK, and every k-group below is as in dg9_body), with these knobs:
+//   BM × BN C tile per block of NTH threads, warps of WM × WN (MT = WM / 16 by NT = WN / 8 mma tiles);
+//   MINB blocks per SM in __launch_bounds__ (2 with 128 × 64 tiles: 32 accumulators per lane, <= 128
+//   registers, two blocks hide each other's prologue, barriers and epilogue).
+//   V2 (KS 8 or 16): 16-byte fragment loads. The mma's k numbering inside a step is free as long as A
+//   and B agree (the sum is over the same KS products), so fragment k-index t + 4i is mapped to the
+//   real k 2t + (i mod 2) + 8·(i / 2): a lane's values of A (rows g, g + 8) and of a transB B come in
+//   adjacent pairs, each one ld.shared.v2.f64. Those "MK" tiles (rows of BK doubles) are unpadded and
+//   XOR-swizzled by 16-byte chunk, chunk c of row r stored at c ⊕ 4·(r mod 2), so that each quarter-warp's
+//   16-byte loads (rows 2q, 2q + 1, chunks 4j + t) hit 8 distinct 16-byte bank groups; the "KM" tile of a
+//   plain B (BK rows of BN) keeps 8-byte loads at rows 2t + i (+8), pitch BN + 2 (= 2 mod 8 doubles: the
+//   half-warp's addresses 4t + 2i + g mod 16 are distinct). Same shared memory per stage as padding
+//   would need less of: 3 stages of BK 32 fit (~194 KiB).
+//   EPI: the epilogue reads and writes C as 16-byte pairs (when ldc is even and C 16-byte aligned, the pair
+//   inside n and, for lowerC, inside the triangle; otherwise the scalar path), and the block prefetches its
+//   C tile into L2 (prefetch.global.L2) four k-tiles before the end when beta != 0, so that the
+//   read-modify-write after the main loop does not wait on HBM.
+// Shared memory: STAGES · (BM · PMK + max(BN · PMK, BK · PKM)) · 8 bytes, PMK = BK (V2) or BK + 4,
+// PKM = BN + 2 (V2) or BN + 4 (the probe's sm90v_smem). In place (C overlapping A) needs n <= BN.
+template <int BM, int BN, int BK, int V2>
+struct Dg9vGeom {
+    static constexpr int PMK = V2 ? BK : BK + 4;
+    static constexpr int PKM = V2 ? BN + 2 : BN + 4;
+    static constexpr int TA = BM * PMK;
+    static constexpr int TBE = BN * PMK > BK * PKM ? BN * PMK : BK * PKM;
+    static constexpr int STAGE = TA + TBE;
+};
+
+// Index of element (r, c) of an MK tile of pitch P; SW: the 16-byte chunk c / 2 of row r is stored at
+// (c / 2) ⊕ 4·(r mod 2) (P a multiple of 16 doubles).
+template <int P, int SW>
+__device__ __forceinline__ int dg9v_idx(int r, int c)
+{
+    if constexpr (SW) return r * P + ((((c >> 1) ^ ((r & 1) << 2)) << 1) | (c & 1));
+    else return r * P + c;
+}
+
+// dg9_load with a thread count and the optional swizzle: rows [r0, r0 + R) × columns [c0, c0 + C) of X
+// into shared memory; rows >= rLim or columns >= cLim read as zero.
+template <int R, int C, int P, int SW, int NTH>
+__device__ __forceinline__ void dg9v_load(double* sm, const double* __restrict__ X, int ld, int r0, int c0, int rLim,
+                                          int cLim, int vec)
+{
+    if (vec) {
+#pragma unroll
+        for (int e = threadIdx.x; e < R * C / 2; e += NTH) {
+            const int r = e / (C / 2), cc = (e % (C / 2)) * 2;
+            const int gr = r0 + r, gc = c0 + cc;
+            int bytes = 0;
+            const double* src = X;
+            if (gr < rLim && gc < cLim) {
+                bytes = min(2, cLim - gc) * 8;
+                src = X + (size_t)gr * ld + gc;
+            }
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
+                             (unsigned)__cvta_generic_to_shared(sm + dg9v_idx<P, SW>(r, cc))),
+                         "l"(src), "r"(bytes)
+                         : "memory");
+        }
+    } else {
+        for (int e = threadIdx.x; e < R * C; e += NTH) {
+            const int r = e / C, cc = e % C;
+            const int gr = r0 + r, gc = c0 + cc;
+            sm[dg9v_idx<P, SW>(r, cc)] = (gr < rLim && gc < cLim) ? X[(size_t)gr * ld + gc] : 0.0;
+        }
+    }
+}
+
+template <int BM, int BN, int WM, int WN, int NTH, int BK, int STAGES, int KS, int V2, int EPI, int KU, int TB>
+__device__ __forceinline__ void dg9v_body(int lowerC, int aLower, int bLower, int m, int n, int k, double alpha,
+                                          const double* A, int lda, const double* B, int ldb, double beta, double* C,
+                                          int ldc, long sA, long sB, long sC, double* smem)
+{
+    using G = Dg9vGeom<BM, BN, BK, V2>;
+    constexpr int PMK = G::PMK, PKM = G::PKM, MT = WM / 16, NT = WN / 8, WARPS_N = BN / WN;
+    static_assert((BM / WM) * (BN / WN) * 32 == NTH, "the warps tile the block");
+    static_assert(BK % KS == 0 && BN % BK == 0 && BK % 8 == 0, "k-tiles hold whole mma steps and j0 is a multiple of BK");
+    static_assert(!V2 || (KS >= 8 && BK % 16 == 0), "V2 needs k-steps of 8 or 16 and rows of whole swizzle groups");
+    static_assert(G::TA % 2 == 0 && G::STAGE % 2 == 0, "16-byte aligned tiles");
+    A += blockIdx.z * sA;
+    B += blockIdx.z * sB;
+    C += blockIdx.z * sC;
+    const int tilesX = gridDim.x, tilesY = gridDim.y;
+    const int pid = blockIdx.y * tilesX + blockIdx.x;
+    const int perGroup = DG9_GROUP * tilesX;
+    const int firstY = pid / perGroup * DG9_GROUP;
+    const int rowsHere = min(tilesY - firstY, DG9_GROUP);
+    const int ty = firstY + (pid % perGroup) % rowsHere, tx = (pid % perGroup) / rowsHere;
+    const int i0 = ty * BM, j0 = tx * BN;
+    if (lowerC && j0 > i0 + BM - 1) return;
+    const int vecA = ((lda & 1) == 0) && ((reinterpret_cast<uintptr_t>(A) & 15) == 0);
+    const int vecB = ((ldb & 1) == 0) && ((reinterpret_cast<uintptr_t>(B) & 15) == 0);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int wm = (warp / WARPS_N) * WM, wn = (warp % WARPS_N) * WN;
+    const int g = lane >> 2, t = lane & 3;
+    // V2 fragment offsets inside a stage: every fragment row this lane reads has parity g mod 2, so the
+    // swizzled chunk of real k 8j + 2t + kk (chunk X + t, X = kk / 2 + 4j a multiple of 4) is (X ⊕ sx) + t,
+    // sx = 4·(g mod 2): X + sx + t when X mod 8 < 4, else X - sx + t. Two lane offsets per operand
+    // (plus and minus) leave the compile-time part X to the load's immediate.
+    const int sx = (g & 1) << 2;
+    const int aP = (wm + g) * PMK + 2 * (t + sx), aM = (wm + g) * PMK + 2 * (t - sx);
+    const int bP = (wn + g) * PMK + 2 * (t + sx), bM = (wn + g) * PMK + 2 * (t - sx);
+    double acc[MT][NT][4];
+#pragma unroll
+    for (int a = 0; a < MT; a++)
+#pragma unroll
+        for (int b = 0; b < NT; b++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) acc[a][b][q] = 0.0;
+    const int kEnd = aLower ? min(k, i0 + BM) : k;
+    const int kBeg = bLower ? j0 : 0;
+    const int nTiles = kEnd > kBeg ? (kEnd - kBeg + BK - 1) / BK : 0;
+    // EPI 1: prefetch this block's C tile into L2 before the main loop; EPI 2: four k-tiles before its end
+    // (128-byte lines, and the last element of each row segment)
+    auto prefetchC = [&]() {
+        constexpr int LPR = BN / 16 + 1;
+        for (int e = threadIdx.x; e < BM * LPR; e += NTH) {
+            const int r = e / LPR, i = i0 + r;
+            int cEnd = min(n, j0 + BN);
+            if (lowerC) cEnd = min(cEnd, i + 1);
+            if (i < m && j0 < cEnd) {
+                const int c = min(j0 + (e % LPR) * 16, cEnd - 1);
+                asm volatile("prefetch.global.L2 [%0];\n" ::"l"(C + (size_t)i * ldc + c));
+            }
+        }
+    };
+    if constexpr (EPI == 1) {
+        if (beta != 0.0) prefetchC();
+    }
+    const int pfAt = max(nTiles - 4, 0);
+    auto loadStage = [&](int s, int l0) {
+        double* st = smem + s * G::STAGE;
+        dg9v_load<BM, BK, PMK, V2, NTH>(st, A, lda, i0, l0, m, kEnd, vecA);
+        if constexpr (!TB) dg9v_load<BK, BN, PKM, 0, NTH>(st + G::TA, B, ldb, l0, j0, kEnd, n, vecB);
+        else               dg9v_load<BN, BK, PMK, V2, NTH>(st + G::TA, B, ldb, j0, l0, n, kEnd, vecB);
+    };
+    // one k-step of KS: fragments from shared memory, MT × NT mmas
+    auto step = [&](const double* As, const double* Bs, int kk) {
+        double bf[NT][KS / 4];
+#pragma unroll
+        for (int b = 0; b < NT; b++) {
+            const int col = wn + b * 8 + g;
+            if constexpr (V2) {
+#pragma unroll
+                for (int j = 0; j < KS / 8; j++) {
+                    const int X = kk / 2 + 4 * j;
+                    if constexpr (TB) {
+                        const double2 v = *reinterpret_cast<const double2*>(
+                            Bs + ((X & 4) ? bM : bP) + b * 8 * PMK + 2 * X);
+                        bf[b][2 * j] = v.x;
+                        bf[b][2 * j + 1] = v.y;
+                    } else {
+                        bf[b][2 * j] = Bs[(kk + 8 * j + 2 * t) * PKM + col];
+                        bf[b][2 * j + 1] = Bs[(kk + 8 * j + 2 * t + 1) * PKM + col];
+                    }
+                }
+            } else {
+#pragma unroll
+                for (int q = 0; q < KS / 4; q++)
+                    bf[b][q] = TB ? Bs[col * PMK + kk + t + 4 * q] : Bs[(kk + t + 4 * q) * PKM + col];
+            }
+        }
+#pragma unroll
+        for (int a = 0; a < MT; a++) {
+            double af[KS / 2];
+            if constexpr (V2) {
+#pragma unroll
+                for (int j = 0; j < KS / 8; j++)
+#pragma unroll
+                    for (int h = 0; h < 2; h++) {
+                        const int X = kk / 2 + 4 * j;
+                        const double2 v = *reinterpret_cast<const double2*>(
+                            As + ((X & 4) ? aM : aP) + (a * 16 + 8 * h) * PMK + 2 * X);
+                        af[4 * j + h] = v.x;      // fragment k-index t + 8j     -> real k 8j + 2t
+                        af[4 * j + 2 + h] = v.y;  // fragment k-index t + 8j + 4 -> real k 8j + 2t + 1
+                    }
+            } else {
+#pragma unroll
+                for (int q = 0; q < KS / 2; q++)
+                    af[q] = As[(wm + a * 16 + g + 8 * (q & 1)) * PMK + kk + t + 4 * (q >> 1)];
+            }
+#pragma unroll
+            for (int b = 0; b < NT; b++) dg9_mma<KS>(acc[a][b], af, bf[b]);
+        }
+    };
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < nTiles) loadStage(s, kBeg + s * BK);
+        asm volatile("cp.async.commit_group;\n" ::: "memory");
+    }
+#pragma unroll 1
+    for (int kt = 0; kt < nTiles; kt++) {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(STAGES - 2) : "memory");
+        __syncthreads();  // tile kt is in shared memory; every warp is past tile kt - 1, whose stage is refilled
+        {
+            const int nx = kt + STAGES - 1;
+            if (nx < nTiles) loadStage(nx % STAGES, kBeg + nx * BK);
+            asm volatile("cp.async.commit_group;\n" ::: "memory");
+        }
+        if constexpr (EPI == 2) {
+            if (kt == pfAt && beta != 0.0) prefetchC();
+        }
+        const double* As = smem + (kt % STAGES) * G::STAGE;
+        const double* Bs = As + G::TA;
+        if constexpr (KU) {
+            // rolled k-steps: one step's fragments live at a time (for the 128-register variants)
+#pragma unroll 1
+            for (int kk = 0; kk < BK; kk += KS) step(As, Bs, kk);
+        } else {
+#pragma unroll
+            for (int kk = 0; kk < BK; kk += KS) step(As, Bs, kk);
+        }
+    }
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    __syncthreads();  // in place (n <= BN): every warp has read its operands before any C is written
+    const bool vecC = EPI && ((ldc & 1) == 0) && ((reinterpret_cast<uintptr_t>(C) & 15) == 0);
+#pragma unroll
+    for (int a = 0; a < MT; a++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int i = i0 + wm + a * 16 + g + 8 * h;
+            if (i >= m) continue;
+#pragma unroll
+            for (int b = 0; b < NT; b++) {
+                const int j = j0 + wn + b * 8 + 2 * t;
+                if (vecC && j + 1 < n && !(lowerC && j + 1 > i)) {
+                    double2* p = reinterpret_cast<double2*>(C + (size_t)i * ldc + j);
+                    double2 v;
+                    v.x = alpha * acc[a][b][2 * h];
+                    v.y = alpha * acc[a][b][2 * h + 1];
+                    if (beta != 0.0) {
+                        const double2 c = *p;
+                        v.x = fma(beta, c.x, v.x);
+                        v.y = fma(beta, c.y, v.y);
+                    }
+                    *p = v;
+                    continue;
+                }
+#pragma unroll
+                for (int q = 0; q < 2; q++) {
+                    if (j + q >= n || (lowerC && j + q > i)) continue;
+                    double* p = C + (size_t)i * ldc + j + q;
+                    double v = alpha * acc[a][b][2 * h + q];
+                    if (beta != 0.0) v = fma(beta, *p, v);
+                    *p = v;
+                }
+            }
+        }
+}
+
+// dgemm_dmma_sm90_{tag}_bk{BK}_s{STAGES}_k{KS}; tag: v = V2, e1 / e2 = EPI 1 / 2, r = rolled k-steps (KU),
+// w16 = 16 warps of 32 × 32 (512 threads, 4 warps per scheduler, <= 128 registers), t64 = 128 × 64 tiles of
+// 8 warps of 32 × 32 with 2 blocks per SM (<= 128 registers); otherwise 128 × 128 tiles of 8 warps of 64 × 32
+// as dgemm_dmma_sm90. tools/device/dgemm_probe.py lists each one's geometry and shared memory.
+#define DG9V_KERNEL(NAME, BM, BN, WM, WN, NTH, MINB, BK, STAGES, KS, V2, EPI, KU)                              \
+    extern "C" __global__ void __launch_bounds__(NTH, MINB)                                                    \
+    NAME(int transB, int lowerC, int aLower, int bLower, int m, int n, int k, double alpha, const double* A,   \
+         int lda, const double* B, int ldb, double beta, double* C, int ldc, long sA, long sB, long sC)        \
+    {                                                                                                          \
+        extern __shared__ __align__(16) double dg9_smem[];                                                     \
+        if (transB) dg9v_body<BM, BN, WM, WN, NTH, BK, STAGES, KS, V2, EPI, KU, 1>(                             \
+            lowerC, aLower, bLower, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, sA, sB, sC, dg9_smem);       \
+        else        dg9v_body<BM, BN, WM, WN, NTH, BK, STAGES, KS, V2, EPI, KU, 0>(                             \
+            lowerC, aLower, bLower, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, sA, sB, sC, dg9_smem);       \
+    }
+
+// the generalized body with the default's knobs: a control, should time as dgemm_dmma_sm90
+DG9V_KERNEL(dgemm_dmma_sm90_g_bk32_s3_k8, 128, 128, 64, 32, 256, 1, 32, 3, 8, 0, 0, 0)
+// epilogue only
+DG9V_KERNEL(dgemm_dmma_sm90_e1_bk32_s3_k8, 128, 128, 64, 32, 256, 1, 32, 3, 8, 0, 1, 0)
+DG9V_KERNEL(dgemm_dmma_sm90_e2_bk32_s3_k8, 128, 128, 64, 32, 256, 1, 32, 3, 8, 0, 2, 0)
+// 16-byte fragment loads
+DG9V_KERNEL(dgemm_dmma_sm90_v_bk32_s3_k8, 128, 128, 64, 32, 256, 1, 32, 3, 8, 1, 0, 0)
+DG9V_KERNEL(dgemm_dmma_sm90_v_bk32_s3_k16, 128, 128, 64, 32, 256, 1, 32, 3, 16, 1, 0, 0)
+DG9V_KERNEL(dgemm_dmma_sm90_vr_bk32_s3_k8, 128, 128, 64, 32, 256, 1, 32, 3, 8, 1, 0, 1)
+// both
+DG9V_KERNEL(dgemm_dmma_sm90_ve1_bk32_s3_k8, 128, 128, 64, 32, 256, 1, 32, 3, 8, 1, 1, 0)
+DG9V_KERNEL(dgemm_dmma_sm90_ve1r_bk32_s3_k8, 128, 128, 64, 32, 256, 1, 32, 3, 8, 1, 1, 1)
+// more warps per scheduler
+DG9V_KERNEL(dgemm_dmma_sm90_w16ve1r_bk32_s3_k8, 128, 128, 32, 32, 512, 1, 32, 3, 8, 1, 1, 1)
+DG9V_KERNEL(dgemm_dmma_sm90_t64ve1r_bk32_s2_k8, 128, 64, 32, 32, 256, 2, 32, 2, 8, 1, 1, 1)
+DG9V_KERNEL(dgemm_dmma_sm90_t64ve1r_bk16_s4_k8, 128, 64, 32, 32, 256, 2, 16, 4, 8, 1, 1, 1)
+DG9V_KERNEL(dgemm_dmma_sm90_t64ve1_bk16_s4_k8, 128, 64, 32, 32, 256, 2, 16, 4, 8, 1, 1, 0)
+#endif
