@@ -19,8 +19,10 @@ size s batched plus the last shorter pair: c x a x a with bLower, then c x a x c
 or the short half); and the 64-column panel products (m x 64 x 64 transB in place, m x w x 64 lowerC)
 on dgemm_f64 vs the new kernel, which decide CudaBackend's DMMA_MIN_K. TFLOP/s count the useful
 flops: 2·m·n·k, halved for lowerC and for a triangular operand. A "sum" line per n adds the trtri
-levels (old vs new). Variants (a cubin built with -DDG9_VARIANTS) get checked and timed too, 10
-launches each; a deadline keeps the whole run under ~55 s (later variant timings are skipped, said so).
+levels (old vs new). Variants (a cubin built with -DDG9_VARIANTS; VARIANTS below lists each one's tile,
+threads and shared memory) get every check too, but are timed (10 launches each) only at n = 14336 on the
+13824 x 13824 x 512 trailing update and the trtri levels (their "sum" line); a deadline keeps the whole
+run under ~55 s (later variant timings are skipped, said so).
 
 Build the cubins first, in the repository root (.probe/ is ignored by git, so the run must carry it):
 
@@ -39,7 +41,7 @@ goes on; but an illegal address (or another sticky CUDA error) kills the context
 fails too: rerun with --skip=the kernel named in the first FAIL line (e.g. --skip=dgemm_dmma_sm90_bk32_s3_k8)
 to get the others' checks and times.
 """
-import math, re, sys, time, traceback
+import math, sys, time, traceback
 import numpy as np
 import cupy as cp
 
@@ -69,30 +71,67 @@ def check(label, ok, detail):
         failures.append(label)
 
 
+def sm90v_smem(bm, bn, bk, stages, v2):
+    """Dynamic shared memory of a round-2 variant (hopper.cu, Dg9vGeom): stages · (BM · PMK + max(BN · PMK,
+    BK · PKM)) doubles, PMK = BK (v2, swizzled) or BK + 4, PKM = BN + 2 (v2) or BN + 4."""
+    pmk, pkm = (bk, bn + 2) if v2 else (bk + 4, bn + 4)
+    return stages * (bm * pmk + max(bn * pmk, bk * pkm)) * 8
+
+
+# The -DDG9_VARIANTS kernels: (name, C tile rows, C tile columns, threads, dynamic shared memory). Round 1
+# (dg9_body, 128 x 128, 256 threads): bk16_s5_k16 was the default before bk32_s3_k8; bk32_s3_k16 its k16
+# twin. Round 2 (dg9v_body; tags in hopper.cu: v = 16-byte swizzled fragment loads, e1/e2 = vector
+# epilogue with C prefetched into L2 at the start / 4 k-tiles before the end, r = rolled k-steps,
+# w16 = 16 warps of 32 x 32, t64 = 128 x 64 tiles with 2 blocks per SM; g = the default's knobs, a control).
+VARIANTS = [
+    ("dgemm_dmma_sm90_bk16_s5_k16", 128, 128, 256, sm90_smem(16, 5)),
+    ("dgemm_dmma_sm90_bk32_s3_k16", 128, 128, 256, sm90_smem(32, 3)),
+    ("dgemm_dmma_sm90_g_bk32_s3_k8", 128, 128, 256, sm90v_smem(128, 128, 32, 3, 0)),
+    ("dgemm_dmma_sm90_e1_bk32_s3_k8", 128, 128, 256, sm90v_smem(128, 128, 32, 3, 0)),
+    ("dgemm_dmma_sm90_e2_bk32_s3_k8", 128, 128, 256, sm90v_smem(128, 128, 32, 3, 0)),
+    ("dgemm_dmma_sm90_v_bk32_s3_k8", 128, 128, 256, sm90v_smem(128, 128, 32, 3, 1)),
+    ("dgemm_dmma_sm90_v_bk32_s3_k16", 128, 128, 256, sm90v_smem(128, 128, 32, 3, 1)),
+    ("dgemm_dmma_sm90_vr_bk32_s3_k8", 128, 128, 256, sm90v_smem(128, 128, 32, 3, 1)),
+    ("dgemm_dmma_sm90_ve1_bk32_s3_k8", 128, 128, 256, sm90v_smem(128, 128, 32, 3, 1)),
+    ("dgemm_dmma_sm90_ve1r_bk32_s3_k8", 128, 128, 256, sm90v_smem(128, 128, 32, 3, 1)),
+    ("dgemm_dmma_sm90_w16ve1r_bk32_s3_k8", 128, 128, 512, sm90v_smem(128, 128, 32, 3, 1)),
+    ("dgemm_dmma_sm90_t64ve1r_bk32_s2_k8", 128, 64, 256, sm90v_smem(128, 64, 32, 2, 1)),
+    ("dgemm_dmma_sm90_t64ve1r_bk16_s4_k8", 128, 64, 256, sm90v_smem(128, 64, 16, 4, 1)),
+    ("dgemm_dmma_sm90_t64ve1_bk16_s4_k8", 128, 64, 256, sm90v_smem(128, 64, 16, 4, 1)),
+]
+
+
 class Kernel:
     """One dgemm kernel of the common signature (transB, lowerC, aLower, bLower, m, n, k, alpha, A, lda,
-    B, ldb, beta, C, ldc, sA, sB, sC) and its launch geometry (tile edge, dynamic shared memory)."""
+    B, ldb, beta, C, ldc, sA, sB, sC) and its launch geometry (C tile rows x columns, threads, dynamic
+    shared memory)."""
 
-    def __init__(self, name, fn, tile, smem):
+    def __init__(self, name, fn, tile, smem, tile_n=None, threads=256):
         self.name, self.fn, self.tile, self.smem = name, fn, tile, smem
+        self.tile_n, self.threads = tile_n or tile, threads
         if smem:
             fn.max_dynamic_shared_size_bytes = smem
 
     def __call__(self, batch, transB, lowerC, aLower, bLower, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc,
                  sA=0, sB=0, sC=0):
-        t = self.tile
-        self.fn(((n + t - 1) // t, (m + t - 1) // t, batch), (256,),
+        t, tn = self.tile, self.tile_n
+        self.fn(((n + tn - 1) // tn, (m + t - 1) // t, batch), (self.threads,),
                 (i32(transB), i32(lowerC), i32(aLower), i32(bLower), i32(m), i32(n), i32(k), f64(alpha), A, i32(lda),
                  B, i32(ldb), f64(beta), C, i32(ldc), i64(sA), i64(sB), i64(sC)), shared_mem=self.smem)
 
 
-def load(path, name, tile, smem):
+MODULES = {}
+
+
+def load(path, name, tile, smem, tile_n=None, threads=256):
     """The kernel `name` of the cubin at `path`, or None (skipped, or a FAIL line when it cannot be loaded)."""
     if name in SKIP:
         print(f"skipped {name} (--skip)", flush=True)
         return None
     try:
-        return Kernel(name, cp.RawModule(path=path).get_function(name), tile, smem)
+        if path not in MODULES:
+            MODULES[path] = cp.RawModule(path=path)
+        return Kernel(name, MODULES[path].get_function(name), tile, smem, tile_n, threads)
     except Exception as e:  # noqa: BLE001 - report and go on with the others
         check(f"load {name} from {path}", False, f"{type(e).__name__}: {e}")
         return None
@@ -103,10 +142,8 @@ f64k = load(ARGS[0], "dgemm_f64", 64, 0)
 new = load(ARGS[1], "dgemm_dmma_sm90", 128, sm90_smem(32, 3))   # hopper.cu's DG9_BK, DG9_STAGES
 variants = []
 if len(ARGS) > 2:
-    for nm in ["dgemm_dmma_sm90_bk16_s5_k8", "dgemm_dmma_sm90_bk16_s5_k4", "dgemm_dmma_sm90_bk16_s3_k16",
-               "dgemm_dmma_sm90_bk16_s4_k16", "dgemm_dmma_sm90_bk32_s3_k16", "dgemm_dmma_sm90_bk16_s5_k16"]:
-        bk, st = map(int, re.match(r".*_bk(\d+)_s(\d+)_k\d+$", nm).groups())
-        kv = load(ARGS[2], nm, 128, sm90_smem(bk, st))
+    for (nm, tm, tn, nth, smem) in VARIANTS:
+        kv = load(ARGS[2], nm, tm, smem, tn, nth)
         if kv is not None:
             variants.append(kv)
 
@@ -337,6 +374,8 @@ def timing(n):
             if kern is None:
                 continue
             is_var = kern in variants
+            if is_var and not (n == 14336 and (label.startswith("trtri") or label.startswith(f"trailing {n - PANEL}x"))):
+                continue
             if is_var and time.time() - T_START > DEADLINE_S:
                 print(f"time n={n} {label} {kern.name}: skipped (past the {DEADLINE_S:.0f} s deadline)", flush=True)
                 continue
