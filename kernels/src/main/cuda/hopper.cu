@@ -20,7 +20,8 @@
 //      the rounding of CpuBackend's Tf32.round twin.
 //  dgemm_dmma_sm90: the fp64 product of the device inverse factor (dgemm_dmma's function) on the
 //      sm_90 fp64 tensor-core shape mma.sync.aligned.m16n8k16 .f64 (not wgmma: it has no fp64); see
-//      its comment at the end of this file.
+//      its comment at the end of this file (and, under -DDG9_VARIANTS for tools/device/dgemm_probe.py only,
+//      its tuning variants: dg9v_body, after it).
 //
 // Structure (the SparseGPT-independent part of a Hopper GEMM; cf. NVIDIA CUTLASS 3 "sm90 warpgroup
 // MMA" mainloops): 256 threads = 2 warpgroups, each computing 64 rows of the 128-row tile with
@@ -669,12 +670,19 @@ DG9_KERNEL(dgemm_dmma_sm90_bk16_s5_k16, 16, 5, 16)
 //   XOR-swizzled by 16-byte chunk, chunk c of row r stored at c ⊕ 4·(r mod 2), so that each quarter-warp's
 //   16-byte loads (rows 2q, 2q + 1, chunks 4j + t) hit 8 distinct 16-byte bank groups; the "KM" tile of a
 //   plain B (BK rows of BN) keeps 8-byte loads at rows 2t + i (+8), pitch BN + 2 (= 2 mod 8 doubles: the
-//   half-warp's addresses 4t + 2i + g mod 16 are distinct). Same shared memory per stage as padding
-//   would need less of: 3 stages of BK 32 fit (~194 KiB).
+//   half-warp's addresses 4t + 2i + g mod 16 are distinct). Unpadded, 3 stages of BK 32 fit (193.5 KiB;
+//   a conflict-free padded pitch for 16-byte loads, BK + 8, would not).
+//   KU: the k-steps of a k-tile stay a rolled loop (one step's fragments live at a time) instead of being
+//   unrolled, so ptxas cannot hoist every step's fragment loads (fewer registers, less latency hiding).
+//   All variants recompute the cp.async addresses per k-tile (the thread index through an opaque mov):
+//   ptxas otherwise keeps them in registers across the main loop and spills (with the default's knobs,
+//   the control _g_ below: 231 registers and no spill, against dgemm_dmma_sm90's 255 and 4 bytes;
+//   -Xptxas -v, nvcc 13.0). The 128-register geometries (w16, t64) still spill 28-40 bytes.
 //   EPI: the epilogue reads and writes C as 16-byte pairs (when ldc is even and C 16-byte aligned, the pair
 //   inside n and, for lowerC, inside the triangle; otherwise the scalar path), and the block prefetches its
-//   C tile into L2 (prefetch.global.L2) four k-tiles before the end when beta != 0, so that the
-//   read-modify-write after the main loop does not wait on HBM.
+//   C tile into L2 (prefetch.global.L2) when beta != 0, so that the
+//   read-modify-write after the main loop does not wait on HBM (EPI 1: before the main loop; EPI 2: four
+//   k-tiles before its end, at a few registers' cost inside the loop).
 // Shared memory: STAGES · (BM · PMK + max(BN · PMK, BK · PKM)) · 8 bytes, PMK = BK (V2) or BK + 4,
 // PKM = BN + 2 (V2) or BN + 4 (the probe's sm90v_smem). In place (C overlapping A) needs n <= BN.
 template <int BM, int BN, int BK, int V2>
@@ -697,13 +705,17 @@ __device__ __forceinline__ int dg9v_idx(int r, int c)
 
 // dg9_load with a thread count and the optional swizzle: rows [r0, r0 + R) × columns [c0, c0 + C) of X
 // into shared memory; rows >= rLim or columns >= cLim read as zero.
+// The thread index goes through an opaque mov so that the per-thread addresses are recomputed for each
+// k-tile rather than hoisted out of the main loop into registers the accumulators need.
 template <int R, int C, int P, int SW, int NTH>
 __device__ __forceinline__ void dg9v_load(double* sm, const double* __restrict__ X, int ld, int r0, int c0, int rLim,
                                           int cLim, int vec)
 {
+    int tid;
+    asm volatile("mov.u32 %0, %1;\n" : "=r"(tid) : "r"((int)threadIdx.x));
     if (vec) {
 #pragma unroll
-        for (int e = threadIdx.x; e < R * C / 2; e += NTH) {
+        for (int e = tid; e < R * C / 2; e += NTH) {
             const int r = e / (C / 2), cc = (e % (C / 2)) * 2;
             const int gr = r0 + r, gc = c0 + cc;
             int bytes = 0;
@@ -718,7 +730,7 @@ __device__ __forceinline__ void dg9v_load(double* sm, const double* __restrict__
                          : "memory");
         }
     } else {
-        for (int e = threadIdx.x; e < R * C; e += NTH) {
+        for (int e = tid; e < R * C; e += NTH) {
             const int r = e / C, cc = e % C;
             const int gr = r0 + r, gc = c0 + cc;
             sm[dg9v_idx<P, SW>(r, cc)] = (gr < rLim && gc < cLim) ? X[(size_t)gr * ld + gc] : 0.0;
