@@ -444,7 +444,10 @@ __device__ __forceinline__ void cp_post(int* flag)
 {
     __threadfence();
     __syncthreads();
-    if (threadIdx.x == 0) atomicExch(flag, 1);
+    if (threadIdx.x == 0) {
+        __threadfence();   // cumulative: the block's stores, ordered before the barrier, precede the flag
+        atomicExch(flag, 1);
+    }
 }
 
 // A wait that outlasts CP_WAIT_CYCLES SM clocks (about 2 s, far beyond any panel) sets *info = 2 and goes on
