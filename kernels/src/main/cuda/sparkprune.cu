@@ -340,12 +340,12 @@ dgemm_f64(int transB, int lowerC, int aLower, int bLower, int m, int n, int k, d
 // Block (b, i), b > i, of L is
 //   phase 1 (left-looking update): A_bi -= L_b,[0,i) * L_i,[0,i)^T       (k = FB i; A_bi stays in R)
 //   phase 2 (panel product):        L_bi  = A_bi * X_i^T,  X_i = L_ii^-1 (k = FB)
-// and diagonal block b (slab b's own rows only) is A_bb - L_b,[0,b) * L_b,[0,b)^T: the first b-1 blocks'
-// part in phase 1 of step b-1, block b-1's part right after L_b,b-1 (rank FB), then potf2_inv_block.
+// and diagonal block b (slab b's own rows only) is A_bb - L_b,[0,b) * L_b,[0,b)^T, right-looking: a rank-FB
+// update right after each L_b,i (off the critical path for i < b-1), then potf2_inv_block after L_b,b-1.
 // Phase 1 of step i needs the finished row L_i,[0,i) (flag row[i]); phase 2 needs X_i (flag x[i]); both
 // are posted by the block that owns slab i, row[i] before its potf2 and x[i] after it, so every block's
 // phase 1 work overlaps that potf2; the owner of slab i+1 runs its critical path (phase 1, phase 2, the
-// diagonal update, potf2) before its other slabs. Thread block c owns slabs c, c + G, c + 2G, ...
+// rank-FB diagonal update, potf2) before its other slabs. Thread block c owns slabs c, c + G, c + 2G, ...
 // (G = gridDim.x); it processes steps in order, and every flag a step waits for is posted in an earlier
 // step, so no cycle exists; the waits need all G blocks resident, which cuLaunchCooperativeKernel
 // guarantees (G <= the occupancy times the SM count). A failed pivot sets *info and the chain runs on
@@ -497,12 +497,8 @@ chol_panel_f64(int n, int p0, double* __restrict__ R, double* __restrict__ X, in
         cp_wait(fl + 2 * i, info);
         for (int b = first; b < ns; b += G) {
             const bool diag = b == i + 1 && b < nb;  // the next diagonal block: the critical path
-            if (i > 0) {
+            if (i > 0)
                 cp_tile(at(R, b, i), n, roww(b), wi, 1, -1.0, at(R, b, 0), n, at(R, i, 0), n, FB * i, FB * i, As, Bs);
-                if (diag)
-                    cp_tile(at(R, b, b), n, roww(b), roww(b), 1, -1.0, at(R, b, 0), n, at(R, b, 0), n, FB * i, FB * i,
-                            As, Bs);
-            }
             if (diag) {
                 cp_wait(fl + 2 * i + 1, info);
                 cp_tile(at(R, b, i), n, roww(b), wi, 0, 1.0, at(R, b, i), n, at(X, i, i), n, FB, wi, As, Bs);
@@ -516,6 +512,8 @@ chol_panel_f64(int n, int p0, double* __restrict__ R, double* __restrict__ X, in
         for (int b = first; b < ns; b += G) {
             if (b == i + 1 && b < nb) continue;
             cp_tile(at(R, b, i), n, roww(b), wi, 0, 1.0, at(R, b, i), n, at(X, i, i), n, FB, wi, As, Bs);
+            if (b < nb)                              // a later diagonal block: its rank-FB share, off the critical path
+                cp_tile(at(R, b, b), n, roww(b), roww(b), 1, -1.0, at(R, b, i), n, at(R, b, i), n, FB, wi, As, Bs);
         }
     }
 }
