@@ -160,10 +160,11 @@ __global__ void reversed_upper(int n, const double* __restrict__ X, double* __re
 // whose steps change nothing inside it; the loop runs to kb only.
 #define PO_THREADS 256
 #define PO_P (FB + 1)   // doubles; cb[c * PO_P + r] = M[r][c]
-__global__ void __launch_bounds__(PO_THREADS) potf2_inv_f64(int kb, double* __restrict__ R, int ldr,
-                                                            double* __restrict__ X, int ldx, int* __restrict__ info)
+// The body of potf2_inv_f64 as a device function (also run by chol_panel_f64 below); sm: POTF2 shared
+// memory, FB * PO_P + FB doubles. Called by all PO_THREADS threads of the block.
+__device__ __forceinline__ void potf2_inv_block(int kb, double* __restrict__ R, int ldr, double* __restrict__ X,
+                                                int ldx, int* __restrict__ info, double* sm)
 {
-    extern __shared__ double sm[];
     double* cb = sm;                  // FB x PO_P: the published columns of M
     double* sd = sm + FB * PO_P;      // FB: s_c = sqrt(d_c)
     const int tid = threadIdx.x, Ro = tid >> 4, Co = tid & 15;
@@ -221,7 +222,7 @@ __global__ void __launch_bounds__(PO_THREADS) potf2_inv_f64(int kb, double* __re
         // a subnormal pivot fails too: its reciprocal (__drcp_rn above) overflowed to inf, which would
         // leave a NaN factor with info 0 (the old sqrt-then-divide form did not overflow); such an H
         // gets the next dampening instead
-        if (!(d > 0.0) || isinf(d) || d < 2.2250738585072014e-308) atomicExch(info, 1);
+        if (!(d > 0.0) || isinf(d) || d < 2.2250738585072014e-308) atomicMax(info, 1);
         sd[tid] = sqrt(d);
     }
     __syncthreads();
@@ -240,6 +241,13 @@ __global__ void __launch_bounds__(PO_THREADS) potf2_inv_f64(int kb, double* __re
             R[(size_t)i * ldr + j] = l;
             X[(size_t)i * ldx + j] = x;
         }
+}
+
+__global__ void __launch_bounds__(PO_THREADS) potf2_inv_f64(int kb, double* __restrict__ R, int ldr,
+                                                            double* __restrict__ X, int ldx, int* __restrict__ info)
+{
+    extern __shared__ double sm[];
+    potf2_inv_block(kb, R, ldr, X, ldx, info, sm);
 }
 
 // dgemm_f64: C = alpha * A * op(B) + beta * C, fp64 FMAs, 64 x 64 tiles per 256 threads, 4 x 4 per
@@ -316,6 +324,196 @@ dgemm_f64(int transB, int lowerC, int aLower, int bLower, int m, int n, int k, d
             double v = alpha * acc[r][c];
             if (beta != 0.0) v += beta * *p;
             *p = v;
+        }
+    }
+}
+
+// ================================================================================================
+// chol_panel_f64: one panel of PANEL = CP_BLOCKS * FB columns of the blocked Cholesky above (the FB-column
+// steps of CudaBackend.factorDevice) in ONE cooperative launch, instead of three launches per FB-column
+// step (potf2_inv_f64, the panel product A21 = A21 * X^T, the in-panel update). Same factor, same info
+// rule (potf2_inv_block is the body of potf2_inv_f64); only the summation order of the in-panel updates
+// differs (left-looking inside the panel: all earlier steps' updates of a block summed in one product).
+//
+// The panel's rows p0 .. n-1 are split into row slabs of FB rows (slab b: rows p0 + FB b ..), its columns
+// into nb <= CP_BLOCKS column blocks (block i: columns p0 + FB i ..); slab b < nb holds diagonal block b.
+// Block (b, i), b > i, of L is
+//   phase 1 (left-looking update): A_bi -= L_b,[0,i) * L_i,[0,i)^T       (k = FB i; A_bi stays in R)
+//   phase 2 (panel product):        L_bi  = A_bi * X_i^T,  X_i = L_ii^-1 (k = FB)
+// and diagonal block b (slab b's own rows only) is A_bb - L_b,[0,b) * L_b,[0,b)^T, right-looking: a rank-FB
+// update right after each L_b,i (off the critical path for i < b-1), then potf2_inv_block after L_b,b-1.
+// Phase 1 of step i needs the finished row L_i,[0,i) (flag row[i]); phase 2 needs X_i (flag x[i]); both
+// are posted by the block that owns slab i, row[i] before its potf2 and x[i] after it, so every block's
+// phase 1 work overlaps that potf2; the owner of slab i+1 runs its critical path (phase 1, phase 2, the
+// rank-FB diagonal update, potf2) before its other slabs. Thread block c owns slabs c, c + G, c + 2G, ...
+// (G = gridDim.x); it processes steps in order, and every flag a step waits for is posted in an earlier
+// step, so no cycle exists; the waits need all G blocks resident, which cuLaunchCooperativeKernel
+// guarantees (G <= the occupancy times the SM count). A failed pivot sets *info and the chain runs on
+// (garbage values, no hang); the caller checks info (1: a failed pivot; 2: a flag wait timed out, see
+// cp_wait).
+//
+// Flags: flags[2 g] (row) and flags[2 g + 1] (x) for the global block index g = p0 / FB + i, zero before
+// the first panel of a factor; 2 * ceil(n / FB) ints. Release: every thread __threadfence, barrier, one
+// atomicExch; acquire: thread 0 polls, __threadfence, barrier; blocks written by other thread blocks are
+// read through L2 (__ldcg). Launch: CP_THREADS threads, CP_SMEM bytes of dynamic shared memory.
+// Reference: LAPACK dpotrf (right-looking over panels, the rank-PANEL trailing update by the caller) with
+// a left-looking panel factorization (Golub & Van Loan, 4th ed., Alg. 4.2.1 gaxpy Cholesky, blocked).
+// ================================================================================================
+#define CP_BLOCKS 8
+#define CP_THREADS 256
+#define CP_CHUNK 16
+#define CP_P (FB + 1)
+
+// acc[rr][cc] (thread (Ro, Co) = (tid / 16, tid % 16): row Ro + 16 rr, column Co + 16 cc of a 64 x 64 tile)
+// += sum_{l < K} A[r][l] * B[c][l]; A and B row-major with row strides lda, ldb; rows r >= ar of A, rows
+// c >= bc of B and l >= kv read as 0. K: a multiple of CP_CHUNK, the same in every thread. Chunks of
+// CP_CHUNK columns staged in As and Bs (CP_CHUNK x CP_P doubles each), the next chunk's loads in flight
+// while the current one is multiplied. Ends with a barrier.
+__device__ __forceinline__ void cp_mm_nt(double acc[4][4], const double* A, int lda, int ar, const double* B,
+                                         int ldb, int bc, int K, int kv, double* As, double* Bs)
+{
+    const int tid = threadIdx.x, Ro = tid >> 4, Co = tid & 15;
+    double ra[4], rb[4];
+    // loads: row Ro + 16 q, column l0 + Co (16 threads read 128 contiguous bytes of a row)
+    auto load = [&](int l0) {
+        const int l = l0 + Co;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const int r = Ro + 16 * q;
+            ra[q] = (r < ar && l < kv) ? __ldcg(A + (size_t)r * lda + l) : 0.0;
+            rb[q] = (r < bc && l < kv) ? __ldcg(B + (size_t)r * ldb + l) : 0.0;
+        }
+    };
+    load(0);
+    for (int l0 = 0; l0 < K; l0 += CP_CHUNK) {
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            As[Co * CP_P + Ro + 16 * q] = ra[q];
+            Bs[Co * CP_P + Ro + 16 * q] = rb[q];
+        }
+        __syncthreads();
+        if (l0 + CP_CHUNK < K) load(l0 + CP_CHUNK);
+#pragma unroll
+        for (int l = 0; l < CP_CHUNK; l++) {
+            double a[4], b[4];
+#pragma unroll
+            for (int r = 0; r < 4; r++) a[r] = As[l * CP_P + Ro + 16 * r];
+#pragma unroll
+            for (int c = 0; c < 4; c++) b[c] = Bs[l * CP_P + Co + 16 * c];
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[r][c] = fma(a[r], b[c], acc[r][c]);
+        }
+        __syncthreads();
+    }
+}
+
+// C = alpha * A * B^T (+ C when accumulate) on the cr x cc tile at C (row stride ldc), inner dimension K
+// (l >= kv read as 0), A rows and B rows as in cp_mm_nt (cr, cc valid). A may be C itself (every read
+// precedes the barrier that ends cp_mm_nt). Ends with a barrier, so the block's writes are visible to it.
+__device__ __forceinline__ void cp_tile(double* C, int ldc, int cr, int cc, int accumulate, double alpha,
+                                        const double* A, int lda, const double* B, int ldb, int K, int kv,
+                                        double* As, double* Bs)
+{
+    double acc[4][4];
+#pragma unroll
+    for (int r = 0; r < 4; r++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) acc[r][c] = 0.0;
+    cp_mm_nt(acc, A, lda, cr, B, ldb, cc, K, kv, As, Bs);
+    const int Ro = threadIdx.x >> 4, Co = threadIdx.x & 15;
+#pragma unroll
+    for (int rr = 0; rr < 4; rr++) {
+        const int r = Ro + 16 * rr;
+        if (r >= cr) continue;
+#pragma unroll
+        for (int c4 = 0; c4 < 4; c4++) {
+            const int c = Co + 16 * c4;
+            if (c >= cc) continue;
+            double* p = C + (size_t)r * ldc + c;
+            double v = alpha * acc[rr][c4];
+            if (accumulate) v += __ldcg(p);
+            *p = v;
+        }
+    }
+    __syncthreads();
+}
+
+__device__ __forceinline__ void cp_post(int* flag)
+{
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();   // cumulative: the block's stores, ordered before the barrier, precede the flag
+        atomicExch(flag, 1);
+    }
+}
+
+// A wait that outlasts CP_WAIT_CYCLES SM clocks (about 2 s, far beyond any panel) sets *info = 2 and goes on
+// (the caller reports a broken launch instead of hanging; it cannot happen with all blocks resident).
+#define CP_WAIT_CYCLES 4000000000LL
+__device__ __forceinline__ void cp_wait(const int* flag, int* info)
+{
+    if (threadIdx.x == 0 && *(const volatile int*)flag == 0) {
+        const long long t0 = clock64();
+        while (*(const volatile int*)flag == 0) {
+            __nanosleep(20);
+            if (clock64() - t0 > CP_WAIT_CYCLES) {
+                atomicMax(info, 2);
+                break;
+            }
+        }
+    }
+    if (threadIdx.x == 0) __threadfence();
+    __syncthreads();
+}
+
+__global__ void __launch_bounds__(CP_THREADS, 2)
+chol_panel_f64(int n, int p0, double* __restrict__ R, double* __restrict__ X, int* __restrict__ flags,
+               int* __restrict__ info)
+{
+    extern __shared__ double sm[];                   // potf2_inv_block's FB * PO_P + FB doubles, or As | Bs
+    double* As = sm;
+    double* Bs = sm + CP_CHUNK * CP_P;
+    const int G = gridDim.x, me = blockIdx.x;
+    const int pw = min(CP_BLOCKS * FB, n - p0);      // panel width
+    const int nb = (pw + FB - 1) / FB;               // column blocks = diagonal slabs
+    const int ns = (n - p0 + FB - 1) / FB;           // row slabs
+    int* fl = flags + 2 * (p0 / FB);                 // fl[2 i]: row i final, fl[2 i + 1]: X_i final
+    auto colw = [&](int i) { return min(FB, pw - FB * i); };
+    auto roww = [&](int b) { return min(FB, n - p0 - FB * b); };
+    auto at = [&](double* M, int b, int i) { return M + (size_t)(p0 + FB * b) * n + p0 + FB * i; };
+
+    if (me == 0) {                                   // diagonal block 0 has no update inside the panel
+        potf2_inv_block(colw(0), at(R, 0, 0), n, at(X, 0, 0), n, info, sm);
+        cp_post(fl);
+        cp_post(fl + 1);
+    }
+    for (int i = 0; i + 1 < ns && i < nb; i++) {
+        const int first = me > i ? me : me + G * ((i + 1 - me + G - 1) / G);   // first owned slab > i
+        if (first >= ns) break;                      // and none at later steps either
+        const int wi = colw(i);
+        cp_wait(fl + 2 * i, info);
+        for (int b = first; b < ns; b += G) {
+            const bool diag = b == i + 1 && b < nb;  // the next diagonal block: the critical path
+            if (i > 0)
+                cp_tile(at(R, b, i), n, roww(b), wi, 1, -1.0, at(R, b, 0), n, at(R, i, 0), n, FB * i, FB * i, As, Bs);
+            if (diag) {
+                cp_wait(fl + 2 * i + 1, info);
+                cp_tile(at(R, b, i), n, roww(b), wi, 0, 1.0, at(R, b, i), n, at(X, i, i), n, FB, wi, As, Bs);
+                cp_post(fl + 2 * b);
+                cp_tile(at(R, b, b), n, roww(b), roww(b), 1, -1.0, at(R, b, i), n, at(R, b, i), n, FB, wi, As, Bs);
+                potf2_inv_block(roww(b), at(R, b, b), n, at(X, b, b), n, info, sm);
+                cp_post(fl + 2 * b + 1);
+            }
+        }
+        cp_wait(fl + 2 * i + 1, info);
+        for (int b = first; b < ns; b += G) {
+            if (b == i + 1 && b < nb) continue;
+            cp_tile(at(R, b, i), n, roww(b), wi, 0, 1.0, at(R, b, i), n, at(X, i, i), n, FB, wi, As, Bs);
+            if (b < nb)                              // a later diagonal block: its rank-FB share, off the critical path
+                cp_tile(at(R, b, b), n, roww(b), roww(b), 1, -1.0, at(R, b, i), n, at(R, b, i), n, FB, wi, As, Bs);
         }
     }
 }

@@ -105,6 +105,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * from being loaded on a compute-capability-9.0 device; any other value (or none) allows them.
      */
     public static final String WGMMA_PROPERTY = "sparkprune.cuda.wgmma";
+    /**
+     * System property choosing how the device Cholesky of the inverse factor runs each PANEL-column
+     * panel's FB-column steps: {@code steps} (the default: three launches per step, potf2_inv_f64 and two
+     * dgemm_f64) or {@code fused} (one cooperative launch of chol_panel_f64 per panel; see sparkprune.cu).
+     * Read once per backend; {@link #panelSteps(PanelSteps)} overrides it.
+     */
+    public static final String CHOL_PANEL_PROPERTY = "sparkprune.cuda.cholPanel";
     private static final System.Logger LOG = System.getLogger(CudaBackend.class.getName());
     /** Widest column block the fused block kernel handles (its register and shared-memory layout). */
     public static final int MAX_BLOCK_WIDTH = 128;
@@ -303,10 +310,78 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         this.blockKernel = java.util.Objects.requireNonNull(kernel, "kernel");
     }
 
+    /**
+     * How {@code factorDevice} runs the FB-column steps of a Cholesky panel (both compute the same fp64
+     * factor up to the summation order of the in-panel updates, with the same info rule).
+     */
+    enum PanelSteps {
+        /** Three launches per step: potf2_inv_f64, the panel product and the in-panel update (dgemm_f64). */
+        STEPS,
+        /**
+         * One cooperative launch of chol_panel_f64 per panel (left-looking inside the panel, flags between
+         * its thread blocks); {@link #STEPS} where the device has no cooperative launch.
+         */
+        FUSED;
+
+        /**
+         * @param value the value of {@value CudaBackend#CHOL_PANEL_PROPERTY}, or null
+         * @return {@link #STEPS} for null, else the named mode (case-insensitive)
+         * @throws InvalidInputException when the value is neither {@code steps} nor {@code fused}
+         */
+        static PanelSteps parse(String value) {
+            if (value == null) {
+                return STEPS;
+            }
+            return switch (value.trim().toLowerCase(java.util.Locale.ROOT)) {
+                case "steps" -> STEPS;
+                case "fused" -> FUSED;
+                default -> throw new io.sparkprune.kernels.InvalidInputException("system property "
+                        + CHOL_PANEL_PROPERTY + " is '" + value + "': use 'steps' (three launches per 64-column"
+                        + " Cholesky step, the default) or 'fused' (one chol_panel_f64 launch per panel)");
+            };
+        }
+    }
+
+    private volatile PanelSteps panelSteps = PanelSteps.STEPS;
+    /** Upper bound on chol_panel_f64's grid (tests: fewer blocks than row slabs, each owning several). */
+    private volatile int cholPanelGridLimit = Integer.MAX_VALUE;
+
+    /**
+     * Caps chol_panel_f64's grid below its occupancy limit, so that one block owns several row slabs
+     * (package-private: tests of that case, which large n or small devices reach).
+     *
+     * @param limit at least 1
+     * @throws IllegalArgumentException when limit &lt; 1
+     */
+    void cholPanelGridLimit(int limit) {
+        if (limit < 1) {
+            throw new IllegalArgumentException("chol_panel_f64 grid limit must be >= 1, got " + limit);
+        }
+        this.cholPanelGridLimit = limit;
+    }
+
+    /**
+     * @return how the device Cholesky runs its panel steps (from {@value #CHOL_PANEL_PROPERTY} unless set)
+     */
+    PanelSteps panelSteps() {
+        return panelSteps;
+    }
+
+    /**
+     * Chooses how the device Cholesky runs its panel steps (package-private: tests and A/B timings).
+     *
+     * @param mode the mode; not null
+     */
+    void panelSteps(PanelSteps mode) {
+        this.panelSteps = java.util.Objects.requireNonNull(mode, "mode");
+    }
+
     /** Diagonal block of the device Cholesky and triangular inverse (kernel constant FB). */
     private static final int FB = 64;
     /** potf2_inv_f64: the FB × (FB + 1) fp64 published columns plus FB square roots of the pivots. */
     private static final int POTF2_SMEM = (FB * (FB + 1) + FB) * 8;
+    /** chol_panel_f64: threads per block (its CP_THREADS); its dynamic shared memory is {@link #POTF2_SMEM}. */
+    private static final int CHOL_PANEL_THREADS = 256;
 
     private static final String[] GPU_OPS = {"sgemm", "syrkPackedUpper", "syrkPackedUpperTf32", "inverseCholeskyUpper",
         "sparseGptBlock",
@@ -424,6 +499,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     () -> JCudaDriver.cuFuncSetAttribute(fBlock,
                             CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, BLOCK_SMEM));
             fn = new Fns();
+            panelSteps = PanelSteps.parse(System.getProperty(CHOL_PANEL_PROPERTY));
             computeCapability = 10 * attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
                     "compute capability major") + attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
                     "compute capability minor");
@@ -1625,6 +1701,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * {@code diag} plus λ.
      *
      * @return false when the Cholesky met a pivot that is not positive (nothing is written to U then)
+     * @throws IllegalStateException when chol_panel_f64 ({@link PanelSteps#FUSED}) reports a flag wait that
+     *         timed out (info 2: its blocks were not all resident)
      */
     private boolean factorDevice(int n, CUdeviceptr a, int lda, CUdeviceptr diag, double lambda, DeviceBuffer r,
                                  DeviceBuffer x, DeviceBuffer t, DeviceBuffer info, CUdeviceptr u64, CUdeviceptr u32) {
@@ -1636,10 +1714,19 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         // Two levels of blocking: panels of PANEL columns are factored by FB-column steps whose rank-FB
         // updates stay inside the panel; the rest of the matrix gets one rank-PANEL update per panel,
         // a product with an inner dimension of PANEL that runs on the fp64 tensor cores (dgemm_dmma, or
-        // dgemm_dmma_sm90 with hopperKernels())
+        // dgemm_dmma_sm90 with hopperKernels()). A panel's steps run as three launches each, or with
+        // PanelSteps.FUSED as one chol_panel_f64 launch (same factor up to summation order, same info)
+        boolean fused = panelSteps == PanelSteps.FUSED && fn.cholPanelMaxGrid > 0;
+        CUdeviceptr flags = t.pointer(); // chol_panel_f64's 2·⌈n / FB⌉ flags: t is free until the inverse
+        if (fused) {
+            t.zero(0, 8L * ((n + FB - 1) / FB));
+        }
         for (int p0 = 0; p0 < n; p0 += PANEL) {
             int pEnd = Math.min(n, p0 + PANEL);
-            for (int k0 = p0; k0 < pEnd; k0 += FB) {
+            if (fused) {
+                cholPanel(n, p0, r, x, flags, info);
+            }
+            for (int k0 = p0; k0 < pEnd && !fused; k0 += FB) {
                 int kb = Math.min(FB, pEnd - k0);
                 CUdeviceptr d = r.at(8L * ((long) k0 * n + k0));
                 CUdeviceptr xd = x.at(8L * ((long) k0 * n + k0));
@@ -1667,6 +1754,11 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         Driver.check("Cholesky n=" + n, this::syncStream);
         int[] flag = new int[1];
         Driver.check("cuMemcpyDtoH Cholesky info", () -> JCudaDriver.cuMemcpyDtoH(Pointer.to(flag), info.pointer(), 4));
+        if (flag[0] == 2) {
+            throw new IllegalStateException("chol_panel_f64 (n = " + n + ") on device " + ordinal + ": a thread block"
+                    + " waited over 2 s for another's flag (not all blocks resident?); run with -D"
+                    + CHOL_PANEL_PROPERTY + "=steps and report this");
+        }
         if (flag[0] != 0) {
             return false;
         }
@@ -1688,6 +1780,20 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 Pointer.to(p(n), p(x.pointer()), p(u64), p(u32)));
         Driver.check("triangular inverse n=" + n, this::syncStream);
         return true;
+    }
+
+    /**
+     * Factors the panel of columns {@code p0 .. min(n, p0 + PANEL)} of R (rows p0 .. n-1; the trailing
+     * updates of earlier panels applied) in one cooperative launch of chol_panel_f64: L in R's panel
+     * columns, L⁻¹ of each FB × FB diagonal block in X, {@code info} ≥ 1 on a failed pivot. One block per
+     * FB-row slab, at most {@code fn.cholPanelMaxGrid} (a block then owns several slabs).
+     */
+    private void cholPanel(int n, int p0, DeviceBuffer r, DeviceBuffer x, CUdeviceptr flags, DeviceBuffer info) {
+        int grid = Math.min(Math.min(fn.cholPanelMaxGrid, cholPanelGridLimit), (n - p0 + FB - 1) / FB);
+        Pointer params = Pointer.to(p(n), p(p0), p(r.pointer()), p(x.pointer()), p(flags),
+                p(info.pointer()));
+        timedLaunch("chol_panel_f64 panel " + p0, () -> JCudaDriver.cuLaunchCooperativeKernel(fn.cholPanel, grid, 1, 1,
+                CHOL_PANEL_THREADS, 1, 1, POTF2_SMEM, stream, params));
     }
 
     /**
@@ -2249,6 +2355,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         final CUfunction syrkTf32 = function("syrk_packed_tf32");
         final CUfunction dgemmDmma = function("dgemm_dmma");
         final CUfunction nonFinite = function("first_nonfinite_f32");
+        /** The fused Cholesky panel ({@link PanelSteps#FUSED}). */
+        final CUfunction cholPanel = function("chol_panel_f64");
+        /** Whether the device supports cuLaunchCooperativeKernel (chol_panel_f64 needs it). */
+        final boolean cooperative = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH,
+                "cooperative launch") != 0;
+        /** chol_panel_f64's largest grid: resident blocks per SM times the SM count (0 without cooperative launch). */
+        final int cholPanelMaxGrid;
 
         Fns() {
             for (BlockKernel k : BlockKernel.values()) {
@@ -2274,6 +2387,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             }
             maxSmem("syrk_packed_dmma", fSyrk, SYRK_DMMA_SMEM);
             maxSmem("dgemm_dmma", dgemmDmma, DGEMM_DMMA_SMEM);
+            maxSmem("chol_panel_f64", cholPanel, POTF2_SMEM);
+            int[] perSm = new int[1];
+            if (cooperative) {
+                Driver.check("cuOccupancyMaxActiveBlocksPerMultiprocessor chol_panel_f64", () -> JCudaDriver
+                        .cuOccupancyMaxActiveBlocksPerMultiprocessor(perSm, cholPanel, CHOL_PANEL_THREADS, POTF2_SMEM));
+            }
+            cholPanelMaxGrid = perSm[0] * Math.max(1, attribute(
+                    CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, "multiprocessor count"));
         }
     }
 

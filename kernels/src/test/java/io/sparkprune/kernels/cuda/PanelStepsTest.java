@@ -1,0 +1,27 @@
+package io.sparkprune.kernels.cuda;
+
+import io.sparkprune.kernels.InvalidInputException;
+import org.junit.jupiter.api.Test;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/** {@link CudaBackend.PanelSteps#parse}: the values of {@value CudaBackend#CHOL_PANEL_PROPERTY} (no device needed). */
+class PanelStepsTest {
+    @Test
+    void parsesTheTwoModesAndDefaultsToTheSteps() {
+        assertThat(CudaBackend.PanelSteps.parse(null)).isEqualTo(CudaBackend.PanelSteps.STEPS);
+        assertThat(CudaBackend.PanelSteps.parse("steps")).isEqualTo(CudaBackend.PanelSteps.STEPS);
+        assertThat(CudaBackend.PanelSteps.parse(" Fused ")).isEqualTo(CudaBackend.PanelSteps.FUSED);
+    }
+
+    @Test
+    void rejectsAnyOtherValueNamingThePropertyAndTheChoices() {
+        assertThatThrownBy(() -> CudaBackend.PanelSteps.parse("cooperative"))
+                .isInstanceOf(InvalidInputException.class)
+                .hasMessageContaining(CudaBackend.CHOL_PANEL_PROPERTY)
+                .hasMessageContaining("'cooperative'")
+                .hasMessageContaining("'steps'")
+                .hasMessageContaining("'fused'");
+    }
+}
