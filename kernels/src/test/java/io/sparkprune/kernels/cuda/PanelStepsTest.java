@@ -9,8 +9,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 /** {@link CudaBackend.PanelSteps#parse}: the values of {@value CudaBackend#CHOL_PANEL_PROPERTY} (no device needed). */
 class PanelStepsTest {
     @Test
-    void parsesTheTwoModesAndDefaultsToTheSteps() {
-        assertThat(CudaBackend.PanelSteps.parse(null)).isEqualTo(CudaBackend.PanelSteps.STEPS);
+    void parsesTheTwoModesAndDefaultsToTheFusedPanel() {
+        assertThat(CudaBackend.PanelSteps.parse(null)).isEqualTo(CudaBackend.PanelSteps.FUSED);
         assertThat(CudaBackend.PanelSteps.parse("steps")).isEqualTo(CudaBackend.PanelSteps.STEPS);
         assertThat(CudaBackend.PanelSteps.parse(" Fused ")).isEqualTo(CudaBackend.PanelSteps.FUSED);
     }
