@@ -642,6 +642,28 @@ __global__ void gather_cols_f32(int rows, int width, const float* __restrict__ W
     out[e] = W[(size_t)r * ldw + c];
 }
 
+// pack_mask_bits: the solve's byte mask M (rows x cols, row stride ldm, non-zero = pruned) as 64-bit
+// words out (rows x wpr, wpr = ceil(cols / 64); column c of row r is bit c % 64 of word r * wpr + c / 64,
+// the layout of io.sparkprune.calibration.sparsity.BitMask); bits beyond cols in a row's last word are 0.
+// One warp per word: lane l reads columns c0 + l and c0 + 32 + l (coalesced byte loads), two ballots
+// give the word's low and high halves. Launch with blockDim.x a multiple of 32 and at least rows * wpr
+// warps; the early return is warp-uniform, so every ballot sees its full warp.
+__global__ void pack_mask_bits(int rows, int cols, const unsigned char* __restrict__ M, int ldm,
+                               unsigned long long* __restrict__ out, int wpr)
+{
+    const long word = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    if (word >= (long)rows * wpr) return;
+    const int lane = threadIdx.x & 31;
+    const int r = (int)(word / wpr);
+    const int c0 = (int)(word % wpr) * 64;
+    const unsigned char* m = M + (size_t)r * ldm;
+    const bool lo = c0 + lane < cols && m[c0 + lane] != 0;
+    const bool hi = c0 + 32 + lane < cols && m[c0 + 32 + lane] != 0;
+    const unsigned blo = __ballot_sync(FULL_MASK, lo);
+    const unsigned bhi = __ballot_sync(FULL_MASK, hi);
+    if (lane == 0) out[word] = ((unsigned long long)bhi << 32) | blo;
+}
+
 // unpack_upper_f64: the packed upper triangle (the layout above) scaled by `scale` into the
 // upper triangle of a full n x n matrix (row stride n; the lower triangle is left as it is) and its
 // diagonal into diag — the input of the inverse factor.

@@ -56,19 +56,78 @@ public interface ResidentSolver {
      *     {@code selector} selects the masks
      * @param selector mask selection per block, or null for none (N:M, or no pruning)
      * @param quant joint quantization arrays, or null
-     * @param mask {@code rows × cols} output, 1 = pruned (zeros on entry)
+     * @param mask the pruning mask as bits, output, zeros on entry: {@code rows × wordsPerRow} 64-bit words
+     *     row-major, {@code wordsPerRow = ceil(cols / 64)} ({@link #maskWords(int, int)}); column c of row r is bit
+     *     {@code c % 64} of word {@code r·wordsPerRow + c / 64}, set = pruned; the bits beyond {@code cols} in
+     *     a row's last word stay 0 (the word layout of {@code io.sparkprune.calibration.sparsity.BitMask})
      * @param rowLoss {@code rows} per-row loss accumulators (fp64), added to
      * @param unstructured when &gt; 0 (with no selector and {@code nmGroup == 0}): the solve itself selects
      *     each block's unstructured mask over all its rows — the {@link #prunedPerBlock} smallest scores
      *     {@code w² / U[i,i]²} (fp32), ties to the lower row-major index (SparseGPT's per-block rule)
      */
     record SolveJob(int rows, int cols, int blockSize, float[] w, float[] u, int nmKeep, int nmGroup,
-                    BlockSelector selector, Quant quant, byte[] mask, double[] rowLoss, double unstructured) {
+                    BlockSelector selector, Quant quant, long[] mask, double[] rowLoss, double unstructured) {
 
         /** The arguments without in-solve unstructured selection ({@code unstructured = 0}). */
         public SolveJob(int rows, int cols, int blockSize, float[] w, float[] u, int nmKeep, int nmGroup,
-                        BlockSelector selector, Quant quant, byte[] mask, double[] rowLoss) {
+                        BlockSelector selector, Quant quant, long[] mask, double[] rowLoss) {
             this(rows, cols, blockSize, w, u, nmKeep, nmGroup, selector, quant, mask, rowLoss, 0.0);
+        }
+
+        /**
+         * @param cols columns, ≥ 0
+         * @return 64-bit words per row of the mask: {@code ceil(cols / 64)}
+         */
+        public static int wordsPerRow(int cols) {
+            return (cols + 63) >>> 6;
+        }
+
+        /**
+         * Length of the {@link #mask()} array of a {@code rows × cols} solve.
+         *
+         * @param rows rows, ≥ 0
+         * @param cols columns, ≥ 0
+         * @return {@code rows · ceil(cols / 64)}
+         * @throws IllegalArgumentException for negative sizes or more words than a Java array holds
+         */
+        public static int maskWords(int rows, int cols) {
+            long n = (long) rows * wordsPerRow(cols);
+            if (rows < 0 || cols < 0 || n > Integer.MAX_VALUE - 8) {
+                throw new IllegalArgumentException("no bit mask for a " + rows + " x " + cols + " solve");
+            }
+            return (int) n;
+        }
+
+        /**
+         * Sets the mask bits of one column block from a byte mask: bit {@code (r, i1 + i)} of {@code mask}
+         * is set where {@code blockMask[r·width + i] != 0}; other bits are left as they are (blocks need not
+         * start on a word boundary). For the host mask selection of the resident loops.
+         *
+         * @param mask the solve's bit mask ({@link #mask()} layout, {@code rows × ceil(cols / 64)} words)
+         * @param rows rows
+         * @param cols columns of the weight
+         * @param i1 first column of the block
+         * @param width columns in the block, {@code i1 + width ≤ cols}
+         * @param blockMask {@code rows × width} row-major bytes, non-zero = pruned
+         * @throws IllegalArgumentException when the block or the arrays do not fit the shape
+         */
+        public static void setBlockBits(long[] mask, int rows, int cols, int i1, int width, byte[] blockMask) {
+            int wpr = wordsPerRow(cols);
+            if (i1 < 0 || width < 0 || (long) i1 + width > cols || mask.length < (long) rows * wpr
+                    || blockMask.length < (long) rows * width) {
+                throw new IllegalArgumentException("block mask of columns [" + i1 + ", " + (i1 + width) + ") does not"
+                        + " fit a " + rows + " x " + cols + " bit mask of " + mask.length + " words");
+            }
+            for (int r = 0; r < rows; r++) {
+                int o = r * width;
+                int w0 = r * wpr;
+                for (int i = 0; i < width; i++) {
+                    if (blockMask[o + i] != 0) {
+                        int c = i1 + i;
+                        mask[w0 + (c >>> 6)] |= 1L << c;
+                    }
+                }
+            }
         }
 
         /**
@@ -115,9 +174,13 @@ public interface ResidentSolver {
             if (rows < 0 || cols < 1 || blockSize < 1) {
                 throw new IllegalArgumentException("bad solve shape " + rows + " x " + cols + ", block " + blockSize);
             }
-            if (w.length < rc || mask.length < rc || (u != null && u.length < (long) cols * cols)
-                    || rowLoss.length < rows) {
+            if (w.length < rc || (u != null && u.length < (long) cols * cols) || rowLoss.length < rows) {
                 throw new IllegalArgumentException("solve arrays too short for " + rows + " x " + cols);
+            }
+            if (mask.length < maskWords(rows, cols)) {
+                throw new IllegalArgumentException("solve mask of " + mask.length + " words is too short for "
+                        + rows + " x " + cols + ": it needs rows * ceil(cols / 64) = " + maskWords(rows, cols)
+                        + " words (SolveJob.maskWords)");
             }
             if (unstructured < 0 || unstructured > 1 || (unstructured > 0 && (selector != null || nmGroup != 0))) {
                 throw new IllegalArgumentException("in-solve unstructured selection needs 0 <= p <= 1 and neither a"

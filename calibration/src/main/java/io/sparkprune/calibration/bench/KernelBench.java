@@ -258,7 +258,7 @@ public final class KernelBench {
 
         /** @return {factor, solve} wall ns of one pruning step from the pristine W */
         private long[] runStep(String pattern) {
-            byte[] mask = new byte[rows * cols];
+            long[] mask = new long[ResidentSolver.SolveJob.maskWords(rows, cols)];
             double[] loss = new double[rows];
             ResidentSolver.SolveJob.Quant q = null;
             int nmKeep = 0;

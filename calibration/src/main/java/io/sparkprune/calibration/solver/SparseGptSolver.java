@@ -189,16 +189,16 @@ public final class SparseGptSolver {
                 selector = (b1, width, blockW, bm) -> selectTiles(bl, blockW, 0, width, rows, b1, width, uDiag,
                         scores, bm);
             }
-            byte[] full = new byte[rows * cols];
+            long[] bits = new long[ResidentSolver.SolveJob.maskWords(rows, cols)]; // BitMask's word layout
             ResidentSolver.SolveJob job = new ResidentSolver.SolveJob(rows, cols, bs, w, u, nmKeep, nmGroup, selector,
                     spec == null ? null : new ResidentSolver.SolveJob.Quant(spec.bits(), spec.symmetric(),
-                            spec.groupSize(), scale, zero, codes), full, loss, inSolve);
+                            spec.groupSize(), scale, zero, codes), bits, loss, inSolve);
             if (onDevice != null) {
                 onDevice.solve(job);
             } else {
                 rs.sparseGptSolve(job);
             }
-            mask = BitMask.fromBytes(full, rows, cols);
+            mask = BitMask.ofWords(rows, cols, bits);
         } else {
             mask = new BitMask(rows, cols);
             for (int i1 = 0; i1 < cols; i1 += bs) {

@@ -34,9 +34,56 @@ public final class BitMask implements Serializable {
         this.words = new long[(int) n];
     }
 
+    private BitMask(int rows, int cols, long[] words) {
+        this.rows = rows;
+        this.cols = cols;
+        this.wordsPerRow = (cols + 63) >>> 6;
+        this.words = words;
+    }
+
+    /**
+     * The mask over given words, without a copy: the caller hands the array over and must not change it
+     * afterwards. The layout is this class's (and the resident solve's, {@code ResidentSolver.SolveJob#mask}):
+     * {@code rows × wordsPerRow} words row-major, {@code wordsPerRow = ceil(cols / 64)}, column c of row r
+     * at bit {@code c % 64} of word {@code r·wordsPerRow + c / 64}.
+     *
+     * @param rows rows, ≥ 0
+     * @param cols columns, ≥ 0
+     * @param words exactly {@code rows · ceil(cols / 64)} words; the bits beyond {@code cols} in each row's
+     *     last word must be 0
+     * @return the mask, backed by {@code words}
+     * @throws IllegalArgumentException for negative sizes, a length other than {@code rows · ceil(cols / 64)},
+     *     or a bit set beyond column {@code cols - 1}; the message names the shape (and the row)
+     */
+    public static BitMask ofWords(int rows, int cols, long[] words) {
+        if (rows < 0 || cols < 0) {
+            throw new IllegalArgumentException("negative mask shape " + rows + " x " + cols);
+        }
+        int wpr = (cols + 63) >>> 6;
+        long n = (long) rows * wpr;
+        if (words.length != n) {
+            throw new IllegalArgumentException("a " + rows + " x " + cols + " bit mask needs rows * ceil(cols / 64) = "
+                    + n + " words, got " + words.length);
+        }
+        int tail = cols & 63;
+        if (tail != 0) {
+            long stray = -1L << tail; // bits of the columns past cols in the last word of a row
+            for (int r = 0; r < rows; r++) {
+                long w = words[r * wpr + wpr - 1];
+                if ((w & stray) != 0) {
+                    throw new IllegalArgumentException("bit mask of " + rows + " x " + cols + ": row " + r
+                            + " has bits set beyond column " + (cols - 1) + " (at column "
+                            + ((wpr - 1) * 64 + Long.numberOfTrailingZeros(w & stray)) + "); the words do not hold a "
+                            + cols + "-column mask");
+                }
+            }
+        }
+        return new BitMask(rows, cols, words);
+    }
+
     /**
      * The mask of a byte matrix: bit {@code (r, c)} set where {@code bytes[r·cols + c] != 0} (the
-     * device solve's mask layout). Rows are packed in parallel for large masks.
+     * kernels' byte mask layout). Rows are packed in parallel for large masks.
      *
      * @param bytes {@code rows × cols} bytes, row-major
      * @param rows rows, ≥ 0

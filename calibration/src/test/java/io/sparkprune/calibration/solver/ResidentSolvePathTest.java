@@ -99,6 +99,9 @@ class ResidentSolvePathTest {
         float[] err = new float[rows * bs];
         float[] blockW = new float[rows * bs];
         byte[] blockMask = new byte[rows * bs];
+        // the kernels' byte mask of the whole weight (when no host selector), packed into job.mask()'s
+        // bits at the end, as CudaBackend's pack_mask_bits does
+        byte[] work = job.selector() != null ? null : new byte[rows * cols];
         for (int i1 = 0; i1 < cols; i1 += bs) {
             int i2 = Math.min(cols, i1 + bs);
             int width = i2 - i1;
@@ -109,12 +112,10 @@ class ResidentSolvePathTest {
                 }
                 Arrays.fill(blockMask, (byte) 0);
                 job.selector().select(i1, width, blockW, blockMask);
-                for (int r = 0; r < rows; r++) {
-                    System.arraycopy(blockMask, r * width, job.mask(), r * cols + i1, width);
-                }
+                ResidentSolver.SolveJob.setBlockBits(job.mask(), rows, cols, i1, width, blockMask);
                 mask = new ByteView(blockMask, 0, width);
             } else {
-                mask = new ByteView(job.mask(), i1, cols);
+                mask = new ByteView(work, i1, cols);
                 if (job.unstructured() > 0) {
                     // in-solve selection: scores w² / U[i,i]² of the block, the k smallest over all rows
                     float[] scores = new float[rows * width];
@@ -129,7 +130,7 @@ class ResidentSolvePathTest {
                     io.sparkprune.calibration.sparsity.SmallestK.mark(scores, 0, rows * width,
                             ResidentSolver.SolveJob.prunedPerBlock(job.unstructured(), rows * width), bm, 0);
                     for (int r = 0; r < rows; r++) {
-                        System.arraycopy(bm, r * width, job.mask(), r * cols + i1, width);
+                        System.arraycopy(bm, r * width, work, r * cols + i1, width);
                     }
                 }
             }
@@ -146,6 +147,9 @@ class ResidentSolvePathTest {
                 cpu.sgemm(false, false, rows, cols - i2, width, -1f, err, 0, width, job.u(), i1 * cols + i2, cols, 1f,
                         job.w(), i2, cols);
             }
+        }
+        if (work != null) {
+            ResidentSolver.SolveJob.setBlockBits(job.mask(), rows, cols, 0, cols, work);
         }
     }
 

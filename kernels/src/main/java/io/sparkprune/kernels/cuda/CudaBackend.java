@@ -403,6 +403,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private final CUfunction fPotf2Inv;
     private final CUfunction fDgemm;
     private final CUfunction fGatherCols;
+    private final CUfunction fPackMaskBits;
     private final CUfunction fUnpackUpper;
     private final CUfunction fPackedToSym;
     private final CUfunction fRowDot;
@@ -484,6 +485,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             fPotf2Inv = function("potf2_inv_f64");
             fDgemm = function("dgemm_f64");
             fGatherCols = function("gather_cols_f32");
+            fPackMaskBits = function("pack_mask_bits");
             fUnpackUpper = function("unpack_upper_f64");
             fPackedToSym = function("packed_to_symmetric_f32");
             fRowDot = function("row_dot_f64");
@@ -1348,9 +1350,12 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * <p>On this backend: W ({@code rows × cols} fp32), U ({@code cols × cols} fp32), the mask and the
      * codes stay on the device for the whole loop; per block one fused {@code sparsegpt_block} launch and
      * the two-level lazy updates of {@link #lazyUpdateBlocks(int)} (3xTF32 on Hopper, else
-     * {@code sgemm_f32}), launched without host synchronization. Unstructured and block
-     * patterns download the block's current weights ({@code rows × blockSize} fp32) for the host selector
-     * and upload its mask. Blocks wider than {@value #MAX_BLOCK_WIDTH} columns are refused.
+     * {@code sgemm_f32}), launched without host synchronization. The kernels work on a byte mask
+     * ({@code rows × cols}, 1 = pruned); at the end {@code pack_mask_bits} packs it into
+     * {@code rows × ceil(cols / 64)} 64-bit words on the device and only those come back (an eighth of
+     * the bytes). Unstructured and block patterns selected on the host download the block's current
+     * weights ({@code rows × blockSize} fp32) for the host selector, upload its byte mask and set the
+     * block's bits of {@code job.mask()} on the host. Blocks wider than {@value #MAX_BLOCK_WIDTH} columns are refused.
      *
      * @throws IllegalArgumentException when the arrays do not fit, or {@code blockSize > }{@value #MAX_BLOCK_WIDTH}
      * @throws CudaCallException when a driver call or kernel fails
@@ -1390,12 +1395,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /**
      * The resident loop of {@link #sparseGptSolve} on W and U already on the device ({@code job.w()} and
-     * {@code job.u()} are not touched): masks, losses and quantization outputs come back to the job's
-     * arrays, the pruned W stays in {@code dwp}. For benchmarks and device pipelines.
+     * {@code job.u()} are not touched): the mask (as bits, see {@link SolveJob#mask()}), losses and
+     * quantization outputs come back to the job's arrays, the pruned W stays in {@code dwp}. For
+     * benchmarks, device pipelines and {@link ResidentFactorizer.Factor#solve}.
      *
      * @param job the solve's arguments (its {@code w} and {@code u} arrays are ignored)
      * @param dwp device pointer of W, {@code rows × cols} fp32, updated in place
      * @param dup device pointer of U, {@code cols × cols} fp32
+     * @throws IllegalArgumentException when {@code job.mask()} is shorter than {@link SolveJob#maskWords}
      * @throws CudaCallException when a driver call or kernel fails
      */
     public synchronized void solveOnDevice(SolveJob job, CUdeviceptr dwp, CUdeviceptr dup) {
@@ -1408,10 +1415,18 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         long rc = (long) rows * cols;
         boolean host = job.selector() != null;
         boolean unstr = job.unstructured() > 0;
+        final int words = SolveJob.maskWords(rows, cols);
+        if (job.mask().length < words) {
+            throw new IllegalArgumentException("solve mask of " + job.mask().length + " words is too short for "
+                    + rows + " x " + cols + ": it needs " + words + " words (SolveJob.maskWords)");
+        }
         // super-blocks of lazyBlocks blocks: the lazy updates inside a super-block reach only its own
         // columns; the columns right of it get one update per super-block with an inner dimension of sw
         final int sw = Math.min(cols, bs * lazyBlocks);
+        // dm: the kernels' working byte mask (the block's for host selection, else the whole weight's,
+        // packed into the words of dbits at the end)
         try (DeviceBuffer dm = alloc(host ? (long) rows * bs : rc, "solve mask");
+             DeviceBuffer dbits = alloc(host ? 8 : Math.max(8L, 8L * words), "solve mask bits");
              DeviceBuffer dk = alloc(unstr ? 4L * rows * bs : 8, "solve scores");
              DeviceBuffer ds = alloc(unstr ? 4L * (4 + 256) : 8, "solve select state");
              DeviceBuffer de = alloc(4L * rows * sw, "solve Err");
@@ -1443,9 +1458,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     java.util.Arrays.fill(blockMask, 0, rows * width, (byte) 0);
                     job.selector().select(i1, width, blockW, blockMask);
                     dm.upload(blockMask, 0, rows * width, 0);
-                    for (int r = 0; r < rows; r++) {
-                        System.arraycopy(blockMask, r * width, job.mask(), r * cols + i1, width);
-                    }
+                    SolveJob.setBlockBits(job.mask(), rows, cols, i1, width, blockMask);
                     mptr = dm.pointer();
                     ldm = width;
                 } else {
@@ -1474,10 +1487,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                             cols, dwp.withByteOffset(4L * s2), cols, dsplit, s1);
                 }
             }
-            Driver.check("SparseGPT solve " + rows + "x" + cols + " (fused blocks + lazy updates)",
+            if (!host) {
+                packMaskBits(rows, cols, dm.pointer(), cols, dbits.pointer(), false);
+            }
+            Driver.check("SparseGPT solve " + rows + "x" + cols + " (fused blocks + lazy updates + mask bits)",
                     this::syncStream);
             if (!host) {
-                dm.download(0, job.mask(), 0, (int) rc);
+                dbits.download(0, job.mask(), 0, words);
             }
             double[] loss = new double[rows];
             dl.download(0, loss, 0, rows);
@@ -1491,6 +1507,33 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     dq.download((long) rows * groups, q.zero(), 0, rows * groups);
                 }
             }
+        }
+    }
+
+    /**
+     * {@code pack_mask_bits}: a device byte mask as 64-bit words in the layout of {@link SolveJob#mask()}
+     * (one warp per word). Nothing is launched for an empty mask.
+     *
+     * @param rows rows of the mask
+     * @param cols columns of the mask
+     * @param m device pointer of the byte mask, {@code rows × cols} with row stride {@code ldm ≥ cols} bytes,
+     *     non-zero = pruned
+     * @param ldm row stride of {@code m} in bytes
+     * @param out device pointer of {@code rows × ceil(cols / 64)} 64-bit words, overwritten
+     * @param wait synchronize the stream (and check the launch) before returning; else only launched
+     * @throws CudaCallException when the launch (or, with {@code wait}, the kernel) fails
+     */
+    void packMaskBits(int rows, int cols, CUdeviceptr m, int ldm, CUdeviceptr out, boolean wait) {
+        int words = SolveJob.maskWords(rows, cols);
+        if (words == 0) {
+            return;
+        }
+        String what = "pack_mask_bits " + rows + "x" + cols;
+        Pointer params = Pointer.to(p(rows), p(cols), p(m), p(ldm), p(out), p(SolveJob.wordsPerRow(cols)));
+        if (wait) {
+            launch(what, fPackMaskBits, blocks(32L * words), 1, 256, 0, params);
+        } else {
+            launchAsync(what, fPackMaskBits, blocks(32L * words), 1, 256, 0, params);
         }
     }
 

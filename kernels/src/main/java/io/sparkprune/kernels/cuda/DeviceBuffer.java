@@ -256,6 +256,12 @@ public final class DeviceBuffer implements AutoCloseable {
                 (b, from) -> b.asDoubleBuffer().get(dst, dstOff + (int) (from / 8), b.remaining() / 8));
     }
 
+    /** Copies {@code count} 64-bit words of this buffer, from element {@code srcOff}, to {@code dst[dstOff ..]}. */
+    void download(long srcOff, long[] dst, int dstOff, int count) {
+        copyOut(8L * srcOff, Pointer.to(dst), 8L * dstOff, 8L * count,
+                (b, from) -> b.asLongBuffer().get(dst, dstOff + (int) (from / 8), b.remaining() / 8));
+    }
+
     /** Copies bytes of this buffer to {@code dst[dstOff ..]}. */
     void download(long srcOff, byte[] dst, int dstOff, int count) {
         copyOut(srcOff, Pointer.to(dst), dstOff, count, (b, from) -> b.get(dst, dstOff + (int) from, b.remaining()));

@@ -390,16 +390,17 @@ class CudaBackendParityTest {
         float[] w0 = randomF(r, rows * cols);
         float[] u = inverseFactor(r, cols);
         float[] wg = w0.clone();
-        byte[] mg = new byte[rows * cols];
+        long[] mgBits = new long[io.sparkprune.kernels.ResidentSolver.SolveJob.maskWords(rows, cols)];
         double[] lg = new double[rows];
         int lazyBlocks = gpu.lazyUpdateBlocks();
         gpu.lazyUpdateBlocks(2);
         try {
-            gpu.sparseGptSolve(new io.sparkprune.kernels.ResidentSolver.SolveJob(rows, cols, bs, wg, u, 2, 4, null, null, mg,
-                    lg));
+            gpu.sparseGptSolve(new io.sparkprune.kernels.ResidentSolver.SolveJob(rows, cols, bs, wg, u, 2, 4, null, null,
+                    mgBits, lg));
         } finally {
             gpu.lazyUpdateBlocks(lazyBlocks);
         }
+        byte[] mg = io.sparkprune.kernels.MaskBits.unpack(mgBits, rows, cols); // also: no bit beyond cols
         // the reference's one-level loop on the CPU backend: block solve, then the lazy update of all
         // columns right of the block
         float[] wc = w0.clone();
@@ -570,13 +571,14 @@ class CudaBackendParityTest {
             }
         };
         float[] wg = w0.clone();
-        byte[] mg = new byte[rows * cols];
+        long[] mgBits = new long[io.sparkprune.kernels.ResidentSolver.SolveJob.maskWords(rows, cols)];
         double[] lg = new double[rows];
         float[] sg = new float[rows * groups];
         float[] zg = new float[rows * groups];
         byte[] cg = new byte[rows * cols];
         gpu.sparseGptSolve(new io.sparkprune.kernels.ResidentSolver.SolveJob(rows, cols, bs, wg, u, 0, 0, sel,
-                new io.sparkprune.kernels.ResidentSolver.SolveJob.Quant(4, false, group, sg, zg, cg), mg, lg));
+                new io.sparkprune.kernels.ResidentSolver.SolveJob.Quant(4, false, group, sg, zg, cg), mgBits, lg));
+        byte[] mg = io.sparkprune.kernels.MaskBits.unpack(mgBits, rows, cols);
         float[] wc = w0.clone();
         byte[] mc = new byte[rows * cols];
         double[] lc = new double[rows];

@@ -375,10 +375,11 @@ class CudaHopperKernelTest {
                 gpu.useHopperKernels(path == 0);
                 try {
                     w[path] = w0.clone();
-                    m[path] = new byte[rows * cols];
+                    long[] bits = new long[io.sparkprune.kernels.ResidentSolver.SolveJob.maskWords(rows, cols)];
                     l[path] = new double[rows];
                     gpu.sparseGptSolve(new io.sparkprune.kernels.ResidentSolver.SolveJob(rows, cols, bs, w[path], u, 2, 4,
-                            null, null, m[path], l[path]));
+                            null, null, bits, l[path]));
+                    m[path] = io.sparkprune.kernels.MaskBits.unpack(bits, rows, cols);
                 } finally {
                     gpu.useHopperKernels(true);
                 }
