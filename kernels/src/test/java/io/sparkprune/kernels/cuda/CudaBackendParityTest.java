@@ -210,29 +210,10 @@ class CudaBackendParityTest {
         for (BlockCase bc : cases) {
             int rows = bc.rows();
             int width = bc.width();
-            int ld = width + 3 + r.nextInt(200); // a window of a wider weight, as the solver passes it
-            int off = r.nextInt(3);
-            float[] wAll = randomF(r, off + rows * ld);
-            float[] u = inverseFactor(r, width);
-            byte[] mask = new byte[rows * width];
-            if (bc.preMask()) {
-                for (int i = 0; i < mask.length; i++) {
-                    mask[i] = (byte) (r.nextDouble() < 0.5 ? 1 : 0);
-                }
-            }
-            int gcols = bc.qbits() == 0 ? 0 : (bc.qgroup() == 0 ? 1 : width / bc.qgroup());
-            float[] scale = new float[Math.max(1, rows * gcols)];
-            float[] zero = new float[Math.max(1, rows * gcols)];
-            if (bc.qbits() > 0 && bc.qgroup() == 0) {
-                float[] g = new float[2];
-                for (int row = 0; row < rows; row++) {
-                    io.sparkprune.kernels.GridMath.fit(wAll, off + row * ld, width, 1, bc.qbits(), bc.sym(), g, 0);
-                    scale[row] = g[0];
-                    zero[row] = g[1];
-                }
-            }
-            Run g = runBlock(gpu, bc, wAll.clone(), off, ld, u, mask.clone(), scale.clone(), zero.clone(), gcols);
-            Run c = runBlock(cpu, bc, wAll.clone(), off, ld, u, mask.clone(), scale.clone(), zero.clone(), gcols);
+            // a window of a wider weight, as the solver passes it
+            BlockInput in = blockInput(r, bc, width + 3 + r.nextInt(200));
+            Run g = in.run(gpu, bc);
+            Run c = in.run(cpu, bc);
             int same = 0;
             for (int i = 0; i < g.mask.length; i++) {
                 if (g.mask[i] == c.mask[i]) {
@@ -305,30 +286,10 @@ class CudaBackendParityTest {
                 for (BlockCase bc : cases) {
                     int rows = bc.rows();
                     int width = bc.width();
-                    int ld = width + 1 + r.nextInt(60);
-                    int off = r.nextInt(3);
-                    float[] wAll = randomF(r, off + rows * ld);
-                    float[] u = inverseFactor(r, width);
-                    byte[] mask = new byte[rows * width];
-                    if (bc.preMask()) {
-                        for (int i = 0; i < mask.length; i++) {
-                            mask[i] = (byte) (r.nextDouble() < 0.5 ? 1 : 0);
-                        }
-                    }
-                    int gcols = bc.qbits() == 0 ? 0 : (bc.qgroup() == 0 ? 1 : width / bc.qgroup());
-                    float[] scale = new float[Math.max(1, rows * gcols)];
-                    float[] zero = new float[Math.max(1, rows * gcols)];
-                    if (bc.qbits() > 0 && bc.qgroup() == 0) {
-                        float[] g = new float[2];
-                        for (int row = 0; row < rows; row++) {
-                            io.sparkprune.kernels.GridMath.fit(wAll, off + row * ld, width, 1, bc.qbits(), bc.sym(), g, 0);
-                            scale[row] = g[0];
-                            zero[row] = g[1];
-                        }
-                    }
-                    Run g = runBlock(gpu, bc, wAll.clone(), off, ld, u, mask.clone(), scale.clone(), zero.clone(), gcols);
-                    Run c = runBlock(cpu, bc, wAll.clone(), off, ld, u, mask.clone(), scale.clone(), zero.clone(), gcols);
-                    String tag = k + " " + bc + " ld=" + ld + " seed=" + SEED;
+                    BlockInput in = blockInput(r, bc, width + 1 + r.nextInt(60));
+                    Run g = in.run(gpu, bc);
+                    Run c = in.run(cpu, bc);
+                    String tag = k + " " + bc + " ld=" + in.ld() + " seed=" + SEED;
                     assertThat(equalBits(g.w, c.w)).as(tag + " W bitwise").isEqualTo(c.w.length);
                     assertThat(equalBits(g.err, c.err)).as(tag + " Err bitwise").isEqualTo(c.err.length);
                     assertThat(g.mask).as(tag + " mask").isEqualTo(c.mask);
@@ -351,6 +312,45 @@ class CudaBackendParityTest {
         byte[] codes;
         float[] scale;
         float[] zero;
+    }
+
+    /**
+     * Random inputs of one block case: a {@code rows × width} window at offset {@code off} (0..2) of a
+     * weight with row stride {@code ld}, an inverse factor, a pre-selected mask when the case has one,
+     * and the per-row grids when it quantizes per row (per-group grids are fitted by the kernels).
+     */
+    private record BlockInput(float[] wAll, int off, int ld, float[] u, byte[] mask, float[] scale, float[] zero,
+                              int gcols) {
+        /** Runs the case on {@code be} on copies of the inputs. */
+        Run run(io.sparkprune.kernels.Backend be, BlockCase bc) {
+            return runBlock(be, bc, wAll.clone(), off, ld, u, mask.clone(), scale.clone(), zero.clone(), gcols);
+        }
+    }
+
+    private static BlockInput blockInput(SplittableRandom r, BlockCase bc, int ld) {
+        int rows = bc.rows();
+        int width = bc.width();
+        int off = r.nextInt(3);
+        float[] wAll = randomF(r, off + rows * ld);
+        float[] u = inverseFactor(r, width);
+        byte[] mask = new byte[rows * width];
+        if (bc.preMask()) {
+            for (int i = 0; i < mask.length; i++) {
+                mask[i] = (byte) (r.nextDouble() < 0.5 ? 1 : 0);
+            }
+        }
+        int gcols = bc.qbits() == 0 ? 0 : (bc.qgroup() == 0 ? 1 : width / bc.qgroup());
+        float[] scale = new float[Math.max(1, rows * gcols)];
+        float[] zero = new float[Math.max(1, rows * gcols)];
+        if (bc.qbits() > 0 && bc.qgroup() == 0) {
+            float[] g = new float[2];
+            for (int row = 0; row < rows; row++) {
+                io.sparkprune.kernels.GridMath.fit(wAll, off + row * ld, width, 1, bc.qbits(), bc.sym(), g, 0);
+                scale[row] = g[0];
+                zero[row] = g[1];
+            }
+        }
+        return new BlockInput(wAll, off, ld, u, mask, scale, zero, gcols);
     }
 
     private static Run runBlock(io.sparkprune.kernels.Backend be, BlockCase bc, float[] wAll, int off, int ld, float[] u,
