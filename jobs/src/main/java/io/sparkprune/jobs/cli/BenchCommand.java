@@ -60,7 +60,8 @@ final class BenchCommand implements Runnable {
             description = "GPU pruning step (inverse factor + all SparseGPT blocks) per Llama-7B/8B layer shape and pattern "
                     + "and the Hessian update per 128 x 2048 tokens, against the reference implementation's H200 figures, "
                     + "with the measured copy-bandwidth ceiling. Options are KernelBench's: [--shapes 4096x4096,...] "
-                    + "[--patterns 50%,2:4,2:4+int4] [--repeat R] [--tc-tflops T] [--profile: every launch of one step timed]")
+                    + "[--patterns 50%,2:4,2:4+int4] [--repeat R] [--tc-tflops T] [--profile: every launch of one step timed] "
+                    + "[--lazy-blocks B,...: one row per super-block size of the solve's lazy updates]")
     static final class Kernels implements Callable<Integer> {
         @picocli.CommandLine.Unmatched
         String[] args = new String[0];
