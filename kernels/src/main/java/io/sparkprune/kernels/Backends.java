@@ -52,7 +52,8 @@ public final class Backends {
      * @param device CUDA device ordinal, ≥ 0 (ignored for cpu)
      * @param threads CPU threads (the CPU backend, or the CUDA backend's delegated operations), ≥ 1
      * @return a new backend; close it
-     * @throws InvalidInputException for an unknown choice
+     * @throws InvalidInputException for an unknown choice, or (cuda or auto) a bad CUDA backend setting such
+     *     as {@value io.sparkprune.kernels.cuda.CudaBackend#CHOL_PANEL_PROPERTY}: never a reason to fall back
      * @throws IllegalStateException for {@code cuda} when no CUDA device can be used
      */
     public static Backend create(String choice, int device, int threads) {
@@ -64,6 +65,9 @@ public final class Backends {
      * @param device CUDA device ordinal, ≥ 0 (ignored for cpu)
      * @param threads CPU threads, ≥ 1
      * @return a new backend; close it
+     * @throws InvalidInputException (cuda or auto) for a bad CUDA backend setting such as
+     *     {@value io.sparkprune.kernels.cuda.CudaBackend#CHOL_PANEL_PROPERTY}, which {@code auto} does not
+     *     answer with the CPU backend
      * @throws IllegalStateException for {@link Choice#CUDA} when no CUDA device can be used
      */
     public static Backend create(Choice choice, int device, int threads) {
@@ -73,6 +77,8 @@ public final class Backends {
             case CUDA:
                 try {
                     return CudaBackend.create(device, threads);
+                } catch (InvalidInputException e) {
+                    throw e; // a bad setting (e.g. -Dsparkprune.cuda.cholPanel): the user's to fix, not a reason to fall back
                 } catch (RuntimeException | LinkageError e) {
                     throw new IllegalStateException("--backend cuda: cannot use CUDA device " + device + ": "
                             + e.getMessage() + " (use --backend cpu or auto to run on the CPU)", e);
@@ -80,6 +86,8 @@ public final class Backends {
             default:
                 try {
                     return CudaBackend.create(device, threads);
+                } catch (InvalidInputException e) {
+                    throw e; // a bad setting (e.g. -Dsparkprune.cuda.cholPanel): the user's to fix, not a reason to fall back
                 } catch (RuntimeException | LinkageError e) {
                     if (WARNED.compareAndSet(false, true)) {
                         LOG.log(System.Logger.Level.WARNING, "backend auto: CUDA device " + device

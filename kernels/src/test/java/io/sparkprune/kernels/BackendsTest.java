@@ -51,6 +51,34 @@ class BackendsTest {
                 .hasMessageContaining("auto, cpu, cuda");
     }
 
+    /**
+     * A bad {@value CudaBackend#CHOL_PANEL_PROPERTY} is the user's input to fix: typed, naming the property,
+     * for {@code cuda} and for {@code auto} alike (which must not quietly fall back to the CPU backend for it),
+     * with or without a device (the value is checked before the driver).
+     */
+    @Test
+    void badCholPanelSettingIsBadInputNotAFallBack() {
+        String before = System.getProperty(CudaBackend.CHOL_PANEL_PROPERTY);
+        System.setProperty(CudaBackend.CHOL_PANEL_PROPERTY, "cooperative");
+        try {
+            for (String choice : new String[] {"auto", "cuda"}) {
+                assertThatThrownBy(() -> Backends.create(choice, 0, 1)).as(choice)
+                        .isExactlyInstanceOf(InvalidInputException.class)
+                        .hasMessageContaining(CudaBackend.CHOL_PANEL_PROPERTY)
+                        .hasMessageContaining("'cooperative'");
+            }
+            try (Backend b = Backends.create("cpu", 0, 1)) { // the CPU backend does not read it
+                assertThat(b).isInstanceOf(CpuBackend.class);
+            }
+        } finally {
+            if (before == null) {
+                System.clearProperty(CudaBackend.CHOL_PANEL_PROPERTY);
+            } else {
+                System.setProperty(CudaBackend.CHOL_PANEL_PROPERTY, before);
+            }
+        }
+    }
+
     @Test
     void kernelStatusCoversEveryBackendOperation() {
         Set<String> ops = Arrays.stream(Backend.class.getDeclaredMethods())

@@ -67,8 +67,9 @@ import java.util.WeakHashMap;
  * {@code wg_syrk_tf32}; every other case runs the {@code mma.sync} kernels of {@code gemm_tc.cuh}. Both
  * compute the same TF32 (or bf16) products with fp32 accumulation, so the results agree to fp32
  * summation order. The fp64 tensor-core products of the device inverse factor (inner dimension
- * ≥ 256, {@code DMMA_MIN_K}) run on {@code dgemm_dmma_sm90} ({@code mma.sync} m16n8k16 f64, sm_90 only)
- * instead of {@code dgemm_dmma} (m8n8k4): the same fp64 function, another summation order. Host-array calls copy their operands to the device
+ * ≥ 256, {@code DMMA_MIN_K}) run on {@code dgemm_dmma_sm90} ({@code mma.sync} m16n8k8 f64 by default,
+ * {@code DG9_KS} in hopper.cu; sm_90 only) instead of {@code dgemm_dmma} (m8n8k4): the same fp64
+ * function, another summation order. Host-array calls copy their operands to the device
  * and the results back; {@link #sparseGptSolve} ({@link ResidentSolver}) keeps a whole weight on the
  * device across blocks.
  *
@@ -127,7 +128,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * kernel took 6.0 ms for 11008 and 14336 rows against 9.4 and 11.1 ms, but 6.8 ms for 4096 rows
      * against 3.4 ms (one warp per multiprocessor is too little to hide its latencies). With
      * {@link BlockKernel#AUTO} the same bound now splits the lane kernels: {@code sparsegpt_block_l16}
-     * below it, {@code sparsegpt_block_l8} from it (the old kernels serve N:M groups wider than the lanes;
+     * below it, {@code sparsegpt_block_l8} from it ({@code _l4} from {@link #LANES_L4_MIN}; the old kernels
+     * serve N:M groups wider than the lanes;
      * {@code tools/device/block_probe.py} times every variant: on an H200, 2026-11-21, one 2:4 block of
      * 4096 rows took 78 µs on {@code _l16} against 108 µs on {@code sparsegpt_block}, of 11008 rows 91 µs
      * on {@code _l8} against 249 µs on {@code sparsegpt_block_rows}).
@@ -452,6 +454,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     private CudaBackend(int ordinal, int threads, long stagingChunkBytes, long minStagedBytes) {
         this.ordinal = ordinal;
+        // the user's settings first: a bad value is bad input (InvalidInputException), not an unusable device
+        PanelSteps panelMode = PanelSteps.parse(System.getProperty(CHOL_PANEL_PROPERTY));
         JCudaNatives.load();
         Driver.check("cuInit", () -> JCudaDriver.cuInit(0));
         int[] count = new int[1];
@@ -502,7 +506,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     () -> JCudaDriver.cuFuncSetAttribute(fBlock,
                             CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, BLOCK_SMEM));
             fn = new Fns();
-            panelSteps = PanelSteps.parse(System.getProperty(CHOL_PANEL_PROPERTY));
+            panelSteps = panelMode;
             computeCapability = 10 * attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
                     "compute capability major") + attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
                     "compute capability minor");
@@ -526,6 +530,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * @return a new backend; close it to release the device context and buffers
      * @throws IllegalStateException when there is no driver, no such device, or the kernels were not
      *     built ({@code -Dsparkprune.skipCuda=true}); {@link CudaCallException} when a driver call fails
+     * @throws InvalidInputException when {@value #CHOL_PANEL_PROPERTY} is neither {@code fused} nor
+     *     {@code steps} (checked before the driver is touched)
      */
     public static CudaBackend create(int ordinal, int threads) {
         return new CudaBackend(ordinal, threads, PinnedStaging.DEFAULT_CHUNK_BYTES, PinnedStaging.DEFAULT_MIN_STAGED_BYTES);
@@ -564,12 +570,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 + " resident through ResidentHessian.addTf32");
         m.put("inverseCholeskyUpper", "gpu: fp64 blocked Cholesky (potf2_inv_f64 + dgemm_f64) and recursive"
                 + " triangular inverse of the reversed matrix (large products on the fp64 tensor cores: dgemm_dmma,"
-                + " or dgemm_dmma_sm90 (mma.sync m16n8k16 f64) with hopperKernels());"
+                + " or dgemm_dmma_sm90 (mma.sync m16n8k8 f64) with hopperKernels());"
                 + " also the damped retry (DampedFactorizer)");
-        m.put("sparseGptBlock", "gpu: sparsegpt_block_l16 / _l8 by rows (lanes per row; sparsegpt_block or"
+        m.put("sparseGptBlock", "gpu: sparsegpt_block_l16 / _l8 / _l4 by rows (lanes per row; sparsegpt_block or"
                 + " sparsegpt_block_rows for N:M groups wider than the lanes; one launch per block, width <= " + MAX_BLOCK_WIDTH
                 + "; wider blocks delegated); the whole column-block loop with W resident through ResidentSolver"
-                + " (unstructured and block masks selected on the host per block)");
+                + " (per-row unstructured and block masks selected on the host per block, all-rows unstructured masks"
+                + " on the device)");
         for (String op : CPU_OPS) {
             m.put(op, "cpu (delegated)");
         }
@@ -1348,7 +1355,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * {@inheritDoc}
      *
      * <p>On this backend: W ({@code rows × cols} fp32), U ({@code cols × cols} fp32), the mask and the
-     * codes stay on the device for the whole loop; per block one fused {@code sparsegpt_block} launch and
+     * codes stay on the device for the whole loop; per block one fused block kernel launch
+     * ({@link BlockKernel}: by default a lane kernel of {@code sparsegpt_lanes.cuh}) and
      * the two-level lazy updates of {@link #lazyUpdateBlocks(int)} (3xTF32 on Hopper, else
      * {@code sgemm_f32}), launched without host synchronization. The kernels work on a byte mask
      * ({@code rows × cols}, 1 = pruned); at the end {@code pack_mask_bits} packs it into
@@ -1671,7 +1679,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * lower triangular with its zeros stored, so the kernels skip the products with those zeros (the
      * result is bitwise the same; see dgemm_f64 in sparkprune.cu). Products with an inner dimension of
      * at least {@link #DMMA_SM90_MIN_K} run on {@code dgemm_dmma_sm90} (hopper.cu, {@code mma.sync}
-     * m16n8k16 f64) with {@link #hopperKernels()}, else those of at least {@link #DMMA_MIN_K} on
+     * m16n8k8 f64) with {@link #hopperKernels()}, else those of at least {@link #DMMA_MIN_K} on
      * {@code dgemm_dmma} (m8n8k4); the others on {@code dgemm_f64} (FMA pipes).
      */
     private void dgemmBatched(int batch, long sA, long sB, long sC, boolean transB, boolean lowerC, boolean aLower,
@@ -1692,7 +1700,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         F64,
         /** {@code dgemm_dmma}: {@code mma.sync} m8n8k4 f64, 128 × 128 tiles (gemm_tc.cuh, sm_80+). */
         DMMA,
-        /** {@code dgemm_dmma_sm90}: {@code mma.sync} m16n8k16 f64, 128 × 128 tiles (hopper.cu, sm_90a). */
+        /** {@code dgemm_dmma_sm90}: {@code mma.sync} m16n8k8 f64, 128 × 128 tiles (hopper.cu, sm_90a). */
         DMMA_SM90
     }
 
@@ -3157,7 +3165,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         final CUfunction gemm3xTf32;
         final CUfunction split;
         final CUfunction transposeSplit;
-        /** The fp64 tensor-core product of the inverse factor (m16n8k16 f64). */
+        /** The fp64 tensor-core product of the inverse factor (m16n8k8 f64). */
         final CUfunction dgemmDmma;
 
         Hopper(CUmodule module) {

@@ -14,8 +14,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
- * {@code dgemm_dmma_sm90} (hopper.cu: the inverse factor's fp64 product on {@code mma.sync} m16n8k16
- * f64) against an fp64 host reference computed here (plain triple loops) and against {@code dgemm_f64}
+ * {@code dgemm_dmma_sm90} (hopper.cu: the inverse factor's fp64 product on {@code mma.sync} m16n8k8
+ * f64, the default DG9_KS) against an fp64 host reference computed here (plain triple loops) and against {@code dgemm_f64}
  * (fp64 FMAs) on the same device, on fresh random inputs (seeded by the clock; the seed is in every
  * message), for every flag of the contract: {@code transB}, {@code lowerC}, {@code aLower},
  * {@code bLower}, alpha/beta, batches over the triangular inverse's layout, the panel's in-place product,
