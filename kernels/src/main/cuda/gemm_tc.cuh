@@ -510,7 +510,7 @@ syrk_packed_dmma(int n, int k, const float* X, int ldx, double* Cp, int kPerSpli
 // loads of each half-warp touch 16 distinct 8-byte bank pairs: A as "MK" (128 rows of DG_BK, pitch
 // DG_PMK), B as "KM" (DG_BK rows of 128, pitch DG_PKM) or, transposed, "MK". On compute capability 9.0
 // CudaBackend runs its Hopper twin instead, dgemm_dmma_sm90 (hopper.cu: the same function on
-// mma.sync m16n8k16 f64, which needs sm_90).
+// the sm_90 f64 mma.sync shapes, m16n8k8 by default).
 #define DG_BK 16
 #define DG_PMK (DG_BK + 4)
 #define DG_PKM (TC_BN + 4)

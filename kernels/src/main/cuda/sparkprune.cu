@@ -355,7 +355,7 @@ dgemm_f64(int transB, int lowerC, int aLower, int bLower, int m, int n, int k, d
 // Flags: flags[2 g] (row) and flags[2 g + 1] (x) for the global block index g = p0 / FB + i, zero before
 // the first panel of a factor; 2 * ceil(n / FB) ints. Release: every thread __threadfence, barrier, one
 // atomicExch; acquire: thread 0 polls, __threadfence, barrier; blocks written by other thread blocks are
-// read through L2 (__ldcg). Launch: CP_THREADS threads, CP_SMEM bytes of dynamic shared memory.
+// read through L2 (__ldcg). Launch: CP_THREADS threads, the potf2 block's shared memory (CudaBackend.POTF2_SMEM bytes, dynamic).
 // Reference: LAPACK dpotrf (right-looking over panels, the rank-PANEL trailing update by the caller) with
 // a left-looking panel factorization (Golub & Van Loan, 4th ed., Alg. 4.2.1 gaxpy Cholesky, blocked).
 // ================================================================================================

@@ -1,5 +1,6 @@
 package io.sparkprune.calibration.bench;
 
+import io.sparkprune.calibration.CalibrationInputException;
 import io.sparkprune.kernels.GridMath;
 import io.sparkprune.kernels.ResidentSolver;
 import io.sparkprune.kernels.cuda.CudaBackend;
@@ -59,14 +60,25 @@ public final class KernelBench {
         List<Integer> lazy = List.of(CudaBackend.DEFAULT_LAZY_BLOCKS);
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
-                case "--shapes" -> shapes = List.of(args[++i].split(","));
-                case "--patterns" -> patterns = List.of(args[++i].split(","));
-                case "--repeat" -> repeat = Integer.parseInt(args[++i]);
-                case "--tc-tflops" -> tc = Double.parseDouble(args[++i]);
+                case "--shapes" -> shapes = List.of(value(args, ++i).split(","));
+                case "--patterns" -> patterns = List.of(value(args, ++i).split(","));
+                case "--repeat" -> repeat = (int) number(args[i], value(args, ++i), 1, 1000, true);
+                case "--tc-tflops" -> tc = number(args[i], value(args, ++i), 0, 1e6, false);
                 case "--profile" -> profile = true;
-                case "--lazy-blocks" -> lazy = Arrays.stream(args[++i].split(",")).map(Integer::valueOf).toList();
-                default -> throw new IllegalArgumentException("unknown option " + args[i]
+                case "--lazy-blocks" -> {
+                    List<Integer> l = new ArrayList<>();
+                    for (String v : value(args, ++i).split(",")) {
+                        l.add((int) number("--lazy-blocks", v, 1, 64, true));
+                    }
+                    lazy = l;
+                }
+                default -> throw new CalibrationInputException("unknown option " + args[i]
                         + "; use --shapes, --patterns, --repeat, --tc-tflops, --profile, --lazy-blocks");
+            }
+        }
+        for (String p : patterns) {
+            if (!Arrays.asList(PATTERNS).contains(p)) {
+                throw new CalibrationInputException("option --patterns has '" + p + "': use " + String.join(", ", PATTERNS));
             }
         }
         SplittableRandom rnd = new SplittableRandom(7);
@@ -81,8 +93,11 @@ public final class KernelBench {
                     "ref ms", "speedup", "target", "split: factor ms + solve ms"));
             for (String shape : shapes) {
                 String[] rc = shape.split("x");
-                int rows = Integer.parseInt(rc[0]);
-                int cols = Integer.parseInt(rc[1]);
+                if (rc.length != 2) {
+                    throw new CalibrationInputException("option --shapes has '" + shape + "': give rows x cols, e.g. 4096x11008");
+                }
+                int rows = (int) number("--shapes", rc[0], 1, 65536, true);
+                int cols = (int) number("--shapes", rc[1], 1, 46340, true);
                 Object[] ref = reference(shape);
                 try (Case c = new Case(gpu, rnd, rows, cols)) {
                     if (ref != null) {
@@ -115,6 +130,36 @@ public final class KernelBench {
         System.out.println("== bench kernels: pruning step (inverse factor + all blocks) and Hessian update, 128 x 2048 tokens");
         table.forEach(System.out::println);
         profiles.forEach(System.out::print);
+    }
+
+    private static String value(String[] args, int i) {
+        if (i >= args.length) {
+            throw new CalibrationInputException("option " + args[i - 1] + " needs a value");
+        }
+        return args[i];
+    }
+
+    /**
+     * @param option the option's name, for the message
+     * @param v the option's value
+     * @param min smallest allowed value
+     * @param max largest allowed value
+     * @param integer whether only whole numbers are allowed
+     * @return {@code v} as a number in [min, max]
+     * @throws CalibrationInputException naming the option, the value and the range otherwise
+     */
+    static double number(String option, String v, double min, double max, boolean integer) {
+        double d;
+        try {
+            d = Double.parseDouble(v.trim());
+        } catch (NumberFormatException e) {
+            d = Double.NaN;
+        }
+        if (!(d >= min && d <= max) || (integer && d != Math.rint(d))) {
+            throw new CalibrationInputException("option " + option + " is '" + v + "': give " + (integer
+                    ? "an integer from " + (long) min + " to " + (long) max : "a number from " + min + " to " + max));
+        }
+        return d;
     }
 
     private static Object[] reference(String shape) {

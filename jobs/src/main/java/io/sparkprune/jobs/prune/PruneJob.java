@@ -252,7 +252,7 @@ public final class PruneJob {
             for (int layer = firstLayer; layer < adapter.numLayers(); layer++) {
                 long tl = System.nanoTime();
                 Map<String, Double> phasesBefore = phases.value();
-                List<ObjectNode> metrics = pruneLayer(ctx, adapter, plan, hidden, layer, log);
+                List<ObjectNode> metrics = pruneLayer(ctx, adapter, plan, hidden, layer, layer > firstLayer, log);
                 if (consumed != null) {
                     consumed.unpersist(false);
                 }
@@ -358,8 +358,14 @@ public final class PruneJob {
                     + "that was writing there");
         }
 
+        /**
+         * Hessians, group solves and commit of one block. {@code fusedForward}: whether {@code hidden} is
+         * still to be computed by the previous block's forward pass inside this block's Hessian stage
+         * (false for the first block and for the first block after a resume's replay); it only labels
+         * the Spark job.
+         */
         private List<ObjectNode> pruneLayer(JobContext ctx, ModelAdapter adapter, LayerPlan plan, JavaRDD<HiddenStates> hidden,
-                                            int layer, CommitLog log) throws IOException {
+                                            int layer, boolean fusedForward, CommitLog log) throws IOException {
             List<SolveTask> tasks = plan.tasks(layer);
             LayerStaging staging = log.stage(layer);
             if (tasks.isEmpty()) {
@@ -369,7 +375,7 @@ public final class PruneJob {
             }
             long th = System.nanoTime();
             jsc.setJobGroup("layer-" + layer, "layer " + layer + ": Hessians of " + plan.groups(layer)
-                    + (layer > 0 ? " (and block " + (layer - 1) + "'s forward pass, which computes their input)" : ""), false);
+                    + (fusedForward ? " (and block " + (layer - 1) + "'s forward pass, which computes their input)" : ""), false);
             List<String> groupNames = plan.groups(layer);
             HessianPrecision precision = ctx.recipe().calibration().hessianPrecision();
             ForwardPrecision forward = ctx.recipe().calibration().forwardPrecision();

@@ -1442,7 +1442,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
              DeviceBuffer dl = alloc(8L * rows, "solve loss");
              DeviceBuffer dq = alloc(q == null ? 8 : 8L * rows * groups, "solve grids");
              DeviceBuffer dc = alloc(q == null ? 8 : rc, "solve codes");
-             DeviceBuffer dsplit = alloc(lazy3xTf32(bs) ? 4L * 2 * ((long) rows + cols) * sw : 8, "solve 3xTF32 splits")) {
+             // the splits of any lazy update that runs on 3xTF32: inner dimension a block (bs) or a super-block
+             // (≤ sw) wide; a block width that is no multiple of 4 still has super-blocks that are
+             DeviceBuffer dsplit = alloc(lazy3xTf32(bs) || lazy3xTf32(sw) ? 4L * 2 * ((long) rows + cols) * sw : 8,
+                     "solve 3xTF32 splits")) {
             dm.zero(0, dm.bytes());
             dl.zero(0, 8L * rows);
             if (q != null) {

@@ -612,12 +612,32 @@ class CudaBackendParityTest {
             same += mg[i] == mc[i] ? 1 : 0;
             codes += cg[i] == cc[i] ? 1 : 0;
         }
-        System.out.printf("resident solve, host selector + int4 g32 %dx%d: mask %.6f codes %.6f w rel %.2e seed=%d%n",
-                rows, cols, (double) same / mg.length, (double) codes / cg.length, relErr(wg, wc), SEED);
+        // the device's lazy updates round differently from the CPU's, so the host selector may see a near-tie
+        // of |w| flip (one seed in about ten did, an H200 run of 2026-11-21: 2 entries of 58,000); that row's
+        // weights, codes and grids then follow another path: compare values on the rows whose masks agree
+        java.util.List<Integer> sameRows = new java.util.ArrayList<>();
+        for (int row = 0; row < rows; row++) {
+            if (java.util.Arrays.equals(mg, row * cols, (row + 1) * cols, mc, row * cols, (row + 1) * cols)) {
+                sameRows.add(row);
+            }
+        }
+        float[][] kept = {new float[sameRows.size() * cols], new float[sameRows.size() * cols],
+            new float[sameRows.size() * groups], new float[sameRows.size() * groups]};
+        for (int k = 0; k < sameRows.size(); k++) {
+            int row = sameRows.get(k);
+            System.arraycopy(wg, row * cols, kept[0], k * cols, cols);
+            System.arraycopy(wc, row * cols, kept[1], k * cols, cols);
+            System.arraycopy(sg, row * groups, kept[2], k * groups, groups);
+            System.arraycopy(sc, row * groups, kept[3], k * groups, groups);
+        }
+        System.out.printf("resident solve, host selector + int4 g32 %dx%d: mask %.6f codes %.6f, %d of %d rows with equal"
+                + " masks: w rel %.2e seed=%d%n", rows, cols, (double) same / mg.length, (double) codes / cg.length,
+                sameRows.size(), rows, relErr(kept[0], kept[1]), SEED);
         assertThat((double) same / mg.length).isGreaterThanOrEqualTo(0.999);
         assertThat((double) codes / cg.length).isGreaterThanOrEqualTo(0.999);
-        assertThat(relErr(wg, wc)).isLessThanOrEqualTo(1e-3);
-        assertThat(relErr(sg, sc)).isLessThanOrEqualTo(1e-4);
+        assertThat(sameRows.size()).isGreaterThanOrEqualTo(rows * 98 / 100);
+        assertThat(relErr(kept[0], kept[1])).isLessThanOrEqualTo(1e-5);
+        assertThat(relErr(kept[2], kept[3])).isLessThanOrEqualTo(1e-4);
     }
 
     @Test

@@ -354,18 +354,22 @@ class CudaHopperKernelTest {
 
     /**
      * The solve's lazy updates on the 3xTF32 kernel against the same solve with sgemm_f32 (Hopper
-     * kernels switched off) and against the block-wise CPU loop: 2:4 and int4, a tall and a wide shape,
-     * block widths of 128 (3xTF32) and a width of 36 columns in the last block.
+     * kernels switched off) and against the block-wise CPU loop: 2:4, a tall and a wide shape, block widths
+     * of 128 (3xTF32) and a width of 36 columns in the last block; and 1:2 with blocks of 6 columns (their
+     * own updates on sgemm_f32, the super-blocks' on 3xTF32).
      */
     @Test
     void solveWith3xTf32LazyUpdatesMatchesSgemmAndCpu() {
         requireHopper();
         SplittableRandom r = new SplittableRandom(SEED + 40);
-        int[][] shapes = {{1500 + r.nextInt(100), 548}, {300 + r.nextInt(50), 1060}};
+        int[][] shapes = {{1500 + r.nextInt(100), 548, 128, 2, 4}, {300 + r.nextInt(50), 1060, 128, 2, 4},
+            {400 + r.nextInt(50), 300, 6, 1, 2}};
         for (int[] shape : shapes) {
             int rows = shape[0];
             int cols = shape[1];
-            int bs = 128;
+            int bs = shape[2];
+            int keep = shape[3];
+            int group = shape[4];
             float[] w0 = CudaBackendParityTest.randomF(r, rows * cols);
             float[] u = CudaBackendParityTest.inverseFactor(r, cols);
             float[][] w = new float[2][];
@@ -377,8 +381,8 @@ class CudaHopperKernelTest {
                     w[path] = w0.clone();
                     long[] bits = new long[io.sparkprune.kernels.ResidentSolver.SolveJob.maskWords(rows, cols)];
                     l[path] = new double[rows];
-                    gpu.sparseGptSolve(new io.sparkprune.kernels.ResidentSolver.SolveJob(rows, cols, bs, w[path], u, 2, 4,
-                            null, null, bits, l[path]));
+                    gpu.sparseGptSolve(new io.sparkprune.kernels.ResidentSolver.SolveJob(rows, cols, bs, w[path], u, keep,
+                            group, null, null, bits, l[path]));
                     m[path] = io.sparkprune.kernels.MaskBits.unpack(bits, rows, cols);
                 } finally {
                     gpu.useHopperKernels(true);
@@ -393,13 +397,13 @@ class CudaHopperKernelTest {
                 int i2 = i1 + width;
                 cpu.sparseGptBlock(new io.sparkprune.kernels.SparseGptBlock(rows, width,
                         new io.sparkprune.kernels.FloatView(wc, i1, cols), new io.sparkprune.kernels.FloatView(u, i1 * cols + i1, cols),
-                        new io.sparkprune.kernels.FloatView(err, 0, width), new io.sparkprune.kernels.ByteView(mc, i1, cols), 2, 4,
-                        null, lc, 0));
+                        new io.sparkprune.kernels.FloatView(err, 0, width), new io.sparkprune.kernels.ByteView(mc, i1, cols), keep,
+                        group, null, lc, 0));
                 if (i2 < cols) {
                     cpu.sgemm(false, false, rows, cols - i2, width, -1f, err, 0, width, u, i1 * cols + i2, cols, 1f, wc, i2, cols);
                 }
             }
-            String tag = "3xTF32 solve " + rows + "x" + cols + " seed=" + SEED;
+            String tag = "3xTF32 solve " + rows + "x" + cols + " " + keep + ":" + group + " blocks of " + bs + " seed=" + SEED;
             double agreeSgemm = agreement(m[0], m[1]);
             double agreeCpu = agreement(m[0], mc);
             System.out.printf("%s: mask vs sgemm_f32 solve %.6f, vs CPU %.6f; w rel %.2e / %.2e%n", tag, agreeSgemm, agreeCpu,
