@@ -45,7 +45,9 @@ nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader 2>/dev/null
 echo "host: $CORES cores, $GPUS GPU(s) offered"
 
 WORK=/tmp/sparkprune-cluster; rm -rf "$WORK"; mkdir -p "$WORK"
-cleanup() { kill $(jobs -p) 2>/dev/null; sleep 1; pkill -f org.apache.spark.deploy 2>/dev/null; pkill -f CoarseGrainedExecutorBackend 2>/dev/null; }
+cleanup() { # stop the cluster and wait until its processes are gone, so a next run's Master gets the ports
+  kill $(jobs -p) 2>/dev/null; sleep 1; pkill -f org.apache.spark.deploy 2>/dev/null; pkill -f CoarseGrainedExecutorBackend 2>/dev/null
+  for _ in $(seq 30); do pgrep -f "org.apache.spark.deploy|CoarseGrainedExecutorBackend" >/dev/null || break; sleep 1; done; }
 trap cleanup EXIT
 "$JAVA" -Xmx2g "${OPENS[@]}" -cp "$CP" org.apache.spark.deploy.master.Master --host 127.0.0.1 --port 7077 \
   --webui-port 8080 > "$WORK/master.log" 2>&1 &
@@ -99,7 +101,9 @@ case "$SCENARIO" in
       t0=$(date +%s)
       EXTRA=(); [ "$be" = cuda-tf32 ] && EXTRA=(--hessian-precision tf32)
       submit "${be%-tf32}" "$CORES" prune "$M" -o "$WORK/pruned-$be" "${ARGS[@]}" "${EXTRA[@]}" > "$OUT/prune-$be.log" 2>&1
-      echo "backend $be: exit $? in $(( $(date +%s) - t0 )) s"; tail -3 "$OUT/prune-$be.log"
+      rc=$?; echo "backend $be: exit $rc in $(( $(date +%s) - t0 )) s"; tail -3 "$OUT/prune-$be.log"
+      # a failed submit: its first error lines (the tail is only the stack trace's end)
+      [ "$rc" -ne 0 ] && grep -m 5 -E "Exception|Error|error:" "$OUT/prune-$be.log"
       cp "$WORK/pruned-$be/report.json" "$OUT/report-$be.json" 2>/dev/null
     done
     [ -d "$WORK/pruned-cuda-tf32" ] && cp "$WORK/pruned-cuda-tf32/report.json" "$OUT/report-cuda-tf32.json"
