@@ -165,6 +165,20 @@ public interface ResidentSolver {
         }
 
         /**
+         * Checks that {@link #mask()} holds {@link #maskWords(int, int)} words (part of {@link #validate()},
+         * and all of it that applies to a solve whose W and U are already on the device).
+         *
+         * @throws IllegalArgumentException when the mask is too short, naming the words it needs
+         */
+        public void checkMask() {
+            if (mask.length < maskWords(rows, cols)) {
+                throw new IllegalArgumentException("solve mask of " + mask.length + " words is too short for "
+                        + rows + " x " + cols + ": it needs rows * ceil(cols / 64) = " + maskWords(rows, cols)
+                        + " words (SolveJob.maskWords)");
+            }
+        }
+
+        /**
          * Checks the array lengths against the shapes.
          *
          * @throws IllegalArgumentException on a mismatch
@@ -177,11 +191,7 @@ public interface ResidentSolver {
             if (w.length < rc || (u != null && u.length < (long) cols * cols) || rowLoss.length < rows) {
                 throw new IllegalArgumentException("solve arrays too short for " + rows + " x " + cols);
             }
-            if (mask.length < maskWords(rows, cols)) {
-                throw new IllegalArgumentException("solve mask of " + mask.length + " words is too short for "
-                        + rows + " x " + cols + ": it needs rows * ceil(cols / 64) = " + maskWords(rows, cols)
-                        + " words (SolveJob.maskWords)");
-            }
+            checkMask();
             if (unstructured < 0 || unstructured > 1 || (unstructured > 0 && (selector != null || nmGroup != 0))) {
                 throw new IllegalArgumentException("in-solve unstructured selection needs 0 <= p <= 1 and neither a"
                         + " selector nor N:M, got p = " + unstructured);

@@ -1423,11 +1423,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         long rc = (long) rows * cols;
         boolean host = job.selector() != null;
         boolean unstr = job.unstructured() > 0;
+        job.checkMask(); // the rest of validate() does not apply: W and U are on the device here
         final int words = SolveJob.maskWords(rows, cols);
-        if (job.mask().length < words) {
-            throw new IllegalArgumentException("solve mask of " + job.mask().length + " words is too short for "
-                    + rows + " x " + cols + ": it needs " + words + " words (SolveJob.maskWords)");
-        }
         // super-blocks of lazyBlocks blocks: the lazy updates inside a super-block reach only its own
         // columns; the columns right of it get one update per super-block with an inner dimension of sw
         final int sw = Math.min(cols, bs * lazyBlocks);
@@ -1681,18 +1678,17 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * {@code lowerC}: only C's lower triangle is written; {@code aLower} / {@code bLower}: A / op(B) is
      * lower triangular with its zeros stored, so the kernels skip the products with those zeros (the
      * result is bitwise the same; see dgemm_f64 in sparkprune.cu). Products with an inner dimension of
-     * at least {@link #DMMA_SM90_MIN_K} run on {@code dgemm_dmma_sm90} (hopper.cu, {@code mma.sync}
-     * m16n8k8 f64) with {@link #hopperKernels()}, else those of at least {@link #DMMA_MIN_K} on
-     * {@code dgemm_dmma} (m8n8k4); the others on {@code dgemm_f64} (FMA pipes).
+     * at least {@link #DMMA_MIN_K} run on {@code dgemm_dmma_sm90} (hopper.cu, {@code mma.sync} m16n8k8
+     * f64) with {@link #hopperKernels()}, else on {@code dgemm_dmma} (m8n8k4); the others on
+     * {@code dgemm_f64} (FMA pipes).
      */
     private void dgemmBatched(int batch, long sA, long sB, long sC, boolean transB, boolean lowerC, boolean aLower,
                               boolean bLower, int m, int n, int k, double alpha, CUdeviceptr a, int lda, CUdeviceptr b,
                               int ldb, double beta, CUdeviceptr c, int ldc, String what) {
         // the in-place panel product and the rank-64 trailing updates (k = 64) stay on dgemm_f64, which is
         // faster there (one 128 × 128 tensor-core tile per SM has too little work at k = 64)
-        boolean hopperDmma = hopperKernels();
-        DgemmKernel kernel = k < (hopperDmma ? DMMA_SM90_MIN_K : DMMA_MIN_K) ? DgemmKernel.F64
-                : hopperDmma ? DgemmKernel.DMMA_SM90 : DgemmKernel.DMMA;
+        DgemmKernel kernel = k < DMMA_MIN_K ? DgemmKernel.F64
+                : hopperKernels() ? DgemmKernel.DMMA_SM90 : DgemmKernel.DMMA;
         launchDgemm(kernel, batch, sA, sB, sC, transB, lowerC, aLower, bLower, m, n, k, alpha, a, lda, b, ldb, beta, c,
                 ldc, what);
     }
@@ -2364,15 +2360,11 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private static final int PANEL = 512;
     /**
      * Inner dimension from which the fp64 products use the tensor cores (dgemm_dmma_sm90 on Hopper, else
-     * dgemm_dmma; below it dgemm_f64 is faster).
+     * dgemm_dmma; below it dgemm_f64 is faster). For dgemm_dmma_sm90 too: tools/device/dgemm_probe.py's
+     * "panel" rows (m × 64 × 64 in place, m × w × 64 lowerC) found it no faster than dgemm_f64 at k = 64
+     * (H200, 2026-11-21: 0.019 vs 0.020 ms and 0.066 vs 0.066 ms).
      */
     private static final int DMMA_MIN_K = 256;
-    /**
-     * The same threshold for dgemm_dmma_sm90 (with {@link #hopperKernels()}): 256 as well, since
-     * tools/device/dgemm_probe.py's "panel" rows (m × 64 × 64 in place, m × w × 64 lowerC) found it no
-     * faster than dgemm_f64 at k = 64 (H200, 2026-11-21: 0.019 vs 0.020 ms and 0.066 vs 0.066 ms).
-     */
-    private static final int DMMA_SM90_MIN_K = 256;
     /**
      * dgemm_dmma_sm90 (hopper.cu): DG9_STAGES = 3 stages of two operand tiles of max(128 × 36, 32 × 132)
      * doubles (DG9_BK = 32).
