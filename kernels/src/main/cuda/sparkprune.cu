@@ -135,6 +135,50 @@ __global__ void reversed_upper(int n, const double* __restrict__ X, double* __re
     if (U32) U32[e] = (float)v;
 }
 
+// The solve in the Cholesky form (CudaBackend.solveWithHessianFactor): with P(H + lambda I)P = L L^T
+// (P the order reversal), R = P L P is upper triangular with H + lambda I = R R^T and U = R^-1 is the
+// upper factor of (H + lambda I)^-1 that SparseGPT's solve reads. The lazy updates there use R; only
+// U's band of width UBAND right of its diagonal is needed, from the diagonal and first sub-diagonal
+// UBAND-blocks of X = L^-1 (the triangular inverse's first levels).
+#define UBAND 128
+
+// band_upper_f32: B[i][t] = U[i][i + t] = X[n-1-i][n-1-i-t] for 0 <= t < UBAND and i + t < n, else 0
+// (B is n x UBAND fp32, row-major; X fp64, row stride n).
+__global__ void band_upper_f32(int n, const double* __restrict__ X, float* __restrict__ B)
+{
+    const long e = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long)n * UBAND) return;
+    const int i = (int)(e / UBAND), t = (int)(e % UBAND);
+    B[e] = i + t < n ? (float)X[(size_t)(n - 1 - i) * n + (n - 1 - i - t)] : 0.0f;
+}
+
+// band_tiles_f32: the diagonal tiles of U for column blocks of bs (<= UBAND) columns: tile b (at
+// T + b * bs * bs, bs x bs row-major, row stride bs) holds U[b*bs + r][b*bs + c] for r <= c < width_b
+// and zeros elsewhere (width_b = min(bs, n - b*bs)). One thread per tile element.
+__global__ void band_tiles_f32(int n, int bs, const float* __restrict__ B, float* __restrict__ T)
+{
+    const long e = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    const int tiles = (n + bs - 1) / bs;
+    if (e >= (long)tiles * bs * bs) return;
+    const int b = (int)(e / ((long)bs * bs));
+    const int r = (int)(e % ((long)bs * bs)) / bs, c = (int)(e % bs);
+    const int i1 = b * bs, w = min(bs, n - i1);
+    T[e] = (r <= c && c < w) ? B[(size_t)(i1 + r) * UBAND + (c - r)] : 0.0f;
+}
+
+// axpby_cols_f32: Y = alpha * X + beta * Y on a rows x width window (row strides ldx, ldy); beta = 0
+// writes alpha * X without reading Y (a copy for alpha = 1).
+__global__ void axpby_cols_f32(int rows, int width, float alpha, const float* __restrict__ X, int ldx, float beta,
+                               float* __restrict__ Y, int ldy)
+{
+    const long e = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (long)rows * width) return;
+    const int r = (int)(e / width), c = (int)(e % width);
+    const float x = X[(size_t)r * ldx + c];
+    float* y = Y + (size_t)r * ldy + c;
+    *y = beta == 0.0f ? __fmul_rn(alpha, x) : __fadd_rn(__fmul_rn(alpha, x), __fmul_rn(beta, *y));
+}
+
 // potf2_inv_f64: one thread block of PO_THREADS = 256 threads factors the kb x kb (kb <= FB = 64)
 // diagonal block at (k0, k0) of R in place (lower factor L, zeros written above the diagonal) and writes
 // L^-1 (lower, zeros above) to the same block of X. A pivot that is not > 0 and finite sets *info = 1

@@ -17,16 +17,19 @@ import java.util.SplittableRandom;
  * against the reference figures of {@code ../shared/reference/README.md} (the SparseGPT authors' code,
  * fp32, TF32 off, one H200), the Hessian update per 128 × 2048 tokens, and the measured copy-bandwidth
  * ceiling (GPU: {@link CudaBackend}). The pruning step is what the reference times: with the Hessian and W already on the device,
- * the inverse factor (fp64 Cholesky and triangular inverse of the damped H, {@link
- * CudaBackend#inverseFactorDevice}) plus every column block of the SparseGPT solve ({@link
- * CudaBackend#solveOnDevice}; the unstructured mask of each block is selected on the device).
+ * the factor of the damped H plus every column block of the SparseGPT solve (the unstructured mask of each
+ * block is selected on the device), in the backend's {@link CudaBackend.SolveForm}: by default the
+ * Cholesky form (fp64 Cholesky of H and U's diagonal band, {@link CudaBackend#hessianFactorDevice}, then
+ * {@link CudaBackend#solveOnDeviceCholesky}), or the inverse form (fp64 Cholesky and triangular inverse,
+ * {@link CudaBackend#inverseFactorDevice}, then {@link CudaBackend#solveOnDevice}).
  * Weights and Hessians are random (a Hessian of {@code n + 512} random tokens, so it is full rank);
  * times are wall-clock medians after a warm-up, each run synchronized.
  *
  * <p>Usage: {@code KernelBench [--shapes 4096x4096,...] [--patterns 50%,2:4,2:4+int4] [--repeat R]
- * [--tc-tflops T] [--profile] [--lazy-blocks B,...]} where T is PyTorch's measured tensor-core rate,
- * printed for reference; {@code --lazy-blocks} times each pruning step once per listed super-block size
- * of the solve's lazy updates ({@link CudaBackend#lazyUpdateBlocks(int)}; default: the backend's);
+ * [--tc-tflops T] [--profile] [--lazy-blocks B,...] [--solve-forms cholesky,inverse]} where T is PyTorch's
+ * measured tensor-core rate, printed for reference; {@code --lazy-blocks} times each pruning step once per
+ * listed super-block size of the solve's lazy updates ({@link CudaBackend#lazyUpdateBlocks(int)}; default:
+ * the backend's); {@code --solve-forms} once per listed form (default: the backend's);
  * {@code --profile} adds, per shape and pattern, one more pruning step with every kernel launch and
  * device allocation timed on its own ({@link CudaBackend#profileLaunches}): where the step's time goes.
  */
@@ -58,6 +61,7 @@ public final class KernelBench {
         double tc = Double.NaN;
         boolean profile = false;
         List<Integer> lazy = List.of(CudaBackend.DEFAULT_LAZY_BLOCKS);
+        List<CudaBackend.SolveForm> forms = null; // null: the backend's
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--shapes" -> shapes = List.of(value(args, ++i).split(","));
@@ -72,8 +76,15 @@ public final class KernelBench {
                     }
                     lazy = l;
                 }
+                case "--solve-forms" -> {
+                    List<CudaBackend.SolveForm> l = new ArrayList<>();
+                    for (String v : value(args, ++i).split(",")) {
+                        l.add(solveForm(v));
+                    }
+                    forms = l;
+                }
                 default -> throw new CalibrationInputException("unknown option " + args[i]
-                        + "; use --shapes, --patterns, --repeat, --tc-tflops, --profile, --lazy-blocks");
+                        + "; use --shapes, --patterns, --repeat, --tc-tflops, --profile, --lazy-blocks, --solve-forms");
             }
         }
         for (String p : patterns) {
@@ -108,18 +119,23 @@ public final class KernelBench {
                         table.add(String.format(Locale.ROOT, "%-11s %-9s %10.1f %10.1f %7.2fx %8s   TF32 tensor cores",
                                 shape, "H TF32", tMs, 1000 * (double) ref[4], 1000 * (double) ref[4] / tMs, ">= 4x"));
                     }
+                    List<CudaBackend.SolveForm> fs = forms == null ? List.of(gpu.solveForm()) : forms;
                     for (String pat : patterns) {
-                        for (int lb : lazy) {
-                            gpu.lazyUpdateBlocks(lb);
-                            String label = lazy.size() > 1 ? pat + " lb" + lb : pat;
-                            double[] t = c.pruneStep(pat, repeat);
-                            double refMs = ref == null ? Double.NaN
-                                    : 1000 * (double) ref[1 + Arrays.asList(PATTERNS).indexOf(pat)];
-                            table.add(String.format(Locale.ROOT, "%-11s %-9s %10.1f %10.1f %7.1fx %8s   %.1f + %.1f", shape,
-                                    label, t[0], refMs, refMs / t[0], ">= 20x", t[1], t[2]));
-                            if (profile) {
-                                profiles.add("-- " + shape + " " + label + ": launch profile of one pruning step\n"
-                                        + c.profiledStep(pat));
+                        for (CudaBackend.SolveForm form : fs) {
+                            for (int lb : lazy) {
+                                gpu.lazyUpdateBlocks(lb);
+                                gpu.solveForm(form);
+                                String label = (lazy.size() > 1 ? pat + " lb" + lb : pat)
+                                        + (fs.size() > 1 ? " " + form.name().toLowerCase(Locale.ROOT).substring(0, 3) : "");
+                                double[] t = c.pruneStep(pat, repeat);
+                                double refMs = ref == null ? Double.NaN
+                                        : 1000 * (double) ref[1 + Arrays.asList(PATTERNS).indexOf(pat)];
+                                table.add(String.format(Locale.ROOT, "%-11s %-9s %10.1f %10.1f %7.1fx %8s   %.1f + %.1f", shape,
+                                        label, t[0], refMs, refMs / t[0], ">= 20x", t[1], t[2]));
+                                if (profile) {
+                                    profiles.add("-- " + shape + " " + label + ": launch profile of one pruning step\n"
+                                            + c.profiledStep(pat));
+                                }
                             }
                         }
                     }
@@ -148,6 +164,15 @@ public final class KernelBench {
      * @return {@code v} as a number in [min, max]
      * @throws CalibrationInputException naming the option, the value and the range otherwise
      */
+    static CudaBackend.SolveForm solveForm(String v) {
+        return switch (v.trim().toLowerCase(Locale.ROOT)) {
+            case "cholesky" -> CudaBackend.SolveForm.CHOLESKY;
+            case "inverse" -> CudaBackend.SolveForm.INVERSE;
+            default -> throw new CalibrationInputException("option --solve-forms has '" + v
+                    + "': use cholesky, inverse or both, comma-separated");
+        };
+    }
+
     static double number(String option, String v, double min, double max, boolean integer) {
         double d;
         try {
@@ -206,6 +231,7 @@ public final class KernelBench {
         final DeviceBuffer dw0;
         final DeviceBuffer dw;
         final DeviceBuffer du;
+        final DeviceBuffer dband;
         final int chunk;
         double mean;
 
@@ -229,7 +255,8 @@ public final class KernelBench {
             ddiag = gpu.allocate(8L * cols, "bench diag");
             dw0 = gpu.allocate(4L * rows * cols, "bench W0");
             dw = gpu.allocate(4L * rows * cols, "bench W");
-            du = gpu.allocate(4L * nn, "bench U");
+            du = gpu.allocate(4L * nn, "bench U or R");
+            dband = gpu.allocate(4L * cols * CudaBackend.U_BAND, "bench band of U");
             gpu.upload(x, dx);
             gpu.upload(w, dw0);
             gpu.zero(dhp, 0, dhp.bytes());
@@ -326,19 +353,25 @@ public final class KernelBench {
             ResidentSolver.SolveJob job = new ResidentSolver.SolveJob(rows, cols, 128, w, new float[0], nmKeep,
                     nmGroup, null, q, mask, loss, pattern.equals("50%") ? 0.5 : 0.0);
             gpu.copy(dw0, dw, 4L * rows * cols);
+            boolean chol = gpu.solveForm() == CudaBackend.SolveForm.CHOLESKY;
             long t0 = System.nanoTime();
-            if (!gpu.inverseFactorDevice(cols, dh.pointer(), ddiag.pointer(), 0.01 * mean, du.pointer())) {
+            if (!(chol ? gpu.hessianFactorDevice(cols, dh.pointer(), ddiag.pointer(), 0.01 * mean, du.pointer(),
+                    dband.pointer()) : gpu.inverseFactorDevice(cols, dh.pointer(), ddiag.pointer(), 0.01 * mean, du.pointer()))) {
                 throw new IllegalStateException("bench Hessian " + cols + " not positive definite");
             }
             long t1 = System.nanoTime();
-            gpu.solveOnDevice(job, dw.pointer(), du.pointer());
+            if (chol) {
+                gpu.solveOnDeviceCholesky(job, dw.pointer(), du.pointer(), dband.pointer());
+            } else {
+                gpu.solveOnDevice(job, dw.pointer(), du.pointer());
+            }
             long t2 = System.nanoTime();
             return new long[] {t1 - t0, t2 - t1};
         }
 
         @Override
         public void close() {
-            for (DeviceBuffer b : new DeviceBuffer[] {du, dw, dw0, ddiag, dh, dhp, dx}) {
+            for (DeviceBuffer b : new DeviceBuffer[] {dband, du, dw, dw0, ddiag, dh, dhp, dx}) {
                 b.close();
             }
         }

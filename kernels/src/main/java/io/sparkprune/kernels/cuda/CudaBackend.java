@@ -114,11 +114,21 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * Read once per backend; {@link #panelSteps(PanelSteps)} overrides it.
      */
     public static final String CHOL_PANEL_PROPERTY = "sparkprune.cuda.cholPanel";
+    /**
+     * System property choosing the resident solves' factor form ({@link SolveForm}): {@code cholesky}
+     * (default) or {@code inverse}.
+     */
+    public static final String SOLVE_FORM_PROPERTY = "sparkprune.cuda.solveForm";
     private static final System.Logger LOG = System.getLogger(CudaBackend.class.getName());
     /** Widest column block the fused block kernel handles (its register and shared-memory layout). */
     public static final int MAX_BLOCK_WIDTH = 128;
     /** Default blocks per super-block of the device solve's two-level lazy updates ({@link #lazyUpdateBlocks(int)}). */
     public static final int DEFAULT_LAZY_BLOCKS = 8;
+    /**
+     * Width of the band of U right of its diagonal that the Cholesky form of the solve keeps
+     * ({@link #solveOnDeviceCholesky}): the widest column block, {@value}; {@code UBAND} in sparkprune.cu.
+     */
+    public static final int U_BAND = MAX_BLOCK_WIDTH;
     private static final int BLOCK_WARPS = 16;
     private static final int BLOCK_SMEM = (MAX_BLOCK_WIDTH * MAX_BLOCK_WIDTH + BLOCK_WARPS * MAX_BLOCK_WIDTH) * 4;
     /**
@@ -345,6 +355,54 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         }
     }
 
+    /**
+     * Which factor the resident group solves ({@link ResidentFactorizer.Factor} on this backend) keep:
+     * both give SparseGPT's function; they differ in rounding and in the factor's cost.
+     */
+    public enum SolveForm {
+        /**
+         * R with {@code H + λI = R·Rᵀ} and U's diagonal band ({@link #solveOnDeviceCholesky}): one Cholesky,
+         * no triangular inverse. The default.
+         */
+        CHOLESKY,
+        /** U, the upper Cholesky factor of {@code (H + λI)⁻¹} ({@link #solveOnDevice}), as the CPU path does. */
+        INVERSE;
+
+        /**
+         * @param value the value of {@value CudaBackend#SOLVE_FORM_PROPERTY}, or null
+         * @return {@link #CHOLESKY} for null, else the named form (case-insensitive)
+         * @throws InvalidInputException when the value is neither {@code cholesky} nor {@code inverse}
+         */
+        static SolveForm parse(String value) {
+            if (value == null) {
+                return CHOLESKY;
+            }
+            return switch (value.trim().toLowerCase(java.util.Locale.ROOT)) {
+                case "cholesky" -> CHOLESKY;
+                case "inverse" -> INVERSE;
+                default -> throw new io.sparkprune.kernels.InvalidInputException("system property "
+                        + SOLVE_FORM_PROPERTY + " is '" + value + "': use 'cholesky' (the Cholesky factor of H and U's"
+                        + " band, the default) or 'inverse' (the whole inverse factor U)");
+            };
+        }
+    }
+
+    private volatile SolveForm solveForm = SolveForm.CHOLESKY;
+
+    /** @return the factor form of the resident group solves (from {@value #SOLVE_FORM_PROPERTY} unless set) */
+    public SolveForm solveForm() {
+        return solveForm;
+    }
+
+    /**
+     * Chooses the factor form of resident group factors factored from now on (tests and A/B timings).
+     *
+     * @param form the form; not null
+     */
+    public void solveForm(SolveForm form) {
+        this.solveForm = java.util.Objects.requireNonNull(form, "form");
+    }
+
     private volatile PanelSteps panelSteps = PanelSteps.FUSED;
     /** Upper bound on chol_panel_f64's grid (tests: fewer blocks than row slabs, each owning several). */
     private volatile int cholPanelGridLimit = Integer.MAX_VALUE;
@@ -405,6 +463,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private final CUfunction fPotf2Inv;
     private final CUfunction fDgemm;
     private final CUfunction fGatherCols;
+    private final CUfunction fBandUpper;
+    private final CUfunction fBandTiles;
+    private final CUfunction fAxpbyCols;
     private final CUfunction fPackMaskBits;
     private final CUfunction fUnpackUpper;
     private final CUfunction fPackedToSym;
@@ -456,6 +517,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         this.ordinal = ordinal;
         // the user's settings first: a bad value is bad input (InvalidInputException), not an unusable device
         PanelSteps panelMode = PanelSteps.parse(System.getProperty(CHOL_PANEL_PROPERTY));
+        SolveForm form = SolveForm.parse(System.getProperty(SOLVE_FORM_PROPERTY));
         JCudaNatives.load();
         Driver.check("cuInit", () -> JCudaDriver.cuInit(0));
         int[] count = new int[1];
@@ -489,6 +551,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             fPotf2Inv = function("potf2_inv_f64");
             fDgemm = function("dgemm_f64");
             fGatherCols = function("gather_cols_f32");
+            fBandUpper = function("band_upper_f32");
+            fBandTiles = function("band_tiles_f32");
+            fAxpbyCols = function("axpby_cols_f32");
             fPackMaskBits = function("pack_mask_bits");
             fUnpackUpper = function("unpack_upper_f64");
             fPackedToSym = function("packed_to_symmetric_f32");
@@ -507,6 +572,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                             CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, BLOCK_SMEM));
             fn = new Fns();
             panelSteps = panelMode;
+            solveForm = form;
             computeCapability = 10 * attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
                     "compute capability major") + attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
                     "compute capability minor");
@@ -1414,6 +1480,48 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * @throws CudaCallException when a driver call or kernel fails
      */
     public synchronized void solveOnDevice(SolveJob job, CUdeviceptr dwp, CUdeviceptr dup) {
+        solveLoop(job, dwp, dup, null);
+    }
+
+    /**
+     * The solve of {@link #solveOnDevice} in its Cholesky form: the same function in exact arithmetic
+     * (SparseGPT, arXiv 2301.00774, Algorithm 1 with the lazy batch-updates of §3.3), computed from the
+     * Cholesky factor R of H ({@code H + λI = R·Rᵀ}, R upper) and only the band of
+     * {@code U = R⁻¹} next to its diagonal, so that the factor needs no triangular inverse
+     * ({@link ResidentFactorizer.Factor} on this backend; {@code hessianFactorDevice} for benchmarks).
+     *
+     * <p>Derivation: SparseGPT's updates give the final weights {@code W' = W − E·U} with E the scaled
+     * errors (rows × n). Right-multiplying by R gives {@code E = (W − W')·R = D·R}, and for the columns T
+     * right of the processed ones L (R upper triangular, {@code U_LT = −R_LL⁻¹·R_LT·R_TT⁻¹}) their
+     * current values are {@code W_T − E_L·U_LT = W_T + D_L·R_LT·R_TT⁻¹}. For the next block b of T only
+     * its own diagonal block of {@code R_TT⁻¹} enters: {@code W_b(current) = W_b + C_b·U_bb} with
+     * {@code C = Σ D_k·R_k,·} summed over the finished blocks k. So per block: {@code W_b += C_b·U_bb}
+     * (rows × w × w), the unchanged fused block kernel on {@code U_bb}, {@code D_b = W_b(original) − W'_b},
+     * and the lazy updates {@code C[:, i2:] += D_b·R[i1:i2, i2:]} in place of
+     * {@code W[:, i2:] −= Err·U[i1:i2, i2:]} (same shapes and flops, two levels as in
+     * {@link #lazyUpdateBlocks(int)}). Extra device memory: C (rows × cols fp32) and U's diagonal tiles.
+     *
+     * @param job the solve's arguments (its {@code w} and {@code u} arrays are ignored)
+     * @param dwp device pointer of W, {@code rows × cols} fp32, updated in place
+     * @param dr device pointer of R, {@code cols × cols} row-major fp32, upper triangular with
+     *     {@code H + λI = R·Rᵀ}
+     * @param dband device pointer of U's band, {@code cols × }{@value #U_BAND} row-major fp32,
+     *     {@code band[i][t] = U[i][i + t]} (zeros past column cols − 1)
+     * @throws IllegalArgumentException when {@code job.mask()} is shorter than {@link SolveJob#maskWords}
+     * @throws CudaCallException when a driver call or kernel fails
+     */
+    public synchronized void solveOnDeviceCholesky(SolveJob job, CUdeviceptr dwp, CUdeviceptr dr, CUdeviceptr dband) {
+        if (dband == null) {
+            throw new IllegalArgumentException("solveOnDeviceCholesky needs U's band (dband is null)");
+        }
+        solveLoop(job, dwp, dr, dband);
+    }
+
+    /**
+     * The device solve: in the inverse form ({@code band == null}) {@code f} is U, else the Cholesky
+     * form of {@link #solveOnDeviceCholesky} with {@code f} = R.
+     */
+    private void solveLoop(SolveJob job, CUdeviceptr dwp, CUdeviceptr f, CUdeviceptr band) {
         current();
         final int rows = job.rows();
         final int cols = job.cols();
@@ -1428,6 +1536,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         // super-blocks of lazyBlocks blocks: the lazy updates inside a super-block reach only its own
         // columns; the columns right of it get one update per super-block with an inner dimension of sw
         final int sw = Math.min(cols, bs * lazyBlocks);
+        final boolean chol = band != null;
+        final int tiles = (cols + bs - 1) / bs;
         // dm: the kernels' working byte mask (the block's for host selection, else the whole weight's,
         // packed into the words of dbits at the end)
         try (DeviceBuffer dm = alloc(host ? (long) rows * bs : rc, "solve mask");
@@ -1442,7 +1552,16 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
              // the splits of any lazy update that runs on 3xTF32: inner dimension a block (bs) or a super-block
              // (≤ sw) wide; a block width that is no multiple of 4 still has super-blocks that are
              DeviceBuffer dsplit = alloc(lazy3xTf32(bs) || lazy3xTf32(sw) ? 4L * 2 * ((long) rows + cols) * sw : 8,
-                     "solve 3xTF32 splits")) {
+                     "solve 3xTF32 splits");
+             // the Cholesky form: the accumulated C = Σ D·R (rows × cols), U's diagonal tiles, the block's Err
+             DeviceBuffer dcor = alloc(chol ? 4L * rc : 8, "solve C = D·R " + rows + "x" + cols);
+             DeviceBuffer dtiles = alloc(chol ? 4L * tiles * bs * bs : 8, "solve U diagonal tiles");
+             DeviceBuffer derr = alloc(chol ? 4L * rows * bs : 8, "solve block Err")) {
+            if (chol) {
+                dcor.zero(0, dcor.bytes());
+                launchAsync("band_tiles_f32 n=" + cols + " bs=" + bs, fBandTiles, blocks((long) tiles * bs * bs), 1, 256,
+                        0, Pointer.to(p(cols), p(bs), p(band), p(dtiles.pointer())));
+            }
             dm.zero(0, dm.bytes());
             dl.zero(0, 8L * rows);
             if (q != null) {
@@ -1456,11 +1575,24 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 int s2 = Math.min(cols, s1 + sw);
                 int i2 = Math.min(s2, i1 + bs);
                 int width = i2 - i1;
-                CUdeviceptr err = de.at(4L * (i1 - s1));
+                CUdeviceptr err = de.at(4L * (i1 - s1)); // Err of the block, or D in the Cholesky form
+                // U[i1:i2, i1:i2]: in U itself, or U's diagonal tile
+                CUdeviceptr ubb = chol ? dtiles.at(4L * (i1 / bs) * bs * bs) : f.withByteOffset(4L * ((long) i1 * cols + i1));
+                int ldub = chol ? bs : cols;
+                CUdeviceptr wb = dwp.withByteOffset(4L * i1);
+                if (chol) {
+                    // D's slot ← W_b (original); then W_b += C_b·U_bb, the block's current weights
+                    launchAsync("axpby_cols_f32 copy block " + i1, fAxpbyCols, blocks((long) rows * width), 1, 256, 0,
+                            Pointer.to(p(rows), p(width), p(1f), p(wb), p(cols), p(0f), p(err), p(sw)));
+                    if (i1 > 0) {
+                        // (on the 3xTF32 kernel where the lazy updates use it: sgemm_f32 runs this shape at a few TFLOP/s)
+                        lazyUpdate(rows, width, width, 1f, dcor.at(4L * i1), cols, ubb, ldub, wb, cols, dsplit, i1);
+                    }
+                }
                 CUdeviceptr mptr;
                 int ldm;
                 if (host) {
-                    Pointer gp = Pointer.to(p(rows), p(width), p(dwp.withByteOffset(4L * i1)), p(cols), p(dg.pointer()));
+                    Pointer gp = Pointer.to(p(rows), p(width), p(wb), p(cols), p(dg.pointer()));
                     launch("gather_cols_f32 block " + i1, fGatherCols, blocks((long) rows * width), 1, 256, 0, gp);
                     dg.download(0, blockW, 0, rows * width);
                     java.util.Arrays.fill(blockMask, 0, rows * width, (byte) 0);
@@ -1473,26 +1605,33 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     mptr = dm.at(i1);
                     ldm = cols;
                     if (unstr) {
-                        selectUnstructuredDevice(rows, width, dwp.withByteOffset(4L * i1), cols,
-                                dup.withByteOffset(4L * ((long) i1 * cols + i1)), cols,
+                        selectUnstructuredDevice(rows, width, wb, cols, ubb, ldub,
                                 ResidentSolver.SolveJob.prunedPerBlock(job.unstructured(), rows * width), dk, ds, mptr, ldm);
                     }
                 }
                 int gOff = q == null || q.groupSize() == 0 ? 0 : i1 / q.groupSize();
-                blockDevice(rows, width, dwp.withByteOffset(4L * i1), cols, dup.withByteOffset(4L * ((long) i1 * cols + i1)),
-                        cols, err, sw, mptr, ldm, job.nmKeep(), job.nmGroup(), q == null ? 0 : q.bits(),
+                blockDevice(rows, width, wb, cols, ubb, ldub, chol ? derr.pointer() : err, chol ? width : sw, mptr, ldm, job.nmKeep(), job.nmGroup(), q == null ? 0 : q.bits(),
                         q != null && q.symmetric(), q == null ? 0 : q.groupSize(), q == null ? dq.pointer() : dq.at(4L * gOff),
                         q == null ? dq.pointer() : dq.at(4L * ((long) rows * groups + gOff)), groups,
                         q == null ? dc.pointer() : dc.at(i1), cols,
                         dl.pointer(), false);
+                // inverse form: W[:, i2:] −= Err·U[., i2:]; Cholesky form: C[:, i2:] += D·R[., i2:]
+                float alpha = chol ? 1f : -1f;
+                DeviceBuffer target = chol ? dcor : null;
+                if (chol) {
+                    // D_b = W_b(original) − W'_b
+                    launchAsync("axpby_cols_f32 D block " + i1, fAxpbyCols, blocks((long) rows * width), 1, 256, 0,
+                            Pointer.to(p(rows), p(width), p(-1f), p(wb), p(cols), p(1f), p(err), p(sw)));
+                }
                 if (i2 < s2) {
-                    // W[:, i2:s2] −= Err[:, i1:i2] · U[i1:i2, i2:s2]
-                    lazyUpdate(rows, s2 - i2, width, err, sw, dup.withByteOffset(4L * ((long) i1 * cols + i2)), cols,
-                            dwp.withByteOffset(4L * i2), cols, dsplit, i1);
+                    // the columns left in the block's super-block, from this block
+                    lazyUpdate(rows, s2 - i2, width, alpha, err, sw, f.withByteOffset(4L * ((long) i1 * cols + i2)), cols,
+                            chol ? target.at(4L * i2) : dwp.withByteOffset(4L * i2), cols, dsplit, i1);
                 } else if (s2 < cols) {
-                    // W[:, s2:] −= Err[:, s1:s2] · U[s1:s2, s2:]
-                    lazyUpdate(rows, cols - s2, s2 - s1, de.pointer(), sw, dup.withByteOffset(4L * ((long) s1 * cols + s2)),
-                            cols, dwp.withByteOffset(4L * s2), cols, dsplit, s1);
+                    // the columns right of the super-block, from all of its blocks
+                    lazyUpdate(rows, cols - s2, s2 - s1, alpha, de.pointer(), sw,
+                            f.withByteOffset(4L * ((long) s1 * cols + s2)), cols,
+                            chol ? target.at(4L * s2) : dwp.withByteOffset(4L * s2), cols, dsplit, s1);
                 }
             }
             if (!host) {
@@ -1546,16 +1685,18 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     }
 
     /**
-     * One lazy update {@code C −= Err · Ublk} of the solve (C rows × n, Err rows × k, Ublk k × n), on the
+     * One lazy update {@code C += alpha · Err · Ublk} of the solve (C rows × n, Err rows × k, Ublk k × n;
+     * alpha −1 in the inverse form, +1 with D and R in the Cholesky form), on the
      * Hopper 3xTF32 kernel when {@link #lazy3xTf32} allows it, else on {@code sgemm_f32}; launched without
      * waiting. {@code i1} is the first column of the Err columns (for error messages).
      */
-    private void lazyUpdate(int rows, int n, int k, CUdeviceptr err, int lde, CUdeviceptr ublk, int ldu, CUdeviceptr c,
-                            int ldc, DeviceBuffer split, int i1) {
+    private void lazyUpdate(int rows, int n, int k, float alpha, CUdeviceptr err, int lde, CUdeviceptr ublk, int ldu,
+                            CUdeviceptr c, int ldc, DeviceBuffer split, int i1) {
         if (lazy3xTf32(k)) {
-            lazyUpdate3xTf32(rows, n, k, err, lde, ublk, ldu, c, ldc, split, i1);
+            lazyUpdate3xTf32(rows, n, k, alpha, err, lde, ublk, ldu, c, ldc, split, i1);
         } else {
-            sgemmDeviceAsync(false, false, rows, n, k, -1f, err, lde, ublk, ldu, 1f, c, ldc, "lazy update from column " + i1);
+            sgemmDeviceAsync(false, false, rows, n, k, alpha, err, lde, ublk, ldu, 1f, c, ldc,
+                    "lazy update from column " + i1);
         }
     }
 
@@ -1600,13 +1741,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * The lazy update {@code W[:, i2:] −= Err · U[i1:i2, i2:]} on the Hopper tensor cores in fp32
      * accuracy (3xTF32, {@code wg_gemm_3xtf32_nt}, see hopper.cu): Err (rows × width) is split into
      * TF32 hi and lo parts, the block rows of U (width × n) into the hi and lo parts of their transpose,
-     * then one launch computes {@code C = −1 · (Errhi·Bhiᵀ + Errhi·Bloᵀ + Errlo·Bhiᵀ) + 1 · C}. Launched
+     * then one launch computes {@code C = alpha · (Errhi·Bhiᵀ + Errhi·Bloᵀ + Errlo·Bhiᵀ) + 1 · C}. Launched
      * without waiting. The product differs from sgemm_f32's only in rounding (measured relative error
      * of the product 9e-7 against sgemm_f32's 2e-7, H200, {@code tools/device/solve_probe.py}).
      *
      * @param rows rows of W
      * @param n columns updated ({@code cols − i2})
      * @param width block width (the inner dimension), a multiple of 4
+     * @param alpha the product's factor (−1: W −= Err·U; +1: C += D·R)
      * @param err Err, rows × width
      * @param lde Err's row stride
      * @param ublk U[i1, i2], width × n with row stride ldu
@@ -1614,8 +1756,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * @param split scratch of at least 8·(rows + n)·width bytes
      * @param i1 the block's first column (for error messages)
      */
-    private void lazyUpdate3xTf32(int rows, int n, int width, CUdeviceptr err, int lde, CUdeviceptr ublk, int ldu,
-                                  CUdeviceptr c, int ldc, DeviceBuffer split, int i1) {
+    private void lazyUpdate3xTf32(int rows, int n, int width, float alpha, CUdeviceptr err, int lde, CUdeviceptr ublk,
+                                  int ldu, CUdeviceptr c, int ldc, DeviceBuffer split, int i1) {
         long ea = (long) rows * width;
         long ba = (long) n * width;
         CUdeviceptr ehi = split.pointer();
@@ -1627,7 +1769,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         launchAsync("transpose_split_tf32 U block " + i1, hopper.transposeSplit, (n + 31) / 32, (width + 31) / 32, 32, 8, 0,
                 Pointer.to(p(width), p(n), p(ublk), p(ldu), p(bhi), p(blo), p(width)));
         launchAsync("wg_gemm_3xtf32_nt lazy update block " + i1 + " " + rows + "x" + n + "x" + width, hopper.gemm3xTf32,
-                (n + 127) / 128, (rows + 127) / 128, 256, WG3_SMEM, Pointer.to(p(rows), p(n), p(width), p(-1f), p(ehi),
+                (n + 127) / 128, (rows + 127) / 128, 256, WG3_SMEM, Pointer.to(p(rows), p(n), p(width), p(alpha), p(ehi),
                         p(elo), p(width), p(bhi), p(blo), p(width), p(1f), p(c), p(ldc)));
     }
 
@@ -1757,6 +1899,83 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      */
     private boolean factorDevice(int n, CUdeviceptr a, int lda, CUdeviceptr diag, double lambda, DeviceBuffer r,
                                  DeviceBuffer x, DeviceBuffer t, DeviceBuffer info, CUdeviceptr u64, CUdeviceptr u32) {
+        if (!choleskyReversed(n, a, lda, diag, lambda, r, x, t, info)) {
+            return false;
+        }
+        // X = L⁻¹ by recursive doubling: the diagonal FB-blocks of X hold their inverses (potf2_inv_f64);
+        // at level s, for each pair of s-blocks [A 0; B C] of L on the diagonal,
+        // X21 = -C⁻¹·(B·A⁻¹), all pairs of a level in one batched launch per product.
+        for (int s = FB; s < n; s *= 2) {
+            trtriPairs(n, s, r, x, t);
+        }
+        launchAsync("reversed_upper n=" + n, fReversedUpper, blocks((long) n * n), 1, 256, 0,
+                Pointer.to(p(n), p(x.pointer()), p(u64), p(u32)));
+        Driver.check("triangular inverse n=" + n, this::syncStream);
+        return true;
+    }
+
+    /** One level of the recursive triangular inverse: every pair of s-blocks on X's diagonal (see factorDevice). */
+    private void trtriPairs(int n, int s, DeviceBuffer r, DeviceBuffer x, DeviceBuffer t) {
+        int full = n / (2 * s);              // pairs with both halves of size s
+        int rest = n - full * 2 * s;         // a last pair with a shorter second half, if rest > s
+        long step = 2L * s * (n + 1);        // element offset between consecutive pairs' diagonals
+        if (full > 0) {
+            trtriLevel(n, s, s, 0, full, step, r, x, t);
+        }
+        if (rest > s) {
+            trtriLevel(n, s, rest - s, full * 2 * s, 1, 0, r, x, t);
+        }
+    }
+
+    /**
+     * The factor of the Cholesky form of the solve ({@link #solveOnDeviceCholesky}), all on the device:
+     * with {@code P·(A + λI)·P = L·Lᵀ} (P reverses the order), {@code R = P·L·P} (upper triangular,
+     * {@code A + λI = R·Rᵀ}) in fp32, and the band {@code B[i][t] = U[i][i+t]}, {@code 0 ≤ t <}
+     * {@value #U_BAND}, of {@code U = R⁻¹ = P·L⁻¹·P} (the upper Cholesky factor of {@code (A + λI)⁻¹}), from
+     * the diagonal and first sub-diagonal {@value #U_BAND}-blocks of {@code L⁻¹} only. The factor costs
+     * one Cholesky ({@code n³/3} flops) instead of a Cholesky and a triangular inverse ({@code 2n³/3}).
+     * Inputs as for {@link #factorDevice}.
+     *
+     * @param r32 receives R, {@code n × n} row-major fp32 (zeros below the diagonal)
+     * @param band receives U's band, {@code n × }{@value #U_BAND} row-major fp32 (zeros past column n − 1)
+     * @return false when the Cholesky met a pivot that is not positive (nothing is written then)
+     */
+    private boolean factorDeviceCholesky(int n, CUdeviceptr a, int lda, CUdeviceptr diag, double lambda, DeviceBuffer r,
+                                         DeviceBuffer x, DeviceBuffer t, DeviceBuffer info, CUdeviceptr r32,
+                                         CUdeviceptr band) {
+        if (!choleskyReversed(n, a, lda, diag, lambda, r, x, t, info)) {
+            return false;
+        }
+        // the diagonal U_BAND-blocks of X = L⁻¹: the levels of factorDevice below U_BAND
+        for (int s = FB; s < U_BAND && s < n; s *= 2) {
+            trtriPairs(n, s, r, x, t);
+        }
+        // the first sub-diagonal U_BAND-blocks: every adjacent pair (j, j+1) of diagonal blocks, the same
+        // X21 = -C⁻¹·(B·A⁻¹) as a level of the full inverse, with pairs one block apart instead of two
+        int q = n / U_BAND;
+        int rem = n - q * U_BAND;
+        if (q >= 2) {
+            trtriLevel(n, U_BAND, U_BAND, 0, q - 1, (long) U_BAND * (n + 1), r, x, t);
+        }
+        if (q >= 1 && rem > 0) {
+            trtriLevel(n, U_BAND, rem, (q - 1) * U_BAND, 1, 0, r, x, t);
+        }
+        launchAsync("reversed_upper R n=" + n, fReversedUpper, blocks((long) n * n), 1, 256, 0,
+                Pointer.to(p(n), p(r.pointer()), p(nullPtr()), p(r32)));
+        launchAsync("band_upper_f32 n=" + n, fBandUpper, blocks((long) n * U_BAND), 1, 256, 0,
+                Pointer.to(p(n), p(x.pointer()), p(band)));
+        Driver.check("Cholesky form of the factor n=" + n, this::syncStream);
+        return true;
+    }
+
+    /**
+     * The blocked Cholesky {@code P·(A + λI)·P = L·Lᵀ} into r (lower, zeros above), the inverses of its
+     * FB × FB diagonal blocks into x; waits for it.
+     *
+     * @return false when a pivot was not positive
+     */
+    private boolean choleskyReversed(int n, CUdeviceptr a, int lda, CUdeviceptr diag, double lambda, DeviceBuffer r,
+                                     DeviceBuffer x, DeviceBuffer t, DeviceBuffer info) {
         long nn = (long) n * n;
         launchAsync("load_reversed_f64 n=" + n, fLoadReversed, blocks(nn), 1, 256, 0,
                 Pointer.to(p(n), p(a), p(lda), p(diag), p(lambda), p(r.pointer())));
@@ -1810,27 +2029,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     + " waited over 2 s for another's flag (not all blocks resident?); run with -D"
                     + CHOL_PANEL_PROPERTY + "=steps and report this");
         }
-        if (flag[0] != 0) {
-            return false;
-        }
-        // X = L⁻¹ by recursive doubling: the diagonal FB-blocks of X hold their inverses (potf2_inv_f64);
-        // at level s, for each pair of s-blocks [A 0; B C] of L on the diagonal,
-        // X21 = -C⁻¹·(B·A⁻¹), all pairs of a level in one batched launch per product.
-        for (int s = FB; s < n; s *= 2) {
-            int full = n / (2 * s);              // pairs with both halves of size s
-            int rest = n - full * 2 * s;         // a last pair with a shorter second half, if rest > s
-            long step = 2L * s * (n + 1);        // element offset between consecutive pairs' diagonals
-            if (full > 0) {
-                trtriLevel(n, s, s, 0, full, step, r, x, t);
-            }
-            if (rest > s) {
-                trtriLevel(n, s, rest - s, full * 2 * s, 1, 0, r, x, t);
-            }
-        }
-        launchAsync("reversed_upper n=" + n, fReversedUpper, blocks(nn), 1, 256, 0,
-                Pointer.to(p(n), p(x.pointer()), p(u64), p(u32)));
-        Driver.check("triangular inverse n=" + n, this::syncStream);
-        return true;
+        return flag[0] == 0;
     }
 
     /**
@@ -1957,6 +2156,28 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     }
 
     /**
+     * Device-resident factor of the Cholesky form ({@link #solveOnDeviceCholesky}) for benchmarks and
+     * device pipelines: A ({@code n × n} fp64, strict upper triangle read) and {@code diag} already on
+     * the device; R and U's band written as fp32 on the device.
+     *
+     * @param n order
+     * @param a device pointer of A, row stride n
+     * @param diag device pointer of the n diagonal values
+     * @param lambda dampening added to the diagonal
+     * @param r32 device pointer receiving R ({@code n × n} fp32, upper, {@code A + λI = R·Rᵀ})
+     * @param band device pointer receiving U's band ({@code n × }{@value #U_BAND} fp32)
+     * @return false when A + λI is not positive definite
+     * @throws CudaCallException when a driver call or kernel fails
+     */
+    public synchronized boolean hessianFactorDevice(int n, CUdeviceptr a, CUdeviceptr diag, double lambda,
+                                                    CUdeviceptr r32, CUdeviceptr band) {
+        current();
+        try (Factor f = new Factor(n)) {
+            return factorDeviceCholesky(n, a, n, diag, lambda, f.r, f.x, f.t, f.info, r32, band);
+        }
+    }
+
+    /**
      * Unpacks a packed upper-triangular Hessian on the device (the layout of {@link #syrkPackedUpper})
      * times {@code scale} into the upper triangle of a full {@code n × n} fp64 matrix and its diagonal.
      *
@@ -2059,7 +2280,11 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         private final double scale;
         private final String label;
         private DeviceBuffer packed;  // n(n+1)/2 fp64, Σ xᵀx packed by rows; null once freed
-        private DeviceBuffer u32;     // (n, n) row-major fp32 U; null before factor()
+        private DeviceBuffer u32;     // (n, n) row-major fp32 U; null before factor() or in the Cholesky form
+        private DeviceBuffer r32;     // SolveForm.CHOLESKY: (n, n) row-major fp32 R (H + λI = R·Rᵀ); else null
+        private DeviceBuffer band;    // SolveForm.CHOLESKY: (n, U_BAND) fp32 band of U; else null
+        private double[] diagUsed;    // SolveForm.CHOLESKY: the diagonal and λ that worked, for U on demand
+        private double lambdaUsed;
         private DeviceBuffer h32;     // (n, n) row-major fp32 H = (float)(scale·S), both triangles; built lazily
         private DeviceBuffer scratch; // 8 bytes: first non-finite index
         private boolean open = true;
@@ -2084,7 +2309,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
         private void requireFactored() {
             live();
-            if (u32 == null) {
+            if (u32 == null && r32 == null) {
                 throw new IllegalStateException("resident factor of " + label + " has no U: factor() did not succeed");
             }
         }
@@ -2097,13 +2322,16 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     throw new IllegalArgumentException("resident factor of " + label + ": diagonal needs " + n
                             + " values, got " + diag.length);
                 }
-                if (u32 != null) {
+                if (u32 != null || r32 != null) {
                     throw new IllegalStateException("resident factor of " + label + " is already factored");
                 }
                 if (packed == null) {
                     throw new IllegalStateException("resident factor of " + label + ": the packed Hessian was freed");
                 }
                 current();
+                if (solveForm == SolveForm.CHOLESKY) {
+                    return factorCholesky(diag, lambdas);
+                }
                 long nn = (long) n * n;
                 DeviceBuffer u = alloc(4L * nn, "group factor U of " + label + " (" + n + "x" + n + " fp32)");
                 boolean keep = false;
@@ -2130,21 +2358,76 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             }
         }
 
-        @Override
-        public boolean factored() {
-            synchronized (CudaBackend.this) {
-                return open && u32 != null;
+        /**
+         * {@link #factor} in the Cholesky form: R and U's band (factorDeviceCholesky); the packed sum is
+         * kept while the factor is open, so that {@link #download} can compute U itself on demand.
+         */
+        private int factorCholesky(double[] diag, double[] lambdas) {
+            long nn = (long) n * n;
+            DeviceBuffer r = alloc(4L * nn, "group factor R of " + label + " (" + n + "x" + n + " fp32)");
+            DeviceBuffer b = null;
+            boolean keep = false;
+            try (Factor f = new Factor(n)) {
+                b = alloc(4L * n * U_BAND, "group factor band of U of " + label + " (" + n + "x" + U_BAND + " fp32)");
+                unpackUpperDevice(n, packed.pointer(), scale, f.a.pointer(), f.diag.pointer());
+                f.diag.upload(diag, 0, n, 0); // the caller's dead-input rule (H_ii = 0 → 1)
+                for (int k = 0; k < lambdas.length; k++) {
+                    if (factorDeviceCholesky(n, f.a.pointer(), n, f.diag.pointer(), lambdas[k], f.r, f.x, f.t, f.info,
+                            r.pointer(), b.pointer())) {
+                        r32 = r;
+                        band = b;
+                        diagUsed = java.util.Arrays.copyOf(diag, n);
+                        lambdaUsed = lambdas[k];
+                        keep = true;
+                        return k;
+                    }
+                }
+                return -1;
+            } finally {
+                if (!keep) {
+                    r.close();
+                    if (b != null) {
+                        b.close();
+                    }
+                }
             }
         }
 
+        @Override
+        public boolean factored() {
+            synchronized (CudaBackend.this) {
+                return open && (u32 != null || r32 != null);
+            }
+        }
+
+        /**
+         * {@inheritDoc}
+         *
+         * <p>In the Cholesky form: of R ({@code i·n + j}) and then of U's band (offset by n²), the
+         * values the solves read.
+         */
         @Override
         public long firstNonFinite() {
             synchronized (CudaBackend.this) {
                 requireFactored();
-                return firstNonFiniteDevice(u32.pointer(), (long) n * n, scratch);
+                if (u32 != null) {
+                    return firstNonFiniteDevice(u32.pointer(), (long) n * n, scratch);
+                }
+                long inR = firstNonFiniteDevice(r32.pointer(), (long) n * n, scratch);
+                if (inR >= 0) {
+                    return inR;
+                }
+                long inBand = firstNonFiniteDevice(band.pointer(), (long) n * U_BAND, scratch);
+                return inBand < 0 ? -1 : (long) n * n + inBand;
             }
         }
 
+        /**
+         * {@inheritDoc}
+         *
+         * <p>In the Cholesky form U is not held: it is computed here, from the kept packed sum, with the
+         * diagonal and λ that worked (the fp64 inverse factor of the inverse form, the same bits).
+         */
         @Override
         public void download(float[] u) {
             synchronized (CudaBackend.this) {
@@ -2155,7 +2438,21 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                             + " values, the host array has " + u.length);
                 }
                 current();
-                u32.download(0, u, 0, (int) nn);
+                if (u32 != null) {
+                    u32.download(0, u, 0, (int) nn);
+                    return;
+                }
+                try (Factor f = new Factor(n);
+                     DeviceBuffer du = alloc(4L * nn, "U of " + label + " on demand (" + n + "x" + n + " fp32)")) {
+                    unpackUpperDevice(n, packed.pointer(), scale, f.a.pointer(), f.diag.pointer());
+                    f.diag.upload(diagUsed, 0, n, 0);
+                    if (!factorDevice(n, f.a.pointer(), n, f.diag.pointer(), lambdaUsed, f.r, f.x, f.t, f.info, nullPtr(),
+                            du.pointer())) {
+                        throw new IllegalStateException("resident factor of " + label + ": the Cholesky that succeeded"
+                                + " with λ = " + lambdaUsed + " failed when repeated for U");
+                    }
+                    du.download(0, u, 0, (int) nn);
+                }
             }
         }
 
@@ -2169,9 +2466,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 }
                 current();
                 try (DeviceBuffer dd = alloc(4L * n, "group factor diagonal of " + label)) {
-                    // U[i,i] at i·(n+1): a column window of width 1 and row stride n + 1
+                    // U[i,i] at i·(n+1) of U, or at i·U_BAND of its band: a column window of width 1
                     launch("gather_cols_f32 diagonal of U n=" + n, fGatherCols, blocks(n), 1, 256, 0,
-                            Pointer.to(p(n), p(1), p(u32.pointer()), p(n + 1), p(dd.pointer())));
+                            Pointer.to(p(n), p(1), p(u32 != null ? u32.pointer() : band.pointer()),
+                                    p(u32 != null ? n + 1 : U_BAND), p(dd.pointer())));
                     dd.download(0, d, 0, n);
                 }
             }
@@ -2198,7 +2496,11 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 long rc = (long) rows * n;
                 try (DeviceBuffer dw = alloc(4L * rc, "solve W " + rows + "x" + n)) {
                     dw.upload(job.w(), 0, (int) rc, 0);
-                    solveOnDevice(job, dw.pointer(), u32.pointer());
+                    if (u32 != null) {
+                        solveOnDevice(job, dw.pointer(), u32.pointer());
+                    } else {
+                        solveOnDeviceCholesky(job, dw.pointer(), r32.pointer(), band.pointer());
+                    }
                     dw.download(0, job.w(), 0, (int) rc);
                 }
             }
@@ -2259,7 +2561,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 launch("packed_to_symmetric_f32 n=" + n, fPackedToSym, blocks((long) n * n), 1, 256, 0,
                         Pointer.to(p(n), p(packed.pointer()), p(scale), p(h32.pointer())));
                 if (u32 != null) {
-                    freePacked();
+                    freePacked(); // (the Cholesky form keeps it for U on demand)
                 }
             }
             da.upload(a, 0, rows * n, 0);
@@ -2291,8 +2593,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         /** Frees every buffer (the context is current); idempotent. */
         void release() {
             open = false;
-            DeviceBuffer[] all = {h32, u32, scratch, packed};
-            h32 = u32 = scratch = packed = null;
+            DeviceBuffer[] all = {h32, u32, r32, band, scratch, packed};
+            h32 = u32 = r32 = band = scratch = packed = null;
             RuntimeException first = null;
             for (DeviceBuffer b : all) {
                 if (b != null) {
