@@ -79,6 +79,30 @@ class BackendsTest {
         }
     }
 
+    /** The same for {@value CudaBackend#UNSTRUCTURED_SELECT_PROPERTY}: bad input for cuda and auto, no fall-back. */
+    @Test
+    void badUnstructuredSelectSettingIsBadInputNotAFallBack() {
+        String before = System.getProperty(CudaBackend.UNSTRUCTURED_SELECT_PROPERTY);
+        System.setProperty(CudaBackend.UNSTRUCTURED_SELECT_PROPERTY, "radix8");
+        try {
+            for (String choice : new String[] {"auto", "cuda"}) {
+                assertThatThrownBy(() -> Backends.create(choice, 0, 1)).as(choice)
+                        .isExactlyInstanceOf(InvalidInputException.class)
+                        .hasMessageContaining(CudaBackend.UNSTRUCTURED_SELECT_PROPERTY)
+                        .hasMessageContaining("'radix8'");
+            }
+            try (Backend b = Backends.create("cpu", 0, 1)) { // the CPU backend does not read it
+                assertThat(b).isInstanceOf(CpuBackend.class);
+            }
+        } finally {
+            if (before == null) {
+                System.clearProperty(CudaBackend.UNSTRUCTURED_SELECT_PROPERTY);
+            } else {
+                System.setProperty(CudaBackend.UNSTRUCTURED_SELECT_PROPERTY, before);
+            }
+        }
+    }
+
     @Test
     void kernelStatusCoversEveryBackendOperation() {
         Set<String> ops = Arrays.stream(Backend.class.getDeclaredMethods())
