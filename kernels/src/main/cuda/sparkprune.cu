@@ -569,7 +569,9 @@ chol_panel_f64(int n, int p0, double* __restrict__ R, double* __restrict__ X, in
 // patterns order like the values: an exact 4-pass radix select (8 bits per pass) finds the k-th
 // smallest key T; then every key < T is marked, and the first kRem keys == T in index order.
 // state[0] = prefix (T so far), state[1] = prefix mask, state[2] = kRem, state[3] = count of keys
-// equal to the prefix digit chosen last.
+// equal to the prefix digit chosen last. Eleven launches per block, several of one thread block: kept as
+// -Dsparkprune.cuda.unstructuredSelect=radix4; the default is unstr_select_r16 / unstr_select_g
+// (unstr_select.cuh), the same mask in one cooperative launch.
 // ------------------------------------------------------------------------------------------------
 __global__ void unstr_scores(int rows, int width, const float* __restrict__ W, int ldw,
                              const float* __restrict__ U, int ldu, unsigned* __restrict__ keys)
@@ -1075,3 +1077,6 @@ sparsegpt_block_rows(int rows, int width,
 
 // Lane-per-row-segment variants of sparsegpt_block (C++ templates, their kernels declared extern "C" there).
 #include "sparsegpt_lanes.cuh"
+
+// The unstructured selection of one column block in one cooperative launch (the unstr_* chain's mask).
+#include "unstr_select.cuh"

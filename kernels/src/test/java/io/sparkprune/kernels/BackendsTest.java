@@ -52,29 +52,35 @@ class BackendsTest {
     }
 
     /**
-     * A bad {@value CudaBackend#CHOL_PANEL_PROPERTY} is the user's input to fix: typed, naming the property,
-     * for {@code cuda} and for {@code auto} alike (which must not quietly fall back to the CPU backend for it),
-     * with or without a device (the value is checked before the driver).
+     * A bad value of a CUDA backend setting ({@value CudaBackend#CHOL_PANEL_PROPERTY},
+     * {@value CudaBackend#UNSTRUCTURED_SELECT_PROPERTY}, {@value CudaBackend#SOLVE_FORM_PROPERTY}) is the
+     * user's input to fix: typed, naming the property, for {@code cuda} and for {@code auto} alike (which
+     * must not quietly fall back to the CPU backend for it), with or without a device (the values are
+     * checked before the driver).
      */
-    @Test
-    void badCholPanelSettingIsBadInputNotAFallBack() {
-        String before = System.getProperty(CudaBackend.CHOL_PANEL_PROPERTY);
-        System.setProperty(CudaBackend.CHOL_PANEL_PROPERTY, "cooperative");
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({
+        CudaBackend.CHOL_PANEL_PROPERTY + ", cooperative",
+        CudaBackend.UNSTRUCTURED_SELECT_PROPERTY + ", radix8",
+        CudaBackend.SOLVE_FORM_PROPERTY + ", lower"})
+    void badCudaSettingIsBadInputNotAFallBack(String property, String bad) {
+        String before = System.getProperty(property);
+        System.setProperty(property, bad);
         try {
             for (String choice : new String[] {"auto", "cuda"}) {
                 assertThatThrownBy(() -> Backends.create(choice, 0, 1)).as(choice)
                         .isExactlyInstanceOf(InvalidInputException.class)
-                        .hasMessageContaining(CudaBackend.CHOL_PANEL_PROPERTY)
-                        .hasMessageContaining("'cooperative'");
+                        .hasMessageContaining(property)
+                        .hasMessageContaining("'" + bad + "'");
             }
             try (Backend b = Backends.create("cpu", 0, 1)) { // the CPU backend does not read it
                 assertThat(b).isInstanceOf(CpuBackend.class);
             }
         } finally {
             if (before == null) {
-                System.clearProperty(CudaBackend.CHOL_PANEL_PROPERTY);
+                System.clearProperty(property);
             } else {
-                System.setProperty(CudaBackend.CHOL_PANEL_PROPERTY, before);
+                System.setProperty(property, before);
             }
         }
     }

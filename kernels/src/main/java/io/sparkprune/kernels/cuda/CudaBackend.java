@@ -119,6 +119,15 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * (default) or {@code inverse}.
      */
     public static final String SOLVE_FORM_PROPERTY = "sparkprune.cuda.solveForm";
+    /**
+     * System property choosing how the resident solve selects an unstructured block mask on the device
+     * (mask scope {@code all_rows}): {@code fused} (the default: one cooperative launch of
+     * {@code unstr_select_r16} or {@code unstr_select_g} per column block, see unstr_select.cuh) or
+     * {@code radix4} (the earlier chain of 11 launches per block: scores, four 8-bit radix passes of two
+     * launches each, marks, ties; kept for one release). Both give the same mask, bit for bit. Read once per
+     * backend; {@link #unstructuredSelect(UnstructuredSelect)} overrides it.
+     */
+    public static final String UNSTRUCTURED_SELECT_PROPERTY = "sparkprune.cuda.unstructuredSelect";
     private static final System.Logger LOG = System.getLogger(CudaBackend.class.getName());
     /** Widest column block the fused block kernel handles (its register and shared-memory layout). */
     public static final int MAX_BLOCK_WIDTH = 128;
@@ -356,6 +365,85 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     }
 
     /**
+     * How {@code selectUnstructuredDevice} finds a column block's unstructured mask (both give the same
+     * bits: the k smallest keys {@code w² / U[c,c]²} of the rows × width block, ties to the lower row-major
+     * index).
+     */
+    enum UnstructuredSelect {
+        /**
+         * Eleven launches per block: unstr_scores, unstr_init, four 8-bit radix passes (unstr_hist over the
+         * keys, unstr_pick in one thread), unstr_mark and unstr_ties (one 1024-thread block).
+         */
+        RADIX4,
+        /**
+         * One cooperative launch per block of unstr_select_r16 (keys in registers) or unstr_select_g (keys in
+         * global memory): a 12/12/8-bit radix select with three grid barriers; {@link #RADIX4} where the
+         * device has no cooperative launch.
+         */
+        FUSED;
+
+        /**
+         * @param value the value of {@value CudaBackend#UNSTRUCTURED_SELECT_PROPERTY}, or null
+         * @return {@link #FUSED} for null, else the named mode (case-insensitive, surrounding blanks ignored)
+         * @throws InvalidInputException when the value is neither {@code radix4} nor {@code fused}
+         */
+        static UnstructuredSelect parse(String value) {
+            if (value == null) {
+                return FUSED;
+            }
+            return switch (value.trim().toLowerCase(java.util.Locale.ROOT)) {
+                case "radix4" -> RADIX4;
+                case "fused" -> FUSED;
+                default -> throw new io.sparkprune.kernels.InvalidInputException("system property "
+                        + UNSTRUCTURED_SELECT_PROPERTY + " is '" + value + "': use 'fused' (one cooperative launch"
+                        + " per column block, the default) or 'radix4' (the earlier 11 launches per block)");
+            };
+        }
+    }
+
+    private volatile UnstructuredSelect unstructuredSelect = UnstructuredSelect.FUSED;
+    /** Upper bound on unstr_select's grid (tests: few blocks, each owning a long range; the global-keys variant). */
+    private volatile int selectGridLimit = Integer.MAX_VALUE;
+    /**
+     * unstr_select's workspace (US_WS_WORDS words of unstr_select.cuh: barrier counters, histograms,
+     * per-block histograms), null until the first fused selection ({@link #selectWorkspace}).
+     */
+    private DeviceBuffer selectWs;
+
+    /**
+     * @return how the resident solve selects unstructured block masks (from
+     *     {@value #UNSTRUCTURED_SELECT_PROPERTY} unless set)
+     */
+    UnstructuredSelect unstructuredSelect() {
+        return unstructuredSelect;
+    }
+
+    /**
+     * Chooses how the resident solve selects unstructured block masks (package-private: tests and A/B
+     * timings; both modes give the same bits).
+     *
+     * @param mode the mode; not null
+     * @throws NullPointerException when null
+     */
+    void unstructuredSelect(UnstructuredSelect mode) {
+        this.unstructuredSelect = java.util.Objects.requireNonNull(mode, "mode");
+    }
+
+    /**
+     * Caps unstr_select's grid below its occupancy limit (package-private: tests of few thread blocks with
+     * long index ranges, which exercise {@code unstr_select_g} on small shapes).
+     *
+     * @param limit at least 1
+     * @throws IllegalArgumentException when limit &lt; 1
+     */
+    void selectGridLimit(int limit) {
+        if (limit < 1) {
+            throw new IllegalArgumentException("unstr_select grid limit must be >= 1, got " + limit);
+        }
+        this.selectGridLimit = limit;
+    }
+
+    /**
      * Which factor the resident group solves ({@link ResidentFactorizer.Factor} on this backend) keep:
      * both give SparseGPT's function; they differ in rounding and in the factor's cost.
      */
@@ -518,6 +606,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         // the user's settings first: a bad value is bad input (InvalidInputException), not an unusable device
         PanelSteps panelMode = PanelSteps.parse(System.getProperty(CHOL_PANEL_PROPERTY));
         SolveForm form = SolveForm.parse(System.getProperty(SOLVE_FORM_PROPERTY));
+        UnstructuredSelect selectMode = UnstructuredSelect.parse(System.getProperty(UNSTRUCTURED_SELECT_PROPERTY));
         JCudaNatives.load();
         Driver.check("cuInit", () -> JCudaDriver.cuInit(0));
         int[] count = new int[1];
@@ -573,6 +662,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             fn = new Fns();
             panelSteps = panelMode;
             solveForm = form;
+            unstructuredSelect = selectMode;
             computeCapability = 10 * attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
                     "compute capability major") + attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
                     "compute capability minor");
@@ -597,7 +687,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * @throws IllegalStateException when there is no driver, no such device, or the kernels were not
      *     built ({@code -Dsparkprune.skipCuda=true}); {@link CudaCallException} when a driver call fails
      * @throws InvalidInputException when {@value #CHOL_PANEL_PROPERTY} is neither {@code fused} nor
-     *     {@code steps} (checked before the driver is touched)
+     *     {@code steps}, or {@value #UNSTRUCTURED_SELECT_PROPERTY} neither {@code fused} nor {@code radix4}
+     *     (both checked before the driver is touched)
      */
     public static CudaBackend create(int ordinal, int threads) {
         return new CudaBackend(ordinal, threads, PinnedStaging.DEFAULT_CHUNK_BYTES, PinnedStaging.DEFAULT_MIN_STAGED_BYTES);
@@ -941,6 +1032,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                         workspace[i].close();
                         workspace[i] = null;
                     }
+                }
+                if (selectWs != null) {
+                    selectWs.close();
+                    selectWs = null;
                 }
                 try {
                     staging.close();
@@ -1773,9 +1868,34 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                         p(elo), p(width), p(bhi), p(blo), p(width), p(1f), p(c), p(ldc)));
     }
 
+    /** unstr_select's threads per block (US_THREADS in unstr_select.cuh). */
+    static final int SELECT_THREADS = 512;
+    /** Keys per thread that unstr_select_r16 keeps in registers (US_KPT). */
+    static final int SELECT_KEYS_PER_THREAD = 16;
+    /** unstr_select's workspace words that do not depend on the grid (US_HDR + 2 · US_BINS + US_LAST). */
+    private static final int SELECT_WS_FIXED_WORDS = 4 + 2 * 4096 + 256;
+    /** unstr_select's per-block histogram words (US_LAST). */
+    private static final int SELECT_WS_BLOCK_WORDS = 256;
+
     /**
-     * The unstructured per-block mask on the device (kernels unstr_*: scores, 4-pass radix select of
-     * the k-th smallest, marks, tie order), launched without waiting.
+     * The unstructured per-block mask on the device, launched without waiting: the k smallest keys
+     * {@code w² / U[c,c]²} (fp32, {@code __fdiv_rn(__fmul_rn(w, w), __fmul_rn(d, d))}, compared as their
+     * uint32 bit patterns) of the rows × width block, ties to the lower row-major index {@code r · width + c};
+     * every mask entry of the block is written (1 = pruned). SparseGPT's rule per block over all rows
+     * (Frantar &amp; Alistarh 2023, section 3) as {@code SmallestK}. {@link UnstructuredSelect#FUSED} (with
+     * cooperative launch): one launch, {@link #selectFused}; {@link UnstructuredSelect#RADIX4}: the 11-launch
+     * chain of kernels {@code unstr_*} (scores, a 4-pass radix select of the k-th smallest key, marks, tie
+     * order). Both write the same bits.
+     *
+     * @param rows rows of the block (n = rows · width &lt; 2³¹)
+     * @param width columns of the block, 1..{@value #MAX_BLOCK_WIDTH}
+     * @param w device pointer of the block's first weight, fp32, row stride {@code ldw} elements
+     * @param u device pointer of U[i1, i1] (the block's diagonal block of the fp32 inverse factor, row stride
+     *     {@code ldu}; only its diagonal is read)
+     * @param k entries to prune, at most n; none for k ≤ 0 (nothing is launched or written)
+     * @param keys scratch of at least 4 · n bytes (the keys, uint32)
+     * @param state scratch of at least 4 · (4 + 256) bytes (the chain's radix state and histogram)
+     * @param mask device pointer of the block's first mask byte, row stride {@code ldm} bytes
      */
     private void selectUnstructuredDevice(int rows, int width, CUdeviceptr w, int ldw, CUdeviceptr u, int ldu, int k,
                                           DeviceBuffer keys, DeviceBuffer state, CUdeviceptr mask, int ldm) {
@@ -1783,6 +1903,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             return;
         }
         long n = (long) rows * width;
+        if (unstructuredSelect == UnstructuredSelect.FUSED && fn.unstrSelectGMaxGrid > 0) {
+            selectFused(rows, width, w, ldw, u, ldu, k, keys, mask, ldm);
+            return;
+        }
         CUdeviceptr st = state.pointer();
         CUdeviceptr hist = state.at(16);
         launchAsync("unstr_scores", fUnstrScores, blocks(n), 1, 256, 0,
@@ -1798,6 +1922,82 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 Pointer.to(p(rows), p(width), p(keys.pointer()), p(st), p(mask), p(ldm)));
         launchAsync("unstr_ties", fUnstrTies, 1, 1, 1024, 0,
                 Pointer.to(p(rows), p(width), p(keys.pointer()), p(st), p(mask), p(ldm)));
+    }
+
+    /**
+     * {@link #selectUnstructuredDevice} in one cooperative launch (unstr_select.cuh): thread block b of G
+     * owns keys {@code [b · chunk, (b + 1) · chunk)}; three radix passes of 12, 12 and 8 bits (shared
+     * histograms, global ones by atomics, a grid barrier after each; every block finds the digit from the
+     * whole histogram), then the marks, ties resolved through the per-block counts of the last pass. The
+     * grid: as many blocks as fit on the device at once ({@code cuOccupancyMaxActiveBlocksPerMultiprocessor}
+     * × SMs, capped by {@link #selectGridLimit} and by one block per {@value #SELECT_THREADS} keys); the
+     * register variant {@code unstr_select_r16} when each block then holds at most
+     * {@value #SELECT_KEYS_PER_THREAD} × {@value #SELECT_THREADS} keys, else {@code unstr_select_g}.
+     * {@code tools/device/select_probe.py} mirrors this choice.
+     */
+    private void selectFused(int rows, int width, CUdeviceptr w, int ldw, CUdeviceptr u, int ldu, int k,
+                             DeviceBuffer keys, CUdeviceptr mask, int ldm) {
+        long n = (long) rows * width;
+        if (n > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("unstructured selection of " + rows + " x " + width + " = " + n
+                    + " entries exceeds the kernel's 2^31 - 1; use smaller row shards");
+        }
+        int perKeys = (int) Math.max(1, (n + SELECT_THREADS - 1) / SELECT_THREADS);
+        int grid = Math.max(1, Math.min(Math.min(fn.unstrSelectR16MaxGrid, selectGridLimit), perKeys));
+        CUfunction f = fn.unstrSelectR16;
+        String name = "unstr_select_r16";
+        if (fn.unstrSelectR16MaxGrid == 0 || selectChunk(n, grid) > (long) SELECT_KEYS_PER_THREAD * SELECT_THREADS) {
+            grid = Math.max(1, Math.min(Math.min(fn.unstrSelectGMaxGrid, selectGridLimit), perKeys));
+            f = fn.unstrSelectG;
+            name = "unstr_select_g";
+        }
+        int chunk = (int) selectChunk(n, grid);
+        DeviceBuffer ws = selectWorkspace(grid);
+        int g = grid;
+        CUfunction kernel = f;
+        Pointer params = Pointer.to(p(rows), p(width), p(w), p(ldw), p(u), p(ldu), p(k), p(chunk), p(keys.pointer()),
+                p(mask), p(ldm), p(ws.pointer()));
+        timedLaunch(name + " grid " + g, () -> JCudaDriver.cuLaunchCooperativeKernel(kernel, g, 1, 1, SELECT_THREADS, 1,
+                1, 0, stream, params));
+    }
+
+    /**
+     * Keys per thread block of unstr_select: {@code ceil(n / grid)} rounded up to a multiple of 32.
+     *
+     * @param n keys, ≥ 1
+     * @param grid thread blocks, ≥ 1
+     * @return the chunk (chunk · grid ≥ n)
+     */
+    static long selectChunk(long n, int grid) {
+        long c = (n + grid - 1) / grid;
+        return (c + 31) / 32 * 32;
+    }
+
+    /**
+     * unstr_select's workspace, allocated at the first fused selection for the largest grid either variant
+     * can have (under half a MiB on an H200) and zeroed then; every launch leaves it zeroed again.
+     *
+     * @param grid the launch's thread blocks, at most the occupancy limit it was sized for
+     * @throws IllegalStateException when the grid exceeds that limit (a bug, not bad input)
+     */
+    private DeviceBuffer selectWorkspace(int grid) {
+        if (selectWs == null) {
+            int maxGrid = Math.max(fn.unstrSelectR16MaxGrid, fn.unstrSelectGMaxGrid);
+            DeviceBuffer b = alloc(4L * (SELECT_WS_FIXED_WORDS + (long) SELECT_WS_BLOCK_WORDS * maxGrid),
+                    "unstr_select workspace (" + maxGrid + " blocks)");
+            try {
+                b.zero(0, b.bytes());
+            } catch (RuntimeException e) {
+                b.close();
+                throw e;
+            }
+            selectWs = b;
+        }
+        if (selectWs.bytes() < 4L * (SELECT_WS_FIXED_WORDS + (long) SELECT_WS_BLOCK_WORDS * grid)) {
+            throw new IllegalStateException("unstr_select grid " + grid + " exceeds the workspace's " + selectWs.bytes()
+                    + " bytes (sized for the occupancy limit)");
+        }
+        return selectWs;
     }
 
     private void sgemmDeviceAsync(boolean transA, boolean transB, int m, int n, int k, float alpha, CUdeviceptr a,
@@ -2711,6 +2911,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 "cooperative launch") != 0;
         /** chol_panel_f64's largest grid: resident blocks per SM times the SM count (0 without cooperative launch). */
         final int cholPanelMaxGrid;
+        /** The one-launch unstructured selection with its keys in registers ({@link UnstructuredSelect#FUSED}). */
+        final CUfunction unstrSelectR16 = function("unstr_select_r16");
+        /** The one-launch unstructured selection with its keys in global memory (any number of keys per block). */
+        final CUfunction unstrSelectG = function("unstr_select_g");
+        /** unstr_select_r16's largest co-resident grid (0 without cooperative launch). */
+        final int unstrSelectR16MaxGrid;
+        /** unstr_select_g's largest co-resident grid (0 without cooperative launch). */
+        final int unstrSelectGMaxGrid;
 
         Fns() {
             for (BlockKernel k : BlockKernel.values()) {
@@ -2742,9 +2950,20 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 Driver.check("cuOccupancyMaxActiveBlocksPerMultiprocessor chol_panel_f64", () -> JCudaDriver
                         .cuOccupancyMaxActiveBlocksPerMultiprocessor(perSm, cholPanel, CHOL_PANEL_THREADS, POTF2_SMEM));
             }
-            cholPanelMaxGrid = perSm[0] * Math.max(1, attribute(
-                    CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, "multiprocessor count"));
+            int sms = Math.max(1, attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+                    "multiprocessor count"));
+            cholPanelMaxGrid = perSm[0] * sms;
+            unstrSelectR16MaxGrid = cooperative ? occupancy("unstr_select_r16", unstrSelectR16, SELECT_THREADS, 0) * sms : 0;
+            unstrSelectGMaxGrid = cooperative ? occupancy("unstr_select_g", unstrSelectG, SELECT_THREADS, 0) * sms : 0;
         }
+    }
+
+    /** Thread blocks of {@code f} that fit on one multiprocessor at once ({@code threads} each, {@code smem} dynamic bytes). */
+    private static int occupancy(String name, CUfunction f, int threads, int smem) {
+        int[] perSm = new int[1];
+        Driver.check("cuOccupancyMaxActiveBlocksPerMultiprocessor " + name, () -> JCudaDriver
+                .cuOccupancyMaxActiveBlocksPerMultiprocessor(perSm, f, threads, smem));
+        return perSm[0];
     }
 
     private static void maxSmem(String name, CUfunction f, int bytes) {
