@@ -66,16 +66,24 @@ final class ActivationCache<B> {
      * @throws IllegalArgumentException for another negative value
      */
     void budget(long bytes) {
-        if (bytes < 0 && bytes != ResidentForward.ACTIVATION_CACHE_AUTO) {
-            throw new IllegalArgumentException("activation cache budget must be >= 0 bytes or ACTIVATION_CACHE_AUTO ("
-                    + ResidentForward.ACTIVATION_CACHE_AUTO + "), got " + bytes);
-        }
+        checkBudget(bytes);
         if (bytes == setting) {
             return;
         }
         setting = bytes;
         if (cache != null) {
             cache.limitBytes(resolve());
+        }
+    }
+
+    /**
+     * @param bytes a budget
+     * @throws IllegalArgumentException unless it is ≥ 0 or {@link ResidentForward#ACTIVATION_CACHE_AUTO}
+     */
+    static void checkBudget(long bytes) {
+        if (bytes < 0 && bytes != ResidentForward.ACTIVATION_CACHE_AUTO) {
+            throw new IllegalArgumentException("activation cache budget must be >= 0 bytes or ACTIVATION_CACHE_AUTO ("
+                    + ResidentForward.ACTIVATION_CACHE_AUTO + "), got " + bytes);
         }
     }
 

@@ -452,6 +452,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     private DeviceArrayCache<DeviceBuffer> weights;
     /** Device copies of block outputs kept by {@link ForwardWorkspace.Handoff#PIPELINE} workspaces. */
     private final ActivationCache<DeviceBuffer> activations = new ActivationCache<>(DEVICE_MEMORY, this::freeDeviceBytes);
+    /** The activation cache's budget as last set (read without the lock by {@link #activationCacheBytes}). */
+    private volatile long activationBudget = ACTIVATION_CACHE_AUTO;
     private boolean closed;
 
     private CudaBackend(int ordinal, int threads, long stagingChunkBytes, long minStagedBytes) {
@@ -2917,13 +2919,18 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * the allocation is retried ({@link ActivationCache}).
      */
     @Override
-    public synchronized void activationCacheBytes(long bytes) {
-        if (closed) {
-            activations.budget(bytes); // checks the value; nothing is held any more
-            return;
+    public void activationCacheBytes(long bytes) {
+        if (bytes == activationBudget) {
+            return; // the common case (every task sets it): no wait for the backend's lock
         }
-        current();
-        activations.budget(bytes);
+        ActivationCache.checkBudget(bytes);
+        synchronized (this) {
+            if (!closed) { // a closed backend holds nothing (and has no context for cuMemGetInfo)
+                current(); // a smaller budget frees buffers
+                activations.budget(bytes);
+            }
+            activationBudget = bytes;
+        }
     }
 
     /** @return the device's free memory in bytes ({@code cuMemGetInfo}; the context is current) */
@@ -3006,12 +3013,6 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     /** @return bytes of device memory held by the activation cache */
     synchronized long cachedActivationBytes() {
         return activations.bytes();
-    }
-
-    /** @return the activation cache's limit in bytes (resolving the budget now when nothing was kept yet) */
-    synchronized long activationCacheLimit() {
-        current();
-        return activations.limitBytes();
     }
 
     /** @return whether {@link #close()} ran */
