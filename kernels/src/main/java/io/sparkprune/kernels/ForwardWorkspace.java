@@ -258,6 +258,17 @@ public interface ForwardWorkspace extends AutoCloseable {
      */
     void gelu(Matrix x);
 
+    /**
+     * What this workspace's uploads and outputs did with its backend's activation cache so far, for a
+     * log line: counts and bytes of uploads taken over from the cache, copied from it on the device and
+     * uploaded from host arrays, and of outputs kept. Empty for a workspace without one ({@link HostWorkspace}).
+     *
+     * @return one line of text, or {@code ""}
+     */
+    default String activationCacheSummary() {
+        return "";
+    }
+
     /** Releases every matrix this workspace made (idempotent); weights stay with the backend. */
     @Override
     void close();

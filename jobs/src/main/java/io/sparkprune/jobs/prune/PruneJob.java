@@ -120,6 +120,20 @@ public final class PruneJob {
     }
 
     /**
+     * Logs at {@code DEBUG}, once per task and pass, what a workspace did with the backend's device
+     * activation cache (uploads from the cache or from host arrays, outputs kept; bytes); nothing for a
+     * workspace without one.
+     */
+    private static void logCacheTraffic(ForwardWorkspace ws, String what) {
+        if (LOG.isDebugEnabled()) {
+            String s = ws.activationCacheSummary();
+            if (!s.isEmpty()) {
+                LOG.debug("{}: activation cache {}", what, s);
+            }
+        }
+    }
+
+    /**
      * Runs the job.
      *
      * @param spark the session (local or cluster)
@@ -400,6 +414,7 @@ public final class PruneJob {
                     long tf = System.nanoTime();
                     it.forEachRemaining(h -> a.observe(ws, layer, dense, h, obs)); // no block output: not needed
                     ph.time("hessians.forward", tf);
+                    logCacheTraffic(ws, "layer " + layer + " Hessians, partition " + idx);
                     long tu = System.nanoTime();
                     for (HessianAccumulator h : acc.values()) {
                         h.flush(); // fold device-resident sums into the host partials, free device memory
@@ -506,6 +521,8 @@ public final class PruneJob {
                 long tf = System.nanoTime();
                 try (ForwardWorkspace ws = ForwardWorkspace.open(be, forward, "layer " + layer + " forward", handoff)) {
                     it.forEachRemaining(h -> res.add(a.block(ws, layer, w, h, LinearObserver.NONE)));
+                    logCacheTraffic(ws, "layer " + layer + " forward, partition "
+                            + org.apache.spark.TaskContext.getPartitionId());
                 }
                 ph.time("forward.compute", tf);
                 return res.iterator();

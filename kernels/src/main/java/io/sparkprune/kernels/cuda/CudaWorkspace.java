@@ -20,8 +20,8 @@ import java.util.Map;
  * the backend's activation cache first: a hit copies the cached values on the device (~3 TB/s instead of
  * the host link), or, in a {@link ForwardWorkspace.Handoff#PIPELINE} workspace, takes the cached buffer
  * over; such a workspace also hands its outputs' buffers to that cache ({@link #downloadAndRelease}).
- * The workspace counts its hits and misses and logs them at {@code DEBUG} when it closes (logger
- * {@code io.sparkprune.kernels.cuda.CudaWorkspace}). Released matrices go to a free list and
+ * The workspace counts its hits and misses ({@link #activationCacheSummary()}, which the prune job's
+ * tasks log at {@code DEBUG}). Released matrices go to a free list and
  * are reused by later {@link #allocate}s of at most their size (a partition's batches have the same
  * shapes, so a Hessian pass allocates device memory for its first batch only); on an allocation
  * failure the free list is emptied and the allocation retried once.
@@ -43,8 +43,6 @@ final class CudaWorkspace extends AbstractForwardWorkspace<CudaWorkspace.DeviceM
         }
     }
 
-    private static final System.Logger LOG = System.getLogger(CudaWorkspace.class.getName());
-
     /** Activation cache traffic of one workspace (uploads by where their values came from, outputs kept). */
     static final class CacheStats {
         /** Uploads whose buffer was taken over from the cache (PIPELINE), and their bytes. */
@@ -61,10 +59,6 @@ final class CudaWorkspace extends AbstractForwardWorkspace<CudaWorkspace.DeviceM
         long keptBytes;
         /** Outputs the cache had no room for (PIPELINE). */
         long notKept;
-
-        boolean any() {
-            return taken + copied + missed + kept + notKept > 0;
-        }
 
         @Override
         public String toString() {
@@ -94,6 +88,11 @@ final class CudaWorkspace extends AbstractForwardWorkspace<CudaWorkspace.DeviceM
     /** @return this workspace's activation cache traffic so far (tests) */
     CacheStats cacheStats() {
         return stats;
+    }
+
+    @Override
+    public String activationCacheSummary() {
+        return stats.toString();
     }
 
     @Override
@@ -433,9 +432,6 @@ final class CudaWorkspace extends AbstractForwardWorkspace<CudaWorkspace.DeviceM
 
     @Override
     protected void doClose() {
-        if (stats.any()) {
-            LOG.log(System.Logger.Level.DEBUG, () -> label + ": " + stats);
-        }
         synchronized (backend) {
             if (backend.isClosed()) {
                 live.clear();
