@@ -151,8 +151,7 @@ public final class ValidateJob {
                 }
                 r.set("summary", TensorSummary.of(ts));
                 JobContext ctx = new JobContext(originalUri, configJson, recipe, new HadoopConf(hconf),
-                        conf.backend().name().toLowerCase(java.util.Locale.ROOT), conf.threads(),
-                        conf.activationsDeviceCacheBytes());
+                        conf.backend().name().toLowerCase(java.util.Locale.ROOT), conf.threads());
                 jsc.setJobGroup("validate", "quality check, original vs compressed", false);
                 r.set("quality", QualityEvaluator.evaluate(jsc, ctx, config, tokenizerJson, req.compressed(), hconf));
                 JobReport.addStorage(r, packed);

@@ -109,8 +109,7 @@ class BlockApiTest {
 
     /**
      * A host workspace that records the matrices it makes (uploads and allocations) and forgets those
-     * released ({@code release}, {@code downloadAndRelease}): what a resident workspace would keep in
-     * device memory until it closes.
+     * released: what a resident workspace would keep in device memory until it closes.
      */
     private static io.sparkprune.kernels.ForwardWorkspace counting(io.sparkprune.kernels.HostWorkspace ws,
                                                                    java.util.Set<Object> live) {
@@ -125,7 +124,7 @@ class BlockApiTest {
                     }
                     if (m.getName().equals("upload") || m.getName().equals("allocate")) {
                         live.add(r);
-                    } else if (m.getName().equals("release") || m.getName().equals("downloadAndRelease")) {
+                    } else if (m.getName().equals("release")) {
                         live.remove(args[0]);
                     }
                     return r;
