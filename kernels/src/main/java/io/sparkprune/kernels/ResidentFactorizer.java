@@ -12,7 +12,9 @@ package io.sparkprune.kernels;
  * {@code i·n − i(i−1)/2 + (j − i)}, products in fp64); {@link Factor#factor} is
  * {@link DampedFactorizer#dampedInverseCholeskyUpper} on it (SparseGPT, arXiv 2301.00774, Algorithm 1,
  * {@code Hinv = Cholesky(H⁻¹)ᵀ}); {@link Factor#solve} is {@link ResidentSolver#sparseGptSolve} with that
- * U; {@link Factor#hessianProduct} is the fp32 product {@code A·H} with {@code H} rounded to fp32 element
+ * U — a backend may compute it from another factor of the same H (the CUDA backend's default keeps the
+ * Cholesky factor R of H and U's diagonal band, see {@code CudaBackend.solveOnDeviceCholesky}): the same
+ * function, rounded differently; {@link Factor#hessianProduct} is the fp32 product {@code A·H} with {@code H} rounded to fp32 element
  * by element ({@code (float)} of the fp64 value).
  */
 public interface ResidentFactorizer {
@@ -32,7 +34,8 @@ public interface ResidentFactorizer {
 
     /**
      * A group's Hessian H ({@code n × n}, held packed in fp64) and, after {@link #factor}, its inverse
-     * factor U ({@code n × n} row-major fp32, zero below the diagonal), both resident. Not for
+     * factor U ({@code n × n} row-major fp32, zero below the diagonal) or what the backend's solves use in
+     * its place (then {@link #download} computes U on demand), both resident. Not for
      * concurrent use by several threads; {@link #close()} is idempotent, and every method that reads or
      * writes device memory throws {@link IllegalStateException} after it (or after the owning backend
      * was closed); {@code size()} and {@code factored()} still answer.
@@ -44,7 +47,8 @@ public interface ResidentFactorizer {
 
         /**
          * For {@code k = 0, 1, …}: with the diagonal of H replaced by {@code diag[i] + lambdas[k]}, the
-         * upper Cholesky factor U of {@code (H + λI)⁻¹} in fp64, rounded to fp32 and kept; stops at the
+         * upper Cholesky factor U of {@code (H + λI)⁻¹} in fp64, rounded to fp32 and kept (or the factor the
+         * backend's solves use instead, from the same fp64 Cholesky); stops at the
          * first attempt whose Cholesky succeeds. Work memory of the attempts is freed before returning.
          *
          * @param diag the diagonal to use, length ≥ n (e.g. {@code H_ii}, with dead inputs set to 1), fp64
@@ -59,7 +63,8 @@ public interface ResidentFactorizer {
         boolean factored();
 
         /**
-         * @return the row-major index ({@code i·n + j}) of the first NaN or infinite element of U, or −1
+         * @return the row-major index ({@code i·n + j}) of the first NaN or infinite element of U (or of the
+         *     factor held in its place, in the backend's order), or −1
          * @throws IllegalStateException when closed or not factored
          */
         long firstNonFinite();

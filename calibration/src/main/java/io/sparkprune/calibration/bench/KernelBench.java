@@ -143,7 +143,7 @@ public final class KernelBench {
             }
         }
         System.out.println();
-        System.out.println("== bench kernels: pruning step (inverse factor + all blocks) and Hessian update, 128 x 2048 tokens");
+        System.out.println("== bench kernels: pruning step (factor of H + all blocks) and Hessian update, 128 x 2048 tokens");
         table.forEach(System.out::println);
         profiles.forEach(System.out::print);
     }

@@ -2437,11 +2437,15 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      *
      * <p>On this backend: the packed sum goes to the device once ({@code n(n+1)/2} fp64, half the bytes
      * of the dense matrix); {@link ResidentFactorizer.Factor#factor} unpacks it into the work matrix of
-     * the attempts ({@code unpack_upper_f64}) and keeps only U (fp32) when it returns; the dense fp32 H
-     * of {@link ResidentFactorizer.Factor#hessianProduct} is built on the device on first use
-     * ({@code packed_to_symmetric_f32}), after which the packed sum is freed if U is already held.
-     * Device memory while factoring: the packed sum, U and the work buffers of
-     * {@link #dampedInverseCholeskyUpper}; after it, at most U and one copy of H.
+     * the attempts ({@code unpack_upper_f64}) and keeps, in the {@link #solveForm()} in force,
+     * {@link SolveForm#CHOLESKY}: R and U's band (fp32; the solves run {@link #solveOnDeviceCholesky}; U
+     * itself is computed only if {@link ResidentFactorizer.Factor#download} asks for it, from the packed
+     * sum, which is therefore kept while the factor is open), or {@link SolveForm#INVERSE}: U (fp32). The
+     * dense fp32 H of {@link ResidentFactorizer.Factor#hessianProduct} is built on the device on first use
+     * ({@code packed_to_symmetric_f32}), after which the packed sum is freed in the inverse form.
+     * Device memory while factoring: the packed sum, U or R, and the work buffers of
+     * {@link #dampedInverseCholeskyUpper}; after it, U and one copy of H (inverse form), or R, U's band,
+     * the packed sum and one copy of H (Cholesky form: about 3 × 4n² bytes instead of 2 × 4n²).
      *
      * @throws CudaCallException when the device memory cannot be allocated (the message names the label)
      */
