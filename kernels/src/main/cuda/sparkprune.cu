@@ -135,7 +135,7 @@ __global__ void reversed_upper(int n, const double* __restrict__ X, double* __re
     if (U32) U32[e] = (float)v;
 }
 
-// The solve in the Cholesky form (CudaBackend.solveWithHessianFactor): with P(H + lambda I)P = L L^T
+// The solve in the Cholesky form (CudaBackend.solveOnDeviceCholesky): with P(H + lambda I)P = L L^T
 // (P the order reversal), R = P L P is upper triangular with H + lambda I = R R^T and U = R^-1 is the
 // upper factor of (H + lambda I)^-1 that SparseGPT's solve reads. The lazy updates there use R; only
 // U's band of width UBAND right of its diagonal is needed, from the diagonal and first sub-diagonal

@@ -23,7 +23,9 @@ public interface ResidentFactorizer {
      * Copies a packed Hessian sum where the backend computes, once.
      *
      * @param n order of H, 1..65535
-     * @param packed the packed upper triangle of S, {@code n(n+1)/2} fp64 (not modified, not kept)
+     * @param packed the packed upper triangle of S, {@code n(n+1)/2} fp64, not modified; a backend may keep a
+     *     reference to it until the factor is closed (the CUDA backend's Cholesky form does, to compute U on
+     *     demand): do not modify it before {@link Factor#close()}
      * @param scale factor turning S into H (e.g. {@code 2 / tokens}), applied in fp64
      * @param label what the Hessian describes (layer and input), for messages and leak reports
      * @return the group's factor handle, not yet factored; close it (in {@code finally}) to free its memory
@@ -59,18 +61,28 @@ public interface ResidentFactorizer {
          */
         int factor(double[] diag, double[] lambdas);
 
-        /** @return whether {@link #factor} succeeded, i.e. U is held */
+        /** @return whether {@link #factor} succeeded, i.e. U (or what the solves use in its place) is held */
         boolean factored();
 
         /**
-         * @return the row-major index ({@code i·n + j}) of the first NaN or infinite element of U (or of the
-         *     factor held in its place, in the backend's order), or −1
+         * @return the row-major index ({@code i·n + j}) of the first NaN or infinite element of U, or, when the
+         *     backend holds another factor in its place ({@link #holdsInverseFactor()} false), the index of the
+         *     first such element of what its solves read, in the backend's order; −1 when all are finite
          * @throws IllegalStateException when closed or not factored
          */
         long firstNonFinite();
 
         /**
-         * Copies U to the host.
+         * @return whether U itself is held (false: the backend's solves use another factor of the same H,
+         *     and {@link #download} computes U, at the cost of a factorization)
+         * @throws IllegalStateException when not factored
+         */
+        default boolean holdsInverseFactor() {
+            return true;
+        }
+
+        /**
+         * Copies U to the host (computing it first when {@link #holdsInverseFactor()} is false).
          *
          * @param u receives U, {@code n × n} row-major fp32 (zeros below the diagonal)
          * @throws IllegalArgumentException when u is shorter than n²

@@ -164,15 +164,6 @@ public final class KernelBench {
      * @return {@code v} as a number in [min, max]
      * @throws CalibrationInputException naming the option, the value and the range otherwise
      */
-    static CudaBackend.SolveForm solveForm(String v) {
-        return switch (v.trim().toLowerCase(Locale.ROOT)) {
-            case "cholesky" -> CudaBackend.SolveForm.CHOLESKY;
-            case "inverse" -> CudaBackend.SolveForm.INVERSE;
-            default -> throw new CalibrationInputException("option --solve-forms has '" + v
-                    + "': use cholesky, inverse or both, comma-separated");
-        };
-    }
-
     static double number(String option, String v, double min, double max, boolean integer) {
         double d;
         try {
@@ -185,6 +176,20 @@ public final class KernelBench {
                     ? "an integer from " + (long) min + " to " + (long) max : "a number from " + min + " to " + max));
         }
         return d;
+    }
+
+    /**
+     * @param v one value of {@code --solve-forms}
+     * @return the named form (case-insensitive)
+     * @throws CalibrationInputException naming the option and the allowed values otherwise
+     */
+    static CudaBackend.SolveForm solveForm(String v) {
+        return switch (v.trim().toLowerCase(Locale.ROOT)) {
+            case "cholesky" -> CudaBackend.SolveForm.CHOLESKY;
+            case "inverse" -> CudaBackend.SolveForm.INVERSE;
+            default -> throw new CalibrationInputException("option --solve-forms has '" + v
+                    + "': use cholesky, inverse or both, comma-separated");
+        };
     }
 
     private static Object[] reference(String shape) {

@@ -38,9 +38,11 @@ import java.util.stream.Collectors;
  * <p><b>Resident factors.</b> {@link #computeResident} on a backend that implements
  * {@link ResidentFactorizer} (the GPU backend) uploads H once, as its packed upper triangle (half the
  * bytes of the dense matrix; steps 1–2 run on the packed host array, no dense host copy is built),
- * factors it there and keeps U there: the solves of the group read it in place
- * ({@link #residentOn}, {@code SparseGptSolver}), the finiteness check of U runs on the device, and
- * {@link #upper()} downloads U only when a caller asks for the host array. Such a factor holds device
+ * factors it there and keeps U there — or, on the CUDA backend by default, the Cholesky factor of H and
+ * U's diagonal band, from which its solves compute the same function (rounded differently): the solves of
+ * the group read it in place ({@link #residentOn}, {@code SparseGptSolver}), the finiteness check of what
+ * they read runs on the device, and {@link #upper()} downloads U (computing it first in that form) only
+ * when a caller asks for the host array. Such a factor holds device
  * memory until {@link #close()}; a factor from {@link #compute} holds none and its {@code close()} does
  * nothing.
  */
@@ -89,8 +91,9 @@ public final class InverseFactor implements Serializable, AutoCloseable {
      * {@link #compute(Backend, HessianAccumulator, Dampening)} with H and U kept where the backend
      * computes when it implements {@link ResidentFactorizer} (see the class comment): the packed sum is
      * uploaded once, the dead-input rule, mean diagonal and finiteness check of H run on the packed host
-     * array, the dampening attempts and the finiteness check of U on the device. The result is the same
-     * (same U bits as {@link #compute} on that backend, same dead inputs, dampening and λ). On any other
+     * array, the dampening attempts and the finiteness check of U (or of the factor held in its place) on
+     * the device. The result is the same (same U bits as {@link #compute} on that backend, same dead
+     * inputs, dampening and λ; solves through the factor may round differently, see the class comment). On any other
      * backend this is {@link #compute}. Close the factor (try-with-resources) when the group's solves are
      * done; it is freed here when this method throws.
      *
@@ -129,7 +132,13 @@ public final class InverseFactor implements Serializable, AutoCloseable {
             if (k < 0) {
                 throw failed(name, tried, mean);
             }
-            if (f.firstNonFinite() >= 0) {
+            long bad = f.firstNonFinite();
+            if (bad >= 0 && !f.holdsInverseFactor()) {
+                // the backend's solves read another factor of H (CUDA's Cholesky form: R and U's band)
+                throw new NumericsException("the device factor of the Hessian of " + name + " has a non-finite"
+                        + " element (index " + bad + " of what the solves read): " + U_NOT_FINITE_FIX);
+            }
+            if (bad >= 0) {
                 // rare: bring U to the host for the message of the host path (the value and its position)
                 float[] u = new float[n * n];
                 f.download(u);

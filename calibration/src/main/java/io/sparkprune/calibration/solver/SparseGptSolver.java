@@ -74,7 +74,8 @@ import java.util.Optional;
  *
  * <p>On a backend that implements {@link ResidentSolver} the whole loop runs there in one call; when the
  * factor is a resident one of the same backend ({@link InverseFactor#computeResident}), that call reads U
- * where it already is ({@link ResidentFactorizer.Factor#solve}) and only U's diagonal comes to the host
+ * (or the factor the backend keeps in its place) where it already is ({@link ResidentFactorizer.Factor#solve})
+ * and only U's diagonal comes to the host
  * (for the host mask selection of the per-row unstructured and block patterns).
  *
  * <p>Thread-safety: a solver is stateless apart from its backend and options; concurrent calls are
@@ -159,8 +160,9 @@ public final class SparseGptSolver {
         }
 
         boolean residentLoop = backend instanceof ResidentSolver rsb && bs <= rsb.maxBlockSize();
-        // a resident factor on this backend ({@link InverseFactor#computeResident}): the solve reads U in
-        // place, and the host selectors need only its diagonal — U itself never comes to the host
+        // a resident factor on this backend ({@link InverseFactor#computeResident}): the solve reads U (or
+        // the factor kept in its place) in place, and the host selectors need only U's diagonal — U itself
+        // never comes to the host
         ResidentFactorizer.Factor onDevice = residentLoop ? factor.residentOn(backend) : null;
         float[] u = onDevice != null ? null : factor.upper();
         BitMask mask;

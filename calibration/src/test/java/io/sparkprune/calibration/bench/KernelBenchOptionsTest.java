@@ -38,5 +38,14 @@ class KernelBenchOptionsTest {
                 .isInstanceOf(CalibrationInputException.class).hasMessageContaining("needs a value");
         assertThatThrownBy(() -> KernelBench.main(new String[] {"--frobnicate"}))
                 .isInstanceOf(CalibrationInputException.class).hasMessageContaining("unknown option");
+        assertThatThrownBy(() -> KernelBench.main(new String[] {"--solve-forms", "cholesky,ldl"}))
+                .isInstanceOf(CalibrationInputException.class).hasMessageContaining("--solve-forms")
+                .hasMessageContaining("'ldl'");
+    }
+
+    @Test
+    void solveFormsAreNamedCaseInsensitively() {
+        assertThat(KernelBench.solveForm(" Inverse")).isEqualTo(io.sparkprune.kernels.cuda.CudaBackend.SolveForm.INVERSE);
+        assertThat(KernelBench.solveForm("cholesky")).isEqualTo(io.sparkprune.kernels.cuda.CudaBackend.SolveForm.CHOLESKY);
     }
 }

@@ -262,10 +262,10 @@ class ResidentFactorGpuTest {
             assertThat(fc.lambda()).isEqualTo(fh.lambda());
             assertThat(fc.upper()).as("U on demand from the Cholesky form").containsExactly(fh.upper());
         }
-        gpu.solveForm(CudaBackend.SolveForm.INVERSE);
         PruneResult a = new SparseGptSolver(gpu, SolverOptions.DEFAULT).prune("w", w, 32, n, fh,
                 new SparsityPattern.NofM(2, 4), Optional.empty());
         PruneResult b;
+        gpu.solveForm(CudaBackend.SolveForm.INVERSE);
         try (InverseFactor fr = InverseFactor.computeResident(gpu, acc, d)) {
             assertThat(fr.dampeningsTried()).as("seed %d", SEED).hasSizeGreaterThanOrEqualTo(2)
                     .isEqualTo(fh.dampeningsTried());
@@ -273,8 +273,9 @@ class ResidentFactorGpuTest {
             b = new SparseGptSolver(gpu, SolverOptions.DEFAULT).prune("w", w, 32, n, fr, new SparsityPattern.NofM(2, 4),
                     Optional.empty());
             assertThat(fr.upper()).containsExactly(fh.upper());
+        } finally {
+            gpu.solveForm(form0);
         }
-        gpu.solveForm(form0);
         assertThat(b.weights()).as("seed %d", SEED).containsExactly(a.weights());
         assertThat(b.mask()).isEqualTo(a.mask());
         assertThat(gpu.openFactorCount()).isEqualTo(before);

@@ -18,7 +18,8 @@ import scala.Tuple2;
  * same bits as the driver-side reduce this replaces), computes the inverse factor for SparseGPT
  * ({@link InverseFactor#computeResident}, dead inputs and dampening retry as before), and solves every row
  * shard of the group's tensors with {@link ShardSolver#solve}, in the layer plan's order. On the GPU
- * backend the factor is resident: H is uploaded once (packed), U stays on the device for every solve
+ * backend the factor is resident: H is uploaded once (packed), U (by default: the Cholesky factor of H and
+ * U's band, see {@code CudaBackend.solveOnDeviceCholesky}) stays on the device for every solve
  * and H's device copy serves the reconstruction-error metric; the factor is closed (its device memory
  * freed) when the group's shards are done or one fails. The
  * Hessian and factor never leave the executor: the driver gets the shard records and measurements

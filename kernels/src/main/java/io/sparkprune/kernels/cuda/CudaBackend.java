@@ -21,6 +21,7 @@ import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
+import jcuda.driver.CUresult;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
 import jcuda.driver.JCudaDriver;
@@ -351,16 +352,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
          * @throws InvalidInputException when the value is neither {@code steps} nor {@code fused}
          */
         static PanelSteps parse(String value) {
-            if (value == null) {
-                return FUSED;
-            }
-            return switch (value.trim().toLowerCase(java.util.Locale.ROOT)) {
-                case "steps" -> STEPS;
-                case "fused" -> FUSED;
-                default -> throw new io.sparkprune.kernels.InvalidInputException("system property "
-                        + CHOL_PANEL_PROPERTY + " is '" + value + "': use 'fused' (one chol_panel_f64 launch per panel,"
-                        + " the default) or 'steps' (three launches per 64-column Cholesky step)");
-            };
+            return parseSetting(CHOL_PANEL_PROPERTY, value, FUSED, "use 'fused' (one chol_panel_f64 launch per panel,"
+                    + " the default) or 'steps' (three launches per 64-column Cholesky step)");
         }
     }
 
@@ -388,16 +381,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
          * @throws InvalidInputException when the value is neither {@code radix4} nor {@code fused}
          */
         static UnstructuredSelect parse(String value) {
-            if (value == null) {
-                return FUSED;
-            }
-            return switch (value.trim().toLowerCase(java.util.Locale.ROOT)) {
-                case "radix4" -> RADIX4;
-                case "fused" -> FUSED;
-                default -> throw new io.sparkprune.kernels.InvalidInputException("system property "
-                        + UNSTRUCTURED_SELECT_PROPERTY + " is '" + value + "': use 'fused' (one cooperative launch"
-                        + " per column block, the default) or 'radix4' (the earlier 11 launches per block)");
-            };
+            return parseSetting(UNSTRUCTURED_SELECT_PROPERTY, value, FUSED, "use 'fused' (one cooperative launch"
+                    + " per column block, the default) or 'radix4' (the earlier 11 launches per block)");
         }
     }
 
@@ -462,17 +447,29 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
          * @throws InvalidInputException when the value is neither {@code cholesky} nor {@code inverse}
          */
         static SolveForm parse(String value) {
-            if (value == null) {
-                return CHOLESKY;
-            }
-            return switch (value.trim().toLowerCase(java.util.Locale.ROOT)) {
-                case "cholesky" -> CHOLESKY;
-                case "inverse" -> INVERSE;
-                default -> throw new io.sparkprune.kernels.InvalidInputException("system property "
-                        + SOLVE_FORM_PROPERTY + " is '" + value + "': use 'cholesky' (the Cholesky factor of H and U's"
-                        + " band, the default) or 'inverse' (the whole inverse factor U)");
-            };
+            return parseSetting(SOLVE_FORM_PROPERTY, value, CHOLESKY, "use 'cholesky' (the Cholesky factor of H and"
+                    + " U's band, the default) or 'inverse' (the whole inverse factor U)");
         }
+    }
+
+    /**
+     * One of the backend's system-property settings: the constant of {@code dflt}'s enum whose lower-case
+     * name is {@code value} (surrounding blanks and case ignored), {@code dflt} for null.
+     *
+     * @throws InvalidInputException naming the property, the value and {@code help} (the allowed values)
+     */
+    private static <E extends Enum<E>> E parseSetting(String property, String value, E dflt, String help) {
+        if (value == null) {
+            return dflt;
+        }
+        String v = value.trim().toLowerCase(java.util.Locale.ROOT);
+        for (E e : dflt.getDeclaringClass().getEnumConstants()) {
+            if (e.name().toLowerCase(java.util.Locale.ROOT).equals(v)) {
+                return e;
+            }
+        }
+        throw new io.sparkprune.kernels.InvalidInputException("system property " + property + " is '" + value + "': "
+                + help);
     }
 
     private volatile SolveForm solveForm = SolveForm.CHOLESKY;
@@ -1540,10 +1537,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         final int rows = job.rows();
         final int cols = job.cols();
         final int bs = Math.min(job.blockSize(), cols);
-        if (job.blockSize() > MAX_BLOCK_WIDTH) {
-            throw new IllegalArgumentException("block size " + job.blockSize() + " exceeds the GPU kernel's "
-                    + MAX_BLOCK_WIDTH + " columns; use a block size of at most " + MAX_BLOCK_WIDTH);
-        }
+        requireBlockWidth(job);
         if (job.u() == null) {
             throw new IllegalArgumentException("sparseGptSolve needs U on the host (job.u() is null); a solve on a"
                     + " resident factor goes through ResidentFactorizer.Factor.solve");
@@ -1612,11 +1606,24 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         solveLoop(job, dwp, dr, dband);
     }
 
+    /** @throws IllegalArgumentException when the job's block is wider than {@value #MAX_BLOCK_WIDTH} columns */
+    private static void requireBlockWidth(SolveJob job) {
+        if (job.blockSize() > MAX_BLOCK_WIDTH) {
+            throw new IllegalArgumentException("block size " + job.blockSize() + " exceeds the GPU kernel's "
+                    + MAX_BLOCK_WIDTH + " columns; use a block size of at most " + MAX_BLOCK_WIDTH);
+        }
+    }
+
     /**
      * The device solve: in the inverse form ({@code band == null}) {@code f} is U, else the Cholesky
      * form of {@link #solveOnDeviceCholesky} with {@code f} = R.
      */
     private void solveLoop(SolveJob job, CUdeviceptr dwp, CUdeviceptr f, CUdeviceptr band) {
+        requireBlockWidth(job);
+        job.checkMask(); // the rest of validate() does not apply: W and U are on the device here
+        if (job.rows() == 0 || job.cols() == 0) {
+            return;
+        }
         current();
         final int rows = job.rows();
         final int cols = job.cols();
@@ -1626,13 +1633,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         long rc = (long) rows * cols;
         boolean host = job.selector() != null;
         boolean unstr = job.unstructured() > 0;
-        job.checkMask(); // the rest of validate() does not apply: W and U are on the device here
         final int words = SolveJob.maskWords(rows, cols);
         // super-blocks of lazyBlocks blocks: the lazy updates inside a super-block reach only its own
         // columns; the columns right of it get one update per super-block with an inner dimension of sw
         final int sw = Math.min(cols, bs * lazyBlocks);
         final boolean chol = band != null;
         final int tiles = (cols + bs - 1) / bs;
+        final int lastWidth = cols - (tiles - 1) * bs;
         // dm: the kernels' working byte mask (the block's for host selection, else the whole weight's,
         // packed into the words of dbits at the end)
         try (DeviceBuffer dm = alloc(host ? (long) rows * bs : rc, "solve mask");
@@ -1646,8 +1653,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
              DeviceBuffer dc = alloc(q == null ? 8 : rc, "solve codes");
              // the splits of any lazy update that runs on 3xTF32: inner dimension a block (bs) or a super-block
              // (≤ sw) wide; a block width that is no multiple of 4 still has super-blocks that are
-             DeviceBuffer dsplit = alloc(lazy3xTf32(bs) || lazy3xTf32(sw) ? 4L * 2 * ((long) rows + cols) * sw : 8,
-                     "solve 3xTF32 splits");
+             // (the Cholesky form's C_b·U_bb has the last block's width as its inner dimension too)
+             DeviceBuffer dsplit = alloc(lazy3xTf32(bs) || lazy3xTf32(sw) || (chol && lazy3xTf32(lastWidth))
+                     ? 4L * 2 * ((long) rows + cols) * sw : 8, "solve 3xTF32 splits");
              // the Cholesky form: the accumulated C = Σ D·R (rows × cols), U's diagonal tiles, the block's Err
              DeviceBuffer dcor = alloc(chol ? 4L * rc : 8, "solve C = D·R " + rows + "x" + cols);
              DeviceBuffer dtiles = alloc(chol ? 4L * tiles * bs * bs : 8, "solve U diagonal tiles");
@@ -1903,8 +1911,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             return;
         }
         long n = (long) rows * width;
-        if (unstructuredSelect == UnstructuredSelect.FUSED && fn.unstrSelectGMaxGrid > 0) {
-            selectFused(rows, width, w, ldw, u, ldu, k, keys, mask, ldm);
+        if (unstructuredSelect == UnstructuredSelect.FUSED && fn.unstrSelectGMaxGrid > 0
+                && selectFused(rows, width, w, ldw, u, ldu, k, keys, mask, ldm)) {
             return;
         }
         CUdeviceptr st = state.pointer();
@@ -1934,9 +1942,12 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * register variant {@code unstr_select_r16} when each block then holds at most
      * {@value #SELECT_KEYS_PER_THREAD} × {@value #SELECT_THREADS} keys, else {@code unstr_select_g}.
      * {@code tools/device/select_probe.py} mirrors this choice.
+     *
+     * @return true when launched; false when the device refused the cooperative launch as too large
+     *     (then, with one warning, this backend uses {@link UnstructuredSelect#RADIX4} from now on)
      */
-    private void selectFused(int rows, int width, CUdeviceptr w, int ldw, CUdeviceptr u, int ldu, int k,
-                             DeviceBuffer keys, CUdeviceptr mask, int ldm) {
+    private boolean selectFused(int rows, int width, CUdeviceptr w, int ldw, CUdeviceptr u, int ldu, int k,
+                                DeviceBuffer keys, CUdeviceptr mask, int ldm) {
         long n = (long) rows * width;
         if (n > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("unstructured selection of " + rows + " x " + width + " = " + n
@@ -1957,8 +1968,20 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         CUfunction kernel = f;
         Pointer params = Pointer.to(p(rows), p(width), p(w), p(ldw), p(u), p(ldu), p(k), p(chunk), p(keys.pointer()),
                 p(mask), p(ldm), p(ws.pointer()));
-        timedLaunch(name + " grid " + g, () -> JCudaDriver.cuLaunchCooperativeKernel(kernel, g, 1, 1, SELECT_THREADS, 1,
-                1, 0, stream, params));
+        int[] rc = {0};
+        timedLaunch(name + " grid " + g, () -> {
+            rc[0] = JCudaDriver.cuLaunchCooperativeKernel(kernel, g, 1, 1, SELECT_THREADS, 1, 1, 0, stream, params);
+            return rc[0] == CUresult.CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE ? CUresult.CUDA_SUCCESS : rc[0];
+        });
+        if (rc[0] == CUresult.CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE) {
+            // fewer multiprocessors than the occupancy query saw (e.g. MPS limits): the launch chain needs none
+            LOG.log(System.Logger.Level.WARNING, "device " + ordinal + ": " + name + " with " + g + " thread blocks is"
+                    + " too large for a cooperative launch here; selecting unstructured masks with the "
+                    + "11-launch chain (" + UNSTRUCTURED_SELECT_PROPERTY + "=radix4) from now on");
+            unstructuredSelect = UnstructuredSelect.RADIX4;
+            return false;
+        }
+        return true;
     }
 
     /**
@@ -2440,12 +2463,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * the attempts ({@code unpack_upper_f64}) and keeps, in the {@link #solveForm()} in force,
      * {@link SolveForm#CHOLESKY}: R and U's band (fp32; the solves run {@link #solveOnDeviceCholesky}; U
      * itself is computed only if {@link ResidentFactorizer.Factor#download} asks for it, from the packed
-     * sum, which is therefore kept while the factor is open), or {@link SolveForm#INVERSE}: U (fp32). The
-     * dense fp32 H of {@link ResidentFactorizer.Factor#hessianProduct} is built on the device on first use
-     * ({@code packed_to_symmetric_f32}), after which the packed sum is freed in the inverse form.
-     * Device memory while factoring: the packed sum, U or R, and the work buffers of
-     * {@link #dampedInverseCholeskyUpper}; after it, U and one copy of H (inverse form), or R, U's band,
-     * the packed sum and one copy of H (Cholesky form: about 3 × 4n² bytes instead of 2 × 4n²).
+     * sum: its device copy, or the caller's array, which this backend keeps a reference to while the
+     * factor is open), or {@link SolveForm#INVERSE}: U (fp32). The dense fp32 H of
+     * {@link ResidentFactorizer.Factor#hessianProduct} is built on the device on first use
+     * ({@code packed_to_symmetric_f32}), after which the device's packed sum is freed if the factor is
+     * held. Device memory while factoring: the packed sum, U or R, and the work buffers of
+     * {@link #dampedInverseCholeskyUpper}; after it, U (or R and U's n × {@value #U_BAND} band) and one
+     * copy of H.
      *
      * @throws CudaCallException when the device memory cannot be allocated (the message names the label)
      */
@@ -2465,6 +2489,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             f.packed = alloc(8L * count, "group Hessian of " + label + " (" + n + " features, packed fp64)");
             f.scratch = alloc(8, "group factor of " + label + ": non-finite index");
             f.packed.upload(packed, 0, (int) count, 0);
+            f.hostPacked = packed; // (a reference, for U on demand in the Cholesky form; see the contract)
         } catch (RuntimeException | Error e) {
             f.release();
             throw e;
@@ -2489,6 +2514,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         private DeviceBuffer band;    // SolveForm.CHOLESKY: (n, U_BAND) fp32 band of U; else null
         private double[] diagUsed;    // SolveForm.CHOLESKY: the diagonal and λ that worked, for U on demand
         private double lambdaUsed;
+        private double[] hostPacked;  // the caller's packed sum (a reference), to upload again for U on demand
         private DeviceBuffer h32;     // (n, n) row-major fp32 H = (float)(scale·S), both triangles; built lazily
         private DeviceBuffer scratch; // 8 bytes: first non-finite index
         private boolean open = true;
@@ -2533,19 +2559,34 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     throw new IllegalStateException("resident factor of " + label + ": the packed Hessian was freed");
                 }
                 current();
-                if (solveForm == SolveForm.CHOLESKY) {
-                    return factorCholesky(diag, lambdas);
-                }
+                boolean chol = solveForm == SolveForm.CHOLESKY;
                 long nn = (long) n * n;
-                DeviceBuffer u = alloc(4L * nn, "group factor U of " + label + " (" + n + "x" + n + " fp32)");
+                DeviceBuffer out = alloc(4L * nn, "group factor " + (chol ? "R" : "U") + " of " + label + " (" + n + "x"
+                        + n + " fp32)");
+                DeviceBuffer b = null;
                 boolean keep = false;
                 try (Factor f = new Factor(n)) {
+                    if (chol) {
+                        b = alloc(4L * n * U_BAND, "group factor band of U of " + label + " (" + n + "x" + U_BAND
+                                + " fp32)");
+                    }
                     unpackUpperDevice(n, packed.pointer(), scale, f.a.pointer(), f.diag.pointer());
                     f.diag.upload(diag, 0, n, 0); // the caller's dead-input rule (H_ii = 0 → 1)
                     for (int k = 0; k < lambdas.length; k++) {
-                        if (factorDevice(n, f.a.pointer(), n, f.diag.pointer(), lambdas[k], f.r, f.x, f.t, f.info,
-                                nullPtr(), u.pointer())) {
-                            u32 = u;
+                        boolean ok = chol
+                                ? factorDeviceCholesky(n, f.a.pointer(), n, f.diag.pointer(), lambdas[k], f.r, f.x, f.t,
+                                        f.info, out.pointer(), b.pointer())
+                                : factorDevice(n, f.a.pointer(), n, f.diag.pointer(), lambdas[k], f.r, f.x, f.t, f.info,
+                                        nullPtr(), out.pointer());
+                        if (ok) {
+                            if (chol) { // what download() needs to compute U on demand, then the buffers
+                                diagUsed = java.util.Arrays.copyOf(diag, n);
+                                lambdaUsed = lambdas[k];
+                                r32 = out;
+                                band = b;
+                            } else {
+                                u32 = out;
+                            }
                             keep = true;
                             if (h32 != null) {
                                 freePacked();
@@ -2556,42 +2597,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     return -1;
                 } finally {
                     if (!keep) {
-                        u.close();
-                    }
-                }
-            }
-        }
-
-        /**
-         * {@link #factor} in the Cholesky form: R and U's band (factorDeviceCholesky); the packed sum is
-         * kept while the factor is open, so that {@link #download} can compute U itself on demand.
-         */
-        private int factorCholesky(double[] diag, double[] lambdas) {
-            long nn = (long) n * n;
-            DeviceBuffer r = alloc(4L * nn, "group factor R of " + label + " (" + n + "x" + n + " fp32)");
-            DeviceBuffer b = null;
-            boolean keep = false;
-            try (Factor f = new Factor(n)) {
-                b = alloc(4L * n * U_BAND, "group factor band of U of " + label + " (" + n + "x" + U_BAND + " fp32)");
-                unpackUpperDevice(n, packed.pointer(), scale, f.a.pointer(), f.diag.pointer());
-                f.diag.upload(diag, 0, n, 0); // the caller's dead-input rule (H_ii = 0 → 1)
-                for (int k = 0; k < lambdas.length; k++) {
-                    if (factorDeviceCholesky(n, f.a.pointer(), n, f.diag.pointer(), lambdas[k], f.r, f.x, f.t, f.info,
-                            r.pointer(), b.pointer())) {
-                        r32 = r;
-                        band = b;
-                        diagUsed = java.util.Arrays.copyOf(diag, n);
-                        lambdaUsed = lambdas[k];
-                        keep = true;
-                        return k;
-                    }
-                }
-                return -1;
-            } finally {
-                if (!keep) {
-                    r.close();
-                    if (b != null) {
-                        b.close();
+                        out.close();
+                        if (b != null) {
+                            b.close();
+                        }
                     }
                 }
             }
@@ -2601,6 +2610,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         public boolean factored() {
             synchronized (CudaBackend.this) {
                 return open && (u32 != null || r32 != null);
+            }
+        }
+
+        @Override
+        public boolean holdsInverseFactor() {
+            synchronized (CudaBackend.this) {
+                requireFactored();
+                return u32 != null;
             }
         }
 
@@ -2629,8 +2646,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         /**
          * {@inheritDoc}
          *
-         * <p>In the Cholesky form U is not held: it is computed here, from the kept packed sum, with the
-         * diagonal and λ that worked (the fp64 inverse factor of the inverse form, the same bits).
+         * <p>In the Cholesky form U is not held: it is computed here (a whole fp64 factorization and its
+         * work memory, about 32n² bytes for the call), from the packed sum — the device copy, or the
+         * caller's array uploaded again once the device copy was freed — with the diagonal and λ that
+         * worked: the inverse form's U, the same bits.
          */
         @Override
         public void download(float[] u) {
@@ -2646,9 +2665,17 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     u32.download(0, u, 0, (int) nn);
                     return;
                 }
+                DeviceBuffer again = null; // the packed sum, uploaded again when it was freed (H's fp32 copy exists)
                 try (Factor f = new Factor(n);
                      DeviceBuffer du = alloc(4L * nn, "U of " + label + " on demand (" + n + "x" + n + " fp32)")) {
-                    unpackUpperDevice(n, packed.pointer(), scale, f.a.pointer(), f.diag.pointer());
+                    DeviceBuffer src = packed;
+                    if (src == null) {
+                        long count = (long) n * (n + 1) / 2;
+                        again = alloc(8L * count, "group Hessian of " + label + " again, for U (packed fp64)");
+                        again.upload(hostPacked, 0, (int) count, 0);
+                        src = again;
+                    }
+                    unpackUpperDevice(n, src.pointer(), scale, f.a.pointer(), f.diag.pointer());
                     f.diag.upload(diagUsed, 0, n, 0);
                     if (!factorDevice(n, f.a.pointer(), n, f.diag.pointer(), lambdaUsed, f.r, f.x, f.t, f.info, nullPtr(),
                             du.pointer())) {
@@ -2656,6 +2683,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                                 + " with λ = " + lambdaUsed + " failed when repeated for U");
                     }
                     du.download(0, u, 0, (int) nn);
+                } finally {
+                    if (again != null) {
+                        again.close();
+                    }
                 }
             }
         }
@@ -2688,10 +2719,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     throw new IllegalArgumentException("resident factor of " + label + " is " + n + " x " + n
                             + " but the solve has " + job.cols() + " columns");
                 }
-                if (job.blockSize() > MAX_BLOCK_WIDTH) {
-                    throw new IllegalArgumentException("block size " + job.blockSize() + " exceeds the GPU kernel's "
-                            + MAX_BLOCK_WIDTH + " columns; use a block size of at most " + MAX_BLOCK_WIDTH);
-                }
+                requireBlockWidth(job);
                 int rows = job.rows();
                 if (rows == 0) {
                     return;
@@ -2764,8 +2792,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 h32 = alloc(4L * n * n, "group Hessian of " + label + " (" + n + "x" + n + " fp32)");
                 launch("packed_to_symmetric_f32 n=" + n, fPackedToSym, blocks((long) n * n), 1, 256, 0,
                         Pointer.to(p(n), p(packed.pointer()), p(scale), p(h32.pointer())));
-                if (u32 != null) {
-                    freePacked(); // (the Cholesky form keeps it for U on demand)
+                if (u32 != null || r32 != null) {
+                    freePacked();
                 }
             }
             da.upload(a, 0, rows * n, 0);
@@ -2799,6 +2827,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             open = false;
             DeviceBuffer[] all = {h32, u32, r32, band, scratch, packed};
             h32 = u32 = r32 = band = scratch = packed = null;
+            hostPacked = null;
             RuntimeException first = null;
             for (DeviceBuffer b : all) {
                 if (b != null) {

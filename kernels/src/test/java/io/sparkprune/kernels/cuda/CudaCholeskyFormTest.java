@@ -30,7 +30,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * are the same function in exact arithmetic and differ in rounding, so masks must agree on ≥ 99.9 % of
  * the entries and the weights to fp32 accuracy on the rows whose masks agree. Shapes cover an order that
  * is no multiple of 128 (U's tiles then straddle the band's 128-blocks), block widths that do not divide
- * 128 (100, 6), several super-blocks, the in-solve unstructured selection, a host selector, N:M and
+ * 128 (100, 6, 127), a last block whose width is a multiple of 4 when the block's is not, several and odd
+ * super-blocks, n below 128, one row, the in-solve unstructured selection, a host selector, N:M and
  * grouped int4, with the Hopper kernels (3xTF32 lazy updates) on and off.
  */
 @Tag("gpu")
@@ -173,7 +174,14 @@ class CudaCholeskyFormTest {
                         false, 0, 0),
                 new Case("host selector, blocks of 100, n=520", 96, 520, 100, 4, 0, 0, 0, true, 0, 0),
                 new Case("1:2, blocks of 6, n=258", 64, 258, 6, 8, 1, 2, 0, false, 0, 0),
-                new Case("2:4 + int4 g32, n=384, one block per super-block", 120, 384, 128, 1, 2, 4, 0, false, 4, 32));
+                new Case("2:4 + int4 g32, n=384, one block per super-block", 120, 384, 128, 1, 2, 4, 0, false, 4, 32),
+                // block and super-block widths no multiple of 4 with a last block that is (its C_b·U_bb runs on
+                // 3xTF32: the split buffer must be there), an odd number of blocks per super-block
+                new Case("1:2, blocks of 6, n=22 (last block 4 wide)", 40, 22, 6, 8, 1, 2, 0, false, 0, 0),
+                new Case("1:2, blocks of 6, n=28, 3 blocks per super-block", 40, 28, 6, 3, 1, 2, 0, false, 0, 0),
+                new Case("unstructured 50% in the solve, blocks of 127, n=302", 64, 302, 127, 8, 0, 0, 0.5, false, 0, 0),
+                new Case("2:4, n=100 < 128, blocks of 32", 50, 100, 32, 2, 2, 4, 0, false, 0, 0),
+                new Case("2:4, one row, n=520", 1, 520, 128, 8, 2, 4, 0, false, 0, 0));
         int lazyBefore = gpu.lazyUpdateBlocks();
         try {
             for (boolean hopper : new boolean[] {true, false}) {
