@@ -29,7 +29,8 @@ import java.util.SplittableRandom;
  * [--tc-tflops T] [--profile] [--lazy-blocks B,...] [--solve-forms cholesky,inverse]} where T is PyTorch's
  * measured tensor-core rate, printed for reference; {@code --lazy-blocks} times each pruning step once per
  * listed super-block size of the solve's lazy updates ({@link CudaBackend#lazyUpdateBlocks(int)}; default:
- * the backend's); {@code --solve-forms} once per listed form (default: the backend's);
+ * the backend's); {@code --solve-forms} once per listed form (default: the backend's), and with both forms
+ * listed also compares one step of each (mask agreement, weight difference on rows with equal masks);
  * {@code --profile} adds, per shape and pattern, one more pruning step with every kernel launch and
  * device allocation timed on its own ({@link CudaBackend#profileLaunches}): where the step's time goes.
  */
@@ -95,6 +96,7 @@ public final class KernelBench {
         SplittableRandom rnd = new SplittableRandom(7);
         List<String> table = new ArrayList<>();
         List<String> profiles = new ArrayList<>();
+        List<String> agreement = new ArrayList<>();
         try (CudaBackend gpu = CudaBackend.create(0, Runtime.getRuntime().availableProcessors())) {
             System.out.println("device: " + gpu.name());
             double copyGBs = copyBandwidth(gpu);
@@ -138,6 +140,9 @@ public final class KernelBench {
                                 }
                             }
                         }
+                        if (fs.size() > 1) {
+                            agreement.add(String.format(Locale.ROOT, "%-11s %-9s %s", shape, pat, c.formAgreement(pat)));
+                        }
                     }
                 }
             }
@@ -145,6 +150,11 @@ public final class KernelBench {
         System.out.println();
         System.out.println("== bench kernels: pruning step (factor of H + all blocks) and Hessian update, 128 x 2048 tokens");
         table.forEach(System.out::println);
+        if (!agreement.isEmpty()) {
+            System.out.println();
+            System.out.println("== the same pruning step in the Cholesky and the inverse form: masks and weights");
+            agreement.forEach(System.out::println);
+        }
         profiles.forEach(System.out::print);
     }
 
@@ -333,9 +343,59 @@ public final class KernelBench {
                     (ns[0] + ns[1]) / 1e6, ns[0] / 1e6, ns[1] / 1e6);
         }
 
+        /**
+         * One pruning step in each form from the same pristine W and H: the fraction of equal mask
+         * entries, and the relative difference of the pruned weights on the rows whose masks agree (the
+         * forms are the same function in exact arithmetic; a row with a flipped near-tie follows another
+         * path).
+         */
+        String formAgreement(String pattern) {
+            CudaBackend.SolveForm before = gpu.solveForm();
+            long[][] masks = new long[2][];
+            float[][] ws = new float[2][rows * cols];
+            try {
+                CudaBackend.SolveForm[] both = {CudaBackend.SolveForm.CHOLESKY, CudaBackend.SolveForm.INVERSE};
+                for (int f = 0; f < 2; f++) {
+                    gpu.solveForm(both[f]);
+                    masks[f] = new long[ResidentSolver.SolveJob.maskWords(rows, cols)];
+                    runStep(pattern, masks[f]);
+                    gpu.download(dw, ws[f]);
+                }
+            } finally {
+                gpu.solveForm(before);
+            }
+            long differ = 0;
+            double num = 0;
+            double den = 0;
+            int sameRows = 0;
+            int wpr = ResidentSolver.SolveJob.wordsPerRow(cols);
+            for (int r = 0; r < rows; r++) {
+                long rowDiffer = 0;
+                for (int k = r * wpr; k < (r + 1) * wpr; k++) {
+                    rowDiffer += Long.bitCount(masks[0][k] ^ masks[1][k]);
+                }
+                differ += rowDiffer;
+                if (rowDiffer == 0) {
+                    sameRows++;
+                    for (int i = r * cols; i < (r + 1) * cols; i++) {
+                        double d = (double) ws[0][i] - ws[1][i];
+                        num += d * d;
+                        den += (double) ws[1][i] * ws[1][i];
+                    }
+                }
+            }
+            return String.format(Locale.ROOT, "masks %.6f equal, %d of %d rows with equal masks, W relative difference"
+                    + " on those %.2e", 1 - (double) differ / ((long) rows * cols), sameRows, rows,
+                    den == 0 ? 0 : Math.sqrt(num / den));
+        }
+
         /** @return {factor, solve} wall ns of one pruning step from the pristine W */
         private long[] runStep(String pattern) {
-            long[] mask = new long[ResidentSolver.SolveJob.maskWords(rows, cols)];
+            return runStep(pattern, new long[ResidentSolver.SolveJob.maskWords(rows, cols)]);
+        }
+
+        /** {@link #runStep(String)} with the solve's mask bits into {@code mask}. */
+        private long[] runStep(String pattern, long[] mask) {
             double[] loss = new double[rows];
             ResidentSolver.SolveJob.Quant q = null;
             int nmKeep = 0;

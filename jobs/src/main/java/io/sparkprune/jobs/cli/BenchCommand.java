@@ -57,11 +57,12 @@ final class BenchCommand implements Runnable {
 
     /** The GPU pruning step and Hessian update against the reference figures (needs a CUDA device). */
     @Command(name = "kernels", mixinStandardHelpOptions = true,
-            description = "GPU pruning step (inverse factor + all SparseGPT blocks) per Llama-7B/8B layer shape and pattern "
+            description = "GPU pruning step (factor of H + all SparseGPT blocks) per Llama-7B/8B layer shape and pattern "
                     + "and the Hessian update per 128 x 2048 tokens, against the reference implementation's H200 figures, "
                     + "with the measured copy-bandwidth ceiling. Options are KernelBench's: [--shapes 4096x4096,...] "
                     + "[--patterns 50%,2:4,2:4+int4] [--repeat R] [--tc-tflops T] [--profile: every launch of one step timed] "
-                    + "[--lazy-blocks B,...: one row per super-block size of the solve's lazy updates]")
+                    + "[--lazy-blocks B,...: one row per super-block size of the solve's lazy updates] "
+                    + "[--solve-forms cholesky,inverse: one row per form of the device solve, and how far they agree]")
     static final class Kernels implements Callable<Integer> {
         @picocli.CommandLine.Unmatched
         String[] args = new String[0];

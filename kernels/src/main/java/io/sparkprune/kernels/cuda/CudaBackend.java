@@ -1390,6 +1390,17 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         src.download(0, dst, 0, dst.length);
     }
 
+    /**
+     * Downloads the start of a device buffer into a whole array.
+     *
+     * @param src buffer
+     * @param dst receives {@code dst.length} fp32 values
+     */
+    public synchronized void download(DeviceBuffer src, float[] dst) {
+        current();
+        src.download(0, dst, 0, dst.length);
+    }
+
     /** Makes this backend's context current on the calling thread (for callers using device buffers). */
     synchronized void makeCurrent() {
         current();
