@@ -52,8 +52,9 @@ public final class Backends {
      * @param device CUDA device ordinal, ≥ 0 (ignored for cpu)
      * @param threads CPU threads (the CPU backend, or the CUDA backend's delegated operations), ≥ 1
      * @return a new backend; close it
-     * @throws InvalidInputException for an unknown choice, or (cuda or auto) a bad CUDA backend setting such
-     *     as {@value io.sparkprune.kernels.cuda.CudaBackend#CHOL_PANEL_PROPERTY}: never a reason to fall back
+     * @throws InvalidInputException for an unknown choice, or (cuda or auto) a bad CUDA backend setting
+     *     ({@link io.sparkprune.kernels.cuda.CudaSettingException}, e.g.
+     *     {@value io.sparkprune.kernels.cuda.CudaBackend#CHOL_PANEL_PROPERTY}): never a reason to fall back
      * @throws IllegalStateException for {@code cuda} when no CUDA device can be used
      */
     public static Backend create(String choice, int device, int threads) {
@@ -65,8 +66,9 @@ public final class Backends {
      * @param device CUDA device ordinal, ≥ 0 (ignored for cpu)
      * @param threads CPU threads, ≥ 1
      * @return a new backend; close it
-     * @throws InvalidInputException (cuda or auto) for a bad CUDA backend setting such as
-     *     {@value io.sparkprune.kernels.cuda.CudaBackend#CHOL_PANEL_PROPERTY}, which {@code auto} does not
+     * @throws InvalidInputException (cuda or auto) for a bad CUDA backend setting
+     *     ({@link io.sparkprune.kernels.cuda.CudaSettingException}, e.g.
+     *     {@value io.sparkprune.kernels.cuda.CudaBackend#CHOL_PANEL_PROPERTY}), which {@code auto} does not
      *     answer with the CPU backend
      * @throws IllegalStateException for {@link Choice#CUDA} when no CUDA device can be used
      */

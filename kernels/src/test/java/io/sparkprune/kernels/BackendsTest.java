@@ -69,7 +69,7 @@ class BackendsTest {
         try {
             for (String choice : new String[] {"auto", "cuda"}) {
                 assertThatThrownBy(() -> Backends.create(choice, 0, 1)).as(choice)
-                        .isExactlyInstanceOf(InvalidInputException.class)
+                        .isExactlyInstanceOf(io.sparkprune.kernels.cuda.CudaSettingException.class)
                         .hasMessageContaining(property)
                         .hasMessageContaining("'" + bad + "'");
             }

@@ -349,7 +349,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         /**
          * @param value the value of {@value CudaBackend#CHOL_PANEL_PROPERTY}, or null
          * @return {@link #FUSED} for null, else the named mode (case-insensitive)
-         * @throws InvalidInputException when the value is neither {@code steps} nor {@code fused}
+         * @throws CudaSettingException when the value is neither {@code steps} nor {@code fused}
          */
         static PanelSteps parse(String value) {
             return parseSetting(CHOL_PANEL_PROPERTY, value, FUSED, "use 'fused' (one chol_panel_f64 launch per panel,"
@@ -378,7 +378,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         /**
          * @param value the value of {@value CudaBackend#UNSTRUCTURED_SELECT_PROPERTY}, or null
          * @return {@link #FUSED} for null, else the named mode (case-insensitive, surrounding blanks ignored)
-         * @throws InvalidInputException when the value is neither {@code radix4} nor {@code fused}
+         * @throws CudaSettingException when the value is neither {@code radix4} nor {@code fused}
          */
         static UnstructuredSelect parse(String value) {
             return parseSetting(UNSTRUCTURED_SELECT_PROPERTY, value, FUSED, "use 'fused' (one cooperative launch"
@@ -444,7 +444,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         /**
          * @param value the value of {@value CudaBackend#SOLVE_FORM_PROPERTY}, or null
          * @return {@link #CHOLESKY} for null, else the named form (case-insensitive)
-         * @throws InvalidInputException when the value is neither {@code cholesky} nor {@code inverse}
+         * @throws CudaSettingException when the value is neither {@code cholesky} nor {@code inverse}
          */
         static SolveForm parse(String value) {
             return parseSetting(SOLVE_FORM_PROPERTY, value, CHOLESKY, "use 'cholesky' (the Cholesky factor of H and"
@@ -456,7 +456,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * One of the backend's system-property settings: the constant of {@code dflt}'s enum whose lower-case
      * name is {@code value} (surrounding blanks and case ignored), {@code dflt} for null.
      *
-     * @throws InvalidInputException naming the property, the value and {@code help} (the allowed values)
+     * @throws CudaSettingException naming the property, the value and {@code help} (the allowed values)
      */
     private static <E extends Enum<E>> E parseSetting(String property, String value, E dflt, String help) {
         if (value == null) {
@@ -468,8 +468,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 return e;
             }
         }
-        throw new io.sparkprune.kernels.InvalidInputException("system property " + property + " is '" + value + "': "
-                + help);
+        throw new CudaSettingException("system property " + property + " is '" + value + "': " + help);
     }
 
     private volatile SolveForm solveForm = SolveForm.CHOLESKY;
@@ -683,9 +682,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * @return a new backend; close it to release the device context and buffers
      * @throws IllegalStateException when there is no driver, no such device, or the kernels were not
      *     built ({@code -Dsparkprune.skipCuda=true}); {@link CudaCallException} when a driver call fails
-     * @throws InvalidInputException when {@value #CHOL_PANEL_PROPERTY} is neither {@code fused} nor
-     *     {@code steps}, or {@value #UNSTRUCTURED_SELECT_PROPERTY} neither {@code fused} nor {@code radix4}
-     *     (both checked before the driver is touched)
+     * @throws CudaSettingException when {@value #CHOL_PANEL_PROPERTY} is neither {@code fused} nor
+     *     {@code steps}, {@value #UNSTRUCTURED_SELECT_PROPERTY} neither {@code fused} nor {@code radix4}, or
+     *     {@value #SOLVE_FORM_PROPERTY} neither {@code cholesky} nor {@code inverse} (checked before the
+     *     driver is touched)
      */
     public static CudaBackend create(int ordinal, int threads) {
         return new CudaBackend(ordinal, threads, PinnedStaging.DEFAULT_CHUNK_BYTES, PinnedStaging.DEFAULT_MIN_STAGED_BYTES);

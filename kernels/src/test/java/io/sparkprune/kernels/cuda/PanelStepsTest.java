@@ -1,6 +1,5 @@
 package io.sparkprune.kernels.cuda;
 
-import io.sparkprune.kernels.InvalidInputException;
 import org.junit.jupiter.api.Test;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -18,7 +17,7 @@ class PanelStepsTest {
     @Test
     void rejectsAnyOtherValueNamingThePropertyAndTheChoices() {
         assertThatThrownBy(() -> CudaBackend.PanelSteps.parse("cooperative"))
-                .isInstanceOf(InvalidInputException.class)
+                .isExactlyInstanceOf(CudaSettingException.class)
                 .hasMessageContaining(CudaBackend.CHOL_PANEL_PROPERTY)
                 .hasMessageContaining("'cooperative'")
                 .hasMessageContaining("'steps'")

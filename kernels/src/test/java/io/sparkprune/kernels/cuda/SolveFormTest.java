@@ -1,6 +1,5 @@
 package io.sparkprune.kernels.cuda;
 
-import io.sparkprune.kernels.InvalidInputException;
 import org.junit.jupiter.api.Test;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -18,7 +17,7 @@ class SolveFormTest {
     @Test
     void rejectsAnyOtherValueNamingThePropertyAndTheChoices() {
         assertThatThrownBy(() -> CudaBackend.SolveForm.parse("ldl"))
-                .isInstanceOf(InvalidInputException.class)
+                .isExactlyInstanceOf(CudaSettingException.class)
                 .hasMessageContaining(CudaBackend.SOLVE_FORM_PROPERTY)
                 .hasMessageContaining("'ldl'")
                 .hasMessageContaining("'cholesky'")

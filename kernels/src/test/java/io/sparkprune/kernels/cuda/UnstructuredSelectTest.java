@@ -1,6 +1,5 @@
 package io.sparkprune.kernels.cuda;
 
-import io.sparkprune.kernels.InvalidInputException;
 import org.junit.jupiter.api.Test;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -23,7 +22,7 @@ class UnstructuredSelectTest {
     void rejectsAnyOtherValueNamingThePropertyAndTheChoices() {
         for (String bad : new String[] {"radix", "", "cooperative", "radix8"}) {
             assertThatThrownBy(() -> CudaBackend.UnstructuredSelect.parse(bad)).as("'%s'", bad)
-                    .isExactlyInstanceOf(InvalidInputException.class)
+                    .isExactlyInstanceOf(CudaSettingException.class)
                     .hasMessageContaining(CudaBackend.UNSTRUCTURED_SELECT_PROPERTY)
                     .hasMessageContaining("'" + bad + "'")
                     .hasMessageContaining("'fused'")
