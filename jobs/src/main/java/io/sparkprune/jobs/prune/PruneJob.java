@@ -229,7 +229,10 @@ public final class PruneJob {
             }, true).persist(storage);
 
             SortedShards committed = new SortedShards();
-            for (int layer = 0; layer < firstLayer; layer++) {
+            // the committed layers' forward passes are replayed only when a layer is left to prune: after a
+            // run killed past its last commit (assembling or evaluating), nothing reads their outputs
+            int replay = firstLayer < adapter.numLayers() ? firstLayer : 0;
+            for (int layer = 0; layer < replay; layer++) {
                 long tl = System.nanoTime();
                 committed.put(layer, log);
                 JavaRDD<HiddenStates> next = advance(ctx, hidden, layer, log, committed.get(layer));

@@ -232,7 +232,28 @@ class PruneJobClusterTest {
         assertSameOutput(localOut, out);
         JsonNode report = JobFixtures.report(out);
         assertThat(report.at("/run/resumed").asBoolean()).isTrue();
-        assertThat(report.at("/run/stage_seconds/resume_replay").isNumber()).as("replayed committed layers").isTrue();
+        // the committed layers' forward passes are replayed when a layer was left to prune
+        assertThat(report.at("/run/stage_seconds").has("resume_replay")).as("replayed committed layers")
+                .isEqualTo(committed < MODEL.layers());
+        assertThat(out.resolve(CommitLog.STAGING)).doesNotExist();
+    }
+
+    @Test
+    void killedDriverAfterTheLastCommitResumesWithoutReplayingAnyLayer() throws Exception {
+        Path out = tmp.resolve("driver-killed-late");
+        Submission first = submit(out);
+        awaitFile(marker(out, MODEL.layers() - 1), first, DRIVER_TIMEOUT);
+        first.kill(); // assembling or evaluating: every layer is committed, no report yet
+        assertThat(first.process().isAlive()).isFalse();
+        assertThat(out.resolve("report.json")).doesNotExist();
+
+        Submission.Result r = submit(out, "--resume").waitFor(DRIVER_TIMEOUT);
+        assertThat(r.exitCode()).as(r.output()).isZero();
+        assertSameOutput(localOut, out);
+        JsonNode report = JobFixtures.report(out);
+        assertThat(report.at("/run/resumed").asBoolean()).isTrue();
+        assertThat(report.at("/run/stage_seconds").has("resume_replay")).as("no forward pass replayed: nothing reads it")
+                .isFalse();
         assertThat(out.resolve(CommitLog.STAGING)).doesNotExist();
     }
 
