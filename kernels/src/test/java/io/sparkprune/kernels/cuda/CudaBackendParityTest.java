@@ -4,8 +4,6 @@ import io.sparkprune.kernels.ByteView;
 import io.sparkprune.kernels.FloatView;
 import io.sparkprune.kernels.SparseGptBlock;
 import io.sparkprune.kernels.cpu.CpuBackend;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -22,25 +20,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
  * 1e-12, SparseGPT masks at least 99.9% equal. Skipped, with the reason, when no CUDA device is usable.
  */
 @Tag("gpu")
-class CudaBackendParityTest {
-    private static final long SEED = new Random().nextLong();
-    private static CudaBackend gpu;
-    private static CpuBackend cpu;
-    private static CudaTestDevice device;
-
-    @BeforeAll
-    static void open() {
-        cpu = CpuBackend.create(4);
-        device = CudaTestDevice.open("CUDA parity tests", SEED, () -> CudaBackend.create(0, 4));
-        gpu = device.backend(0);
-    }
-
-    @AfterAll
-    static void close() {
-        device.close();
-        cpu.close();
-    }
-
+class CudaBackendParityTest extends CudaSuite {
     private static void requireDevice() {
         device.require();
     }

@@ -1,13 +1,10 @@
 package io.sparkprune.kernels.cuda;
 
 import io.sparkprune.kernels.cpu.CpuBackend;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
-import java.util.Random;
 import java.util.SplittableRandom;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -21,25 +18,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * when no CUDA device is usable.
  */
 @Tag("gpu")
-class CudaCholPanelTest {
-    private static final long SEED = new Random().nextLong();
-    private static CudaBackend gpu;
-    private static CpuBackend cpu;
-    private static CudaTestDevice device;
-
-    @BeforeAll
-    static void open() {
-        cpu = CpuBackend.create(4);
-        device = CudaTestDevice.open("CUDA Cholesky panel tests", SEED, () -> CudaBackend.create(0, 4));
-        gpu = device.backend(0);
-    }
-
-    @AfterAll
-    static void close() {
-        device.close();
-        cpu.close();
-    }
-
+class CudaCholPanelTest extends CudaSuite {
     @AfterEach
     void restore() {
         if (gpu != null) {

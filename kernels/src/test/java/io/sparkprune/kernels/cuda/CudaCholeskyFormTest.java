@@ -6,16 +6,12 @@ import io.sparkprune.kernels.MaskBits;
 import io.sparkprune.kernels.ResidentSolver.BlockSelector;
 import io.sparkprune.kernels.ResidentSolver.SolveJob;
 import io.sparkprune.kernels.SparseGptBlock;
-import io.sparkprune.kernels.cpu.CpuBackend;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Random;
 import java.util.SplittableRandom;
 
 import static io.sparkprune.kernels.cuda.CudaBackendParityTest.randomF;
@@ -35,25 +31,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * grouped int4, with the Hopper kernels (3xTF32 lazy updates) on and off.
  */
 @Tag("gpu")
-class CudaCholeskyFormTest {
-    private static final long SEED = new Random().nextLong();
-    private static CudaBackend gpu;
-    private static CpuBackend cpu;
-    private static CudaTestDevice device;
-
-    @BeforeAll
-    static void open() {
-        cpu = CpuBackend.create(4);
-        device = CudaTestDevice.open("CUDA Cholesky-form solve tests", SEED, () -> CudaBackend.create(0, 4));
-        gpu = device.backend(0);
-    }
-
-    @AfterAll
-    static void close() {
-        device.close();
-        cpu.close();
-    }
-
+class CudaCholeskyFormTest extends CudaSuite {
     /** H = XᵀX/k (fp64, n × n, both triangles) of k random tokens, and λ = 0.01·mean(diag). */
     private static double[] hessian(SplittableRandom r, int n, int k) {
         float[] x = randomF(r, k * n);

@@ -4,13 +4,10 @@ import io.sparkprune.kernels.AttentionJob;
 import io.sparkprune.kernels.FloatView;
 import io.sparkprune.kernels.HalfFloats;
 import io.sparkprune.kernels.cpu.CpuBackend;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
-import java.util.Random;
 import java.util.SplittableRandom;
 
 import static io.sparkprune.kernels.cuda.CudaBackendParityTest.relErr;
@@ -25,25 +22,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * elements outside them must keep a sentinel. Skipped, with the reason, when no CUDA device is usable.
  */
 @Tag("gpu")
-class CudaForwardParityTest {
-    private static final long SEED = new Random().nextLong();
+class CudaForwardParityTest extends CudaSuite {
     private static final float SENTINEL = 12345.5f;
-    private static CudaBackend gpu;
-    private static CpuBackend cpu;
-    private static CudaTestDevice device;
-
-    @BeforeAll
-    static void open() {
-        cpu = CpuBackend.create(4);
-        device = CudaTestDevice.open("CUDA forward parity tests", SEED, () -> CudaBackend.create(0, 4));
-        gpu = device.backend(0);
-    }
-
-    @AfterAll
-    static void close() {
-        device.close();
-        cpu.close();
-    }
 
     private static void requireDevice() {
         device.require();

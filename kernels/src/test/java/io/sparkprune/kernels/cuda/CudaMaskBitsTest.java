@@ -6,14 +6,10 @@ import io.sparkprune.kernels.MaskBits;
 import io.sparkprune.kernels.ResidentSolver.BlockSelector;
 import io.sparkprune.kernels.ResidentSolver.SolveJob;
 import io.sparkprune.kernels.SparseGptBlock;
-import io.sparkprune.kernels.cpu.CpuBackend;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
-import java.util.Random;
 import java.util.SplittableRandom;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -25,25 +21,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * unstructured selection and a host-selected mask.
  */
 @Tag("gpu")
-class CudaMaskBitsTest {
-    private static final long SEED = new Random().nextLong();
-    private static CudaBackend gpu;
-    private static CpuBackend cpu;
-    private static CudaTestDevice device;
-
-    @BeforeAll
-    static void open() {
-        cpu = CpuBackend.create(4);
-        device = CudaTestDevice.open("CUDA mask bits tests", SEED, () -> CudaBackend.create(0, 4));
-        gpu = device.backend(0);
-    }
-
-    @AfterAll
-    static void close() {
-        device.close();
-        cpu.close();
-    }
-
+class CudaMaskBitsTest extends CudaSuite {
     @Test
     void packKernelEqualsBitByBitPacking() {
         device.require();

@@ -2,14 +2,11 @@ package io.sparkprune.kernels.cuda;
 
 import io.sparkprune.kernels.MaskBits;
 import io.sparkprune.kernels.ResidentSolver.SolveJob;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
-import java.util.Random;
 import java.util.SplittableRandom;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -28,22 +25,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * reason, when no CUDA device is usable.
  */
 @Tag("gpu")
-class CudaUnstructuredSelectTest {
-    private static final long SEED = new Random().nextLong();
-    private static CudaBackend gpu;
-    private static CudaTestDevice device;
-
-    @BeforeAll
-    static void open() {
-        device = CudaTestDevice.open("CUDA unstructured selection tests", SEED, () -> CudaBackend.create(0, 4));
-        gpu = device.backend(0);
-    }
-
-    @AfterAll
-    static void close() {
-        device.close();
-    }
-
+class CudaUnstructuredSelectTest extends CudaSuite {
     @AfterEach
     void restore() {
         if (gpu != null) {

@@ -6,12 +6,9 @@ import io.sparkprune.kernels.ForwardWorkspace.Matrix;
 import io.sparkprune.kernels.HostWorkspace;
 import io.sparkprune.kernels.ResidentHessian;
 import io.sparkprune.kernels.cpu.CpuBackend;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
-import java.util.Random;
 import java.util.SplittableRandom;
 
 import static io.sparkprune.kernels.cuda.CudaBackendParityTest.randomF;
@@ -30,25 +27,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
  * uploaded once across workspaces.
  */
 @Tag("gpu")
-class CudaWorkspaceTest {
-    private static final long SEED = new Random().nextLong();
-    private static CudaBackend gpu;
-    private static CpuBackend cpu;
-    private static CudaTestDevice device;
-
-    @BeforeAll
-    static void open() {
-        cpu = CpuBackend.create(4);
-        device = CudaTestDevice.open("CUDA workspace tests", SEED, () -> CudaBackend.create(0, 4));
-        gpu = device.backend(0);
-    }
-
-    @AfterAll
-    static void close() {
-        device.close();
-        cpu.close();
-    }
-
+class CudaWorkspaceTest extends CudaSuite {
     private static void requireDevice() {
         device.require();
     }
