@@ -194,12 +194,12 @@ public final class KernelBench {
      * @throws CalibrationInputException naming the option and the allowed values otherwise
      */
     static CudaBackend.SolveForm solveForm(String v) {
-        return switch (v.trim().toLowerCase(Locale.ROOT)) {
-            case "cholesky" -> CudaBackend.SolveForm.CHOLESKY;
-            case "inverse" -> CudaBackend.SolveForm.INVERSE;
-            default -> throw new CalibrationInputException("option --solve-forms has '" + v
+        try {
+            return CudaBackend.SolveForm.valueOf(v.trim().toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new CalibrationInputException("option --solve-forms has '" + v
                     + "': use cholesky, inverse or both, comma-separated");
-        };
+        }
     }
 
     private static Object[] reference(String shape) {

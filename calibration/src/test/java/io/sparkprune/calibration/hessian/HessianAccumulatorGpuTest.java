@@ -3,8 +3,6 @@ package io.sparkprune.calibration.hessian;
 import io.sparkprune.calibration.TestMath;
 import io.sparkprune.kernels.cpu.CpuBackend;
 import io.sparkprune.kernels.cuda.CudaBackend;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -15,7 +13,6 @@ import java.io.ObjectOutputStream;
 import java.util.SplittableRandom;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * {@link HessianAccumulator} on {@link CudaBackend} (batches summed into the device-resident Hessian)
@@ -25,28 +22,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * CUDA device.
  */
 @Tag("gpu")
-class HessianAccumulatorGpuTest {
-    private static final long SEED = new SplittableRandom().nextLong();
-    private static CudaBackend gpu;
-    private static CpuBackend cpu;
-    private static String unavailable;
-
-    @BeforeAll
-    static void open() {
-        cpu = CpuBackend.create(4);
-        io.sparkprune.calibration.GpuTestBackend g = io.sparkprune.calibration.GpuTestBackend.open("HessianAccumulatorGpuTest");
-        gpu = g.gpu();
-        unavailable = g.unavailable();
-    }
-
-    @AfterAll
-    static void close() {
-        if (gpu != null) {
-            gpu.close();
-        }
-        cpu.close();
-    }
-
+class HessianAccumulatorGpuTest extends io.sparkprune.calibration.GpuSuite {
     private static double maxRelDiff(double[] a, double[] b) {
         double scale = 0;
         double d = 0;
@@ -59,7 +35,7 @@ class HessianAccumulatorGpuTest {
 
     @Test
     void residentAccumulationEqualsCpuAfterMergeAndSerialization() throws Exception {
-        assumeTrue(gpu != null, () -> unavailable);
+        requireGpu();
         SplittableRandom r = new SplittableRandom(SEED);
         int n = 65 + r.nextInt(400); // rarely a multiple of the 64-wide tile
         int tokens = 700;

@@ -11,10 +11,7 @@ import io.sparkprune.calibration.sparsity.SparsityPattern;
 import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.kernels.ForwardWorkspace;
 import io.sparkprune.kernels.ResidentFactorizer;
-import io.sparkprune.kernels.cpu.CpuBackend;
 import io.sparkprune.kernels.cuda.CudaBackend;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -27,7 +24,6 @@ import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * The device-resident group path on {@link CudaBackend} ({@link InverseFactor#computeResident}: packed H
@@ -41,28 +37,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * exact. Skipped, with the reason, without a CUDA device.
  */
 @Tag("gpu")
-class ResidentFactorGpuTest {
-    private static final long SEED = new SplittableRandom().nextLong();
-    private static CudaBackend gpu;
-    private static CpuBackend cpu;
-    private static String unavailable;
-
-    @BeforeAll
-    static void open() {
-        cpu = CpuBackend.create(4);
-        io.sparkprune.calibration.GpuTestBackend g = io.sparkprune.calibration.GpuTestBackend.open("ResidentFactorGpuTest");
-        gpu = g.gpu();
-        unavailable = g.unavailable();
-    }
-
-    @AfterAll
-    static void close() {
-        if (gpu != null) {
-            gpu.close();
-        }
-        cpu.close();
-    }
-
+class ResidentFactorGpuTest extends io.sparkprune.calibration.GpuSuite {
     private static HessianAccumulator accumulator(SplittableRandom r, int tokens, int n, int dead) {
         float[] x = TestMath.correlatedActivations(r, tokens, n);
         if (dead >= 0) {
@@ -93,7 +68,7 @@ class ResidentFactorGpuTest {
     @MethodSource("cases")
     void residentGroupEqualsTheHostPath(CudaBackend.SolveForm form, SparsityPattern pattern, MaskScope scope,
                                         QuantizationSpec quant) {
-        assumeTrue(gpu != null, () -> unavailable);
+        requireGpu();
         CudaBackend.SolveForm before0 = gpu.solveForm();
         gpu.solveForm(form);
         try {
@@ -247,7 +222,7 @@ class ResidentFactorGpuTest {
 
     @Test
     void rankDeficientHessianRetriesOnTheDeviceLikeTheHostPath() {
-        assumeTrue(gpu != null, () -> unavailable);
+        requireGpu();
         SplittableRandom r = new SplittableRandom(SEED);
         int n = 192;
         HessianAccumulator acc = accumulator(r, 12, n, 5); // rank ≤ 12 in 192 dimensions, one dead input
@@ -283,7 +258,7 @@ class ResidentFactorGpuTest {
 
     @Test
     void failedFactorReleasesTheDeviceMemory() {
-        assumeTrue(gpu != null, () -> unavailable);
+        requireGpu();
         SplittableRandom r = new SplittableRandom(SEED);
         HessianAccumulator acc = accumulator(r, 12, 192, -1);
         int before = gpu.openFactorCount();
@@ -296,7 +271,7 @@ class ResidentFactorGpuTest {
 
     @Test
     void upperAfterCloseWithoutACopyIsAClearError() {
-        assumeTrue(gpu != null, () -> unavailable);
+        requireGpu();
         SplittableRandom r = new SplittableRandom(SEED);
         HessianAccumulator acc = accumulator(r, 300, 96, -1);
         InverseFactor f = InverseFactor.computeResident(gpu, acc, Dampening.DEFAULT);

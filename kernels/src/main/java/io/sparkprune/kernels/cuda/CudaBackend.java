@@ -1676,6 +1676,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 launchAsync("band_tiles_f32 n=" + cols + " bs=" + bs, fBandTiles, blocks((long) tiles * bs * bs), 1, 256,
                         0, Pointer.to(p(cols), p(bs), p(band), p(dtiles.pointer())));
             }
+            // what the lazy updates change (row stride cols): W itself, or C in the Cholesky form
+            final CUdeviceptr lazyTarget = chol ? dcor.pointer() : dwp;
+            final float alpha = chol ? 1f : -1f; // W −= Err·U, or C += D·R
             dm.zero(0, dm.bytes());
             dl.zero(0, 8L * rows);
             if (q != null) {
@@ -1724,14 +1727,14 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                     }
                 }
                 int gOff = q == null || q.groupSize() == 0 ? 0 : i1 / q.groupSize();
-                blockDevice(rows, width, wb, cols, ubb, ldub, chol ? derr.pointer() : err, chol ? width : sw, mptr, ldm, job.nmKeep(), job.nmGroup(), q == null ? 0 : q.bits(),
+                // (in the Cholesky form the block's Err is not needed past the block: D replaces it)
+                blockDevice(rows, width, wb, cols, ubb, ldub, chol ? derr.pointer() : err, chol ? width : sw, mptr, ldm,
+                        job.nmKeep(), job.nmGroup(), q == null ? 0 : q.bits(),
                         q != null && q.symmetric(), q == null ? 0 : q.groupSize(), q == null ? dq.pointer() : dq.at(4L * gOff),
                         q == null ? dq.pointer() : dq.at(4L * ((long) rows * groups + gOff)), groups,
                         q == null ? dc.pointer() : dc.at(i1), cols,
                         dl.pointer(), false);
                 // inverse form: W[:, i2:] −= Err·U[., i2:]; Cholesky form: C[:, i2:] += D·R[., i2:]
-                float alpha = chol ? 1f : -1f;
-                DeviceBuffer target = chol ? dcor : null;
                 if (chol) {
                     // D_b = W_b(original) − W'_b
                     launchAsync("axpby_cols_f32 D block " + i1, fAxpbyCols, blocks((long) rows * width), 1, 256, 0,
@@ -1740,12 +1743,12 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 if (i2 < s2) {
                     // the columns left in the block's super-block, from this block
                     lazyUpdate(rows, s2 - i2, width, alpha, err, sw, f.withByteOffset(4L * ((long) i1 * cols + i2)), cols,
-                            chol ? target.at(4L * i2) : dwp.withByteOffset(4L * i2), cols, dsplit, i1);
+                            lazyTarget.withByteOffset(4L * i2), cols, dsplit, i1);
                 } else if (s2 < cols) {
                     // the columns right of the super-block, from all of its blocks
                     lazyUpdate(rows, cols - s2, s2 - s1, alpha, de.pointer(), sw,
                             f.withByteOffset(4L * ((long) s1 * cols + s2)), cols,
-                            chol ? target.at(4L * s2) : dwp.withByteOffset(4L * s2), cols, dsplit, s1);
+                            lazyTarget.withByteOffset(4L * s2), cols, dsplit, s1);
                 }
             }
             if (!host) {

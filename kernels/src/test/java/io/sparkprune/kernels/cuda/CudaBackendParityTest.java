@@ -140,7 +140,13 @@ class CudaBackendParityTest extends CudaSuite {
 
     /** An upper factor U with Uᵀ·U = (XᵀX/k + 0.01·I)⁻¹, fp32 (the solver's U). */
     static float[] inverseFactor(SplittableRandom r, int n) {
-        int k = 2 * n + 8;
+        try (CpuBackend be = CpuBackend.create(2)) {
+            return inverseFactor(be, gram(r, n, 2 * n + 8), n, 0.01);
+        }
+    }
+
+    /** The upper triangle of XᵀX/k (fp64, n × n, zeros below) for k random tokens of n uniform features. */
+    static double[] gram(SplittableRandom r, int n, int k) {
         float[] x = randomF(r, k * n);
         double[] h = new double[n * n];
         for (int t = 0; t < k; t++) {
@@ -151,15 +157,23 @@ class CudaBackendParityTest extends CudaSuite {
                 }
             }
         }
+        return h;
+    }
+
+    /**
+     * U (fp32) of the CPU backend: the upper Cholesky factor of {@code (H + λI)⁻¹}, in fp64 then rounded.
+     *
+     * @param h H, n × n fp64; its upper triangle is read, it is not modified
+     */
+    static float[] inverseFactor(CpuBackend be, double[] h, int n, double lambda) {
+        double[] a = h.clone();
         for (int i = 0; i < n; i++) {
-            h[i * n + i] += 0.01;
+            a[i * n + i] += lambda;
         }
-        try (CpuBackend be = CpuBackend.create(2)) {
-            assertThat(be.inverseCholeskyUpper(n, h, 0, n)).isTrue();
-        }
+        assertThat(be.inverseCholeskyUpper(n, a, 0, n)).isTrue();
         float[] u = new float[n * n];
         for (int i = 0; i < u.length; i++) {
-            u[i] = (float) h[i];
+            u[i] = (float) a[i];
         }
         return u;
     }

@@ -32,18 +32,9 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 @Tag("gpu")
 class CudaCholeskyFormTest extends CudaSuite {
-    /** H = XᵀX/k (fp64, n × n, both triangles) of k random tokens, and λ = 0.01·mean(diag). */
+    /** H = XᵀX/k (fp64, n × n, both triangles) of k random tokens. */
     private static double[] hessian(SplittableRandom r, int n, int k) {
-        float[] x = randomF(r, k * n);
-        double[] h = new double[n * n];
-        for (int t = 0; t < k; t++) {
-            for (int i = 0; i < n; i++) {
-                double xi = x[t * n + i];
-                for (int j = i; j < n; j++) {
-                    h[i * n + j] += xi * x[t * n + j] / k;
-                }
-            }
-        }
+        double[] h = CudaBackendParityTest.gram(r, n, k);
         for (int i = 0; i < n; i++) {
             for (int j = 0; j < i; j++) {
                 h[i * n + j] = h[j * n + i];
@@ -62,16 +53,7 @@ class CudaCholeskyFormTest extends CudaSuite {
 
     /** U (fp32) of the CPU backend: the upper Cholesky factor of (H + λI)⁻¹, in fp64 then rounded. */
     private static float[] cpuU(double[] h, int n, double lambda) {
-        double[] a = h.clone();
-        for (int i = 0; i < n; i++) {
-            a[i * n + i] += lambda;
-        }
-        assertThat(cpu.inverseCholeskyUpper(n, a, 0, n)).isTrue();
-        float[] u = new float[n * n];
-        for (int i = 0; i < u.length; i++) {
-            u[i] = (float) a[i];
-        }
-        return u;
+        return CudaBackendParityTest.inverseFactor(cpu, h, n, lambda);
     }
 
     /** R (n × n fp32) and U's band (n × U_BAND fp32) from the device. */
@@ -239,7 +221,8 @@ class CudaCholeskyFormTest extends CudaSuite {
                 }
                 sel.select(i1, width, bw, bm);
             } else if (c.unstructured() > 0) {
-                selectSmallest(rows, n, i1, width, wc, u, SolveJob.prunedPerBlock(c.unstructured(), rows * width), bm);
+                CudaMaskBitsTest.selectSmallest(rows, n, i1, width, wc, u,
+                        SolveJob.prunedPerBlock(c.unstructured(), rows * width), bm, 0, width);
             }
             SparseGptBlock.Quant q = c.qbits() == 0 ? null : new SparseGptBlock.Quant(c.qbits(), false, c.qgroup(),
                     new FloatView(sc, i1 / c.qgroup(), groups), new FloatView(zc, i1 / c.qgroup(), groups),
@@ -291,27 +274,6 @@ class CudaCholeskyFormTest extends CudaSuite {
             if (mg[i] != 0) {
                 assertThat(wg[i]).as("pruned weight %d: %s", i, tag).isZero();
             }
-        }
-    }
-
-    /** The in-solve unstructured rule: the k smallest {@code w² / U[i,i]²} (fp32) of the block, ties to the lower index. */
-    private static void selectSmallest(int rows, int cols, int i1, int width, float[] w, float[] u, int k, byte[] bm) {
-        Integer[] idx = new Integer[rows * width];
-        float[] s = new float[rows * width];
-        for (int row = 0; row < rows; row++) {
-            for (int i = 0; i < width; i++) {
-                float d = u[(i1 + i) * cols + i1 + i];
-                float v = w[row * cols + i1 + i];
-                s[row * width + i] = (v * v) / (d * d);
-                idx[row * width + i] = row * width + i;
-            }
-        }
-        Arrays.sort(idx, (a, b) -> {
-            int c = Float.compare(s[a], s[b]);
-            return c != 0 ? c : Integer.compare(a, b);
-        });
-        for (int j = 0; j < k; j++) {
-            bm[idx[j]] = 1;
         }
     }
 }

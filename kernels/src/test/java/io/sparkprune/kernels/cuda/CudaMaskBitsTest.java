@@ -144,7 +144,8 @@ class CudaMaskBitsTest extends CudaSuite {
             int width = Math.min(bs, cols - i1);
             int i2 = i1 + width;
             if (unstructured > 0) {
-                selectSmallest(rows, cols, i1, width, w, u, SolveJob.prunedPerBlock(unstructured, rows * width), mask);
+                selectSmallest(rows, cols, i1, width, w, u, SolveJob.prunedPerBlock(unstructured, rows * width), mask, i1,
+                        cols);
             }
             cpu.sparseGptBlock(new SparseGptBlock(rows, width, new FloatView(w, i1, cols), new FloatView(u, i1 * cols + i1, cols),
                     new FloatView(err, 0, width), new ByteView(mask, i1, cols), nmKeep, nmGroup, null, loss, 0));
@@ -155,8 +156,13 @@ class CudaMaskBitsTest extends CudaSuite {
         return mask;
     }
 
-    /** The in-solve unstructured rule: the k smallest {@code w² / U[i,i]²} (fp32) of the block over all rows, ties to the lower row-major index. */
-    private static void selectSmallest(int rows, int cols, int i1, int width, float[] w, float[] u, int k, byte[] mask) {
+    /**
+     * The in-solve unstructured rule: the k smallest {@code w² / U[i,i]²} (fp32) of the block (columns
+     * {@code i1 .. i1 + width} of the rows × cols W and U) over all rows, ties to the lower row-major index;
+     * marks them with 1 in {@code mask} at {@code maskOff + row·ldm + column in the block}.
+     */
+    static void selectSmallest(int rows, int cols, int i1, int width, float[] w, float[] u, int k, byte[] mask,
+                               int maskOff, int ldm) {
         Integer[] idx = new Integer[rows * width];
         float[] s = new float[rows * width];
         for (int row = 0; row < rows; row++) {
@@ -173,7 +179,7 @@ class CudaMaskBitsTest extends CudaSuite {
         });
         for (int j = 0; j < k; j++) {
             int e = idx[j];
-            mask[(e / width) * cols + i1 + e % width] = 1;
+            mask[maskOff + (e / width) * ldm + e % width] = 1;
         }
     }
 
