@@ -2,6 +2,7 @@ package io.sparkprune.kernels.cuda;
 
 import static io.sparkprune.kernels.cuda.CudaBackendParityTest.randomF;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.kernels.ForwardWorkspace;
@@ -143,34 +144,37 @@ class CudaActivationCacheTest {
         }
     }
 
+    /**
+     * An allocation that fails frees the cache and is tried once more. The allocation asked for here
+     * cannot succeed even then (more than the device's total memory): an allocation that succeeds only
+     * after the eviction needs the device filled to its edge, and such a test hung on an H200 (over
+     * 200 s); what the eviction frees is checked by {@link ActivationCacheTest}, on a fake device.
+     */
     @Test
     void aFailedAllocationFreesTheCacheAndIsRetried() {
         device.require();
         SplittableRandom r = new SplittableRandom(SEED + 2);
-        int rows = 1024;
-        int cols = 16384; // 64 MiB per output
-        gpu.activationCacheBytes(1L << 40); // no budget limit: the device's memory is the bound
+        int rows = 256;
+        int cols = 4096; // 4 MiB per output
+        gpu.activationCacheBytes(1L << 40); // no budget limit
         CudaWorkspace.CacheStats[] st = new CudaWorkspace.CacheStats[1];
-        float[][] kept = new float[8][];
+        float[][] kept = new float[4][];
         float[] x = randomF(r, rows * cols);
         for (int i = 0; i < kept.length; i++) {
             kept[i] = pipelineOutput(x, rows, cols, st);
             assertThat(st[0].kept).isEqualTo(1);
         }
-        long cached = gpu.cachedActivationBytes();
-        assertThat(cached).isGreaterThanOrEqualTo(8L * 4 * rows * cols);
-        long free;
+        assertThat(gpu.cachedActivationBytes()).isGreaterThanOrEqualTo(4L * 4 * rows * cols);
+        long total;
         synchronized (gpu) {
             gpu.makeCurrent();
             long[] f = new long[1];
             long[] t = new long[1];
             Driver.check("cuMemGetInfo", () -> jcuda.driver.JCudaDriver.cuMemGetInfo(f, t));
-            free = f[0];
+            total = t[0];
         }
-        // more than is free, less than free plus the cache: fits only once the cache is freed
-        try (DeviceBuffer big = gpu.allocate(free + cached / 2, "larger than the free memory")) {
-            assertThat(big.bytes()).isEqualTo(free + cached / 2);
-        }
+        assertThatThrownBy(() -> gpu.allocate(total + (1L << 30), "more than the device holds").close())
+                .isInstanceOf(CudaCallException.class);
         assertThat(gpu.cachedActivationBytes()).isZero();
         try (ForwardWorkspace ws = gpu.openWorkspace(ForwardPrecision.FP32, "reader")) {
             assertThat(ws.download(ws.upload(kept[0], rows, cols))).containsExactly(kept[0]);
