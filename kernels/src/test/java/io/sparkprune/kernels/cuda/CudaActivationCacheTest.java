@@ -176,9 +176,13 @@ class CudaActivationCacheTest {
         assertThatThrownBy(() -> gpu.allocate(total + (1L << 30), "more than the device holds").close())
                 .isInstanceOf(CudaCallException.class);
         assertThat(gpu.cachedActivationBytes()).isZero();
+        for (float[] k : kept) {
+            assertSameBits(k, x, 3, "a kept output");
+        }
         try (ForwardWorkspace ws = gpu.openWorkspace(ForwardPrecision.FP32, "reader")) {
-            assertThat(ws.download(ws.upload(kept[0], rows, cols))).containsExactly(kept[0]);
+            float[] back = ws.download(ws.upload(kept[0], rows, cols));
             assertThat(((CudaWorkspace) ws).cacheStats().missed).isEqualTo(1);
+            assertSameBits(back, kept[0], 1, "read back after the eviction");
         }
     }
 
@@ -196,5 +200,27 @@ class CudaActivationCacheTest {
         own.close();
         assertThat(own.cachedActivationBytes()).isZero();
         assertThat(out).hasSize(1000);
+    }
+
+    /**
+     * Fails unless {@code actual[i] == factor · expected[i]} bit for bit, naming the first differing index and the
+     * count (AssertJ's containsExactly computes an O(n²) diff of a million-element array on failure).
+     */
+    private static void assertSameBits(float[] actual, float[] expected, float factor, String what) {
+        assertThat(actual).as(what + ": length").hasSameSizeAs(expected);
+        int first = -1;
+        int count = 0;
+        for (int i = 0; i < actual.length; i++) {
+            if (Float.floatToRawIntBits(actual[i]) != Float.floatToRawIntBits(factor * expected[i])) {
+                count++;
+                if (first < 0) {
+                    first = i;
+                }
+            }
+        }
+        if (count > 0) {
+            throw new AssertionError(what + ": " + count + " of " + actual.length + " values differ, the first at " + first
+                    + ": " + actual[first] + " instead of " + factor * expected[first]);
+        }
     }
 }
