@@ -183,6 +183,16 @@ public abstract class AbstractForwardWorkspace<M extends AbstractForwardWorkspac
     }
 
     @Override
+    public final float[] downloadAndRelease(Matrix m) {
+        M mm = own(m, "downloadAndRelease");
+        if (mm.weight) {
+            throw new IllegalArgumentException("downloadAndRelease of a read-only weight (" + m + ")");
+        }
+        mm.markReleased();
+        return doDownloadAndRelease(mm);
+    }
+
+    @Override
     public final void release(Matrix m) {
         if (m == null || closed) {
             return;
@@ -321,6 +331,17 @@ public abstract class AbstractForwardWorkspace<M extends AbstractForwardWorkspac
 
     /** Frees m's memory (already marked released). */
     protected abstract void doRelease(M m);
+
+    /**
+     * @see #downloadAndRelease
+     * @param m a live non-weight matrix of this workspace, already marked released
+     * @return its values; this default is {@link #doDownload} then {@link #doRelease}
+     */
+    protected float[] doDownloadAndRelease(M m) {
+        float[] out = doDownload(m);
+        doRelease(m);
+        return out;
+    }
 
     /** @see #firstNonFinite (m has at least one element) */
     protected abstract long doFirstNonFinite(M m);

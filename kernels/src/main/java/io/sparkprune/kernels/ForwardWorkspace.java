@@ -31,10 +31,45 @@ public interface ForwardWorkspace extends AutoCloseable {
      * @return a new workspace; close it (in {@code finally}) to release its memory
      */
     static ForwardWorkspace open(Backend backend, ForwardPrecision precision, String label) {
+        return open(backend, precision, label, Handoff.NONE);
+    }
+
+    /**
+     * {@link #open(Backend, ForwardPrecision, String)} with a choice of what the workspace does with the
+     * backend's activation cache ({@link ResidentForward}); a {@link HostWorkspace} has none and ignores it.
+     *
+     * @param backend the kernels
+     * @param precision products of {@link #linear}
+     * @param label what the workspace is for, in messages
+     * @param handoff {@link Handoff#PIPELINE} only for a pass that never modifies the arrays it gets from
+     *     {@link #downloadAndRelease} and is the last reader of the arrays it uploads
+     * @return a new workspace; close it (in {@code finally}) to release its memory
+     */
+    static ForwardWorkspace open(Backend backend, ForwardPrecision precision, String label, Handoff handoff) {
         if (backend instanceof ResidentForward r) {
-            return r.openWorkspace(precision, label);
+            return r.openWorkspace(precision, label, handoff);
         }
         return new HostWorkspace(backend, precision);
+    }
+
+    /**
+     * What a resident workspace does with its backend's activation cache ({@link ResidentForward}):
+     * device copies of block outputs keyed by the identity of the host arrays they were downloaded into.
+     * Every resident workspace looks its {@link #upload}s up there (a hit is a device-to-device copy
+     * instead of a host-to-device one, the same values); the handoff decides what else it does.
+     */
+    enum Handoff {
+        /** Outputs are downloaded and their device memory recycled; cached inputs stay cached. */
+        NONE,
+        /**
+         * A pass of a pipeline whose outputs feed the next passes (the prune job's forward pass from one
+         * block to the next): {@link #downloadAndRelease} hands the matrix's device memory to the cache,
+         * keyed by the returned array, instead of recycling it; an {@link #upload} whose array is
+         * cached takes the cached device memory over (no copy at all) and removes it from the cache,
+         * this pass being the array's last reader. The caller must never modify the arrays that
+         * {@link #downloadAndRelease} returns (the cached copy would then differ from them).
+         */
+        PIPELINE
     }
 
     /** A {@code rows × cols} fp32 row-major matrix of a workspace (or a weight of its backend). */
@@ -64,7 +99,8 @@ public interface ForwardWorkspace extends AutoCloseable {
      * @param host at least {@code rows·cols} floats, row-major; only the first {@code rows·cols} are read
      * @param rows rows, ≥ 0
      * @param cols columns, ≥ 0
-     * @return the matrix (the array is not referenced afterwards)
+     * @return the matrix (the array is not referenced afterwards); on a resident backend its values come
+     *     from the activation cache when the array is there (see {@link Handoff}), the same values
      * @throws IllegalArgumentException when the array is too short or a size is negative
      */
     Matrix upload(float[] host, int rows, int cols);
@@ -100,6 +136,19 @@ public interface ForwardWorkspace extends AutoCloseable {
      * @return {@code rows·cols} floats, row-major
      */
     float[] download(Matrix m);
+
+    /**
+     * A block's output: {@link #download} into a new host array, then {@link #release}. A
+     * {@link Handoff#PIPELINE} workspace on a resident backend keeps the matrix's device memory in the
+     * backend's activation cache, keyed by the returned array (when the cache's budget allows), so that
+     * a later upload of the array needs no host-to-device copy. For a {@link HostWorkspace} the array is
+     * the matrix's own (no copy).
+     *
+     * @param m the matrix, not a weight; released afterwards
+     * @return {@code rows·cols} floats, row-major
+     * @throws IllegalArgumentException when m is a weight, belongs elsewhere or was released
+     */
+    float[] downloadAndRelease(Matrix m);
 
     /**
      * Frees a matrix's memory before the workspace closes (a resident workspace recycles it for
@@ -208,6 +257,17 @@ public interface ForwardWorkspace extends AutoCloseable {
      * @param x {@code rows × cols}, updated
      */
     void gelu(Matrix x);
+
+    /**
+     * What this workspace's uploads and outputs did with its backend's activation cache so far, for a
+     * log line: counts and bytes of uploads taken over from the cache, copied from it on the device and
+     * uploaded from host arrays, and of outputs kept. Empty for a workspace without one ({@link HostWorkspace}).
+     *
+     * @return one line of text, or {@code ""}
+     */
+    default String activationCacheSummary() {
+        return "";
+    }
 
     /** Releases every matrix this workspace made (idempotent); weights stay with the backend. */
     @Override

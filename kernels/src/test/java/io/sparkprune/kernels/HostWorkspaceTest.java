@@ -175,4 +175,29 @@ class HostWorkspaceTest {
             assertThat(ws.download(y)).isEqualTo(ref);
         }
     }
+
+    @Test
+    void downloadAndReleaseReturnsTheValuesAndReleasesTheMatrixInEitherHandoff() {
+        SplittableRandom r = new SplittableRandom(SEED + 7);
+        float[] x = random(r, 6 * 5);
+        for (ForwardWorkspace.Handoff handoff : ForwardWorkspace.Handoff.values()) {
+            try (ForwardWorkspace ws = ForwardWorkspace.open(cpu, ForwardPrecision.FP32, "t", handoff)) {
+                assertThat(ws).isInstanceOf(HostWorkspace.class);
+                Matrix m = ws.upload(x, 6, 5);
+                ws.add(m, m); // 2x, exact in fp32
+                float[] out = ws.downloadAndRelease(m);
+                assertThat(out).hasSize(30);
+                for (int i = 0; i < 30; i++) {
+                    assertThat(out[i]).isEqualTo(2 * x[i]);
+                }
+                assertThatThrownBy(() -> ws.download(m)).isInstanceOf(IllegalArgumentException.class)
+                        .hasMessageContaining("released");
+                assertThatThrownBy(() -> ws.downloadAndRelease(m)).isInstanceOf(IllegalArgumentException.class)
+                        .hasMessageContaining("released");
+                Matrix w = ws.weight(x, 6, 5);
+                assertThatThrownBy(() -> ws.downloadAndRelease(w)).isInstanceOf(IllegalArgumentException.class)
+                        .hasMessageContaining("read-only weight");
+            }
+        }
+    }
 }

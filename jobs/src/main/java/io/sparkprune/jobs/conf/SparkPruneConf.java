@@ -109,6 +109,24 @@ public final class SparkPruneConf {
             .checkValues(STORAGE_LEVELS)
             .createWithDefault("MEMORY_AND_DISK_SER");
 
+    /** {@code spark.sparkprune.activations.deviceCacheBytes}. */
+    public static final ConfEntry<String> ACTIVATIONS_DEVICE_CACHE_BYTES = conf("spark.sparkprune.activations.deviceCacheBytes")
+            .doc("GPU memory per executor for keeping calibration activations on the device between passes (CUDA "
+                    + "backend only): the forward pass of block l keeps each output batch's device copy, so the Hessian "
+                    + "pass of block l+1 copies it on the device instead of uploading it from the host, and the forward "
+                    + "pass of block l+1 takes it over without any copy. The persisted activations stay the source of "
+                    + "truth: an evicted, lost or re-read batch is uploaded as before, with the same result. Hits need a "
+                    + "deserialized storage level (spark.sparkprune.activations.storageLevel MEMORY_ONLY or "
+                    + "MEMORY_AND_DISK): a serialized level hands every pass fresh arrays, so the cache is not used "
+                    + "then. auto means a quarter of the GPU's free memory when the first batch is kept; 0 turns it "
+                    + "off; else a size in bytes or with a unit (512m, 8g). The least recently used batches are evicted "
+                    + "beyond it, and all of them when another GPU allocation would fail.")
+            .stringConf()
+            .transform(s -> s.toLowerCase(Locale.ROOT))
+            .checkValue(s -> s.equals("auto") || parseBytes(s) >= 0,
+                    "Must be auto or a size ≥ 0 in bytes, or with a unit k, m, g or t (e.g. 0, 1073741824, 512m, 8g).")
+            .createWithDefault("auto");
+
     /** {@code spark.sparkprune.threads}. */
     public static final ConfEntry<Integer> THREADS = conf("spark.sparkprune.threads")
             .doc("Threads of the CPU backend in one task. 0 means the executor's cores divided by spark.task.cpus "
@@ -220,6 +238,30 @@ public final class SparkPruneConf {
     /** @return {@link #ACTIVATIONS_STORAGE_LEVEL}: an upper-case Spark storage level name from {@link #STORAGE_LEVELS} */
     public String activationsStorageLevel() {
         return get(ACTIVATIONS_STORAGE_LEVEL);
+    }
+
+    /**
+     * @return {@link #ACTIVATIONS_DEVICE_CACHE_BYTES} in bytes: ≥ 0 (0 = off), or −1 for {@code auto}
+     *     ({@code io.sparkprune.kernels.ResidentForward.ACTIVATION_CACHE_AUTO})
+     */
+    public long activationsDeviceCacheBytes() {
+        String v = get(ACTIVATIONS_DEVICE_CACHE_BYTES);
+        return v.equals("auto") ? -1 : parseBytes(v);
+    }
+
+    /**
+     * A size as Spark reads one ({@code JavaUtils.byteStringAsBytes}: a number of bytes, or with a unit
+     * {@code k}, {@code m}, {@code g}, {@code t}, {@code p}, optionally followed by {@code b}; binary units).
+     *
+     * @param s the text, lower case
+     * @return bytes, or −1 when it is not a size
+     */
+    private static long parseBytes(String s) {
+        try {
+            return org.apache.spark.network.util.JavaUtils.byteStringAsBytes(s);
+        } catch (NumberFormatException e) {
+            return -1;
+        }
     }
 
     /** @return {@link #THREADS} as set: CPU backend threads per task, 0 = derived (see {@link #cpuThreads}) */

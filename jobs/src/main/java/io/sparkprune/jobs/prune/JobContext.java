@@ -2,6 +2,8 @@ package io.sparkprune.jobs.prune;
 
 import io.sparkprune.jobs.commit.ShardRecord;
 import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.ForwardWorkspace;
+import io.sparkprune.kernels.ResidentForward;
 import io.sparkprune.kernels.DType;
 import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.pipeline.forward.ModelAdapter;
@@ -33,18 +35,42 @@ import org.apache.hadoop.fs.Path;
  * @param hadoop Hadoop configuration
  * @param backendChoice {@code auto}, {@code cpu} or {@code cuda} ({@code spark.sparkprune.backend})
  * @param threads CPU threads per kernel call, ≤ 0 for all cores
+ * @param deviceCacheBytes budget of the backend's device activation cache
+ *     ({@code spark.sparkprune.activations.deviceCacheBytes}): bytes ≥ 0 (0 = off), or
+ *     {@link ResidentForward#ACTIVATION_CACHE_AUTO}
  */
-record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf hadoop, String backendChoice, int threads)
-        implements Serializable {
+record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf hadoop, String backendChoice, int threads,
+                  long deviceCacheBytes) implements Serializable {
 
     /** @return the model's adapter (the config is re-parsed; cheap) */
     ModelAdapter adapter() {
         return ModelAdapter.of(ModelConfigs.parse(configJson, modelUri + "/config.json"));
     }
 
-    /** @return this JVM's backend */
+    /**
+     * @return this JVM's backend; on a {@link ResidentForward} one (CUDA) with its activation cache's budget
+     *     set to {@link #deviceCacheBytes}
+     */
     Backend backend() {
-        return ExecutorState.backend(backendChoice, threads);
+        Backend be = ExecutorState.backend(backendChoice, threads);
+        if (be instanceof ResidentForward r) {
+            r.activationCacheBytes(deviceCacheBytes);
+        }
+        return be;
+    }
+
+    /**
+     * What the prune job's forward pass between blocks does with the device activation cache: keep its
+     * outputs and take its inputs over ({@link ForwardWorkspace.Handoff#PIPELINE}) when the cache is on and
+     * the activations are persisted deserialized (the next passes then get the very arrays it returned;
+     * a serialized level gives them fresh copies, which could never hit), else nothing.
+     *
+     * @param storage the activations' storage level
+     * @return the handoff of the forward pass's workspace
+     */
+    ForwardWorkspace.Handoff forwardHandoff(org.apache.spark.storage.StorageLevel storage) {
+        return deviceCacheBytes != 0 && storage.deserialized() ? ForwardWorkspace.Handoff.PIPELINE
+                : ForwardWorkspace.Handoff.NONE;
     }
 
     /** @return the dense checkpoint, opened once per JVM */

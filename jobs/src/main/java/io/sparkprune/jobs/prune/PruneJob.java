@@ -120,6 +120,20 @@ public final class PruneJob {
     }
 
     /**
+     * Logs at {@code DEBUG}, once per task and pass, what a workspace did with the backend's device
+     * activation cache (uploads from the cache or from host arrays, outputs kept; bytes); nothing for a
+     * workspace without one.
+     */
+    private static void logCacheTraffic(ForwardWorkspace ws, String what) {
+        if (LOG.isDebugEnabled()) {
+            String s = ws.activationCacheSummary();
+            if (!s.isEmpty()) {
+                LOG.debug("{}: activation cache {}", what, s);
+            }
+        }
+    }
+
+    /**
      * Runs the job.
      *
      * @param spark the session (local or cluster)
@@ -188,7 +202,7 @@ public final class PruneJob {
             List<OutputFormat> formats = recipe.prune().outputFormats();
             OutputAssembler.checkOutput(fs, out, formats);
             JobContext ctx = new JobContext(modelUri, configJson, recipe, hadoop,
-                    conf.backend().name().toLowerCase(Locale.ROOT), conf.threads());
+                    conf.backend().name().toLowerCase(Locale.ROOT), conf.threads(), conf.activationsDeviceCacheBytes());
             LayerPlan plan = LayerPlan.of(adapter, ck, recipe, conf.rowShardMaxRows());
             if (plan.targetCount() == 0) {
                 throw new InvalidInputException("no tensor of " + modelUri + " matches the recipe's targets "
@@ -403,6 +417,7 @@ public final class PruneJob {
                     long tf = System.nanoTime();
                     it.forEachRemaining(h -> a.observe(ws, layer, dense, h, obs)); // no block output: not needed
                     ph.time("hessians.forward", tf);
+                    logCacheTraffic(ws, "layer " + layer + " Hessians, partition " + idx);
                     long tu = System.nanoTime();
                     for (HessianAccumulator h : acc.values()) {
                         h.flush(); // fold device-resident sums into the host partials, free device memory
@@ -484,12 +499,20 @@ public final class PruneJob {
          * storage level, without computing it: whichever Spark job uses it first computes it (the next
          * block's Hessian stage, or the caller's {@code count()}). The caller unpersists {@code hidden}
          * once the result has been materialized.
+         *
+         * <p>On the CUDA backend, with a deserialized storage level, the pass runs in a
+         * {@link ForwardWorkspace.Handoff#PIPELINE} workspace ({@link JobContext#forwardHandoff}): each
+         * output batch's device copy stays in the executor's activation cache, keyed by the array that
+         * the RDD holds, so the next block's Hessian pass copies it on the device and the next forward
+         * pass takes it over; this pass takes over its own inputs the same way. The RDD keeps every
+         * value (fault tolerance, resume, the CPU backend); a batch not in the cache is uploaded.
          */
         private JavaRDD<HiddenStates> advance(JobContext ctx, JavaRDD<HiddenStates> hidden, int layer, CommitLog log,
                                               Map<String, List<ShardRecord>> shards) {
             boolean sequential = ctx.recipe().prune().pipeline() == PipelineMode.SEQUENTIAL;
             String layerDir = log.layerDir(layer).toString();
             ForwardPrecision forward = ctx.recipe().calibration().forwardPrecision();
+            ForwardWorkspace.Handoff handoff = ctx.forwardHandoff(storage);
             ExecutorPhases ph = phases;
             JavaRDD<HiddenStates> next = hidden.mapPartitions(it -> {
                 ModelAdapter a = ctx.adapter();
@@ -499,8 +522,10 @@ public final class PruneJob {
                 ph.time("forward.weights", tw);
                 List<HiddenStates> res = new ArrayList<>();
                 long tf = System.nanoTime();
-                try (ForwardWorkspace ws = ForwardWorkspace.open(be, forward, "layer " + layer + " forward")) {
+                try (ForwardWorkspace ws = ForwardWorkspace.open(be, forward, "layer " + layer + " forward", handoff)) {
                     it.forEachRemaining(h -> res.add(a.block(ws, layer, w, h, LinearObserver.NONE)));
+                    logCacheTraffic(ws, "layer " + layer + " forward, partition "
+                            + org.apache.spark.TaskContext.getPartitionId());
                 }
                 ph.time("forward.compute", tf);
                 return res.iterator();

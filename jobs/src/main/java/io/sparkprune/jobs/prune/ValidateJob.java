@@ -151,7 +151,8 @@ public final class ValidateJob {
                 }
                 r.set("summary", TensorSummary.of(ts));
                 JobContext ctx = new JobContext(originalUri, configJson, recipe, new HadoopConf(hconf),
-                        conf.backend().name().toLowerCase(java.util.Locale.ROOT), conf.threads());
+                        conf.backend().name().toLowerCase(java.util.Locale.ROOT), conf.threads(),
+                        conf.activationsDeviceCacheBytes());
                 jsc.setJobGroup("validate", "quality check, original vs compressed", false);
                 r.set("quality", QualityEvaluator.evaluate(jsc, ctx, config, tokenizerJson, req.compressed(), hconf));
                 JobReport.addStorage(r, packed);

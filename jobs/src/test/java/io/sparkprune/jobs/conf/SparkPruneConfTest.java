@@ -41,6 +41,23 @@ class SparkPruneConfTest {
         assertThat(c.cpuThreads(16, 2)).isEqualTo(8);
         assertThat(c.cpuThreads(1, 4)).isEqualTo(1);
         assertThat(c.explicitSettings()).isEmpty();
+        assertThat(c.activationsDeviceCacheBytes()).isEqualTo(-1); // auto
+    }
+
+    @Test
+    void deviceCacheBytesReadsSizesAsSparkDoes() {
+        String key = "spark.sparkprune.activations.deviceCacheBytes";
+        assertThat(conf(key, "AUTO").activationsDeviceCacheBytes()).isEqualTo(-1);
+        assertThat(conf(key, "0").activationsDeviceCacheBytes()).isZero();
+        assertThat(conf(key, "1048576").activationsDeviceCacheBytes()).isEqualTo(1L << 20);
+        assertThat(conf(key, "512m").activationsDeviceCacheBytes()).isEqualTo(512L << 20);
+        assertThat(conf(key, " 8G ").activationsDeviceCacheBytes()).isEqualTo(8L << 30);
+        assertThat(conf(key, "2kb").activationsDeviceCacheBytes()).isEqualTo(2048);
+        assertThat(conf(key, "8g").effectiveSettings()).containsEntry(key, "8g");
+        invalid(key, "-1", "Must be auto or a size ≥ 0", "default auto");
+        invalid(key, "1.5g", "Must be auto or a size ≥ 0");
+        invalid(key, "lots", "Must be auto or a size ≥ 0");
+        invalid(key, "8x", "Must be auto or a size ≥ 0");
     }
 
     @Test
@@ -144,7 +161,8 @@ class SparkPruneConfTest {
         assertThat(entries).extracting(ConfEntry::key).containsExactly("spark.sparkprune.backend",
                 "spark.sparkprune.gpu.device", "spark.sparkprune.gpu.concurrentTasks", "spark.sparkprune.rowShard.maxRows",
                 "spark.sparkprune.calibration.partitions", "spark.sparkprune.calibration.batchTokens",
-                "spark.sparkprune.activations.storageLevel", "spark.sparkprune.threads");
+                "spark.sparkprune.activations.storageLevel", "spark.sparkprune.activations.deviceCacheBytes",
+                "spark.sparkprune.threads");
         for (ConfEntry<?> e : entries) {
             assertThat(e.doc()).as(e.key()).isNotBlank();
             assertThat(e.type()).isIn("int", "boolean", "string", "enum");

@@ -594,7 +594,11 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     /** Forward workspaces not yet closed, closed by {@link #close()}. */
     private final Set<CudaWorkspace> openWorkspaces = Collections.newSetFromMap(new WeakHashMap<>());
     /** Device copies of weights shared by the forward workspaces (created on first use). */
-    private DeviceWeightCache weights;
+    private DeviceArrayCache<DeviceBuffer> weights;
+    /** Device copies of block outputs kept by {@link ForwardWorkspace.Handoff#PIPELINE} workspaces. */
+    private final ActivationCache<DeviceBuffer> activations = new ActivationCache<>(DEVICE_MEMORY, this::freeDeviceBytes);
+    /** The activation cache's budget as last set (read without the lock by {@link #activationCacheBytes}). */
+    private volatile long activationBudget = ACTIVATION_CACHE_AUTO;
     private boolean closed;
 
     private CudaBackend(int ordinal, int threads, long stagingChunkBytes, long minStagedBytes) {
@@ -900,8 +904,25 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         return alloc(bytes, label);
     }
 
-    /** A device buffer of this backend's context whose large copies go through the pinned staging. */
+    /**
+     * A device buffer of this backend's context whose large copies go through the pinned staging. When
+     * the allocation fails while the activation cache holds unpinned entries, they are freed (the host
+     * arrays stay the source of truth) and the allocation is tried once more.
+     */
     private DeviceBuffer alloc(long bytes, String label) {
+        try {
+            return alloc0(bytes, label);
+        } catch (CudaCallException e) {
+            if (activations.evictAll() == 0) {
+                throw e;
+            }
+            LOG.log(System.Logger.Level.DEBUG, () -> "device allocation of " + bytes + " bytes (" + label
+                    + ") failed; freed the activation cache and retrying: " + e.getMessage());
+            return alloc0(bytes, label);
+        }
+    }
+
+    private DeviceBuffer alloc0(long bytes, String label) {
         if (!profile.on()) {
             return DeviceBuffer.allocate(ctx, staging, bytes, label);
         }
@@ -1024,6 +1045,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 if (weights != null) {
                     weights.clear();
                 }
+                activations.clear();
                 for (int i = 0; i < workspace.length; i++) {
                     if (workspace[i] != null) {
                         workspace[i].close();
@@ -3441,16 +3463,124 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * <p>On this backend: a {@code CudaWorkspace}, every matrix in device memory and every op one launch
      * of the kernel its host-array op runs. Weights are uploaded once per array into a cache shared by
      * the workspaces (a quarter of the device's memory, least recently used weights evicted; weights of
-     * open workspaces stay). Closing the backend closes its open workspaces.
+     * open workspaces stay). Block outputs of {@link ForwardWorkspace.Handoff#PIPELINE} workspaces are
+     * kept in the activation cache ({@link #activationCacheBytes(long)}). Closing the backend closes its
+     * open workspaces.
      *
      * @throws IllegalStateException when the backend is closed
      */
     @Override
-    public synchronized ForwardWorkspace openWorkspace(ForwardPrecision precision, String label) {
+    public synchronized ForwardWorkspace openWorkspace(ForwardPrecision precision, String label,
+                                                      ForwardWorkspace.Handoff handoff) {
         current();
-        CudaWorkspace w = new CudaWorkspace(this, precision, label);
+        CudaWorkspace w = new CudaWorkspace(this, precision, label, handoff);
         openWorkspaces.add(w);
         return w;
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>On this backend {@link #ACTIVATION_CACHE_AUTO} (the default) is a quarter of the device's free
+     * memory ({@code cuMemGetInfo}) when the first output is kept after the setting. The cache also
+     * yields to every other allocation of the backend: when one fails, the cache's entries are freed and
+     * the allocation is retried ({@link ActivationCache}).
+     */
+    @Override
+    public void activationCacheBytes(long bytes) {
+        if (bytes == activationBudget) {
+            return; // the common case (every task sets it): no wait for the backend's lock
+        }
+        ActivationCache.checkBudget(bytes);
+        synchronized (this) {
+            if (!closed) { // a closed backend holds nothing (and has no context for cuMemGetInfo)
+                current(); // a smaller budget frees buffers
+                activations.budget(bytes);
+            }
+            activationBudget = bytes;
+        }
+    }
+
+    /** @return the device's free memory in bytes ({@code cuMemGetInfo}; the context is current) */
+    private long freeDeviceBytes() {
+        long[] free = new long[1];
+        long[] total = new long[1];
+        Driver.check("cuMemGetInfo device " + ordinal, () -> JCudaDriver.cuMemGetInfo(free, total));
+        return free[0];
+    }
+
+    /** Sizes and frees the buffers of this backend's caches (with the context current). */
+    private static final DeviceArrayCache.Memory<DeviceBuffer> DEVICE_MEMORY = new DeviceArrayCache.Memory<>() {
+        @Override
+        public long bytes(DeviceBuffer b) {
+            return b.bytes();
+        }
+
+        @Override
+        public void free(DeviceBuffer b) {
+            b.close();
+        }
+    };
+
+    /**
+     * Keeps a block output's device buffer in the activation cache ({@link ActivationCache#keep}).
+     *
+     * @param host the array it was just downloaded into; it must not be modified afterwards
+     * @param buffer a buffer of this backend holding {@code host}'s values; on true the cache owns it
+     * @return whether it was kept (false: the caller still owns the buffer)
+     */
+    synchronized boolean keepActivation(float[] host, DeviceBuffer buffer) {
+        if (closed) {
+            return false;
+        }
+        current();
+        return activations.keep(host, buffer);
+    }
+
+    /**
+     * Copies an array's cached device values into a buffer ({@code cuMemcpyDtoDAsync}, then waits: the
+     * cached buffer may be freed right after).
+     *
+     * @param host the array being uploaded
+     * @param floats floats of it wanted (its first {@code floats})
+     * @param dst the destination, at least {@code 4·floats} bytes
+     * @return whether the array was cached (false: nothing was copied)
+     */
+    synchronized boolean copyCachedActivation(float[] host, long floats, DeviceBuffer dst) {
+        if (closed) {
+            return false;
+        }
+        current();
+        DeviceBuffer src = activations.lookup(host, floats);
+        if (src == null) {
+            return false;
+        }
+        long bytes = 4L * floats;
+        Driver.check("cuMemcpyDtoDAsync cached activations " + src.label() + " -> " + dst.label() + " (" + bytes
+                + " bytes)", () -> JCudaDriver.cuMemcpyDtoDAsync(dst.pointer(), src.pointer(), bytes, stream));
+        Driver.check("cuMemcpyDtoD sync (cached activations)", this::syncStream);
+        return true;
+    }
+
+    /**
+     * Removes an array's entry from the activation cache and hands its device buffer over
+     * ({@link ActivationCache#take}).
+     *
+     * @param host the array being uploaded
+     * @param floats floats of it wanted (its first {@code floats})
+     * @return the buffer holding them (now the caller's), or null when the array was not cached
+     */
+    synchronized DeviceBuffer takeCachedActivation(float[] host, long floats) {
+        if (closed) {
+            return null;
+        }
+        current();
+        return activations.take(host, floats);
+    }
+
+    /** @return bytes of device memory held by the activation cache */
+    synchronized long cachedActivationBytes() {
+        return activations.bytes();
     }
 
     /** @return whether {@link #close()} ran */
@@ -3463,19 +3593,43 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         openWorkspaces.remove(w);
     }
 
-    /** The pinned device copy of a weight array (see {@link DeviceWeightCache#acquire}). */
-    synchronized DeviceWeightCache.Entry acquireWeight(float[] w, String label) {
+    /**
+     * The pinned device copy of a weight array: kept across workspaces while the array lives (the arrays
+     * of {@code io.sparkprune.pipeline.forward.Weights} never change after loading), uploaded on a miss
+     * after evicting least recently used unpinned weights beyond the cache's limit (a quarter of the
+     * device's memory, at least 1 GiB; pinned weights may push it over). Call {@link #unpinWeight} once per
+     * acquire.
+     *
+     * @param w the weight's values (must not change afterwards)
+     * @param label what it is, for messages
+     * @return the entry, pinned once more
+     */
+    synchronized DeviceArrayCache.Entry<DeviceBuffer> acquireWeight(float[] w, String label) {
         current();
         if (weights == null) {
             long[] total = new long[1];
             Driver.check("cuDeviceTotalMem " + ordinal, () -> JCudaDriver.cuDeviceTotalMem(total, device));
-            weights = new DeviceWeightCache((bytes, what) -> alloc(bytes, what), Math.max(1L << 30, total[0] / 4));
+            weights = new DeviceArrayCache<>(DEVICE_MEMORY, Math.max(1L << 30, total[0] / 4));
         }
-        return weights.acquire(w, label);
+        DeviceArrayCache.Entry<DeviceBuffer> e = weights.get(w);
+        if (e == null) {
+            long need = 4L * Math.max(1, w.length);
+            weights.makeRoom(need);
+            DeviceBuffer b = alloc(need, "weight " + label + " (" + w.length + " fp32)");
+            try {
+                b.upload(w, 0, w.length, 0);
+            } catch (RuntimeException ex) {
+                b.close();
+                throw ex;
+            }
+            e = weights.put(w, b);
+        }
+        weights.pin(e);
+        return e;
     }
 
     /** Releases one pin of a cached weight. */
-    synchronized void unpinWeight(DeviceWeightCache.Entry e) {
+    synchronized void unpinWeight(DeviceArrayCache.Entry<DeviceBuffer> e) {
         if (weights != null && !closed) {
             current();
             weights.unpin(e);

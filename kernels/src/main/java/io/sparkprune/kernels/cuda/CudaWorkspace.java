@@ -15,8 +15,13 @@ import java.util.Map;
  * {@link #download}; small per-call tables (RoPE positions and tables, attention tile lists) are
  * uploaded with their op.
  *
- * <p>Weights come from the backend's {@link DeviceWeightCache}: uploaded once per array and kept
- * while the array lives, pinned while this workspace is open. Released matrices go to a free list and
+ * <p>Weights come from the backend's weight cache ({@link CudaBackend#acquireWeight}): uploaded once per
+ * array and kept while the array lives, pinned while this workspace is open. Uploads look the array up in
+ * the backend's activation cache first: a hit copies the cached values on the device (~3 TB/s instead of
+ * the host link), or, in a {@link ForwardWorkspace.Handoff#PIPELINE} workspace, takes the cached buffer
+ * over; such a workspace also hands its outputs' buffers to that cache ({@link #downloadAndRelease}).
+ * The workspace counts its hits and misses ({@link #activationCacheSummary()}, which the prune job's
+ * tasks log at {@code DEBUG}). Released matrices go to a free list and
  * are reused by later {@link #allocate}s of at most their size (a partition's batches have the same
  * shapes, so a Hessian pass allocates device memory for its first batch only); on an allocation
  * failure the free list is emptied and the allocation retried once.
@@ -38,17 +43,56 @@ final class CudaWorkspace extends AbstractForwardWorkspace<CudaWorkspace.DeviceM
         }
     }
 
+    /** Activation cache traffic of one workspace (uploads by where their values came from, outputs kept). */
+    static final class CacheStats {
+        /** Uploads whose buffer was taken over from the cache (PIPELINE), and their bytes. */
+        long taken;
+        long takenBytes;
+        /** Uploads copied from the cache on the device, and their bytes. */
+        long copied;
+        long copiedBytes;
+        /** Uploads from the host array (misses), and their bytes. */
+        long missed;
+        long missedBytes;
+        /** Outputs handed to the cache (PIPELINE), and their buffers' bytes. */
+        long kept;
+        long keptBytes;
+        /** Outputs the cache had no room for (PIPELINE). */
+        long notKept;
+
+        @Override
+        public String toString() {
+            return "uploads: " + (taken + copied) + " from the activation cache (" + (takenBytes + copiedBytes)
+                    + " bytes; " + taken + " buffers taken over, " + copied + " copied on the device), " + missed
+                    + " from host arrays (" + missedBytes + " bytes); outputs: " + kept + " kept on the device ("
+                    + keptBytes + " bytes), " + notKept + " not kept (over the cache's budget)";
+        }
+    }
+
     private final CudaBackend backend;
     private final String label;
+    private final ForwardWorkspace.Handoff handoff;
     private final List<DeviceBuffer> live = new ArrayList<>();
     private final List<DeviceBuffer> free = new ArrayList<>();
-    private final Map<DeviceWeightCache.Entry, Boolean> pinned = new IdentityHashMap<>();
+    private final Map<DeviceArrayCache.Entry<DeviceBuffer>, Boolean> pinned = new IdentityHashMap<>();
+    private final CacheStats stats = new CacheStats();
     private DeviceBuffer scratch;
 
-    CudaWorkspace(CudaBackend backend, ForwardPrecision precision, String label) {
+    CudaWorkspace(CudaBackend backend, ForwardPrecision precision, String label, ForwardWorkspace.Handoff handoff) {
         super(DeviceMatrix.class, backend, precision);
         this.backend = backend;
         this.label = label;
+        this.handoff = java.util.Objects.requireNonNull(handoff, "handoff");
+    }
+
+    /** @return this workspace's activation cache traffic so far (tests) */
+    CacheStats cacheStats() {
+        return stats;
+    }
+
+    @Override
+    public String activationCacheSummary() {
+        return stats.toString();
     }
 
     @Override
@@ -116,17 +160,62 @@ final class CudaWorkspace extends AbstractForwardWorkspace<CudaWorkspace.DeviceM
 
     @Override
     protected DeviceMatrix doUpload(float[] host, int rows, int cols) {
-        DeviceBuffer b = obtain(4L * rows * cols, "upload " + rows + " x " + cols);
+        long floats = (long) rows * cols;
+        long bytes = 4L * floats;
+        if (handoff == ForwardWorkspace.Handoff.PIPELINE) {
+            DeviceBuffer t = backend.takeCachedActivation(host, floats);
+            if (t != null) { // this pass is the array's last reader: its cached buffer becomes ours
+                live.add(t);
+                stats.taken++;
+                stats.takenBytes += bytes;
+                return new DeviceMatrix(this, rows, cols, false, t);
+            }
+        }
+        DeviceBuffer b = obtain(bytes, "upload " + rows + " x " + cols);
+        boolean hit;
         synchronized (backend) {
             backend.makeCurrent();
-            b.upload(host, 0, rows * cols, 0);
+            hit = backend.copyCachedActivation(host, floats, b);
+            if (!hit) {
+                b.upload(host, 0, rows * cols, 0);
+            }
+        }
+        if (hit) {
+            stats.copied++;
+            stats.copiedBytes += bytes;
+        } else {
+            stats.missed++;
+            stats.missedBytes += bytes;
         }
         return new DeviceMatrix(this, rows, cols, false, b);
     }
 
+    /**
+     * {@inheritDoc}
+     *
+     * <p>Here: the download, then, in a {@link ForwardWorkspace.Handoff#PIPELINE} workspace, the buffer
+     * goes to the backend's activation cache keyed by the returned array (when the budget allows; else
+     * to the free list like any released matrix).
+     */
+    @Override
+    protected float[] doDownloadAndRelease(DeviceMatrix m) {
+        float[] out = doDownload(m);
+        if (handoff == ForwardWorkspace.Handoff.PIPELINE && live.contains(m.buffer)) {
+            if (backend.keepActivation(out, m.buffer)) {
+                live.remove(m.buffer);
+                stats.kept++;
+                stats.keptBytes += m.buffer.bytes();
+                return out;
+            }
+            stats.notKept++;
+        }
+        doRelease(m);
+        return out;
+    }
+
     @Override
     protected DeviceMatrix doWeight(float[] host, int rows, int cols) {
-        DeviceWeightCache.Entry e = backend.acquireWeight(host, rows + " x " + cols);
+        DeviceArrayCache.Entry<DeviceBuffer> e = backend.acquireWeight(host, rows + " x " + cols);
         if (pinned.putIfAbsent(e, Boolean.TRUE) != null) {
             backend.unpinWeight(e); // pinned once per workspace
         }
@@ -364,7 +453,7 @@ final class CudaWorkspace extends AbstractForwardWorkspace<CudaWorkspace.DeviceM
             live.clear();
             free.clear();
             scratch = null;
-            for (DeviceWeightCache.Entry e : pinned.keySet()) {
+            for (DeviceArrayCache.Entry<DeviceBuffer> e : pinned.keySet()) {
                 backend.unpinWeight(e);
             }
             pinned.clear();

@@ -9,6 +9,8 @@
  * and which are still delegated to the CPU backend. Each backend queues its launches and copies on
  * one stream of its own and stages large host↔device copies through page-locked buffers
  * ({@code PinnedStaging}); Hessian sums can stay on the device across
- * batches ({@link io.sparkprune.kernels.ResidentHessian}).
+ * batches ({@link io.sparkprune.kernels.ResidentHessian}). Device copies of host arrays are kept across
+ * workspaces by identity-keyed caches ({@code DeviceArrayCache}): weights, and block outputs between the
+ * prune job's passes ({@code ActivationCache}, see {@link io.sparkprune.kernels.ResidentForward}).
  */
 package io.sparkprune.kernels.cuda;

@@ -227,8 +227,9 @@ public final class BertAdapter implements ModelAdapter {
         ws.add(x1, y);
         ws.release(x1);
         ws.layerNorm(y, Ops.vector(ws, w, "output.LayerNorm.weight"), Ops.vector(ws, w, "output.LayerNorm.bias"), eps, y);
-        float[] out = ws.download(y);
-        ws.release(y); // the array is ours now; a workspace that runs many blocks reuses the buffer
+        // the array is ours now; the workspace reuses the buffer, or a PIPELINE workspace keeps it on the
+        // device for the next upload of this array (HiddenStates never modifies its array)
+        float[] out = ws.downloadAndRelease(y);
         return new HiddenStates(layout, hidden, out);
     }
 }

@@ -7,7 +7,10 @@ import java.util.Objects;
  * The activations of a packed batch between transformer blocks: {@code data} is
  * {@code tokens × width} fp32, row-major (row t = token t of the {@link SequenceLayout}). This is
  * the unit a pipeline keeps per batch (a Spark job persists it per partition): plain arrays, no
- * padding. The array is shared, not copied; block functions never modify their input.
+ * padding. The array is shared, not copied, and never modified once the record holds it: block
+ * functions never modify their input, and the CUDA backend keys device copies of block outputs on the
+ * array's identity ({@link io.sparkprune.kernels.ForwardWorkspace.Handoff#PIPELINE}), which is only
+ * correct while nobody writes into it.
  *
  * @param layout the sequences of the batch
  * @param width features per token (the hidden size)

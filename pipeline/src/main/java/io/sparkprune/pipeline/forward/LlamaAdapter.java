@@ -244,8 +244,9 @@ public final class LlamaAdapter implements ModelAdapter {
         ws.release(g);
         ws.add(d, h);
         ws.release(d);
-        float[] out = ws.download(h);
-        ws.release(h); // the array is ours now; a workspace that runs many blocks reuses the buffer
+        // the array is ours now; the workspace reuses the buffer, or a PIPELINE workspace keeps it on the
+        // device for the next upload of this array (HiddenStates never modifies its array)
+        float[] out = ws.downloadAndRelease(h);
         return new HiddenStates(layout, hidden, out);
     }
 

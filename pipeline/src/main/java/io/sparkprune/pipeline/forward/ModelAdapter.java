@@ -118,6 +118,12 @@ public sealed interface ModelAdapter permits LlamaAdapter, BertAdapter {
      * when the workspace's precision is {@link io.sparkprune.kernels.ForwardPrecision#FP32} (the host-array
      * form opens an fp32 workspace and calls this).
      *
+     * <p>The input is read with {@link io.sparkprune.kernels.ForwardWorkspace#upload} and the output
+     * returned through {@link io.sparkprune.kernels.ForwardWorkspace#downloadAndRelease}, so that a
+     * {@link io.sparkprune.kernels.ForwardWorkspace.Handoff#PIPELINE} workspace keeps the output on the
+     * device for the next block (the output's array must then never be modified, which
+     * {@link HiddenStates} guarantees).
+     *
      * @param workspace working memory and kernels; open it once for many batches so its memory is reused
      * @param layer block index
      * @param weights the block's weights

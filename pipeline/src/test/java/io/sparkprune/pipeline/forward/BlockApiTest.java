@@ -109,7 +109,8 @@ class BlockApiTest {
 
     /**
      * A host workspace that records the matrices it makes (uploads and allocations) and forgets those
-     * released: what a resident workspace would keep in device memory until it closes.
+     * released ({@code release}, {@code downloadAndRelease}): what a resident workspace would keep in
+     * device memory until it closes.
      */
     private static io.sparkprune.kernels.ForwardWorkspace counting(io.sparkprune.kernels.HostWorkspace ws,
                                                                    java.util.Set<Object> live) {
@@ -124,7 +125,7 @@ class BlockApiTest {
                     }
                     if (m.getName().equals("upload") || m.getName().equals("allocate")) {
                         live.add(r);
-                    } else if (m.getName().equals("release")) {
+                    } else if (m.getName().equals("release") || m.getName().equals("downloadAndRelease")) {
                         live.remove(args[0]);
                     }
                     return r;
