@@ -41,11 +41,16 @@ import org.slf4j.LoggerFactory;
  *       task per range of another tensor.</li>
  *   <li>The calling thread is the single writer: it takes the pieces strictly in output order and
  *       writes them with {@link SafetensorsWriter} (one file after the other).</li>
- *   <li>Memory: every piece reserves its bytes before it is read, in output order, from a window of
- *       {@link Settings#windowBytes()}; the writer gives them back once written. At most that many
- *       bytes of tensor data are held whatever the model's size (plus a 64 KiB scratch buffer per
- *       reader). Reserving in output order cannot deadlock: the piece the writer waits for was
- *       reserved before any later one, and tasks start in output order.</li>
+ *   <li>Memory: every piece reserves the bytes it will hold before it is read, in output order, from
+ *       a window of {@link Settings#windowBytes()}; the writer gives them back once written. At most
+ *       that many bytes of tensor data are held whatever the model's size (plus a 64 KiB scratch
+ *       buffer per reader while it checks a shard's end). A staged-shard piece of at least a quarter
+ *       chunk is read into a reused array of one chunk and reserves the whole chunk (so that large
+ *       arrays are not allocated and collected again and again); a smaller one, and a range of
+ *       another tensor, reserves its length. Reserving in output order cannot deadlock: the piece
+ *       the writer waits for was reserved before any later one, and tasks start in output order.</li>
+ *   <li>The writer hands each piece to the {@link SafetensorsWriter} in slices of at most 1 MiB
+ *       (a local Hadoop stream copies every write through a native buffer of its size).</li>
  *   <li>Verification: the last piece of a staged shard is handed to the writer only once the whole
  *       file was read and its size and SHA-256 match the shard's record; otherwise the reader's
  *       {@link io.sparkprune.jobs.commit.CorruptCommitException} takes that piece's place and the
@@ -68,6 +73,7 @@ final class DenseAssembly {
     static final String THREAD_PREFIX = "sparkprune-assemble-";
     private static final Logger LOG = LoggerFactory.getLogger(DenseAssembly.class);
     private static final int PAGE = 4096;
+    private static final int WRITE_SLICE = 1 << 20;
     private static final AtomicInteger POOLS = new AtomicInteger();
     /** Written so that the page touches of {@link RangeTask} are not optimised away. */
     @SuppressWarnings("unused")
@@ -145,7 +151,7 @@ final class DenseAssembly {
                         long off = 0;
                         do { // at least one piece per shard: its verification needs a place in the order
                             int len = (int) Math.min(chunk, s.bytes() - off);
-                            pieces.add(new Piece(seq++, t.name(), len));
+                            pieces.add(new Piece(seq++, t.name(), len, buffers.cost(len)));
                             off += len;
                         } while (off < s.bytes());
                         plan.pieces().addAll(pieces);
@@ -153,7 +159,8 @@ final class DenseAssembly {
                     }
                 } else {
                     for (long off = 0; off < t.byteLength(); off += chunk) {
-                        Piece p = new Piece(seq++, t.name(), (int) Math.min(chunk, t.byteLength() - off));
+                        int len = (int) Math.min(chunk, t.byteLength() - off);
+                        Piece p = new Piece(seq++, t.name(), len, len);
                         plan.pieces().add(p);
                         tasks.add(new RangeTask(src, t.name(), off, p, window));
                     }
@@ -166,11 +173,11 @@ final class DenseAssembly {
         try {
             tasks.forEach(pool::execute); // FIFO: tasks start in output order
             tasks.clear();
-            long bytes = 0;
+            long[] counters = new long[3]; // bytes, wait ns, close ns
             for (FilePlan f : files) {
-                bytes += writeFile(fs, dir, f, window, buffers);
+                writeFile(fs, dir, f, window, buffers, counters);
             }
-            return new Stats(files.size(), seq, bytes, window.peak());
+            return new Stats(files.size(), seq, counters[0], window.peak(), counters[1] / 1e9, counters[2] / 1e9);
         } finally {
             window.close();
             pool.shutdownNow();
@@ -178,10 +185,9 @@ final class DenseAssembly {
         }
     }
 
-    /** @return the tensor bytes written */
-    private static long writeFile(FileSystem fs, Path dir, FilePlan f, Window window, Buffers buffers)
-            throws IOException {
-        long bytes = 0;
+    /** Adds to {@code counters}: tensor bytes written, nanoseconds waited for pieces, nanoseconds closing. */
+    private static void writeFile(FileSystem fs, Path dir, FilePlan f, Window window, Buffers buffers,
+                                  long[] counters) throws IOException {
         SafetensorsWriter w = SafetensorsWriter.create(fs, new Path(dir, f.file()));
         boolean ok = false;
         try {
@@ -191,20 +197,26 @@ final class DenseAssembly {
             w.metadata(f.src().metadata());
             w.writeHeader();
             for (Piece p : f.pieces()) {
+                long t = System.nanoTime();
                 Filled c = p.await();
+                counters[1] += System.nanoTime() - t;
                 try {
-                    if (c.bytes().hasRemaining()) {
-                        bytes += c.bytes().remaining();
-                        w.write(p.tensor(), c.bytes());
+                    ByteBuffer b = c.bytes();
+                    counters[0] += b.remaining();
+                    while (b.hasRemaining()) { // in slices: a local stream copies each write through a native buffer
+                        int n = Math.min(b.remaining(), WRITE_SLICE);
+                        w.write(p.tensor(), b.slice(b.position(), n));
+                        b.position(b.position() + n);
                     }
                 } finally {
                     buffers.give(c.pooled());
-                    window.release(p.len());
+                    window.release(p.cost());
                 }
             }
+            long t = System.nanoTime();
             w.close(); // publishes into dir
+            counters[2] += System.nanoTime() - t;
             ok = true;
-            return bytes;
         } finally {
             if (!ok) {
                 w.abort();
@@ -285,8 +297,10 @@ final class DenseAssembly {
      * @param pieces pieces read and written
      * @param bytes tensor bytes written (headers excluded)
      * @param peakWindowBytes the most bytes of tensor data held at once, &lt;= the window
+     * @param waitSeconds time the writer waited for pieces to be read (and verified)
+     * @param closeSeconds time the writer spent closing files (fsync and rename)
      */
-    record Stats(int files, long pieces, long bytes, long peakWindowBytes) {
+    record Stats(int files, long pieces, long bytes, long peakWindowBytes, double waitSeconds, double closeSeconds) {
     }
 
     /** One output file: its source and its pieces in output order. */
@@ -302,12 +316,15 @@ final class DenseAssembly {
         private final long seq;
         private final String tensor;
         private final int len;
+        private final long cost;
         private final CompletableFuture<Filled> data = new CompletableFuture<>();
 
-        Piece(long seq, String tensor, int len) {
+        /** @param cost the window bytes it holds: its length, or a whole pooled chunk when read into one */
+        Piece(long seq, String tensor, int len, long cost) {
             this.seq = seq;
             this.tensor = tensor;
             this.len = len;
+            this.cost = cost;
         }
 
         String tensor() {
@@ -316,6 +333,10 @@ final class DenseAssembly {
 
         int len() {
             return len;
+        }
+
+        long cost() {
+            return cost;
         }
 
         void complete(ByteBuffer bytes, byte[] pooled) {
@@ -364,7 +385,7 @@ final class DenseAssembly {
             this.capacity = capacity;
         }
 
-        synchronized void reserve(long seq, int len) throws InterruptedException {
+        synchronized void reserve(long seq, long len) throws InterruptedException {
             while (!closed && (seq != next || (used > 0 && used + len > capacity))) {
                 wait();
             }
@@ -377,7 +398,7 @@ final class DenseAssembly {
             notifyAll();
         }
 
-        synchronized void release(int len) {
+        synchronized void release(long len) {
             used -= len;
             notifyAll();
         }
@@ -392,7 +413,11 @@ final class DenseAssembly {
         }
     }
 
-    /** Reuses arrays of exactly one chunk (the common piece); other sizes are allocated exactly. */
+    /**
+     * Arrays for staged-shard pieces: a piece of at least a quarter chunk is read into a reused
+     * array of one chunk (so that large arrays are not allocated and collected over and over), a
+     * smaller one into an array of its own size. {@link #cost} is what the piece holds.
+     */
     private static final class Buffers {
         private final int chunk;
         private final ConcurrentLinkedQueue<byte[]> free = new ConcurrentLinkedQueue<>();
@@ -401,8 +426,16 @@ final class DenseAssembly {
             this.chunk = chunk;
         }
 
+        private boolean pooled(int len) {
+            return len >= chunk / 4 && len > 0;
+        }
+
+        long cost(int len) {
+            return pooled(len) ? chunk : len;
+        }
+
         byte[] take(int len) {
-            if (len != chunk) {
+            if (!pooled(len)) {
                 return new byte[len];
             }
             byte[] b = free.poll();
@@ -438,7 +471,7 @@ final class DenseAssembly {
             try (CommitLog.ShardReader r = log.readShard(shard)) {
                 for (; i < pieces.size(); i++) {
                     Piece p = pieces.get(i);
-                    window.reserve(p.seq, p.len());
+                    window.reserve(p.seq, p.cost());
                     byte[] buf = buffers.take(p.len());
                     int n = r.read(buf, 0, p.len());
                     if (n < p.len() || i == pieces.size() - 1) {
@@ -476,7 +509,7 @@ final class DenseAssembly {
         @Override
         public void run() {
             try {
-                window.reserve(piece.seq, piece.len());
+                window.reserve(piece.seq, piece.cost());
                 ByteBuffer b = src.readBytes(tensor, offset, piece.len());
                 if (b.isDirect()) { // a mapped view: take its page faults here, not in the writer
                     int sum = 0;
