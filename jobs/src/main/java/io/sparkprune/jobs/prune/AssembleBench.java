@@ -129,7 +129,7 @@ public final class AssembleBench {
         System.out.printf(Locale.ROOT, "# pipeline: %d readers, %d MiB pieces, %d MiB window%n", settings.readers(),
                 settings.chunk() >> 20, settings.windowBytes() >> 20);
         fs.setWriteChecksum(false); // as PruneJob does before assembling
-        System.out.println("| path | run | seconds | MB/s | peak window MiB | writer waiting s | closing (fsync) s |");
+        System.out.println("| path | run | seconds | MB/s | peak window MiB | writer waiting for pieces s | writer waiting for closes s |");
         System.out.println("|---|---|---|---|---|---|---|");
         java.nio.file.Path reference = null;
         List<Double> seq = new ArrayList<>();

@@ -16,6 +16,7 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.ThreadPoolExecutor;
@@ -40,7 +41,10 @@ import org.slf4j.LoggerFactory;
  *       parallelism comes from different shards and ranges being read and hashed at once) and one
  *       task per range of another tensor.</li>
  *   <li>The calling thread is the single writer: it takes the pieces strictly in output order and
- *       writes them with {@link SafetensorsWriter} (one file after the other).</li>
+ *       writes them with {@link SafetensorsWriter} (one file after the other). A written file is
+ *       closed (fsync, rename into the directory) on one more thread while the next file is
+ *       written; the writer waits for that close before handing over the next file's, and for the
+ *       last one before returning.</li>
  *   <li>Memory: every piece reserves the bytes it will hold before it is read, in output order, from
  *       a window of {@link Settings#windowBytes()}; the writer gives them back once written. At most
  *       that many bytes of tensor data are held whatever the model's size (plus a 64 KiB scratch
@@ -169,25 +173,70 @@ final class DenseAssembly {
             files.add(plan);
         }
         ThreadPoolExecutor pool = new ThreadPoolExecutor(settings.readers(), settings.readers(), 0L,
-                TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(), threads());
+                TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(), threads("read"));
+        ThreadPoolExecutor closer = new ThreadPoolExecutor(1, 1, 0L, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(),
+                threads("close"));
         try {
             tasks.forEach(pool::execute); // FIFO: tasks start in output order
             tasks.clear();
-            long[] counters = new long[3]; // bytes, wait ns, close ns
+            long[] counters = new long[3]; // bytes, ns waiting for pieces, ns waiting for closes
+            Future<?> closing = null;
             for (FilePlan f : files) {
-                writeFile(fs, dir, f, window, buffers, counters);
+                SafetensorsWriter w = writeFile(fs, dir, f, window, buffers, counters);
+                if (closing != null) {
+                    counters[2] += await(closing, "closing a file of " + dir);
+                }
+                closing = closer.submit(w::close); // fsync and rename while the next file is written
+            }
+            if (closing != null) {
+                counters[2] += await(closing, "closing a file of " + dir);
             }
             return new Stats(files.size(), seq, counters[0], window.peak(), counters[1] / 1e9, counters[2] / 1e9);
         } finally {
             window.close();
             pool.shutdownNow();
+            closer.shutdown(); // a close under way completes: its file is whole
+            awaitTermination(closer);
             awaitTermination(pool);
         }
     }
 
-    /** Adds to {@code counters}: tensor bytes written, nanoseconds waited for pieces, nanoseconds closing. */
-    private static void writeFile(FileSystem fs, Path dir, FilePlan f, Window window, Buffers buffers,
-                                  long[] counters) throws IOException {
+    /** @return nanoseconds waited */
+    private static long await(Future<?> f, String what) throws IOException {
+        long t = System.nanoTime();
+        try {
+            f.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("output assembly interrupted while " + what);
+        } catch (ExecutionException e) {
+            throw rethrow(e.getCause(), what);
+        }
+        return System.nanoTime() - t;
+    }
+
+    /** Rethrows a failure of another thread as it was thrown (unchecked, IOException), else wrapped. */
+    private static IOException rethrow(Throwable c, String what) throws IOException {
+        if (c instanceof IOException io) {
+            throw io;
+        }
+        if (c instanceof RuntimeException re) {
+            throw re;
+        }
+        if (c instanceof Error err) {
+            throw err;
+        }
+        return new IOException("failed " + what + ": " + c, c);
+    }
+
+    /**
+     * Writes one file's header and data; adds to {@code counters} the tensor bytes written and the
+     * nanoseconds waited for pieces.
+     *
+     * @return the writer, every tensor complete, to close (which publishes the file)
+     */
+    private static SafetensorsWriter writeFile(FileSystem fs, Path dir, FilePlan f, Window window, Buffers buffers,
+                                               long[] counters) throws IOException {
         SafetensorsWriter w = SafetensorsWriter.create(fs, new Path(dir, f.file()));
         boolean ok = false;
         try {
@@ -213,10 +262,8 @@ final class DenseAssembly {
                     window.release(p.cost());
                 }
             }
-            long t = System.nanoTime();
-            w.close(); // publishes into dir
-            counters[2] += System.nanoTime() - t;
             ok = true;
+            return w;
         } finally {
             if (!ok) {
                 w.abort();
@@ -238,8 +285,8 @@ final class DenseAssembly {
         }
     }
 
-    private static ThreadFactory threads() {
-        String prefix = THREAD_PREFIX + POOLS.incrementAndGet() + "-";
+    private static ThreadFactory threads(String role) {
+        String prefix = THREAD_PREFIX + POOLS.incrementAndGet() + "-" + role + "-";
         AtomicInteger n = new AtomicInteger();
         return r -> {
             Thread t = new Thread(r, prefix + n.incrementAndGet());
@@ -298,7 +345,8 @@ final class DenseAssembly {
      * @param bytes tensor bytes written (headers excluded)
      * @param peakWindowBytes the most bytes of tensor data held at once, &lt;= the window
      * @param waitSeconds time the writer waited for pieces to be read (and verified)
-     * @param closeSeconds time the writer spent closing files (fsync and rename)
+     * @param closeSeconds time the writer waited for files to be closed (fsync and rename; a file is
+     *     closed on another thread while the next one is written, the last one is waited for)
      */
     record Stats(int files, long pieces, long bytes, long peakWindowBytes, double waitSeconds, double closeSeconds) {
     }
@@ -355,17 +403,7 @@ final class DenseAssembly {
                 Thread.currentThread().interrupt();
                 throw new InterruptedIOException("output assembly interrupted while waiting for tensor " + tensor);
             } catch (ExecutionException e) {
-                Throwable c = e.getCause();
-                if (c instanceof IOException io) {
-                    throw io;
-                }
-                if (c instanceof RuntimeException re) {
-                    throw re;
-                }
-                if (c instanceof Error err) {
-                    throw err;
-                }
-                throw new IOException("cannot read tensor " + tensor + ": " + c, c);
+                throw rethrow(e.getCause(), "reading tensor " + tensor);
             }
         }
     }
