@@ -54,6 +54,7 @@ import org.apache.hadoop.fs.Path;
  * {@link LayerStaging#writeShard} → {@link #commit(int, Collection, byte[])} (checks the shards are
  * present and complete, writes {@code _metrics.json}, then the marker: temp, sync, rename). After
  * the last layer the job assembles the output from {@link #committedShards()} /
+ * {@link #readShard(ShardRecord)} (several shards at once) or
  * {@link #transferTensor(String, OutputStream)} and calls {@link #deleteStaging()}.
  *
  * <p>Not thread-safe: the driver's job thread uses it; only the {@link ShardReader}s of different

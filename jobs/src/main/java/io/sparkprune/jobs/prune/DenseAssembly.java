@@ -365,7 +365,8 @@ final class DenseAssembly {
         private final String tensor;
         private final int len;
         private final long cost;
-        private final CompletableFuture<Filled> data = new CompletableFuture<>();
+        /** Its bytes once read; dropped once the writer took them, so that written bytes are not kept. */
+        private CompletableFuture<Filled> data = new CompletableFuture<>();
 
         /** @param cost the window bytes it holds: its length, or a whole pooled chunk when read into one */
         Piece(long seq, String tensor, int len, long cost) {
@@ -395,10 +396,12 @@ final class DenseAssembly {
             data.completeExceptionally(e);
         }
 
-        /** Waits for the bytes; rethrows the reader's failure as it was thrown. */
+        /** Waits for the bytes (once: the piece lets go of them); rethrows the reader's failure as it was thrown. */
         Filled await() throws IOException {
             try {
-                return data.get();
+                Filled f = data.get();
+                data = null;
+                return f;
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new InterruptedIOException("output assembly interrupted while waiting for tensor " + tensor);
