@@ -184,7 +184,12 @@ final class DenseAssembly {
             for (FilePlan f : files) {
                 SafetensorsWriter w = writeFile(fs, dir, f, window, buffers, counters);
                 if (closing != null) {
-                    counters[2] += await(closing, "closing a file of " + dir);
+                    try {
+                        counters[2] += await(closing, "closing a file of " + dir);
+                    } catch (IOException | RuntimeException | Error e) {
+                        w.abort(); // the previous file failed to close: this one is not published either
+                        throw e;
+                    }
                 }
                 closing = closer.submit(w::close); // fsync and rename while the next file is written
             }

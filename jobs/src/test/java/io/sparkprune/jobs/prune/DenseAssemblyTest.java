@@ -42,7 +42,9 @@ import org.junit.jupiter.params.provider.MethodSource;
  * small tensors, with pieces forced small: the output must equal, byte for byte, files built by
  * hand from the input (each pruned tensor's data range replaced by its staged shards' bytes, which
  * the test made) and the sequential code path's output; a corrupt or truncated staged shard fails
- * with {@link CorruptCommitException} and publishes nothing; the window bounds the bytes held.
+ * with {@link CorruptCommitException} and publishes nothing; a file that cannot be published stops
+ * the assembly without leaving the next file's temporary file; the window bounds the bytes held; no
+ * reader or closer thread outlives the call.
  */
 class DenseAssemblyTest {
     private static final String FP = "recipe=sha256:0a/model=sha256:0b";
@@ -298,6 +300,37 @@ class DenseAssemblyTest {
             assertThat(s.map(p -> p.getFileName().toString()))
                     .noneMatch(n -> n.contains(outputFile))
                     .noneMatch(n -> n.endsWith(".tmp"));
+        }
+        assertReadersGone();
+    }
+
+    @Test
+    void aFileThatCannotBePublishedStopsTheAssemblyAndLeavesNoTemporaryFile() throws Exception {
+        FileSystem fs = raw();
+        Fixture f = fixture(fs);
+        String first;
+        try (ShardedCheckpoint in = ShardedCheckpoint.open(f.model())) {
+            first = in.files().get(0);
+        }
+        // renames into the first output file fail, as on a full or read-only target
+        RawLocalFileSystem failing = new RawLocalFileSystem() {
+            @Override
+            public boolean rename(Path src, Path dst) throws IOException {
+                return !dst.getName().equals(first) && super.rename(src, dst);
+            }
+        };
+        failing.initialize(URI.create("file:///"), new Configuration());
+        java.nio.file.Path dir = Files.createDirectories(tmp.resolve("failing"));
+        try (ShardedCheckpoint in = ShardedCheckpoint.open(f.model())) {
+            assertThatThrownBy(() -> DenseAssembly.write(in, f.log(), failing, new Path(dir.toUri()),
+                    new DenseAssembly.Settings(2, 64, 4096)))
+                    .isInstanceOf(java.io.UncheckedIOException.class)
+                    .hasMessageContaining(first);
+        }
+        // the first file was not published, and the second (written while the first was closing)
+        // was discarded instead of closed
+        try (Stream<java.nio.file.Path> s = Files.list(dir)) {
+            assertThat(s.map(p -> p.getFileName().toString()).toList()).isEmpty();
         }
         assertReadersGone();
     }
