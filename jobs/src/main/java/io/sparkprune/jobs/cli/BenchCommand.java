@@ -12,7 +12,8 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Run a benchmark and print its table.",
-        subcommands = {BenchCommand.Solver.class, BenchCommand.Forward.class, BenchCommand.Kernels.class})
+        subcommands = {BenchCommand.Solver.class, BenchCommand.Forward.class, BenchCommand.Kernels.class,
+            BenchCommand.Assemble.class})
 final class BenchCommand implements Runnable {
 
     @picocli.CommandLine.Spec
@@ -20,7 +21,7 @@ final class BenchCommand implements Runnable {
 
     @Override
     public void run() {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing benchmark: solver, forward or kernels");
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing benchmark: solver, forward, kernels or assemble");
     }
 
     /** The pruning step on the CPU backend: inverse factor + SparseGPT solve per shape and pattern. */
@@ -70,6 +71,24 @@ final class BenchCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             KernelBench.main(args);
+            return ExitCodes.OK;
+        }
+    }
+
+    /** The driver's output assembly: the sequential path against the bounded reader pipeline. */
+    @Command(name = "assemble", mixinStandardHelpOptions = true,
+            description = "Dense output assembly (staged shards read and SHA-256-checked, other tensors copied) on a "
+                    + "synthetic Llama-shaped checkpoint: the sequential path against the reader pipeline, outputs "
+                    + "compared byte for byte. Options are AssembleBench's: [--layers L] [--hidden H] [--intermediate I] "
+                    + "[--vocab V] [--shards S] [--repeat R] [--readers N] [--chunk-mib C] [--window-mib W] [--dir D] "
+                    + "[--raw]")
+    static final class Assemble implements Callable<Integer> {
+        @picocli.CommandLine.Unmatched
+        String[] args = new String[0];
+
+        @Override
+        public Integer call() throws Exception {
+            io.sparkprune.jobs.prune.AssembleBench.main(args);
             return ExitCodes.OK;
         }
     }

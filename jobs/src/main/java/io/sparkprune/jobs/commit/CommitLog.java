@@ -8,7 +8,6 @@ import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.security.DigestInputStream;
 import java.security.MessageDigest;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -55,9 +54,11 @@ import org.apache.hadoop.fs.Path;
  * {@link LayerStaging#writeShard} → {@link #commit(int, Collection, byte[])} (checks the shards are
  * present and complete, writes {@code _metrics.json}, then the marker: temp, sync, rename). After
  * the last layer the job assembles the output from {@link #committedShards()} /
+ * {@link #readShard(ShardRecord)} (several shards at once) or
  * {@link #transferTensor(String, OutputStream)} and calls {@link #deleteStaging()}.
  *
- * <p>Not thread-safe: the driver's job thread uses it.
+ * <p>Not thread-safe: the driver's job thread uses it; only the {@link ShardReader}s of different
+ * shards ({@link #readShard}) may run on other threads at the same time.
  */
 public final class CommitLog {
     /** Name of the staging directory inside the output directory. */
@@ -535,26 +536,125 @@ public final class CommitLog {
         long total = 0;
         byte[] buf = new byte[1 << 16];
         for (ShardRecord s : shards) {
-            MessageDigest sha = Durable.sha256();
-            long n = 0;
-            try (InputStream in = new DigestInputStream(openShard(s), sha)) {
-                for (int r; (r = in.read(buf)) > 0;) {
+            try (ShardReader in = readShard(s)) {
+                for (int r; (r = in.read(buf, 0, buf.length)) > 0;) {
                     out.write(buf, 0, r);
+                }
+                total += in.verify();
+            }
+        }
+        return total;
+    }
+
+    /**
+     * Opens one committed shard for reading its bytes in order while their SHA-256 is computed;
+     * {@link ShardReader#verify()} then checks size and digest against the shard's record. This is
+     * what {@link #transferTensor} does per shard, for callers that read several shards at once:
+     * each reader belongs to one thread, and readers of different shards may run on different
+     * threads at the same time (they only read; the log must not be changed meanwhile).
+     *
+     * @param shard a committed shard (from {@link #committedShards()})
+     * @return the open reader; close it
+     * @throws IOException when the file cannot be opened
+     */
+    public ShardReader readShard(ShardRecord shard) throws IOException {
+        return new ShardReader(shard, openShard(shard));
+    }
+
+    /**
+     * One committed shard read in order, its SHA-256 computed over the bytes read. Not
+     * thread-safe; see {@link #readShard}.
+     */
+    public final class ShardReader implements java.io.Closeable {
+        private final ShardRecord shard;
+        private final InputStream in;
+        private final MessageDigest sha = Durable.sha256();
+        private long read;
+
+        private ShardReader(ShardRecord shard, InputStream in) {
+            this.shard = shard;
+            this.in = in;
+        }
+
+        /** @return the shard being read */
+        public ShardRecord shard() {
+            return shard;
+        }
+
+        /** @return bytes read so far */
+        public long position() {
+            return read;
+        }
+
+        /**
+         * Reads up to {@code len} bytes into {@code b[off, off + len)}, fewer only at the end of
+         * the file, and adds them to the digest.
+         *
+         * @param b destination
+         * @param off first index written
+         * @param len bytes wanted, &gt;= 0
+         * @return bytes read, {@code 0 <= n <= len}; less than {@code len} only at the end of the file
+         * @throws CorruptCommitException when the file system's own checksum fails
+         * @throws IOException on read failure
+         */
+        public int read(byte[] b, int off, int len) throws IOException {
+            int n = 0;
+            try {
+                while (n < len) {
+                    // at most 1 MiB a call: a local stream copies each call through a native buffer of its size
+                    int r = in.read(b, off + n, Math.min(len - n, 1 << 20));
+                    if (r < 0) {
+                        break;
+                    }
                     n += r;
                 }
             } catch (ChecksumException e) {
-                throw new CorruptCommitException(shardPath(s) + " fails the file system's checksum ("
-                        + e.getMessage() + "); delete " + layerDir(s.layer()) + " and rerun with --resume", e);
+                throw checksumFailure(e);
+            }
+            sha.update(b, off, n);
+            read += n;
+            return n;
+        }
+
+        /**
+         * Reads the rest of the file (into the digest only), then compares the size read and the
+         * SHA-256 with the shard's record.
+         *
+         * @return the shard's size in bytes
+         * @throws CorruptCommitException if size or SHA-256 differ from the record (the message
+         *     names the file, both values and the fix), or the file system's checksum fails
+         * @throws IOException on read failure
+         */
+        public long verify() throws IOException {
+            byte[] rest = new byte[1 << 16];
+            while (read(rest, 0, rest.length) > 0) {
+                // digest only
             }
             String got = HexFormat.of().formatHex(sha.digest());
-            if (n != s.bytes() || !got.equals(s.sha256())) {
-                throw new CorruptCommitException(shardPath(s) + " has " + n + " bytes, SHA-256 " + got + ", but its "
-                        + "marker lists " + s.bytes() + " bytes, SHA-256 " + s.sha256() + "; delete "
-                        + layerDir(s.layer()) + " and rerun with --resume");
+            if (read != shard.bytes() || !got.equals(shard.sha256())) {
+                throw new CorruptCommitException(label() + " has " + read + " bytes, SHA-256 " + got
+                        + ", but its marker lists " + shard.bytes() + " bytes, SHA-256 " + shard.sha256()
+                        + "; delete " + layerDir(shard.layer()) + " and rerun with --resume");
             }
-            total += n;
+            return read;
         }
-        return total;
+
+        private CorruptCommitException checksumFailure(ChecksumException e) {
+            return new CorruptCommitException(label() + " fails the file system's checksum ("
+                    + e.getMessage() + "); delete " + layerDir(shard.layer()) + " and rerun with --resume", e);
+        }
+
+        /** @return names the tensor, the shard and its file, for messages */
+        private String label() {
+            return "tensor " + shard.tensor() + ", staged shard " + shard.index() + " of " + shard.count() + ": "
+                    + shardPath(shard);
+        }
+
+        /** Closes the file. */
+        @Override
+        public void close() throws IOException {
+            in.close();
+        }
     }
 
     /**

@@ -16,12 +16,9 @@ import io.sparkprune.pipeline.formats.sparse.SparseWriter;
 import io.sparkprune.pipeline.recipe.OutputFormat;
 import io.sparkprune.pipeline.recipe.PruneStage;
 import io.sparkprune.pipeline.recipe.TensorSelector;
-import io.sparkprune.pipeline.safetensors.SafetensorsFile;
-import io.sparkprune.pipeline.safetensors.SafetensorsWriter;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import io.sparkprune.pipeline.safetensors.TensorInfo;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
@@ -40,7 +37,8 @@ import org.apache.hadoop.fs.Path;
  * Writes the pruned checkpoint: the input's files one for one (same shard files, same tensor order,
  * dtypes, shapes and {@code __metadata__}, the same index), with each pruned tensor streamed from
  * its committed staging shards and every other tensor copied by byte range; plus config.json and
- * the tokenizer and generation files beside the weights. Memory stays bounded by one copy chunk.
+ * the tokenizer and generation files beside the weights. Memory stays bounded by
+ * {@link DenseAssembly}'s window.
  *
  * <p>Formats ({@code prune.format}, docs/formats.md): the dense checkpoint is always assembled
  * first, in {@code <output>/_assembling/hf}, with config.json carrying the {@code sparsity_config}
@@ -57,7 +55,6 @@ final class OutputAssembler {
             "added_tokens.json", "modules.json", "sentence_bert_config.json");
     /** Largest safetensors file of the sparse and compressed-tensors outputs before they are sharded. */
     static final long MAX_SHARD_BYTES = 5_000_000_000L;
-    private static final int CHUNK = 16 << 20;
     private static final String ASSEMBLING = "_assembling";
 
     private OutputAssembler() {
@@ -79,50 +76,30 @@ final class OutputAssembler {
 
     /**
      * Writes the dense pruned checkpoint to {@code <out>/_assembling/hf}, config.json with the
-     * {@code sparsity_config} block.
+     * {@code sparsity_config} block. The safetensors files are written by {@link DenseAssembly}'s
+     * bounded pipeline with its {@linkplain DenseAssembly.Settings#defaults() default settings}.
      *
      * @param sparsity the block ({@link SparsityConfigBlock#build})
      * @return the dense directory
+     * @throws io.sparkprune.jobs.commit.CorruptCommitException when a staged shard's size or SHA-256
+     *     differs from its commit record (nothing is published)
+     * @throws IOException on read or write failure
      */
     static Path assembleDense(ShardedCheckpoint in, CommitLog log, FileSystem fs, Path out, ObjectNode sparsity)
             throws IOException {
+        return assembleDense(in, log, fs, out, sparsity, DenseAssembly.Settings.defaults());
+    }
+
+    /** {@link #assembleDense(ShardedCheckpoint, CommitLog, FileSystem, Path, ObjectNode)} with given settings. */
+    static Path assembleDense(ShardedCheckpoint in, CommitLog log, FileSystem fs, Path out, ObjectNode sparsity,
+                              DenseAssembly.Settings settings) throws IOException {
         Path root = new Path(out, ASSEMBLING);
         if (fs.exists(root)) {
             fs.delete(root, true);
         }
         Path tmp = new Path(root, OutputFormat.HF.id());
         fs.mkdirs(tmp);
-        Set<String> pruned = log.committedShards().keySet();
-        for (String file : in.files()) {
-            SafetensorsFile src = in.shard(file);
-            try (SafetensorsWriter w = SafetensorsWriter.create(fs, new Path(tmp, file))) {
-                for (TensorInfo t : src.tensors()) {
-                    w.declare(t.name(), t.dtype(), t.shape());
-                }
-                w.metadata(src.metadata());
-                w.writeHeader();
-                for (TensorInfo t : src.tensors()) {
-                    if (pruned.contains(t.name())) {
-                        log.transferTensor(t.name(), new OutputStream() {
-                            @Override
-                            public void write(int b) {
-                                w.write(t.name(), ByteBuffer.wrap(new byte[] {(byte) b}));
-                            }
-
-                            @Override
-                            public void write(byte[] b, int off, int len) {
-                                w.write(t.name(), ByteBuffer.wrap(b, off, len));
-                            }
-                        });
-                    } else {
-                        for (long off = 0; off < t.byteLength(); off += CHUNK) {
-                            int len = (int) Math.min(CHUNK, t.byteLength() - off);
-                            w.write(t.name(), src.readBytes(t.name(), off, len));
-                        }
-                    }
-                }
-            }
-        }
+        DenseAssembly.write(in, log, fs, tmp, settings);
         for (String side : sideFiles(in)) {
             java.util.Optional<byte[]> bytes = in.readSideFile(side, 1L << 30);
             if (bytes.isPresent()) {

@@ -1,0 +1,348 @@
+package io.sparkprune.jobs.prune;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import io.sparkprune.jobs.commit.CommitLog;
+import io.sparkprune.jobs.commit.CorruptCommitException;
+import io.sparkprune.jobs.commit.LayerStaging;
+import io.sparkprune.jobs.commit.ShardRecord;
+import io.sparkprune.kernels.DType;
+import io.sparkprune.kernels.HostTensor;
+import io.sparkprune.pipeline.safetensors.SafetensorsFile;
+import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
+import io.sparkprune.pipeline.safetensors.ShardedCheckpointWriter;
+import io.sparkprune.pipeline.safetensors.TensorInfo;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.net.URI;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.fs.RawLocalFileSystem;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The dense output assembly's pipeline ({@link DenseAssembly}) on a multi-file checkpoint of many
+ * small tensors, with pieces forced small: the output must equal, byte for byte, files built by
+ * hand from the input (each pruned tensor's data range replaced by its staged shards' bytes, which
+ * the test made) and the sequential code path's output; a corrupt or truncated staged shard fails
+ * with {@link CorruptCommitException} and publishes nothing; a file that cannot be published stops
+ * the assembly without leaving the next file's temporary file; the window bounds the bytes held; no
+ * reader or closer thread outlives the call.
+ */
+class DenseAssemblyTest {
+    private static final String FP = "recipe=sha256:0a/model=sha256:0b";
+    private static final int LAYERS = 4;
+
+    @TempDir
+    java.nio.file.Path tmp;
+
+    /**
+     * @param model the input checkpoint directory
+     * @param out the job's output directory
+     * @param log the committed run
+     * @param pruned tensor name to its staged bytes (the concatenation of its shards)
+     */
+    private record Fixture(java.nio.file.Path model, Path out, CommitLog log, Map<String, byte[]> pruned) {
+    }
+
+    private static FileSystem raw() throws IOException {
+        RawLocalFileSystem raw = new RawLocalFileSystem();
+        raw.initialize(URI.create("file:///"), new Configuration());
+        return raw;
+    }
+
+    private static ByteBuffer randomBytes(Random rnd, long n) {
+        byte[] b = new byte[(int) n];
+        rnd.nextBytes(b);
+        return ByteBuffer.wrap(b);
+    }
+
+    /**
+     * A checkpoint of {@value #LAYERS} layers (norms, projections, an empty tensor) plus embeddings,
+     * sharded into several files; per layer the projections and the empty tensor are staged as
+     * pruned, with new random bytes cut into 1 to 4 shards of uneven sizes (some empty) and committed.
+     */
+    private Fixture fixture(FileSystem fs) throws IOException {
+        Random rnd = new Random(20260607L);
+        LinkedHashMap<String, HostTensor> tensors = new LinkedHashMap<>();
+        tensors.put("model.embed_tokens.weight", new HostTensor(DType.BF16, new long[] {40, 16},
+                randomBytes(rnd, 40 * 16 * 2)));
+        List<List<String>> prunedPerLayer = new ArrayList<>();
+        for (int l = 0; l < LAYERS; l++) {
+            String p = "model.layers." + l + ".";
+            int rows = 8 + rnd.nextInt(40);
+            int cols = 4 + rnd.nextInt(30);
+            tensors.put(p + "input_layernorm.weight", new HostTensor(DType.F32, new long[] {cols},
+                    randomBytes(rnd, cols * 4L)));
+            tensors.put(p + "self_attn.q_proj.weight", new HostTensor(DType.BF16, new long[] {rows, cols},
+                    randomBytes(rnd, rows * cols * 2L)));
+            tensors.put(p + "self_attn.empty.weight", new HostTensor(DType.I8, new long[] {0, 5},
+                    ByteBuffer.allocate(0)));
+            tensors.put(p + "self_attn.o_proj.weight", new HostTensor(DType.F16, new long[] {cols, rows},
+                    randomBytes(rnd, rows * cols * 2L)));
+            tensors.put(p + "mlp.down_proj.weight", new HostTensor(DType.F32, new long[] {cols, 2 * rows},
+                    randomBytes(rnd, 2L * rows * cols * 4)));
+            prunedPerLayer.add(List.of(p + "self_attn.q_proj.weight", p + "self_attn.empty.weight",
+                    p + "mlp.down_proj.weight"));
+        }
+        tensors.put("lm_head.weight", new HostTensor(DType.BF16, new long[] {40, 16}, randomBytes(rnd, 40 * 16 * 2)));
+        java.nio.file.Path model = tmp.resolve("model");
+        ShardedCheckpointWriter.write(model, 6000, Map.of("format", "pt"), tensors);
+
+        Path out = new Path(tmp.resolve("out").toUri());
+        CommitLog log = CommitLog.open(fs, out, FP, CommitLog.Mode.FRESH, CommitLog.Verify.SIZES);
+        Map<String, byte[]> pruned = new TreeMap<>();
+        for (int l = 0; l < LAYERS; l++) {
+            LayerStaging staging = log.stage(l);
+            List<ShardRecord> records = new ArrayList<>();
+            for (String name : prunedPerLayer.get(l)) {
+                HostTensor t = tensors.get(name);
+                byte[] bytes = randomBytes(rnd, t.data().remaining()).array();
+                pruned.put(name, bytes);
+                int count = 1 + rnd.nextInt(4);
+                int[] cuts = new int[count + 1];
+                for (int i = 1; i < count; i++) {
+                    cuts[i] = rnd.nextInt(bytes.length + 1);
+                }
+                cuts[count] = bytes.length;
+                Arrays.sort(cuts, 1, count);
+                for (int i = count - 1; i >= 0; i--) {
+                    records.add(staging.writeShard(fs, name, i, count, Arrays.copyOfRange(bytes, cuts[i], cuts[i + 1])));
+                }
+            }
+            log.commit(l, records, "{}".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        }
+        return new Fixture(model, out, log, pruned);
+    }
+
+    /** Each input file with the pruned tensors' data ranges replaced by their staged bytes. */
+    private static Map<String, byte[]> expected(Fixture f) throws IOException {
+        Map<String, byte[]> res = new TreeMap<>();
+        try (ShardedCheckpoint ck = ShardedCheckpoint.open(f.model())) {
+            for (String file : ck.files()) {
+                byte[] bytes = Files.readAllBytes(f.model().resolve(file));
+                SafetensorsFile src = ck.shard(file);
+                long data = src.header().dataSectionOffset();
+                for (TensorInfo t : src.tensors()) {
+                    byte[] staged = f.pruned().get(t.name());
+                    if (staged != null) {
+                        assertThat((long) staged.length).isEqualTo(t.byteLength());
+                        System.arraycopy(staged, 0, bytes, (int) (data + t.dataBegin()), staged.length);
+                    }
+                }
+                res.put(file, bytes);
+            }
+        }
+        return res;
+    }
+
+    /** The safetensors files and the index in {@code dir}. */
+    private static Map<String, byte[]> written(java.nio.file.Path dir) throws IOException {
+        Map<String, byte[]> res = new TreeMap<>();
+        try (Stream<java.nio.file.Path> s = Files.list(dir)) {
+            for (java.nio.file.Path p : s.toList()) {
+                String n = p.getFileName().toString();
+                if (n.endsWith(".safetensors")) {
+                    res.put(n, Files.readAllBytes(p));
+                }
+            }
+        }
+        return res;
+    }
+
+    private static java.nio.file.Path local(Path p) {
+        return java.nio.file.Path.of(p.toUri());
+    }
+
+    private static ShardedCheckpoint open(java.nio.file.Path model, boolean mapped, FileSystem fs) {
+        return mapped ? ShardedCheckpoint.open(model) : ShardedCheckpoint.open(fs, new Path(model.toUri()));
+    }
+
+    static Stream<Arguments> settings() {
+        return Stream.of(
+                Arguments.of("mapped input, 3 readers, 64-byte pieces", true, new DenseAssembly.Settings(3, 64, 1 << 20)),
+                Arguments.of("Hadoop input, 2 readers, 100-byte pieces", false, new DenseAssembly.Settings(2, 100, 4096)),
+                Arguments.of("mapped input, 4 readers, a 7-byte window", true, new DenseAssembly.Settings(4, 1000, 7)),
+                Arguments.of("Hadoop input, 1 reader, default sizes", false, new DenseAssembly.Settings(1,
+                        DenseAssembly.Settings.CHUNK_BYTES, DenseAssembly.Settings.WINDOW_BYTES)));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("settings")
+    void outputEqualsHandBuiltFilesAndTheSequentialPath(String name, boolean mapped, DenseAssembly.Settings settings)
+            throws Exception {
+        FileSystem fs = raw();
+        Fixture f = fixture(fs);
+        Map<String, byte[]> expected = expected(f);
+        assertThat(expected).hasSizeGreaterThanOrEqualTo(3);
+
+        Path dense;
+        try (ShardedCheckpoint in = open(f.model(), mapped, fs)) {
+            dense = OutputAssembler.assembleDense(in, f.log(), fs, f.out(), JsonNodeFactory.instance.objectNode(),
+                    settings);
+        }
+        Map<String, byte[]> got = written(local(dense));
+        assertThat(got.keySet()).containsExactlyElementsOf(expected.keySet());
+        for (String file : expected.keySet()) {
+            assertThat(got.get(file)).as(file).isEqualTo(expected.get(file));
+        }
+        assertThat(local(dense).resolve(ShardedCheckpoint.INDEX_FILE))
+                .hasSameBinaryContentAs(f.model().resolve(ShardedCheckpoint.INDEX_FILE));
+
+        java.nio.file.Path seq = Files.createDirectories(tmp.resolve("sequential"));
+        try (ShardedCheckpoint in = open(f.model(), mapped, fs)) {
+            DenseAssembly.writeSequential(in, f.log(), fs, new Path(seq.toUri()), 1000);
+        }
+        Map<String, byte[]> reference = written(seq);
+        assertThat(reference.keySet()).containsExactlyElementsOf(expected.keySet());
+        for (String file : expected.keySet()) {
+            assertThat(got.get(file)).as(file).isEqualTo(reference.get(file));
+        }
+        assertReadersGone();
+    }
+
+    @Test
+    void holdsAtMostTheWindowAndStillCompletes() throws Exception {
+        FileSystem fs = raw();
+        Fixture f = fixture(fs);
+        Map<String, byte[]> expected = expected(f);
+        long tensorBytes = 0;
+        try (ShardedCheckpoint in = ShardedCheckpoint.open(f.model())) {
+            for (String name : in.tensorNames()) {
+                tensorBytes += in.info(name).byteLength();
+            }
+        }
+        for (long window : new long[] {1, 5, 300}) {
+            java.nio.file.Path dir = Files.createDirectories(tmp.resolve("window-" + window));
+            DenseAssembly.Stats stats;
+            try (ShardedCheckpoint in = ShardedCheckpoint.open(f.model())) {
+                stats = DenseAssembly.write(in, f.log(), fs, new Path(dir.toUri()), new DenseAssembly.Settings(3, 64,
+                        window));
+            }
+            assertThat(stats.peakWindowBytes()).as("window %d", window).isLessThanOrEqualTo(window).isPositive();
+            assertThat(stats.files()).isEqualTo(expected.size());
+            // a piece per window byte at most, and every tensor byte written once
+            assertThat(stats.pieces()).isGreaterThanOrEqualTo(stats.bytes() / window);
+            assertThat(stats.bytes()).isEqualTo(tensorBytes);
+            Map<String, byte[]> got = written(dir);
+            assertThat(got.keySet()).containsExactlyElementsOf(expected.keySet());
+            for (String file : expected.keySet()) {
+                assertThat(got.get(file)).as(file).isEqualTo(expected.get(file));
+            }
+        }
+        assertReadersGone();
+    }
+
+    static Stream<Arguments> corruptions() throws IOException {
+        Configuration conf = new Configuration();
+        FileSystem checksummed = FileSystem.newInstance(URI.create("file:///"), conf);
+        return Stream.of(Arguments.of("one byte flipped, raw local", raw(), true),
+                Arguments.of("truncated, raw local", raw(), false),
+                Arguments.of("one byte flipped, checksummed local", checksummed, true),
+                Arguments.of("truncated, checksummed local", checksummed, false));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("corruptions")
+    void aCorruptStagedShardFailsTheAssemblyAndPublishesNothing(String name, FileSystem fs, boolean flip)
+            throws Exception {
+        Fixture f = fixture(fs);
+        // a shard in the middle of the output: layer 2's down projection, its largest shard
+        ShardRecord victim = f.log().committedShards().get("model.layers.2.mlp.down_proj.weight").stream()
+                .max(java.util.Comparator.comparingLong(ShardRecord::bytes)).orElseThrow();
+        assertThat(victim.bytes()).isGreaterThan(10);
+        java.nio.file.Path file = local(f.log().shardPath(victim));
+        try (RandomAccessFile raf = new RandomAccessFile(file.toFile(), "rw")) {
+            if (flip) {
+                raf.seek(victim.bytes() / 2);
+                int b = raf.read();
+                raf.seek(victim.bytes() / 2);
+                raf.write(b ^ 0x10);
+            } else {
+                raf.setLength(victim.bytes() - 3);
+            }
+        }
+        String outputFile;
+        try (ShardedCheckpoint in = ShardedCheckpoint.open(f.model())) {
+            outputFile = in.fileOf(victim.tensor());
+            assertThatThrownBy(() -> OutputAssembler.assembleDense(in, f.log(), fs, f.out(),
+                    JsonNodeFactory.instance.objectNode(), new DenseAssembly.Settings(3, 50, 400)))
+                    .isInstanceOf(CorruptCommitException.class)
+                    .hasMessageContaining("tensor " + victim.tensor())
+                    .hasMessageContaining(victim.file())
+                    .hasMessageContaining("rerun with --resume");
+        }
+        // nothing in the output directory but the staging and assembling areas, and the assembling
+        // area lacks the file of the corrupt tensor (its temporary file deleted too)
+        try (Stream<java.nio.file.Path> s = Files.list(local(f.out()))) {
+            assertThat(s.map(p -> p.getFileName().toString())).containsExactlyInAnyOrder(CommitLog.STAGING,
+                    "_assembling");
+        }
+        java.nio.file.Path hf = local(f.out()).resolve("_assembling").resolve("hf");
+        try (Stream<java.nio.file.Path> s = Files.list(hf)) {
+            assertThat(s.map(p -> p.getFileName().toString()))
+                    .noneMatch(n -> n.contains(outputFile))
+                    .noneMatch(n -> n.endsWith(".tmp"));
+        }
+        assertReadersGone();
+    }
+
+    @Test
+    void aFileThatCannotBePublishedStopsTheAssemblyAndLeavesNoTemporaryFile() throws Exception {
+        FileSystem fs = raw();
+        Fixture f = fixture(fs);
+        String first;
+        try (ShardedCheckpoint in = ShardedCheckpoint.open(f.model())) {
+            first = in.files().get(0);
+        }
+        // renames into the first output file fail, as on a full or read-only target
+        RawLocalFileSystem failing = new RawLocalFileSystem() {
+            @Override
+            public boolean rename(Path src, Path dst) throws IOException {
+                return !dst.getName().equals(first) && super.rename(src, dst);
+            }
+        };
+        failing.initialize(URI.create("file:///"), new Configuration());
+        java.nio.file.Path dir = Files.createDirectories(tmp.resolve("failing"));
+        try (ShardedCheckpoint in = ShardedCheckpoint.open(f.model())) {
+            assertThatThrownBy(() -> DenseAssembly.write(in, f.log(), failing, new Path(dir.toUri()),
+                    new DenseAssembly.Settings(2, 64, 4096)))
+                    .isInstanceOf(java.io.UncheckedIOException.class)
+                    .hasMessageContaining(first);
+        }
+        // the first file was not published, and the second (written while the first was closing)
+        // was discarded instead of closed
+        try (Stream<java.nio.file.Path> s = Files.list(dir)) {
+            assertThat(s.map(p -> p.getFileName().toString()).toList()).isEmpty();
+        }
+        assertReadersGone();
+    }
+
+    /** No reader thread is left (each is joined for up to 10 s first: a pool ends just before its threads). */
+    private static void assertReadersGone() throws InterruptedException {
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (t.getName().startsWith(DenseAssembly.THREAD_PREFIX)) {
+                t.join(10_000);
+            }
+        }
+        assertThat(Thread.getAllStackTraces().keySet()).noneMatch(t -> t.isAlive()
+                && t.getName().startsWith(DenseAssembly.THREAD_PREFIX));
+    }
+}
