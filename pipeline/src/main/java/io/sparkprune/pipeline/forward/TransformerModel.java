@@ -16,8 +16,11 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * A model ready to run: its {@link ModelAdapter}, the tensors it reads its weights from and a
  * {@link Backend}. Global weights (embeddings, final norm, head) are loaded at construction; block
  * weights on first use and kept ({@link #blockWeights(int)}), so a whole-model forward holds all
- * weights in fp32 (4 bytes per parameter). The layer-sequential driver instead loads one block at a
- * time through the adapter.
+ * weights in fp32 (4 bytes per parameter). A whole-model forward ({@link #encode}) loads the next
+ * {@value #PREFETCH_BLOCKS} blocks in the background while it runs a block (on a shared pool of
+ * {@value #PREFETCH_THREADS} daemon threads): reading and widening a 7B block from disk takes longer
+ * than running it on a GPU, so without this the quality check waited on one load at a time. The
+ * layer-sequential driver instead loads one block at a time through the adapter.
  *
  * <p>Thread-safe; the backend is borrowed (not closed) unless the model was opened with an owned
  * checkpoint, which {@link #close()} closes.
@@ -31,6 +34,24 @@ public final class TransformerModel implements AutoCloseable {
     /** One lock per block: concurrent first uses of a block load it once (the others wait for it). */
     private final Object[] loadLocks;
     private final AutoCloseable owned;
+    /** Guards {@link #inFlight} and {@link #closed}'s change. */
+    private final Object prefetchLock = new Object();
+    /** Background loads queued or running ({@link #close} waits for them). */
+    private int inFlight;
+    /** 1 while a background load of the block is queued or running. */
+    private final java.util.concurrent.atomic.AtomicIntegerArray prefetching;
+    private volatile boolean closed;
+
+    /** Blocks a whole-model forward loads ahead of the one it runs. */
+    public static final int PREFETCH_BLOCKS = 2;
+    /** Threads of the shared background loader. */
+    public static final int PREFETCH_THREADS = 2;
+    private static final java.util.concurrent.ExecutorService LOADER = java.util.concurrent.Executors.newFixedThreadPool(
+            PREFETCH_THREADS, r -> {
+                Thread t = new Thread(r, "sparkprune-block-prefetch");
+                t.setDaemon(true);
+                return t;
+            });
 
     private TransformerModel(ModelAdapter adapter, TensorSource source, Backend backend, AutoCloseable owned) {
         this.adapter = adapter;
@@ -40,6 +61,7 @@ public final class TransformerModel implements AutoCloseable {
         this.blocks = new AtomicReferenceArray<>(adapter.numLayers());
         this.loadLocks = new Object[adapter.numLayers()];
         java.util.Arrays.setAll(loadLocks, i -> new Object());
+        this.prefetching = new java.util.concurrent.atomic.AtomicIntegerArray(adapter.numLayers());
         this.owned = owned;
     }
 
@@ -147,6 +169,62 @@ public final class TransformerModel implements AutoCloseable {
     }
 
     /**
+     * Starts background loads of blocks {@code from..to} (clamped to the model) that are neither loaded nor
+     * being loaded. A background load is {@link #blockWeights} on a loader thread, so a caller that asks for
+     * the block meanwhile waits for it (the block's lock) instead of loading it again. A load that fails is
+     * dropped: the caller's own {@link #blockWeights} then loads the block and throws the error itself.
+     *
+     * @param from first block, inclusive
+     * @param to last block, inclusive
+     */
+    void prefetch(int from, int to) {
+        for (int l = Math.max(0, from); l <= Math.min(to, adapter.numLayers() - 1); l++) {
+            if (closed || blocks.get(l) != null || !prefetching.compareAndSet(l, 0, 1)) {
+                continue;
+            }
+            synchronized (prefetchLock) {
+                if (closed) {
+                    prefetching.set(l, 0);
+                    return;
+                }
+                inFlight++;
+            }
+            int layer = l;
+            try {
+                LOADER.execute(() -> {
+                    try {
+                        if (!closed) {
+                            blockWeights(layer);
+                        }
+                    } catch (RuntimeException e) {
+                        // the foreground load reports it (same source, same error)
+                    } finally {
+                        prefetching.set(layer, 0);
+                        done();
+                    }
+                });
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                prefetching.set(layer, 0);
+                done();
+            }
+        }
+    }
+
+    private void done() {
+        synchronized (prefetchLock) {
+            inFlight--;
+            prefetchLock.notifyAll();
+        }
+    }
+
+    /** @return background loads queued or running (for tests) */
+    int prefetchesInFlight() {
+        synchronized (prefetchLock) {
+            return inFlight;
+        }
+    }
+
+    /**
      * @param tokens a batch
      * @return the input of block 0, {@code tokens × hidden}
      * @throws ModelInputException for ids the model cannot take
@@ -168,7 +246,9 @@ public final class TransformerModel implements AutoCloseable {
         // one workspace for all blocks: on the GPU its buffers are allocated for the first block only
         try (ForwardWorkspace ws = ForwardWorkspace.open(backend, ForwardPrecision.FP32, "encode")) {
             for (int l = 0; l < adapter.numLayers(); l++) {
-                h = adapter.block(ws, l, blockWeights(l), h, LinearObserver.NONE);
+                Weights w = blockWeights(l);
+                prefetch(l + 1, l + PREFETCH_BLOCKS);
+                h = adapter.block(ws, l, w, h, LinearObserver.NONE);
             }
         }
         return h;
@@ -201,9 +281,26 @@ public final class TransformerModel implements AutoCloseable {
         return pooling.apply(encode(tokens), normalize);
     }
 
-    /** Closes an owned checkpoint; the backend is not closed. */
+    /**
+     * Closes an owned checkpoint, after waiting for background loads queued or running (queued ones
+     * start nothing once the model is closed), so none reads a closed checkpoint; the backend is not closed.
+     */
     @Override
     public void close() {
+        synchronized (prefetchLock) {
+            closed = true;
+            boolean interrupted = false;
+            while (inFlight > 0) {
+                try {
+                    prefetchLock.wait();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
         if (owned != null) {
             try {
                 owned.close();

@@ -15,13 +15,18 @@ final class TinyBert {
     }
 
     static Map<String, HostTensor> tensors(long seed) {
+        return tensors(CONFIG, seed);
+    }
+
+    /** Random weights for another config (e.g. more layers). */
+    static Map<String, HostTensor> tensors(BertConfig config, long seed) {
         SplittableRandom r = new SplittableRandom(seed);
         Map<String, HostTensor> m = new LinkedHashMap<>();
-        BertAdapter a = new BertAdapter(CONFIG);
+        BertAdapter a = new BertAdapter(config);
         for (ParameterSpec p : a.globalParameters(null)) {
             m.put(p.name(), random(r, p, p.name().endsWith("LayerNorm.weight")));
         }
-        for (int l = 0; l < CONFIG.numHiddenLayers(); l++) {
+        for (int l = 0; l < config.numHiddenLayers(); l++) {
             for (ParameterSpec p : a.blockParameters()) {
                 m.put(a.layerPrefix(l) + p.name(), random(r, p, p.name().endsWith("LayerNorm.weight")));
             }
