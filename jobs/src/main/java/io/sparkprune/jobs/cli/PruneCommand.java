@@ -142,14 +142,26 @@ final class PruneCommand implements Callable<Integer> {
         } else if (System.getProperty("spark.master") == null) {
             b.master("local[*]");
         }
-        conf.forEach(b::config);
-        // defaults of this job; a value set by the user (--conf) or by spark-submit wins
-        DEFAULTS.forEach((k, v) -> {
-            if (!conf.containsKey(k) && System.getProperty(k) == null) {
-                b.config(k, v);
+        withDefaults(conf, System.getProperties()).forEach(b::config);
+        return b.getOrCreate();
+    }
+
+    /**
+     * The session's settings: {@code conf}, plus each of {@link #DEFAULTS} that neither {@code conf} nor
+     * spark-submit (a system property of the driver JVM, e.g. from spark-defaults.conf) sets.
+     *
+     * @param conf the user's {@code --conf} settings
+     * @param submitted spark-submit's settings (the driver's system properties)
+     * @return a new map, the user's settings first
+     */
+    static Map<String, String> withDefaults(Map<String, String> conf, java.util.Properties submitted) {
+        Map<String, String> all = new java.util.LinkedHashMap<>(conf);
+        new java.util.TreeMap<>(DEFAULTS).forEach((k, v) -> {
+            if (!conf.containsKey(k) && submitted.getProperty(k) == null) {
+                all.put(k, v);
             }
         });
-        return b.getOrCreate();
+        return all;
     }
 
     /** Spark's cap on the results collected by one job. */
@@ -159,8 +171,25 @@ final class PruneCommand implements Callable<Integer> {
     /** Spark's codec for shuffle files, broadcasts and spills. */
     static final String COMPRESSION_CODEC = "spark.io.compression.codec";
 
+    /** Spark's extra JVM flags of each executor. */
+    static final String EXECUTOR_JAVA_OPTIONS = "spark.executor.extraJavaOptions";
     /**
-     * Spark settings this job changes when nobody else set them: the result cap (headroom for the
+     * Transparent huge pages for the Java heap: the executors allocate tens of GB of fresh arrays (weights
+     * widened to fp32, activations, Hessian partials), and with 4 KiB pages the kernel's first-touch
+     * faults limited a 7B quality check to about 1.4 GB/s of new arrays (on an H200 machine: 274 s → 243 s
+     * for the whole 7B job, docs/benchmarks.md). Uses madvise, so it works where THP is "madvise" or
+     * "always"; the JVM warns and goes on without it where THP is off.
+     */
+    static final String HUGE_PAGES = "-XX:+UseTransparentHugePages";
+    /**
+     * The executors' flags when nobody set {@link #EXECUTOR_JAVA_OPTIONS}: {@link #HUGE_PAGES} and the
+     * Vector API module (the CPU backend's SIMD kernels; Spark adds its own --add-opens list itself).
+     */
+    static final String DEFAULT_EXECUTOR_JAVA_OPTIONS = "--add-modules=jdk.incubator.vector " + HUGE_PAGES;
+
+    /**
+     * Spark settings this job changes when nobody else set them: the executors' JVM flags
+     * ({@link #DEFAULT_EXECUTOR_JAVA_OPTIONS}), the result cap (headroom for the
      * group tasks' shard records and the quality check's collected scores) and the codec,
      * {@link io.sparkprune.jobs.prune.BufferedPassThroughCodec}: the job's shuffles carry only the fp64
      * partial Hessians, which LZ4 does not shrink (670 MB in, 670 MB out for a 7B layer's partition)
@@ -169,7 +198,8 @@ final class PruneCommand implements Callable<Integer> {
      * 1 KiB per call) without its work (measured on the GPU machine; docs/benchmarks.md).
      */
     static final Map<String, String> DEFAULTS = Map.of(MAX_RESULT_SIZE, DEFAULT_MAX_RESULT_SIZE,
-            COMPRESSION_CODEC, io.sparkprune.jobs.prune.BufferedPassThroughCodec.class.getName());
+            COMPRESSION_CODEC, io.sparkprune.jobs.prune.BufferedPassThroughCodec.class.getName(),
+            EXECUTOR_JAVA_OPTIONS, DEFAULT_EXECUTOR_JAVA_OPTIONS);
 
     /** One line summarising report.json's quality section. */
     static final class QualitySummary {
