@@ -24,22 +24,7 @@ class TransformerModelConcurrencyTest {
     void concurrentFirstUsesOfABlockLoadItOnce() throws Exception {
         TensorSource tiny = TensorSource.of(TinyBert.tensors(7), "tiny");
         AtomicInteger blockReads = new AtomicInteger();
-        TensorSource slow = new TensorSource() {
-            @Override
-            public String source() {
-                return tiny.source();
-            }
-
-            @Override
-            public boolean contains(String name) {
-                return tiny.contains(name);
-            }
-
-            @Override
-            public long[] shape(String name) {
-                return tiny.shape(name);
-            }
-
+        TensorSource slow = new DelegatingTensorSource(tiny) {
             @Override
             public HostTensor read(String name) {
                 if (name.contains("layer.0.")) {

@@ -36,8 +36,7 @@ class TransformerModelPrefetchTest {
     }
 
     /** Counts reads per tensor and the threads that read them; may fail or block reads of one tensor. */
-    private static final class Recording implements TensorSource {
-        final TensorSource inner;
+    private static final class Recording extends DelegatingTensorSource {
         final Map<String, AtomicInteger> reads = new ConcurrentHashMap<>();
         final Map<String, String> threads = new ConcurrentHashMap<>();
         volatile String failing;
@@ -45,22 +44,7 @@ class TransformerModelPrefetchTest {
         final CountDownLatch entered = new CountDownLatch(1);
 
         Recording(TensorSource inner) {
-            this.inner = inner;
-        }
-
-        @Override
-        public String source() {
-            return inner.source();
-        }
-
-        @Override
-        public boolean contains(String name) {
-            return inner.contains(name);
-        }
-
-        @Override
-        public long[] shape(String name) {
-            return inner.shape(name);
+            super(inner);
         }
 
         @Override
