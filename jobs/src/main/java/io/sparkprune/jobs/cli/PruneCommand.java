@@ -182,10 +182,11 @@ final class PruneCommand implements Callable<Integer> {
      */
     static final String HUGE_PAGES = "-XX:+UseTransparentHugePages";
     /**
-     * The executors' flags when nobody set {@link #EXECUTOR_JAVA_OPTIONS}: {@link #HUGE_PAGES} and the
-     * Vector API module (the CPU backend's SIMD kernels; Spark adds its own --add-opens list itself).
+     * The executors' flags when nobody set {@link #EXECUTOR_JAVA_OPTIONS}: {@link #HUGE_PAGES}. Spark 4 puts
+     * its own module options in front (JavaModuleOptions: the --add-opens list, the Vector API module and
+     * -XX:+IgnoreUnrecognizedVMOptions), and spark.executor.defaultJavaOptions before that.
      */
-    static final String DEFAULT_EXECUTOR_JAVA_OPTIONS = "--add-modules=jdk.incubator.vector " + HUGE_PAGES;
+    static final String DEFAULT_EXECUTOR_JAVA_OPTIONS = HUGE_PAGES;
 
     /**
      * Spark settings this job changes when nobody else set them: the executors' JVM flags

@@ -50,7 +50,9 @@ import org.slf4j.LoggerFactory;
  *       that many bytes of tensor data are held whatever the model's size (plus a 64 KiB scratch
  *       buffer per reader while it checks a shard's end). A staged-shard piece of at least a quarter
  *       chunk is read into a reused array of one chunk and reserves the whole chunk (so that large
- *       arrays are not allocated and collected again and again); a smaller one, and a range of
+ *       arrays are not allocated and collected again and again; a written piece's array goes back to
+ *       that pool and no longer counts against the window, so the heap holds up to about twice the
+ *       window: the window's pieces plus the pooled arrays); a smaller one, and a range of
  *       another tensor, reserves its length. Reserving in output order cannot deadlock: the piece
  *       the writer waits for was reserved before any later one, and tasks start in output order.</li>
  *   <li>The writer hands each piece to the {@link SafetensorsWriter} in slices of at most 1 MiB
@@ -198,8 +200,8 @@ final class DenseAssembly {
             }
             return new Stats(files.size(), seq, counters[0], window.peak(), counters[1] / 1e9, counters[2] / 1e9);
         } finally {
-            window.close();
-            pool.shutdownNow();
+            window.close(); // readers blocked in or arriving at reserve() fail at once
+            pool.shutdown(); // no interrupts: one would close the memory-mapped input's shared FileChannel
             closer.shutdown(); // a close under way completes: its file is whole
             awaitTermination(closer);
             awaitTermination(pool);

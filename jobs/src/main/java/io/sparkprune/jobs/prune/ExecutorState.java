@@ -107,7 +107,7 @@ final class ExecutorState {
         io.sparkprune.pipeline.forward.TransformerModel m = MODELS.get(uri);
         if (m == null) {
             if (MODELS.size() >= 2) {
-                MODELS.clear();
+                dropModels();
             }
             m = io.sparkprune.pipeline.forward.TransformerModel.of(config, TensorSource.of(checkpoint(uri, conf)),
                     backend(choice, threads));
@@ -133,7 +133,7 @@ final class ExecutorState {
         io.sparkprune.pipeline.forward.TransformerModel m = MODELS.get(key);
         if (m == null) {
             if (MODELS.size() >= 2) {
-                MODELS.clear();
+                dropModels();
             }
             m = io.sparkprune.pipeline.forward.TransformerModel.of(config, source.get(), backend(choice, threads));
             MODELS.put(key, m);
@@ -147,6 +147,7 @@ final class ExecutorState {
      * rewritten. (Cluster executors are started per application, so they begin empty.)
      */
     static synchronized void clear() {
+        dropModels(); // before their checkpoints close: no background block load reads a closed one
         for (ShardedCheckpoint c : CHECKPOINTS.values()) {
             try {
                 c.close();
@@ -156,6 +157,13 @@ final class ExecutorState {
         }
         CHECKPOINTS.clear();
         WEIGHTS.clear();
+    }
+
+    /** Forgets the cached models, stopping their background block loads (their checkpoints stay open). */
+    private static void dropModels() {
+        for (io.sparkprune.pipeline.forward.TransformerModel m : MODELS.values()) {
+            m.close(); // a model made with TransformerModel.of owns no checkpoint: this only stops its prefetch
+        }
         MODELS.clear();
     }
 

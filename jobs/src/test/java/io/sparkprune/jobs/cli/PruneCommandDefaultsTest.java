@@ -13,7 +13,7 @@ class PruneCommandDefaultsTest {
     void unsetKeysGetTheJobsDefaults() {
         Map<String, String> all = PruneCommand.withDefaults(Map.of("spark.executor.memory", "8g"), new Properties());
         assertThat(all).containsEntry("spark.executor.memory", "8g")
-                .containsEntry("spark.executor.extraJavaOptions", "--add-modules=jdk.incubator.vector -XX:+UseTransparentHugePages")
+                .containsEntry("spark.executor.extraJavaOptions", "-XX:+UseTransparentHugePages")
                 .containsEntry("spark.io.compression.codec", "io.sparkprune.jobs.prune.BufferedPassThroughCodec")
                 .containsEntry("spark.driver.maxResultSize", "8g")
                 .hasSize(4);

@@ -34,10 +34,12 @@ public final class TransformerModel implements AutoCloseable {
     /** One lock per block: concurrent first uses of a block load it once (the others wait for it). */
     private final Object[] loadLocks;
     private final AutoCloseable owned;
-    /** Guards {@link #inFlight} and {@link #closed}'s change. */
+    /** Guards {@link #inFlight}, {@link #running} and {@link #closed}'s change. */
     private final Object prefetchLock = new Object();
-    /** Background loads queued or running ({@link #close} waits for them). */
+    /** Background loads queued or running. */
     private int inFlight;
+    /** Background loads running ({@link #close} waits for them; queued ones find the model closed and do nothing). */
+    private int running;
     /** 1 while a background load of the block is queued or running. */
     private final java.util.concurrent.atomic.AtomicIntegerArray prefetching;
     private volatile boolean closed;
@@ -191,28 +193,41 @@ public final class TransformerModel implements AutoCloseable {
             }
             int layer = l;
             try {
-                LOADER.execute(() -> {
-                    try {
-                        if (!closed) {
-                            blockWeights(layer);
-                        }
-                    } catch (RuntimeException e) {
-                        // the foreground load reports it (same source, same error)
-                    } finally {
-                        prefetching.set(layer, 0);
-                        done();
-                    }
-                });
+                LOADER.execute(() -> load(layer));
             } catch (java.util.concurrent.RejectedExecutionException e) {
                 prefetching.set(layer, 0);
-                done();
+                done(false);
             }
         }
     }
 
-    private void done() {
+    /** A background load: nothing once the model is closed (it may wait in the shared pool behind other models' loads). */
+    private void load(int layer) {
+        synchronized (prefetchLock) {
+            if (closed) {
+                prefetching.set(layer, 0);
+                inFlight--;
+                prefetchLock.notifyAll();
+                return;
+            }
+            running++;
+        }
+        try {
+            blockWeights(layer);
+        } catch (RuntimeException e) {
+            // the foreground load reports it (same source, same error)
+        } finally {
+            prefetching.set(layer, 0);
+            done(true);
+        }
+    }
+
+    private void done(boolean ran) {
         synchronized (prefetchLock) {
             inFlight--;
+            if (ran) {
+                running--;
+            }
             prefetchLock.notifyAll();
         }
     }
@@ -282,15 +297,15 @@ public final class TransformerModel implements AutoCloseable {
     }
 
     /**
-     * Closes an owned checkpoint, after waiting for background loads queued or running (queued ones
-     * start nothing once the model is closed), so none reads a closed checkpoint; the backend is not closed.
+     * Stops background loading and closes an owned checkpoint, after waiting for the background loads that
+     * are running (queued ones start nothing once the model is closed), so none reads a closed checkpoint; the backend is not closed.
      */
     @Override
     public void close() {
         synchronized (prefetchLock) {
             closed = true;
             boolean interrupted = false;
-            while (inFlight > 0) {
+            while (running > 0) {
                 try {
                     prefetchLock.wait();
                 } catch (InterruptedException e) {
