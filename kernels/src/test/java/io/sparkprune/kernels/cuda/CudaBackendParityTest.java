@@ -447,6 +447,29 @@ class CudaBackendParityTest extends CudaSuite {
         assertThat(relErr(lgs, lcs)).isLessThanOrEqualTo(1e-5);
     }
 
+    /** @return the diagonal of the n × n matrix a */
+    static double[] diagonal(double[] a, int n) {
+        double[] diag = new double[n];
+        for (int i = 0; i < n; i++) {
+            diag[i] = a[i * n + i];
+        }
+        return diag;
+    }
+
+    /** @return the mean of the diagonal, summed in order as diag[i] / n */
+    static double mean(double[] diag) {
+        double mean = 0;
+        for (double d : diag) {
+            mean += d / diag.length;
+        }
+        return mean;
+    }
+
+    /** Dampenings to try in order on a semi-definite H: a negative one (must fail), then 0.1 % and 1 % of the mean diagonal. */
+    static double[] dampeningLadder(double mean) {
+        return new double[] {-1e-3 * mean, 1e-3 * mean, 0.01 * mean};
+    }
+
     /** A random symmetric positive definite matrix B·Bᵀ/k + shift·I, n × n fp64. */
     static double[] spd(SplittableRandom r, int n, int k, double shift) {
         double[] b = new double[n * k];
@@ -509,13 +532,9 @@ class CudaBackendParityTest extends CudaSuite {
         SplittableRandom r = new SplittableRandom(SEED + 12);
         int n = 300;
         double[] a = spd(r, n, 40, 0.0); // rank 40: semi-definite, not factorable without dampening
-        double[] diag = new double[n];
-        double mean = 0;
-        for (int i = 0; i < n; i++) {
-            diag[i] = a[i * n + i];
-            mean += diag[i] / n;
-        }
-        double[] lambdas = {-1e-3 * mean, 1e-3 * mean, 0.01 * mean};
+        double[] diag = diagonal(a, n);
+        double mean = mean(diag);
+        double[] lambdas = dampeningLadder(mean);
         float[] ug = new float[n * n];
         int k = gpu.dampedInverseCholeskyUpper(n, a, diag, lambdas, ug);
         int kc = -1;

@@ -102,13 +102,8 @@ class CudaCholPanelTest extends CudaSuite {
         SplittableRandom r = new SplittableRandom(SEED + 3);
         int n = 600;
         double[] a = CudaBackendParityTest.spd(r, n, 40, 0.0); // rank 40: needs dampening
-        double[] diag = new double[n];
-        double mean = 0;
-        for (int i = 0; i < n; i++) {
-            diag[i] = a[i * n + i];
-            mean += diag[i] / n;
-        }
-        double[] lambdas = {-1e-3 * mean, 1e-3 * mean, 0.01 * mean};
+        double[] diag = CudaBackendParityTest.diagonal(a, n);
+        double[] lambdas = CudaBackendParityTest.dampeningLadder(CudaBackendParityTest.mean(diag));
         float[] us = new float[n * n];
         float[] uf = new float[n * n];
         gpu.panelSteps(CudaBackend.PanelSteps.STEPS);
