@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the GPU test bundle for a machine with an NVIDIA driver but no Java and no Maven:
-# a jlinked JRE 17, the kernels and calibration jars, their test classes and resources, the test
+# a jlinked JRE 17, the kernels, calibration and pipeline jars, their test classes and resources, the test
 # dependency jars (JCuda's natives stripped to the driver binding) and JUnit's console launcher,
 # as one tar.xz (<= 60 MiB), plus run-gpu-tests.sh that runs the @Tag("gpu") tests and the kernel
 # timings there.
@@ -17,14 +17,21 @@ STAGE="$WORK/sparkprune-gpu"
 mkdir -p "$STAGE/lib" "$STAGE/classes"
 
 cd "$ROOT"
-echo "== building kernels and calibration (tests compiled, not run)"
-mvn -B -o -q -pl kernels,calibration -DskipTests package
+echo "== building kernels, calibration and pipeline (tests compiled, not run)"
+mvn -B -o -q -pl kernels,calibration,pipeline -DskipTests package
 for m in kernels calibration; do
   cp "$m"/target/sparkprune-"$m"-*.jar "$STAGE/lib/"
   cp -r "$m/target/test-classes" "$STAGE/classes/$m-tests"
   mvn -B -o -q -pl "$m" dependency:build-classpath -Dmdep.includeScope=test \
       -Dmdep.outputFile="$WORK/$m.cp" >/dev/null
 done
+# the pipeline jar and the few of its dependencies that its GPU benchmarks touch (LayerBench:
+# sparkprune bench layer); not its Hadoop, Parquet, tokenizer or model jars
+cp pipeline/target/sparkprune-pipeline-*.jar "$STAGE/lib/"
+mvn -B -o -q -pl pipeline dependency:build-classpath -Dmdep.includeScope=runtime \
+    -Dmdep.outputFile="$WORK/pipeline.cp" >/dev/null
+tr ':' '\n' < "$WORK/pipeline.cp" | grep -E '/(jackson-(core|databind|annotations)|slf4j-api)-[0-9]' \
+  | while read -r jar; do cp "$jar" "$STAGE/lib/"; done
 # dependency jars (sparkprune's own jars come from the build above)
 tr ':' '\n' < <(cat "$WORK/kernels.cp"; echo; cat "$WORK/calibration.cp") | sort -u | grep -v '^$' \
   | grep -v '/io/sparkprune/' | while read -r jar; do

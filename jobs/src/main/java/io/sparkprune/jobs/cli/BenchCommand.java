@@ -3,6 +3,7 @@ package io.sparkprune.jobs.cli;
 import io.sparkprune.calibration.bench.KernelBench;
 import io.sparkprune.calibration.bench.SolverBench;
 import io.sparkprune.pipeline.bench.ForwardBench;
+import io.sparkprune.pipeline.bench.LayerBench;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 
@@ -13,7 +14,7 @@ import picocli.CommandLine.Command;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Run a benchmark and print its table.",
         subcommands = {BenchCommand.Solver.class, BenchCommand.Forward.class, BenchCommand.Kernels.class,
-            BenchCommand.Assemble.class})
+            BenchCommand.Assemble.class, BenchCommand.Layer.class})
 final class BenchCommand implements Runnable {
 
     @picocli.CommandLine.Spec
@@ -21,7 +22,7 @@ final class BenchCommand implements Runnable {
 
     @Override
     public void run() {
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing benchmark: solver, forward, kernels or assemble");
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), "missing benchmark: solver, forward, kernels, assemble or layer");
     }
 
     /** The pruning step on the CPU backend: inverse factor + SparseGPT solve per shape and pattern. */
@@ -71,6 +72,24 @@ final class BenchCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             KernelBench.main(args);
+            return ExitCodes.OK;
+        }
+    }
+
+    /** One layer's GPU work in the prune job (forward pass, Hessian pass, flush) on one calibration partition, without Spark. */
+    @Command(name = "layer", mixinStandardHelpOptions = true,
+            description = "One layer of the prune job's sequential loop on one calibration partition, without Spark: the "
+                    + "block's forward pass, its Hessian pass and the flush of the device Hessian sums (default: Llama-2-7B "
+                    + "shapes, 4 x 16 x 2048 tokens, TF32). Options are LayerBench's: [--backend cuda|cpu] [--hidden H] "
+                    + "[--intermediate I] [--heads N] [--batches B] [--sequences S] [--seq-len L] [--forward fp32|tf32] "
+                    + "[--hessian exact|tf32] [--repeat R] [--profile: every launch of one more run timed]")
+    static final class Layer implements Callable<Integer> {
+        @picocli.CommandLine.Unmatched
+        String[] args = new String[0];
+
+        @Override
+        public Integer call() throws Exception {
+            LayerBench.main(args);
             return ExitCodes.OK;
         }
     }
