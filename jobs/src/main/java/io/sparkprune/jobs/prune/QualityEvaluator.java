@@ -2,6 +2,7 @@ package io.sparkprune.jobs.prune;
 
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.pipeline.data.DocumentSource;
 import io.sparkprune.pipeline.data.DocumentSources;
 import io.sparkprune.pipeline.defaults.DefaultAssets;
@@ -90,9 +91,11 @@ final class QualityEvaluator {
     private static void decoder(JavaSparkContext jsc, JobContext ctx, ModelConfig config, HfTokenizer tok, List<String> docs,
                                 int seqLen, int maxWindows, String prunedUri, ObjectNode q,
                                 List<BaselineWeights> baselines) {
+        ForwardPrecision precision = ctx.recipe().evaluation().forwardPrecision();
         int[] tokens = tok.encode(String.join("\n\n", docs), true);
         int windows = Math.min(maxWindows, tokens.length / seqLen);
         q.put("metric", "perplexity");
+        q.put("forward_precision", precision.id());
         q.put("seq_len", seqLen);
         q.put("windows", windows);
         if (windows == 0) {
@@ -115,8 +118,8 @@ final class QualityEvaluator {
                     for (int i = 0; i < part.size(); i++) {
                         System.arraycopy(part.get(i)._2(), 0, concat, i * seqLen, seqLen);
                     }
-                    double[] dense = Perplexity.evaluate(model(ctx, denseUri), concat, seqLen, 1).windowLosses();
-                    double[] pruned = Perplexity.evaluate(model(ctx, prunedUri), concat, seqLen, 1).windowLosses();
+                    double[] dense = Perplexity.evaluate(model(ctx, denseUri), concat, seqLen, 1, precision).windowLosses();
+                    double[] pruned = Perplexity.evaluate(model(ctx, prunedUri), concat, seqLen, 1, precision).windowLosses();
                     List<Tuple3<Integer, Double, Double>> res = new ArrayList<>();
                     for (int i = 0; i < part.size(); i++) {
                         res.add(new Tuple3<>(part.get(i)._1(), dense[i], pruned[i]));
@@ -152,7 +155,7 @@ final class QualityEvaluator {
                         for (int i = 0; i < part.size(); i++) {
                             System.arraycopy(part.get(i)._2(), 0, concat, i * seqLen, seqLen);
                         }
-                        double[] l = Perplexity.evaluate(ref.open(), concat, seqLen, 1).windowLosses();
+                        double[] l = Perplexity.evaluate(ref.open(), concat, seqLen, 1, precision).windowLosses();
                         List<scala.Tuple2<Integer, Double>> res = new ArrayList<>();
                         for (int i = 0; i < part.size(); i++) {
                             res.add(new scala.Tuple2<>(part.get(i)._1(), l[i]));
@@ -195,7 +198,9 @@ final class QualityEvaluator {
 
     private static void encoder(JavaSparkContext jsc, JobContext ctx, ModelConfig config, HfTokenizer tok, List<String> sentences,
                                 int seqLen, String prunedUri, ObjectNode q, List<BaselineWeights> baselines) {
+        ForwardPrecision precision = ctx.recipe().evaluation().forwardPrecision();
         q.put("metric", "embedding_cosine");
+        q.put("forward_precision", precision.id());
         q.put("pooling", "mean, L2-normalised");
         q.put("seq_len", seqLen);
         q.put("sentences", sentences.size());
@@ -218,8 +223,8 @@ final class QualityEvaluator {
         List<Tuple3<Integer, float[], float[]>> embs = new ArrayList<>(jsc.parallelize(indexed(batches),
                 Math.min(16, batches.size())).map(t -> {
                     TokenBatch b = TokenBatch.of(t._2());
-                    return new Tuple3<>(t._1(), model(ctx, denseUri).sentenceEmbeddings(b, Pooling.MEAN, true),
-                            model(ctx, prunedUri).sentenceEmbeddings(b, Pooling.MEAN, true));
+                    return new Tuple3<>(t._1(), model(ctx, denseUri).sentenceEmbeddings(b, Pooling.MEAN, true, precision),
+                            model(ctx, prunedUri).sentenceEmbeddings(b, Pooling.MEAN, true, precision));
                 }).collect());
         embs.sort(Comparator.comparing(Tuple3::_1));
         int n = sentences.size();
@@ -253,7 +258,7 @@ final class QualityEvaluator {
             ModelRef ref = baselineModel(ctx, b);
             List<scala.Tuple2<Integer, float[]>> be = new ArrayList<>(jsc.parallelize(indexed(batches),
                     Math.min(16, batches.size())).map(t -> new scala.Tuple2<>(t._1(),
-                            ref.open().sentenceEmbeddings(TokenBatch.of(t._2()), Pooling.MEAN, true))).collect());
+                            ref.open().sentenceEmbeddings(TokenBatch.of(t._2()), Pooling.MEAN, true, precision))).collect());
             be.sort(Comparator.comparing(scala.Tuple2::_1));
             float[] base = new float[n * hidden];
             int r = 0;

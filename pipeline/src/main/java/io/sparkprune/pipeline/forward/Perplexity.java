@@ -1,5 +1,6 @@
 package io.sparkprune.pipeline.forward;
 
+import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.kernels.Backend;
 import io.sparkprune.pipeline.tokenizer.HfTokenizer;
 import java.util.List;
@@ -51,6 +52,24 @@ public final class Perplexity {
      * @throws ModelInputException for ids the model cannot take
      */
     public static Result evaluate(TransformerModel model, int[] tokens, int seqLength, int windowsPerBatch) {
+        return evaluate(model, tokens, seqLength, windowsPerBatch, ForwardPrecision.FP32);
+    }
+
+    /**
+     * Perplexity of a token stream with a choice of the forward pass's arithmetic.
+     *
+     * @param model a Llama-family model
+     * @param tokens the tokenized text
+     * @param seqLength L, ≥ 2
+     * @param windowsPerBatch windows run through the model at once, ≥ 1
+     * @param precision products of the blocks' linear layers and attention ({@link TransformerModel#encode(TokenBatch,
+     *     ForwardPrecision)}); the LM head and the NLLs stay fp32 / fp64
+     * @return the result
+     * @throws IllegalArgumentException when the stream is shorter than one window
+     * @throws ModelInputException for ids the model cannot take
+     */
+    public static Result evaluate(TransformerModel model, int[] tokens, int seqLength, int windowsPerBatch,
+                                  ForwardPrecision precision) {
         if (seqLength < 2 || windowsPerBatch < 1) {
             throw new IllegalArgumentException("perplexity needs seqLength >= 2 and windowsPerBatch >= 1, got "
                     + seqLength + ", " + windowsPerBatch);
@@ -66,7 +85,7 @@ public final class Perplexity {
         for (int w0 = 0; w0 < nsamples; w0 += windowsPerBatch) {
             int nw = Math.min(windowsPerBatch, nsamples - w0);
             TokenBatch batch = TokenBatch.windows(tokens, w0 * seqLength, nw, seqLength);
-            float[] logits = model.logits(batch);
+            float[] logits = model.logits(batch, precision);
             int[] ids = batch.ids();
             double[] nll = new double[seqLength - 1];
             for (int w = 0; w < nw; w++) {

@@ -257,9 +257,22 @@ public final class TransformerModel implements AutoCloseable {
      * @throws ModelInputException for ids the model cannot take
      */
     public HiddenStates encode(TokenBatch tokens) {
+        return encode(tokens, ForwardPrecision.FP32);
+    }
+
+    /**
+     * {@link #encode(TokenBatch)} with a choice of the blocks' arithmetic.
+     *
+     * @param tokens a batch
+     * @param precision products of the linear layers and attention ({@link ForwardWorkspace#precision()}):
+     *     {@link ForwardPrecision#FP32}, or {@link ForwardPrecision#TF32} (operands rounded to TF32, fp32 sums)
+     * @return {@code tokens × hidden}
+     * @throws ModelInputException for ids the model cannot take
+     */
+    public HiddenStates encode(TokenBatch tokens, ForwardPrecision precision) {
         HiddenStates h = embed(tokens);
         // one workspace for all blocks: on the GPU its buffers are allocated for the first block only
-        try (ForwardWorkspace ws = ForwardWorkspace.open(backend, ForwardPrecision.FP32, "encode")) {
+        try (ForwardWorkspace ws = ForwardWorkspace.open(backend, precision, "encode")) {
             for (int l = 0; l < adapter.numLayers(); l++) {
                 Weights w = blockWeights(l);
                 prefetch(l + 1, l + PREFETCH_BLOCKS);
@@ -278,10 +291,23 @@ public final class TransformerModel implements AutoCloseable {
      * @throws UnsupportedOperationException for an encoder
      */
     public float[] logits(TokenBatch tokens) {
+        return logits(tokens, ForwardPrecision.FP32);
+    }
+
+    /**
+     * {@link #logits(TokenBatch)} with a choice of the blocks' arithmetic ({@link #encode(TokenBatch,
+     * ForwardPrecision)}); the final norm and the LM head stay fp32.
+     *
+     * @param tokens a batch
+     * @param precision products of the blocks' linear layers and attention
+     * @return {@code tokens × vocab} logits, row-major
+     * @throws UnsupportedOperationException for an encoder
+     */
+    public float[] logits(TokenBatch tokens, ForwardPrecision precision) {
         if (!(adapter instanceof LlamaAdapter l)) {
             throw new UnsupportedOperationException(config().modelType() + " is an encoder; it has no LM head");
         }
-        return l.logits(backend, global, encode(tokens));
+        return l.logits(backend, global, encode(tokens, precision));
     }
 
     /**
@@ -293,7 +319,20 @@ public final class TransformerModel implements AutoCloseable {
      * @return {@code sequences × hidden}
      */
     public float[] sentenceEmbeddings(TokenBatch tokens, Pooling pooling, boolean normalize) {
-        return pooling.apply(encode(tokens), normalize);
+        return sentenceEmbeddings(tokens, pooling, normalize, ForwardPrecision.FP32);
+    }
+
+    /**
+     * {@link #sentenceEmbeddings(TokenBatch, Pooling, boolean)} with a choice of the blocks' arithmetic.
+     *
+     * @param tokens a batch, one sentence per sequence
+     * @param pooling how token vectors are pooled
+     * @param normalize L2-normalise each embedding
+     * @param precision products of the linear layers and attention ({@link #encode(TokenBatch, ForwardPrecision)})
+     * @return {@code sequences × hidden}
+     */
+    public float[] sentenceEmbeddings(TokenBatch tokens, Pooling pooling, boolean normalize, ForwardPrecision precision) {
+        return pooling.apply(encode(tokens, precision), normalize);
     }
 
     /**

@@ -1,5 +1,6 @@
 package io.sparkprune.pipeline.recipe;
 
+import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.pipeline.data.SourceOptions;
 import io.sparkprune.pipeline.model.ModelConfig;
 
@@ -22,12 +23,20 @@ import java.util.OptionalInt;
  * @param baselines methods also scored on the same data at the same pattern and targets, for comparison
  *     ({@link PruneMethod#MAGNITUDE}, {@link PruneMethod#WANDA}; no duplicates; empty for none; key
  *     {@code baselines}, CLI {@code --baselines magnitude,wanda})
+ * @param forwardPrecision arithmetic of the linear layers' and attention's products in the quality check's
+ *     forward passes of both models: {@link ForwardPrecision#FP32} (the default) or
+ *     {@link ForwardPrecision#TF32} (operands rounded to TF32, fp32 sums; tensor cores on the GPU) (key
+ *     {@code forward_precision}, CLI {@code --eval-forward-precision}); the dense and the pruned model are
+ *     always scored with the same arithmetic
  */
 public record EvaluationSpec(String source, SourceOptions options, int samples, OptionalInt seqLen,
-                             List<PruneMethod> baselines) {
+                             List<PruneMethod> baselines, ForwardPrecision forwardPrecision) {
 
     /** The {@code source} value naming the held-out part of the calibration source. */
     public static final String HELD_OUT_SOURCE = "held_out";
+
+    /** The default of {@code forward_precision}: fp32 products. */
+    public static final ForwardPrecision DEFAULT_FORWARD_PRECISION = ForwardPrecision.FP32;
 
     /** The held-out split, at most 128 sequences, the calibration length. */
     public static final EvaluationSpec DEFAULT = new EvaluationSpec(HELD_OUT_SOURCE, SourceOptions.defaults(), 128,
@@ -39,6 +48,7 @@ public record EvaluationSpec(String source, SourceOptions options, int samples, 
      */
     public EvaluationSpec {
         Objects.requireNonNull(source, "source");
+        Objects.requireNonNull(forwardPrecision, "forwardPrecision");
         baselines = List.copyOf(Objects.requireNonNull(baselines, "baselines"));
         for (int i = 0; i < baselines.size(); i++) {
             if (baselines.get(i) == PruneMethod.SPARSEGPT) {
@@ -70,6 +80,20 @@ public record EvaluationSpec(String source, SourceOptions options, int samples, 
      */
     public EvaluationSpec(String source, SourceOptions options, int samples, OptionalInt seqLen) {
         this(source, options, samples, seqLen, List.of());
+    }
+
+    /**
+     * Evaluation in fp32 ({@link #DEFAULT_FORWARD_PRECISION}).
+     *
+     * @param source see the record
+     * @param options see the record
+     * @param samples see the record
+     * @param seqLen see the record
+     * @param baselines see the record
+     */
+    public EvaluationSpec(String source, SourceOptions options, int samples, OptionalInt seqLen,
+                          List<PruneMethod> baselines) {
+        this(source, options, samples, seqLen, baselines, DEFAULT_FORWARD_PRECISION);
     }
 
     /** @return true when {@link #source()} is {@value #HELD_OUT_SOURCE} */

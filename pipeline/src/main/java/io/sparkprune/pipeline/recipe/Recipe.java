@@ -62,6 +62,8 @@ import java.util.stream.Collectors;
  *   text_mode: lines
  *   samples: 128
  *   seq_len: auto                # the calibration length
+ *   baselines: []                # magnitude, wanda: also scored on the same data
+ *   forward_precision: fp32      # fp32 | tf32 (products in the quality check's forward passes)
  * gates:                         # quality limits; each absent one is not checked
  *   max_perplexity_increase: null  # e.g. 0.15 or "15%" (decoders)
  *   min_embedding_cosine: null     # e.g. 0.85 (encoders, mean cosine)
@@ -294,6 +296,7 @@ public record Recipe(PruneStage prune, CalibrationSpec calibration, EvaluationSp
         putSeqLen(e, evaluation.seqLen());
         com.fasterxml.jackson.databind.node.ArrayNode bl = e.putArray("baselines");
         evaluation.baselines().forEach(b -> bl.add(b.id()));
+        e.put("forward_precision", evaluation.forwardPrecision().id());
         ObjectNode g = root.putObject(RecipeKeys.GATES);
         putOptional(g, "max_perplexity_increase", gates.maxPerplexityIncrease());
         putOptional(g, "min_embedding_cosine", gates.minEmbeddingCosine());

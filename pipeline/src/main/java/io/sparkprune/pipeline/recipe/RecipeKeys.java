@@ -34,7 +34,7 @@ public final class RecipeKeys {
             "forward_precision");
     /** Keys of {@code evaluation}, in document order. */
     public static final List<String> EVALUATION_KEYS = List.of("source", "format", "field", "text_mode", "samples",
-            "seq_len", "baselines");
+            "seq_len", "baselines", "forward_precision");
     /** Keys of {@code gates}, in document order. */
     public static final List<String> GATES_KEYS = List.of("max_perplexity_increase", "min_embedding_cosine",
             "max_layer_error");
@@ -74,6 +74,7 @@ public final class RecipeKeys {
         m.put("--eval-samples", "evaluation.samples");
         m.put("--eval-seq-len", "evaluation.seq_len");
         m.put("--baselines", "evaluation.baselines");
+        m.put("--eval-forward-precision", "evaluation.forward_precision");
         m.put("--max-perplexity-increase", "gates.max_perplexity_increase");
         m.put("--min-embedding-cosine", "gates.min_embedding_cosine");
         m.put("--max-layer-error", "gates.max_layer_error");

@@ -146,7 +146,8 @@ final class RecipeReader {
     private EvaluationSpec evaluation(Section s) {
         EvaluationSpec d = EvaluationSpec.DEFAULT;
         return new EvaluationSpec(s.text("source", d.source()), sourceOptions(s, d.options()),
-                s.integer("samples", d.samples()), s.intOrAuto("seq_len", d.seqLen()), baselines(s));
+                s.integer("samples", d.samples()), s.intOrAuto("seq_len", d.seqLen()), baselines(s),
+                s.choice("forward_precision", ForwardPrecision.class, d.forwardPrecision()));
     }
 
     /** {@code baselines}: a list of method names, or one text of comma-separated names (the CLI form); none is empty. */

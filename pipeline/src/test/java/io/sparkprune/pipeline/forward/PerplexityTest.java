@@ -47,6 +47,33 @@ class PerplexityTest {
     }
 
     @Test
+    void tf32ForwardStaysNearTheReferenceButIsNotTheFp32Result() throws Exception {
+        Path dir = LlamaFixtureTest.fixture("llama-gqa-tied");
+        LlamaFixtureTest.Expected exp = LlamaFixtureTest.expected(dir);
+        int len = exp.ids()[0].length;
+        int vocab = exp.vocab();
+        int[] stream = new int[2 * len];
+        System.arraycopy(exp.ids()[0], 0, stream, 0, len);
+        System.arraycopy(exp.ids()[1], 0, stream, len, len);
+        try (TransformerModel model = TransformerModel.open(dir, backend)) {
+            Perplexity.Result fp32 = Perplexity.evaluate(model, stream, len, 1);
+            Perplexity.Result tf32 = Perplexity.evaluate(model, stream, len, 1, io.sparkprune.kernels.ForwardPrecision.TF32);
+            // the TF32 rounding of the blocks' operands really happens
+            assertThat(tf32.windowLosses()).isNotEqualTo(fp32.windowLosses());
+            // the rule on our own TF32 logits: equal up to fp64 rounding
+            float[] ours = model.logits(TokenBatch.of(exp.ids()), io.sparkprune.kernels.ForwardPrecision.TF32);
+            for (int w = 0; w < 2; w++) {
+                assertThat(tf32.windowLosses()[w]).isCloseTo(windowLoss(ours, w * len * vocab, exp.ids()[w], vocab),
+                        within(1e-12));
+                // against transformers' fp32 logits: TF32 keeps 11 significant bits (unit roundoff 2^-11 ≈ 4.9e-4) per
+                // operand, so logits move by about 1e-3 relative and each window's mean NLL by far less than 1e-2
+                double hf = windowLoss(exp.logits(), w * len * vocab, exp.ids()[w], vocab);
+                assertThat(tf32.windowLosses()[w]).isCloseTo(hf, within(1e-2));
+            }
+        }
+    }
+
+    @Test
     void matchesReferenceRuleOnTransformersLogits() throws Exception {
         Path dir = LlamaFixtureTest.fixture("llama-gqa-tied");
         LlamaFixtureTest.Expected exp = LlamaFixtureTest.expected(dir);

@@ -293,6 +293,24 @@ class RecipeTest {
     }
 
     @Test
+    void evaluationForwardPrecisionDefaultsToFp32AndIsIndependentOfTheCalibrationOne() {
+        Recipe base = Recipe.defaults();
+        assertThat(base.evaluation().forwardPrecision()).isEqualTo(ForwardPrecision.FP32);
+        assertThat(base.toTree().path("evaluation").path("forward_precision").asText()).isEqualTo("fp32");
+        Recipe fromFile = Recipe.parse("evaluation:\n  forward_precision: tf32\n", "eval-tf32.yaml");
+        assertThat(fromFile.evaluation().forwardPrecision()).isEqualTo(ForwardPrecision.TF32);
+        assertThat(fromFile.calibration().forwardPrecision()).isEqualTo(ForwardPrecision.FP32);
+        assertThat(Recipe.parse(fromFile.toYaml(), "round trip")).isEqualTo(fromFile);
+        Recipe viaFlag = base.withOverrides(Map.of(RecipeKeys.CLI_FLAGS.get("--eval-forward-precision"), "tf32"));
+        assertThat(viaFlag).isEqualTo(fromFile);
+        assertThatThrownBy(() -> base.withOverrides(Map.of("evaluation.forward_precision", "bf16")))
+                .isInstanceOfSatisfying(RecipeException.class, e -> {
+                    assertThat(e.keyPath()).isEqualTo("evaluation.forward_precision");
+                    assertThat(e).hasMessageContaining("unknown value 'bf16'; allowed: fp32, tf32");
+                });
+    }
+
+    @Test
     void quantOverrideTakesTheCompactFormAndNoneRemovesIt() {
         Recipe q = Recipe.defaults().withOverrides(Map.of("prune.quantization", "int4-sym-g64"));
         assertThat(q.prune().quantization()).hasValue(new QuantizationSpec(4, true, 64));
