@@ -62,7 +62,12 @@ class PruneJobLocalTest {
 
     private static Path run(String mode, String dir) {
         Path out = tmp.resolve(dir);
-        PruneJob.run(spark, new PruneJob.Request(model.toString(), out.toString(), JobFixtures.recipe(corpus, mode), false));
+        // the independent run also scores quality with TF32 forward passes (evaluation.forward_precision)
+        io.sparkprune.pipeline.recipe.Recipe recipe = JobFixtures.recipe(corpus, mode);
+        if (mode.equals("independent")) {
+            recipe = recipe.withOverrides(java.util.Map.of("evaluation.forward_precision", "tf32"));
+        }
+        PruneJob.run(spark, new PruneJob.Request(model.toString(), out.toString(), recipe, false));
         return out;
     }
 
@@ -190,6 +195,8 @@ class PruneJobLocalTest {
             assertThat(r.at("/summary/all_patterns_verified").asBoolean()).isTrue();
             JsonNode q = r.get("quality");
             assertThat(q.get("metric").asText()).isEqualTo("perplexity");
+            assertThat(q.get("forward_precision").asText()).isEqualTo(out == sequential ? "fp32" : "tf32");
+            assertThat(r.at("/recipe/evaluation/forward_precision").asText()).isEqualTo(q.get("forward_precision").asText());
             assertThat(q.get("windows").asInt()).isPositive();
             double dense = q.get("perplexity_dense").asDouble();
             double pruned = q.get("perplexity_pruned").asDouble();
