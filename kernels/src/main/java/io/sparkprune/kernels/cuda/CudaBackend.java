@@ -18,6 +18,7 @@ import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUevent;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
@@ -587,6 +588,13 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     /** Launch timing for benchmarks ({@link #profileLaunches}); off by default. */
     private final LaunchProfile profile = new LaunchProfile();
     private final PinnedStaging staging;
+    /**
+     * The second stream ({@code CU_STREAM_NON_BLOCKING}) and pinned staging of {@link #downloadOutsideLock}:
+     * downloads that run without the backend's lock, so that another thread's kernels run meanwhile. Created on
+     * first use under the lock; the staging's own lock serializes such downloads.
+     */
+    private CUstream copyStream;
+    private PinnedStaging copyStaging;
     /** Resident Hessians not yet closed, freed by {@link #close()}; weak, so a leaked one reaches its cleaner. */
     private final Set<DeviceHessian> openHessians = Collections.newSetFromMap(new WeakHashMap<>());
     /** Resident group factors not yet closed, freed by {@link #close()}; weak, so a leaked one reaches its cleaners. */
@@ -1058,8 +1066,17 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 }
                 try {
                     staging.close();
+                    if (copyStaging != null) {
+                        copyStaging.close(); // waits for a download outside the lock still running
+                    }
                 } finally {
-                    Driver.check("cuStreamDestroy", () -> JCudaDriver.cuStreamDestroy(stream));
+                    try {
+                        if (copyStream != null) {
+                            Driver.check("cuStreamDestroy (copies)", () -> JCudaDriver.cuStreamDestroy(copyStream));
+                        }
+                    } finally {
+                        Driver.check("cuStreamDestroy", () -> JCudaDriver.cuStreamDestroy(stream));
+                    }
                 }
             }
             try {
@@ -1421,6 +1438,61 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     public synchronized void download(DeviceBuffer src, float[] dst) {
         current();
         src.download(0, dst, 0, dst.length);
+    }
+
+    /**
+     * Copies a device buffer's first {@code dst.length} floats into {@code dst} without holding the backend's
+     * lock while the bytes move, so that other threads' kernels and copies on this backend run meanwhile
+     * (the prune job's two calibration partitions share one GPU: one partition's block output comes down while
+     * the other's forward pass runs). Under the lock it only records an event on the backend's stream after
+     * every operation queued so far (those that wrote {@code src}); the copy then runs on a second,
+     * non-blocking stream that waits for that event, through a pinned staging of its own, in chunks drained
+     * into {@code dst} by the copy pool ({@link PinnedStaging#download}). Copies below the staging threshold
+     * take the ordinary locked path. Same bytes as {@link #download(DeviceBuffer, float[])}.
+     *
+     * <p>The caller must own {@code src} until this returns: nothing may free it or write it meanwhile (a
+     * workspace's live matrix, used by one thread).
+     *
+     * @param src a device buffer of this backend holding at least {@code 4 · dst.length} bytes
+     * @param dst the host array, filled when this returns
+     * @throws CudaCallException when a driver call fails (also for an earlier kernel's fault)
+     * @throws IllegalStateException when the backend is closed
+     */
+    void downloadOutsideLock(DeviceBuffer src, float[] dst) {
+        long bytes = 4L * dst.length;
+        if (bytes > src.bytes()) {
+            throw new IllegalArgumentException("download of " + dst.length + " floats from a device buffer of "
+                    + src.bytes() + " bytes");
+        }
+        CUevent ready = new CUevent();
+        PinnedStaging copies;
+        synchronized (this) {
+            current();
+            if (!staging.staged(bytes) || profile.on()) {
+                src.download(0, dst, 0, dst.length);
+                return;
+            }
+            if (copyStream == null) {
+                CUstream s = new CUstream();
+                Driver.check("cuStreamCreate (copies) on " + deviceName,
+                        () -> JCudaDriver.cuStreamCreateWithPriority(s, CUstream_flags.CU_STREAM_NON_BLOCKING, 0));
+                copyStaging = new PinnedStaging(s, staging.chunkBytes(), 0);
+                copyStream = s;
+            }
+            copies = copyStaging;
+            Driver.check("cuEventCreate (download)", () -> JCudaDriver.cuEventCreate(ready,
+                    jcuda.driver.CUevent_flags.CU_EVENT_DISABLE_TIMING));
+            Driver.check("cuEventRecord (download)", () -> JCudaDriver.cuEventRecord(ready, stream));
+        }
+        try {
+            Driver.check("cuCtxSetCurrent device " + ordinal, () -> JCudaDriver.cuCtxSetCurrent(ctx));
+            CUstream s = copyStream;
+            Driver.check("cuStreamWaitEvent (download)", () -> JCudaDriver.cuStreamWaitEvent(s, ready, 0));
+            copies.download(src.pointer(), bytes, (b, from) -> b.asFloatBuffer().get(dst, (int) (from / 4),
+                    b.remaining() / 4), "download outside the lock");
+        } finally {
+            JCudaDriver.cuEventDestroy(ready);
+        }
     }
 
     /** Makes this backend's context current on the calling thread (for callers using device buffers). */

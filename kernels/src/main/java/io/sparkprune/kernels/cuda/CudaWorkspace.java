@@ -230,10 +230,9 @@ final class CudaWorkspace extends AbstractForwardWorkspace<CudaWorkspace.DeviceM
     @Override
     protected float[] doDownload(DeviceMatrix m) {
         float[] out = new float[(int) m.size()];
-        synchronized (backend) {
-            backend.makeCurrent();
-            m.buffer.download(0, out, 0, out.length);
-        }
+        // the bytes move without the backend's lock: another task's kernels on this GPU run meanwhile (m is this
+        // workspace's live matrix, which only this workspace's thread frees or writes)
+        backend.downloadOutsideLock(m.buffer, out);
         return out;
     }
 
