@@ -37,8 +37,10 @@ public interface ResidentFactorizer {
     /**
      * A group's Hessian H ({@code n × n}, held packed in fp64) and, after {@link #factor}, its inverse
      * factor U ({@code n × n} row-major fp32, zero below the diagonal) or what the backend's solves use in
-     * its place (then {@link #download} computes U on demand), both resident. Not for
-     * concurrent use by several threads; {@link #close()} is idempotent, and every method that reads or
+     * its place (then {@link #download} computes U on demand), both resident. Safe for use by several
+     * threads at once: an implementation serializes its calls (the CUDA backend's hold the backend's
+     * monitor), since the prune job solves a group's row shards concurrently, all reading one factor; the
+     * caller closes it only after every such use has returned. {@link #close()} is idempotent, and every method that reads or
      * writes device memory throws {@link IllegalStateException} after it (or after the owning backend
      * was closed); {@code size()} and {@code factored()} still answer.
      */

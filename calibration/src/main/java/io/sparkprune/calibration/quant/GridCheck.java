@@ -24,6 +24,24 @@ public final class GridCheck {
      * @throws IllegalArgumentException when {@code values.length != rows · cols} or the dtype is not a float type
      */
     public static long violations(float[] values, QuantizedWeights grid, DType dtype) {
+        return violations(values, grid, dtype, 0, grid.rows());
+    }
+
+    /**
+     * {@link #violations(float[], QuantizedWeights, DType)} over rows {@code [rowStart, rowEnd)} only, on the
+     * calling thread (the counts of disjoint row ranges add up to the whole matrix's count; callers may
+     * check ranges on several threads at once).
+     *
+     * @param values {@code rows × cols} row-major values as written, widened to fp32 (only the range is read)
+     * @param grid the grids (scales, zero points; the codes are not used)
+     * @param dtype the dtype the values were written in: {@link DType#F32}, {@link DType#BF16} or {@link DType#F16}
+     * @param rowStart first row, {@code 0 ≤ rowStart ≤ rowEnd}
+     * @param rowEnd end of the range (exclusive), {@code ≤ rows}
+     * @return how many values of the range are not on their grid; NaN and infinities never are
+     * @throws IllegalArgumentException when {@code values.length != rows · cols}, the range is out of bounds or
+     *     the dtype is not a float type
+     */
+    public static long violations(float[] values, QuantizedWeights grid, DType dtype, int rowStart, int rowEnd) {
         if (dtype != DType.F32 && dtype != DType.BF16 && dtype != DType.F16) {
             throw new IllegalArgumentException("grid check needs a float dtype (F32, BF16, F16), got " + dtype);
         }
@@ -32,10 +50,13 @@ public final class GridCheck {
         if (values.length != (long) rows * cols) {
             throw new IllegalArgumentException("expected " + rows + " x " + cols + " values, got " + values.length);
         }
+        if (rowStart < 0 || rowEnd < rowStart || rowEnd > rows) {
+            throw new IllegalArgumentException("rows [" + rowStart + ", " + rowEnd + ") outside [0, " + rows + ")");
+        }
         QuantizationSpec spec = grid.spec();
         int groups = grid.groups();
         long bad = 0;
-        for (int r = 0; r < rows; r++) {
+        for (int r = rowStart; r < rowEnd; r++) {
             for (int c = 0; c < cols; c++) {
                 int g = r * groups + (spec.groupSize() == 0 ? 0 : c / spec.groupSize());
                 if (!onGrid(values[r * cols + c], grid.scales()[g], grid.zeroPoints()[g], spec, dtype)) {

@@ -11,8 +11,9 @@ import org.apache.spark.util.AccumulatorV2;
  * {@code group.factor}, {@code solve.error}), summed over tasks: a Spark accumulator, so the
  * figures come back with each task's result and the driver reports them
  * ({@code report.json}: {@code run.executor_seconds}; docs/report.md) and logs them per layer.
- * Tasks that run at the same time add their own seconds, so a phase can exceed the stage's wall
- * time. Failed task attempts do not count (Spark drops their updates of a registered accumulator);
+ * Tasks that run at the same time add their own seconds, and so do the row shards that one group
+ * task solves at once ({@link GroupSolve}), so a phase can exceed the stage's wall time; {@link #add}
+ * may be called from several threads. Failed task attempts do not count (Spark drops their updates of a registered accumulator);
  * a successful re-run does (a lost map output recomputed, an evicted partition of the persisted
  * activations recomputed). Phases may nest: {@code group.shuffle_read} is part of
  * {@code group.read_and_reduce}.

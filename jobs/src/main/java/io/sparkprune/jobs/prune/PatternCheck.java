@@ -28,9 +28,43 @@ final class PatternCheck {
      */
     static long violations(SparsityPattern pattern, float[] dense, float[] pruned, int rows, int cols,
                            boolean[] deadColumns) {
+        if (pattern instanceof SparsityPattern.NofM) {
+            return rowsOf(rows).mapToLong(r -> violations(pattern, dense, pruned, r, r + 1, rows, cols, deadColumns))
+                    .sum();
+        }
+        if (pattern instanceof SparsityPattern.Block b) {
+            return rowsOf((rows + b.rows() - 1) / b.rows()).mapToLong(tileRow -> violations(pattern, dense, pruned,
+                    tileRow * b.rows(), Math.min(rows, (tileRow + 1) * b.rows()), rows, cols, deadColumns)).sum();
+        }
+        return 0;
+    }
+
+    /**
+     * {@link #violations(SparsityPattern, float[], float[], int, int, boolean[])} restricted to the groups or
+     * tiles of rows {@code [rowStart, rowEnd)}, on the calling thread: the counts of a partition of the rows
+     * into such ranges add up to the whole shard's count. For a block pattern of tile height h,
+     * {@code rowStart} must be a multiple of h and {@code rowEnd} a multiple of h or {@code rows}, so that
+     * every tile counted lies entirely inside the range.
+     *
+     * @param pattern the target pattern
+     * @param dense the shard before pruning, {@code rows × cols} row-major
+     * @param pruned the shard as written, same layout (only rows {@code [rowStart, rowEnd)} are read)
+     * @param rowStart first row, {@code 0 ≤ rowStart ≤ rowEnd}
+     * @param rowEnd end of the range (exclusive), {@code ≤ rows}
+     * @param rows rows of the whole shard
+     * @param cols columns
+     * @param deadColumns {@code cols} flags of dead inputs, or null when there are none
+     * @return number of violating groups or tiles in the range
+     * @throws IllegalArgumentException when the range is out of bounds or not aligned to the tile height
+     */
+    static long violations(SparsityPattern pattern, float[] dense, float[] pruned, int rowStart, int rowEnd,
+                           int rows, int cols, boolean[] deadColumns) {
+        if (rowStart < 0 || rowEnd < rowStart || rowEnd > rows) {
+            throw new IllegalArgumentException("rows [" + rowStart + ", " + rowEnd + ") outside [0, " + rows + ")");
+        }
         if (pattern instanceof SparsityPattern.NofM nm) {
-            return rowsOf(rows).mapToLong(r -> {
-                long bad = 0;
+            long bad = 0;
+            for (int r = rowStart; r < rowEnd; r++) {
                 for (int g = 0; g + nm.m() <= cols; g += nm.m()) {
                     int nonZeros = 0;
                     for (int j = 0; j < nm.m(); j++) {
@@ -42,13 +76,16 @@ final class PatternCheck {
                         bad++;
                     }
                 }
-                return bad;
-            }).sum();
+            }
+            return bad;
         }
         if (pattern instanceof SparsityPattern.Block b) {
-            return rowsOf((rows + b.rows() - 1) / b.rows()).mapToLong(tileRow -> {
-                int r0 = tileRow * b.rows();
-                long bad = 0;
+            if (rowStart % b.rows() != 0 || (rowEnd % b.rows() != 0 && rowEnd != rows)) {
+                throw new IllegalArgumentException("rows [" + rowStart + ", " + rowEnd + ") are not aligned to the "
+                        + b.rows() + "-row tiles of " + pattern);
+            }
+            long bad = 0;
+            for (int r0 = rowStart; r0 < rowEnd; r0 += b.rows()) {
                 for (int c0 = 0; c0 < cols; c0 += b.cols()) {
                     boolean prunedEntry = false;
                     boolean nonZero = false;
@@ -66,8 +103,8 @@ final class PatternCheck {
                         bad++;
                     }
                 }
-                return bad;
-            }).sum();
+            }
+            return bad;
         }
         return 0;
     }

@@ -60,7 +60,19 @@ final class ShardSolver {
     /**
      * Solves one row shard and stages it.
      *
+     * <p>Host passes after the solve: one fused parallel pass rounds the values to the checkpoint's dtype,
+     * encodes the staged bytes and counts zeros, non-finite values, pattern and grid violations
+     * ({@link ShardMeasure#encode}); the values as written are then turned into {@code w − ŵ} in place for
+     * the reconstruction error ({@link #reconstructionError}), so no other {@code rows × cols} array is made.
+     *
+     * <p>Thread-safety: several shards of a group may be solved at once ({@link GroupSolve}); this method
+     * uses no TaskContext (the backend and file system come from the caller, resolved on the task's
+     * thread) and shares only thread-safe state (see {@link GroupSolve}).
+     *
      * @param ctx the job's context
+     * @param be the task's backend ({@link JobContext#backend()}, resolved on the task's own thread: the GPU
+     *     binding reads Spark's TaskContext)
+     * @param fs the staging directory's file system
      * @param staging the layer's staging directory
      * @param gs the reduced Hessian and (SparseGPT) inverse factor of the task's calibration group
      * @param task the row shard
@@ -70,9 +82,9 @@ final class ShardSolver {
      *     the shard's measurements
      * @throws java.io.UncheckedIOException when a shard cannot be written
      */
-    static Tuple2<List<ShardRecord>, ShardMetrics> solve(JobContext ctx, LayerStaging staging, GroupStats gs,
-                                                         SolveTask task, ExecutorPhases phases) {
-        Backend be = ctx.backend();
+    static Tuple2<List<ShardRecord>, ShardMetrics> solve(JobContext ctx, Backend be, FileSystem fs,
+                                                         LayerStaging staging, GroupStats gs, SolveTask task,
+                                                         ExecutorPhases phases) {
         PruneStage stage = ctx.recipe().prune();
         SparsityPattern pattern = stage.pattern();
         long tr = System.nanoTime();
@@ -110,24 +122,19 @@ final class ShardSolver {
         double seconds = (System.nanoTime() - t0) / 1e9;
         phases.time("solve.prune", t0);
         long tm = System.nanoTime();
-        HostTensor out = HostTensor.fromFloats(task.dtype(), shard.shape(), pruned);
-        float[] written = out.toFloatArray();
-        byte[] bytes = new byte[(int) out.byteLength()];
-        out.data().duplicate().get(bytes);
-
-        long zeros = java.util.stream.IntStream.range(0, written.length).parallel().filter(i -> written[i] == 0f).count();
-        long nonFinite = java.util.stream.IntStream.range(0, written.length).parallel()
-                .filter(i -> !Float.isFinite(written[i])).count();
-        long gridViolations = grid == null ? -1 : GridCheck.violations(written, grid, task.dtype());
-        long violations = PatternCheck.violations(pattern, w, written, rows, cols, deadColumns(gs, cols));
+        // the solver's result array is ours: rounded in place (a copy only if a method handed back its input)
+        float[] written = pruned == w ? pruned.clone() : pruned;
+        ShardMeasure.Encoded enc = ShardMeasure.encode(task.dtype(), written, w, rows, cols, pattern,
+                deadColumns(gs, cols), grid);
+        byte[] bytes = enc.bytes();
         phases.time("solve.measure", tm);
         long te = System.nanoTime();
-        double[] err = reconstructionError(be, gs, w, written, rows, cols);
+        ShardMeasure.subtractFrom(w, written, rows, cols); // written now holds w − ŵ
+        double[] err = reconstructionError(be, gs, written, w, rows, cols);
         phases.time("solve.error", te);
         long tw = System.nanoTime();
         List<ShardRecord> records = new ArrayList<>();
         try {
-            FileSystem fs = staging.fileSystem(ctx.hadoop().get());
             records.add(staging.writeShard(fs, task.tensor(), task.shardIndex(), task.shardCount(), bytes));
             if (quant.isPresent()) {
                 QuantizedWeights q = quant.get();
@@ -144,8 +151,9 @@ final class ShardSolver {
             throw new UncheckedIOException("cannot write shard " + task.shardIndex() + " of " + task.tensor(), e);
         }
         phases.time("solve.write", tw);
-        return new Tuple2<>(records, new ShardMetrics(task.tensor(), written.length, zeros, violations, nonFinite,
-                err[0], err[1], loss, seconds, dampening, be.name(), rowLoss, gridViolations));
+        return new Tuple2<>(records, new ShardMetrics(task.tensor(), (long) rows * cols, enc.zeros(),
+                enc.patternViolations(), enc.nonFinite(), err[0], err[1], loss, seconds, dampening, be.name(), rowLoss,
+                enc.gridViolations()));
     }
 
     /**
@@ -174,52 +182,70 @@ final class ShardSolver {
      * Σ_r (w_r − ŵ_r) H (w_r − ŵ_r)ᵀ and Σ_r w_r H w_rᵀ over the shard's rows, with the undamped
      * Hessian: since H = (2/n) Σ xᵀx over the calibration tokens, their ratio is exactly
      * ‖(W − Ŵ)X‖² / ‖WX‖², the relative squared reconstruction error on the calibration inputs.
-     * With a resident factor of this backend ({@link io.sparkprune.calibration.hessian.InverseFactor#residentOn})
-     * the product uses its device copy of H instead of a dense host copy.
+     * Each row's quadratic form is {@code Σ_c a[c] · T[c]} with {@code T = a·H} the fp32 product (H rounded
+     * to fp32) and the terms and sum in fp64; the two sums add the rows' forms in row order. With a resident
+     * factor of this backend ({@link io.sparkprune.calibration.hessian.InverseFactor#residentOn}) the product
+     * and the rows' sums use its device copy of H ({@link ResidentFactorizer.Factor#rowQuadratics}, one call
+     * per operand); otherwise a {@link ForwardWorkspace} FP32 linear with the executor's dense copy of H
+     * ({@link ExecutorCaches}) and the sums on the host. The two operands are passed separately (no stacked
+     * {@code 2·rows × cols} copy): every row's product is independent of the other rows (the fp32 products
+     * of both backends accumulate each output element in a fixed order over the inner dimension), so the
+     * sums are the same bits as one product of the stacked rows.
+     *
+     * @param be the backend
+     * @param gs the group's Hessian and factor
+     * @param diff {@code w − ŵ}, {@code rows × cols} row-major fp32 (not modified)
+     * @param w the dense weights, same layout (not modified)
+     * @param rows rows of the shard
+     * @param cols columns (the Hessian's order)
+     * @return {numerator, denominator}, fp64
      */
-    static double[] reconstructionError(Backend be, GroupStats gs, float[] w, float[] written, int rows, int cols) {
-        float[] a = new float[2 * rows * cols]; // rows of (w − ŵ), then rows of w
-        java.util.stream.IntStream.range(0, rows).parallel().forEach(r -> {
-            for (int i = r * cols; i < (r + 1) * cols; i++) {
-                a[i] = w[i] - written[i];
-                a[rows * cols + i] = w[i];
-            }
-        });
-        double[] quad = new double[2 * rows];
+    static double[] reconstructionError(Backend be, GroupStats gs, float[] diff, float[] w, int rows, int cols) {
+        double[] qd = new double[rows];
+        double[] qw = new double[rows];
         ResidentFactorizer.Factor resident = gs.factor() == null ? null : gs.factor().residentOn(be);
         if (resident != null) {
             // H is already on the device with the group's factor: its fp32 copy is made there, the same
             // (float) values and the same FP32 product as the workspace path below, and the rows' fp64
-            // dot products are summed there too (only 2·rows sums come back, not the product)
-            resident.rowQuadratics(2 * rows, a, quad);
+            // dot products are summed there too (only the rows' sums come back, not the product)
+            resident.rowQuadratics(rows, diff, qd);
+            resident.rowQuadratics(rows, w, qw);
         } else {
-            float[] t;
             float[] h = ExecutorCaches.denseHessian(gs.hessian());
             // T = A·Hᵀ = A·H (H is symmetric) in a workspace: on the GPU the dense H is uploaded once per
             // executor (cached by identity with ExecutorCaches' array), not once per row shard
             try (ForwardWorkspace ws = ForwardWorkspace.open(be, ForwardPrecision.FP32, "reconstruction error")) {
-                ForwardWorkspace.Matrix tm = ws.allocate(2 * rows, cols);
-                ws.linear(ws.upload(a, 2 * rows, cols), ws.weight(h, cols, cols), null, tm);
-                t = ws.download(tm);
+                ForwardWorkspace.Matrix hm = ws.weight(h, cols, cols);
+                ForwardWorkspace.Matrix tm = ws.allocate(rows, cols);
+                rowQuadratics(ws, hm, tm, diff, rows, cols, qd);
+                rowQuadratics(ws, hm, tm, w, rows, cols, qw);
             }
-            java.util.stream.IntStream.range(0, 2 * rows).parallel().forEach(r -> {
-                double s = 0;
-                for (int c = 0; c < cols; c++) {
-                    s += (double) a[r * cols + c] * t[r * cols + c];
-                }
-                quad[r] = s;
-            });
         }
         double num = 0;
         double den = 0;
-        for (int r = 0; r < 2 * rows; r++) {
-            if (r < rows) {
-                num += quad[r];
-            } else {
-                den += quad[r];
-            }
+        for (int r = 0; r < rows; r++) {
+            num += qd[r];
+        }
+        for (int r = 0; r < rows; r++) {
+            den += qw[r];
         }
         return new double[] {num, den};
+    }
+
+    /** {@code q[r] = Σ_c (double) a[r][c] · (double) (a·H)[r][c]}, the product in the workspace into {@code tm}. */
+    private static void rowQuadratics(ForwardWorkspace ws, ForwardWorkspace.Matrix hm, ForwardWorkspace.Matrix tm,
+                                      float[] a, int rows, int cols, double[] q) {
+        ForwardWorkspace.Matrix am = ws.upload(a, rows, cols);
+        ws.linear(am, hm, null, tm);
+        ws.release(am);
+        float[] t = ws.download(tm);
+        java.util.stream.IntStream.range(0, rows).parallel().forEach(r -> {
+            double s = 0;
+            for (int c = 0; c < cols; c++) {
+                s += (double) a[r * cols + c] * t[r * cols + c];
+            }
+            q[r] = s;
+        });
     }
 
     /** Per-JVM cache of the group tasks' Hessians widened to dense fp32 matrices for the error metric. */
