@@ -123,6 +123,14 @@ class ResidentFactorGpuTest extends io.sparkprune.calibration.GpuSuite {
                 }
                 assertThat(quad[qr]).as("row quadratic %d", qr).isCloseTo(s, org.assertj.core.data.Offset.offset(1e-12 * mag + 1e-300));
             }
+            // the prune job's form: the two operands (w − ŵ, then w) in two calls, each row's sum the same bits as in
+            // the stacked call (each output row of the product and each row sum depends on that row alone)
+            double[] first = new double[rows];
+            double[] second = new double[rows];
+            dev.rowQuadratics(rows, java.util.Arrays.copyOfRange(diff, 0, rows * n), first);
+            dev.rowQuadratics(rows, java.util.Arrays.copyOfRange(diff, rows * n, 2 * rows * n), second);
+            assertThat(first).as("split row quadratics, w - w^").containsExactly(java.util.Arrays.copyOfRange(quad, 0, rows));
+            assertThat(second).as("split row quadratics, w").containsExactly(java.util.Arrays.copyOfRange(quad, rows, 2 * rows));
             assertThat(fr.upperDiagonal()).as("seed %d", SEED).containsExactly(diagonal(fh.upper(), n));
             assertThat(fr.upper()).as("U, seed %d", SEED).containsExactly(fh.upper());
             assertThat(fr.dampening()).isEqualTo(fh.dampening());
