@@ -11,6 +11,7 @@ import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
 import java.util.SplittableRandom;
+import java.util.stream.IntStream;
 
 import static io.sparkprune.kernels.cuda.CudaBackendParityTest.relErr;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -410,10 +411,53 @@ class CudaHopperKernelTest {
                     relErr(w[0], w[1]), relErr(w[0], wc));
             assertThat(agreeSgemm).as(tag + " mask vs sgemm_f32 path").isGreaterThanOrEqualTo(0.999);
             assertThat(agreeCpu).as(tag + " mask vs CPU").isGreaterThanOrEqualTo(0.999);
-            assertThat(relErr(w[0], w[1])).as(tag + " w vs sgemm_f32 path").isLessThanOrEqualTo(1e-5);
-            assertThat(relErr(w[0], wc)).as(tag + " w vs CPU").isLessThanOrEqualTo(1e-5);
-            assertThat(relErr(l[0], lc)).as(tag + " loss vs CPU").isLessThanOrEqualTo(1e-5);
+            // a near-tie that rounds the other way flips a few mask entries (allowed above), and the OBS updates
+            // of that row then differ by far more than rounding: weights and losses are compared on the rows whose
+            // masks are equal (on most seeds, all of them)
+            boolean[] same = sameMaskRows(m[0], m[1], mc, rows, cols);
+            long sameRows = IntStream.range(0, rows).filter(i -> same[i]).count();
+            assertThat(sameRows).as(tag + " rows with equal masks").isGreaterThanOrEqualTo((long) (0.99 * rows));
+            assertThat(relErr(rowsOf(w[0], same, cols), rowsOf(w[1], same, cols))).as(tag + " w vs sgemm_f32 path")
+                    .isLessThanOrEqualTo(1e-5);
+            assertThat(relErr(rowsOf(w[0], same, cols), rowsOf(wc, same, cols))).as(tag + " w vs CPU")
+                    .isLessThanOrEqualTo(1e-5);
+            assertThat(relErr(rowsOf(l[0], same), rowsOf(lc, same))).as(tag + " loss vs CPU").isLessThanOrEqualTo(1e-5);
         }
+    }
+
+    /** Rows whose mask is the same in all three. */
+    private static boolean[] sameMaskRows(byte[] a, byte[] b, byte[] c, int rows, int cols) {
+        boolean[] same = new boolean[rows];
+        for (int r = 0; r < rows; r++) {
+            same[r] = java.util.Arrays.equals(a, r * cols, (r + 1) * cols, b, r * cols, (r + 1) * cols)
+                    && java.util.Arrays.equals(a, r * cols, (r + 1) * cols, c, r * cols, (r + 1) * cols);
+        }
+        return same;
+    }
+
+    /** The kept rows of a rows × cols matrix, concatenated. */
+    private static float[] rowsOf(float[] w, boolean[] keep, int cols) {
+        float[] out = new float[w.length];
+        int n = 0;
+        for (int r = 0; r < keep.length; r++) {
+            if (keep[r]) {
+                System.arraycopy(w, r * cols, out, n, cols);
+                n += cols;
+            }
+        }
+        return java.util.Arrays.copyOf(out, n);
+    }
+
+    /** The kept entries of a per-row vector. */
+    private static double[] rowsOf(double[] v, boolean[] keep) {
+        double[] out = new double[v.length];
+        int n = 0;
+        for (int r = 0; r < keep.length; r++) {
+            if (keep[r]) {
+                out[n++] = v[r];
+            }
+        }
+        return java.util.Arrays.copyOf(out, n);
     }
 
     private static double agreement(byte[] a, byte[] b) {
