@@ -37,9 +37,12 @@
 // multiplies P' (16 x 64) by V' (64 x headDim): the score accumulators are reused as the A operand
 // without any shuffle by ordering the 8 keys of each k-step as (0, 2, 4, 6, 1, 3, 5, 7): A column t is
 // key 2t (c0 / c2) and column t + 4 key 2t + 1 (c1 / c3), and V's B fragment reads rows 2t and 2t + 1.
+// Likewise the 8 dims of each k-step of S are ordered (0, 2, 4, 6, 1, 3, 5, 7) in Q's A fragment and
+// K's B fragment, so that a lane's two K values (key g, dims 2t and 2t + 1) are one 8-byte load.
 // Shared memory: 2 stages of K and V, 64 x FT_P floats each, FT_P = 132 (= 4 mod 32): the K fragment
-// loads (row g, column t) hit banks 4g + t, the V fragment loads (row 2t, column g) banks 8t + g, so
-// both are conflict-free; 135,168 bytes, within A100's opt-in 163 KiB. The Q tile (128 x FT_P) is
+// loads (row g, columns 2t, 2t + 1) hit words 4g + 2t, 4g + 2t + 1, distinct within each half-warp
+// (one 8-byte access per lane), the V fragment loads (row 2t, column g) banks 8t + g, so both are
+// conflict-free; 135,168 bytes, within A100's opt-in 163 KiB. The Q tile (128 x FT_P) is
 // staged once through the second stage before the key loop. headDim must be a multiple of 8 and at
 // most FT_DMAX (the host falls back to attention_f32 otherwise).
 
@@ -100,18 +103,19 @@ attention_tf32(int heads, int kvHeads, int headDim, float scale, int causal, int
     tc_cp_wait<0>();
     __syncthreads();
 
-    // this warp's Q' fragments: rows wr + g (+8), columns kk + t (+4)
+    // this warp's Q' fragments: rows wr + g (+8); k-step ks covers dims 8 ks + (0, 2, 4, 6 | 1, 3, 5, 7),
+    // A column t = dim 2t, column t + 4 = dim 2t + 1, so that K's B fragment is one 8-byte load
     const int wr = warp * 16;
     unsigned qf[FT_DMAX / 8][4];
     {
-        const float* Qs = ftsm + FT_STAGE + (wr + gq) * FT_P;
+        const float* Qs = ftsm + FT_STAGE + (wr + gq) * FT_P + 2 * tq;
 #pragma unroll
         for (int ks = 0; ks < FT_DMAX / 8; ks++) {
             if (ks * 8 < D) {
-                qf[ks][0] = tc_tf32(__fmul_rn(scale, Qs[ks * 8 + tq]));
-                qf[ks][1] = tc_tf32(__fmul_rn(scale, Qs[8 * FT_P + ks * 8 + tq]));
-                qf[ks][2] = tc_tf32(__fmul_rn(scale, Qs[ks * 8 + tq + 4]));
-                qf[ks][3] = tc_tf32(__fmul_rn(scale, Qs[8 * FT_P + ks * 8 + tq + 4]));
+                qf[ks][0] = tc_tf32(__fmul_rn(scale, Qs[ks * 8]));
+                qf[ks][1] = tc_tf32(__fmul_rn(scale, Qs[8 * FT_P + ks * 8]));
+                qf[ks][2] = tc_tf32(__fmul_rn(scale, Qs[ks * 8 + 1]));
+                qf[ks][3] = tc_tf32(__fmul_rn(scale, Qs[8 * FT_P + ks * 8 + 1]));
             } else {
                 qf[ks][0] = qf[ks][1] = qf[ks][2] = qf[ks][3] = 0u;
             }
@@ -163,8 +167,9 @@ attention_tf32(int heads, int kvHeads, int headDim, float scale, int causal, int
             if (ks * 8 < D) {
 #pragma unroll
                 for (int nt = 0; nt < FT_BK / 8; nt++) {
-                    const float* kr = Ks + (nt * 8 + gq) * FT_P + ks * 8 + tq;
-                    ft_mma(sc[nt], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], tc_tf32(kr[0]), tc_tf32(kr[4]));
+                    // B(k = t, n = g) = K[key g][dim 2t], B(k = t + 4, n = g) = K[key g][dim 2t + 1]
+                    const float2 kv = *reinterpret_cast<const float2*>(Ks + (nt * 8 + gq) * FT_P + ks * 8 + 2 * tq);
+                    ft_mma(sc[nt], qf[ks][0], qf[ks][1], qf[ks][2], qf[ks][3], tc_tf32(kv.x), tc_tf32(kv.y));
                 }
             }
         }
@@ -195,7 +200,9 @@ attention_tf32(int heads, int kvHeads, int headDim, float scale, int causal, int
 #pragma unroll
                     for (int c = 0; c < 2; c++) {
                         const float x = sc[nt][2 * rr + c];
-                        const float p = x == -INFINITY ? 0.f : __uint_as_float(tc_tf32(expf(__fsub_rn(x, mNew))));
+                        // the TF32 value as an fp32 number (low 13 bits cleared: only the mma ignores them)
+                        const float p = x == -INFINITY ? 0.f
+                                        : __uint_as_float(tc_tf32(expf(__fsub_rn(x, mNew))) & 0xffffe000u);
                         sc[nt][2 * rr + c] = p;
                         ps = __fadd_rn(ps, p);
                     }
