@@ -1072,6 +1072,7 @@ sparsegpt_block_rows(int rows, int width,
 
 #include "forward_ops.cuh"
 #include "gemm_tc.cuh"
+#include "attention_tc.cuh"
 
 } // extern "C"
 

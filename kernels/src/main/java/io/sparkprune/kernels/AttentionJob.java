@@ -35,6 +35,20 @@ import java.util.Objects;
  * output. All arithmetic in fp32 (each {@code e^{s_j - max}} evaluated in fp64 and rounded),
  * except that the softmax denominator is summed in fp64.
  *
+ * <p><b>TF32</b> ({@code tf32}, the attention of a {@link ForwardPrecision#TF32} workspace): the
+ * operands of both products are rounded to TF32 with {@link Tf32#round} (PTX
+ * {@code cvt.rna.tf32.f32}) first, products and sums staying fp32, as the TF32 linears do:
+ * {@code q' = tf32(fp32(scale · q))} and {@code k' = tf32(k)} give {@code s_j = ⟨q', k'_j⟩}; the
+ * un-normalized weights {@code p'_j = tf32(fp32(e^{s_j - m}))}, {@code m} the maximum the
+ * implementation subtracts (the row's maximum on the CPU, the running maximum of the online softmax
+ * on the GPU), and {@code v' = tf32(v)} give {@code out_i = fp32(Σ_j p'_j · v'_j) · fp32(1 / l)} with
+ * the denominator {@code l = Σ_j p'_j} of the same rounded weights (fp64 sum; on the GPU each
+ * weight is further multiplied by the fp32 rescale factors of the online softmax). So the weights are
+ * those of exact attention on the rounded operands up to a relative {@code 2^-11} each (TF32's unit
+ * roundoff), and CPU and GPU differ by fp32 summation order and by at most one TF32 rounding per
+ * weight. On the GPU the tensor-core kernel {@code attention_tf32} computes it for head widths
+ * allowed by {@link #supportsTf32}; a TF32 workspace runs the fp32 attention for other widths.
+ *
  * @param heads query heads, ≥ 1, a multiple of {@code kvHeads}
  * @param kvHeads key/value heads, ≥ 1
  * @param headDim width of one head, ≥ 1
@@ -48,10 +62,50 @@ import java.util.Objects;
  * @param k {@code rows × kvHeads·headDim} keys
  * @param v {@code rows × kvHeads·headDim} values
  * @param out {@code rows × heads·headDim} output; must not overlap q, k or v
+ * @param tf32 round the operands of both products to TF32 (see above); false: fp32
  */
 public record AttentionJob(int heads, int kvHeads, int headDim, float scale, boolean causal, int window,
                            int sequences, int[] seqStarts, int[] keyLengths,
-                           FloatView q, FloatView k, FloatView v, FloatView out) {
+                           FloatView q, FloatView k, FloatView v, FloatView out, boolean tf32) {
+
+    /** Widest head that TF32 attention ({@link #supportsTf32}) handles: the GPU kernel's limit. */
+    public static final int TF32_MAX_HEAD_DIM = 128;
+
+    /**
+     * Whether a {@link ForwardPrecision#TF32} workspace computes attention of this head width in TF32
+     * (the width of one k-step of the tensor-core instruction divides it and the GPU kernel's register
+     * tile holds it); for other widths it computes the fp32 attention, on the CPU and on the GPU alike.
+     *
+     * @param headDim width of one head
+     * @return {@code headDim} a positive multiple of 8 and at most {@value #TF32_MAX_HEAD_DIM}
+     */
+    public static boolean supportsTf32(int headDim) {
+        return headDim > 0 && headDim % 8 == 0 && headDim <= TF32_MAX_HEAD_DIM;
+    }
+
+    /**
+     * An fp32 job ({@code tf32} false), with the arguments of the canonical constructor.
+     *
+     * @param heads query heads
+     * @param kvHeads key/value heads
+     * @param headDim width of one head
+     * @param scale factor of the dot products
+     * @param causal mask keys after the query position
+     * @param window sliding window in tokens, 0 for none
+     * @param sequences number of sequences
+     * @param seqStarts {@code sequences + 1} row offsets
+     * @param keyLengths per-sequence real keys, or null
+     * @param q queries
+     * @param k keys
+     * @param v values
+     * @param out output
+     * @throws NullPointerException when a view or {@code seqStarts} is null
+     */
+    public AttentionJob(int heads, int kvHeads, int headDim, float scale, boolean causal, int window,
+                        int sequences, int[] seqStarts, int[] keyLengths,
+                        FloatView q, FloatView k, FloatView v, FloatView out) {
+        this(heads, kvHeads, headDim, scale, causal, window, sequences, seqStarts, keyLengths, q, k, v, out, false);
+    }
 
     /**
      * @param heads query heads
@@ -67,6 +121,7 @@ public record AttentionJob(int heads, int kvHeads, int headDim, float scale, boo
      * @param k keys
      * @param v values
      * @param out output
+     * @param tf32 TF32 operands
      * @throws NullPointerException when a view or {@code seqStarts} is null
      */
     public AttentionJob {

@@ -3,9 +3,9 @@ package io.sparkprune.kernels;
 import java.util.Locale;
 
 /**
- * Arithmetic of the linear layers' products in a forward pass run through a {@link ForwardWorkspace}
- * (calibration forwards and the advance to the next layer's inputs). Norms, attention, activations and
- * every reduction stay fp32 with fp64 sums whatever this says.
+ * Arithmetic of the linear layers' and attention's products in a forward pass run through a
+ * {@link ForwardWorkspace} (calibration forwards and the advance to the next layer's inputs). Norms,
+ * activations, the softmax and every reduction stay fp32 with fp64 sums whatever this says.
  */
 public enum ForwardPrecision {
     /** fp32 operands and fp32 fused multiply-adds ({@link Backend#sgemm}): the default. */
@@ -15,6 +15,9 @@ public enum ForwardPrecision {
      * {@link Tf32#round}, PTX {@code cvt.rna.tf32.f32}), products and sums in fp32; on the GPU the
      * tensor-core kernel {@code sgemm_tf32_*} (about 7× the fp32 rate on an H200, see
      * docs/benchmarks.md). What PyTorch runs with {@code torch.backends.cuda.matmul.allow_tf32 = True}.
+     * Attention likewise rounds the operands of its two products (queries, keys, the softmax weights
+     * and values: {@link AttentionJob#tf32()}) for head widths that {@link AttentionJob#supportsTf32}
+     * allows; on the GPU the tensor-core kernel {@code attention_tf32}.
      */
     TF32;
 

@@ -215,7 +215,10 @@ public interface ForwardWorkspace extends AutoCloseable {
     void rope(Matrix x, int heads, int headDim, int[] positions, float[] cos, float[] sin, int tableRows);
 
     /**
-     * {@link Backend#attention} on packed sequences (the arguments of {@link AttentionJob}).
+     * {@link Backend#attention} on packed sequences (the arguments of {@link AttentionJob}). In a
+     * {@link ForwardPrecision#TF32} workspace with a head width that {@link AttentionJob#supportsTf32}
+     * allows, the TF32 attention ({@link AttentionJob#tf32()}; on the GPU the tensor-core kernel
+     * {@code attention_tf32}); else the fp32 one.
      *
      * @param heads query heads
      * @param kvHeads key/value heads (divides heads)

@@ -12,7 +12,8 @@ import java.util.Map;
  * <p>{@link ForwardPrecision#TF32} products: both operands are rounded to TF32 ({@link Tf32#round}),
  * then multiplied with {@link Backend#sgemm} (fp32 products and sums): the CPU twin of the GPU's
  * {@code sgemm_tf32} kernels up to the order of the fp32 sums. A weight's rounded copy is kept for the
- * workspace's lifetime.
+ * workspace's lifetime. Attention too rounds its operands to TF32 ({@link AttentionJob#tf32()}) when
+ * {@link AttentionJob#supportsTf32} allows the head width, the CPU twin of {@code attention_tf32}.
  */
 public final class HostWorkspace extends AbstractForwardWorkspace<HostWorkspace.HostMatrix> {
 
@@ -149,7 +150,8 @@ public final class HostWorkspace extends AbstractForwardWorkspace<HostWorkspace.
                                HostMatrix v, HostMatrix out) {
         backend().attention(new AttentionJob(heads, kvHeads, headDim, scale, causal, window, sequences, seqStarts,
                 keyLengths, new FloatView(q.data, 0, q.cols()), new FloatView(k.data, 0, k.cols()),
-                new FloatView(v.data, 0, v.cols()), new FloatView(out.data, 0, out.cols())));
+                new FloatView(v.data, 0, v.cols()), new FloatView(out.data, 0, out.cols()),
+                precision() == ForwardPrecision.TF32 && AttentionJob.supportsTf32(headDim)));
     }
 
     @Override

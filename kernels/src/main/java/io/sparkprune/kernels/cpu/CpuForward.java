@@ -3,6 +3,7 @@ package io.sparkprune.kernels.cpu;
 import io.sparkprune.kernels.AttentionJob;
 import io.sparkprune.kernels.Checks;
 import io.sparkprune.kernels.FloatView;
+import io.sparkprune.kernels.Tf32;
 
 import java.util.Arrays;
 
@@ -22,6 +23,8 @@ final class CpuForward {
     private volatile ForwardLoops elementwise;
     private final ThreadLocal<float[]> bufKt = new ThreadLocal<>();
     private final ThreadLocal<float[]> bufS = new ThreadLocal<>();
+    private final ThreadLocal<float[]> bufQ = new ThreadLocal<>();
+    private final ThreadLocal<float[]> bufV = new ThreadLocal<>();
 
     CpuForward(CpuBackend backend) {
         this.backend = backend;
@@ -175,6 +178,13 @@ final class CpuForward {
      * head's group, computes the {@code qb × nk} score tile ({@link ForwardLoops#scores}), the masked
      * stable softmax row by row, and {@code P · V} ({@link ForwardLoops#weightedSum}). Memory per thread:
      * {@code (headDim + qb) × nk} floats, where nk ≤ the sequence length.
+     *
+     * <p>A {@link AttentionJob#tf32()} job rounds with {@link Tf32#round}: Kᵀ as it is packed, the
+     * scaled queries {@code scale · q} into a {@code qb × headDim} buffer (the scores then use scale 1,
+     * so every product is exact and only the fp32 sums round), the weights {@code e^{s - max}} (max the
+     * row's maximum) and V into an {@code nk × headDim} buffer; the product uses the un-normalized
+     * rounded weights and each output row is then multiplied by {@code fp32(1 / Σ weights)} (fp64 sum),
+     * the order of the GPU kernel {@code attention_tf32}. The fp32 path is unchanged.
      */
     void attention(AttentionJob job) {
         job.validate();
@@ -229,15 +239,20 @@ final class CpuForward {
             return;
         }
         final ForwardLoops ew = elementwise();
+        final boolean tf32 = job.tf32();
         float[] kt = buffer(bufKt, hd * nk);
         float[] kd = k.data();
         for (int jj = 0; jj < nk; jj++) {
             int src = k.index(base + jLo + jj, kvh * hd);
             for (int d = 0; d < hd; d++) {
-                kt[d * nk + jj] = kd[src + d];
+                kt[d * nk + jj] = tf32 ? Tf32.round(kd[src + d]) : kd[src + d];
             }
         }
         float[] sc = buffer(bufS, qb * nk);
+        if (tf32) {
+            attentionTileTf32(job, s, i0, kvh, jLo, nk, kt, sc, ew);
+            return;
+        }
         for (int g = 0; g < group; g++) {
             int h = kvh * group + g;
             ew.scores(qb, nk, hd, job.scale(), q.data(), q.index(base + i0, h * hd), q.ld(), kt, sc);
@@ -270,6 +285,85 @@ final class CpuForward {
             }
             ew.weightedSum(qb, hd, nk, sc, v.data(), v.index(base + jLo, kvh * hd), v.ld(), out.data(),
                     out.index(base + i0, h * hd), out.ld());
+        }
+    }
+
+    /**
+     * The TF32 rest of {@link #attentionTile} (see {@link #attention}): Kᵀ is packed and rounded in
+     * {@code kt}; {@code sc} holds at least {@code qb × nk} floats; the key range {@code [jLo, jLo + nk)}
+     * is not empty.
+     */
+    private void attentionTileTf32(AttentionJob job, int s, int i0, int kvh, int jLo, int nk, float[] kt, float[] sc,
+                                   ForwardLoops ew) {
+        final int hd = job.headDim();
+        final int group = job.heads() / job.kvHeads();
+        final int base = job.seqStarts()[s];
+        final int n = job.seqStarts()[s + 1] - base;
+        final int kl = job.keyLength(s);
+        final int i1 = Math.min(n, i0 + ATT_QB);
+        final int qb = i1 - i0;
+        final boolean causal = job.causal();
+        final int window = job.window();
+        final float scale = job.scale();
+        final FloatView q = job.q();
+        final FloatView v = job.v();
+        final FloatView out = job.out();
+        float[] vr = buffer(bufV, nk * hd);
+        float[] vd = v.data();
+        for (int jj = 0; jj < nk; jj++) {
+            int src = v.index(base + jLo + jj, kvh * hd);
+            for (int d = 0; d < hd; d++) {
+                vr[jj * hd + d] = Tf32.round(vd[src + d]);
+            }
+        }
+        float[] qr = buffer(bufQ, qb * hd + qb);
+        final int invAt = qb * hd; // fp32(1 / l) of row r at qr[invAt + r]
+        float[] qd = q.data();
+        float[] od = out.data();
+        for (int g = 0; g < group; g++) {
+            int h = kvh * group + g;
+            for (int r = 0; r < qb; r++) {
+                int src = q.index(base + i0 + r, h * hd);
+                for (int d = 0; d < hd; d++) {
+                    qr[r * hd + d] = Tf32.round(scale * qd[src + d]);
+                }
+            }
+            ew.scores(qb, nk, hd, 1f, qr, 0, hd, kt, sc);
+            for (int r = 0; r < qb; r++) {
+                int i = i0 + r;
+                int lo = window > 0 ? Math.max(0, i - window + 1) : 0;
+                int hi = causal ? Math.min(kl, i + 1) : kl;
+                int row = r * nk;
+                int a = Math.max(0, lo - jLo);
+                int b = Math.min(nk, hi - jLo);
+                if (b <= a) {
+                    Arrays.fill(sc, row, row + nk, 0f);
+                    qr[invAt + r] = 0f;
+                    continue;
+                }
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = a; j < b; j++) {
+                    max = Math.max(max, sc[row + j]);
+                }
+                double sum = 0.0;
+                for (int j = a; j < b; j++) {
+                    float p = Tf32.round((float) Math.exp(sc[row + j] - max));
+                    sc[row + j] = p;
+                    sum += p;
+                }
+                qr[invAt + r] = sum > 0.0 ? (float) (1.0 / sum) : 0f;
+                Arrays.fill(sc, row, row + a, 0f);
+                Arrays.fill(sc, row + b, row + nk, 0f);
+            }
+            int o0 = out.index(base + i0, h * hd);
+            ew.weightedSum(qb, hd, nk, sc, vr, 0, hd, od, o0, out.ld());
+            for (int r = 0; r < qb; r++) {
+                float inv = qr[invAt + r];
+                int oi = o0 + r * out.ld();
+                for (int d = 0; d < hd; d++) {
+                    od[oi + d] *= inv;
+                }
+            }
         }
     }
 

@@ -50,7 +50,8 @@ import java.util.WeakHashMap;
  * fp64 tensor cores), the fused SparseGPT block solve ({@code sparseGptBlock}, block width
  * ≤ {@value #MAX_BLOCK_WIDTH}), the resident solve ({@link ResidentSolver}) and every forward op
  * ({@code kernels/src/main/cuda/forward_ops.cuh}; attention for head widths
- * ≤ {@value #MAX_ATTENTION_HEAD_DIM}); the rest is delegated to a {@link CpuBackend} with the same
+ * ≤ {@value #MAX_ATTENTION_HEAD_DIM}, in TF32 workspaces on the TF32 tensor cores,
+ * {@code attention_tc.cuh}); the rest is delegated to a {@link CpuBackend} with the same
  * thread count, on the host arrays. Beyond {@link Backend}, the tensor-core products of
  * {@code gemm_tc.cuh}: {@link #sgemmTf32}, {@link #gemmBf16} and {@link #syrkPackedUpperTf32}. Each
  * host-array operation has a package-private {@code *Device} twin on device pointers (one launch,
@@ -751,7 +752,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         m.put("rope", "gpu: rope_f32 (rotate_half, in place)");
         m.put("attention", "gpu: attention_f32 (flash-style tiles of " + ATTENTION_QUERY_TILE + " queries x "
                 + ATT_KEY_TILE + " keys, online softmax, fp32; headDim <= " + MAX_ATTENTION_HEAD_DIM
-                + ", wider heads delegated)");
+                + ", wider heads delegated); in TF32 workspaces (AttentionJob.tf32) attention_tf32 (TF32 tensor cores,"
+                + " mma.sync m16n8k8, FlashAttention-2 tiles of " + ATTENTION_TF32_QUERY_TILE + " queries x "
+                + ATT_TF32_KEY_TILE + " keys, cp.async double buffer; headDim a multiple of 8 <= "
+                + AttentionJob.TF32_MAX_HEAD_DIM + ", other widths fp32)");
         m.put("siluMul", "gpu: silu_mul_f32 (fp64 sigmoid)");
         m.put("gelu", "gpu: gelu_f32 (fp64 erfc)");
         m.put("embedding", "gpu: embedding_f32 (gather, optional accumulate)");
@@ -2984,6 +2988,15 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
     public static final int MAX_ATTENTION_HEAD_DIM = 128;
     /** Query rows per attention tile (a block of the attention kernel). */
     public static final int ATTENTION_QUERY_TILE = 64;
+    /**
+     * Query rows per tile of the TF32 attention kernel {@code attention_tf32} (a block of 8 warps of 16
+     * rows each); its tile table is {@code attentionTiles(sequences, seqStarts, ATTENTION_TF32_QUERY_TILE)}.
+     */
+    public static final int ATTENTION_TF32_QUERY_TILE = 128;
+    /** Keys per shared-memory stage of {@code attention_tf32} (its FT_BK). */
+    private static final int ATT_TF32_KEY_TILE = 64;
+    /** attention_tf32: 2 stages of K and V tiles of 64 × 132 floats (its FT_STAGE), 135,168 bytes. */
+    private static final int ATT_TF32_SMEM = 2 * 2 * ATT_TF32_KEY_TILE * (AttentionJob.TF32_MAX_HEAD_DIM + 4) * 4;
     private static final int ATT_KEY_TILE = 32;
     private static final int EW_THREADS = 256;
     private static final int TF32_SMEM = 3 * 2 * (128 * 36) * 4;
@@ -3031,6 +3044,10 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         final CUfunction ln = function("layernorm_f32");
         final CUfunction rope = function("rope_f32");
         final CUfunction att = function("attention_f32");
+        /** The TF32 tensor-core attention (attention_tc.cuh). */
+        final CUfunction attTf32 = function("attention_tf32");
+        /** Whether attention_tf32's shared memory fits this device (135,168 bytes: every sm_80+ data-center GPU). */
+        final boolean attTf32Fits = ATT_TF32_SMEM <= optinSmem;
         final CUfunction silu = function("silu_mul_f32");
         final CUfunction gelu = function("gelu_f32");
         final CUfunction emb = function("embedding_f32");
@@ -3074,6 +3091,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 maxSmem("sparsegpt_block_rows", blockRows, blockRowsSmem(blockRowsMaxThreads));
             }
             maxSmem("attention_f32", att, attentionSmem(MAX_ATTENTION_HEAD_DIM));
+            if (attTf32Fits) {
+                maxSmem("attention_tf32", attTf32, ATT_TF32_SMEM);
+            }
             for (CUfunction f : tf32) {
                 maxSmem("sgemm_tf32", f, TF32_SMEM);
             }
@@ -3273,15 +3293,30 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      * @return {@code 2 × tiles} ints
      */
     static int[] attentionTiles(int sequences, int[] seqStarts) {
+        return attentionTiles(sequences, seqStarts, ATTENTION_QUERY_TILE);
+    }
+
+    /**
+     * The work list of an attention kernel with {@code tileRows} query rows per tile: for every
+     * sequence and every tile of it, the pair (sequence, first query row within the sequence), in
+     * order ({@link #ATTENTION_QUERY_TILE} for {@code attention_f32}, {@link #ATTENTION_TF32_QUERY_TILE}
+     * for {@code attention_tf32}).
+     *
+     * @param sequences number of sequences
+     * @param seqStarts {@code sequences + 1} row offsets
+     * @param tileRows query rows per tile, ≥ 1
+     * @return {@code 2 × tiles} ints
+     */
+    static int[] attentionTiles(int sequences, int[] seqStarts, int tileRows) {
         int tiles = 0;
         for (int s = 0; s < sequences; s++) {
-            tiles += (seqStarts[s + 1] - seqStarts[s] + ATTENTION_QUERY_TILE - 1) / ATTENTION_QUERY_TILE;
+            tiles += (seqStarts[s + 1] - seqStarts[s] + tileRows - 1) / tileRows;
         }
         int[] t = new int[2 * tiles];
         int i = 0;
         for (int s = 0; s < sequences; s++) {
             int n = seqStarts[s + 1] - seqStarts[s];
-            for (int i0 = 0; i0 < n; i0 += ATTENTION_QUERY_TILE) {
+            for (int i0 = 0; i0 < n; i0 += tileRows) {
                 t[i++] = s;
                 t[i++] = i0;
             }
@@ -3294,17 +3329,22 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      *
      * <p>On the GPU: the tiled kernel {@code attention_f32} (FlashAttention, Dao et al. 2022, arXiv
      * 2205.14135, Algorithm 1, in fp32 with an fp64 softmax denominator) for head widths up to
-     * {@value #MAX_ATTENTION_HEAD_DIM}; wider heads are delegated to the CPU backend.
+     * {@value #MAX_ATTENTION_HEAD_DIM}; wider heads are delegated to the CPU backend. A
+     * {@link AttentionJob#tf32()} job runs the tensor-core kernel {@code attention_tf32}
+     * ({@link #attentionTf32Device}) when {@link #tf32AttentionRuns} holds for its head width, else it
+     * is delegated to the CPU backend (which computes the TF32 function for any width).
      */
     @Override
     public synchronized void attention(AttentionJob job) {
         job.validate();
         int rows = job.rows();
-        if (job.headDim() > MAX_ATTENTION_HEAD_DIM) {
+        boolean tf32 = job.tf32();
+        if (job.headDim() > MAX_ATTENTION_HEAD_DIM || (tf32 && !tf32AttentionRuns(job.headDim()))) {
             cpu.attention(job);
             return;
         }
-        int[] tiles = attentionTiles(job.sequences(), job.seqStarts());
+        int[] tiles = attentionTiles(job.sequences(), job.seqStarts(),
+                tf32 ? ATTENTION_TF32_QUERY_TILE : ATTENTION_QUERY_TILE);
         if (rows == 0 || tiles.length == 0) {
             return;
         }
@@ -3328,9 +3368,15 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
             Driver.check("cuMemcpyHtoD attention keyLengths", () -> JCudaDriver.cuMemcpyHtoD(kl,
                     Pointer.to(job.keyLengths()), 4L * seqs));
         }
-        attentionDevice(job.heads(), job.kvHeads(), hd, job.scale(), job.causal(), job.window(), tiles.length / 2,
-                dmeta.at(4L * tiles.length), keyLengths, dmeta.pointer(), dq.pointer(), qc, dk.pointer(), kc,
-                dv.pointer(), kc, dout.pointer(), qc);
+        if (tf32) {
+            attentionTf32Device(job.heads(), job.kvHeads(), hd, job.scale(), job.causal(), job.window(),
+                    tiles.length / 2, dmeta.at(4L * tiles.length), keyLengths, dmeta.pointer(), dq.pointer(), qc,
+                    dk.pointer(), kc, dv.pointer(), kc, dout.pointer(), qc);
+        } else {
+            attentionDevice(job.heads(), job.kvHeads(), hd, job.scale(), job.causal(), job.window(), tiles.length / 2,
+                    dmeta.at(4L * tiles.length), keyLengths, dmeta.pointer(), dq.pointer(), qc, dk.pointer(), kc,
+                    dv.pointer(), kc, dout.pointer(), qc);
+        }
         float[] o = new float[rows * qc];
         dout.download(0, o, 0, rows * qc);
         float[] out = job.out().data();
@@ -3360,6 +3406,63 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
                 p(seqStarts), p(keyLengths), p(tileTable), p(q), p(ldq), p(k), p(ldk), p(v), p(ldv), p(out), p(ldo));
         launch("attention_f32 tiles=" + tiles + " heads=" + heads + " headDim=" + headDim, fn.att, tiles, heads, 256,
                 attentionSmem(headDim), params);
+    }
+
+    /**
+     * Whether {@link #attentionTf32Device} runs a head width on this device: {@link AttentionJob#supportsTf32}
+     * and the kernel's 135,168 bytes of shared memory fit the device's opt-in limit (every sm_80+
+     * data-center GPU; not some consumer parts).
+     *
+     * @param headDim width of one head
+     * @return true when the TF32 attention kernel can run it here
+     */
+    public boolean tf32AttentionRuns(int headDim) {
+        return AttentionJob.supportsTf32(headDim) && fn.attTf32Fits;
+    }
+
+    /**
+     * The TF32 attention ({@link AttentionJob#tf32()}) on device pointers: the tensor-core kernel
+     * {@code attention_tf32} ({@code kernels/src/main/cuda/attention_tc.cuh}; FlashAttention-2, Dao 2023,
+     * arXiv 2307.08691, Algorithm 1, with {@code mma.sync.m16n8k8} TF32 products for Q·Kᵀ and P·V, operands
+     * rounded by {@code cvt.rna.tf32.f32}, online softmax in fp32 with an fp64 denominator). One block
+     * of 256 threads per ({@value #ATTENTION_TF32_QUERY_TILE}-row query tile, query head); keys in tiles
+     * of 64 through two cp.async shared-memory stages. Masks, layout and arguments as
+     * {@link #attentionDevice}, except that the tile table has {@value #ATTENTION_TF32_QUERY_TILE}-row
+     * tiles.
+     *
+     * @param heads query heads
+     * @param kvHeads key/value heads (divides heads)
+     * @param headDim head width, {@link #tf32AttentionRuns} must hold
+     * @param scale factor of the dot products (applied to q before its rounding)
+     * @param causal mask keys after the query
+     * @param window sliding window in tokens, 0 for none
+     * @param tiles number of query tiles in {@code tileTable}
+     * @param seqStarts device ints, {@code sequences + 1} row offsets
+     * @param keyLengths device ints per sequence, or a null pointer (every row a real token)
+     * @param tileTable device copy of {@code attentionTiles(sequences, seqStarts, ATTENTION_TF32_QUERY_TILE)}
+     * @param q queries, row stride {@code ldq} floats
+     * @param ldq q's row stride
+     * @param k keys, row stride {@code ldk}
+     * @param ldk k's row stride
+     * @param v values, row stride {@code ldv}
+     * @param ldv v's row stride
+     * @param out output, row stride {@code ldo}; rows outside the sequences are not written
+     * @param ldo out's row stride
+     * @throws IllegalArgumentException when the head width is not a multiple of 8 up to
+     *     {@value AttentionJob#TF32_MAX_HEAD_DIM}, or the kernel's shared memory does not fit the device
+     */
+    void attentionTf32Device(int heads, int kvHeads, int headDim, float scale, boolean causal, int window, int tiles,
+                             CUdeviceptr seqStarts, CUdeviceptr keyLengths, CUdeviceptr tileTable, CUdeviceptr q,
+                             int ldq, CUdeviceptr k, int ldk, CUdeviceptr v, int ldv, CUdeviceptr out, int ldo) {
+        if (!tf32AttentionRuns(headDim)) {
+            throw new IllegalArgumentException("TF32 attention on the GPU needs headDim a multiple of 8 up to "
+                    + AttentionJob.TF32_MAX_HEAD_DIM + " and " + ATT_TF32_SMEM + " bytes of shared memory per block ("
+                    + fn.optinSmem + " on this device), got headDim " + headDim);
+        }
+        Pointer params = Pointer.to(p(heads), p(kvHeads), p(headDim), p(scale), p(causal ? 1 : 0), p(window),
+                p(seqStarts), p(keyLengths), p(tileTable), p(q), p(ldq), p(k), p(ldk), p(v), p(ldv), p(out), p(ldo));
+        launch("attention_tf32 tiles=" + tiles + " heads=" + heads + " headDim=" + headDim, fn.attTf32, tiles, heads,
+                256, ATT_TF32_SMEM, params);
     }
 
     @Override

@@ -8,7 +8,9 @@ import java.util.SplittableRandom;
  * Timings of the GPU products and attention on device 0, beside {@code sparkprune bench kernels}
  * (the pruning-step table, {@code io.sparkprune.calibration.bench.KernelBench}): fp32 FFMA, TF32 and
  * bf16 GEMMs at 4096³ and 8192 × 4096 × 4096, the Hessian update in fp64 sums and TF32 over 262144
- * tokens, and flash-style attention at 2 × 16 heads × 2048 × 128, all on device-resident operands.
+ * tokens, and flash-style attention in fp32 ({@code attention_f32}) and on the TF32 tensor cores
+ * ({@code attention_tf32}) at 2 × 16 heads × 2048 × 128 and at the Llama-2-7B layer's 16 × 32 heads ×
+ * 2048 × 128, all on device-resident operands.
  * Each figure is the median of several runs after a warm-up; wall-clock time around synchronous calls.
  * On a device where {@link CudaBackend#hopperKernels()} holds (compute capability 9.0), the NT GEMMs
  * and the TF32 Hessian get two rows each: the {@code mma.sync} kernels (forced with
@@ -65,8 +67,8 @@ public final class CudaKernelBench {
     /**
      * The tensor-core products, the TF32 Hessian and attention on device-resident random operands,
      * printed as one table (ms, TFLOP/s): GEMMs at 4096³ and 8192×4096×4096 (m×n×k), the TF32 Hessian
-     * for n = 4096 over 262144 tokens (16 calls of 16384 tokens), and fp32 attention for 32
-     * sequence-heads of 2048 tokens with head width 128 (causal and bidirectional).
+     * for n = 4096 over 262144 tokens (16 calls of 16384 tokens), and fp32 and TF32 attention for 32
+     * and 512 sequence-heads of 2048 tokens with head width 128 (causal and bidirectional).
      */
     private static void tensorCoreTable(CudaBackend gpu, SplittableRandom r, int reps) {
         System.out.println();
@@ -142,37 +144,61 @@ public final class CudaKernelBench {
             });
             row("syrk fp64-sum n=4096 tokens=262144", ms64, (double) n * n * k * 16);
         }
-        // attention: 32 sequence-heads (2 sequences x 16 heads), seq 2048, head 128
+        // attention: 32 sequence-heads (2 sequences x 16 heads), seq 2048, head 128; then the Llama-2-7B
+        // layer's shape of `sparkprune bench layer` (16 sequences x 32 heads)
+        attentionRows(gpu, r, reps, 2, 16);
+        attentionRows(gpu, r, reps, 16, 32);
+        System.out.println();
+    }
+
+    /**
+     * Times attention_f32 and attention_tf32 (causal and bidirectional) over {@code seqs} sequences of
+     * 2048 tokens with {@code heads} heads of width 128 (as many KV heads), on one random operand used
+     * as q, k and v. FLOPs counted: 4·seqs·heads·2048²·128, halved under the causal mask.
+     */
+    private static void attentionRows(CudaBackend gpu, SplittableRandom r, int reps, int seqs, int heads) {
         int seq = 2048;
-        int heads = 16;
         int hd = 128;
-        int seqs = 2;
         int rows = seq * seqs;
         int qc = heads * hd;
-        int[] starts = {0, seq, 2 * seq};
-        int[] tiles = CudaBackend.attentionTiles(seqs, starts);
+        int[] starts = new int[seqs + 1];
+        for (int s = 0; s <= seqs; s++) {
+            starts[s] = s * seq;
+        }
+        int[][] tileTables = {CudaBackend.attentionTiles(seqs, starts),
+            CudaBackend.attentionTiles(seqs, starts, CudaBackend.ATTENTION_TF32_QUERY_TILE)};
+        String shape = seqs * heads + "x" + seq + "x" + hd;
         try (DeviceBuffer dq = gpu.allocate(4L * rows * qc, "bench q");
              DeviceBuffer dk = gpu.allocate(4L * rows * qc, "bench k");
              DeviceBuffer dv = gpu.allocate(4L * rows * qc, "bench v");
              DeviceBuffer dout = gpu.allocate(4L * rows * qc, "bench out");
-             DeviceBuffer dmeta = gpu.allocate(4L * (tiles.length + 3), "bench tiles")) {
+             DeviceBuffer dmeta = gpu.allocate(4L * (tileTables[0].length + seqs + 1), "bench tiles")) {
             gpu.makeCurrent();
             float[] h = random(r, rows * qc);
             dq.upload(h, 0, rows * qc, 0);
             dk.upload(h, 0, rows * qc, 0);
             dv.upload(h, 0, rows * qc, 0);
-            int[] meta = Arrays.copyOf(tiles, tiles.length + 3);
-            System.arraycopy(starts, 0, meta, tiles.length, 3);
-            jcuda.driver.JCudaDriver.cuMemcpyHtoD(dmeta.pointer(), jcuda.Pointer.to(meta), 4L * meta.length);
-            for (boolean causal : new boolean[] {true, false}) {
-                double ms = time(gpu, reps, () -> gpu.attentionDevice(heads, heads, hd, 0.088f, causal, 0,
-                        tiles.length / 2, dmeta.at(4L * tiles.length), new jcuda.driver.CUdeviceptr(), dmeta.pointer(),
-                        dq.pointer(), qc, dk.pointer(), qc, dv.pointer(), qc, dout.pointer(), qc));
-                double flops = 4.0 * seqs * heads * (double) seq * seq * hd * (causal ? 0.5 : 1.0);
-                row("attention fp32 " + (causal ? "causal" : "bidir ") + " 32x2048x128", ms, flops);
+            for (int kind = 0; kind < 2; kind++) {
+                boolean tf32 = kind == 1;
+                int[] tiles = tileTables[kind];
+                int[] meta = Arrays.copyOf(tiles, tiles.length + seqs + 1);
+                System.arraycopy(starts, 0, meta, tiles.length, seqs + 1);
+                jcuda.driver.JCudaDriver.cuMemcpyHtoD(dmeta.pointer(), jcuda.Pointer.to(meta), 4L * meta.length);
+                for (boolean causal : new boolean[] {true, false}) {
+                    Runnable call = tf32
+                            ? () -> gpu.attentionTf32Device(heads, heads, hd, 0.088f, causal, 0, tiles.length / 2,
+                                    dmeta.at(4L * tiles.length), new jcuda.driver.CUdeviceptr(), dmeta.pointer(),
+                                    dq.pointer(), qc, dk.pointer(), qc, dv.pointer(), qc, dout.pointer(), qc)
+                            : () -> gpu.attentionDevice(heads, heads, hd, 0.088f, causal, 0, tiles.length / 2,
+                                    dmeta.at(4L * tiles.length), new jcuda.driver.CUdeviceptr(), dmeta.pointer(),
+                                    dq.pointer(), qc, dk.pointer(), qc, dv.pointer(), qc, dout.pointer(), qc);
+                    double ms = time(gpu, reps, call);
+                    double flops = 4.0 * seqs * heads * (double) seq * seq * hd * (causal ? 0.5 : 1.0);
+                    row("attention " + (tf32 ? "tf32 " : "fp32 ") + (causal ? "causal " : "bidir  ") + shape, ms,
+                            flops);
+                }
             }
         }
-        System.out.println();
     }
 
     private static void row(String what, double ms, double flops) {

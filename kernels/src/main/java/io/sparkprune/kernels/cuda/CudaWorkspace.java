@@ -13,7 +13,10 @@ import java.util.Map;
  * kernel launch on the backend's stream (the {@code *Device} twins of the backend's host-array ops,
  * the same kernels, so the same results). Host copies happen only in {@link #upload} and
  * {@link #download}; small per-call tables (RoPE positions and tables, attention tile lists) are
- * uploaded with their op.
+ * uploaded with their op. In a {@link ForwardPrecision#TF32} workspace the linears run on
+ * {@code sgemm_tf32} and attention on the TF32 tensor-core kernel {@code attention_tf32}
+ * ({@link CudaBackend#attentionTf32Device}) when {@link CudaBackend#tf32AttentionRuns} holds for the
+ * head width (a multiple of 8 up to 128), else on {@code attention_f32} as in an fp32 workspace.
  *
  * <p>Weights come from the backend's weight cache ({@link CudaBackend#acquireWeight}): uploaded once per
  * array and kept while the array lives, pinned while this workspace is open. Uploads look the array up in
@@ -359,7 +362,9 @@ final class CudaWorkspace extends AbstractForwardWorkspace<CudaWorkspace.DeviceM
             throw new IllegalArgumentException("attention: sequence rows [" + seqStarts[0] + ", " + seqStarts[sequences]
                     + ") outside the " + q.rows() + " rows of q");
         }
-        int[] tiles = CudaBackend.attentionTiles(sequences, seqStarts);
+        boolean tf32 = precision() == ForwardPrecision.TF32 && backend.tf32AttentionRuns(headDim);
+        int[] tiles = CudaBackend.attentionTiles(sequences, seqStarts,
+                tf32 ? CudaBackend.ATTENTION_TF32_QUERY_TILE : CudaBackend.ATTENTION_QUERY_TILE);
         if (tiles.length == 0) {
             return;
         }
@@ -378,9 +383,15 @@ final class CudaWorkspace extends AbstractForwardWorkspace<CudaWorkspace.DeviceM
                 uploadIntsAt(restBuf, 4L * tiles.length, rest);
                 jcuda.driver.CUdeviceptr kl = keyLengths != null ? meta.at(4L * (tiles.length + sequences + 1))
                         : new jcuda.driver.CUdeviceptr();
-                backend.attentionDevice(heads, kvHeads, headDim, scale, causal, window, tiles.length / 2,
-                        meta.at(4L * tiles.length), kl, meta.pointer(), q.buffer.pointer(), q.cols(), k.buffer.pointer(),
-                        k.cols(), v.buffer.pointer(), v.cols(), out.buffer.pointer(), out.cols());
+                if (tf32) {
+                    backend.attentionTf32Device(heads, kvHeads, headDim, scale, causal, window, tiles.length / 2,
+                            meta.at(4L * tiles.length), kl, meta.pointer(), q.buffer.pointer(), q.cols(),
+                            k.buffer.pointer(), k.cols(), v.buffer.pointer(), v.cols(), out.buffer.pointer(), out.cols());
+                } else {
+                    backend.attentionDevice(heads, kvHeads, headDim, scale, causal, window, tiles.length / 2,
+                            meta.at(4L * tiles.length), kl, meta.pointer(), q.buffer.pointer(), q.cols(),
+                            k.buffer.pointer(), k.cols(), v.buffer.pointer(), v.cols(), out.buffer.pointer(), out.cols());
+                }
             }
         } finally {
             recycle(meta);
