@@ -628,7 +628,9 @@ public final class PruneJob {
      * calibration batch size (the batches fix the order of the Hessian sums) and, with
      * {@code mask_scope: all_rows} (each block's mask ranked over the shard's rows), the row-shard
      * height. With the default per-row scope the row shards do not change any weight, so it is left
-     * out (and fingerprints of such runs are as before).
+     * out (and fingerprints of such runs are as before). With TF32 calibration forwards it also names
+     * the TF32 attention (since 2026-11-21 attention's products follow {@code forward_precision} too), so
+     * that a {@code --resume} of a TF32 run staged before that change refuses to mix the two.
      *
      * @param recipe the run's recipe
      * @param batchTokens resolved {@code spark.sparkprune.calibration.batchTokens}
@@ -637,6 +639,9 @@ public final class PruneJob {
      */
     static String executionSettings(Recipe recipe, int batchTokens, int rowShardRows) {
         String s = "\nbatch tokens " + batchTokens;
+        if (recipe.calibration().forwardPrecision() == ForwardPrecision.TF32) {
+            s += "\nattention tf32";
+        }
         return recipe.prune().maskScope() == io.sparkprune.calibration.sparsity.MaskScope.ALL_ROWS
                 ? s + "\nrow shard rows " + rowShardRows : s;
     }

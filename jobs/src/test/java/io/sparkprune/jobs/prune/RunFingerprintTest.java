@@ -51,6 +51,9 @@ class RunFingerprintTest {
         Recipe perRow = Recipe.defaults();
         // per-row masks: shards change no weight, and the text is what earlier versions hashed
         assertThat(PruneJob.executionSettings(perRow, 4096, 1024)).isEqualTo("\nbatch tokens 4096");
+        // TF32 forwards: attention's products are TF32 too, which runs staged before that change did not have
+        assertThat(PruneJob.executionSettings(perRow.withOverrides(java.util.Map.of("calibration.forward_precision", "tf32")),
+                4096, 1024)).isEqualTo("\nbatch tokens 4096\nattention tf32");
         assertThat(PruneJob.executionSettings(perRow, 4096, 16384)).isEqualTo(PruneJob.executionSettings(perRow, 4096, 1024));
         assertThat(PruneJob.executionSettings(perRow, 32768, 1024)).isNotEqualTo(PruneJob.executionSettings(perRow, 4096, 1024));
         Recipe allRows = perRow.withOverrides(Map.of("prune.pattern", "unstructured:0.5", "prune.mask_scope", "all_rows"));

@@ -27,7 +27,7 @@ import java.util.OptionalInt;
  * @param hessianPrecision how the Hessians {@code Σ xᵀx} are accumulated: {@code exact} (fp64 products,
  *     the default) or {@code tf32} (TF32 tensor-core products, fp32 sums per 256-token chunk) (key
  *     {@code hessian_precision}; {@code docs/benchmarks.md} measures its effect on quality)
- * @param forwardPrecision arithmetic of the linear layers' products in the calibration forward passes:
+ * @param forwardPrecision arithmetic of the linear layers' and attention's products in the calibration forward passes:
  *     {@code fp32} (fp32 operands and fused multiply-adds, the default) or {@code tf32} (operands rounded
  *     to TF32, 10 mantissa bits, fp32 sums; tensor cores on the GPU) (key {@code forward_precision}; see
  *     {@link ForwardPrecision})
