@@ -49,6 +49,22 @@ public final class AttentionReference {
     }
 
     /**
+     * Row offsets of packed sequences: {@code gap} rows before the first, then the given lengths.
+     *
+     * @param gap rows before the first sequence
+     * @param lengths rows of each sequence
+     * @return {@code lengths.length + 1} offsets
+     */
+    public static int[] packed(int gap, int... lengths) {
+        int[] s = new int[lengths.length + 1];
+        s[0] = gap;
+        for (int i = 0; i < lengths.length; i++) {
+            s[i + 1] = s[i] + lengths[i];
+        }
+        return s;
+    }
+
+    /**
      * @param job the attention's arguments (its {@code out} and {@code tf32} are ignored)
      * @param roundOperands round q (after scaling), k and v to TF32 first
      * @return the fp64 reference for every row of every sequence (other rows 0) and the TF32 error bound

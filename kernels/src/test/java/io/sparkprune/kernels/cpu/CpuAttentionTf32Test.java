@@ -76,15 +76,6 @@ class CpuAttentionTf32Test {
                 new FloatView(new float[j.out().data().length], 0, j.out().ld()), tf32);
     }
 
-    private static int[] packed(int gap, int... lengths) {
-        int[] s = new int[lengths.length + 1];
-        s[0] = gap;
-        for (int i = 0; i < lengths.length; i++) {
-            s[i + 1] = s[i] + lengths[i];
-        }
-        return s;
-    }
-
     private static void checkWithinBound(CpuBackend be, AttentionJob job, String what) {
         be.attention(job);
         AttentionReference.Result ref = AttentionReference.compute(job, true);
@@ -97,11 +88,11 @@ class CpuAttentionTf32Test {
     void tf32MatchesTheReferenceOfTheRoundedOperandsWithinTheTf32Bound() {
         SplittableRandom r = new SplittableRandom(SEED);
         for (CpuBackend be : BACKENDS) {
-            checkWithinBound(be, job(r, 4, 2, 128, true, 0, packed(3, 1, 17, 130, 300), null, true),
+            checkWithinBound(be, job(r, 4, 2, 128, true, 0, AttentionReference.packed(3, 1, 17, 130, 300), null, true),
                     "causal gqa packed hd=128");
-            checkWithinBound(be, job(r, 2, 2, 64, false, 0, packed(0, 1, 17, 130, 300), null, true),
+            checkWithinBound(be, job(r, 2, 2, 64, false, 0, AttentionReference.packed(0, 1, 17, 130, 300), null, true),
                     "bidirectional packed hd=64");
-            checkWithinBound(be, job(r, 6, 2, 64, true, 50, packed(0, 333, 130), null, true),
+            checkWithinBound(be, job(r, 6, 2, 64, true, 50, AttentionReference.packed(0, 333, 130), null, true),
                     "causal window=50 gqa 6/2 hd=64");
             checkWithinBound(be, job(r, 2, 1, 32, false, 0, new int[] {0, 130, 260, 390},
                     new int[] {100, 0, 130}, true), "padded bidirectional hd=32");
@@ -115,7 +106,7 @@ class CpuAttentionTf32Test {
         SplittableRandom r = new SplittableRandom(SEED + 1);
         for (CpuBackend be : BACKENDS) {
             // window 1: every query sees only its own key, so out = v' (weight 1, denominator 1)
-            AttentionJob t = job(r, 4, 2, 64, true, 1, packed(0, 70, 5), null, true);
+            AttentionJob t = job(r, 4, 2, 64, true, 1, AttentionReference.packed(0, 70, 5), null, true);
             AttentionJob f = withOut(t, false);
             be.attention(t);
             be.attention(f);
@@ -173,7 +164,7 @@ class CpuAttentionTf32Test {
     void tf32DiffersFromFp32AndFp32IsUnchanged() {
         SplittableRandom r = new SplittableRandom(SEED + 2);
         for (CpuBackend be : BACKENDS) {
-            AttentionJob t = job(r, 2, 1, 64, true, 0, packed(0, 200), null, true);
+            AttentionJob t = job(r, 2, 1, 64, true, 0, AttentionReference.packed(0, 200), null, true);
             AttentionJob f = withOut(t, false);
             AttentionJob legacy = new AttentionJob(t.heads(), t.kvHeads(), t.headDim(), t.scale(), t.causal(),
                     t.window(), t.sequences(), t.seqStarts(), t.keyLengths(), t.q(), t.k(), t.v(),

@@ -50,15 +50,6 @@ class CudaAttentionTf32Test extends CudaSuite {
         return x;
     }
 
-    private static int[] packed(int gap, int... lengths) {
-        int[] s = new int[lengths.length + 1];
-        s[0] = gap;
-        for (int i = 0; i < lengths.length; i++) {
-            s[i + 1] = s[i] + lengths[i];
-        }
-        return s;
-    }
-
     /**
      * A TF32 job on random operands; {@code aligned}: offsets 0 and row strides equal to the widths
      * (multiples of 8: the kernel's cp.async path), else offset 1 and odd strides (plain loads). The
@@ -186,30 +177,30 @@ class CudaAttentionTf32Test extends CudaSuite {
     void matchesTheReferenceAndTheCpuForEveryMaskLayoutAndWidth() {
         device.require();
         SplittableRandom r = new SplittableRandom(SEED);
-        check(job(r, 4, 2, 128, true, 0, packed(3, 1, 17, 130, 300), null, true), "causal gqa 4/2 packed hd=128");
-        check(job(r, 4, 2, 128, true, 0, packed(3, 1, 17, 130, 300), null, false),
+        check(job(r, 4, 2, 128, true, 0, AttentionReference.packed(3, 1, 17, 130, 300), null, true), "causal gqa 4/2 packed hd=128");
+        check(job(r, 4, 2, 128, true, 0, AttentionReference.packed(3, 1, 17, 130, 300), null, false),
                 "causal gqa 4/2 packed hd=128 misaligned");
-        check(job(r, 2, 2, 64, false, 0, packed(0, 1, 17, 130, 300), null, true), "bidirectional packed hd=64");
-        check(job(r, 2, 2, 64, false, 0, packed(0, 300, 17, 1, 130), null, false),
+        check(job(r, 2, 2, 64, false, 0, AttentionReference.packed(0, 1, 17, 130, 300), null, true), "bidirectional packed hd=64");
+        check(job(r, 2, 2, 64, false, 0, AttentionReference.packed(0, 300, 17, 1, 130), null, false),
                 "bidirectional packed hd=64 misaligned");
-        check(job(r, 6, 2, 64, true, 50, packed(0, 333, 130), null, true), "causal window=50 gqa 6/2 hd=64");
-        check(job(r, 4, 4, 128, true, 200, packed(0, 300, 17), null, false), "causal window=200 hd=128 misaligned");
+        check(job(r, 6, 2, 64, true, 50, AttentionReference.packed(0, 333, 130), null, true), "causal window=50 gqa 6/2 hd=64");
+        check(job(r, 4, 4, 128, true, 200, AttentionReference.packed(0, 300, 17), null, false), "causal window=200 hd=128 misaligned");
         check(job(r, 4, 1, 128, false, 0, new int[] {0, 300, 600, 900}, new int[] {255, 0, 300}, true),
                 "padded bidirectional mqa 4/1 hd=128");
         check(job(r, 2, 1, 64, true, 0, new int[] {0, 130, 260}, new int[] {77, 130}, false),
                 "padded causal hd=64 misaligned");
         check(job(r, 3, 3, 8, false, 0, new int[] {0, 65, 65, 130}, new int[] {0, 0, 64}, true),
                 "empty sequence, zero key length, hd=8");
-        check(job(r, 2, 1, 120, true, 0, packed(0, 17, 300), null, true), "causal hd=120");
-        check(job(r, 2, 1, 128, true, 0, packed(0, 2048), null, true), "causal 2048 hd=128");
-        check(job(r, 2, 2, 64, false, 0, packed(0, 2048), null, false), "bidirectional 2048 hd=64 misaligned");
+        check(job(r, 2, 1, 120, true, 0, AttentionReference.packed(0, 17, 300), null, true), "causal hd=120");
+        check(job(r, 2, 1, 128, true, 0, AttentionReference.packed(0, 2048), null, true), "causal 2048 hd=128");
+        check(job(r, 2, 2, 64, false, 0, AttentionReference.packed(0, 2048), null, false), "bidirectional 2048 hd=64 misaligned");
     }
 
     @Test
     void hostArrayAttentionRunsTheSameKernel() {
         device.require();
         SplittableRandom r = new SplittableRandom(SEED + 1);
-        AttentionJob job = job(r, 4, 2, 128, true, 0, packed(3, 1, 17, 130, 300), null, false);
+        AttentionJob job = job(r, 4, 2, 128, true, 0, AttentionReference.packed(3, 1, 17, 130, 300), null, false);
         AttentionJob host = copy(job, true);
         runOnDevice(job);
         gpu.attention(host);
@@ -223,7 +214,7 @@ class CudaAttentionTf32Test extends CudaSuite {
         device.require();
         SplittableRandom r = new SplittableRandom(SEED + 2);
         for (int hd : new int[] {64, 128}) {
-            AttentionJob job = job(r, 4, 2, hd, true, 1, packed(0, 1, 17, 130, 300), null, hd == 64);
+            AttentionJob job = job(r, 4, 2, hd, true, 1, AttentionReference.packed(0, 1, 17, 130, 300), null, hd == 64);
             runOnDevice(job);
             for (int row = 0; row < job.rows(); row++) {
                 for (int h = 0; h < job.heads(); h++) {
@@ -242,7 +233,7 @@ class CudaAttentionTf32Test extends CudaSuite {
     void differsFromTheFp32Kernel() {
         device.require();
         SplittableRandom r = new SplittableRandom(SEED + 3);
-        AttentionJob t = job(r, 2, 1, 128, true, 0, packed(0, 2048), null, true);
+        AttentionJob t = job(r, 2, 1, 128, true, 0, AttentionReference.packed(0, 2048), null, true);
         AttentionJob f = copy(t, false);
         runOnDevice(t);
         gpu.attention(f);
