@@ -49,6 +49,20 @@ public final class AttentionReference {
     }
 
     /**
+     * @param r the random source
+     * @param n values
+     * @param scale half-width of the range
+     * @return {@code n} values uniform in {@code [-scale, scale)}
+     */
+    public static float[] randomF(java.util.SplittableRandom r, int n, double scale) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) ((r.nextDouble() * 2 - 1) * scale);
+        }
+        return x;
+    }
+
+    /**
      * Row offsets of packed sequences: {@code gap} rows before the first, then the given lengths.
      *
      * @param gap rows before the first sequence

@@ -45,14 +45,6 @@ class CpuAttentionTf32Test {
         BACKENDS.clear();
     }
 
-    private static float[] randomF(SplittableRandom r, int n, double scale) {
-        float[] x = new float[n];
-        for (int i = 0; i < n; i++) {
-            x[i] = (float) ((r.nextDouble() * 2 - 1) * scale);
-        }
-        return x;
-    }
-
     /** A job over random operands with padded row strides (and offsets), fp32 or TF32. */
     private static AttentionJob job(SplittableRandom r, int heads, int kvHeads, int hd, boolean causal, int window,
                                     int[] starts, int[] keyLengths, boolean tf32) {
@@ -60,9 +52,9 @@ class CpuAttentionTf32Test {
         int rows = starts[seqs];
         int ldq = heads * hd + 3;
         int ldk = kvHeads * hd + 1;
-        float[] q = randomF(r, rows * ldq + 2, 1.5);
-        float[] k = randomF(r, rows * ldk + 1, 1.5);
-        float[] v = randomF(r, rows * ldk + 1, 1);
+        float[] q = AttentionReference.randomF(r, rows * ldq + 2, 1.5);
+        float[] k = AttentionReference.randomF(r, rows * ldk + 1, 1.5);
+        float[] v = AttentionReference.randomF(r, rows * ldk + 1, 1);
         float[] o = new float[rows * heads * hd];
         return new AttentionJob(heads, kvHeads, hd, (float) (1 / Math.sqrt(hd)), causal, window, seqs, starts,
                 keyLengths, new FloatView(q, 2, ldq), new FloatView(k, 1, ldk), new FloatView(v, 0, ldk),
@@ -206,9 +198,9 @@ class CpuAttentionTf32Test {
             int kvHeads = 2;
             int[] starts = {0, 40, 97};
             int rows = 97;
-            float[] q = randomF(r, rows * heads * hd, 1.5);
-            float[] k = randomF(r, rows * kvHeads * hd, 1.5);
-            float[] v = randomF(r, rows * kvHeads * hd, 1);
+            float[] q = AttentionReference.randomF(r, rows * heads * hd, 1.5);
+            float[] k = AttentionReference.randomF(r, rows * kvHeads * hd, 1.5);
+            float[] v = AttentionReference.randomF(r, rows * kvHeads * hd, 1);
             float scale = (float) (1 / Math.sqrt(hd));
             for (ForwardPrecision p : ForwardPrecision.values()) {
                 float[] expected = new float[rows * heads * hd];

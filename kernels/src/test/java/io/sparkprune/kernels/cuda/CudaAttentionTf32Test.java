@@ -42,14 +42,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 class CudaAttentionTf32Test extends CudaSuite {
     private static final float SENTINEL = 12345.5f;
 
-    private static float[] randomF(SplittableRandom r, int n, double scale) {
-        float[] x = new float[n];
-        for (int i = 0; i < n; i++) {
-            x[i] = (float) ((r.nextDouble() * 2 - 1) * scale);
-        }
-        return x;
-    }
-
     /**
      * A TF32 job on random operands; {@code aligned}: offsets 0 and row strides equal to the widths
      * (multiples of 8: the kernel's cp.async path), else offset 1 and odd strides (plain loads). The
@@ -66,9 +58,9 @@ class CudaAttentionTf32Test extends CudaSuite {
         int ldk = aligned ? kc : kc + 3;
         int ldv = aligned ? kc : kc + 1;
         int ldo = aligned ? qc : qc + 5;
-        float[] q = randomF(r, off + rows * ldq, 1.5);
-        float[] k = randomF(r, off + rows * ldk, 1.5);
-        float[] v = randomF(r, off + rows * ldv, 1);
+        float[] q = AttentionReference.randomF(r, off + rows * ldq, 1.5);
+        float[] k = AttentionReference.randomF(r, off + rows * ldk, 1.5);
+        float[] v = AttentionReference.randomF(r, off + rows * ldv, 1);
         float[] o = new float[off + rows * ldo + 2];
         Arrays.fill(o, SENTINEL);
         AttentionJob j = new AttentionJob(heads, kvHeads, hd, (float) (1 / Math.sqrt(hd)), causal, window, seqs, starts,
@@ -256,9 +248,9 @@ class CudaAttentionTf32Test extends CudaSuite {
         int[] starts = {0, 130, 147};
         int rows = 147;
         for (int hd : new int[] {64, 12}) {
-            float[] q = randomF(r, rows * heads * hd, 1.5);
-            float[] k = randomF(r, rows * kvHeads * hd, 1.5);
-            float[] v = randomF(r, rows * kvHeads * hd, 1);
+            float[] q = AttentionReference.randomF(r, rows * heads * hd, 1.5);
+            float[] k = AttentionReference.randomF(r, rows * kvHeads * hd, 1.5);
+            float[] v = AttentionReference.randomF(r, rows * kvHeads * hd, 1);
             float scale = (float) (1 / Math.sqrt(hd));
             for (ForwardPrecision p : ForwardPrecision.values()) {
                 boolean tf32 = p == ForwardPrecision.TF32 && hd % 8 == 0;
