@@ -56,4 +56,48 @@ class BulkArraysTest {
                     .hasMessageContaining("length 10");
         }
     }
+
+    @Test
+    void doublesAsFloatsArriveRoundedToNearestFp32() throws Exception {
+        SplittableRandom r = new SplittableRandom(7);
+        for (int len : new int[] {0, 1, 16383, 16384, 16385, 40_001}) {
+            double[] d = new double[len];
+            for (int i = 0; i < len; i++) {
+                d[i] = (r.nextDouble() - 0.5) * Math.pow(2, r.nextInt(-140, 120)); // subnormal to large fp32
+            }
+            if (len > 3) {
+                d[0] = 1.0 + 0x1.0p-24; // a tie: rounds to even (1.0)
+                d[1] = 1.0 + 0x1.8p-24; // above the tie: rounds up
+                d[2] = -0.0;
+            }
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+            try (ObjectOutputStream out = new ObjectOutputStream(bytes)) {
+                BulkArrays.writeDoublesAsFloats(out, d);
+                out.writeUTF("after");
+            }
+            try (ObjectInputStream in = new ObjectInputStream(new ByteArrayInputStream(bytes.toByteArray()))) {
+                double[] back = BulkArrays.readFloatsAsDoubles(in, len);
+                assertThat(in.readUTF()).isEqualTo("after");
+                assertThat(back).hasSize(len);
+                for (int i = 0; i < len; i++) {
+                    // the independent reference: Java's own double -> float narrowing (round to nearest even)
+                    assertThat(Double.doubleToRawLongBits(back[i])).as("value %d of %d", i, len)
+                            .isEqualTo(Double.doubleToRawLongBits((double) (float) d[i]));
+                }
+                if (len > 3) {
+                    assertThat(back[0]).isEqualTo(1.0);
+                    assertThat(back[1]).isEqualTo(1.0 + 0x1.0p-23);
+                    assertThat(Double.doubleToRawLongBits(back[2])).isEqualTo(Double.doubleToRawLongBits(-0.0));
+                }
+            }
+        }
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (ObjectOutputStream out = new ObjectOutputStream(bytes)) {
+            BulkArrays.writeDoublesAsFloats(out, new double[10]);
+        }
+        try (ObjectInputStream in = new ObjectInputStream(new ByteArrayInputStream(bytes.toByteArray()))) {
+            assertThatThrownBy(() -> BulkArrays.readFloatsAsDoubles(in, 9)).isInstanceOf(InvalidObjectException.class)
+                    .hasMessageContaining("length 10");
+        }
+    }
 }

@@ -30,9 +30,10 @@ import java.nio.charset.StandardCharsets;
  * <p>Precision ({@link HessianPrecision}): {@code EXACT} adds batches with
  * {@link Backend#syrkPackedUpper} (fp64 products and sums), {@code TF32} with
  * {@link Backend#syrkPackedUpperTf32} (TF32 operands, fp32 sums per 256-token chunk of each batch,
- * fp64 across chunks). The precision only governs {@link #add}; the stored sum, {@link #merge} and
- * the serialized form are the same for both, and {@link #fromBytes} yields an {@code EXACT}
- * accumulator (partials are merged, never added to, after they are deserialized).
+ * fp64 across chunks). The precision governs {@link #add} and the width of the sums in Java serialization (below); the
+ * stored sum, {@link #merge} and {@link #toBytes()} are the same for both, and {@link #fromBytes}
+ * yields an {@code EXACT} accumulator (partials are merged, never added to, after they are
+ * deserialized).
  *
  * <p>Wanda's input norms are the square roots of S's diagonal: {@code ‖X_j‖₂ = sqrt(S_jj)}.
  *
@@ -49,10 +50,16 @@ import java.nio.charset.StandardCharsets;
  *
  * <p>Serialization: {@link Serializable} (Java serialization; with Kryo, call {@link #flush()} first
  * or ship {@link #toBytes()}), and {@link #toBytes()}/{@link #fromBytes(byte[])} for an explicit
- * little-endian layout. Not thread-safe; use one per task.
+ * little-endian layout. Java serialization is how Spark shuffles the partials, and a {@code TF32}
+ * accumulator writes its sums there rounded to fp32 (half the bytes: 0.34 instead of 0.69 GB per
+ * calibration partition of a 7B layer), read back widened to fp64: rounding a sum to fp32 changes it
+ * by at most 2⁻²⁴ of its value, far below the TF32 operands' own rounding (2⁻¹¹ of every product),
+ * and the merge of the partials stays in fp64. When a sum's magnitude exceeds fp32's range, that
+ * accumulator is written in fp64 instead (never an infinity). {@code EXACT} accumulators, and
+ * {@link #toBytes()} always, keep every fp64 bit. Not thread-safe; use one per task.
  */
 public final class HessianAccumulator implements Serializable {
-    private static final long serialVersionUID = 1L;
+    private static final long serialVersionUID = 2L; // 2: TF32 partials' sums on the wire in fp32
     private static final int MAGIC = 0x53504853; // "SPHS"
     private static final int VERSION = 1;
 
@@ -502,18 +509,37 @@ public final class HessianAccumulator implements Serializable {
 
     /**
      * Java serialization: folds the device partial first (the handle itself is transient), then the
-     * fields and the packed sum in bulk ({@link io.sparkprune.kernels.BulkArrays}).
+     * fields, a flag saying whether the sums follow in fp32 ({@code TF32} accumulators whose sums all
+     * fit fp32's range, see the class comment) or fp64, and the packed sum in bulk
+     * ({@link io.sparkprune.kernels.BulkArrays}).
      */
     private void writeObject(ObjectOutputStream out) throws IOException {
         flush();
         out.defaultWriteObject();
-        io.sparkprune.kernels.BulkArrays.writeDoubles(out, sum);
+        boolean fp32 = precision == HessianPrecision.TF32 && fitsFloat(sum);
+        out.writeBoolean(fp32);
+        if (fp32) {
+            io.sparkprune.kernels.BulkArrays.writeDoublesAsFloats(out, sum);
+        } else {
+            io.sparkprune.kernels.BulkArrays.writeDoubles(out, sum);
+        }
+    }
+
+    /** @return whether every value rounds to a finite fp32 (|v| ≤ Float.MAX_VALUE, no NaN) */
+    static boolean fitsFloat(double[] a) {
+        for (double v : a) {
+            if (!(Math.abs(v) <= Float.MAX_VALUE)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private void readObject(java.io.ObjectInputStream in) throws IOException, ClassNotFoundException {
         in.defaultReadObject();
         long packed = (long) features * (features + 1) / 2;
-        sum = io.sparkprune.kernels.BulkArrays.readDoubles(in, packed);
+        sum = in.readBoolean() ? io.sparkprune.kernels.BulkArrays.readFloatsAsDoubles(in, packed)
+                : io.sparkprune.kernels.BulkArrays.readDoubles(in, packed);
         if (sum.length != packed) {
             throw new java.io.InvalidObjectException("Hessian of " + name + ": " + sum.length + " packed sums for "
                     + features + " features");

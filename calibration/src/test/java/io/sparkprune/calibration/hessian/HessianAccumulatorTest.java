@@ -171,6 +171,75 @@ class HessianAccumulatorTest {
     }
 
     @Test
+    void tf32PartialsTravelInFp32AndExactOnesInFp64() throws Exception {
+        SplittableRandom r = new SplittableRandom(SEED + 3);
+        int n = 64;
+        float[] x = TestMath.correlatedActivations(r, 300, n);
+        HessianAccumulator tf32 = new HessianAccumulator("tf32 input", n, HessianPrecision.TF32);
+        tf32.add(backend, x, 300);
+        HessianAccumulator exact = new HessianAccumulator("exact input", n, HessianPrecision.EXACT);
+        exact.add(backend, x, 300);
+
+        byte[] tf32Bytes = javaSerialized(tf32);
+        byte[] exactBytes = javaSerialized(exact);
+        long packed = (long) n * (n + 1) / 2;
+        // fp32 sums: half the bytes of the fp64 ones (plus the same few hundred bytes of fields)
+        assertThat((long) exactBytes.length - tf32Bytes.length).isBetween(4 * packed - 64, 4 * packed + 64);
+
+        HessianAccumulator tf32Back = javaDeserialized(tf32Bytes);
+        HessianAccumulator exactBack = javaDeserialized(exactBytes);
+        assertThat(exactBack.hessian()).containsExactly(exact.hessian());
+        assertThat(tf32Back.count()).isEqualTo(300);
+        assertThat(tf32Back.precision()).isEqualTo(HessianPrecision.TF32);
+        // each packed sum arrives as the fp32 nearest to it (Java's narrowing is the reference), widened exactly
+        double[] sentSums = tf32.packedSumShared();
+        double[] gotSums = tf32Back.packedSumShared();
+        assertThat(gotSums).hasSize(sentSums.length);
+        int inexact = 0;
+        for (int k = 0; k < sentSums.length; k++) {
+            assertThat(gotSums[k]).as("packed sum %d", k).isEqualTo((double) (float) sentSums[k]);
+            inexact += gotSums[k] != sentSums[k] ? 1 : 0;
+        }
+        assertThat(inexact).as("fp64 sums that fp32 cannot hold").isGreaterThan(sentSums.length / 2);
+        double[] sent = tf32.hessian();
+        // merging the fp32-carried partials happens in fp64 and stays within fp32 rounding of the exact merge
+        HessianAccumulator merged = javaDeserialized(tf32Bytes).merge(javaDeserialized(tf32Bytes));
+        double[] m = merged.hessian();
+        for (int i = 0; i < n * n; i++) {
+            assertThat(m[i]).isCloseTo(sent[i], org.assertj.core.data.Offset.offset(Math.abs(sent[i]) * 0x1.0p-23));
+        }
+
+        // a sum beyond fp32's range travels in fp64, never as an infinity
+        float big = 1e20f; // 1e20² = 1e40 > Float.MAX_VALUE
+        float[] huge = new float[n];
+        java.util.Arrays.fill(huge, 1f);
+        huge[5] = big;
+        HessianAccumulator wide = new HessianAccumulator("wide input", n, HessianPrecision.TF32);
+        HessianAccumulator bigRow = new HessianAccumulator("wide input", n, HessianPrecision.EXACT);
+        bigRow.add(backend, huge, 1); // fp64 products: 1e40 does not overflow (the TF32 kernel's fp32 chunk would)
+        wide.merge(bigRow); // a TF32 accumulator holding a sum beyond fp32's range
+        assertThat(HessianAccumulator.fitsFloat(new double[] {1, -3e38})).isTrue();
+        assertThat(HessianAccumulator.fitsFloat(new double[] {1, 1e40})).isFalse();
+        byte[] wideBytes = javaSerialized(wide);
+        assertThat(javaDeserialized(wideBytes).hessian()).containsExactly(wide.hessian());
+        assertThat(wide.hessian()[5 * n + 5]).isGreaterThan(Float.MAX_VALUE);
+    }
+
+    private static byte[] javaSerialized(HessianAccumulator acc) throws java.io.IOException {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (ObjectOutputStream out = new ObjectOutputStream(bytes)) {
+            out.writeObject(acc);
+        }
+        return bytes.toByteArray();
+    }
+
+    private static HessianAccumulator javaDeserialized(byte[] b) throws Exception {
+        try (ObjectInputStream in = new ObjectInputStream(new ByteArrayInputStream(b))) {
+            return (HessianAccumulator) in.readObject();
+        }
+    }
+
+    @Test
     void inverseFactorSerializesForShippingToExecutors() throws Exception {
         SplittableRandom r = new SplittableRandom(SEED);
         int n = 40;

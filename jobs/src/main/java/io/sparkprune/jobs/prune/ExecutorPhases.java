@@ -39,7 +39,57 @@ public final class ExecutorPhases extends AccumulatorV2<ExecutorPhases.Sample, M
      * @param sinceNanos a {@link System#nanoTime()} reading taken when the phase began
      */
     public void time(String phase, long sinceNanos) {
-        add(new Sample(phase, (System.nanoTime() - sinceNanos) / 1e9));
+        long nanos = System.nanoTime() - sinceNanos;
+        add(new Sample(phase, nanos / 1e9));
+        if (TRACE) {
+            trace(phase, nanos);
+        }
+    }
+
+    /** The environment variable that turns {@link #TRACE} on. */
+    static final String TRACE_ENV = "SPARKPRUNE_TRACE_PHASES";
+
+    /**
+     * Whether every {@link #time} is also logged with its start and end ({@value #TRACE_ENV}{@code =1} in
+     * the executor's environment, e.g. {@code --conf spark.executorEnv.SPARKPRUNE_TRACE_PHASES=1}): one
+     * INFO line per phase of a task, for a timeline of how the tasks sharing a GPU overlap (the
+     * Spark event log has the tasks' own launch and finish times).
+     */
+    static final boolean TRACE = "1".equals(System.getenv(TRACE_ENV));
+    private static final org.slf4j.Logger TRACE_LOG = org.slf4j.LoggerFactory.getLogger(ExecutorPhases.class);
+
+    /** Per task thread: when the last {@link #mark} was taken, or absent. */
+    private static final ThreadLocal<Long> MARK = new ThreadLocal<>();
+
+    /**
+     * Remembers the current time on the calling thread, for a later {@link #timeSinceMark} on the same
+     * thread (a task thread: e.g. from the end of the forward pass that computes a persisted partition
+     * to the start of the function that consumes it, which covers Spark's storing of the partition).
+     */
+    public void mark() {
+        MARK.set(System.nanoTime());
+    }
+
+    /**
+     * Adds the seconds since this thread's last {@link #mark} to {@code phase} and forgets the mark; does
+     * nothing when there is none (e.g. the partition came from the cache, computed by another task).
+     *
+     * @param phase the phase's name
+     */
+    public void timeSinceMark(String phase) {
+        Long m = MARK.get();
+        if (m != null) {
+            MARK.remove();
+            time(phase, m);
+        }
+    }
+
+    private static void trace(String phase, long nanos) {
+        long end = System.currentTimeMillis();
+        org.apache.spark.TaskContext tc = org.apache.spark.TaskContext.get();
+        TRACE_LOG.info("phase {} stage {} partition {} attempt {} thread {} start_ms {} end_ms {}", phase,
+                tc == null ? -1 : tc.stageId(), tc == null ? -1 : tc.partitionId(), tc == null ? -1 : tc.attemptNumber(),
+                Thread.currentThread().getName(), end - nanos / 1_000_000, end);
     }
 
     @Override

@@ -399,6 +399,7 @@ public final class PruneJob {
             boolean norms = ctx.recipe().evaluation().baselines().contains(PruneMethod.WANDA);
             ExecutorPhases ph = phases;
             JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> partials = hidden.mapPartitionsWithIndex((idx, it) -> {
+                ph.timeSinceMark("forward.store"); // Spark storing the fused forward's output partition
                 ModelAdapter a = ctx.adapter();
                 Backend be = ctx.backend();
                 long tw = System.nanoTime();
@@ -528,6 +529,7 @@ public final class PruneJob {
                             + org.apache.spark.TaskContext.getPartitionId());
                 }
                 ph.time("forward.compute", tf);
+                ph.mark(); // forward.store: until the consuming Hessian task's function starts on this thread
                 return res.iterator();
             }, true).persist(storage);
             return next;
