@@ -124,12 +124,14 @@ public final class BulkArrays {
     public static void writeDoublesAsFloats(ObjectOutput out, double[] a) throws IOException {
         out.writeInt(a.length);
         ByteBuffer b = ByteBuffer.allocate(CHUNK).order(ByteOrder.LITTLE_ENDIAN);
+        float[] f = new float[CHUNK / 4]; // narrowed in a plain loop, then one bulk put per chunk
         for (int i = 0; i < a.length; ) {
             int n = Math.min(CHUNK / 4, a.length - i);
-            b.clear();
             for (int k = 0; k < n; k++) {
-                b.putFloat((float) a[i + k]);
+                f[k] = (float) a[i + k];
             }
+            b.clear();
+            b.asFloatBuffer().put(f, 0, n);
             out.write(b.array(), 0, 4 * n);
             i += n;
         }
@@ -151,11 +153,14 @@ public final class BulkArrays {
         double[] a = new double[len];
         byte[] buf = new byte[CHUNK];
         ByteBuffer b = ByteBuffer.wrap(buf).order(ByteOrder.LITTLE_ENDIAN);
+        float[] f = new float[CHUNK / 4]; // one bulk get per chunk, then widened in a plain loop
         for (int i = 0; i < len; ) {
             int n = Math.min(CHUNK / 4, len - i);
             in.readFully(buf, 0, 4 * n);
+            b.clear();
+            b.asFloatBuffer().get(f, 0, n);
             for (int k = 0; k < n; k++) {
-                a[i + k] = b.getFloat(4 * k);
+                a[i + k] = f[k];
             }
             i += n;
         }
