@@ -8,13 +8,17 @@ import io.sparkprune.pipeline.forward.TensorSource;
 import io.sparkprune.pipeline.forward.Weights;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executors;
 
 /**
  * Per-JVM state of an executor (or of the driver in local mode), shared by the tasks running in
  * it: open checkpoints (memory maps or Hadoop streams), one compute backend, and the most recently
  * used global and block weights, so the tasks of one stage load a block once per executor rather
- * than once per task.
+ * than once per task (and the next layer's dense block is prefetched meanwhile), and the staged
+ * shards its group tasks just wrote, for the forward pass that reads them next.
  *
  * <p>Everything here is a cache of immutable data keyed by where it came from; it is never the
  * source of truth, so a lost executor loses nothing.
@@ -72,24 +76,126 @@ final class ExecutorState {
                 k -> adapter.loadGlobal(TensorSource.of(checkpoint(uri, conf))));
     }
 
+    /** Most block weights kept (the pruned block of the layer before, the dense block, the next one prefetched, one spare). */
+    static final int MAX_BLOCKS = 4;
+    /** Block weights by key, loaded or loading, oldest first. Guarded by the class lock (the loads run outside it). */
+    private static final LinkedHashMap<String, CompletableFuture<Weights>> BLOCKS = new LinkedHashMap<>();
+    private static final java.util.concurrent.ExecutorService PREFETCH = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "sparkprune-block-prefetch");
+        t.setDaemon(true);
+        return t;
+    });
+    /** Staged shard bytes handed from the group task that wrote them to the forward pass that reads them. */
+    private static final LinkedHashMap<String, byte[]> STAGED = new LinkedHashMap<>();
+    private static long stagedBytes;
+    /** Most bytes of staged shards kept for {@link #takeStagedShard} (2 GiB: five 7B blocks in bf16). */
+    static final long MAX_STAGED_BYTES = 2L << 30;
+
     /**
-     * A block's weights from a source described by {@code key}, cached; at most a few blocks are
-     * kept (the dense and the pruned version of the current layer).
+     * A block's weights from a source described by {@code key}, cached; at most {@link #MAX_BLOCKS}
+     * blocks are kept (oldest dropped first). The loader runs on the calling thread outside the cache's
+     * lock, so loads of different blocks (a task's and a {@link #prefetchBlock prefetch}) run at once;
+     * callers asking for a block that is being loaded wait for that load. A failed load is forgotten
+     * (the next call loads again) and rethrown to every waiter.
      *
      * @param key identifies the weights (source and layer)
      * @param loader loads them on a miss
      * @return fp32 weights
+     * @throws RuntimeException the loader's exception
      */
-    static synchronized Weights blockWeights(String key, java.util.function.Supplier<Weights> loader) {
-        Weights w = WEIGHTS.get(key);
-        if (w == null) {
-            if (WEIGHTS.keySet().stream().filter(k -> k.startsWith("block|")).count() >= 3) {
-                WEIGHTS.keySet().removeIf(k -> k.startsWith("block|"));
-            }
-            w = loader.get();
-            WEIGHTS.put(key, w);
+    static Weights blockWeights(String key, java.util.function.Supplier<Weights> loader) {
+        CompletableFuture<Weights> mine = new CompletableFuture<>();
+        CompletableFuture<Weights> f = claim(key, mine);
+        if (f == mine) {
+            load(key, mine, loader);
         }
-        return w;
+        try {
+            return f.join();
+        } catch (java.util.concurrent.CompletionException e) {
+            throw e.getCause() instanceof RuntimeException r ? r : e;
+        }
+    }
+
+    /**
+     * Starts loading a block on a background daemon thread unless it is cached or loading, so that a
+     * later {@link #blockWeights} with the same key finds it (e.g. the next layer's dense block while
+     * this layer's Hessian pass runs). A failed prefetch is forgotten quietly: the later call loads
+     * again and reports the failure itself.
+     *
+     * @param key identifies the weights (source and layer)
+     * @param loader loads them
+     */
+    static void prefetchBlock(String key, java.util.function.Supplier<Weights> loader) {
+        CompletableFuture<Weights> mine = new CompletableFuture<>();
+        if (claim(key, mine) == mine) {
+            PREFETCH.execute(() -> load(key, mine, loader));
+        }
+    }
+
+    private static synchronized CompletableFuture<Weights> claim(String key, CompletableFuture<Weights> mine) {
+        CompletableFuture<Weights> f = BLOCKS.get(key);
+        if (f != null) {
+            return f;
+        }
+        while (BLOCKS.size() >= MAX_BLOCKS) {
+            BLOCKS.remove(BLOCKS.keySet().iterator().next());
+        }
+        BLOCKS.put(key, mine);
+        return mine;
+    }
+
+    private static void load(String key, CompletableFuture<Weights> f, java.util.function.Supplier<Weights> loader) {
+        try {
+            f.complete(loader.get());
+        } catch (RuntimeException | Error e) {
+            synchronized (ExecutorState.class) {
+                BLOCKS.remove(key, f);
+            }
+            f.completeExceptionally(e);
+        }
+    }
+
+    /**
+     * Keeps a staged shard's bytes, just written by this executor's group task, for the forward pass
+     * that reads the pruned block next ({@link #takeStagedShard}), so it need not read the file back.
+     * The key carries the file's SHA-256 from its commit record, so only the committed content is
+     * ever handed over. At most {@link #MAX_STAGED_BYTES} are kept (oldest dropped first).
+     *
+     * @param file the shard file's path
+     * @param sha256 its SHA-256 (the {@code ShardRecord}'s)
+     * @param bytes its content (kept, not copied: the caller must not modify it)
+     */
+    static void offerStagedShard(String file, String sha256, byte[] bytes) {
+        offerStagedShard(file, sha256, bytes, MAX_STAGED_BYTES);
+    }
+
+    /** {@link #offerStagedShard(String, String, byte[])} with another cap (tests). */
+    static synchronized void offerStagedShard(String file, String sha256, byte[] bytes, long maxBytes) {
+        if (bytes.length > maxBytes) {
+            return;
+        }
+        byte[] old = STAGED.put(file + "|" + sha256, bytes);
+        stagedBytes += bytes.length - (old == null ? 0 : old.length);
+        java.util.Iterator<byte[]> it = STAGED.values().iterator();
+        while (stagedBytes > maxBytes && it.hasNext()) {
+            stagedBytes -= it.next().length;
+            it.remove();
+        }
+    }
+
+    /**
+     * Takes (and forgets) the bytes {@link #offerStagedShard} kept for a shard file with this SHA-256.
+     *
+     * @param file the shard file's path
+     * @param sha256 the SHA-256 its commit record names
+     * @return the bytes, or null when this executor does not hold them (read the file)
+     */
+    static synchronized byte[] takeStagedShard(String file, String sha256) {
+        byte[] b = STAGED.remove(file + "|" + sha256);
+        if (b != null) {
+            stagedBytes -= b.length;
+        }
+        return b;
     }
 
     /**
@@ -157,6 +263,9 @@ final class ExecutorState {
         }
         CHECKPOINTS.clear();
         WEIGHTS.clear();
+        BLOCKS.clear();
+        STAGED.clear();
+        stagedBytes = 0;
     }
 
     /** Forgets the cached models, stopping their background block loads (their checkpoints stay open). */

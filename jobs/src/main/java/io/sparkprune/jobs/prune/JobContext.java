@@ -101,6 +101,20 @@ record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf 
     }
 
     /**
+     * Starts loading {@link #denseBlock} of {@code layer} in the background (no-op when it is cached or
+     * loading, or when {@code layer} is past the last block), so the next layer's Hessian task finds it.
+     *
+     * @param adapter the model's adapter
+     * @param layer block index
+     */
+    void prefetchDenseBlock(ModelAdapter adapter, int layer) {
+        if (layer < adapter.numLayers()) {
+            ExecutorState.prefetchBlock("block|dense|" + modelUri + "|" + layer,
+                    () -> adapter.loadBlock(denseSource(), layer));
+        }
+    }
+
+    /**
      * The weights of a block with its pruned tensors read from the committed staging shards.
      *
      * @param adapter the model's adapter
@@ -161,7 +175,13 @@ record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf 
             Path dir = new Path(stagingDir);
             FileSystem fs = dir.getFileSystem(hadoop.get());
             for (ShardRecord r : list) {
-                try (InputStream in = fs.open(new Path(dir, r.file()))) {
+                Path file = new Path(dir, r.file());
+                byte[] handed = ExecutorState.takeStagedShard(file.toString(), r.sha256());
+                if (handed != null && handed.length == r.bytes()) {
+                    buf.put(handed); // this executor's group task wrote it: the committed bytes (same SHA-256)
+                    continue;
+                }
+                try (InputStream in = fs.open(file)) {
                     byte[] b = in.readAllBytes();
                     if (b.length != r.bytes()) {
                         throw new ModelWeightsException(name + ": staged shard " + r.file() + " has " + b.length

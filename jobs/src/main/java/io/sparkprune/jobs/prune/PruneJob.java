@@ -405,6 +405,7 @@ public final class PruneJob {
                 long tw = System.nanoTime();
                 Weights dense = ctx.denseBlock(a, layer);
                 ph.time("hessians.weights", tw);
+                ctx.prefetchDenseBlock(a, layer + 1); // loads while this pass runs; the next layer finds it
                 Map<String, HessianAccumulator> acc = new LinkedHashMap<>();
                 for (CalibrationGroup g : a.calibrationGroups()) {
                     if (groupNames.contains(g.name())) {

@@ -135,7 +135,13 @@ final class ShardSolver {
         long tw = System.nanoTime();
         List<ShardRecord> records = new ArrayList<>();
         try {
-            records.add(staging.writeShard(fs, task.tensor(), task.shardIndex(), task.shardCount(), bytes));
+            ShardRecord main = staging.writeShard(fs, task.tensor(), task.shardIndex(), task.shardCount(), bytes);
+            records.add(main);
+            if (stage.pipeline() == io.sparkprune.pipeline.recipe.PipelineMode.SEQUENTIAL) {
+                // the next layer's forward pass on this executor takes these bytes instead of reading the file
+                ExecutorState.offerStagedShard(new org.apache.hadoop.fs.Path(staging.path(), main.file()).toString(),
+                        main.sha256(), bytes);
+            }
             if (quant.isPresent()) {
                 QuantizedWeights q = quant.get();
                 records.add(staging.writeShard(fs, task.tensor() + CODES, task.shardIndex(), task.shardCount(), q.codes()));

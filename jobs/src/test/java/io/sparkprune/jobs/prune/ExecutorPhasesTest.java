@@ -49,4 +49,21 @@ class ExecutorPhasesTest {
     void phasesFormatLargestFirst() {
         assertThat(PruneJob.formatPhases(Map.of("a", 1.0, "b", 2.5))).isEqualTo("b 2.50, a 1.00");
     }
+
+    @Test
+    void markTimesOnlyItsOwnThreadOnce() throws Exception {
+        ExecutorPhases p = new ExecutorPhases();
+        p.timeSinceMark("store"); // no mark: nothing
+        assertThat(p.value()).isEmpty();
+        p.mark();
+        Thread.sleep(30);
+        Thread other = new Thread(() -> p.timeSinceMark("store")); // another thread has no mark
+        other.start();
+        other.join();
+        assertThat(p.value()).isEmpty();
+        p.timeSinceMark("store");
+        p.timeSinceMark("store"); // the mark is used up
+        assertThat(p.value()).containsOnlyKeys("store");
+        assertThat(p.value().get("store")).isBetween(0.03, 10.0);
+    }
 }
