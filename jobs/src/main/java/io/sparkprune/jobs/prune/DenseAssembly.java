@@ -46,9 +46,10 @@ import org.slf4j.LoggerFactory;
  * task per range of another tensor (its bytes written straight from the memory-mapped input to the
  * kernel, no copy in Java). Pieces of any file and any place in a file are written at once, by
  * positional writes ({@code pwrite(2)}) into the temporary files: no thread writes in order, so the
- * write rate grows with the threads instead of being one thread's. When every task is done, all
- * files are fsynced at once, and only when every one succeeded are they renamed into the directory
- * one after the other. Memory: a task reserves a piece's bytes from the window of
+ * write rate grows with the threads instead of being one thread's. Tasks start in output order,
+ * so the files complete one after the other: a file is fsynced (on a closer thread) as soon as its
+ * last piece is written, while the next files' pieces are written; only when every file is complete
+ * and fsynced are they renamed into the directory, one after the other. Memory: a task reserves a piece's bytes from the window of
  * {@link Settings#windowBytes()} before reading it and gives them back once written (in arrival
  * order: a holder never waits for anything, so this cannot deadlock), so at most that many bytes of
  * tensor data are held, and at most one piece per thread. Verification: a shard's pieces are
@@ -374,13 +375,13 @@ final class DenseAssembly {
      * The positional path of {@link #write} (local output; see the class comment): one
      * {@link SafetensorsRangeWriter} per output file, all open at once, and a pool of
      * {@link Settings#readers()} threads each of which reads a piece and writes it at its own offset;
-     * then every file is finished (fsync) at once, and only when all are, published (renamed) one
-     * after the other.
+     * each file is finished (fsync) on a closer thread once its last task succeeded, and only when
+     * all are finished are they published (renamed) one after the other.
      *
      * @param dir the (existing) local directory to write the files into
      * @return what was written; {@link Stats#waitSeconds()} is the time the calling thread waited for
-     *     the pool to read and write every piece, {@link Stats#closeSeconds()} the time to finish and
-     *     publish the files
+     *     the pool to read and write every piece, {@link Stats#closeSeconds()} the time it then waited
+     *     for the files' fsyncs and renames
      * @throws io.sparkprune.jobs.commit.CorruptCommitException when a staged shard's size or SHA-256
      *     differs from its record (nothing is published)
      * @throws IllegalStateException when a pruned tensor's shard records do not add up to its size
@@ -393,18 +394,24 @@ final class DenseAssembly {
         Window window = new Window(settings.windowBytes());
         Buffers buffers = new Buffers(chunk);
         Tasks run = new Tasks();
-        List<SafetensorsRangeWriter> writers = new ArrayList<>();
+        List<OutFile> files = new ArrayList<>();
         List<Runnable> tasks = new ArrayList<>();
-        ThreadPoolExecutor pool = null;
+        int threads = settings.readers();
+        ThreadPoolExecutor pool = new ThreadPoolExecutor(threads, threads, 0L, TimeUnit.MILLISECONDS,
+                new LinkedBlockingQueue<>(), threads("write"));
+        int closers = Math.max(1, Math.min(threads, in.files().size()));
+        ThreadPoolExecutor closer = new ThreadPoolExecutor(closers, closers, 0L, TimeUnit.MILLISECONDS,
+                new LinkedBlockingQueue<>(), threads("close"));
         long pieces = 0;
         long bytes = 0;
         boolean ok = false;
         try {
             for (String file : in.files()) {
                 SafetensorsFile src = in.shard(file);
-                SafetensorsRangeWriter w = SafetensorsRangeWriter.create(dir.resolve(file), src.metadata(),
-                        src.tensors());
-                writers.add(w);
+                OutFile out = new OutFile(SafetensorsRangeWriter.create(dir.resolve(file), src.metadata(),
+                        src.tensors()), closer);
+                files.add(out);
+                int first = tasks.size();
                 for (TensorInfo t : src.tensors()) {
                     bytes += t.byteLength();
                     List<ShardRecord> shards = pruned.get(t.name());
@@ -418,52 +425,88 @@ final class DenseAssembly {
                         }
                         long off = 0;
                         for (ShardRecord s : shards) {
-                            tasks.add(new ShardWrite(log, s, w, t.name(), off, chunk, window, buffers, run));
+                            tasks.add(new ShardWrite(log, s, out, t.name(), off, chunk, window, buffers, run));
                             pieces += Math.max(1, (s.bytes() + chunk - 1) / chunk);
                             off += s.bytes();
                         }
                     } else {
                         for (long off = 0; off < t.byteLength(); off += chunk) {
                             int len = (int) Math.min(chunk, t.byteLength() - off);
-                            tasks.add(new RangeWrite(src, w, t.name(), off, len, window, run));
+                            tasks.add(new RangeWrite(src, out, t.name(), off, len, window, run));
                             pieces++;
                         }
                     }
                 }
+                out.expect(tasks.size() - first);
             }
-            pool = new ThreadPoolExecutor(settings.readers(), settings.readers(), 0L, TimeUnit.MILLISECONDS,
-                    new LinkedBlockingQueue<>(), threads("write"));
             long t0 = System.nanoTime();
             run.expect(tasks.size());
-            tasks.forEach(pool::execute);
+            tasks.forEach(pool::execute); // FIFO: the first file's tasks first, so its fsync starts early
             tasks.clear();
             run.await(dir);
             long t1 = System.nanoTime();
-            List<Future<?>> finishing = new ArrayList<>();
-            for (SafetensorsRangeWriter w : writers) {
-                finishing.add(pool.submit(w::finish)); // the fsyncs at once
+            for (OutFile f : files) {
+                await(f.finished, "finishing " + f.writer.target());
             }
-            for (Future<?> f : finishing) {
-                await(f, "finishing a file of " + dir);
-            }
-            for (SafetensorsRangeWriter w : writers) {
-                w.publish();
+            for (OutFile f : files) {
+                f.writer.publish();
             }
             ok = true;
-            return new Stats(writers.size(), pieces, bytes, window.peak(), (t1 - t0) / 1e9,
+            return new Stats(files.size(), pieces, bytes, window.peak(), (t1 - t0) / 1e9,
                     (System.nanoTime() - t1) / 1e9);
         } finally {
             run.stop(); // tasks not yet started return at once
             window.close(); // tasks blocked in or arriving at acquire() fail at once
-            if (pool != null) {
-                pool.shutdown(); // no interrupts: one would close the memory-mapped input's shared FileChannel
-                awaitTermination(pool);
-            }
+            pool.shutdown(); // no interrupts: one would close the memory-mapped input's shared FileChannel
+            awaitTermination(pool);
+            closer.shutdown(); // a finish under way completes
+            awaitTermination(closer);
             if (!ok) {
-                for (SafetensorsRangeWriter w : writers) {
-                    w.discard(true); // temporary files, and files already published by this call
+                for (OutFile f : files) {
+                    f.writer.discard(true); // temporary files, and files already published by this call
                 }
             }
+        }
+    }
+
+    /**
+     * One output file of the positional path: its writer, how many of its tasks have not yet
+     * succeeded, and its finish (fsync), started on the closer pool as soon as the last one did.
+     */
+    private static final class OutFile {
+        private final SafetensorsRangeWriter writer;
+        private final ThreadPoolExecutor closer;
+        private final java.util.concurrent.atomic.AtomicLong left = new java.util.concurrent.atomic.AtomicLong();
+        private final CompletableFuture<Void> finished = new CompletableFuture<>();
+
+        OutFile(SafetensorsRangeWriter writer, ThreadPoolExecutor closer) {
+            this.writer = writer;
+            this.closer = closer;
+        }
+
+        /** Sets the number of tasks; a file without any is finished at once. */
+        void expect(long n) {
+            if (left.addAndGet(n) == 0) {
+                finish();
+            }
+        }
+
+        /** Called once by each of its tasks that succeeded. */
+        void taskDone() {
+            if (left.decrementAndGet() == 0) {
+                finish();
+            }
+        }
+
+        private void finish() {
+            closer.execute(() -> {
+                try {
+                    writer.finish();
+                    finished.complete(null);
+                } catch (Throwable e) {
+                    finished.completeExceptionally(e);
+                }
+            });
         }
     }
 
@@ -536,7 +579,8 @@ final class DenseAssembly {
      *     positional path: time the caller waited for the pool to read, verify and write every piece
      * @param closeSeconds stream path: time the writer waited for files to be closed (fsync and
      *     rename; a file is closed on another thread while the next one is written, the last one is
-     *     waited for); positional path: time to fsync every file (at once) and rename them
+     *     waited for); positional path: time waited, after the last piece was written, for the
+     *     files' fsyncs (each started when its file was complete) and renames
      */
     record Stats(int files, long pieces, long bytes, long peakWindowBytes, double waitSeconds, double closeSeconds) {
     }
@@ -857,7 +901,7 @@ final class DenseAssembly {
     private static final class ShardWrite implements Runnable {
         private final CommitLog log;
         private final ShardRecord shard;
-        private final SafetensorsRangeWriter out;
+        private final OutFile out;
         private final String tensor;
         private final long offset;
         private final int chunk;
@@ -866,7 +910,7 @@ final class DenseAssembly {
         private final Tasks tasks;
 
         /** @param offset where the shard starts in its tensor, bytes */
-        ShardWrite(CommitLog log, ShardRecord shard, SafetensorsRangeWriter out, String tensor, long offset, int chunk,
+        ShardWrite(CommitLog log, ShardRecord shard, OutFile out, String tensor, long offset, int chunk,
                    Window window, Buffers buffers, Tasks tasks) {
             this.log = log;
             this.shard = shard;
@@ -900,7 +944,7 @@ final class DenseAssembly {
                             if (n < len) {
                                 throw new IllegalStateException(shard + " ended after " + r.position() + " bytes");
                             }
-                            put(out, tensor, offset + off, ByteBuffer.wrap(buf, 0, n));
+                            put(out.writer, tensor, offset + off, ByteBuffer.wrap(buf, 0, n));
                         } finally {
                             buffers.give(buf);
                             window.release(cost);
@@ -908,6 +952,7 @@ final class DenseAssembly {
                         off += len;
                     } while (off < shard.bytes());
                 }
+                out.taskDone();
             });
         }
     }
@@ -915,14 +960,14 @@ final class DenseAssembly {
     /** Reads one byte range of a tensor that was not pruned and writes it at its offset. */
     private static final class RangeWrite implements Runnable {
         private final SafetensorsFile src;
-        private final SafetensorsRangeWriter out;
+        private final OutFile out;
         private final String tensor;
         private final long offset;
         private final int len;
         private final Window window;
         private final Tasks tasks;
 
-        RangeWrite(SafetensorsFile src, SafetensorsRangeWriter out, String tensor, long offset, int len, Window window,
+        RangeWrite(SafetensorsFile src, OutFile out, String tensor, long offset, int len, Window window,
                    Tasks tasks) {
             this.src = src;
             this.out = out;
@@ -938,10 +983,11 @@ final class DenseAssembly {
             tasks.run(() -> {
                 window.acquire(len);
                 try {
-                    put(out, tensor, offset, src.readBytes(tensor, offset, len));
+                    put(out.writer, tensor, offset, src.readBytes(tensor, offset, len));
                 } finally {
                     window.release(len);
                 }
+                out.taskDone();
             });
         }
     }
