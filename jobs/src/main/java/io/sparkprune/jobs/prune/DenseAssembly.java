@@ -49,7 +49,12 @@ import org.slf4j.LoggerFactory;
  * write rate grows with the threads instead of being one thread's. Tasks start in output order,
  * so the files complete one after the other: a file is fsynced (on a closer thread) as soon as its
  * last piece is written, while the next files' pieces are written; only when every file is complete
- * and fsynced are they renamed into the directory, one after the other. Memory: a task reserves a piece's bytes from the window of
+ * and fsynced are they renamed into the directory, one after the other. (Linux takes a file's inode
+ * lock for each buffered write on ext4, xfs and tmpfs, so the kernel's copy into the page cache runs
+ * one thread at a time per file; the reading, hashing and Java-side work of the pieces run in
+ * parallel, and different files are written at once when their tasks overlap. Tasks stay in output
+ * order rather than interleaving the files so that each file's fsync starts while the next ones
+ * are written.) Memory: a task reserves a piece's bytes from the window of
  * {@link Settings#windowBytes()} before reading it and gives them back once written (in arrival
  * order: a holder never waits for anything, so this cannot deadlock), so at most that many bytes of
  * tensor data are held, and at most one piece per thread. Verification: a shard's pieces are
@@ -170,8 +175,17 @@ final class DenseAssembly {
     static Stats write(ShardedCheckpoint in, CommitLog log, FileSystem fs, Path dir, Settings settings)
             throws IOException {
         Optional<java.nio.file.Path> local = localDirectory(fs, dir);
-        return local.isPresent() ? writePositional(in, log, local.get(), settings)
+        long t = System.nanoTime();
+        Stats stats = local.isPresent() ? writePositional(in, log, local.get(), settings)
                 : writeStreamed(in, log, fs, dir, settings);
+        double s = (System.nanoTime() - t) / 1e9;
+        LOG.info("output assembly ({} path, {} threads): {} files, {} MB of tensors in {} s ({} MB/s); waited {} s "
+                        + "for pieces, {} s for fsyncs and renames; at most {} MiB held", local.isPresent()
+                        ? "positional" : "stream", settings.readers(), stats.files(), Math.round(stats.bytes() / 1e6),
+                String.format(java.util.Locale.ROOT, "%.2f", s), Math.round(stats.bytes() / 1e6 / Math.max(s, 1e-9)),
+                String.format(java.util.Locale.ROOT, "%.2f", stats.waitSeconds()),
+                String.format(java.util.Locale.ROOT, "%.2f", stats.closeSeconds()), stats.peakWindowBytes() >> 20);
+        return stats;
     }
 
     /**
