@@ -94,10 +94,11 @@ final class BenchCommand implements Runnable {
         }
     }
 
-    /** The driver's output assembly: the sequential path against the bounded reader pipeline. */
+    /** The driver's output assembly: the sequential path against the pipeline's stream and positional paths. */
     @Command(name = "assemble", mixinStandardHelpOptions = true,
             description = "Dense output assembly (staged shards read and SHA-256-checked, other tensors copied) on a "
-                    + "synthetic Llama-shaped checkpoint: the sequential path against the reader pipeline, outputs "
+                    + "synthetic Llama-shaped checkpoint: the sequential path against the pipeline's stream path (one "
+                    + "writer) and positional path (every thread writes at its offsets), outputs "
                     + "compared byte for byte. Options are AssembleBench's: [--layers L] [--hidden H] [--intermediate I] "
                     + "[--vocab V] [--shards S] [--repeat R] [--readers N] [--chunk-mib C] [--window-mib W] [--dir D] "
                     + "[--raw]")

@@ -28,7 +28,10 @@ import org.apache.hadoop.fs.Path;
 /**
  * Throughput of the dense output assembly ({@code sparkprune bench assemble}): the sequential path
  * the job used before issue 9's assembly work ({@link DenseAssembly#writeSequential}, 16 MiB copy
- * chunks) against the pipeline ({@link DenseAssembly#write}), on a synthetic checkpoint of
+ * chunks) against the pipeline's stream path ({@link DenseAssembly#writeStreamed}: parallel readers,
+ * one writer in output order, what a non-local output gets) and its positional path
+ * ({@link DenseAssembly#writePositional}: the pool's threads write their pieces at their offsets,
+ * what the job's local output gets), on a synthetic checkpoint of
  * Llama-shaped bf16 layers (q, k, v, o: hidden x hidden; gate, up: intermediate x hidden; down:
  * hidden x intermediate; two norms) plus embeddings and head (vocab x hidden), every projection
  * staged as pruned (new random bytes cut into {@code --shards} shards, committed through
@@ -39,8 +42,10 @@ import org.apache.hadoop.fs.Path;
  * have {@code .crc} files, checked when read; the output is written with checksums off, as
  * {@code PruneJob} sets). All files are freshly written, so they are in the page cache (as on the
  * job's driver right after the last layer); the output is fsynced at each file's close. Each mode
- * runs {@code --repeat} times, alternating; every output is compared byte for byte with the first
- * sequential one. MB/s = tensor bytes (10^6) / wall seconds of the assembly call.
+ * runs {@code --repeat} times, in turn; every output is compared byte for byte with the first
+ * sequential one. MB/s = tensor bytes (10^6) / wall seconds of the assembly call; process CPU s =
+ * the CPU time (user and system, every thread) the call took, which does not depend on how many
+ * cores are free.
  *
  * <p>Usage: {@code AssembleBench [--layers L] [--hidden H] [--intermediate I] [--vocab V]
  * [--shards S] [--repeat R] [--readers N] [--chunk-mib C] [--window-mib W] [--dir D] [--raw]};
@@ -126,30 +131,36 @@ public final class AssembleBench {
                 layers, hidden, inter, vocab, tensorBytes / 1e6, Files.list(model).filter(p -> p.toString()
                         .endsWith(".safetensors")).count(), log.committedShards().size(), shards,
                 fs.getClass().getSimpleName(), (System.nanoTime() - t0) / 1e9);
-        System.out.printf(Locale.ROOT, "# pipeline: %d readers, %d MiB pieces, %d MiB window%n", settings.readers(),
+        System.out.printf(Locale.ROOT, "# pipeline: %d threads, %d MiB pieces, %d MiB window%n", settings.readers(),
                 settings.chunk() >> 20, settings.windowBytes() >> 20);
         fs.setWriteChecksum(false); // as PruneJob does before assembling
-        System.out.println("| path | run | seconds | MB/s | peak window MiB | writer waiting for pieces s | writer waiting for closes s |");
-        System.out.println("|---|---|---|---|---|---|---|");
+        System.out.println("| path | run | seconds | MB/s | process CPU s | peak window MiB | waiting for pieces s "
+                + "| closing s |");
+        System.out.println("|---|---|---|---|---|---|---|---|");
         java.nio.file.Path reference = null;
-        List<Double> seq = new ArrayList<>();
-        List<Double> par = new ArrayList<>();
+        Map<String, List<Double>> times = new LinkedHashMap<>();
+        String[] paths = {"sequential (before)", "stream pipeline", "positional"};
         try (ShardedCheckpoint in = ShardedCheckpoint.open(model)) {
             for (int r = 0; r < repeat; r++) {
-                for (boolean parallel : new boolean[] {false, true}) {
-                    java.nio.file.Path target = dir.resolve((parallel ? "parallel-" : "sequential-") + r);
+                for (int m = 0; m < paths.length; m++) {
+                    java.nio.file.Path target = dir.resolve(new String[] {"sequential-", "stream-",
+                            "positional-"}[m] + r);
                     Files.createDirectories(target);
+                    long cpu = processCpuNanos();
                     long t = System.nanoTime();
-                    DenseAssembly.Stats stats = null;
-                    if (parallel) {
-                        stats = DenseAssembly.write(in, log, fs, new Path(target.toUri()), settings);
-                    } else {
-                        DenseAssembly.writeSequential(in, log, fs, new Path(target.toUri()), OLD_CHUNK);
-                    }
+                    DenseAssembly.Stats stats = switch (m) {
+                        case 0 -> {
+                            DenseAssembly.writeSequential(in, log, fs, new Path(target.toUri()), OLD_CHUNK);
+                            yield null;
+                        }
+                        case 1 -> DenseAssembly.writeStreamed(in, log, fs, new Path(target.toUri()), settings);
+                        default -> DenseAssembly.writePositional(in, log, target, settings);
+                    };
                     double s = (System.nanoTime() - t) / 1e9;
-                    (parallel ? par : seq).add(s);
-                    System.out.printf(Locale.ROOT, "| %s | %d | %.2f | %.0f | %s |%n", parallel ? "pipeline"
-                            : "sequential (before)", r + 1, s, tensorBytes / 1e6 / s, stats == null ? "- | - | -"
+                    double cpuSeconds = (processCpuNanos() - cpu) / 1e9;
+                    times.computeIfAbsent(paths[m], k -> new ArrayList<>()).add(s);
+                    System.out.printf(Locale.ROOT, "| %s | %d | %.2f | %.0f | %.2f | %s |%n", paths[m], r + 1, s,
+                            tensorBytes / 1e6 / s, cpuSeconds, stats == null ? "- | - | -"
                             : String.format(Locale.ROOT, "%.0f | %.2f | %.2f", stats.peakWindowBytes() / 1048576.0,
                             stats.waitSeconds(), stats.closeSeconds()));
                     if (reference == null) {
@@ -161,11 +172,14 @@ public final class AssembleBench {
                 }
             }
         }
-        double s = median(seq);
-        double p = median(par);
-        System.out.printf(Locale.ROOT, "# median: sequential %.2f s (%.0f MB/s), pipeline %.2f s (%.0f MB/s), "
-                + "%.2fx; outputs identical; load average after %s%n", s, tensorBytes / 1e6 / s, p,
-                tensorBytes / 1e6 / p, s / p, loadAverage());
+        StringBuilder summary = new StringBuilder("# median:");
+        double before = median(times.get(paths[0]));
+        for (String p : paths) {
+            double s = median(times.get(p));
+            summary.append(String.format(Locale.ROOT, " %s %.2f s (%.0f MB/s, %.2fx);", p, s, tensorBytes / 1e6 / s,
+                    before / s));
+        }
+        System.out.printf(Locale.ROOT, "%s outputs identical; load average after %s%n", summary, loadAverage());
     }
 
     private static Map<String, long[]> shapes(int layers, int hidden, int inter, int vocab) {
@@ -272,6 +286,12 @@ public final class AssembleBench {
         s.sort(null);
         int n = s.size();
         return n % 2 == 1 ? s.get(n / 2) : (s.get(n / 2 - 1) + s.get(n / 2)) / 2;
+    }
+
+    /** @return CPU time of this process, all threads, user and system, in ns (-1 where the JVM cannot tell) */
+    private static long processCpuNanos() {
+        return ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os
+                ? os.getProcessCpuTime() : -1;
     }
 
     private static String loadAverage() {

@@ -3,6 +3,7 @@ package io.sparkprune.jobs.prune;
 import io.sparkprune.jobs.commit.CommitLog;
 import io.sparkprune.jobs.commit.ShardRecord;
 import io.sparkprune.pipeline.safetensors.SafetensorsFile;
+import io.sparkprune.pipeline.safetensors.SafetensorsRangeWriter;
 import io.sparkprune.pipeline.safetensors.SafetensorsWriter;
 import io.sparkprune.pipeline.safetensors.ShardedCheckpoint;
 import io.sparkprune.pipeline.safetensors.TensorInfo;
@@ -13,6 +14,7 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutionException;
@@ -23,23 +25,55 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.LocalFileSystem;
 import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.fs.RawLocalFileSystem;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Writes the safetensors files of the dense pruned checkpoint (the input's files one for one, same
  * tensor order, header and bytes; each pruned tensor is the concatenation of its committed staged
- * shards, every other tensor is the input's bytes) through a bounded pipeline:
+ * shards, every other tensor is the input's bytes) through a bounded parallel pipeline. Two paths,
+ * chosen by {@link #write} from the output file system, give the same bytes:
  *
+ * <p><b>Positional path</b> ({@link #writePositional}; the output is on Hadoop's local file system
+ * itself, see {@link #localDirectory}): every output file is opened at once as a
+ * {@link SafetensorsRangeWriter} (header written, a temporary file beside the target), and a pool
+ * of {@link Settings#readers()} threads both reads and writes: one task per staged shard (read in
+ * order through {@link CommitLog#readShard}, which computes its SHA-256 on the way; each piece of
+ * at most {@link Settings#chunkBytes()} written at its own offset as soon as it is read) and one
+ * task per range of another tensor (its bytes written straight from the memory-mapped input to the
+ * kernel, no copy in Java). Pieces of any file and any place in a file are written at once, by
+ * positional writes ({@code pwrite(2)}) into the temporary files: no thread writes in order, so the
+ * write rate grows with the threads instead of being one thread's. Tasks start in output order,
+ * so the files complete one after the other: a file is fsynced (on a closer thread) as soon as its
+ * last piece is written, while the next files' pieces are written; only when every file is complete
+ * and fsynced are they renamed into the directory, one after the other. (Linux takes a file's inode
+ * lock for each buffered write on ext4, xfs and tmpfs, so the kernel's copy into the page cache runs
+ * one thread at a time per file; the reading, hashing and Java-side work of the pieces run in
+ * parallel, and different files are written at once when their tasks overlap. Tasks stay in output
+ * order rather than interleaving the files so that each file's fsync starts while the next ones
+ * are written.) Memory: a task reserves a piece's bytes from the window of
+ * {@link Settings#windowBytes()} before reading it and gives them back once written (in arrival
+ * order: a holder never waits for anything, so this cannot deadlock), so at most that many bytes of
+ * tensor data are held, and at most one piece per thread. Verification: a shard's pieces are
+ * written to the temporary file while it is read, but its last piece only once the whole file was
+ * read and its size and SHA-256 match the shard's record; otherwise the task's
+ * {@link io.sparkprune.jobs.commit.CorruptCommitException} stops the tasks not yet started, the
+ * caller waits for the running ones, deletes every temporary file (and publishes none) and
+ * rethrows it. The default of min(8, processors) threads is the most the driver gives the
+ * assembly; each thread hashes (about 1.6 GB/s) and copies its pieces.
+ *
+ * <p><b>Stream path</b> ({@link #writeStreamed}; any other Hadoop {@link FileSystem}, e.g.
+ * {@code hdfs://}, or a subclass of the local ones):
  * <ul>
  *   <li>The output is planned as a sequence of <em>pieces</em> in output order: each staged shard
  *       split into pieces of at most {@link Settings#chunkBytes()}, each other tensor split into byte
  *       ranges of that size.</li>
- *   <li>A pool of {@link Settings#readers()} threads reads them: one task per staged shard (read in
- *       order through {@link CommitLog#readShard}, which computes its SHA-256 on the way, so the
- *       parallelism comes from different shards and ranges being read and hashed at once) and one
- *       task per range of another tensor.</li>
+ *   <li>A pool of {@link Settings#readers()} threads reads them: one task per staged shard (read and
+ *       hashed in order, so the parallelism comes from different shards and ranges being read and
+ *       hashed at once) and one task per range of another tensor.</li>
  *   <li>The calling thread is the single writer: it takes the pieces strictly in output order and
  *       writes them with {@link SafetensorsWriter} (one file after the other). A written file is
  *       closed (fsync, rename into the directory) on one more thread while the next file is
@@ -48,31 +82,30 @@ import org.slf4j.LoggerFactory;
  *   <li>Memory: every piece reserves the bytes it will hold before it is read, in output order, from
  *       a window of {@link Settings#windowBytes()}; the writer gives them back once written. At most
  *       that many bytes of tensor data are held whatever the model's size (plus a 64 KiB scratch
- *       buffer per reader while it checks a shard's end). A staged-shard piece of at least a quarter
- *       chunk is read into a reused array of one chunk and reserves the whole chunk (so that large
- *       arrays are not allocated and collected again and again; a written piece's array goes back to
- *       that pool and no longer counts against the window, so the heap holds up to about twice the
- *       window: the window's pieces plus the pooled arrays); a smaller one, and a range of
- *       another tensor, reserves its length. Reserving in output order cannot deadlock: the piece
- *       the writer waits for was reserved before any later one, and tasks start in output order.</li>
+ *       buffer per reader while it checks a shard's end). Reserving in output order cannot
+ *       deadlock: the piece the writer waits for was reserved before any later one, and tasks start
+ *       in output order.</li>
  *   <li>The writer hands each piece to the {@link SafetensorsWriter} in slices of at most 1 MiB
  *       (a local Hadoop stream copies every write through a native buffer of its size).</li>
  *   <li>Verification: the last piece of a staged shard is handed to the writer only once the whole
  *       file was read and its size and SHA-256 match the shard's record; otherwise the reader's
  *       {@link io.sparkprune.jobs.commit.CorruptCommitException} takes that piece's place and the
  *       writer throws it on reaching it. So nothing after a corrupt shard is written, the file being
- *       written is aborted (its temporary file deleted) and never published.</li>
+ *       written is aborted (its temporary file deleted) and never published; files already finished
+ *       stay in the assembling directory, which nothing publishes and the next attempt deletes.</li>
  * </ul>
- * The pool is shut down, and its threads waited for, on every path. Any failure (a reader's is
- * rethrown as it was thrown: {@code CorruptCommitException}, {@link IOException},
- * {@link RuntimeException}) aborts the file being written; files already finished stay in the
- * assembling directory, which nothing publishes and the next attempt deletes.
  *
- * <p>Works through any Hadoop {@link FileSystem}: staged shards are read with {@code fs.open}, the
- * input through its {@link ShardedCheckpoint}, the output written with
- * {@link SafetensorsWriter#create(FileSystem, Path)}. When the input is memory-mapped (a local
- * checkpoint), a reader touches each page of its range so that the page faults are taken on the
- * reader threads rather than by the writer; the bytes are the same.
+ * <p>Both paths: a staged-shard piece of at least a quarter chunk is read into a reused array of
+ * one chunk and reserves the whole chunk (so that large arrays are not allocated and collected
+ * again and again; a written piece's array goes back to that pool and no longer counts against the
+ * window, so the heap holds up to about twice the window); a smaller one, and a range of another
+ * tensor, reserves its length. The pool is shut down, and its threads waited for, on every path
+ * (never interrupted: an interrupt would close the memory-mapped input's shared channel). Any
+ * failure is rethrown as it was thrown ({@code CorruptCommitException}, {@link IOException},
+ * {@link RuntimeException}). Staged shards are read with {@code fs.open}, the input through its
+ * {@link ShardedCheckpoint}; when the input is memory-mapped (a local checkpoint), a stream-path
+ * reader touches each page of its range so that the page faults are taken on the reader threads
+ * rather than by the writer; the bytes are the same.
  */
 final class DenseAssembly {
     /** Name prefix of the reader threads. */
@@ -123,7 +156,9 @@ final class DenseAssembly {
     }
 
     /**
-     * Writes every safetensors file of {@code in} into {@code dir} (see the class comment).
+     * Writes every safetensors file of {@code in} into {@code dir} (see the class comment): by
+     * {@link #writePositional} when {@link #localDirectory} finds {@code dir} on the local file
+     * system, else by {@link #writeStreamed}.
      *
      * @param in the input checkpoint
      * @param log the committed run; its {@link CommitLog#committedShards()} are the pruned tensors
@@ -134,10 +169,58 @@ final class DenseAssembly {
      * @throws io.sparkprune.jobs.commit.CorruptCommitException when a staged shard's size or SHA-256
      *     differs from its record (the message names tensor, shard file and fix)
      * @throws IllegalArgumentException / IllegalStateException when a pruned tensor's shards do not add
-     *     up to its size (from {@link SafetensorsWriter})
+     *     up to its size
      * @throws IOException on read or write failure, or when interrupted
      */
     static Stats write(ShardedCheckpoint in, CommitLog log, FileSystem fs, Path dir, Settings settings)
+            throws IOException {
+        Optional<java.nio.file.Path> local = localDirectory(fs, dir);
+        long t = System.nanoTime();
+        Stats stats = local.isPresent() ? writePositional(in, log, local.get(), settings)
+                : writeStreamed(in, log, fs, dir, settings);
+        double s = (System.nanoTime() - t) / 1e9;
+        LOG.info("output assembly ({} path, {} threads): {} files, {} MB of tensors in {} s ({} MB/s); waited {} s "
+                        + "for pieces, {} s for fsyncs and renames; at most {} MiB held", local.isPresent()
+                        ? "positional" : "stream", settings.readers(), stats.files(), Math.round(stats.bytes() / 1e6),
+                String.format(java.util.Locale.ROOT, "%.2f", s), Math.round(stats.bytes() / 1e6 / Math.max(s, 1e-9)),
+                String.format(java.util.Locale.ROOT, "%.2f", stats.waitSeconds()),
+                String.format(java.util.Locale.ROOT, "%.2f", stats.closeSeconds()), stats.peakWindowBytes() >> 20);
+        return stats;
+    }
+
+    /**
+     * The local directory behind {@code dir} when {@code fs} is Hadoop's local file system itself
+     * (exactly {@link RawLocalFileSystem}, or {@link LocalFileSystem} with its checksums: the
+     * positional path writes no {@code .crc} side files, which the job turns off for its output
+     * anyway); empty for any other file system, a subclass of those included (it may change what
+     * create or rename do, so it keeps the stream path that goes through its methods).
+     *
+     * @param fs the output file system
+     * @param dir a directory on it
+     * @return the local path of {@code dir}, or empty
+     */
+    static Optional<java.nio.file.Path> localDirectory(FileSystem fs, Path dir) {
+        FileSystem raw = fs.getClass() == LocalFileSystem.class ? ((LocalFileSystem) fs).getRawFileSystem() : fs;
+        if (raw.getClass() != RawLocalFileSystem.class) {
+            return Optional.empty();
+        }
+        return Optional.of(((RawLocalFileSystem) raw).pathToFile(fs.makeQualified(dir)).toPath());
+    }
+
+    /**
+     * The stream path of {@link #write}: readers fill pieces, the calling thread writes them in
+     * output order through {@link SafetensorsWriter#create(FileSystem, Path)} (see the class
+     * comment). Works on any Hadoop file system.
+     *
+     * @return what was written; {@link Stats#waitSeconds()} is the time the writer waited for pieces,
+     *     {@link Stats#closeSeconds()} for closes
+     * @throws io.sparkprune.jobs.commit.CorruptCommitException when a staged shard's size or SHA-256
+     *     differs from its record
+     * @throws IllegalArgumentException / IllegalStateException when a pruned tensor's shards do not add
+     *     up to its size (from {@link SafetensorsWriter})
+     * @throws IOException on read or write failure, or when interrupted
+     */
+    static Stats writeStreamed(ShardedCheckpoint in, CommitLog log, FileSystem fs, Path dir, Settings settings)
             throws IOException {
         Map<String, List<ShardRecord>> pruned = log.committedShards();
         int chunk = settings.chunk();
@@ -303,6 +386,161 @@ final class DenseAssembly {
     }
 
     /**
+     * The positional path of {@link #write} (local output; see the class comment): one
+     * {@link SafetensorsRangeWriter} per output file, all open at once, and a pool of
+     * {@link Settings#readers()} threads each of which reads a piece and writes it at its own offset;
+     * each file is finished (fsync) on a closer thread once its last task succeeded, and only when
+     * all are finished are they published (renamed) one after the other.
+     *
+     * @param dir the (existing) local directory to write the files into
+     * @return what was written; {@link Stats#waitSeconds()} is the time the calling thread waited for
+     *     the pool to read and write every piece, {@link Stats#closeSeconds()} the time it then waited
+     *     for the files' fsyncs and renames
+     * @throws io.sparkprune.jobs.commit.CorruptCommitException when a staged shard's size or SHA-256
+     *     differs from its record (nothing is published)
+     * @throws IllegalStateException when a pruned tensor's shard records do not add up to its size
+     * @throws IOException on read or write failure, or when interrupted
+     */
+    static Stats writePositional(ShardedCheckpoint in, CommitLog log, java.nio.file.Path dir, Settings settings)
+            throws IOException {
+        Map<String, List<ShardRecord>> pruned = log.committedShards();
+        int chunk = settings.chunk();
+        Window window = new Window(settings.windowBytes());
+        Buffers buffers = new Buffers(chunk);
+        Tasks run = new Tasks();
+        List<OutFile> files = new ArrayList<>();
+        List<Runnable> tasks = new ArrayList<>();
+        int threads = settings.readers();
+        ThreadPoolExecutor pool = new ThreadPoolExecutor(threads, threads, 0L, TimeUnit.MILLISECONDS,
+                new LinkedBlockingQueue<>(), threads("write"));
+        int closers = Math.max(1, Math.min(threads, in.files().size()));
+        ThreadPoolExecutor closer = new ThreadPoolExecutor(closers, closers, 0L, TimeUnit.MILLISECONDS,
+                new LinkedBlockingQueue<>(), threads("close"));
+        long pieces = 0;
+        long bytes = 0;
+        boolean ok = false;
+        try {
+            for (String file : in.files()) {
+                SafetensorsFile src = in.shard(file);
+                OutFile out = new OutFile(SafetensorsRangeWriter.create(dir.resolve(file), src.metadata(),
+                        src.tensors()), closer);
+                files.add(out);
+                int first = tasks.size();
+                for (TensorInfo t : src.tensors()) {
+                    bytes += t.byteLength();
+                    List<ShardRecord> shards = pruned.get(t.name());
+                    if (shards != null) {
+                        long total = shards.stream().mapToLong(ShardRecord::bytes).sum();
+                        if (total != t.byteLength()) {
+                            throw new IllegalStateException("tensor " + t.name() + " of " + file + " has "
+                                    + t.byteLength() + " bytes, but its " + shards.size() + " committed shards "
+                                    + "list " + total + "; the commit log does not match the input checkpoint: "
+                                    + "rerun the job without --resume");
+                        }
+                        long off = 0;
+                        for (ShardRecord s : shards) {
+                            tasks.add(new ShardWrite(log, s, out, t.name(), off, chunk, window, buffers, run));
+                            pieces += Math.max(1, (s.bytes() + chunk - 1) / chunk);
+                            off += s.bytes();
+                        }
+                    } else {
+                        for (long off = 0; off < t.byteLength(); off += chunk) {
+                            int len = (int) Math.min(chunk, t.byteLength() - off);
+                            tasks.add(new RangeWrite(src, out, t.name(), off, len, window, run));
+                            pieces++;
+                        }
+                    }
+                }
+                out.expect(tasks.size() - first);
+            }
+            long t0 = System.nanoTime();
+            run.expect(tasks.size());
+            tasks.forEach(pool::execute); // FIFO: the first file's tasks first, so its fsync starts early
+            tasks.clear();
+            run.await(dir);
+            long t1 = System.nanoTime();
+            for (OutFile f : files) {
+                await(f.finished, "finishing " + f.writer.target());
+            }
+            for (OutFile f : files) {
+                f.writer.publish();
+            }
+            ok = true;
+            return new Stats(files.size(), pieces, bytes, window.peak(), (t1 - t0) / 1e9,
+                    (System.nanoTime() - t1) / 1e9);
+        } finally {
+            run.stop(); // tasks not yet started return at once
+            window.close(); // tasks blocked in or arriving at acquire() fail at once
+            pool.shutdown(); // no interrupts: one would close the memory-mapped input's shared FileChannel
+            awaitTermination(pool);
+            closer.shutdown(); // a finish under way completes
+            awaitTermination(closer);
+            if (!ok) {
+                for (OutFile f : files) {
+                    f.writer.discard(true); // temporary files, and files already published by this call
+                }
+            }
+        }
+    }
+
+    /**
+     * One output file of the positional path: its writer, how many of its tasks have not yet
+     * succeeded, and its finish (fsync), started on the closer pool as soon as the last one did.
+     */
+    private static final class OutFile {
+        private final SafetensorsRangeWriter writer;
+        private final ThreadPoolExecutor closer;
+        private final java.util.concurrent.atomic.AtomicLong left = new java.util.concurrent.atomic.AtomicLong();
+        private final CompletableFuture<Void> finished = new CompletableFuture<>();
+
+        OutFile(SafetensorsRangeWriter writer, ThreadPoolExecutor closer) {
+            this.writer = writer;
+            this.closer = closer;
+        }
+
+        /** Sets the number of tasks; a file without any is finished at once. */
+        void expect(long n) {
+            if (left.addAndGet(n) == 0) {
+                finish();
+            }
+        }
+
+        /** Called once by each of its tasks that succeeded. */
+        void taskDone() {
+            if (left.decrementAndGet() == 0) {
+                finish();
+            }
+        }
+
+        private void finish() {
+            closer.execute(() -> {
+                try {
+                    writer.finish();
+                    finished.complete(null);
+                } catch (Throwable e) {
+                    finished.completeExceptionally(e);
+                }
+            });
+        }
+    }
+
+    /** Writes a piece: a direct buffer in one positional write, a heap one in slices of {@value #WRITE_SLICE} bytes. */
+    private static void put(SafetensorsRangeWriter w, String tensor, long offset, ByteBuffer b) {
+        if (b.isDirect()) { // e.g. the memory-mapped input: straight from the mapping to the kernel
+            w.write(tensor, offset, b);
+            return;
+        }
+        // a heap buffer goes through the JDK's per-thread temporary direct buffer of the write's size
+        long off = offset;
+        while (b.hasRemaining()) {
+            int n = Math.min(b.remaining(), WRITE_SLICE);
+            w.write(tensor, off, b.slice(b.position(), n));
+            b.position(b.position() + n);
+            off += n;
+        }
+    }
+
+    /**
      * The sequential assembly this pipeline replaced, kept as the reference of the tests and of
      * {@link AssembleBench}: one thread, each pruned tensor streamed through
      * {@link CommitLog#transferTensor}, every other tensor copied in chunks of {@code chunk} bytes.
@@ -351,9 +589,12 @@ final class DenseAssembly {
      * @param pieces pieces read and written
      * @param bytes tensor bytes written (headers excluded)
      * @param peakWindowBytes the most bytes of tensor data held at once, &lt;= the window
-     * @param waitSeconds time the writer waited for pieces to be read (and verified)
-     * @param closeSeconds time the writer waited for files to be closed (fsync and rename; a file is
-     *     closed on another thread while the next one is written, the last one is waited for)
+     * @param waitSeconds stream path: time the writer waited for pieces to be read (and verified);
+     *     positional path: time the caller waited for the pool to read, verify and write every piece
+     * @param closeSeconds stream path: time the writer waited for files to be closed (fsync and
+     *     rename; a file is closed on another thread while the next one is written, the last one is
+     *     waited for); positional path: time waited, after the last piece was written, for the
+     *     files' fsyncs (each started when its file was complete) and renames
      */
     record Stats(int files, long pieces, long bytes, long peakWindowBytes, double waitSeconds, double closeSeconds) {
     }
@@ -427,6 +668,8 @@ final class DenseAssembly {
         private long used;
         private long peak;
         private long next;
+        private long tickets;
+        private long served;
         private boolean closed;
 
         Window(long capacity) {
@@ -443,6 +686,25 @@ final class DenseAssembly {
             used += len;
             peak = Math.max(peak, used);
             next++;
+            notifyAll();
+        }
+
+        /**
+         * Reserves {@code len} bytes in arrival order (the positional path: whoever holds bytes
+         * writes and releases them without waiting for anything else, so no order is needed to avoid
+         * a deadlock; arrival order keeps a large piece from waiting forever behind small ones).
+         */
+        synchronized void acquire(long len) throws InterruptedException {
+            long ticket = tickets++;
+            while (!closed && (ticket != served || (used > 0 && used + len > capacity))) {
+                wait();
+            }
+            if (closed) {
+                throw new InterruptedException("output assembly stopped");
+            }
+            used += len;
+            peak = Math.max(peak, used);
+            served++;
             notifyAll();
         }
 
@@ -570,6 +832,177 @@ final class DenseAssembly {
             } catch (Throwable e) {
                 piece.fail(e);
             }
+        }
+    }
+
+    /**
+     * The positional path's tasks: how many are left and the first failure. A failure stops the
+     * tasks that have not started yet and wakes the caller at once.
+     */
+    private static final class Tasks {
+        private int remaining;
+        private Throwable failure;
+        private boolean stopped;
+
+        synchronized void expect(int n) {
+            remaining = n;
+        }
+
+        synchronized void done() {
+            remaining--;
+            notifyAll();
+        }
+
+        synchronized void fail(Throwable e) {
+            if (failure == null) {
+                failure = e;
+            }
+            stopped = true;
+            notifyAll();
+        }
+
+        synchronized boolean stopped() {
+            return stopped;
+        }
+
+        synchronized void stop() {
+            stopped = true;
+        }
+
+        /** Waits until every task is done or one failed; rethrows the first failure as it was thrown. */
+        void await(java.nio.file.Path dir) throws IOException {
+            Throwable f;
+            synchronized (this) {
+                try {
+                    while (remaining > 0 && failure == null) {
+                        wait();
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new InterruptedIOException("output assembly into " + dir + " interrupted");
+                }
+                f = failure;
+            }
+            if (f != null) {
+                throw rethrow(f, "writing the files of " + dir);
+            }
+        }
+
+        /** Runs {@code body} unless stopped; records its failure; counts it done either way. */
+        void run(Body body) {
+            try {
+                if (!stopped()) {
+                    body.run();
+                }
+            } catch (Throwable e) {
+                fail(e);
+            } finally {
+                done();
+            }
+        }
+    }
+
+    /** A task's work. */
+    @FunctionalInterface
+    private interface Body {
+        void run() throws Exception;
+    }
+
+    /**
+     * Reads one staged shard in order, hashing it, and writes each piece at its offset; the last piece
+     * is written only once the shard's size and SHA-256 match its record.
+     */
+    private static final class ShardWrite implements Runnable {
+        private final CommitLog log;
+        private final ShardRecord shard;
+        private final OutFile out;
+        private final String tensor;
+        private final long offset;
+        private final int chunk;
+        private final Window window;
+        private final Buffers buffers;
+        private final Tasks tasks;
+
+        /** @param offset where the shard starts in its tensor, bytes */
+        ShardWrite(CommitLog log, ShardRecord shard, OutFile out, String tensor, long offset, int chunk,
+                   Window window, Buffers buffers, Tasks tasks) {
+            this.log = log;
+            this.shard = shard;
+            this.out = out;
+            this.tensor = tensor;
+            this.offset = offset;
+            this.chunk = chunk;
+            this.window = window;
+            this.buffers = buffers;
+            this.tasks = tasks;
+        }
+
+        @Override
+        public void run() {
+            tasks.run(() -> {
+                try (CommitLog.ShardReader r = log.readShard(shard)) {
+                    long off = 0;
+                    do { // at least once: an empty shard is verified too
+                        if (tasks.stopped()) {
+                            return;
+                        }
+                        int len = (int) Math.min(chunk, shard.bytes() - off);
+                        long cost = buffers.cost(len);
+                        window.acquire(cost);
+                        byte[] buf = buffers.take(len);
+                        try {
+                            int n = r.read(buf, 0, len);
+                            if (n < len || off + len >= shard.bytes()) {
+                                r.verify(); // throws when the file differs from its record
+                            }
+                            if (n < len) {
+                                throw new IllegalStateException(shard + " ended after " + r.position() + " bytes");
+                            }
+                            put(out.writer, tensor, offset + off, ByteBuffer.wrap(buf, 0, n));
+                        } finally {
+                            buffers.give(buf);
+                            window.release(cost);
+                        }
+                        off += len;
+                    } while (off < shard.bytes());
+                }
+                out.taskDone();
+            });
+        }
+    }
+
+    /** Reads one byte range of a tensor that was not pruned and writes it at its offset. */
+    private static final class RangeWrite implements Runnable {
+        private final SafetensorsFile src;
+        private final OutFile out;
+        private final String tensor;
+        private final long offset;
+        private final int len;
+        private final Window window;
+        private final Tasks tasks;
+
+        RangeWrite(SafetensorsFile src, OutFile out, String tensor, long offset, int len, Window window,
+                   Tasks tasks) {
+            this.src = src;
+            this.out = out;
+            this.tensor = tensor;
+            this.offset = offset;
+            this.len = len;
+            this.window = window;
+            this.tasks = tasks;
+        }
+
+        @Override
+        public void run() {
+            tasks.run(() -> {
+                window.acquire(len);
+                try {
+                    put(out.writer, tensor, offset, src.readBytes(tensor, offset, len));
+                } finally {
+                    window.release(len);
+                }
+                out.taskDone();
+            });
         }
     }
 }

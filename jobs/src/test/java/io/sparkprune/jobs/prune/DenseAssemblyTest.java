@@ -44,7 +44,11 @@ import org.junit.jupiter.params.provider.MethodSource;
  * the test made) and the sequential code path's output; a corrupt or truncated staged shard fails
  * with {@link CorruptCommitException} and publishes nothing; a file that cannot be published stops
  * the assembly without leaving the next file's temporary file; the window bounds the bytes held; no
- * reader or closer thread outlives the call.
+ * reader or closer thread outlives the call. Both output paths are run: the positional one (output on
+ * Hadoop's local file system itself: pieces written at their offsets by several threads at once,
+ * most tests) and the stream one (a file system {@link DenseAssembly#localDirectory} does not
+ * recognise, here a subclass of the raw local one); a failing range of the positional path leaves
+ * no file at all.
  */
 class DenseAssemblyTest {
     private static final String FP = "recipe=sha256:0a/model=sha256:0b";
@@ -66,6 +70,17 @@ class DenseAssemblyTest {
         RawLocalFileSystem raw = new RawLocalFileSystem();
         raw.initialize(URI.create("file:///"), new Configuration());
         return raw;
+    }
+
+    /**
+     * Hadoop's raw local file system behind a subclass, which {@link DenseAssembly#localDirectory}
+     * does not recognise: the output takes the stream path, as on any non-local file system.
+     */
+    private static FileSystem streamOnly() throws IOException {
+        RawLocalFileSystem fs = new RawLocalFileSystem() {
+        };
+        fs.initialize(URI.create("file:///"), new Configuration());
+        return fs;
     }
 
     private static ByteBuffer randomBytes(Random rnd, long n) {
@@ -256,7 +271,9 @@ class DenseAssemblyTest {
         return Stream.of(Arguments.of("one byte flipped, raw local", raw(), true),
                 Arguments.of("truncated, raw local", raw(), false),
                 Arguments.of("one byte flipped, checksummed local", checksummed, true),
-                Arguments.of("truncated, checksummed local", checksummed, false));
+                Arguments.of("truncated, checksummed local", checksummed, false),
+                Arguments.of("one byte flipped, stream path", streamOnly(), true),
+                Arguments.of("truncated, stream path", streamOnly(), false));
     }
 
     @ParameterizedTest(name = "{0}")
@@ -333,6 +350,134 @@ class DenseAssemblyTest {
             assertThat(s.map(p -> p.getFileName().toString()).toList()).isEmpty();
         }
         assertReadersGone();
+    }
+
+    static Stream<Arguments> paths() throws IOException {
+        FileSystem checksummed = FileSystem.newInstance(URI.create("file:///"), new Configuration());
+        return Stream.of(
+                Arguments.of("positional, raw local, 4 threads, 16-byte pieces", raw(), true,
+                        new DenseAssembly.Settings(4, 16, 1 << 20)),
+                Arguments.of("positional, checksummed local, 3 threads, 40-byte pieces, 100-byte window",
+                        checksummed, true, new DenseAssembly.Settings(3, 40, 100)),
+                Arguments.of("positional, raw local, 1 thread, default sizes", raw(), true,
+                        new DenseAssembly.Settings(1, DenseAssembly.Settings.CHUNK_BYTES,
+                                DenseAssembly.Settings.WINDOW_BYTES)),
+                Arguments.of("stream path, 3 readers, 16-byte pieces", streamOnly(), false,
+                        new DenseAssembly.Settings(3, 16, 1 << 20)));
+    }
+
+    /**
+     * Both output paths, through {@link DenseAssembly#write}'s choice: several files, each tensor in
+     * many small pieces written by several threads at once, give the hand-built files; the window
+     * bounds the bytes held; the positional path leaves no Hadoop {@code .crc} and no temporary file.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("paths")
+    void bothPathsWriteTheHandBuiltFilesFromManyRangesAtOnce(String name, FileSystem fs, boolean positional,
+                                                              DenseAssembly.Settings settings) throws Exception {
+        Fixture f = fixture(fs);
+        Map<String, byte[]> expected = expected(f);
+        assertThat(expected).hasSizeGreaterThanOrEqualTo(3);
+        java.nio.file.Path dir = Files.createDirectories(tmp.resolve("paths"));
+        Path out = new Path(dir.toUri());
+        assertThat(DenseAssembly.localDirectory(fs, out)).as("recognised as local")
+                .isEqualTo(positional ? java.util.Optional.of(dir) : java.util.Optional.empty());
+        fs.setWriteChecksum(false); // as PruneJob does; the positional path ignores it either way
+        DenseAssembly.Stats stats;
+        try (ShardedCheckpoint in = ShardedCheckpoint.open(f.model())) {
+            stats = DenseAssembly.write(in, f.log(), fs, out, settings);
+        }
+        assertThat(stats.files()).isEqualTo(expected.size());
+        assertThat(stats.peakWindowBytes()).isPositive().isLessThanOrEqualTo(settings.windowBytes());
+        try (Stream<java.nio.file.Path> s = Files.list(dir)) {
+            assertThat(s.map(p -> p.getFileName().toString()).toList())
+                    .containsExactlyInAnyOrderElementsOf(expected.keySet());
+        }
+        Map<String, byte[]> got = written(dir);
+        for (String file : expected.keySet()) {
+            assertThat(got.get(file)).as(file).isEqualTo(expected.get(file));
+        }
+        assertReadersGone();
+    }
+
+    /**
+     * The positional path with a read failure in one range of a tensor that was not pruned, in the
+     * middle file (the input read through a Hadoop file system that fails positioned reads there):
+     * the failure comes out as it was thrown and no file, temporary or published, is left.
+     */
+    @Test
+    void aFailingRangeStopsThePositionalPathAndLeavesNoFile() throws Exception {
+        FileSystem fs = raw();
+        Fixture f = fixture(fs);
+        String victim = "model.layers.2.self_attn.o_proj.weight";
+        String file;
+        long poison;
+        try (ShardedCheckpoint in = ShardedCheckpoint.open(f.model())) {
+            file = in.fileOf(victim);
+            assertThat(in.files().indexOf(file)).isPositive();
+            SafetensorsFile src = in.shard(file);
+            poison = src.header().dataSectionOffset() + src.info(victim).dataBegin() + src.info(victim).byteLength() / 2;
+        }
+        FileSystem failing = failingReads(file, poison);
+        java.nio.file.Path dir = Files.createDirectories(tmp.resolve("failing"));
+        try (ShardedCheckpoint in = ShardedCheckpoint.open(failing, new Path(f.model().toUri()))) {
+            assertThatThrownBy(() -> DenseAssembly.write(in, f.log(), fs, new Path(dir.toUri()),
+                    new DenseAssembly.Settings(3, 16, 4096)))
+                    .hasStackTraceContaining("injected read failure at byte " + poison);
+        }
+        try (Stream<java.nio.file.Path> s = Files.list(dir)) {
+            assertThat(s.map(p -> p.getFileName().toString()).toList()).isEmpty();
+        }
+        assertReadersGone();
+    }
+
+    /** A raw local file system whose positioned reads of {@code file} fail when they cover byte {@code poison}. */
+    private static FileSystem failingReads(String file, long poison) throws IOException {
+        RawLocalFileSystem fs = new RawLocalFileSystem() {
+            @Override
+            public org.apache.hadoop.fs.FSDataInputStream open(Path p, int bufferSize) throws IOException {
+                org.apache.hadoop.fs.FSDataInputStream in = super.open(p, bufferSize);
+                if (!p.getName().equals(file)) {
+                    return in;
+                }
+                return new org.apache.hadoop.fs.FSDataInputStream(new org.apache.hadoop.fs.FSInputStream() {
+                    @Override
+                    public int read(long position, byte[] b, int off, int len) throws IOException {
+                        if (position <= poison && poison < position + len) {
+                            throw new IOException("injected read failure at byte " + poison);
+                        }
+                        return in.read(position, b, off, len);
+                    }
+
+                    @Override
+                    public void seek(long pos) throws IOException {
+                        in.seek(pos);
+                    }
+
+                    @Override
+                    public long getPos() throws IOException {
+                        return in.getPos();
+                    }
+
+                    @Override
+                    public boolean seekToNewSource(long targetPos) {
+                        return false;
+                    }
+
+                    @Override
+                    public int read() throws IOException {
+                        return in.read();
+                    }
+
+                    @Override
+                    public void close() throws IOException {
+                        in.close();
+                    }
+                });
+            }
+        };
+        fs.initialize(URI.create("file:///"), new Configuration());
+        return fs;
     }
 
     /** No reader thread is left (each is joined for up to 10 s first: a pool ends just before its threads). */

@@ -65,6 +65,23 @@ interface OutputSink {
             }
         }
 
+        /**
+         * Writes all remaining bytes of {@code b} at {@code position} of the temporary file (a
+         * positional write: safe from several threads at once for disjoint ranges, leaves no shared
+         * file position behind), advancing {@code b}'s position to its limit.
+         */
+        void writeAt(ByteBuffer b, long position) throws IOException {
+            long pos = position;
+            while (b.hasRemaining()) {
+                pos += channel.write(b, pos);
+            }
+        }
+
+        /** @return the temporary file's current size in bytes */
+        long size() throws IOException {
+            return channel.size();
+        }
+
         @Override
         public void finish() throws IOException {
             channel.force(true);

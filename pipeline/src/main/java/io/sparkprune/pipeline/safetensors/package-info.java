@@ -17,6 +17,9 @@
  *       header.</li>
  *   <li>{@link io.sparkprune.pipeline.safetensors.SafetensorsWriter}: a streaming writer with an
  *       explicit state machine; temp file, fsync, atomic rename.</li>
+ *   <li>{@link io.sparkprune.pipeline.safetensors.SafetensorsRangeWriter}: the same file for a local
+ *       target, its layout fixed up front, written by positional writes of byte ranges from several
+ *       threads in any order; finish (fsync) and publish (rename) as separate steps.</li>
  *   <li>{@link io.sparkprune.pipeline.safetensors.ShardedCheckpoint} and
  *       {@link io.sparkprune.pipeline.safetensors.ShardedCheckpointWriter}: checkpoint
  *       directories, with shards opened lazily and checked against the index.</li>
