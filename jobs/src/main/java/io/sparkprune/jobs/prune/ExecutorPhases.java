@@ -174,15 +174,20 @@ public final class ExecutorPhases extends AccumulatorV2<ExecutorPhases.Sample, M
     }
 
     /**
-     * Times what the consumer of an iterator does between its first {@code next} and the end (for a
-     * task's output records: Spark serializing and writing them to the shuffle).
+     * Times what the consumer of an iterator does from its first {@code next} on (for a task's output
+     * records: Spark serializing and writing them to the shuffle). Inside a Spark task the phase ends
+     * when the task completes (a task-completion listener, which runs before the task's accumulator
+     * updates are sent): a sort-based shuffle writer drains the iterator first and serializes the
+     * records after, and the bypass writer concatenates its per-partition files after, so the end of
+     * the iteration would miss that work. Outside a task it ends when the iterator is exhausted.
      *
      * @param it the iterator
-     * @param phase the phase that the consumer's time counts to, added once it is exhausted
+     * @param phase the phase that the consumer's time counts to
      * @param <T> element type
      * @return the timed iterator
      */
     <T> java.util.Iterator<T> timeConsumer(java.util.Iterator<T> it, String phase) {
+        org.apache.spark.TaskContext task = org.apache.spark.TaskContext.get();
         return new java.util.Iterator<>() {
             private long first = -1;
             private boolean done;
@@ -190,7 +195,7 @@ public final class ExecutorPhases extends AccumulatorV2<ExecutorPhases.Sample, M
             @Override
             public boolean hasNext() {
                 boolean h = it.hasNext();
-                if (!h && !done && first >= 0) {
+                if (!h && !done && first >= 0 && task == null) {
                     done = true;
                     time(phase, first);
                 }
@@ -200,7 +205,16 @@ public final class ExecutorPhases extends AccumulatorV2<ExecutorPhases.Sample, M
             @Override
             public T next() {
                 if (first < 0) {
-                    first = System.nanoTime();
+                    long start = System.nanoTime();
+                    first = start;
+                    if (task != null) {
+                        task.addTaskCompletionListener(new org.apache.spark.util.TaskCompletionListener() {
+                            @Override
+                            public void onTaskCompletion(org.apache.spark.TaskContext context) {
+                                time(phase, start);
+                            }
+                        });
+                    }
                 }
                 return it.next();
             }

@@ -16,7 +16,8 @@ class PruneCommandDefaultsTest {
                 .containsEntry("spark.executor.extraJavaOptions", "-XX:+UseTransparentHugePages")
                 .containsEntry("spark.io.compression.codec", "io.sparkprune.jobs.prune.BufferedPassThroughCodec")
                 .containsEntry("spark.driver.maxResultSize", "8g")
-                .hasSize(4);
+                .containsEntry("spark.shuffle.sort.bypassMergeThreshold", "0")
+                .hasSize(5);
     }
 
     @Test
@@ -27,6 +28,6 @@ class PruneCommandDefaultsTest {
         assertThat(all).containsEntry("spark.executor.extraJavaOptions", "-Xss4m")
                 .doesNotContainKey("spark.io.compression.codec")
                 .containsEntry("spark.driver.maxResultSize", "8g")
-                .hasSize(2);
+                .hasSize(3);
     }
 }
