@@ -45,12 +45,20 @@ class CudaWeightWideningTest extends CudaSuite {
         return new HostTensor(dtype, new long[] {bits.length}, b);
     }
 
-    private static int[] rawBits(float[] f) {
-        int[] out = new int[f.length];
-        for (int i = 0; i < f.length; i++) {
-            out[i] = Float.floatToRawIntBits(f[i]);
+    /**
+     * Asserts two float arrays hold the same bits (NaN payloads included), reporting the first difference
+     * (AssertJ's containsExactly diffs in quadratic time, too slow for arrays of millions).
+     */
+    static void assertSameBits(float[] got, float[] ref, String what) {
+        assertThat(got.length).as(what + ": length").isEqualTo(ref.length);
+        for (int i = 0; i < got.length; i++) {
+            int g = Float.floatToRawIntBits(got[i]);
+            int r = Float.floatToRawIntBits(ref[i]);
+            if (g != r) {
+                throw new AssertionError(what + ": element " + i + " is 0x" + Integer.toHexString(g) + " (" + got[i]
+                        + "), expected 0x" + Integer.toHexString(r) + " (" + ref[i] + ")");
+            }
         }
-        return out;
     }
 
     /** The device's fp32 copy of a tensor weight, downloaded. */
@@ -72,7 +80,7 @@ class CudaWeightWideningTest extends CudaSuite {
         }
         for (DType dtype : new DType[] {DType.BF16, DType.F16}) {
             HostTensor t = halves(dtype, all, "heap");
-            assertThat(rawBits(widenedOnDevice(t))).as(dtype + ", seed=" + SEED).containsExactly(rawBits(t.toFloatArray()));
+            assertSameBits(widenedOnDevice(t), t.toFloatArray(), dtype + ", seed=" + SEED);
         }
     }
 
@@ -90,8 +98,7 @@ class CudaWeightWideningTest extends CudaSuite {
                 }
                 for (String kind : n > 1_000_000 ? new String[] {"direct"} : new String[] {"heap", "direct", "offset"}) {
                     HostTensor t = halves(dtype, bits, kind);
-                    assertThat(rawBits(widenedOnDevice(t))).as(dtype + " n=" + n + " " + kind + ", seed=" + SEED)
-                            .containsExactly(rawBits(t.toFloatArray()));
+                    assertSameBits(widenedOnDevice(t), t.toFloatArray(), dtype + " n=" + n + " " + kind + ", seed=" + SEED);
                 }
             }
         }
@@ -100,7 +107,7 @@ class CudaWeightWideningTest extends CudaSuite {
         v[7] = Float.intBitsToFloat(0x7fa00001); // a signalling NaN with a payload
         v[8] = Float.MIN_VALUE;
         HostTensor f32 = HostTensor.fromFloats(DType.F32, new long[] {v.length}, v);
-        assertThat(rawBits(widenedOnDevice(f32))).containsExactly(rawBits(f32.toFloatArray()));
+        assertSameBits(widenedOnDevice(f32), f32.toFloatArray(), "F32");
     }
 
     @Test
@@ -183,7 +190,7 @@ class CudaWeightWideningTest extends CudaSuite {
             for (ForwardPrecision p : ForwardPrecision.values()) {
                 float[] viaTensors = chain(p, tensors, in, tokens, hidden, inter);
                 float[] viaArrays = chain(p, arrays, in, tokens, hidden, inter);
-                assertThat(rawBits(viaTensors)).as(dtype + " " + p + ", seed=" + SEED).containsExactly(rawBits(viaArrays));
+                assertSameBits(viaTensors, viaArrays, dtype + " " + p + ", seed=" + SEED);
                 for (float f : viaTensors) {
                     assertThat(Float.isFinite(f)).as("finite output, " + dtype + " " + p).isTrue();
                 }
