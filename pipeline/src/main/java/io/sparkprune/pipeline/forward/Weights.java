@@ -94,7 +94,9 @@ public final class Weights implements Serializable {
     /**
      * Reads the parameters {@code prefix + spec.name()} of a source and keeps each in its checkpoint dtype
      * (F32, F16, BF16; F64 is rounded to nearest fp32 at once); the fp32 arrays are widened on first use
-     * (see the class comment). The source's tensors are kept, not copied: their bytes must not change.
+     * (see the class comment). The source's tensors are kept, not copied: their bytes must not change. A
+     * tensor that is a view of a memory-mapped file has its pages read here (one byte per 4 KiB page), so the
+     * disk reads happen in the load, not in the first forward pass.
      *
      * @param source the tensors
      * @param prefix prefix of every name, e.g. {@code "model.layers.3."}
@@ -129,7 +131,12 @@ public final class Weights implements Serializable {
                         + spec.numel() + "). Fix: re-download or re-convert the checkpoint");
             }
             sm.put(spec.name(), spec);
-            vm.put(spec.name(), t.dtype() == DType.F64 ? new Param(null, t.toFloatArray()) : new Param(t, null));
+            if (t.dtype() == DType.F64) {
+                vm.put(spec.name(), new Param(null, t.toFloatArray()));
+            } else {
+                touchPages(t);
+                vm.put(spec.name(), new Param(t, null));
+            }
         }
         return new Weights(source.source() + (prefix.isEmpty() ? "" : " " + prefix), sm, vm);
     }
@@ -317,6 +324,25 @@ public final class Weights implements Serializable {
         }
         return b;
     }
+
+    /**
+     * Reads one byte of every 4 KiB page of a tensor, so that a view of a memory-mapped file is in memory
+     * when {@link #load} returns (as it was when load widened everything) rather than when a forward pass
+     * uploads or widens it (on the GPU inside the backend's lock, or on the quality check's critical path
+     * instead of its background block loads). Nothing is copied; cheap for heap tensors.
+     */
+    private static void touchPages(HostTensor t) {
+        ByteBuffer d = t.data();
+        int sum = 0;
+        for (int i = 0, n = d.limit(); i < n; i += 4096) {
+            sum += d.get(i);
+        }
+        touched = sum; // a volatile write, so the reads are not optimized away
+    }
+
+    /** The sum of the bytes {@link #touchPages} last read (its only use is to keep those reads). */
+    @SuppressWarnings("unused")
+    private static volatile int touched;
 
     @Override
     public String toString() {
