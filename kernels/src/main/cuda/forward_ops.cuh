@@ -243,6 +243,37 @@ first_nonfinite_f32(long long n, const float* __restrict__ x, unsigned long long
     }
 }
 
+// bf16_to_f32: out[i] = the bfloat16 in[i] widened to fp32, for i < n: its 16 bits shifted to the top of
+// the fp32 word (bfloat16 is fp32 with the low 16 mantissa bits cut off), so exact for every pattern,
+// NaN payloads included (HalfFloats.bf16ToFloat). The weights a forward workspace gets as BF16 tensors
+// (ForwardWorkspace.weight(HostTensor, ...)) are uploaded as their 2-byte values and widened here into
+// the weight cache's fp32 buffer. Grid-stride over a 1-D grid, 64-bit index; any n (odd too).
+__global__ void __launch_bounds__(FW_THREADS)
+bf16_to_f32(long long n, const unsigned short* __restrict__ in, float* __restrict__ out)
+{
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        out[i] = __uint_as_float((unsigned)in[i] << 16);
+    }
+}
+
+// f16_to_f32: out[i] = the IEEE binary16 in[i] widened to fp32, for i < n, exactly (HalfFloats.f16ToFloat):
+// finite values (normals, subnormals, signed zeros) by __half2float (cvt.f32.f16, exact: every binary16
+// is a binary32); infinities and NaNs by their bits (sign, all-ones exponent, the 10 mantissa bits moved
+// to the top of the 23), so a NaN keeps its payload and quiet bit as on the CPU rather than whatever NaN
+// the conversion instruction returns. Grid-stride over a 1-D grid, 64-bit index; any n.
+__global__ void __launch_bounds__(FW_THREADS)
+f16_to_f32(long long n, const unsigned short* __restrict__ in, float* __restrict__ out)
+{
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const unsigned h = in[i];
+        out[i] = (h & 0x7c00u) == 0x7c00u
+                ? __uint_as_float(((h & 0x8000u) << 16) | 0x7f800000u | ((h & 0x3ffu) << 13))
+                : __half2float(__ushort_as_half((unsigned short)h));
+    }
+}
+
 // ------------------------------------------------------------------------------------------------
 // attention_f32: tiled ("flash") scaled dot-product attention, fp32, after FlashAttention (Dao et
 // al. 2022, arXiv 2205.14135, Algorithm 1): for a tile of FA_BQ query rows of one head, loop over

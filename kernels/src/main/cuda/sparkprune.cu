@@ -9,6 +9,7 @@
 // to the CPU backend's.
 
 #include <cstdint>
+#include <cuda_fp16.h> // __half2float (f16_to_f32 in forward_ops.cuh); included outside the extern "C" block
 
 #define FULL_MASK 0xffffffffu
 

@@ -155,11 +155,27 @@ public abstract class AbstractForwardWorkspace<M extends AbstractForwardWorkspac
 
     @Override
     public final Matrix weight(float[] host, int rows, int cols) {
+        Objects.requireNonNull(host, "host");
         if (rows < 1 || cols < 1 || host.length != (long) rows * cols) {
             throw new IllegalArgumentException("weight " + rows + " x " + cols + " from an array of " + host.length);
         }
         own0();
         return doWeight(host, rows, cols);
+    }
+
+    @Override
+    public final Matrix weight(HostTensor tensor, int rows, int cols) {
+        Objects.requireNonNull(tensor, "tensor");
+        if (tensor.dtype() != DType.F32 && tensor.dtype() != DType.F16 && tensor.dtype() != DType.BF16) {
+            throw new IllegalArgumentException("weight " + rows + " x " + cols + " from " + tensor
+                    + ": a workspace weight must be F32, F16 or BF16");
+        }
+        if (rows < 1 || cols < 1 || tensor.numel() != (long) rows * cols) {
+            throw new IllegalArgumentException("weight " + rows + " x " + cols + " from " + tensor + " of "
+                    + tensor.numel() + " elements");
+        }
+        own0();
+        return doWeight(tensor, rows, cols);
     }
 
     @Override
@@ -322,6 +338,15 @@ public abstract class AbstractForwardWorkspace<M extends AbstractForwardWorkspac
 
     /** @see #weight */
     protected abstract M doWeight(float[] host, int rows, int cols);
+
+    /**
+     * @see #weight(HostTensor, int, int)
+     * @param tensor F32, F16 or BF16 with exactly {@code rows·cols} elements (checked)
+     * @param rows rows, ≥ 1
+     * @param cols columns, ≥ 1
+     * @return a weight matrix holding the tensor's values widened exactly to fp32
+     */
+    protected abstract M doWeight(HostTensor tensor, int rows, int cols);
 
     /** @see #allocate */
     protected abstract M doAllocate(int rows, int cols);

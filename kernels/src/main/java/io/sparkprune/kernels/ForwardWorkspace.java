@@ -72,7 +72,10 @@ public interface ForwardWorkspace extends AutoCloseable {
         PIPELINE
     }
 
-    /** A {@code rows × cols} fp32 row-major matrix of a workspace (or a weight of its backend). */
+    /**
+     * A {@code rows × cols} fp32 row-major matrix of a workspace (or a weight of its backend; a weight
+     * made from a 16-bit tensor is fp32 too, widened).
+     */
     interface Matrix {
         /** @return rows, ≥ 0 */
         int rows();
@@ -117,6 +120,28 @@ public interface ForwardWorkspace extends AutoCloseable {
      * @throws IllegalArgumentException when the array's length is not {@code rows·cols}
      */
     Matrix weight(float[] host, int rows, int cols);
+
+    /**
+     * A read-only weight over a host tensor in its checkpoint dtype: the fp32 matrix of the tensor's values
+     * widened exactly ({@link HostTensor#toFloatArray()}: F32 as is, BF16 and F16 widened without rounding),
+     * so every op on it computes bit for bit what it computes on {@link #weight(float[], int, int)} of
+     * {@code tensor.toFloatArray()}. Where the widening happens is the workspace's choice: the CUDA
+     * backend's workspace uploads the tensor's bytes (2 per value for BF16/F16, half of fp32) and widens
+     * them on the device ({@code bf16_to_f32}, {@code f16_to_f32}), keeping the device fp32 copy in its
+     * weight cache keyed by the tensor object's identity (as arrays are keyed by theirs); a
+     * {@link HostWorkspace} widens on the host, once per tensor for the workspace's lifetime. The tensor's
+     * bytes must not change afterwards, which {@code io.sparkprune.pipeline.forward.Weights} guarantees for
+     * its tensors.
+     *
+     * @param tensor F32, F16 or BF16, {@code rows·cols} elements in row-major order (any shape with that
+     *     many elements: the rows × cols view is taken over its flat values)
+     * @param rows rows, ≥ 1
+     * @param cols columns, ≥ 1
+     * @return the weight, fp32 {@code rows × cols}
+     * @throws IllegalArgumentException when the dtype is not F32, F16 or BF16 or the element count is not
+     *     {@code rows·cols}
+     */
+    Matrix weight(HostTensor tensor, int rows, int cols);
 
     /**
      * A new matrix whose contents are unspecified until an op writes it.

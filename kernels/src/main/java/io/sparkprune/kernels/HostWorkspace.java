@@ -6,7 +6,8 @@ import java.util.Map;
 /**
  * A {@link ForwardWorkspace} on Java arrays: every op is the {@link Backend} host-array op of the same
  * name on the matrices' arrays, so a block written against the workspace computes exactly what the
- * same block written against the {@link Backend} does. Weights wrap their arrays (no copy); uploads
+ * same block written against the {@link Backend} does. Weights wrap their arrays (no copy; a weight
+ * given as a 16-bit {@link HostTensor} is widened into a new fp32 array once per workspace); uploads
  * copy; {@link #download} returns the matrix's own array.
  *
  * <p>{@link ForwardPrecision#TF32} products: both operands are rounded to TF32 ({@link Tf32#round}),
@@ -33,6 +34,8 @@ public final class HostWorkspace extends AbstractForwardWorkspace<HostWorkspace.
     }
 
     private final Map<float[], float[]> roundedWeights = new IdentityHashMap<>();
+    /** fp32 values of the tensors given to {@link #weight(HostTensor, int, int)}, by tensor identity. */
+    private final Map<HostTensor, float[]> widened = new IdentityHashMap<>();
 
     /**
      * @param backend the kernels (any backend; a {@link ResidentForward} one is better used through
@@ -74,6 +77,17 @@ public final class HostWorkspace extends AbstractForwardWorkspace<HostWorkspace.
     @Override
     protected HostMatrix doWeight(float[] host, int rows, int cols) {
         return new HostMatrix(this, rows, cols, true, host);
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>Here: the tensor widened on the host ({@link HostTensor#toFloatArray()}) once per tensor object
+     * for this workspace's lifetime (a later {@code weight} of the same tensor wraps the same array).
+     */
+    @Override
+    protected HostMatrix doWeight(HostTensor tensor, int rows, int cols) {
+        return new HostMatrix(this, rows, cols, true, widened.computeIfAbsent(tensor, HostTensor::toFloatArray));
     }
 
     @Override
@@ -174,5 +188,6 @@ public final class HostWorkspace extends AbstractForwardWorkspace<HostWorkspace.
     @Override
     protected void doClose() {
         roundedWeights.clear();
+        widened.clear();
     }
 }

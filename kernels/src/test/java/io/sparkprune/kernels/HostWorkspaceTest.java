@@ -200,4 +200,53 @@ class HostWorkspaceTest {
             }
         }
     }
+
+    @Test
+    void tensorWeightsAreTheirWidenedValuesOncePerWorkspace() {
+        SplittableRandom r = new SplittableRandom(SEED + 8);
+        int rows = 7;
+        int in = 9;
+        int out = 5;
+        float[] x = random(r, rows * in);
+        float[] wf = random(r, out * in);
+        for (DType dtype : new DType[] {DType.F32, DType.F16, DType.BF16}) {
+            HostTensor t = HostTensor.fromFloats(dtype, new long[] {out, in}, wf);
+            HostTensor b = HostTensor.fromFloats(dtype, new long[] {out}, random(r, out));
+            float[] widened = t.toFloatArray();
+            try (HostWorkspace ws = new HostWorkspace(cpu, ForwardPrecision.FP32)) {
+                Matrix wm = ws.weight(t, out, in);
+                assertThat(wm.isWeight()).isTrue();
+                assertThat(wm.rows()).isEqualTo(out);
+                assertThat(wm.cols()).isEqualTo(in);
+                float[] got = ws.download(wm);
+                assertThat(got).as(dtype.toString()).containsExactly(widened);
+                assertThat(ws.download(ws.weight(t, out, in))).as("widened once per workspace").isSameAs(got);
+                // the same linear as over the host-widened array, bit for bit
+                Matrix y1 = ws.allocate(rows, out);
+                ws.linear(ws.upload(x, rows, in), wm, ws.weight(b, 1, out), y1);
+                Matrix y2 = ws.allocate(rows, out);
+                ws.linear(ws.upload(x, rows, in), ws.weight(widened, out, in), ws.weight(b.toFloatArray(), 1, out), y2);
+                assertThat(ws.download(y1)).containsExactly(ws.download(y2));
+                assertThatThrownBy(() -> ws.add(ws.allocate(out, in), wm)).isInstanceOf(IllegalArgumentException.class)
+                        .hasMessageContaining("read-only");
+            }
+        }
+    }
+
+    @Test
+    void tensorWeightsOfAnotherDtypeOrSizeAreRefused() {
+        try (HostWorkspace ws = new HostWorkspace(cpu, ForwardPrecision.FP32)) {
+            HostTensor ints = new HostTensor(DType.I32, new long[] {2, 3}, java.nio.ByteBuffer.allocate(24));
+            assertThatThrownBy(() -> ws.weight(ints, 2, 3)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("F32, F16 or BF16");
+            HostTensor h = HostTensor.fromFloats(DType.BF16, new long[] {2, 3}, new float[6]);
+            assertThatThrownBy(() -> ws.weight(h, 3, 3)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("6 elements");
+            assertThat(ws.weight(h, 3, 2).rows()).as("any rows x cols view of the flat values").isEqualTo(3);
+        }
+        HostWorkspace closed = new HostWorkspace(cpu, ForwardPrecision.FP32);
+        closed.close();
+        assertThatThrownBy(() -> closed.weight(HostTensor.fromFloats(DType.BF16, new long[] {1}, new float[1]), 1, 1))
+                .isInstanceOf(IllegalStateException.class);
+    }
 }

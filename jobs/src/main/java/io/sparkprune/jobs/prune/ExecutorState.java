@@ -69,7 +69,7 @@ final class ExecutorState {
      * @param uri checkpoint
      * @param conf Hadoop configuration
      * @param adapter the model's adapter
-     * @return fp32 weights
+     * @return the weights, in the checkpoint's dtype (fp32 arrays widened on first use, {@link Weights})
      */
     static synchronized Weights globalWeights(String uri, HadoopConf conf, ModelAdapter adapter) {
         return WEIGHTS.computeIfAbsent("global|" + uri,
@@ -100,7 +100,7 @@ final class ExecutorState {
      *
      * @param key identifies the weights (source and layer)
      * @param loader loads them on a miss
-     * @return fp32 weights
+     * @return the weights, in the checkpoint's dtype (fp32 arrays widened on first use, {@link Weights})
      * @throws RuntimeException the loader's exception
      */
     static Weights blockWeights(String key, java.util.function.Supplier<Weights> loader) {

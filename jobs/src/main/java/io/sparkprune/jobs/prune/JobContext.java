@@ -121,7 +121,7 @@ record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf 
      * @param layer block index
      * @param stagingDir the layer's staging directory
      * @param shards the layer's committed shards by tensor, each list in shard order
-     * @return fp32 weights, pruned tensors as written (rounded to the checkpoint's dtype)
+     * @return the weights, pruned tensors as written (in the checkpoint's dtype; fp32 arrays widened on first use)
      */
     Weights prunedBlock(ModelAdapter adapter, int layer, String stagingDir, Map<String, List<ShardRecord>> shards) {
         return ExecutorState.blockWeights("block|pruned|" + stagingDir + "|" + layer,

@@ -3,6 +3,8 @@ package io.sparkprune.kernels.cuda;
 import io.sparkprune.kernels.AttentionJob;
 import io.sparkprune.kernels.Backend;
 import io.sparkprune.kernels.Checks;
+import io.sparkprune.kernels.DType;
+import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.kernels.DampedFactorizer;
 import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.kernels.ForwardWorkspace;
@@ -3062,6 +3064,9 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         final CUfunction syrkTf32 = function("syrk_packed_tf32");
         final CUfunction dgemmDmma = function("dgemm_dmma");
         final CUfunction nonFinite = function("first_nonfinite_f32");
+        /** Device widening of 16-bit weights ({@link #acquireWeight(HostTensor, String)}). */
+        final CUfunction bf16ToF32 = function("bf16_to_f32");
+        final CUfunction f16ToF32 = function("f16_to_f32");
         /** The fused Cholesky panel ({@link PanelSteps#FUSED}). */
         final CUfunction cholPanel = function("chol_panel_f64");
         /** Whether the device supports cuLaunchCooperativeKernel (chol_panel_f64 needs it). */
@@ -3781,11 +3786,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
      */
     synchronized DeviceArrayCache.Entry<DeviceBuffer> acquireWeight(float[] w, String label) {
         current();
-        if (weights == null) {
-            long[] total = new long[1];
-            Driver.check("cuDeviceTotalMem " + ordinal, () -> JCudaDriver.cuDeviceTotalMem(total, device));
-            weights = new DeviceArrayCache<>(DEVICE_MEMORY, Math.max(1L << 30, total[0] / 4));
-        }
+        weightCache();
         DeviceArrayCache.Entry<DeviceBuffer> e = weights.get(w);
         if (e == null) {
             long need = 4L * Math.max(1, w.length);
@@ -3801,6 +3802,89 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         }
         weights.pin(e);
         return e;
+    }
+
+    /**
+     * {@link #acquireWeight(float[], String)} for a weight given as a host tensor in its checkpoint dtype,
+     * keyed by the tensor object's identity (held weakly, as arrays are). On a miss the device buffer is
+     * allocated for the fp32 values ({@code 4·numel} bytes, what the entry counts against the cache's
+     * limit, as for an fp32 array), then an F32 tensor's bytes are uploaded into it, and a BF16 or F16
+     * tensor's 2-byte values are uploaded into a temporary device buffer ({@code 2·numel} bytes, freed
+     * before this returns) and widened into it by {@code bf16_to_f32} / {@code f16_to_f32}
+     * ({@link #widenDevice}): the same fp32 bits {@link HostTensor#toFloatArray()} gives on the host, with
+     * half the host-to-device bytes and no host fp32 array.
+     *
+     * @param t the weight, F32, F16 or BF16 (its bytes must not change afterwards)
+     * @param label what it is, for messages
+     * @return the entry, pinned once more; its buffer holds {@code t.numel()} fp32 values
+     * @throws IllegalArgumentException for another dtype or more than {@code 2^31 - 9} elements
+     * @throws CudaCallException when a driver call fails (nothing is cached then)
+     */
+    synchronized DeviceArrayCache.Entry<DeviceBuffer> acquireWeight(HostTensor t, String label) {
+        DType dtype = t.dtype();
+        if (dtype != DType.F32 && dtype != DType.F16 && dtype != DType.BF16) {
+            throw new IllegalArgumentException("weight " + label + " is " + t + "; a device weight must be F32, F16 or BF16");
+        }
+        long n = t.numel();
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("weight " + label + " (" + t + ") has " + n + " elements, over 2^31 - 9");
+        }
+        current();
+        DeviceArrayCache<DeviceBuffer> cache = weightCache();
+        DeviceArrayCache.Entry<DeviceBuffer> e = cache.get(t);
+        if (e == null) {
+            long need = 4L * Math.max(1, n);
+            cache.makeRoom(need);
+            DeviceBuffer b = alloc(need, "weight " + label + " (" + n + " fp32 from " + dtype + ")");
+            try {
+                if (dtype == DType.F32) {
+                    b.upload(t.data(), 0);
+                } else if (n > 0) {
+                    try (DeviceBuffer half = alloc(2L * n, "weight " + label + " (" + n + " " + dtype + " before widening)")) {
+                        half.upload(t.data(), 0);
+                        widenDevice(dtype, half.pointer(), b.pointer(), n);
+                    }
+                }
+            } catch (RuntimeException ex) {
+                b.close();
+                throw ex;
+            }
+            e = cache.put(t, n, b);
+        }
+        cache.pin(e);
+        return e;
+    }
+
+    /**
+     * Widens {@code n} 16-bit floats on the device to fp32 ({@code bf16_to_f32} or {@code f16_to_f32}: exact,
+     * the bits of {@link io.sparkprune.kernels.HalfFloats#bf16ToFloat} / {@code f16ToFloat}, NaN payloads
+     * included), and waits for it.
+     *
+     * @param dtype BF16 or F16
+     * @param in device address of {@code n} little-endian 2-byte values
+     * @param out device address of {@code n} floats (must not overlap {@code in})
+     * @param n elements, ≥ 1
+     * @throws IllegalArgumentException for another dtype
+     */
+    synchronized void widenDevice(DType dtype, CUdeviceptr in, CUdeviceptr out, long n) {
+        CUfunction f = switch (dtype) {
+            case BF16 -> fn.bf16ToF32;
+            case F16 -> fn.f16ToF32;
+            default -> throw new IllegalArgumentException("device widening needs BF16 or F16, got " + dtype);
+        };
+        current();
+        launchElementwise((dtype == DType.BF16 ? "bf16_to_f32" : "f16_to_f32") + " n=" + n, f, n,
+                Pointer.to(Pointer.to(new long[] {n}), p(in), p(out)));
+    }
+
+    /** The weight cache, created on first use with its limit (a quarter of the device's memory, at least 1 GiB). */
+    private DeviceArrayCache<DeviceBuffer> weightCache() {
+        if (weights == null) {
+            long[] total = new long[1];
+            Driver.check("cuDeviceTotalMem " + ordinal, () -> JCudaDriver.cuDeviceTotalMem(total, device));
+            weights = new DeviceArrayCache<>(DEVICE_MEMORY, Math.max(1L << 30, total[0] / 4));
+        }
+        return weights;
     }
 
     /** Releases one pin of a cached weight. */

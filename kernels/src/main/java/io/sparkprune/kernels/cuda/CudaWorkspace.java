@@ -3,6 +3,7 @@ package io.sparkprune.kernels.cuda;
 import io.sparkprune.kernels.AbstractForwardWorkspace;
 import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.kernels.ForwardWorkspace;
+import io.sparkprune.kernels.HostTensor;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -19,7 +20,8 @@ import java.util.Map;
  * head width (a multiple of 8 up to 128), else on {@code attention_f32} as in an fp32 workspace.
  *
  * <p>Weights come from the backend's weight cache ({@link CudaBackend#acquireWeight}): uploaded once per
- * array and kept while the array lives, pinned while this workspace is open. Uploads look the array up in
+ * array (or per host tensor: a BF16/F16 tensor's 2-byte values are uploaded and widened to fp32 on the
+ * device) and kept while the array or tensor lives, pinned while this workspace is open. Uploads look the array up in
  * the backend's activation cache first: a hit copies the cached values on the device (~3 TB/s instead of
  * the host link), or, in a {@link ForwardWorkspace.Handoff#PIPELINE} workspace, takes the cached buffer
  * over; such a workspace also hands its outputs' buffers to that cache ({@link #downloadAndRelease}).
@@ -218,7 +220,22 @@ final class CudaWorkspace extends AbstractForwardWorkspace<CudaWorkspace.DeviceM
 
     @Override
     protected DeviceMatrix doWeight(float[] host, int rows, int cols) {
-        DeviceArrayCache.Entry<DeviceBuffer> e = backend.acquireWeight(host, rows + " x " + cols);
+        return pinnedWeight(backend.acquireWeight(host, rows + " x " + cols), rows, cols);
+    }
+
+    /**
+     * {@inheritDoc}
+     *
+     * <p>Here: from the backend's weight cache keyed by the tensor's identity
+     * ({@link CudaBackend#acquireWeight(HostTensor, String)}: on a miss the tensor's bytes are uploaded and a
+     * 16-bit tensor is widened on the device), pinned while this workspace is open.
+     */
+    @Override
+    protected DeviceMatrix doWeight(HostTensor tensor, int rows, int cols) {
+        return pinnedWeight(backend.acquireWeight(tensor, rows + " x " + cols), rows, cols);
+    }
+
+    private DeviceMatrix pinnedWeight(DeviceArrayCache.Entry<DeviceBuffer> e, int rows, int cols) {
         if (pinned.putIfAbsent(e, Boolean.TRUE) != null) {
             backend.unpinWeight(e); // pinned once per workspace
         }

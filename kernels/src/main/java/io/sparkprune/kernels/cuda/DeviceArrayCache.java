@@ -7,8 +7,9 @@ import java.util.List;
 import java.util.Objects;
 
 /**
- * Device copies of host {@code float[]} arrays, keyed by the array's identity ({@code ==}, never its
- * contents) and held weakly: when a key array is garbage-collected, its device copy is freed at the
+ * Device copies of host data, keyed by the identity of a host object ({@code ==}, never its contents:
+ * a {@code float[]} array, or a {@link io.sparkprune.kernels.HostTensor} whose values the device holds
+ * widened to fp32) and held weakly: when a key is garbage-collected, its device copy is freed at the
  * cache's next call. The least recently used unpinned entries are evicted when the cache would grow
  * past its byte limit. The backend keeps two: weights ({@link CudaBackend#acquireWeight}, uploaded on a
  * miss and pinned while a workspace uses them) and block outputs ({@link CudaBackend#keepActivation},
@@ -53,7 +54,7 @@ final class DeviceArrayCache<B> {
      * @param <B> the device buffer type
      */
     static final class Entry<B> {
-        private final WeakReference<float[]> key;
+        private final WeakReference<Object> key;
         private final long floats;
         private final B buffer;
         private final long bytes;
@@ -61,9 +62,9 @@ final class DeviceArrayCache<B> {
         private long lastUse;
         private boolean removed;
 
-        private Entry(float[] key, B buffer, long bytes) {
+        private Entry(Object key, long floats, B buffer, long bytes) {
             this.key = new WeakReference<>(key);
-            this.floats = key.length;
+            this.floats = floats;
             this.buffer = buffer;
             this.bytes = bytes;
         }
@@ -73,7 +74,7 @@ final class DeviceArrayCache<B> {
             return buffer;
         }
 
-        /** @return the length of the key array when the entry was put (the floats the buffer holds) */
+        /** @return the fp32 values the buffer holds (the key array's length when the entry was put) */
         long floats() {
             return floats;
         }
@@ -137,12 +138,12 @@ final class DeviceArrayCache<B> {
     }
 
     /**
-     * The entry of an array, marked as just used.
+     * The entry of a key, marked as just used.
      *
-     * @param key the host array (compared by identity)
+     * @param key the host array or tensor (compared by identity)
      * @return its entry, or null when it has none
      */
-    Entry<B> get(float[] key) {
+    Entry<B> get(Object key) {
         Objects.requireNonNull(key, "key");
         dropCollected();
         for (Entry<B> e : entries) {
@@ -201,11 +202,26 @@ final class DeviceArrayCache<B> {
      * @throws IllegalArgumentException when the array already has an entry
      */
     Entry<B> put(float[] key, B buffer) {
+        return put(key, key.length, buffer);
+    }
+
+    /**
+     * {@link #put(float[], Object)} for any key object, compared by identity (a
+     * {@link io.sparkprune.kernels.HostTensor} whose values the buffer holds widened to fp32).
+     *
+     * @param key the host object; the values it stands for must not change while the entry lives
+     * @param floats fp32 values the buffer holds, ≥ 0
+     * @param buffer the device copy, at least {@code 4·floats} bytes of it holding the values
+     * @return the entry, unpinned
+     * @throws IllegalArgumentException when the key already has an entry
+     */
+    Entry<B> put(Object key, long floats, B buffer) {
         Objects.requireNonNull(buffer, "buffer");
         if (get(key) != null) {
-            throw new IllegalArgumentException("array of " + key.length + " floats is already cached");
+            throw new IllegalArgumentException((key instanceof float[] ? "array" : String.valueOf(key)) + " of " + floats
+                    + " floats is already cached");
         }
-        Entry<B> e = new Entry<>(key, buffer, memory.bytes(buffer));
+        Entry<B> e = new Entry<>(key, floats, buffer, memory.bytes(buffer));
         e.lastUse = ++clock;
         entries.add(e);
         bytes += e.bytes;

@@ -168,6 +168,32 @@ public final class DeviceBuffer implements AutoCloseable {
     }
 
     /**
+     * Copies the bytes of a host buffer, from index 0 to its limit (a {@link io.sparkprune.kernels.HostTensor}'s
+     * little-endian data: heap, direct or a memory-mapped view; not modified, its position ignored), to bytes
+     * {@code [dstOff ..)} of this buffer. Staged copies fill the pinned chunks straight from the buffer (absolute
+     * bulk reads, in parallel slices); smaller ones, or all without staging, go through a {@code byte[]} copy.
+     *
+     * @param src the bytes; {@code src.limit()} of them are copied
+     * @param dstOff byte offset in this buffer
+     * @throws IllegalArgumentException when they do not fit
+     */
+    void upload(java.nio.ByteBuffer src, long dstOff) {
+        java.nio.ByteBuffer from = src.duplicate();
+        int bytes = from.limit();
+        range(dstOff, bytes, "cuMemcpyHtoD");
+        if (bytes == 0) {
+            return;
+        }
+        if (staging != null && staging.staged(bytes)) {
+            staging.upload(at(dstOff), bytes, (b, at) -> b.put(0, from, (int) at, b.remaining()), state.label);
+            return;
+        }
+        byte[] copy = new byte[bytes];
+        from.get(0, copy);
+        upload(copy, 0, bytes, dstOff);
+    }
+
+    /**
      * Copies the window {@code a[off + r·ld + c]}, {@code r < rows}, {@code c < cols}, to the start of
      * this buffer as a dense {@code rows × cols} row-major fp32 matrix (row stride cols). Staged copies
      * gather the rows straight into the pinned buffer (no packed copy on the Java heap).

@@ -72,6 +72,27 @@ class DeviceArrayCacheTest {
     }
 
     @Test
+    void anyKeyObjectIsComparedByIdentityWithTheFloatsItWasPutWith() {
+        DeviceArrayCache<FakeBuffer> c = new DeviceArrayCache<>(memory, 1000);
+        io.sparkprune.kernels.HostTensor t = io.sparkprune.kernels.HostTensor.fromFloats(io.sparkprune.kernels.DType.BF16,
+                new long[] {5}, new float[] {1, 2, 3, 4, 5});
+        io.sparkprune.kernels.HostTensor equal = io.sparkprune.kernels.HostTensor.fromFloats(
+                io.sparkprune.kernels.DType.BF16, new long[] {5}, new float[] {1, 2, 3, 4, 5});
+        assertThat(equal).as("equal records").isEqualTo(t);
+        FakeBuffer bt = new FakeBuffer("t", 20); // the device holds fp32: 4 bytes per value of the 2-byte tensor
+        DeviceArrayCache.Entry<FakeBuffer> e = c.put(t, 5, bt);
+        assertThat(c.get(t)).isSameAs(e);
+        assertThat(e.floats()).isEqualTo(5);
+        assertThat(e.bytes()).isEqualTo(20);
+        assertThat(c.bytes()).isEqualTo(20);
+        assertThat(c.get(equal)).as("an equal tensor, another object").isNull();
+        assertThatThrownBy(() -> c.put(t, 5, new FakeBuffer("again", 20))).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("already cached");
+        c.clear();
+        assertThat(memory.freed).containsExactly(bt);
+    }
+
+    @Test
     void leastRecentlyUsedUnpinnedEntriesAreEvictedForRoom() {
         DeviceArrayCache<FakeBuffer> c = new DeviceArrayCache<>(memory, 300);
         float[] a = new float[1];

@@ -3,8 +3,10 @@ package io.sparkprune.pipeline.bench;
 import io.sparkprune.calibration.hessian.HessianAccumulator;
 import io.sparkprune.calibration.hessian.HessianPrecision;
 import io.sparkprune.kernels.Backend;
+import io.sparkprune.kernels.DType;
 import io.sparkprune.kernels.ForwardPrecision;
 import io.sparkprune.kernels.ForwardWorkspace;
+import io.sparkprune.kernels.HostTensor;
 import io.sparkprune.kernels.cpu.CpuBackend;
 import io.sparkprune.kernels.cuda.CudaBackend;
 import io.sparkprune.pipeline.forward.CalibrationGroup;
@@ -14,6 +16,7 @@ import io.sparkprune.pipeline.forward.LinearObserver;
 import io.sparkprune.pipeline.forward.ModelAdapter;
 import io.sparkprune.pipeline.forward.ParameterSpec;
 import io.sparkprune.pipeline.forward.SequenceLayout;
+import io.sparkprune.pipeline.forward.TensorSource;
 import io.sparkprune.pipeline.forward.Weights;
 import io.sparkprune.pipeline.model.LlamaConfig;
 import io.sparkprune.pipeline.model.RopeScaling;
@@ -27,7 +30,7 @@ import java.util.SplittableRandom;
 /**
  * {@code sparkprune bench layer}: the GPU work of one layer of the prune job's sequential loop on one
  * calibration partition, without Spark, so that its time can be split from the job's scheduling,
- * shuffle and host copies. For a random Llama block ({@code --hidden}, {@code --intermediate},
+ * shuffle and host copies. For a random BF16 Llama block ({@code --hidden}, {@code --intermediate},
  * {@code --heads}; default Llama-2-7B: 4096, 11008, 32) and {@code --batches} batches of
  * {@code --sequences} × {@code --seq-len} tokens (default 4 × 16 × 2048: one of the 7B benchmark's two
  * partitions), it times, as the job's tasks run them:
@@ -171,19 +174,23 @@ public final class LayerBench {
         return new double[] {(t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9};
     }
 
-    /** Random block weights: N(0, 0.02) linears, unit norms (as {@code sparkprune generate llama}). */
+    /**
+     * Random block weights: N(0, 0.02) linears, unit norms, in BF16 (as {@code sparkprune generate llama
+     * --dtype bf16}), kept in BF16 by {@link Weights#load} as the job's are (a resident workspace widens them
+     * on the device on first use).
+     */
     private static Weights randomBlock(ModelAdapter a, long seed) {
         SplittableRandom r = new SplittableRandom(seed);
-        Map<String, float[]> values = new LinkedHashMap<>();
+        Map<String, HostTensor> tensors = new LinkedHashMap<>();
         for (ParameterSpec p : a.blockParameters()) {
             float[] v = new float[Math.toIntExact(p.numel())];
             boolean norm = p.name().endsWith("norm.weight");
             for (int i = 0; i < v.length; i++) {
                 v[i] = norm ? 1f : (float) (r.nextGaussian() * 0.02);
             }
-            values.put(p.name(), v);
+            tensors.put(p.name(), HostTensor.fromFloats(DType.BF16, p.shape(), v));
         }
-        return Weights.of("random block", a.blockParameters(), values);
+        return Weights.load(TensorSource.of(tensors, "random block"), "", a.blockParameters());
     }
 
     private static String value(String[] args, int i) {

@@ -70,7 +70,9 @@ public sealed interface ModelAdapter permits LlamaAdapter, BertAdapter {
     /**
      * @param source tensors
      * @param layer block index
-     * @return the block's weights, widened to fp32
+     * @return the block's weights in the checkpoint's dtype, widened to fp32 on first use
+     *     ({@link Weights#load}: on the host by a request for an array, on the device by a resident
+     *     workspace's {@link Weights#weight})
      * @throws ModelWeightsException when a tensor is missing or misshapen
      */
     default Weights loadBlock(TensorSource source, int layer) {
@@ -80,7 +82,7 @@ public sealed interface ModelAdapter permits LlamaAdapter, BertAdapter {
 
     /**
      * @param source tensors
-     * @return the global weights, widened to fp32
+     * @return the global weights in the checkpoint's dtype, widened to fp32 on first use ({@link Weights#load})
      * @throws ModelWeightsException when a tensor is missing or misshapen
      */
     default Weights loadGlobal(TensorSource source) {

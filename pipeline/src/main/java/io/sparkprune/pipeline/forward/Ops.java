@@ -29,21 +29,24 @@ final class Ops {
         return linear(be, x, rows, l.inFeatures(), w.get(l.weight()), l.bias() ? w.get(l.biasName()) : null, l.outFeatures());
     }
 
-    /** A block's vector parameter (norm weight, bias) as a {@code 1 × n} workspace weight. */
+    /**
+     * A block's vector parameter (norm weight, bias) as a {@code 1 × n} workspace weight
+     * ({@link Weights#weight}: the checkpoint tensor on a resident workspace, widened there).
+     */
     static Matrix vector(ForwardWorkspace ws, Weights w, String name) {
-        float[] v = w.get(name);
-        return ws.weight(v, 1, v.length);
+        return w.weight(ws, name, 1, Math.toIntExact(w.spec(name).numel()));
     }
 
     /**
-     * A linear layer of a block in a workspace: {@code Y = X·Wᵀ (+ b)}, weights by spec.
+     * A linear layer of a block in a workspace: {@code Y = X·Wᵀ (+ b)}, weights by spec
+     * ({@link Weights#weight}: on a resident workspace the checkpoint tensors, widened on the device).
      *
      * @param x {@code rows × in}
      * @return Y, a new {@code rows × out} matrix of the workspace
      */
     static Matrix linear(ForwardWorkspace ws, Weights w, LinearSpec l, Matrix x) {
-        Matrix wm = ws.weight(w.get(l.weight()), l.outFeatures(), l.inFeatures());
-        Matrix b = l.bias() ? ws.weight(w.get(l.biasName()), 1, l.outFeatures()) : null;
+        Matrix wm = w.weight(ws, l.weight(), l.outFeatures(), l.inFeatures());
+        Matrix b = l.bias() ? w.weight(ws, l.biasName(), 1, l.outFeatures()) : null;
         Matrix y = ws.allocate(x.rows(), l.outFeatures());
         ws.linear(x, wm, b, y);
         return y;

@@ -16,11 +16,15 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * A model ready to run: its {@link ModelAdapter}, the tensors it reads its weights from and a
  * {@link Backend}. Global weights (embeddings, final norm, head) are loaded at construction; block
  * weights on first use and kept ({@link #blockWeights(int)}), so a whole-model forward holds all
- * weights in fp32 (4 bytes per parameter). A whole-model forward ({@link #encode}) loads the next
- * {@value #PREFETCH_BLOCKS} blocks in the background while it runs a block (on a shared pool of
- * {@value #PREFETCH_THREADS} daemon threads): reading and widening a 7B block from disk takes longer
- * than running it on a GPU, so without this the quality check waited on one load at a time. The
- * layer-sequential driver instead loads one block at a time through the adapter.
+ * weights in the checkpoint's dtype ({@link Weights}: 2 bytes per parameter for a bf16 checkpoint, heap
+ * or mapped file pages) plus the fp32 arrays of what was widened on the host: on the CPU backend every
+ * parameter once it ran (4 more bytes per parameter); on the CUDA backend only the global weights the
+ * host-array embedding and LM head read, the blocks being uploaded in their dtype and widened on the
+ * device. A whole-model forward ({@link #encode}) loads the next {@value #PREFETCH_BLOCKS} blocks in
+ * the background while it runs a block (on a shared pool of {@value #PREFETCH_THREADS} daemon threads):
+ * reading a 7B block from disk takes longer than running it on a GPU, so without this the quality check
+ * waited on one load at a time. The layer-sequential driver instead loads one block at a time through
+ * the adapter.
  *
  * <p>Thread-safe; the backend is borrowed (not closed) unless the model was opened with an owned
  * checkpoint, which {@link #close()} closes.
@@ -141,7 +145,7 @@ public final class TransformerModel implements AutoCloseable {
         return backend;
     }
 
-    /** @return embeddings, final norm and head, fp32 */
+    /** @return embeddings, final norm and head (checkpoint dtype, fp32 arrays widened on first use) */
     public Weights globalWeights() {
         return global;
     }
@@ -150,8 +154,8 @@ public final class TransformerModel implements AutoCloseable {
      * @param layer block index
      * @return the block's dense weights (loaded on first use, then cached; threads that ask for a
      *     block while another loads it wait for that load instead of loading it again — the quality
-     *     check's tasks on one executor all start at block 0, and each load reads, widens and, on the
-     *     GPU, uploads the block)
+     *     check's tasks on one executor all start at block 0, and each load reads the block; its first
+     *     forward widens it on the host, or on the GPU uploads it and widens it there)
      * @throws ModelWeightsException when a tensor is missing or misshapen
      */
     public Weights blockWeights(int layer) {

@@ -22,8 +22,9 @@
  * layer-sequential driver, the Spark job) is written once against that interface.
  *
  * <h2>Numerics</h2>
- * Weights are stored F32, F16 or BF16 in the checkpoint and widened exactly to fp32 on load; all
- * arithmetic is fp32 (reductions inside the kernels in fp64), as transformers computes in
- * {@code torch.float32}.
+ * Weights are stored F32, F16 or BF16 in the checkpoint, kept in that dtype by
+ * {@link io.sparkprune.pipeline.forward.Weights} and widened exactly to fp32 where they are used (on the
+ * host on first request, or on the GPU by the CUDA workspace); all arithmetic is fp32 (reductions
+ * inside the kernels in fp64), as transformers computes in {@code torch.float32}.
  */
 package io.sparkprune.pipeline.forward;
