@@ -28,6 +28,11 @@ done
 # the pipeline jar and the few of its dependencies that its GPU benchmarks touch (LayerBench:
 # sparkprune bench layer); not its Hadoop, Parquet, tokenizer or model jars
 cp pipeline/target/sparkprune-pipeline-*.jar "$STAGE/lib/"
+# the pipeline's @Tag("gpu") test classes (with the test resources they read), run by name: scanning
+# all of the pipeline's test classes would load ones whose Hadoop/Parquet/tokenizer jars are left out
+cp -r pipeline/target/test-classes "$STAGE/classes/pipeline-tests"
+grep -rl 'Tag("gpu")' pipeline/src/test/java | sed 's#pipeline/src/test/java/##; s#\.java$##; s#/#.#g' \
+  > "$STAGE/classes/pipeline-gpu-tests.txt"
 mvn -B -o -q -pl pipeline dependency:build-classpath -Dmdep.includeScope=runtime \
     -Dmdep.outputFile="$WORK/pipeline.cp" >/dev/null
 tr ':' '\n' < "$WORK/pipeline.cp" | grep -E '/(jackson-(core|databind|annotations)|slf4j-api)-[0-9]' \

@@ -14,6 +14,14 @@ date -u +"run at %Y-%m-%dT%H:%M:%SZ"
   --class-path "$CP" --scan-class-path "$B/classes/kernels-tests:$B/classes/calibration-tests" \
   --include-tag gpu --details=tree --disable-banner --disable-ansi-colors "$@"
 rc=$?
+# the pipeline's GPU tests, by class name (see build-bundle.sh)
+SEL=()
+while read -r c; do [ -n "$c" ] && SEL+=(--select-class "$c"); done < "$B/classes/pipeline-gpu-tests.txt"
+if [ ${#SEL[@]} -gt 0 ]; then
+  "$JAVA" -Xmx24g --add-modules jdk.incubator.vector -jar "$B/junit-console.jar" execute \
+    --class-path "$CP:$B/classes/pipeline-tests" "${SEL[@]}" \
+    --include-tag gpu --details=tree --disable-banner --disable-ansi-colors "$@" || rc=1
+fi
 if [ "${SPARKPRUNE_BENCH:-1}" = 1 ]; then
   echo "== kernel timings"
   "$JAVA" -Xmx24g --add-modules jdk.incubator.vector -cp "$CP" io.sparkprune.kernels.cuda.CudaKernelBench 5 || rc=1
