@@ -113,7 +113,8 @@ public final class BulkArrays {
 
     /**
      * Writes {@code int length} then the values rounded to fp32 (round to nearest even), as
-     * {@link #writeFloats} would write {@code (float) a[i]}: half the bytes of {@link #writeDoubles}. The
+     * {@link #writeFloats} would write {@code (float) a[i]} (so {@link #readFloats} reads them): half
+     * the bytes of {@link #writeDoubles}. The
      * caller decides that fp32 keeps enough of the values and that none overflows it (a value beyond
      * {@code ±Float.MAX_VALUE} would arrive as an infinity).
      *
@@ -135,35 +136,5 @@ public final class BulkArrays {
             out.write(b.array(), 0, 4 * n);
             i += n;
         }
-    }
-
-    /**
-     * Reads what {@link #writeDoublesAsFloats} (or {@link #writeFloats}) wrote, widened exactly to fp64.
-     *
-     * @param in the stream
-     * @param max largest length accepted (guards against a corrupt length)
-     * @return the array
-     * @throws IOException from the stream; {@link InvalidObjectException} when the length is negative or above max
-     */
-    public static double[] readFloatsAsDoubles(ObjectInput in, long max) throws IOException {
-        int len = in.readInt();
-        if (len < 0 || len > max) {
-            throw new InvalidObjectException("float array of length " + len + " (at most " + max + " expected)");
-        }
-        double[] a = new double[len];
-        byte[] buf = new byte[CHUNK];
-        ByteBuffer b = ByteBuffer.wrap(buf).order(ByteOrder.LITTLE_ENDIAN);
-        float[] f = new float[CHUNK / 4]; // one bulk get per chunk, then widened in a plain loop
-        for (int i = 0; i < len; ) {
-            int n = Math.min(CHUNK / 4, len - i);
-            in.readFully(buf, 0, 4 * n);
-            b.clear();
-            b.asFloatBuffer().get(f, 0, n);
-            for (int k = 0; k < n; k++) {
-                a[i + k] = f[k];
-            }
-            i += n;
-        }
-        return a;
     }
 }

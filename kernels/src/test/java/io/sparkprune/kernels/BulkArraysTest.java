@@ -76,18 +76,18 @@ class BulkArraysTest {
                 out.writeUTF("after");
             }
             try (ObjectInputStream in = new ObjectInputStream(new ByteArrayInputStream(bytes.toByteArray()))) {
-                double[] back = BulkArrays.readFloatsAsDoubles(in, len);
+                float[] back = BulkArrays.readFloats(in, len);
                 assertThat(in.readUTF()).isEqualTo("after");
                 assertThat(back).hasSize(len);
                 for (int i = 0; i < len; i++) {
                     // the independent reference: Java's own double -> float narrowing (round to nearest even)
-                    assertThat(Double.doubleToRawLongBits(back[i])).as("value %d of %d", i, len)
-                            .isEqualTo(Double.doubleToRawLongBits((double) (float) d[i]));
+                    assertThat(Float.floatToRawIntBits(back[i])).as("value %d of %d", i, len)
+                            .isEqualTo(Float.floatToRawIntBits((float) d[i]));
                 }
                 if (len > 3) {
-                    assertThat(back[0]).isEqualTo(1.0);
-                    assertThat(back[1]).isEqualTo(1.0 + 0x1.0p-23);
-                    assertThat(Double.doubleToRawLongBits(back[2])).isEqualTo(Double.doubleToRawLongBits(-0.0));
+                    assertThat(back[0]).isEqualTo(1.0f);
+                    assertThat(back[1]).isEqualTo(1.0f + 0x1.0p-23f);
+                    assertThat(Float.floatToRawIntBits(back[2])).isEqualTo(Float.floatToRawIntBits(-0.0f));
                 }
             }
         }
@@ -96,7 +96,7 @@ class BulkArraysTest {
             BulkArrays.writeDoublesAsFloats(out, new double[10]);
         }
         try (ObjectInputStream in = new ObjectInputStream(new ByteArrayInputStream(bytes.toByteArray()))) {
-            assertThatThrownBy(() -> BulkArrays.readFloatsAsDoubles(in, 9)).isInstanceOf(InvalidObjectException.class)
+            assertThatThrownBy(() -> BulkArrays.readFloats(in, 9)).isInstanceOf(InvalidObjectException.class)
                     .hasMessageContaining("length 10");
         }
     }

@@ -54,7 +54,9 @@ import java.nio.charset.StandardCharsets;
  * accumulator writes its sums there rounded to fp32 (half the bytes: 0.34 instead of 0.69 GB per
  * calibration partition of a 7B layer), read back widened to fp64: rounding a sum to fp32 changes it
  * by at most 2⁻²⁴ of its value, far below the TF32 operands' own rounding (2⁻¹¹ of every product),
- * and the merge of the partials stays in fp64. When a sum's magnitude exceeds fp32's range, that
+ * and the merge of the partials stays in fp64 (a deserialized fp32 partial keeps its fp32 sums until
+ * they are needed: {@link #merge} adds them as they are into the receiving fp64 sums, anything else
+ * widens them first). When a sum's magnitude exceeds fp32's range, that
  * accumulator is written in fp64 instead (never an infinity). {@code EXACT} accumulators, and
  * {@link #toBytes()} always, keep every fp64 bit. Not thread-safe; use one per task.
  */
@@ -68,6 +70,13 @@ public final class HessianAccumulator implements Serializable {
     // packed upper triangle of Σ xᵀx, fp64 (without the device partial); transient: written in bulk by
     // writeObject (io.sparkprune.kernels.BulkArrays), not element by element
     private transient double[] sum;
+    /**
+     * The sums as a TF32 partial arrived through Java serialization, still fp32 ({@code sum} is null
+     * until they are needed): {@link #merge} adds them straight into the other side's fp64 sums, and
+     * anything else widens them first ({@link #flush()}), so a group task that merges n partials
+     * allocates one fp64 array instead of n.
+     */
+    private transient float[] wire;
     private final HessianPrecision precision;
     private long count; // rows in sum plus rows in the device partial
     /** Partial sum resident on {@link #deviceOwner}'s device, not yet folded into {@link #sum}; or null. */
@@ -184,8 +193,10 @@ public final class HessianAccumulator implements Serializable {
                 throw e;
             }
         } else if (precision == HessianPrecision.TF32) {
+            widenWire();
             backend.syrkPackedUpperTf32(features, tokens, x, offset, ld, sum);
         } else {
+            widenWire();
             backend.syrkPackedUpper(features, tokens, x, offset, ld, sum);
         }
         count += tokens;
@@ -266,6 +277,7 @@ public final class HessianAccumulator implements Serializable {
      */
     public void flush() {
         requireIntact();
+        widenWire();
         if (device == null) {
             return;
         }
@@ -336,18 +348,50 @@ public final class HessianAccumulator implements Serializable {
                     + "); partials of one group must come from the same input");
         }
         flush();
-        other.flush();
         double[] a = sum;
-        double[] b = other.sum;
-        int slice = 1 << 20; // large partials (60M doubles for n = 11008) are added by slices in parallel
-        java.util.stream.IntStream slices = java.util.stream.IntStream.range(0, (a.length + slice - 1) / slice);
-        (a.length > 2 * slice ? slices.parallel() : slices).forEach(k -> {
-            for (int i = k * slice, end = Math.min(a.length, i + slice); i < end; i++) {
-                a[i] += b[i];
-            }
-        });
+        if (other.wire != null && other.device == null) {
+            float[] b = other.wire; // a partial that arrived in fp32: added as it is, never widened into an array
+            slices(a.length).forEach(k -> {
+                for (int i = k * SLICE, end = Math.min(a.length, i + SLICE); i < end; i++) {
+                    a[i] += b[i];
+                }
+            });
+        } else {
+            other.flush();
+            double[] b = other.sum;
+            slices(a.length).forEach(k -> {
+                for (int i = k * SLICE, end = Math.min(a.length, i + SLICE); i < end; i++) {
+                    a[i] += b[i];
+                }
+            });
+        }
         count += other.count;
         return this;
+    }
+
+    /** Elements per slice of the parallel passes over large sums (60M for n = 11008). */
+    private static final int SLICE = 1 << 20;
+
+    /** Slice indices over {@code length} elements, parallel when there are more than two slices. */
+    private static java.util.stream.IntStream slices(int length) {
+        java.util.stream.IntStream s = java.util.stream.IntStream.range(0, (length + SLICE - 1) / SLICE);
+        return length > 2 * SLICE ? s.parallel() : s;
+    }
+
+    /** Widens sums that arrived in fp32 ({@link #wire}) into {@link #sum}, by slices in parallel. */
+    private void widenWire() {
+        float[] w = wire;
+        if (w == null) {
+            return;
+        }
+        double[] a = new double[w.length];
+        slices(a.length).forEach(k -> {
+            for (int i = k * SLICE, end = Math.min(a.length, i + SLICE); i < end; i++) {
+                a[i] = w[i];
+            }
+        });
+        sum = a;
+        wire = null;
     }
 
     /**
@@ -538,10 +582,14 @@ public final class HessianAccumulator implements Serializable {
     private void readObject(java.io.ObjectInputStream in) throws IOException, ClassNotFoundException {
         in.defaultReadObject();
         long packed = (long) features * (features + 1) / 2;
-        sum = in.readBoolean() ? io.sparkprune.kernels.BulkArrays.readFloatsAsDoubles(in, packed)
-                : io.sparkprune.kernels.BulkArrays.readDoubles(in, packed);
-        if (sum.length != packed) {
-            throw new java.io.InvalidObjectException("Hessian of " + name + ": " + sum.length + " packed sums for "
+        if (in.readBoolean()) {
+            wire = io.sparkprune.kernels.BulkArrays.readFloats(in, packed); // widened when needed, see #wire
+        } else {
+            sum = io.sparkprune.kernels.BulkArrays.readDoubles(in, packed);
+        }
+        int length = wire != null ? wire.length : sum.length;
+        if (length != packed) {
+            throw new java.io.InvalidObjectException("Hessian of " + name + ": " + length + " packed sums for "
                     + features + " features");
         }
     }

@@ -225,6 +225,52 @@ class HessianAccumulatorTest {
         assertThat(wide.hessian()[5 * n + 5]).isGreaterThan(Float.MAX_VALUE);
     }
 
+    @Test
+    void fp32PartialsMergeAsTheyArriveAndEqualTheWidenedMerge() throws Exception {
+        SplittableRandom r = new SplittableRandom(SEED + 5);
+        int n = 48;
+        byte[][] parts = new byte[3][];
+        for (int p = 0; p < 3; p++) {
+            HessianAccumulator acc = new HessianAccumulator("part", n, HessianPrecision.TF32);
+            acc.add(backend, TestMath.correlatedActivations(r, 100 + p, n), 100 + p);
+            parts[p] = javaSerialized(acc);
+        }
+        // merged straight from the fp32 sums (the other side is never widened into an array) ...
+        HessianAccumulator direct = javaDeserialized(parts[0]);
+        direct.merge(javaDeserialized(parts[1])).merge(javaDeserialized(parts[2]));
+        // ... against the same partials each widened first (packedSumShared flushes, which widens)
+        HessianAccumulator widened = javaDeserialized(parts[0]);
+        for (int p = 1; p < 3; p++) {
+            HessianAccumulator other = javaDeserialized(parts[p]);
+            other.packedSumShared();
+            widened.merge(other);
+        }
+        assertThat(direct.count()).isEqualTo(100 + 101 + 102);
+        assertThat(direct.packedSumShared()).containsExactly(widened.packedSumShared());
+        // an independent reference: fp64 sums of the fp32-rounded partial sums, in the same order
+        double[] expected = new double[n * (n + 1) / 2];
+        for (byte[] part : parts) {
+            double[] s = javaDeserialized(part).packedSumShared();
+            for (int k = 0; k < expected.length; k++) {
+                expected[k] += s[k];
+            }
+        }
+        assertThat(direct.packedSumShared()).containsExactly(expected);
+        // a deserialized fp32 partial takes further batches on the host
+        HessianAccumulator more = javaDeserialized(parts[0]);
+        float[] batch = TestMath.correlatedActivations(r, 10, n);
+        more.add(backend, batch, 10);
+        assertThat(more.count()).isEqualTo(110);
+        HessianAccumulator alone = new HessianAccumulator("batch", n, HessianPrecision.TF32);
+        alone.add(backend, batch, 10); // one 256-token chunk: more = part 0 + this chunk's sums, one addition each
+        double[] p0 = javaDeserialized(parts[0]).packedSumShared();
+        double[] b = alone.packedSumShared();
+        double[] m = more.packedSumShared();
+        for (int k = 0; k < m.length; k++) {
+            assertThat(m[k]).isEqualTo(p0[k] + b[k]);
+        }
+    }
+
     private static byte[] javaSerialized(HessianAccumulator acc) throws java.io.IOException {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         try (ObjectOutputStream out = new ObjectOutputStream(bytes)) {
