@@ -22,6 +22,7 @@ import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import org.apache.hadoop.fs.FileSystem;
 import scala.Tuple2;
 
@@ -64,6 +65,8 @@ final class ShardSolver {
      * encodes the staged bytes and counts zeros, non-finite values, pattern and grid violations
      * ({@link ShardMeasure#encode}); the values as written are then turned into {@code w − ŵ} in place for
      * the reconstruction error ({@link #reconstructionError}), so no other {@code rows × cols} array is made.
+     * The staged files are written (hashed and synced) on a helper thread meanwhile, and waited for before
+     * this returns; a failure of either is thrown after both have ended.
      *
      * <p>Thread-safety: several shards of a group may be solved at once ({@link GroupSolve}); this method
      * uses no TaskContext (the backend and file system come from the caller, resolved on the task's
@@ -82,6 +85,22 @@ final class ShardSolver {
      *     the shard's measurements
      * @throws java.io.UncheckedIOException when a shard cannot be written
      */
+    /**
+     * Helper threads that write the staged files while the reconstruction error is computed (daemon;
+     * idle ones end after a minute; one per shard being solved at once, so a few).
+     */
+    private static final java.util.concurrent.ExecutorService WRITERS;
+
+    static {
+        java.util.concurrent.ThreadPoolExecutor p = new java.util.concurrent.ThreadPoolExecutor(0, Integer.MAX_VALUE,
+                60, java.util.concurrent.TimeUnit.SECONDS, new java.util.concurrent.SynchronousQueue<>(), r -> {
+                    Thread t = new Thread(r, "sparkprune-shard-write");
+                    t.setDaemon(true);
+                    return t;
+                });
+        WRITERS = p;
+    }
+
     static Tuple2<List<ShardRecord>, ShardMetrics> solve(JobContext ctx, Backend be, FileSystem fs,
                                                          LayerStaging staging, GroupStats gs, SolveTask task,
                                                          ExecutorPhases phases) {
@@ -128,11 +147,48 @@ final class ShardSolver {
                 deadColumns(gs, cols), grid);
         byte[] bytes = enc.bytes();
         phases.time("solve.measure", tm);
-        long te = System.nanoTime();
-        ShardMeasure.subtractFrom(w, written, rows, cols); // written now holds w − ŵ
-        double[] err = reconstructionError(be, gs, written, w, rows, cols);
-        phases.time("solve.error", te);
-        long tw = System.nanoTime();
+        // the staged files are written (hashed, synced) on a helper thread while this one computes the error
+        Optional<QuantizedWeights> grids = quant;
+        CompletableFuture<List<ShardRecord>> writing = CompletableFuture.supplyAsync(() -> {
+            long tw = System.nanoTime();
+            List<ShardRecord> written0 = writeStaged(stage, fs, staging, task, bytes, grids);
+            phases.time("solve.write", tw);
+            return written0;
+        }, WRITERS);
+        double[] err;
+        try {
+            long te = System.nanoTime();
+            ShardMeasure.subtractFrom(w, written, rows, cols); // written now holds w − ŵ
+            err = reconstructionError(be, gs, written, w, rows, cols);
+            phases.time("solve.error", te);
+        } catch (RuntimeException | Error e) {
+            writing.handle((r, x) -> null).join(); // no write left running behind a failed shard
+            throw e;
+        }
+        List<ShardRecord> records;
+        try {
+            records = writing.join();
+        } catch (java.util.concurrent.CompletionException e) {
+            if (e.getCause() instanceof Error x) {
+                throw x;
+            }
+            throw e.getCause() instanceof RuntimeException r ? r : e;
+        }
+        return new Tuple2<>(records, new ShardMetrics(task.tensor(), (long) rows * cols, enc.zeros(),
+                enc.patternViolations(), enc.nonFinite(), err[0], err[1], loss, seconds, dampening, be.name(), rowLoss,
+                enc.gridViolations()));
+    }
+
+    /**
+     * Writes a solved shard's staged files ({@link LayerStaging#writeShard}): the values, and for a
+     * quantized solve its codes, scales and zero points; in sequential mode the values' bytes are also
+     * handed to the next forward pass on this executor ({@link ExecutorState#offerStagedShard}).
+     *
+     * @return the records, values first
+     * @throws java.io.UncheckedIOException when a file cannot be written
+     */
+    private static List<ShardRecord> writeStaged(PruneStage stage, FileSystem fs, LayerStaging staging,
+                                                 SolveTask task, byte[] bytes, Optional<QuantizedWeights> quant) {
         List<ShardRecord> records = new ArrayList<>();
         try {
             ShardRecord main = staging.writeShard(fs, task.tensor(), task.shardIndex(), task.shardCount(), bytes);
@@ -156,10 +212,7 @@ final class ShardSolver {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write shard " + task.shardIndex() + " of " + task.tensor(), e);
         }
-        phases.time("solve.write", tw);
-        return new Tuple2<>(records, new ShardMetrics(task.tensor(), (long) rows * cols, enc.zeros(),
-                enc.patternViolations(), enc.nonFinite(), err[0], err[1], loss, seconds, dampening, be.name(), rowLoss,
-                enc.gridViolations()));
+        return records;
     }
 
     /**

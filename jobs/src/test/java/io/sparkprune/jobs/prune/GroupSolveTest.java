@@ -199,6 +199,23 @@ class GroupSolveTest {
     }
 
     @Test
+    void aStagedFileThatCannotBeWrittenFailsTheGroupNamingTheShard() throws Exception {
+        JobContext ctx = context(recipe(Map.of()));
+        LayerPlan plan = plan(ctx);
+        List<SolveTask> tasks = plan.tasks(0);
+        String g = plan.groups(0).get(0);
+        int features = tasks.stream().filter(t -> t.group().equals(g)).findFirst().orElseThrow().cols();
+        // a regular file where the staging directory should be: every shard's write fails (on the writer
+        // thread, while the error is computed) and the group task reports it
+        Path blocked = tmp.resolve("blocked-staging");
+        java.nio.file.Files.writeString(blocked, "not a directory");
+        LayerStaging staging = new LayerStaging(0, blocked.toUri().toString());
+        assertThatThrownBy(() -> GroupSolve.run(ctx, staging, tasks, g, 0, 2, partials(0, g, features, 100), false,
+                new ExecutorPhases(), 4)).isInstanceOf(java.io.UncheckedIOException.class)
+                .hasMessageContaining("cannot write shard");
+    }
+
+    @Test
     void solveAllWaitsForShardsInFlightAndStopsAfterAFailure() {
         int count = 12;
         AtomicIntegerArray started = new AtomicIntegerArray(count);
