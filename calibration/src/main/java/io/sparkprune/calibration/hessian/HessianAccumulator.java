@@ -41,7 +41,8 @@ import java.nio.charset.StandardCharsets;
  * (the CUDA backend), the batches are summed into a partial sum kept by that backend (in device
  * memory) instead of into the host array, so a batch moves only its rows, not the whole packed sum.
  * The partial is folded into the host sum (added, then its memory released) by {@link #flush()},
- * which every reader calls first: {@link #merge} (on both sides), {@link #hessian()},
+ * which every reader calls first: {@link #merge} (on both sides, except that an fp32 partial's sums
+ * from the wire are added without widening them), {@link #hessian()},
  * {@link #copyHessianTo}, {@link #inputNorms()}, {@link #toBytes()} and Java serialization. The handle
  * is transient and never serialized. Call {@link #flush()} when a partition's batches are done so the
  * device memory is released promptly, and {@link #discard()} in a failure path ({@code finally}).
@@ -349,6 +350,7 @@ public final class HessianAccumulator implements Serializable {
         }
         flush();
         double[] a = sum;
+        other.requireIntact();
         if (other.wire != null && other.device == null) {
             float[] b = other.wire; // a partial that arrived in fp32: added as it is, never widened into an array
             slices(a.length).forEach(k -> {

@@ -58,8 +58,8 @@ public final class ExecutorPhases extends AccumulatorV2<ExecutorPhases.Sample, M
     static final boolean TRACE = "1".equals(System.getenv(TRACE_ENV));
     private static final org.slf4j.Logger TRACE_LOG = org.slf4j.LoggerFactory.getLogger(ExecutorPhases.class);
 
-    /** Per task thread: when the last {@link #mark} was taken, or absent. */
-    private static final ThreadLocal<Long> MARK = new ThreadLocal<>();
+    /** Per thread: the task attempt (-1 outside a task) and time of the last {@link #mark}, or absent. */
+    private static final ThreadLocal<long[]> MARK = new ThreadLocal<>();
 
     /**
      * Remembers the current time on the calling thread, for a later {@link #timeSinceMark} on the same
@@ -67,20 +67,28 @@ public final class ExecutorPhases extends AccumulatorV2<ExecutorPhases.Sample, M
      * to the start of the function that consumes it, which covers Spark's storing of the partition).
      */
     public void mark() {
-        MARK.set(System.nanoTime());
+        MARK.set(new long[] {attempt(), System.nanoTime()});
+    }
+
+    private static long attempt() {
+        org.apache.spark.TaskContext tc = org.apache.spark.TaskContext.get();
+        return tc == null ? -1 : tc.taskAttemptId();
     }
 
     /**
      * Adds the seconds since this thread's last {@link #mark} to {@code phase} and forgets the mark; does
-     * nothing when there is none (e.g. the partition came from the cache, computed by another task).
+     * nothing when there is none (e.g. the partition came from the cache, computed by another task) or
+     * when an earlier task attempt on this (reused) thread left it.
      *
      * @param phase the phase's name
      */
     public void timeSinceMark(String phase) {
-        Long m = MARK.get();
+        long[] m = MARK.get();
         if (m != null) {
             MARK.remove();
-            time(phase, m);
+            if (m[0] == attempt()) { // a mark left by an earlier task on this reused thread does not count
+                time(phase, m[1]);
+            }
         }
     }
 

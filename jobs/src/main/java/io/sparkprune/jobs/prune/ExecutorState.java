@@ -76,7 +76,10 @@ final class ExecutorState {
                 k -> adapter.loadGlobal(TensorSource.of(checkpoint(uri, conf))));
     }
 
-    /** Most block weights kept (the pruned block of the layer before, the dense block, the next one prefetched, one spare). */
+    /**
+     * Most block weights kept (the pruned block of the layer before, the dense block, the next one
+     * prefetched, one spare); blocks still loading are never dropped, so more may be held for a while.
+     */
     static final int MAX_BLOCKS = 4;
     /** Block weights by key, loaded or loading, oldest first. Guarded by the class lock (the loads run outside it). */
     private static final LinkedHashMap<String, CompletableFuture<Weights>> BLOCKS = new LinkedHashMap<>();
@@ -137,8 +140,14 @@ final class ExecutorState {
         if (f != null) {
             return f;
         }
-        while (BLOCKS.size() >= MAX_BLOCKS) {
-            BLOCKS.remove(BLOCKS.keySet().iterator().next());
+        // drop the oldest loaded blocks; a block still loading stays (dropping it would load it twice)
+        java.util.Iterator<CompletableFuture<Weights>> it = BLOCKS.values().iterator();
+        int excess = BLOCKS.size() - MAX_BLOCKS + 1;
+        while (excess > 0 && it.hasNext()) {
+            if (it.next().isDone()) {
+                it.remove();
+                excess--;
+            }
         }
         BLOCKS.put(key, mine);
         return mine;
@@ -252,7 +261,20 @@ final class ExecutorState {
      * the executors share the driver's JVM, and a new job may find files at the same paths
      * rewritten. (Cluster executors are started per application, so they begin empty.)
      */
-    static synchronized void clear() {
+    static void clear() {
+        java.util.List<CompletableFuture<Weights>> loading;
+        synchronized (ExecutorState.class) {
+            loading = new java.util.ArrayList<>(BLOCKS.values());
+            BLOCKS.clear();
+        }
+        // a block prefetch still running reads (and may open) a checkpoint: let it end before they close
+        for (CompletableFuture<Weights> f : loading) {
+            f.handle((w, e) -> null).join();
+        }
+        clearCaches();
+    }
+
+    private static synchronized void clearCaches() {
         dropModels(); // before their checkpoints close: no background block load reads a closed one
         for (ShardedCheckpoint c : CHECKPOINTS.values()) {
             try {
@@ -263,7 +285,6 @@ final class ExecutorState {
         }
         CHECKPOINTS.clear();
         WEIGHTS.clear();
-        BLOCKS.clear();
         STAGED.clear();
         stagedBytes = 0;
     }

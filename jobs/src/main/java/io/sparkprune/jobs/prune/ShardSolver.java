@@ -59,6 +59,22 @@ final class ShardSolver {
     }
 
     /**
+     * Helper threads that write the staged files while the reconstruction error is computed (daemon;
+     * idle ones end after a minute; one per shard being solved at once, so a few).
+     */
+    private static final java.util.concurrent.ExecutorService WRITERS;
+
+    static {
+        java.util.concurrent.ThreadPoolExecutor p = new java.util.concurrent.ThreadPoolExecutor(0, Integer.MAX_VALUE,
+                60, java.util.concurrent.TimeUnit.SECONDS, new java.util.concurrent.SynchronousQueue<>(), r -> {
+                    Thread t = new Thread(r, "sparkprune-shard-write");
+                    t.setDaemon(true);
+                    return t;
+                });
+        WRITERS = p;
+    }
+
+    /**
      * Solves one row shard and stages it.
      *
      * <p>Host passes after the solve: one fused parallel pass rounds the values to the checkpoint's dtype,
@@ -85,22 +101,6 @@ final class ShardSolver {
      *     the shard's measurements
      * @throws java.io.UncheckedIOException when a shard cannot be written
      */
-    /**
-     * Helper threads that write the staged files while the reconstruction error is computed (daemon;
-     * idle ones end after a minute; one per shard being solved at once, so a few).
-     */
-    private static final java.util.concurrent.ExecutorService WRITERS;
-
-    static {
-        java.util.concurrent.ThreadPoolExecutor p = new java.util.concurrent.ThreadPoolExecutor(0, Integer.MAX_VALUE,
-                60, java.util.concurrent.TimeUnit.SECONDS, new java.util.concurrent.SynchronousQueue<>(), r -> {
-                    Thread t = new Thread(r, "sparkprune-shard-write");
-                    t.setDaemon(true);
-                    return t;
-                });
-        WRITERS = p;
-    }
-
     static Tuple2<List<ShardRecord>, ShardMetrics> solve(JobContext ctx, Backend be, FileSystem fs,
                                                          LayerStaging staging, GroupStats gs, SolveTask task,
                                                          ExecutorPhases phases) {
@@ -162,7 +162,13 @@ final class ShardSolver {
             err = reconstructionError(be, gs, written, w, rows, cols);
             phases.time("solve.error", te);
         } catch (RuntimeException | Error e) {
-            writing.handle((r, x) -> null).join(); // no write left running behind a failed shard
+            writing.handle((r, x) -> { // no write left running behind a failed shard; its failure kept too
+                if (x != null) {
+                    e.addSuppressed(x instanceof java.util.concurrent.CompletionException && x.getCause() != null
+                            ? x.getCause() : x);
+                }
+                return null;
+            }).join();
             throw e;
         }
         List<ShardRecord> records;

@@ -46,6 +46,11 @@ class ExecutorStateTest {
             return block(9f);
         }));
         second.start();
+        // release the first load only once the second caller waits for it (not after it finished)
+        for (int i = 0; i < 1000 && second.getState() != Thread.State.WAITING; i++) {
+            Thread.sleep(5);
+        }
+        assertThat(second.getState()).isEqualTo(Thread.State.WAITING);
         release.countDown();
         first.join(10_000);
         second.join(10_000);
