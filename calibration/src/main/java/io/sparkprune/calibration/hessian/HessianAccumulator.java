@@ -573,12 +573,14 @@ public final class HessianAccumulator implements Serializable {
 
     /** @return whether every value rounds to a finite fp32 (|v| ≤ Float.MAX_VALUE, no NaN) */
     static boolean fitsFloat(double[] a) {
-        for (double v : a) {
-            if (!(Math.abs(v) <= Float.MAX_VALUE)) {
-                return false;
+        return slices(a.length).allMatch(k -> {
+            for (int i = k * SLICE, end = Math.min(a.length, i + SLICE); i < end; i++) {
+                if (!(Math.abs(a[i]) <= Float.MAX_VALUE)) {
+                    return false;
+                }
             }
-        }
-        return true;
+            return true;
+        });
     }
 
     private void readObject(java.io.ObjectInputStream in) throws IOException, ClassNotFoundException {

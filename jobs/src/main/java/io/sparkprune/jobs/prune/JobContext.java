@@ -97,7 +97,12 @@ record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf 
      * @return the dense weights of a block, cached per JVM
      */
     Weights denseBlock(ModelAdapter adapter, int layer) {
-        return ExecutorState.blockWeights("block|dense|" + modelUri + "|" + layer, () -> adapter.loadBlock(denseSource(), layer));
+        return ExecutorState.blockWeights(denseKey(layer), () -> adapter.loadBlock(denseSource(), layer));
+    }
+
+    /** @return the {@link ExecutorState} cache key of a dense block */
+    private String denseKey(int layer) {
+        return "block|dense|" + modelUri + "|" + layer;
     }
 
     /**
@@ -109,8 +114,7 @@ record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf 
      */
     void prefetchDenseBlock(ModelAdapter adapter, int layer) {
         if (layer < adapter.numLayers()) {
-            ExecutorState.prefetchBlock("block|dense|" + modelUri + "|" + layer,
-                    () -> adapter.loadBlock(denseSource(), layer));
+            ExecutorState.prefetchBlock(denseKey(layer), () -> adapter.loadBlock(denseSource(), layer));
         }
     }
 
@@ -170,40 +174,38 @@ record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf 
         if (total > Integer.MAX_VALUE - 8) {
             throw new ModelWeightsException(name + ": " + total + " bytes is too large for one array");
         }
-        if (list.size() == 1) {
-            // one shard (the CUDA default: whole weights): this executor's group task may have handed its bytes over
-            byte[] handed = ExecutorState.takeStagedShard(new Path(new Path(stagingDir), list.get(0).file()).toString(),
-                    list.get(0).sha256());
-            if (handed != null && handed.length == total && handed.length == list.get(0).bytes()) {
-                return new HostTensor(dtype, shape, ByteBuffer.wrap(handed)); // no copy
-            }
-        }
-        ByteBuffer buf = ByteBuffer.allocate((int) total);
+        List<byte[]> parts = new java.util.ArrayList<>(list.size());
+        long held = 0;
         try {
             Path dir = new Path(stagingDir);
             FileSystem fs = dir.getFileSystem(hadoop.get());
             for (ShardRecord r : list) {
                 Path file = new Path(dir, r.file());
-                byte[] handed = ExecutorState.takeStagedShard(file.toString(), r.sha256());
-                if (handed != null && handed.length == r.bytes()) {
-                    buf.put(handed); // this executor's group task wrote it: the committed bytes (same SHA-256)
-                    continue;
-                }
-                try (InputStream in = fs.open(file)) {
-                    byte[] b = in.readAllBytes();
+                // this executor's group task may have handed the committed bytes over (same file and SHA-256)
+                byte[] b = ExecutorState.takeStagedShard(file.toString(), r.sha256());
+                if (b == null || b.length != r.bytes()) {
+                    try (InputStream in = fs.open(file)) {
+                        b = in.readAllBytes();
+                    }
                     if (b.length != r.bytes()) {
                         throw new ModelWeightsException(name + ": staged shard " + r.file() + " has " + b.length
                                 + " bytes, its commit record says " + r.bytes() + "; delete the output and run again");
                     }
-                    buf.put(b);
                 }
+                parts.add(b);
+                held += b.length;
             }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read staged shards of " + name + " from " + stagingDir, e);
         }
-        if (buf.position() != total) {
-            throw new ModelWeightsException(name + ": staged shards hold " + buf.position() + " bytes, expected " + total);
+        if (held != total) {
+            throw new ModelWeightsException(name + ": staged shards hold " + held + " bytes, expected " + total);
         }
+        if (parts.size() == 1) {
+            return new HostTensor(dtype, shape, ByteBuffer.wrap(parts.get(0))); // one shard (the CUDA default): no copy
+        }
+        ByteBuffer buf = ByteBuffer.allocate((int) total);
+        parts.forEach(buf::put);
         buf.flip();
         return new HostTensor(dtype, shape, buf);
     }

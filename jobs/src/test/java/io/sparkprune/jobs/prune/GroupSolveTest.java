@@ -216,6 +216,46 @@ class GroupSolveTest {
     }
 
     @Test
+    void stagedShardsAreReadWholeOrHandedOverAndATruncatedOneIsATypedError() throws Exception {
+        JobContext ctx = context(recipe(Map.of()));
+        SolveTask t = plan(ctx).tasks(0).get(0);
+        String name = t.tensor();
+        byte[] whole = toBytes(ctx.checkpoint().read(name));
+        Path dir = tmp.resolve("staged-read");
+        java.nio.file.Files.createDirectories(dir);
+        String file = io.sparkprune.jobs.commit.ShardNames.fileName(name, 0, 2);
+        String file2 = io.sparkprune.jobs.commit.ShardNames.fileName(name, 1, 2);
+        int half = whole.length / 2;
+        java.nio.file.Files.write(dir.resolve(file), java.util.Arrays.copyOfRange(whole, 0, half));
+        java.nio.file.Files.write(dir.resolve(file2), java.util.Arrays.copyOfRange(whole, half, whole.length));
+        String sha = "0".repeat(64);
+        List<io.sparkprune.jobs.commit.ShardRecord> records = List.of(
+                new io.sparkprune.jobs.commit.ShardRecord(0, name, 0, 2, file, half, sha),
+                new io.sparkprune.jobs.commit.ShardRecord(0, name, 1, 2, file2, whole.length - half, sha));
+        String staging = dir.toUri().toString();
+        // read from the files (two shards concatenated) ...
+        assertThat(toBytes(ctx.stagedSource(staging, Map.of(name, records)).read(name))).isEqualTo(whole);
+        // ... or handed over by this executor's group task (keyed by the file and its SHA-256)
+        byte[] handed = java.util.Arrays.copyOfRange(whole, half, whole.length);
+        ExecutorState.offerStagedShard(new org.apache.hadoop.fs.Path(new org.apache.hadoop.fs.Path(staging), file2)
+                .toString(), sha, handed);
+        java.nio.file.Files.write(dir.resolve(file2), new byte[whole.length - half]); // the file no longer matters
+        assertThat(toBytes(ctx.stagedSource(staging, Map.of(name, records)).read(name))).isEqualTo(whole);
+        // a shard shorter than its commit record: a typed error naming the tensor, the file and the fix
+        java.nio.file.Files.write(dir.resolve(file2), new byte[3]);
+        assertThatThrownBy(() -> ctx.stagedSource(staging, Map.of(name, records)).read(name))
+                .isInstanceOf(io.sparkprune.pipeline.forward.ModelWeightsException.class)
+                .hasMessageContaining(name).hasMessageContaining(file2).hasMessageContaining("run again");
+    }
+
+    private static byte[] toBytes(io.sparkprune.kernels.HostTensor t) {
+        java.nio.ByteBuffer b = t.data().duplicate();
+        byte[] out = new byte[b.remaining()];
+        b.get(out);
+        return out;
+    }
+
+    @Test
     void solveAllWaitsForShardsInFlightAndStopsAfterAFailure() {
         int count = 12;
         AtomicIntegerArray started = new AtomicIntegerArray(count);
