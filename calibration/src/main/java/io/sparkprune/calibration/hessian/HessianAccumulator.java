@@ -57,7 +57,9 @@ import java.nio.charset.StandardCharsets;
  * by at most 2⁻²⁴ of its value, far below the TF32 operands' own rounding (2⁻¹¹ of every product),
  * and the merge of the partials stays in fp64 (a deserialized fp32 partial keeps its fp32 sums until
  * they are needed: {@link #merge} adds them as they are into the receiving fp64 sums, anything else
- * widens them first). When a sum's magnitude exceeds fp32's range, that
+ * widens them first; {@link #settleForExchange()} puts a finished partial in that same fp32 form in
+ * memory, for partials that Spark keeps in an executor's block store rather than shuffling them).
+ * When a sum's magnitude exceeds fp32's range, that
  * accumulator is written in fp64 instead (never an infinity). {@code EXACT} accumulators, and
  * {@link #toBytes()} always, keep every fp64 bit. Not thread-safe; use one per task.
  */
@@ -371,6 +373,41 @@ public final class HessianAccumulator implements Serializable {
         return this;
     }
 
+    /**
+     * Settles a finished partial in the form in which it crosses executors: a {@code TF32}
+     * accumulator whose sums all fit fp32's range keeps them rounded to fp32 (half the memory; the
+     * fp64 array is released), exactly what its Java serialization would carry. So a partial read
+     * from an executor's memory and the same partial fetched from another executor hold the same
+     * values, and a reduce over them gives the same bits wherever each was read. Folds a device
+     * partial first. A no-op for {@code EXACT} accumulators, for sums outside fp32's range (they stay
+     * fp64, as on the wire) and when already settled. Later reads widen the sums again
+     * ({@link #flush()}), except {@link #merge} as the added side and serialization, which use them as
+     * they are.
+     *
+     * @return this accumulator
+     * @throws IllegalStateException when a device partial was lost ({@link #discard()} or a failed device update)
+     */
+    public HessianAccumulator settleForExchange() {
+        requireIntact();
+        if (wire != null || precision != HessianPrecision.TF32) {
+            return this;
+        }
+        flush();
+        double[] a = sum;
+        if (!fitsFloat(a)) {
+            return this;
+        }
+        float[] w = new float[a.length];
+        slices(a.length).forEach(k -> {
+            for (int i = k * SLICE, end = Math.min(a.length, i + SLICE); i < end; i++) {
+                w[i] = (float) a[i];
+            }
+        });
+        wire = w;
+        sum = null;
+        return this;
+    }
+
     /** Elements per slice of the parallel passes over large sums (60M for n = 11008). */
     private static final int SLICE = 1 << 20;
 
@@ -560,6 +597,13 @@ public final class HessianAccumulator implements Serializable {
      * ({@link io.sparkprune.kernels.BulkArrays}).
      */
     private void writeObject(ObjectOutputStream out) throws IOException {
+        requireIntact();
+        if (wire != null) { // settled or deserialized fp32 sums: written as they are, not widened
+            out.defaultWriteObject();
+            out.writeBoolean(true);
+            io.sparkprune.kernels.BulkArrays.writeFloats(out, wire);
+            return;
+        }
         flush();
         out.defaultWriteObject();
         boolean fp32 = precision == HessianPrecision.TF32 && fitsFloat(sum);

@@ -271,6 +271,62 @@ class HessianAccumulatorTest {
         }
     }
 
+    @Test
+    void settledPartialsHoldWhatTheWireCarriesAndMergeToTheSameBits() throws Exception {
+        SplittableRandom r = new SplittableRandom(SEED + 7);
+        int n = 40;
+        HessianAccumulator[] fresh = new HessianAccumulator[3];
+        byte[][] wire = new byte[3][];
+        HessianAccumulator[] settled = new HessianAccumulator[3];
+        for (int p = 0; p < 3; p++) {
+            float[] x = TestMath.correlatedActivations(r, 80 + p, n);
+            fresh[p] = new HessianAccumulator("part", n, HessianPrecision.TF32);
+            fresh[p].add(backend, x, 80 + p);
+            wire[p] = javaSerialized(fresh[p]);
+            settled[p] = new HessianAccumulator("part", n, HessianPrecision.TF32);
+            settled[p].add(backend, x, 80 + p);
+            assertThat(settled[p].settleForExchange()).isSameAs(settled[p]);
+            settled[p].settleForExchange(); // a second call changes nothing
+            // serializing a settled partial writes the same bytes as serializing the fp64 one
+            assertThat(javaSerialized(settled[p])).containsExactly(wire[p]);
+        }
+        // the reduce of the group task: a fresh sum, then each partial added; settled (read from an
+        // executor's memory) and deserialized (fetched from another) partials give the same bits,
+        // and the settled ones are left as they were
+        HessianAccumulator fromMemory = new HessianAccumulator("sum", n);
+        HessianAccumulator fromWire = new HessianAccumulator("sum", n);
+        HessianAccumulator mixed = new HessianAccumulator("sum", n);
+        for (int p = 0; p < 3; p++) {
+            fromMemory.merge(settled[p]);
+            fromWire.merge(javaDeserialized(wire[p]));
+            mixed.merge(p == 1 ? javaDeserialized(wire[p]) : settled[p]);
+        }
+        assertThat(fromMemory.packedSumShared()).containsExactly(fromWire.packedSumShared());
+        assertThat(mixed.packedSumShared()).containsExactly(fromWire.packedSumShared());
+        assertThat(javaSerialized(settled[0])).containsExactly(wire[0]);
+        // reads of a settled partial see each fp64 sum rounded to fp32 (Java's narrowing as the reference)
+        double[] exactSums = fresh[2].packedSumShared();
+        double[] settledSums = settled[2].packedSumShared(); // widens it back
+        for (int k = 0; k < exactSums.length; k++) {
+            assertThat(settledSums[k]).isEqualTo((double) (float) exactSums[k]);
+        }
+
+        // EXACT partials and TF32 ones with a sum beyond fp32's range keep their fp64 sums
+        HessianAccumulator exact = new HessianAccumulator("exact", n, HessianPrecision.EXACT);
+        exact.add(backend, TestMath.correlatedActivations(r, 30, n), 30);
+        double[] before = exact.packedSumShared().clone();
+        assertThat(exact.settleForExchange().packedSumShared()).containsExactly(before);
+        float[] huge = new float[n];
+        java.util.Arrays.fill(huge, 1f);
+        huge[3] = 1e20f;
+        HessianAccumulator bigRow = new HessianAccumulator("wide", n, HessianPrecision.EXACT);
+        bigRow.add(backend, huge, 1);
+        HessianAccumulator wide = new HessianAccumulator("wide", n, HessianPrecision.TF32).merge(bigRow);
+        double[] wideBefore = wide.packedSumShared().clone();
+        assertThat(wide.settleForExchange().packedSumShared()).containsExactly(wideBefore);
+        assertThat(javaDeserialized(javaSerialized(wide)).packedSumShared()).containsExactly(wideBefore);
+    }
+
     private static byte[] javaSerialized(HessianAccumulator acc) throws java.io.IOException {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         try (ObjectOutputStream out = new ObjectOutputStream(bytes)) {

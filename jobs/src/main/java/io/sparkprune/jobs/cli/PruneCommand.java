@@ -171,17 +171,6 @@ final class PruneCommand implements Callable<Integer> {
     /** Spark's codec for shuffle files, broadcasts and spills. */
     static final String COMPRESSION_CODEC = "spark.io.compression.codec";
 
-    /**
-     * Spark's limit on reduce partitions below which a shuffle without map-side combine uses the
-     * bypass-merge-sort writer. This job sets it to 0 when nobody else did, so the Hessian partials take
-     * the sort-based writer: the bypass writer writes one file per reduce partition and then copies them
-     * all into the map output file (about 0.2 s per 7B layer's calibration partition on the GPU machine,
-     * at the end of the Hessian stage with the GPU idle); the sort-based writer serializes the few large
-     * records straight into that file. With a handful of records per task it never spills (Spark checks
-     * memory every 32 records). docs/benchmarks.md, issue 9 tenth round.
-     */
-    static final String BYPASS_MERGE_THRESHOLD = "spark.shuffle.sort.bypassMergeThreshold";
-
     /** Spark's extra JVM flags of each executor. */
     static final String EXECUTOR_JAVA_OPTIONS = "spark.executor.extraJavaOptions";
     /**
@@ -201,18 +190,19 @@ final class PruneCommand implements Callable<Integer> {
 
     /**
      * Spark settings this job changes when nobody else set them: the executors' JVM flags
-     * ({@link #DEFAULT_EXECUTOR_JAVA_OPTIONS}), the shuffle writer ({@link #BYPASS_MERGE_THRESHOLD}), the result cap (headroom for the
-     * group tasks' shard records and the quality check's collected scores) and the codec,
-     * {@link io.sparkprune.jobs.prune.BufferedPassThroughCodec}: the job's shuffles carry only the fp64
-     * partial Hessians, which LZ4 does not shrink (670 MB in, 670 MB out for a 7B layer's partition)
-     * but which cost about 1 s of executor CPU per partition and layer to compress; the pass-through
-     * codec keeps a codec's stream buffering (without one, Java serialization reads the shuffle files
-     * 1 KiB per call) without its work (measured on the GPU machine; docs/benchmarks.md).
+     * ({@link #DEFAULT_EXECUTOR_JAVA_OPTIONS}), the result cap (headroom for the group tasks' shard
+     * records and the quality check's collected scores) and the codec,
+     * {@link io.sparkprune.jobs.prune.BufferedPassThroughCodec}, which only buffers. The job no longer
+     * shuffles its partial Hessians (they wait in the executors' block stores, uncompressed:
+     * {@code spark.rdd.compress} is off by default), so the codec now serves the broadcasts (task
+     * binaries) and any shuffle a user adds; it stays the default so that configurations made from
+     * conf/spark-defaults.conf.template keep one behaviour. It was introduced because LZ4 cannot shrink
+     * the partials (670 MB in, 670 MB out for a 7B layer's partition) yet cost about 1 s of executor CPU
+     * per partition and layer to compress them (measured on the GPU machine; docs/benchmarks.md).
      */
     static final Map<String, String> DEFAULTS = Map.of(MAX_RESULT_SIZE, DEFAULT_MAX_RESULT_SIZE,
             COMPRESSION_CODEC, io.sparkprune.jobs.prune.BufferedPassThroughCodec.class.getName(),
-            EXECUTOR_JAVA_OPTIONS, DEFAULT_EXECUTOR_JAVA_OPTIONS,
-            BYPASS_MERGE_THRESHOLD, "0");
+            EXECUTOR_JAVA_OPTIONS, DEFAULT_EXECUTOR_JAVA_OPTIONS);
 
     /** One line summarising report.json's quality section. */
     static final class QualitySummary {

@@ -17,8 +17,8 @@ import scala.Tuple2;
 
 /**
  * The task body of a layer's group stage: one task per calibration group, on an executor. It
- * receives that group's partial Hessians from every calibration partition (through a shuffle keyed
- * by group), sums them in {@link HessianReduce}'s fixed order ({@link HessianReduce.TreeOrder}: the
+ * receives that group's partial Hessians from every calibration partition (from the executors' block
+ * stores: {@link GroupPartials}), sums them in {@link HessianReduce}'s fixed order ({@link HessianReduce.TreeOrder}: the
  * same bits as the driver-side reduce this replaces), computes the inverse factor for SparseGPT
  * ({@link InverseFactor#computeResident}, dead inputs and dampening retry as before), and solves every row
  * shard of the group's tensors with {@link ShardSolver#solve}, in the layer plan's order. On the GPU
@@ -29,7 +29,7 @@ import scala.Tuple2;
  * Hessian and factor never leave the executor: the driver gets the shard records and measurements
  * and a {@link GroupSummary}.
  *
- * <p>A retried task refetches the partials from the shuffle and recomputes everything from them, so
+ * <p>A retried task reads the partials again (a lost one is recomputed by Spark) and recomputes everything from them, so
  * it writes the same bytes ({@link LayerStaging#writeShard} checks this).
  */
 final class GroupSolve {
@@ -90,7 +90,7 @@ final class GroupSolve {
      * @param staging the layer's staging directory
      * @param tasks every row-shard task of the layer, in plan order (those of other groups are skipped)
      * @param group the group's name
-     * @param groupIndex its index in {@link LayerPlan#groups}, the shuffle key of its partials
+     * @param groupIndex its index in {@link LayerPlan#groups}, the group index of its partials
      * @param partitions the number of calibration partitions (partials to expect)
      * @param partials (group index, (partition index, partial Hessian)) in any order; each is
      *     dropped once merged
@@ -291,15 +291,16 @@ final class GroupSolve {
     }
 
     /**
-     * Sums the group's partials in the fixed order, given what {@link HessianReduce#toGroups} delivers:
-     * the partials themselves (≤ {@link HessianReduce#FAN_IN} partitions) or the tree's top-level node
-     * sums; each is released as soon as it is merged, and at most {@link HessianReduce#FAN_IN} are held.
+     * Sums the group's partials in the fixed order ({@link HessianReduce.TreeOrder} over all
+     * calibration partitions), whatever order they arrive in; each is released by the order as soon as
+     * it is merged (the partials themselves are not modified: they may be the executor's cached blocks).
      *
-     * @param partitions calibration partitions (the children are {@link HessianReduce#topChildren} of it)
+     * @param partitions calibration partitions, the partials to expect
+     * @throws IllegalStateException when a partial of another group arrives, or partials are missing or repeated
      */
     static HessianAccumulator reduce(String group, int groupIndex, int partitions,
                                      Iterator<Tuple2<Integer, Tuple2<Integer, HessianAccumulator>>> partials) {
-        HessianReduce.TreeOrder order = new HessianReduce.TreeOrder(HessianReduce.topChildren(partitions));
+        HessianReduce.TreeOrder order = new HessianReduce.TreeOrder(partitions);
         while (partials.hasNext()) {
             Tuple2<Integer, Tuple2<Integer, HessianAccumulator>> p = partials.next();
             if (p._1 != groupIndex) {
@@ -308,6 +309,6 @@ final class GroupSolve {
             }
             order.add(p._2._1, p._2._2);
         }
-        return HessianReduce.finish(order.result(), partitions);
+        return order.result();
     }
 }

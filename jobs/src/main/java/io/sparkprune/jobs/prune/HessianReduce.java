@@ -2,13 +2,7 @@ package io.sparkprune.jobs.prune;
 
 import io.sparkprune.calibration.hessian.HessianAccumulator;
 import java.util.ArrayList;
-import java.util.Collections;
-import java.util.Iterator;
 import java.util.List;
-import org.apache.spark.HashPartitioner;
-import org.apache.spark.ShuffleDependency;
-import org.apache.spark.api.java.JavaPairRDD;
-import scala.Tuple2;
 
 /**
  * The fixed order in which the partial Hessians of the calibration partitions are summed.
@@ -24,7 +18,7 @@ import scala.Tuple2;
  * {@code spark.sparkprune.calibration.partitions} fixes).
  *
  * <p>Each calibration group is reduced on its own, in the group's task on an executor
- * ({@link GroupSolve}), by a {@link TreeOrder}.
+ * ({@link GroupSolve}), by a {@link TreeOrder} over the partials that {@link GroupPartials} brings.
  */
 final class HessianReduce {
     /** Partials merged per tree node. */
@@ -44,121 +38,6 @@ final class HessianReduce {
      */
     static HessianAccumulator mergeStep(HessianAccumulator acc, HessianAccumulator part) {
         return acc == null ? new HessianAccumulator(part.name(), part.features()).merge(part) : acc.merge(part);
-    }
-
-    /**
-     * The shuffles that bring every group's partials to its group task.
-     *
-     * @param byGroup (group index, (child index, sum)) in one partition per group (partition g holds
-     *     group g's children)
-     * @param children children per group at that last level, ≤ {@link #FAN_IN} (the partitions
-     *     themselves when there are at most {@link #FAN_IN}, else the top tree level's node sums)
-     * @param shuffles every shuffle made, lowest level first (for the caller to release)
-     */
-    record GroupShuffle(JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> byGroup, int children,
-                        List<ShuffleDependency<?, ?, ?>> shuffles) {
-    }
-
-    /**
-     * Routes the partial Hessians to one task per group so that no task holds more than
-     * {@link #FAN_IN} partials at once, whatever order the shuffle delivers them in: with more than
-     * {@link #FAN_IN} partitions the lower levels of the fixed tree run as shuffles of their own, one
-     * task per (group, node) merging that node's ≤ {@link #FAN_IN} children ({@link #mergeNode}), and
-     * the group task merges the top level's ≤ {@link #FAN_IN} node sums ({@link TreeOrder} over
-     * {@link #topChildren} children, then the root's copy: {@link #finish}). The merge steps and
-     * their order are those of one {@link TreeOrder} over all partials, so the bits are the same.
-     *
-     * @param partials (group index, (partition index, partial)) from every calibration partition
-     * @param groups calibration groups
-     * @param partitions calibration partitions, ≥ 1
-     * @return the shuffled pairs, the children per group task and the shuffles
-     */
-    static GroupShuffle toGroups(JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> partials, int groups,
-                                 int partitions) {
-        List<ShuffleDependency<?, ?, ?>> shuffles = new ArrayList<>();
-        JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> level = partials;
-        int count = partitions;
-        while (count > FAN_IN) {
-            final int nodes = (count + FAN_IN - 1) / FAN_IN;
-            final int children = count;
-            // key g·nodes + node: HashPartitioner puts key k (0 ≤ k < groups·nodes) in partition k
-            JavaPairRDD<Integer, Tuple2<Integer, Tuple2<Integer, HessianAccumulator>>> shuffled = level
-                    .mapToPair(t -> new Tuple2<>(t._1 * nodes + t._2._1 / FAN_IN, t))
-                    .partitionBy(new HashPartitioner(groups * nodes));
-            shuffles.add(shuffleBelow(shuffled));
-            level = shuffled.mapPartitionsToPair(it -> mergeNode(it, nodes, children), false);
-            count = nodes;
-        }
-        JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> byGroup = level.partitionBy(new HashPartitioner(groups));
-        shuffles.add(shuffleBelow(byGroup));
-        return new GroupShuffle(byGroup, count, shuffles);
-    }
-
-    /**
-     * @param partitions calibration partitions, ≥ 1
-     * @return the children each group task merges: the partitions when at most {@link #FAN_IN}, else
-     *     the node sums of the tree's top level
-     */
-    static int topChildren(int partitions) {
-        int count = partitions;
-        while (count > FAN_IN) {
-            count = (count + FAN_IN - 1) / FAN_IN;
-        }
-        return count;
-    }
-
-    /**
-     * The group task's last step: with more than {@link #FAN_IN} partitions the root is copied once
-     * more (as {@link TreeOrder} does), else the sum is returned as it is.
-     *
-     * @param top the merged top-level children
-     * @param partitions calibration partitions
-     * @return the group's Hessian
-     */
-    static HessianAccumulator finish(HessianAccumulator top, int partitions) {
-        return partitions > FAN_IN ? mergeStep(null, top) : top;
-    }
-
-    /**
-     * One tree node of one group: merges its children (the records of one shuffle partition, key
-     * {@code group·nodes + node}) in index order with {@link #mergeStep}.
-     *
-     * @return (group, (node, sum)), or nothing for an empty partition
-     * @throws IllegalStateException when records of two nodes meet or a child is missing or repeated
-     */
-    static Iterator<Tuple2<Integer, Tuple2<Integer, HessianAccumulator>>> mergeNode(
-            Iterator<Tuple2<Integer, Tuple2<Integer, Tuple2<Integer, HessianAccumulator>>>> it, int nodes, int children) {
-        if (!it.hasNext()) {
-            return Collections.emptyIterator();
-        }
-        Tuple2<Integer, Tuple2<Integer, Tuple2<Integer, HessianAccumulator>>> first = it.next();
-        int key = first._1;
-        int group = key / nodes;
-        int node = key % nodes;
-        TreeOrder order = new TreeOrder(Math.min(FAN_IN, children - node * FAN_IN));
-        Tuple2<Integer, Tuple2<Integer, Tuple2<Integer, HessianAccumulator>>> t = first;
-        while (true) {
-            if (t._1 != key) {
-                throw new IllegalStateException("Hessian tree node " + key + " received a partial of node " + t._1);
-            }
-            order.add(t._2._2._1 - node * FAN_IN, t._2._2._2);
-            if (!it.hasNext()) {
-                break;
-            }
-            t = it.next();
-        }
-        return Collections.singletonList(new Tuple2<>(group, new Tuple2<>(node, order.result()))).iterator();
-    }
-
-    /**
-     * @param shuffled the output of a shuffle
-     * @return the shuffle dependency directly below it
-     */
-    static ShuffleDependency<?, ?, ?> shuffleBelow(JavaPairRDD<?, ?> shuffled) {
-        if (!(shuffled.rdd().dependencies().head() instanceof ShuffleDependency<?, ?, ?> dep)) {
-            throw new IllegalStateException("expected a shuffle below " + shuffled.rdd());
-        }
-        return dep;
     }
 
     /**

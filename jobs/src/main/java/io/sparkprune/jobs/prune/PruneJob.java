@@ -164,6 +164,12 @@ public final class PruneJob {
         private final FileSystem fs;
         private final Map<String, Double> stageSeconds = new LinkedHashMap<>();
         private final StorageLevel storage;
+        /**
+         * Where the partial Hessians wait for their group tasks ({@link GroupPartials}): deserialized in
+         * memory (a group task on the same executor reads the object itself), spilled to disk rather
+         * than recomputed when the executor's storage memory is full.
+         */
+        private static final StorageLevel PARTIALS_STORAGE = StorageLevel.MEMORY_AND_DISK();
         /** Wanda baseline: input norms √(Σ x_j²) of each target tensor, from the group tasks' summaries. */
         private final Map<String, double[]> inputNorms = new LinkedHashMap<>();
         /** Executor seconds by phase, summed over the tasks (report: run.executor_seconds). */
@@ -398,7 +404,7 @@ public final class PruneJob {
             ForwardPrecision forward = ctx.recipe().calibration().forwardPrecision();
             boolean norms = ctx.recipe().evaluation().baselines().contains(PruneMethod.WANDA);
             ExecutorPhases ph = phases;
-            JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> partials = hidden.mapPartitionsWithIndex((idx, it) -> {
+            JavaRDD<HessianAccumulator[]> passes = hidden.mapPartitionsWithIndex((idx, it) -> {
                 ph.timeSinceMark("forward.store"); // Spark storing the fused forward's output partition
                 ModelAdapter a = ctx.adapter();
                 Backend be = ctx.backend();
@@ -423,6 +429,7 @@ public final class PruneJob {
                     long tu = System.nanoTime();
                     for (HessianAccumulator h : acc.values()) {
                         h.flush(); // fold device-resident sums into the host partials, free device memory
+                        h.settleForExchange(); // TF32: kept in fp32, as another executor would receive it
                     }
                     ph.time("hessians.flush", tu);
                 } finally {
@@ -430,33 +437,30 @@ public final class PruneJob {
                         h.discard(); // no-op after flush; releases device memory when the task failed
                     }
                 }
-                // one record per group, keyed by group for the shuffle; handed over one at a time
-                java.util.ArrayDeque<Tuple2<Integer, Tuple2<Integer, HessianAccumulator>>> res = new java.util.ArrayDeque<>();
-                acc.forEach((g, h) -> res.add(new Tuple2<>(groupNames.indexOf(g), new Tuple2<>(idx, h))));
+                // the partials by group index, left in this executor's block store (GroupPartials)
+                HessianAccumulator[] byIndex = new HessianAccumulator[groupNames.size()];
+                acc.forEach((g, h) -> byIndex[groupNames.indexOf(g)] = h);
                 acc.clear();
-                return ph.timeConsumer(draining(res), "hessians.shuffle_write");
-            }, true).mapToPair(t -> t);
-            // one reduce partition per group (with more than FAN_IN partitions, the tree's lower levels
-            // first, as shuffles of their own, so that no task holds more than FAN_IN partials)
-            HessianReduce.GroupShuffle routed = HessianReduce.toGroups(partials, groupNames.size(), hidden.getNumPartitions());
-            JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> byGroup = routed.byGroup();
+                return ph.timeConsumer(List.<HessianAccumulator[]>of(byIndex).iterator(), "hessians.store");
+            }, true);
+            GroupPartials exchange = new GroupPartials(passes.rdd(), groupNames.size(), PARTIALS_STORAGE);
             List<GroupSolve.Result> results;
             double solveSeconds;
             try {
-                runMapStage(routed.shuffles().get(routed.shuffles().size() - 1));
+                exchange.materialize(jsc.sc());
                 stageSeconds.merge("hessians", seconds(th), Double::sum);
 
                 long ts = System.nanoTime();
                 int partitions = hidden.getNumPartitions();
                 jsc.setJobGroup("layer-" + layer, "layer " + layer + ": reduce, factor and solve " + groupNames.size()
                         + " groups (" + tasks.size() + " row shards)", false);
-                results = byGroup.mapPartitionsWithIndex((gi, it) -> Collections.singletonList(
+                results = exchange.byGroup().toJavaRDD().mapPartitionsWithIndex((gi, it) -> Collections.singletonList(
                         GroupSolve.run(ctx, staging, tasks, groupNames.get(gi), gi, partitions,
-                                ph.timeCalls(it, "group.shuffle_read"), norms, ph)).iterator(),
+                                ph.timeCalls(it, "group.read"), norms, ph)).iterator(),
                         false).collect();
                 solveSeconds = seconds(ts);
             } finally {
-                routed.shuffles().forEach(this::releaseShuffle);
+                exchange.release();
             }
 
             Map<String, GroupSummary> groups = new LinkedHashMap<>();
@@ -534,38 +538,6 @@ public final class PruneJob {
                 return res.iterator();
             }, true).persist(storage);
             return next;
-        }
-
-        /**
-         * Runs only the map side of a shuffle (here: the calibration partitions' partial Hessians,
-         * written to the shuffle keyed by group), so that its time is measured apart from the stage
-         * that reads it; the following job on the shuffled RDD finds the map outputs and skips the
-         * stage (a lost executor's outputs are recomputed by Spark as usual). Uses
-         * {@code SparkContext.submitMapStage}, the call Spark's adaptive query execution makes for
-         * the same purpose ({@code private[spark]} in Scala, public to Java).
-         */
-        private void runMapStage(ShuffleDependency<?, ?, ?> dep) {
-            try {
-                jsc.sc().submitMapStage(dep).get();
-            } catch (Exception e) { // Spark throws the checked SparkException undeclared
-                throw SparkFailures.rethrow(e instanceof SparkException && e.getCause() instanceof SparkException
-                        ? e.getCause() : e);
-            }
-        }
-
-        /**
-         * Deletes a layer's shuffle files (its partial Hessians: about 0.7 GB per calibration partition
-         * and layer for a 7B model) once the group tasks are done, rather than when a driver GC lets
-         * Spark's {@code ContextCleaner} notice the unreachable RDD, which could keep every layer's
-         * partials on the executors' disks. Nothing reads the shuffle afterwards: the group tasks'
-         * results are collected, and no later RDD depends on it. Non-blocking; a no-op when Spark's
-         * reference tracking ({@code spark.cleaner.referenceTracking}) is off.
-         */
-        private void releaseShuffle(ShuffleDependency<?, ?, ?> dep) {
-            scala.Option<org.apache.spark.ContextCleaner> cleaner = jsc.sc().cleaner();
-            if (cleaner.isDefined()) {
-                cleaner.get().doCleanupShuffle(dep.shuffleId(), false);
-            }
         }
 
         private List<ObjectNode> readLayerMetrics(CommitLog log, int layer) throws IOException {
@@ -683,27 +655,6 @@ public final class PruneJob {
                 elements == 0 ? 0 : (double) zeros / elements);
     }
 
-    /**
-     * @param items the elements
-     * @return an iterator that removes each element from {@code items} as it hands it out, so that
-     *     the caller's consumer holds the only reference to what it has taken
-     */
-    static <T> java.util.Iterator<T> draining(java.util.Deque<T> items) {
-        return new java.util.Iterator<>() {
-            @Override
-            public boolean hasNext() {
-                return !items.isEmpty();
-            }
-
-            @Override
-            public T next() {
-                if (items.isEmpty()) {
-                    throw new java.util.NoSuchElementException();
-                }
-                return items.removeFirst();
-            }
-        };
-    }
 
     /** @return the phases as {@code name s, ...}, largest first */
     static String formatPhases(Map<String, Double> phases) {

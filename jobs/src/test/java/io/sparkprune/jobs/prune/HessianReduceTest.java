@@ -2,13 +2,11 @@ package io.sparkprune.jobs.prune;
 
 import io.sparkprune.calibration.hessian.HessianAccumulator;
 import io.sparkprune.kernels.cpu.CpuBackend;
-import org.apache.spark.api.java.JavaPairRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import scala.Tuple2;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -23,8 +21,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
  * partitions the in-order sum of the partials; with more, the fan-in tree's order (the order of the
  * driver-side Spark tree that the group tasks replaced; commit 18fee53 checked the two equal bit for
  * bit). Through {@link HessianReduce.TreeOrder} in any arrival order, and through the prune job's
- * path: partials shuffled by group, reduced by {@link GroupSolve#reduce} in each group's task. All bit
- * for bit, with partials whose values make the order matter.
+ * path: partials kept in the block store by {@link GroupPartials} (one pass per partition, a lost
+ * block recomputed through its pass), reduced by {@link GroupSolve#reduce} in each group's task. All
+ * bit for bit, with partials whose values make the order matter.
  */
 class HessianReduceTest {
     private static SparkSession spark;
@@ -89,45 +88,56 @@ class HessianReduceTest {
         return inOrder(level);
     }
 
-    /** The prune job's path: each partition emits (group, (partition, partial)); one reduce task per group. */
-    private static List<HessianAccumulator> viaGroupShuffle(int partitions) {
+    /**
+     * The prune job's path: each partition's pass yields its groups' partials, kept in the block store
+     * ({@link GroupPartials}); one reduce task per group. Optionally drops one block after the passes ran
+     * (as a lost executor would) before the group tasks read them.
+     *
+     * @param dropPartition the partition whose group-1 block is dropped, or −1
+     * @param passesRun counts the passes run
+     * @return the group sums
+     */
+    private static List<HessianAccumulator> viaGroupPartials(int partitions, int dropPartition,
+                                                          org.apache.spark.util.LongAccumulator passesRun) {
         JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
         List<Integer> ids = IntStream.range(0, partitions).boxed().toList();
         int groups = partial(0).size();
-        JavaPairRDD<Integer, Tuple2<Integer, HessianAccumulator>> emitted = jsc.parallelize(ids, partitions)
-                .flatMapToPair(k -> {
-                    List<HessianAccumulator> p = partial(k);
-                    List<Tuple2<Integer, Tuple2<Integer, HessianAccumulator>>> res = new ArrayList<>();
-                    for (int g = 0; g < p.size(); g++) {
-                        res.add(new Tuple2<>(g, new Tuple2<>(k, p.get(g))));
-                    }
-                    return res.iterator();
+        org.apache.spark.api.java.JavaRDD<HessianAccumulator[]> passes = jsc.parallelize(ids, partitions)
+                .mapPartitions(it -> {
+                    int k = it.next();
+                    passesRun.add(1);
+                    return List.<HessianAccumulator[]>of(partial(k).toArray(new HessianAccumulator[0])).iterator();
                 });
-        HessianReduce.GroupShuffle routed = HessianReduce.toGroups(emitted, groups, partitions);
-        // no group task is handed more than FAN_IN partials or node sums, however many partitions
-        assertThat(routed.children()).isEqualTo(HessianReduce.topChildren(partitions)).isBetween(1, HessianReduce.FAN_IN);
-        List<Integer> perTask = routed.byGroup().mapPartitions(it -> {
-            int c = 0;
-            for (; it.hasNext(); it.next()) {
-                c++;
+        GroupPartials exchange = new GroupPartials(passes.rdd(), groups,
+                org.apache.spark.storage.StorageLevel.MEMORY_AND_DISK());
+        try {
+            exchange.materialize(spark.sparkContext());
+            assertThat(passesRun.value()).as("one pass per partition fills all its groups' blocks").isEqualTo(partitions);
+            int id = exchange.blocks().id();
+            org.apache.spark.storage.RDDInfo info = java.util.Arrays.stream(spark.sparkContext().getRDDStorageInfo())
+                    .filter(r -> r.id() == id).findFirst().orElseThrow();
+            assertThat(info.numCachedPartitions()).as("cached blocks").isEqualTo(partitions * groups);
+            if (dropPartition >= 0) { // the block of group 1 of one partition is lost
+                org.apache.spark.SparkEnv.get().blockManager().removeBlock(
+                        new org.apache.spark.storage.RDDBlockId(id, dropPartition * groups + 1), true);
             }
-            return java.util.Collections.singletonList(c).iterator();
-        }).collect();
-        assertThat(perTask).as(partitions + " partitions: records per group task").hasSize(groups)
-                .allSatisfy(c -> assertThat(c).isEqualTo(routed.children()));
-        assertThat(routed.shuffles()).hasSize(partitions > HessianReduce.FAN_IN ? 1 + levels(partitions) : 1);
-        return routed.byGroup().mapPartitionsWithIndex((g, it) -> java.util.Collections.singletonList(
-                GroupSolve.reduce("g" + g, g, partitions, it)).iterator(), false).collect();
-    }
-
-    /** Tree levels below the group tasks for n partitions (each dividing the count by FAN_IN, rounding up). */
-    private static int levels(int n) {
-        int l = 0;
-        while (n > HessianReduce.FAN_IN) {
-            n = (n + HessianReduce.FAN_IN - 1) / HessianReduce.FAN_IN;
-            l++;
+            // each group task gets its group's partials, every partition once, in partition order
+            List<List<Integer>> seen = exchange.byGroup().toJavaRDD().mapPartitionsWithIndex((g, it) -> {
+                List<Integer> order = new ArrayList<>();
+                it.forEachRemaining(t -> {
+                    if (t._1 != g) {
+                        throw new IllegalStateException("group " + g + " got a partial of group " + t._1);
+                    }
+                    order.add(t._2._1);
+                });
+                return java.util.Collections.singletonList(order).iterator();
+            }, false).collect();
+            assertThat(seen).hasSize(groups).allSatisfy(o -> assertThat(o).isEqualTo(ids));
+            return exchange.byGroup().toJavaRDD().mapPartitionsWithIndex((g, it) -> java.util.Collections.singletonList(
+                    GroupSolve.reduce("g" + g, g, partitions, it)).iterator(), false).collect();
+        } finally {
+            exchange.release();
         }
-        return l;
     }
 
     /** Each group's partials through {@link HessianReduce.TreeOrder}, offered in a shuffled order. */
@@ -193,13 +203,63 @@ class HessianReduceTest {
     }
 
     @Test
-    void groupTasksAfterTheShuffleSumInTheFixedOrder() {
+    void groupTasksReadingTheCachedPartialsSumInTheFixedOrder() {
         for (int n : new int[] {1, 3, 4, 5, 9, 17}) {
             List<List<HessianAccumulator>> parts = partials(n);
             List<HessianAccumulator> want = tree(parts);
-            assertSameBits(viaGroupShuffle(n), want, n + " partitions through the group shuffle");
+            org.apache.spark.util.LongAccumulator passes = spark.sparkContext().longAccumulator();
+            assertSameBits(viaGroupPartials(n, -1, passes), want, n + " partitions through the block store");
+            assertThat(passes.value()).as("no pass ran again for the group tasks").isEqualTo(n);
             assertSameBits(viaTreeOrder(parts, n), want, n + " partitions, shuffled arrival");
             assertThat(parts.get(0).get(0).hessian()).as("inputs untouched").containsExactly(partial(0).get(0).hessian());
+        }
+    }
+
+    @Test
+    void aLostPartialIsRecomputedThroughItsPass() {
+        int n = 5;
+        org.apache.spark.util.LongAccumulator passes = spark.sparkContext().longAccumulator();
+        assertSameBits(viaGroupPartials(n, 3, passes), tree(partials(n)), "partition 3's group-1 block lost");
+        assertThat(passes.value()).as("partition 3's pass ran once more, and only it").isEqualTo(n + 1);
+    }
+
+    @Test
+    void releasedPartialsLeaveTheBlockStores() throws Exception {
+        JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+        GroupPartials exchange = new GroupPartials(jsc.parallelize(List.of(0, 1), 2)
+                .map(k -> partial(k).toArray(new HessianAccumulator[0])).rdd(), 2,
+                org.apache.spark.storage.StorageLevel.MEMORY_AND_DISK());
+        exchange.materialize(spark.sparkContext());
+        int id = exchange.blocks().id();
+        assertThat(spark.sparkContext().getPersistentRDDs().contains(id)).isTrue();
+        exchange.release();
+        assertThat(spark.sparkContext().getPersistentRDDs().contains(id)).isFalse();
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        boolean gone = false;
+        while (!gone && System.nanoTime() < deadline) {
+            gone = java.util.Arrays.stream(spark.sparkContext().getRDDStorageInfo()).noneMatch(r -> r.id() == id)
+                    && org.apache.spark.SparkEnv.get().blockManager().getMatchingBlockIds(b -> b.isRDD()
+                    && ((org.apache.spark.storage.RDDBlockId) b).rddId() == id).isEmpty();
+            Thread.sleep(20);
+        }
+        assertThat(gone).as("the blocks of RDD %d are removed", id).isTrue();
+    }
+
+    @Test
+    void badPlansAreRefused() {
+        JavaSparkContext jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
+        org.apache.spark.rdd.RDD<HessianAccumulator[]> passes = jsc.parallelize(List.of(0), 1)
+                .map(k -> partial(k).toArray(new HessianAccumulator[0])).rdd();
+        assertThatThrownBy(() -> new GroupPartials(passes, 0, org.apache.spark.storage.StorageLevel.MEMORY_ONLY()))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("at least one calibration group");
+        assertThatThrownBy(() -> new GroupPartials(passes, 2, org.apache.spark.storage.StorageLevel.NONE()))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("storage level");
+        GroupPartials wrongCount = new GroupPartials(passes, 3, org.apache.spark.storage.StorageLevel.MEMORY_ONLY());
+        try {
+            assertThatThrownBy(() -> wrongCount.materialize(spark.sparkContext()))
+                    .hasStackTraceContaining("returned 2 partials for 3 groups");
+        } finally {
+            wrongCount.release();
         }
     }
 
