@@ -169,6 +169,79 @@ record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf 
         };
     }
 
+    /**
+     * The pruned model as committed: the dense tensors with every committed tensor's staged shards
+     * laid over them, from each shard's layer directory. The bytes are those that the output
+     * assembly copies into the pruned checkpoint (it checks each shard's size and SHA-256 as it
+     * copies), so the quality check can run on them while the assembly writes. A one-shard tensor
+     * on a local file system is memory-mapped (read-only; the heap holds none of it, as when reading
+     * the assembled output), any other is read into the heap as {@link #stagedSource} does.
+     *
+     * @param shards every committed tensor's shards, in order (all from one layer per tensor)
+     * @param layerDirs each committed tensor's layer directory (a Hadoop path)
+     * @return a tensor source
+     * @throws ModelWeightsException (on read) when a staged shard's size differs from its record
+     */
+    TensorSource committedSource(Map<String, List<ShardRecord>> shards, Map<String, String> layerDirs) {
+        TensorSource dense = denseSource();
+        return new TensorSource() {
+            @Override
+            public String source() {
+                return modelUri + " with the committed pruned tensors";
+            }
+
+            @Override
+            public boolean contains(String name) {
+                return dense.contains(name);
+            }
+
+            @Override
+            public long[] shape(String name) {
+                return dense.shape(name);
+            }
+
+            @Override
+            public HostTensor read(String name) {
+                List<ShardRecord> list = shards.get(name);
+                if (list == null) {
+                    return dense.read(name);
+                }
+                DType dtype = checkpoint().info(name).dtype();
+                String dir = layerDirs.get(name);
+                if (list.size() == 1) {
+                    HostTensor mapped = mapLocal(dir, name, dtype, dense.shape(name), list.get(0));
+                    if (mapped != null) {
+                        return mapped;
+                    }
+                }
+                return readStaged(dir, name, dtype, dense.shape(name), list);
+            }
+        };
+    }
+
+    /** A one-shard tensor's staged file memory-mapped when it is on a local file system, else null. */
+    private HostTensor mapLocal(String stagingDir, String name, DType dtype, long[] shape, ShardRecord r) {
+        Path file = new Path(new Path(stagingDir), r.file());
+        try {
+            FileSystem fs = file.getFileSystem(hadoop.get());
+            if (!"file".equals(fs.getScheme())) {
+                return null;
+            }
+            java.nio.file.Path local = java.nio.file.Paths.get(fs.makeQualified(file).toUri());
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(local,
+                    java.nio.file.StandardOpenOption.READ)) {
+                long size = ch.size();
+                if (size != r.bytes() || size != HostTensor.numel(shape) * dtype.byteSize()) {
+                    throw new ModelWeightsException(name + ": staged shard " + r.file() + " has " + size
+                            + " bytes, its commit record says " + r.bytes() + "; delete the output and run again");
+                }
+                return new HostTensor(dtype, shape, ch.map(java.nio.channels.FileChannel.MapMode.READ_ONLY, 0, size));
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot map staged shard " + file + " of " + name, e);
+        }
+    }
+
     private HostTensor readStaged(String stagingDir, String name, DType dtype, long[] shape, List<ShardRecord> list) {
         long total = HostTensor.numel(shape) * dtype.byteSize();
         if (total > Integer.MAX_VALUE - 8) {

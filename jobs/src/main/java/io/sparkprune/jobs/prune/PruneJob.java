@@ -296,19 +296,58 @@ public final class PruneJob {
             }
             hidden.unpersist(false);
 
-            long ta = System.nanoTime();
-            fs.setWriteChecksum(false); // no Hadoop .crc side files in the user's output directory
-            jsc.setJobGroup("assemble", "write the pruned checkpoint", false);
-            ObjectNode sparsity = sparsityBlock(recipe, tensorMetrics);
-            Path dense = OutputAssembler.assembleDense(ck, log, fs, out, sparsity);
-            stageSeconds.put("assemble", seconds(ta));
-
-            long te = System.nanoTime();
-            jsc.setJobGroup("evaluate", "quality check on held-out data", false);
+            // the quality check runs on the committed shards (the bytes the assembly copies into the
+            // output) on a thread of its own, its Spark jobs on the executors' GPUs, while this thread
+            // assembles the output on the driver's CPUs and disk
             List<String> skipped = new ArrayList<>();
             List<BaselineWeights> baselines = baselines(recipe, plan, adapter.numLayers(), firstLayer, skipped);
-            ObjectNode quality = QualityEvaluator.evaluate(jsc, ctx, config, tokenizerJson, dense.toString(), hconf,
-                    baselines);
+            Map<String, List<ShardRecord>> committedShards = log.committedShards();
+            Map<String, String> layerDirs = new LinkedHashMap<>();
+            committedShards.forEach((t, list) -> layerDirs.put(t, log.layerDir(list.get(0).layer()).toString()));
+            QualityEvaluator.ModelRef prunedModel = QualityEvaluator.committedModel(ctx,
+                    "committed|" + log.layerDir(0).getParent(), committedShards, layerDirs);
+            java.util.concurrent.CompletableFuture<ObjectNode> evaluation = new java.util.concurrent.CompletableFuture<>();
+            double[] evaluateSeconds = new double[1];
+            Thread evaluator = new Thread(() -> {
+                long te = System.nanoTime();
+                try {
+                    jsc.setJobGroup("evaluate", "quality check on held-out data", false);
+                    ObjectNode q = QualityEvaluator.evaluate(jsc, ctx, config, tokenizerJson, prunedModel, hconf, baselines);
+                    evaluateSeconds[0] = seconds(te);
+                    evaluation.complete(q);
+                } catch (Throwable e) {
+                    evaluation.completeExceptionally(e);
+                }
+            }, "sparkprune-quality-check");
+            evaluator.setDaemon(true);
+            evaluator.start();
+
+            long ta = System.nanoTime();
+            fs.setWriteChecksum(false); // no Hadoop .crc side files in the user's output directory
+            ObjectNode sparsity = sparsityBlock(recipe, tensorMetrics);
+            Path dense;
+            try {
+                dense = OutputAssembler.assembleDense(ck, log, fs, out, sparsity);
+            } catch (IOException | RuntimeException | Error e) {
+                jsc.cancelJobGroup("evaluate"); // no quality check for an output that was not written
+                awaitQuietly(evaluator);
+                throw e;
+            }
+            stageSeconds.put("assemble", seconds(ta));
+            ObjectNode quality;
+            try {
+                quality = evaluation.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                jsc.cancelJobGroup("evaluate");
+                throw new IllegalStateException("interrupted while waiting for the quality check", e);
+            } catch (java.util.concurrent.ExecutionException e) {
+                if (e.getCause() instanceof Error err) {
+                    throw err;
+                }
+                throw SparkFailures.rethrow(e.getCause());
+            }
+            stageSeconds.put("evaluate", evaluateSeconds[0]); // wall time, overlapping "assemble"
             for (String m : skipped) {
                 ObjectNode b = quality.withArray("baselines").addObject();
                 b.put("method", m);
@@ -316,7 +355,6 @@ public final class PruneJob {
                 b.put("error", "not scored: this run resumed at layer " + firstLayer + ", and the input norms of the "
                         + "layers committed before it were not kept; run without --resume to score " + m);
             }
-            stageSeconds.put("evaluate", seconds(te));
 
             long tw = System.nanoTime();
             Map<OutputFormat, Path> written = OutputAssembler.publish(fs, out, dense, formats, log, ck, recipe.prune(),
@@ -538,6 +576,15 @@ public final class PruneJob {
                 return res.iterator();
             }, true).persist(storage);
             return next;
+        }
+
+        /** Waits for a thread to end, keeping this thread's interrupt (a failure is already being thrown). */
+        private static void awaitQuietly(Thread t) {
+            try {
+                t.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
 
         private List<ObjectNode> readLayerMetrics(CommitLog log, int layer) throws IOException {

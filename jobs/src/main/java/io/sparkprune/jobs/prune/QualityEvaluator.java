@@ -20,6 +20,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.api.java.JavaSparkContext;
 import scala.Tuple3;
@@ -50,7 +51,32 @@ final class QualityEvaluator {
 
     static ObjectNode evaluate(JavaSparkContext jsc, JobContext ctx, ModelConfig config, byte[] tokenizerJson,
                                String prunedUri, Configuration hconf) {
-        return evaluate(jsc, ctx, config, tokenizerJson, prunedUri, hconf, List.of());
+        return evaluate(jsc, ctx, config, tokenizerJson, checkpointModel(ctx, prunedUri), hconf, List.of());
+    }
+
+    /**
+     * The pruned model of a checkpoint on the file system (the validate command's compressed checkpoint).
+     *
+     * @param uri the checkpoint directory
+     * @return a reference that opens (or finds cached) the model on an executor
+     */
+    static ModelRef checkpointModel(JobContext ctx, String uri) {
+        return () -> model(ctx, uri);
+    }
+
+    /**
+     * The pruned model as the prune job committed it ({@link JobContext#committedSource}): the dense
+     * checkpoint with the committed shards laid over it, cached per executor under {@code key}.
+     *
+     * @param key identifies the run's committed shards, e.g. {@code committed|<staging dir>}
+     * @param shards every committed tensor's shards
+     * @param layerDirs each committed tensor's layer directory
+     * @return a reference that opens (or finds cached) the model on an executor
+     */
+    static ModelRef committedModel(JobContext ctx, String key, Map<String, List<io.sparkprune.jobs.commit.ShardRecord>> shards,
+                                   Map<String, String> layerDirs) {
+        return () -> ExecutorState.model(key, ctx.adapter().config(), () -> ctx.committedSource(shards, layerDirs),
+                ctx.backendChoice(), ctx.threads());
     }
 
     /**
@@ -59,11 +85,12 @@ final class QualityEvaluator {
      * baseline over the same windows or sentences, whose executors prune the dense weights as they
      * load them ({@link BaselineWeights}); the dense scores of the first pass are reused.
      *
+     * @param pruned the pruned model ({@link #checkpointModel} or {@link #committedModel})
      * @param baselines the baselines to score, in report order (empty for none)
      * @return the report's {@code quality} object
      */
     static ObjectNode evaluate(JavaSparkContext jsc, JobContext ctx, ModelConfig config, byte[] tokenizerJson,
-                               String prunedUri, Configuration hconf, List<BaselineWeights> baselines) {
+                               ModelRef pruned, Configuration hconf, List<BaselineWeights> baselines) {
         EvaluationSpec ev = ctx.recipe().evaluation();
         CalibrationSpec cal = ctx.recipe().calibration();
         DocumentSource docs;
@@ -79,9 +106,9 @@ final class QualityEvaluator {
         q.put("data", docs.description());
         try (HfTokenizer tok = HfTokenizer.fromBytes(tokenizerJson, "tokenizer.json")) {
             if (config.family() == ModelFamily.BERT) {
-                encoder(jsc, ctx, config, tok, docs.readAll(ev.samples()), seqLen, prunedUri, q, baselines);
+                encoder(jsc, ctx, config, tok, docs.readAll(ev.samples()), seqLen, pruned, q, baselines);
             } else {
-                decoder(jsc, ctx, config, tok, docs.readAll(Integer.MAX_VALUE), seqLen, ev.samples(), prunedUri, q,
+                decoder(jsc, ctx, config, tok, docs.readAll(Integer.MAX_VALUE), seqLen, ev.samples(), pruned, q,
                         baselines);
             }
         }
@@ -89,7 +116,7 @@ final class QualityEvaluator {
     }
 
     private static void decoder(JavaSparkContext jsc, JobContext ctx, ModelConfig config, HfTokenizer tok, List<String> docs,
-                                int seqLen, int maxWindows, String prunedUri, ObjectNode q,
+                                int seqLen, int maxWindows, ModelRef prunedModel, ObjectNode q,
                                 List<BaselineWeights> baselines) {
         ForwardPrecision precision = ctx.recipe().evaluation().forwardPrecision();
         int[] tokens = tok.encode(String.join("\n\n", docs), true);
@@ -119,7 +146,7 @@ final class QualityEvaluator {
                         System.arraycopy(part.get(i)._2(), 0, concat, i * seqLen, seqLen);
                     }
                     double[] dense = Perplexity.evaluate(model(ctx, denseUri), concat, seqLen, 1, precision).windowLosses();
-                    double[] pruned = Perplexity.evaluate(model(ctx, prunedUri), concat, seqLen, 1, precision).windowLosses();
+                    double[] pruned = Perplexity.evaluate(prunedModel.open(), concat, seqLen, 1, precision).windowLosses();
                     List<Tuple3<Integer, Double, Double>> res = new ArrayList<>();
                     for (int i = 0; i < part.size(); i++) {
                         res.add(new Tuple3<>(part.get(i)._1(), dense[i], pruned[i]));
@@ -197,7 +224,7 @@ final class QualityEvaluator {
     }
 
     private static void encoder(JavaSparkContext jsc, JobContext ctx, ModelConfig config, HfTokenizer tok, List<String> sentences,
-                                int seqLen, String prunedUri, ObjectNode q, List<BaselineWeights> baselines) {
+                                int seqLen, ModelRef prunedModel, ObjectNode q, List<BaselineWeights> baselines) {
         ForwardPrecision precision = ctx.recipe().evaluation().forwardPrecision();
         q.put("metric", "embedding_cosine");
         q.put("forward_precision", precision.id());
@@ -224,7 +251,7 @@ final class QualityEvaluator {
                 Math.min(16, batches.size())).map(t -> {
                     TokenBatch b = TokenBatch.of(t._2());
                     return new Tuple3<>(t._1(), model(ctx, denseUri).sentenceEmbeddings(b, Pooling.MEAN, true, precision),
-                            model(ctx, prunedUri).sentenceEmbeddings(b, Pooling.MEAN, true, precision));
+                            prunedModel.open().sentenceEmbeddings(b, Pooling.MEAN, true, precision));
                 }).collect());
         embs.sort(Comparator.comparing(Tuple3::_1));
         int n = sentences.size();

@@ -28,6 +28,6 @@ class PruneCommandDefaultsTest {
         assertThat(all).containsEntry("spark.executor.extraJavaOptions", "-Xss4m")
                 .doesNotContainKey("spark.io.compression.codec")
                 .containsEntry("spark.driver.maxResultSize", "8g")
-                .hasSize(3);
+                .hasSize(2);
     }
 }

@@ -71,6 +71,23 @@ class PruneJobLocalTest {
         return out;
     }
 
+    @Test
+    void theQualityCheckOnTheCommittedShardsMatchesTheWrittenCheckpoint() {
+        // the job scores the pruned model from its committed shards while it assembles the output
+        // (JobContext.committedSource, memory-mapped where a tensor is one shard); validate reads the
+        // written checkpoint: the same bytes, so the same perplexities
+        for (Path out : List.of(sequential, independent)) {
+            JsonNode job = JobFixtures.report(out);
+            com.fasterxml.jackson.databind.node.ObjectNode val = ValidateJob.run(spark, new ValidateJob.Request(
+                    model.toString(), out.toString(), null, null, java.util.Map.of()));
+            for (String k : List.of("perplexity_dense", "perplexity_pruned", "windows")) {
+                assertThat(val.at("/quality/" + k).asDouble()).as(out + " " + k)
+                        .isEqualTo(job.at("/quality/" + k).asDouble());
+            }
+            assertThat(job.at("/run/stage_seconds").fieldNames()).toIterable().containsSubsequence("assemble", "evaluate");
+        }
+    }
+
     /** Non-hidden files of a directory (Hadoop's local file system adds .crc files beside them). */
     private static TreeMap<String, byte[]> visibleFiles(Path dir) {
         TreeMap<String, byte[]> m = JobFixtures.files(dir);
