@@ -28,9 +28,10 @@ import scala.reflect.ClassTag$;
  * tasks: through the executors' block stores (Spark's cache), not a shuffle. Each Hessian task's
  * partials stay in its executor's memory as they are (settled in their wire form:
  * {@link HessianAccumulator#settleForExchange()}), one cached block per (calibration partition,
- * group); a group task reads its group's blocks, in partition order: a block on its own executor is
- * the object itself (nothing serialized, copied or written to disk), a block on another executor is
- * fetched and deserialized by Spark's block manager (only that one group's partial).
+ * group); a group task reads its group's blocks, in partition order: a block in its own executor's
+ * memory is the object itself (nothing serialized or copied; a block that Spark had to spill to disk
+ * for lack of storage memory is read back and deserialized), a block on another executor is fetched
+ * and deserialized by Spark's block manager (only that one group's partial).
  *
  * <p>Why not a shuffle: a shuffle writes every partial to a file at the end of the Hessian stage
  * and reads it back at the start of the group stage, even when both run on one executor; for a
@@ -55,11 +56,20 @@ import scala.reflect.ClassTag$;
  *
  * <p>Failures: a lost executor loses its blocks; a group task that finds a block missing
  * recomputes it through the lineage (partition p's Hessian pass again, on its own executor, which
- * puts the pass's other groups there too), as Spark does for any lost cached partition. A retried
- * group task reads the same blocks. {@link #release()} unpersists the blocks on every executor once the
- * group stage is done. With {@code spark.rdd.cache.visibilityTracking.enabled} (off by default) Spark
+ * puts the pass's other groups there too), as Spark does for any lost cached partition. Group tasks
+ * on different executors that miss the same partition's blocks at the same time each run that pass
+ * (up to G times). A retried group task reads the same blocks. {@link #release()} unpersists the
+ * blocks on every executor once the group stage is done; a task of that stage still running then (a
+ * speculative copy being killed) that had to recompute a pass may put blocks after it, which stay
+ * until Spark's cleaner drops the unreachable RDD. With {@code spark.rdd.cache.visibilityTracking.enabled} (off by default) Spark
  * treats the blocks put for the other groups as not yet visible and recomputes them: correct, but
  * each group task then runs its partitions' passes again.
+ *
+ * <p>Memory: the blocks use storage memory (0.34 GB per calibration partition of a 7B layer with TF32
+ * Hessians) until the group stage ends, and Spark may evict other cached blocks to make room: with an
+ * activations storage level that has no disk ({@code MEMORY_ONLY}) an evicted activation partition is
+ * recomputed from its lineage, so give the executors storage memory for both, or keep a level with
+ * disk (the default is serialized, with disk).
  *
  * <p>The partials of one group reach its task in partition order, so the fixed-order sum
  * ({@link HessianReduce.TreeOrder}) gives the same bits on any cluster.

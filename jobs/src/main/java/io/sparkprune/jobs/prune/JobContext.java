@@ -231,9 +231,14 @@ record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf 
             try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(local,
                     java.nio.file.StandardOpenOption.READ)) {
                 long size = ch.size();
-                if (size != r.bytes() || size != HostTensor.numel(shape) * dtype.byteSize()) {
+                long expected = HostTensor.numel(shape) * dtype.byteSize();
+                if (size != r.bytes() || size != expected) {
                     throw new ModelWeightsException(name + ": staged shard " + r.file() + " has " + size
-                            + " bytes, its commit record says " + r.bytes() + "; delete the output and run again");
+                            + " bytes, its commit record says " + r.bytes() + " and the tensor needs " + expected
+                            + "; delete the output and run again");
+                }
+                if (size > Integer.MAX_VALUE - 8) {
+                    return null; // one mapping holds at most 2 GiB: readStaged says so in its own error
                 }
                 return new HostTensor(dtype, shape, ch.map(java.nio.channels.FileChannel.MapMode.READ_ONLY, 0, size));
             }

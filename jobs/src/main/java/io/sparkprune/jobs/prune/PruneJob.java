@@ -308,10 +308,12 @@ public final class PruneJob {
                     "committed|" + log.layerDir(0).getParent(), committedShards, layerDirs);
             java.util.concurrent.CompletableFuture<ObjectNode> evaluation = new java.util.concurrent.CompletableFuture<>();
             double[] evaluateSeconds = new double[1];
+            // a group of this run's own: cancelling it also refuses the jobs the check has not yet submitted
+            String evalGroup = "evaluate-" + java.util.UUID.randomUUID();
             Thread evaluator = new Thread(() -> {
                 long te = System.nanoTime();
                 try {
-                    jsc.setJobGroup("evaluate", "quality check on held-out data", false);
+                    jsc.setJobGroup(evalGroup, "quality check on held-out data", false);
                     ObjectNode q = QualityEvaluator.evaluate(jsc, ctx, config, tokenizerJson, prunedModel, hconf, baselines);
                     evaluateSeconds[0] = seconds(te);
                     evaluation.complete(q);
@@ -323,29 +325,29 @@ public final class PruneJob {
             evaluator.start();
 
             long ta = System.nanoTime();
-            fs.setWriteChecksum(false); // no Hadoop .crc side files in the user's output directory
-            ObjectNode sparsity = sparsityBlock(recipe, tensorMetrics);
             Path dense;
-            try {
-                dense = OutputAssembler.assembleDense(ck, log, fs, out, sparsity);
-            } catch (IOException | RuntimeException | Error e) {
-                jsc.cancelJobGroup("evaluate"); // no quality check for an output that was not written
-                awaitQuietly(evaluator);
-                throw e;
-            }
-            stageSeconds.put("assemble", seconds(ta));
+            ObjectNode sparsity;
             ObjectNode quality;
             try {
+                fs.setWriteChecksum(false); // no Hadoop .crc side files in the user's output directory
+                sparsity = sparsityBlock(recipe, tensorMetrics);
+                dense = OutputAssembler.assembleDense(ck, log, fs, out, sparsity);
+                stageSeconds.put("assemble", seconds(ta));
                 quality = evaluation.get();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                jsc.cancelJobGroup("evaluate");
+                jsc.sc().cancelJobGroupAndFutureJobs(evalGroup);
                 throw new IllegalStateException("interrupted while waiting for the quality check", e);
             } catch (java.util.concurrent.ExecutionException e) {
                 if (e.getCause() instanceof Error err) {
                     throw err;
                 }
                 throw SparkFailures.rethrow(e.getCause());
+            } catch (IOException | RuntimeException | Error e) {
+                // no quality check for an output that was not written: its running and later jobs are cancelled
+                jsc.sc().cancelJobGroupAndFutureJobs(evalGroup);
+                awaitQuietly(evaluator);
+                throw e;
             }
             stageSeconds.put("evaluate", evaluateSeconds[0]); // wall time, overlapping "assemble"
             for (String m : skipped) {
