@@ -59,32 +59,14 @@ record BaselineWeights(PruneMethod method, String pattern, List<String> targets,
      */
     TensorSource over(TensorSource dense) {
         java.util.Set<String> t = new java.util.HashSet<>(targets);
-        return new TensorSource() {
-            @Override
-            public String source() {
-                return dense.source() + " with " + method.id() + " " + pattern + " baseline weights";
-            }
-
-            @Override
-            public boolean contains(String name) {
-                return dense.contains(name);
-            }
-
-            @Override
-            public long[] shape(String name) {
-                return dense.shape(name);
-            }
-
-            @Override
-            public HostTensor read(String name) {
-                HostTensor d = dense.read(name);
-                if (!t.contains(name)) {
-                    return d;
-                }
-                long[] s = d.shape();
-                float[] p = prune(name, d.toFloatArray(), (int) s[0], (int) s[1]);
-                return HostTensor.fromFloats(d.dtype(), s, p);
-            }
-        };
+        return TensorSource.overlay(dense, dense.source() + " with " + method.id() + " " + pattern + " baseline weights",
+                name -> {
+                    if (!t.contains(name)) {
+                        return null;
+                    }
+                    HostTensor d = dense.read(name);
+                    long[] s = d.shape();
+                    return HostTensor.fromFloats(d.dtype(), s, prune(name, d.toFloatArray(), (int) s[0], (int) s[1]));
+                });
     }
 }

@@ -141,32 +141,10 @@ record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf 
      */
     TensorSource stagedSource(String stagingDir, Map<String, List<ShardRecord>> shards) {
         TensorSource dense = denseSource();
-        return new TensorSource() {
-            @Override
-            public String source() {
-                return modelUri + " with pruned tensors from " + stagingDir;
-            }
-
-            @Override
-            public boolean contains(String name) {
-                return dense.contains(name);
-            }
-
-            @Override
-            public long[] shape(String name) {
-                return dense.shape(name);
-            }
-
-            @Override
-            public HostTensor read(String name) {
-                List<ShardRecord> list = shards.get(name);
-                if (list == null) {
-                    return dense.read(name);
-                }
-                DType dtype = checkpoint().info(name).dtype();
-                return readStaged(stagingDir, name, dtype, dense.shape(name), list);
-            }
-        };
+        return TensorSource.overlay(dense, modelUri + " with pruned tensors from " + stagingDir, name -> {
+            List<ShardRecord> list = shards.get(name);
+            return list == null ? null : readStaged(stagingDir, name, checkpoint().info(name).dtype(), dense.shape(name), list);
+        });
     }
 
     /**
@@ -178,45 +156,22 @@ record JobContext(String modelUri, byte[] configJson, Recipe recipe, HadoopConf 
      * the assembled output), any other is read into the heap as {@link #stagedSource} does.
      *
      * @param shards every committed tensor's shards, in order (all from one layer per tensor)
-     * @param layerDirs each committed tensor's layer directory (a Hadoop path)
+     * @param stagingDir the run's staging directory (a Hadoop path), which holds one directory per layer
      * @return a tensor source
      * @throws ModelWeightsException (on read) when a staged shard's size differs from its record
      */
-    TensorSource committedSource(Map<String, List<ShardRecord>> shards, Map<String, String> layerDirs) {
+    TensorSource committedSource(Map<String, List<ShardRecord>> shards, String stagingDir) {
         TensorSource dense = denseSource();
-        return new TensorSource() {
-            @Override
-            public String source() {
-                return modelUri + " with the committed pruned tensors";
+        return TensorSource.overlay(dense, modelUri + " with the committed pruned tensors", name -> {
+            List<ShardRecord> list = shards.get(name);
+            if (list == null) {
+                return null;
             }
-
-            @Override
-            public boolean contains(String name) {
-                return dense.contains(name);
-            }
-
-            @Override
-            public long[] shape(String name) {
-                return dense.shape(name);
-            }
-
-            @Override
-            public HostTensor read(String name) {
-                List<ShardRecord> list = shards.get(name);
-                if (list == null) {
-                    return dense.read(name);
-                }
-                DType dtype = checkpoint().info(name).dtype();
-                String dir = layerDirs.get(name);
-                if (list.size() == 1) {
-                    HostTensor mapped = mapLocal(dir, name, dtype, dense.shape(name), list.get(0));
-                    if (mapped != null) {
-                        return mapped;
-                    }
-                }
-                return readStaged(dir, name, dtype, dense.shape(name), list);
-            }
-        };
+            DType dtype = checkpoint().info(name).dtype();
+            String dir = new Path(stagingDir, io.sparkprune.jobs.commit.ShardNames.layerDir(list.get(0).layer())).toString();
+            HostTensor mapped = list.size() == 1 ? mapLocal(dir, name, dtype, dense.shape(name), list.get(0)) : null;
+            return mapped != null ? mapped : readStaged(dir, name, dtype, dense.shape(name), list);
+        });
     }
 
     /** A one-shard tensor's staged file memory-mapped when it is on a local file system, else null. */

@@ -301,11 +301,8 @@ public final class PruneJob {
             // assembles the output on the driver's CPUs and disk
             List<String> skipped = new ArrayList<>();
             List<BaselineWeights> baselines = baselines(recipe, plan, adapter.numLayers(), firstLayer, skipped);
-            Map<String, List<ShardRecord>> committedShards = log.committedShards();
-            Map<String, String> layerDirs = new LinkedHashMap<>();
-            committedShards.forEach((t, list) -> layerDirs.put(t, log.layerDir(list.get(0).layer()).toString()));
-            QualityEvaluator.ModelRef prunedModel = QualityEvaluator.committedModel(ctx,
-                    "committed|" + log.layerDir(0).getParent(), committedShards, layerDirs);
+            QualityEvaluator.ModelRef prunedModel = QualityEvaluator.committedModel(ctx, log.committedShards(),
+                    log.stagingDir().toString());
             java.util.concurrent.CompletableFuture<ObjectNode> evaluation = new java.util.concurrent.CompletableFuture<>();
             double[] evaluateSeconds = new double[1];
             // a group of this run's own: cancelling it also refuses the jobs the check has not yet submitted

@@ -66,16 +66,16 @@ final class QualityEvaluator {
 
     /**
      * The pruned model as the prune job committed it ({@link JobContext#committedSource}): the dense
-     * checkpoint with the committed shards laid over it, cached per executor under {@code key}.
+     * checkpoint with the committed shards laid over it, cached per executor under the staging directory.
      *
-     * @param key identifies the run's committed shards, e.g. {@code committed|<staging dir>}
      * @param shards every committed tensor's shards
-     * @param layerDirs each committed tensor's layer directory
+     * @param stagingDir the run's staging directory (one directory per layer)
      * @return a reference that opens (or finds cached) the model on an executor
      */
-    static ModelRef committedModel(JobContext ctx, String key, Map<String, List<io.sparkprune.jobs.commit.ShardRecord>> shards,
-                                   Map<String, String> layerDirs) {
-        return () -> ExecutorState.model(key, ctx.adapter().config(), () -> ctx.committedSource(shards, layerDirs),
+    static ModelRef committedModel(JobContext ctx, Map<String, List<io.sparkprune.jobs.commit.ShardRecord>> shards,
+                                   String stagingDir) {
+        return () -> ExecutorState.model("committed|" + stagingDir, ctx.adapter().config(),
+                () -> ctx.committedSource(shards, stagingDir),
                 ctx.backendChoice(), ctx.threads());
     }
 

@@ -149,6 +149,41 @@ public interface TensorSource {
         };
     }
 
+    /**
+     * A view of {@code base} with some tensors replaced: {@code over} gives a tensor's replacement (for
+     * example a pruned copy), or null to read it from {@code base}. Names and shapes are {@code base}'s;
+     * a replacement must have the same shape.
+     *
+     * @param base the underlying source
+     * @param source what the view describes, for messages
+     * @param over a tensor's replacement by name, or null; called on every read (it may read {@code base})
+     * @return the view
+     */
+    static TensorSource overlay(TensorSource base, String source, java.util.function.Function<String, HostTensor> over) {
+        return new TensorSource() {
+            @Override
+            public String source() {
+                return source;
+            }
+
+            @Override
+            public boolean contains(String name) {
+                return base.contains(name);
+            }
+
+            @Override
+            public long[] shape(String name) {
+                return base.shape(name);
+            }
+
+            @Override
+            public HostTensor read(String name) {
+                HostTensor t = over.apply(name);
+                return t != null ? t : base.read(name);
+            }
+        };
+    }
+
     private static ModelWeightsException missing(String source, String name) {
         return new ModelWeightsException(source + ": tensor \"" + name + "\" is missing; the config.json describes a"
                 + " model that has it. Fix: use the checkpoint that belongs to this config.json");
