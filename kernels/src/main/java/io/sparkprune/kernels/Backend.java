@@ -296,7 +296,10 @@ public interface Backend extends AutoCloseable {
     /**
      * Embedding lookup: {@code y[r] = table[ids[r]]} (or {@code y[r] += table[ids[r]]} when
      * {@code accumulate}, one fp32 addition per element), for a table of {@code tableRows × cols}
-     * stored contiguously from {@code tOff}.
+     * stored contiguously from {@code tOff}. A device backend may keep a large table's device copy
+     * between calls, keyed by the array's identity (the CUDA backend: tables of at least
+     * {@code CudaBackend.CACHED_TABLE_BYTES}), so the table's contents must not change once passed, as
+     * for a model's weights.
      *
      * @param rows rows to gather
      * @param cols features per row

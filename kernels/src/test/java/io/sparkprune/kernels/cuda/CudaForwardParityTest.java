@@ -173,6 +173,37 @@ class CudaForwardParityTest extends CudaSuite {
     }
 
     @Test
+    void aLargeEmbeddingTableIsUploadedOnceAndGathersAsOnTheCpu() {
+        requireDevice();
+        SplittableRandom r = new SplittableRandom(SEED + 4);
+        int tableRows = 4200;
+        int cols = 1024; // 17.2 MB: over CACHED_TABLE_BYTES
+        float[] table = randomF(r, 5 + tableRows * cols, 1);
+        assertThat(4L * table.length).isGreaterThanOrEqualTo(CudaBackend.CACHED_TABLE_BYTES);
+        long afterFirst = 0;
+        for (int call = 0; call < 3; call++) {
+            int rows = 1 + r.nextInt(700);
+            int[] ids = new int[rows];
+            for (int i = 0; i < rows; i++) {
+                ids[i] = r.nextInt(tableRows);
+            }
+            boolean acc = call == 2;
+            float[] ref = randomF(r, rows * cols, 1);
+            float[] got = acc ? ref.clone() : new float[rows * cols];
+            cpu.embedding(rows, cols, ids, 0, table, 5, tableRows, ref, 0, cols, acc);
+            gpu.embedding(rows, cols, ids, 0, table, 5, tableRows, got, 0, cols, acc);
+            assertThat(got).as("call %d", call).containsExactly(ref);
+            long held = gpu.cachedWeightBytes(); // (other tests' weights may be freed in between: it only shrinks)
+            assertThat(held).as("the table's device copy is kept").isGreaterThanOrEqualTo(4L * table.length);
+            if (call == 0) {
+                afterFirst = held;
+            } else {
+                assertThat(held).as("no second copy of the table").isLessThanOrEqualTo(afterFirst);
+            }
+        }
+    }
+
+    @Test
     void embeddingMatchesCpu() {
         requireDevice();
         SplittableRandom r = new SplittableRandom(SEED + 3);
