@@ -178,14 +178,18 @@ final class DenseAssembly {
         long t = System.nanoTime();
         Stats stats = local.isPresent() ? writePositional(in, log, local.get(), settings)
                 : writeStreamed(in, log, fs, dir, settings);
-        double s = (System.nanoTime() - t) / 1e9;
+        log(local.isPresent() ? "positional" : "stream", settings, stats, (System.nanoTime() - t) / 1e9);
+        return stats;
+    }
+
+    /** Logs an assembly's summary line at INFO. */
+    static void log(String path, Settings settings, Stats stats, double seconds) {
         LOG.info("output assembly ({} path, {} threads): {} files, {} MB of tensors in {} s ({} MB/s); waited {} s "
-                        + "for pieces, {} s for fsyncs and renames; at most {} MiB held", local.isPresent()
-                        ? "positional" : "stream", settings.readers(), stats.files(), Math.round(stats.bytes() / 1e6),
-                String.format(java.util.Locale.ROOT, "%.2f", s), Math.round(stats.bytes() / 1e6 / Math.max(s, 1e-9)),
+                        + "for pieces, {} s for fsyncs and renames; at most {} MiB held", path, settings.readers(),
+                stats.files(), Math.round(stats.bytes() / 1e6), String.format(java.util.Locale.ROOT, "%.2f", seconds),
+                Math.round(stats.bytes() / 1e6 / Math.max(seconds, 1e-9)),
                 String.format(java.util.Locale.ROOT, "%.2f", stats.waitSeconds()),
                 String.format(java.util.Locale.ROOT, "%.2f", stats.closeSeconds()), stats.peakWindowBytes() >> 20);
-        return stats;
     }
 
     /**
@@ -393,9 +397,7 @@ final class DenseAssembly {
      * all are finished are they published (renamed) one after the other.
      *
      * @param dir the (existing) local directory to write the files into
-     * @return what was written; {@link Stats#waitSeconds()} is the time the calling thread waited for
-     *     the pool to read and write every piece, {@link Stats#closeSeconds()} the time it then waited
-     *     for the files' fsyncs and renames
+     * @return what was written ({@link Positional#finish})
      * @throws io.sparkprune.jobs.commit.CorruptCommitException when a staged shard's size or SHA-256
      *     differs from its record (nothing is published)
      * @throws IllegalStateException when a pruned tensor's shard records do not add up to its size
@@ -404,59 +406,172 @@ final class DenseAssembly {
     static Stats writePositional(ShardedCheckpoint in, CommitLog log, java.nio.file.Path dir, Settings settings)
             throws IOException {
         Map<String, List<ShardRecord>> pruned = log.committedShards();
-        int chunk = settings.chunk();
-        Window window = new Window(settings.windowBytes());
-        Buffers buffers = new Buffers(chunk);
-        Tasks run = new Tasks();
-        List<OutFile> files = new ArrayList<>();
-        List<Runnable> tasks = new ArrayList<>();
-        int threads = settings.readers();
-        ThreadPoolExecutor pool = new ThreadPoolExecutor(threads, threads, 0L, TimeUnit.MILLISECONDS,
-                new LinkedBlockingQueue<>(), threads("write"));
-        int closers = Math.max(1, Math.min(threads, in.files().size()));
-        ThreadPoolExecutor closer = new ThreadPoolExecutor(closers, closers, 0L, TimeUnit.MILLISECONDS,
-                new LinkedBlockingQueue<>(), threads("close"));
-        long pieces = 0;
-        long bytes = 0;
-        boolean ok = false;
-        try {
-            for (String file : in.files()) {
-                SafetensorsFile src = in.shard(file);
-                OutFile out = new OutFile(SafetensorsRangeWriter.create(dir.resolve(file), src.metadata(),
-                        src.tensors()), closer);
-                files.add(out);
-                int first = tasks.size();
-                for (TensorInfo t : src.tensors()) {
-                    bytes += t.byteLength();
-                    List<ShardRecord> shards = pruned.get(t.name());
-                    if (shards != null) {
-                        long total = shards.stream().mapToLong(ShardRecord::bytes).sum();
-                        if (total != t.byteLength()) {
-                            throw new IllegalStateException("tensor " + t.name() + " of " + file + " has "
-                                    + t.byteLength() + " bytes, but its " + shards.size() + " committed shards "
-                                    + "list " + total + "; the commit log does not match the input checkpoint: "
-                                    + "rerun the job without --resume");
-                        }
-                        long off = 0;
-                        for (ShardRecord s : shards) {
-                            tasks.add(new ShardWrite(log, s, out, t.name(), off, chunk, window, buffers, run));
-                            pieces += Math.max(1, (s.bytes() + chunk - 1) / chunk);
-                            off += s.bytes();
-                        }
-                    } else {
-                        for (long off = 0; off < t.byteLength(); off += chunk) {
-                            int len = (int) Math.min(chunk, t.byteLength() - off);
-                            tasks.add(new RangeWrite(src, out, t.name(), off, len, window, run));
-                            pieces++;
+        try (Positional p = Positional.start(in, log, dir, settings, pruned.keySet())) {
+            p.commit(pruned);
+            return p.finish();
+        }
+    }
+
+    /**
+     * The positional path as an assembly that runs while the pruned tensors are still being committed:
+     * {@link #start} opens the output files and starts writing every tensor that is not pruned;
+     * {@link #commit} starts writing the shards of the tensors just committed (a layer's, as the prune job
+     * commits it); {@link #finish} waits for every piece, finishes (fsync) and publishes the files. The
+     * pieces, threads, window, verification and failure handling are those of {@link #writePositional}
+     * (which is {@code start}, one {@code commit} of everything, {@code finish}); the bytes written are
+     * the same whatever the order of the commits. {@link #close} without a successful {@code finish}
+     * stops the tasks, waits for the running ones and deletes every file written (a failed run publishes
+     * nothing). Not thread-safe: one thread calls {@code commit}, {@code finish} and {@code close}.
+     */
+    static final class Positional implements AutoCloseable {
+        private final CommitLog log;
+        private final java.nio.file.Path dir;
+        private final int chunk;
+        private final Window window;
+        private final Buffers buffers;
+        private final Tasks run = new Tasks();
+        private final List<OutFile> files = new ArrayList<>();
+        /** Pruned tensors not yet committed, with their output file and size. */
+        private final Map<String, Pending> pending = new java.util.LinkedHashMap<>();
+        /** Every pruned tensor of the input (committed or not). */
+        private final java.util.Set<String> expected = new java.util.HashSet<>();
+        private final ThreadPoolExecutor pool;
+        private final ThreadPoolExecutor closer;
+        private final long t0 = System.nanoTime();
+        private long pieces;
+        private long bytes;
+        private boolean finished;
+        private boolean closed;
+
+        private record Pending(OutFile out, String file, long bytes) {
+        }
+
+        private Positional(CommitLog log, java.nio.file.Path dir, Settings settings, int fileCount) {
+            this.log = log;
+            this.dir = dir;
+            this.chunk = settings.chunk();
+            this.window = new Window(settings.windowBytes());
+            this.buffers = new Buffers(chunk);
+            int threads = settings.readers();
+            this.pool = new ThreadPoolExecutor(threads, threads, 0L, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(),
+                    threads("write"));
+            int closers = Math.max(1, Math.min(threads, fileCount));
+            this.closer = new ThreadPoolExecutor(closers, closers, 0L, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(),
+                    threads("close"));
+        }
+
+        /**
+         * Opens the output files (temporary names, each file's header written) and starts writing every
+         * tensor that is not in {@code pruned}, in file order.
+         *
+         * @param in the input checkpoint
+         * @param log the run's commit log (the staged shards are read through it)
+         * @param dir the (existing) local directory to write the files into
+         * @param settings the pipeline settings
+         * @param pruned the names of the tensors whose bytes come from committed shards ({@link #commit})
+         * @return the running assembly
+         * @throws IOException when a file cannot be created (nothing is left behind)
+         */
+        static Positional start(ShardedCheckpoint in, CommitLog log, java.nio.file.Path dir, Settings settings,
+                                java.util.Set<String> pruned) throws IOException {
+            Positional p = new Positional(log, dir, settings, in.files().size());
+            boolean ok = false;
+            try {
+                List<Runnable> tasks = new ArrayList<>();
+                int placeholders = 0;
+                for (String file : in.files()) {
+                    SafetensorsFile src = in.shard(file);
+                    OutFile out = new OutFile(SafetensorsRangeWriter.create(dir.resolve(file), src.metadata(),
+                            src.tensors()), p.closer);
+                    p.files.add(out);
+                    int first = tasks.size();
+                    int waiting = 0;
+                    for (TensorInfo t : src.tensors()) {
+                        p.bytes += t.byteLength();
+                        if (pruned.contains(t.name())) {
+                            p.pending.put(t.name(), new Pending(out, file, t.byteLength()));
+                            p.expected.add(t.name());
+                            waiting++; // one placeholder task until its shards are committed
+                        } else {
+                            for (long off = 0; off < t.byteLength(); off += p.chunk) {
+                                int len = (int) Math.min(p.chunk, t.byteLength() - off);
+                                tasks.add(new RangeWrite(src, out, t.name(), off, len, p.window, p.run));
+                                p.pieces++;
+                            }
                         }
                     }
+                    out.expect(tasks.size() - first + waiting);
+                    placeholders += waiting;
                 }
-                out.expect(tasks.size() - first);
+                p.run.expect(tasks.size() + placeholders);
+                tasks.forEach(p.pool::execute); // FIFO: the first file's tasks first
+                ok = true;
+                return p;
+            } finally {
+                if (!ok) {
+                    p.close();
+                }
             }
-            long t0 = System.nanoTime();
-            run.expect(tasks.size());
-            tasks.forEach(pool::execute); // FIFO: the first file's tasks first, so its fsync starts early
-            tasks.clear();
+        }
+
+        /**
+         * Starts writing the committed shards of some pruned tensors (each tensor once, all its shards).
+         * Names that are not tensors of the input given as pruned to {@link #start} (a quantized tensor's
+         * staged codes) are skipped.
+         *
+         * @param shards committed shards by tensor, each list in shard order
+         * @throws IllegalStateException when a pruned tensor is committed a second time, or its shards'
+         *     sizes do not add up to its size
+         * @throws IOException when an earlier piece failed (that failure, as it was thrown)
+         */
+        void commit(Map<String, List<ShardRecord>> shards) throws IOException {
+            if (finished || closed) {
+                throw new IllegalStateException("the output assembly into " + dir + " is over");
+            }
+            run.rethrowFailure(dir);
+            for (Map.Entry<String, List<ShardRecord>> e : shards.entrySet()) {
+                if (!expected.contains(e.getKey())) {
+                    continue;
+                }
+                Pending t = pending.remove(e.getKey());
+                if (t == null) {
+                    throw new IllegalStateException("tensor " + e.getKey() + " was committed to the output assembly "
+                            + "into " + dir + " twice");
+                }
+                List<ShardRecord> list = e.getValue();
+                long total = list.stream().mapToLong(ShardRecord::bytes).sum();
+                if (list.isEmpty() || total != t.bytes()) {
+                    throw new IllegalStateException("tensor " + e.getKey() + " of " + t.file() + " has " + t.bytes()
+                            + " bytes, but its " + list.size() + " committed shards list " + total + "; the commit "
+                            + "log does not match the input checkpoint: rerun the job without --resume");
+                }
+                // the placeholder becomes the shards' tasks (the counts never reach 0 in between)
+                run.expectMore(list.size() - 1);
+                t.out().expect(list.size() - 1);
+                long off = 0;
+                for (ShardRecord r : list) {
+                    pool.execute(new ShardWrite(log, r, t.out(), e.getKey(), off, chunk, window, buffers, run));
+                    pieces += Math.max(1, (r.bytes() + chunk - 1) / chunk);
+                    off += r.bytes();
+                }
+            }
+        }
+
+        /**
+         * Waits for every piece, then for each file's fsync, and publishes (renames) the files.
+         *
+         * @return what was written; {@link Stats#waitSeconds()} is the time from {@link #start} until every
+         *     piece was written, {@link Stats#closeSeconds()} the time then waited for the fsyncs and renames
+         * @throws IllegalStateException when a pruned tensor was never committed
+         * @throws io.sparkprune.jobs.commit.CorruptCommitException when a staged shard's size or SHA-256
+         *     differs from its record (nothing is published)
+         * @throws IOException on read or write failure, or when interrupted
+         */
+        Stats finish() throws IOException {
+            if (!pending.isEmpty()) {
+                throw new IllegalStateException("the output assembly into " + dir + " lacks the committed shards of "
+                        + pending.size() + " pruned tensors, e.g. " + pending.keySet().iterator().next());
+            }
             run.await(dir);
             long t1 = System.nanoTime();
             for (OutFile f : files) {
@@ -465,17 +580,24 @@ final class DenseAssembly {
             for (OutFile f : files) {
                 f.writer.publish();
             }
-            ok = true;
-            return new Stats(files.size(), pieces, bytes, window.peak(), (t1 - t0) / 1e9,
-                    (System.nanoTime() - t1) / 1e9);
-        } finally {
+            finished = true;
+            return new Stats(files.size(), pieces, bytes, window.peak(), (t1 - t0) / 1e9, (System.nanoTime() - t1) / 1e9);
+        }
+
+        /** Ends the assembly: after a successful {@link #finish} it only stops the threads; otherwise also deletes every file. */
+        @Override
+        public void close() {
+            if (closed) {
+                return;
+            }
+            closed = true;
             run.stop(); // tasks not yet started return at once
             window.close(); // tasks blocked in or arriving at acquire() fail at once
             pool.shutdown(); // no interrupts: one would close the memory-mapped input's shared FileChannel
             awaitTermination(pool);
             closer.shutdown(); // a finish under way completes
             awaitTermination(closer);
-            if (!ok) {
+            if (!finished) {
                 for (OutFile f : files) {
                     f.writer.discard(true); // temporary files, and files already published by this call
                 }
@@ -846,6 +968,22 @@ final class DenseAssembly {
 
         synchronized void expect(int n) {
             remaining = n;
+        }
+
+        /** Adds {@code n} (≥ 0) tasks to wait for. */
+        synchronized void expectMore(int n) {
+            remaining += n;
+        }
+
+        /** Rethrows the first failure so far, as it was thrown; nothing when none failed. */
+        void rethrowFailure(java.nio.file.Path dir) throws IOException {
+            Throwable f;
+            synchronized (this) {
+                f = failure;
+            }
+            if (f != null) {
+                throw rethrow(f, "writing the files of " + dir);
+            }
         }
 
         synchronized void done() {

@@ -6,6 +6,7 @@ import io.sparkprune.calibration.quant.QuantizationSpec;
 import io.sparkprune.calibration.quant.QuantizedWeights;
 import io.sparkprune.calibration.sparsity.SparsityPattern;
 import io.sparkprune.jobs.commit.CommitLog;
+import io.sparkprune.jobs.commit.ShardRecord;
 import io.sparkprune.kernels.InvalidInputException;
 import io.sparkprune.pipeline.formats.DenseTensors;
 import io.sparkprune.pipeline.formats.SideFiles;
@@ -100,6 +101,13 @@ final class OutputAssembler {
         Path tmp = new Path(root, OutputFormat.HF.id());
         fs.mkdirs(tmp);
         DenseAssembly.write(in, log, fs, tmp, settings);
+        writeSideFiles(in, fs, tmp, sparsity);
+        return tmp;
+    }
+
+    /** Copies the input's side files into {@code tmp}, config.json with the {@code sparsity_config} block. */
+    private static void writeSideFiles(ShardedCheckpoint in, FileSystem fs, Path tmp, ObjectNode sparsity)
+            throws IOException {
         for (String side : sideFiles(in)) {
             java.util.Optional<byte[]> bytes = in.readSideFile(side, 1L << 30);
             if (bytes.isPresent()) {
@@ -110,7 +118,104 @@ final class OutputAssembler {
                 }
             }
         }
-        return tmp;
+    }
+
+    /**
+     * Starts writing the dense pruned checkpoint to {@code <out>/_assembling/hf} before the pruned tensors
+     * are committed, so that the output is assembled while the layers are pruned: on a local output
+     * directory {@link DenseAssembly.Positional} starts writing the tensors that are not pruned at once and
+     * each layer's tensors as {@link DenseRun#commit} hands them over; on another file system nothing is
+     * written until {@link DenseRun#finish}, which then runs {@link DenseAssembly#write}. Either way the
+     * bytes are those of {@link #assembleDense}.
+     *
+     * @param in the input checkpoint
+     * @param log the run's commit log
+     * @param fs the output's file system
+     * @param out the output directory
+     * @param pruned the names of the input's tensors that the run prunes
+     * @param settings the assembly's settings
+     * @return the running assembly; close it (a failed run: its files are deleted)
+     * @throws IOException when the assembling directory or a file cannot be created
+     */
+    static DenseRun startDense(ShardedCheckpoint in, CommitLog log, FileSystem fs, Path out, java.util.Set<String> pruned,
+                               DenseAssembly.Settings settings) throws IOException {
+        Path root = new Path(out, ASSEMBLING);
+        if (fs.exists(root)) {
+            fs.delete(root, true);
+        }
+        Path tmp = new Path(root, OutputFormat.HF.id());
+        fs.mkdirs(tmp);
+        java.util.Optional<java.nio.file.Path> local = DenseAssembly.localDirectory(fs, tmp);
+        DenseAssembly.Positional positional = local.isPresent()
+                ? DenseAssembly.Positional.start(in, log, local.get(), settings, pruned) : null;
+        return new DenseRun(in, log, fs, tmp, settings, positional);
+    }
+
+    /** An output assembly under way ({@link #startDense}). Not thread-safe: the job's thread calls it. */
+    static final class DenseRun implements AutoCloseable {
+        private final ShardedCheckpoint in;
+        private final CommitLog log;
+        private final FileSystem fs;
+        private final Path tmp;
+        private final DenseAssembly.Settings settings;
+        private final DenseAssembly.Positional positional;
+        private final long t0 = System.nanoTime();
+
+        private DenseRun(ShardedCheckpoint in, CommitLog log, FileSystem fs, Path tmp, DenseAssembly.Settings settings,
+                         DenseAssembly.Positional positional) {
+            this.in = in;
+            this.log = log;
+            this.fs = fs;
+            this.tmp = tmp;
+            this.settings = settings;
+            this.positional = positional;
+        }
+
+        /**
+         * Hands over the shards just committed (a layer's); on a local output their writing starts now.
+         *
+         * @param shards committed shards by tensor, each list in shard order
+         * @throws IllegalStateException when a pruned tensor is handed over twice or its shards do not add up
+         * @throws IOException when an earlier piece failed
+         */
+        void commit(Map<String, List<ShardRecord>> shards) throws IOException {
+            if (positional != null) {
+                positional.commit(shards);
+            }
+        }
+
+        /**
+         * Finishes the safetensors files (waits for the pieces, fsync, rename) and writes the side files,
+         * config.json with the {@code sparsity_config} block.
+         *
+         * @param sparsity the block ({@link SparsityConfigBlock#build})
+         * @return the dense directory
+         * @throws io.sparkprune.jobs.commit.CorruptCommitException when a staged shard's size or SHA-256
+         *     differs from its commit record (nothing is published)
+         * @throws IllegalStateException when a pruned tensor was never handed over
+         * @throws IOException on read or write failure
+         */
+        Path finish(ObjectNode sparsity) throws IOException {
+            if (positional != null) {
+                long t = System.nanoTime();
+                DenseAssembly.Stats stats = positional.finish();
+                DenseAssembly.log("positional path, started before the layers, finished in "
+                        + String.format(java.util.Locale.ROOT, "%.2f", (System.nanoTime() - t) / 1e9) + " s of",
+                        settings, stats, (System.nanoTime() - t0) / 1e9);
+            } else {
+                DenseAssembly.write(in, log, fs, tmp, settings);
+            }
+            writeSideFiles(in, fs, tmp, sparsity);
+            return tmp;
+        }
+
+        /** Stops the assembly; unless {@link #finish} succeeded, its safetensors files are deleted. */
+        @Override
+        public void close() {
+            if (positional != null) {
+                positional.close();
+            }
+        }
     }
 
     /**

@@ -233,6 +233,75 @@ class DenseAssemblyTest {
         assertReadersGone();
     }
 
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("settings")
+    void startedBeforeTheLayersItWritesTheSameFilesWhateverTheCommitOrder(String name, boolean mapped,
+                                                                         DenseAssembly.Settings settings) throws Exception {
+        FileSystem fs = raw();
+        Fixture f = fixture(fs);
+        Map<String, byte[]> expected = expected(f);
+        Map<String, List<ShardRecord>> all = f.log().committedShards();
+        Path dense;
+        try (ShardedCheckpoint in = open(f.model(), mapped, fs);
+             OutputAssembler.DenseRun run = OutputAssembler.startDense(in, f.log(), fs, f.out(), all.keySet(), settings)) {
+            // the layers handed over last first, one at a time, as a job would after a resume of the first
+            for (int l = LAYERS - 1; l >= 0; l--) {
+                String prefix = "model.layers." + l + ".";
+                Map<String, List<ShardRecord>> layer = new TreeMap<>();
+                all.forEach((t, shards) -> {
+                    if (t.startsWith(prefix)) {
+                        layer.put(t, shards);
+                    }
+                });
+                run.commit(layer);
+            }
+            assertThatThrownBy(() -> run.commit(Map.of("model.layers.0.mlp.down_proj.weight",
+                    all.get("model.layers.0.mlp.down_proj.weight")))).isInstanceOf(IllegalStateException.class)
+                    .hasMessageContaining("twice");
+            run.commit(Map.of("model.layers.0.mlp.down_proj.weight.codes", List.of())); // not an input tensor: skipped
+            dense = run.finish(JsonNodeFactory.instance.objectNode());
+        }
+        Map<String, byte[]> got = written(local(dense));
+        assertThat(got.keySet()).containsExactlyElementsOf(expected.keySet());
+        for (String file : expected.keySet()) {
+            assertThat(got.get(file)).as(file).isEqualTo(expected.get(file));
+        }
+        assertReadersGone();
+    }
+
+    @Test
+    void anAssemblyThatLacksATensorOrIsAbandonedPublishesNothing() throws Exception {
+        FileSystem fs = raw();
+        Fixture f = fixture(fs);
+        Map<String, List<ShardRecord>> all = f.log().committedShards();
+        Map<String, List<ShardRecord>> allButOne = new TreeMap<>(all);
+        allButOne.remove("model.layers.2.self_attn.q_proj.weight");
+        DenseAssembly.Settings settings = new DenseAssembly.Settings(3, 64, 1 << 20);
+        java.nio.file.Path hf = local(new Path(f.out(), "_assembling/hf"));
+        try (ShardedCheckpoint in = open(f.model(), true, fs)) {
+            try (OutputAssembler.DenseRun run = OutputAssembler.startDense(in, f.log(), fs, f.out(), all.keySet(),
+                    settings)) {
+                run.commit(allButOne);
+                assertThatThrownBy(() -> run.finish(JsonNodeFactory.instance.objectNode()))
+                        .isInstanceOf(IllegalStateException.class)
+                        .hasMessageContaining("model.layers.2.self_attn.q_proj.weight");
+            }
+            assertThat(written(hf)).as("no safetensors file published").isEmpty();
+            try (Stream<java.nio.file.Path> left = Files.list(hf)) {
+                assertThat(left.toList()).as("no temporary file left").isEmpty();
+            }
+            // abandoned while running (a failed layer): closed without finish
+            try (OutputAssembler.DenseRun run = OutputAssembler.startDense(in, f.log(), fs, f.out(), all.keySet(),
+                    settings)) {
+                run.commit(allButOne);
+            }
+            try (Stream<java.nio.file.Path> left = Files.list(hf)) {
+                assertThat(left.toList()).as("nothing left").isEmpty();
+            }
+        }
+        assertReadersGone();
+    }
+
     @Test
     void holdsAtMostTheWindowAndStillCompletes() throws Exception {
         FileSystem fs = raw();
