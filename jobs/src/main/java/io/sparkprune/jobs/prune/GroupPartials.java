@@ -50,8 +50,9 @@ import scala.reflect.ClassTag$;
  *       partition.</li>
  *   <li>{@link #byGroup()}: G partitions; partition g depends (narrowly) on blocks {@code (p, g)}
  *       for every p and yields their records in partition order, each read lazily, so at most one
- *       fetched partial is held beyond the reduce's own sums. Its preferred locations are every
- *       executor that caches one of its blocks.</li>
+ *       fetched partial is held beyond the reduce's own sums. Its preferred location is the executor
+ *       that {@link #balance} chose for the group, or else every executor that caches one of its
+ *       blocks.</li>
  * </ul>
  *
  * <p>Failures: a lost executor loses its blocks; a group task that finds a block missing
@@ -136,6 +137,92 @@ final class GroupPartials {
     /** Removes the blocks from every executor (non-blocking). */
     void release() {
         blocks.unpersist(false);
+    }
+
+    /**
+     * Chooses one executor for each group task, so that the executors that hold the partials share the
+     * group stage's work evenly instead of as Spark's offers happen to fall: longest processing time
+     * first (Graham 1969) — the groups in decreasing estimated cost, each to the executor with the least
+     * cost so far (ties: one that caches some of the group's blocks, then the first seen). The choice
+     * becomes each group task's only preferred location (process-local: the scheduler starts it there
+     * while that executor has a free slot within {@code spark.locality.wait}). With one executor every
+     * group goes to it, as before. Call after {@link #materialize} (the blocks' locations are what the
+     * driver's block manager master knows then) and before the group stage's job; a group whose blocks have no
+     * known location keeps the default preference (every executor caching one of its blocks).
+     *
+     * @param sc the driver's context
+     * @param costs estimated cost of each group's task, by group index (any unit, ≥ 0), length G
+     * @return the chosen location of each group (null where none was chosen), in Spark's task location
+     *     form ({@code executor_<host>_<id>})
+     * @throws IllegalArgumentException when costs has not G entries
+     */
+    String[] balance(SparkContext sc, double[] costs) {
+        int groups = blocks.groups;
+        if (costs.length != groups) {
+            throw new IllegalArgumentException("need " + groups + " group costs, got " + costs.length);
+        }
+        List<String> executors = new ArrayList<>();
+        List<Set<String>> held = new ArrayList<>();
+        for (int g = 0; g < groups; g++) {
+            Set<String> where = new LinkedHashSet<>();
+            for (int p = 0; p < byGroup.partitions; p++) {
+                // the driver's block manager master, asked directly (the DAG scheduler's location cache
+                // is refreshed only when a job is submitted, so between jobs it may predate the blocks)
+                for (org.apache.spark.storage.BlockManagerId bm : CollectionConverters.asJava(sc.env().blockManager()
+                        .master().getLocations(new RDDBlockId(blocks.id(), p * groups + g)))) {
+                    String loc = org.apache.spark.scheduler.ExecutorCacheTaskLocation.apply(bm.host(), bm.executorId())
+                            .toString();
+                    where.add(loc);
+                    if (!executors.contains(loc)) {
+                        executors.add(loc);
+                    }
+                }
+            }
+            held.add(where);
+        }
+        String[] chosen = longestFirst(costs, executors, held);
+        byGroup.placement = chosen;
+        return chosen;
+    }
+
+    /**
+     * Longest processing time first ({@link #balance}'s rule): the groups in decreasing cost (ties: lower
+     * index first), each to the executor with the least cost so far; between executors of equal cost, one
+     * that holds some of the group's blocks, else the first in {@code executors}' order.
+     *
+     * @param costs cost by group, length G
+     * @param executors the candidate executors, in a fixed order
+     * @param held for each group, the executors that hold any of its blocks (an empty set: not placed)
+     * @return the executor chosen for each group, null for a group that holds no block
+     */
+    static String[] longestFirst(double[] costs, List<String> executors, List<Set<String>> held) {
+        int groups = costs.length;
+        String[] chosen = new String[groups];
+        if (executors.isEmpty()) {
+            return chosen;
+        }
+        Integer[] order = new Integer[groups];
+        for (int g = 0; g < groups; g++) {
+            order[g] = g;
+        }
+        java.util.Arrays.sort(order, (a, b) -> costs[a] != costs[b] ? Double.compare(costs[b], costs[a])
+                : Integer.compare(a, b));
+        double[] load = new double[executors.size()];
+        for (int g : order) {
+            if (held.get(g).isEmpty()) {
+                continue;
+            }
+            int best = 0;
+            for (int e = 1; e < executors.size(); e++) {
+                if (load[e] < load[best] || load[e] == load[best] && held.get(g).contains(executors.get(e))
+                        && !held.get(g).contains(executors.get(best))) {
+                    best = e;
+                }
+            }
+            load[best] += costs[g];
+            chosen[g] = executors.get(best);
+        }
+        return chosen;
     }
 
     /** Counts a partition's records (all that {@link #materialize} needs: computing and storing them). */
@@ -270,6 +357,8 @@ final class GroupPartials {
         private final BlocksRDD blocks;
         private final int partitions;
         private final int groups;
+        /** Each group task's one preferred location ({@link GroupPartials#balance}), or null: every block's. */
+        private transient volatile String[] placement;
 
         ByGroupRDD(BlocksRDD blocks, int partitions, int groups) {
             super(blocks.context(), seq(List.<Dependency<?>>of(new NarrowDependency<>(blocks) {
@@ -304,11 +393,16 @@ final class GroupPartials {
         }
 
         /**
-         * Every executor that caches one of the group's blocks (the DAG scheduler's own fallback would
+         * The executor that {@link GroupPartials#balance} chose for the group, when it chose one; else
+         * every executor that caches one of the group's blocks (the DAG scheduler's own fallback would
          * name only the first block's, sending every group task to the executor of partition 0).
          */
         @Override
         public scala.collection.immutable.Seq<String> getPreferredLocations(Partition split) {
+            String[] chosen = placement;
+            if (chosen != null && chosen[split.index()] != null) {
+                return seq(List.of(chosen[split.index()]));
+            }
             Set<String> locations = new LinkedHashSet<>();
             for (int p = 0; p < partitions; p++) {
                 CollectionConverters.asJava(sparkContext().getPreferredLocs(blocks, p * groups + split.index()))

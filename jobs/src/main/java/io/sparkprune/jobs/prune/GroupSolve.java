@@ -206,6 +206,31 @@ final class GroupSolve {
         return new Result(summary, List.of(solved));
     }
 
+    /**
+     * A group task's estimated work in floating-point operations, to balance the group tasks over the
+     * executors ({@link GroupPartials#balance}): for {@code R} rows over all the group's row shards and
+     * {@code n} inputs, the SparseGPT solve's updates (≈ 2·R·n², Frantar &amp; Alistarh 2023, Algorithm 1)
+     * plus the reconstruction-error metric's two {@code R × n × n} products (4·R·n²), plus, for SparseGPT,
+     * the factor of the {@code n × n} Hessian (Cholesky, inverse and the inverse's Cholesky: ≈ n³). Only the
+     * ratios matter.
+     *
+     * @param tasks every row-shard task of the layer (those of other groups are skipped)
+     * @param group the group's name
+     * @param sparseGpt whether the group is factored (SparseGPT) or not (magnitude, Wanda)
+     * @return the estimate, ≥ 0 (0 for a group without shards)
+     */
+    static double estimatedCost(List<SolveTask> tasks, String group, boolean sparseGpt) {
+        double rows = 0;
+        double n = 0;
+        for (SolveTask t : tasks) {
+            if (t.group().equals(group)) {
+                rows += t.rowCount();
+                n = t.cols();
+            }
+        }
+        return rows == 0 ? 0 : 6 * rows * n * n + (sparseGpt ? n * n * n : 0);
+    }
+
     /** One shard's work, by its position in the group's queue. */
     @FunctionalInterface
     interface ShardWork {

@@ -10,6 +10,7 @@ import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
 
@@ -120,6 +121,18 @@ class HessianReduceTest {
             if (dropPartition >= 0) { // the block of group 1 of one partition is lost
                 org.apache.spark.SparkEnv.get().blockManager().removeBlock(
                         new org.apache.spark.storage.RDDBlockId(id, dropPartition * groups + 1), true);
+            }
+            // local mode: one executor holds every block, so the balance places every group task there
+            double[] costs = new double[groups];
+            java.util.Arrays.setAll(costs, g -> g + 1);
+            String[] placed = exchange.balance(spark.sparkContext(), costs);
+            String local = org.apache.spark.scheduler.ExecutorCacheTaskLocation.apply(
+                    org.apache.spark.SparkEnv.get().blockManager().blockManagerId().host(),
+                    org.apache.spark.SparkEnv.get().executorId()).toString();
+            assertThat(placed).as("group tasks' locations").containsOnly(local).hasSize(groups);
+            for (int g = 0; g < groups; g++) {
+                assertThat(scala.jdk.javaapi.CollectionConverters.asJava(exchange.byGroup().preferredLocations(
+                        exchange.byGroup().partitions()[g]))).containsExactly(local);
             }
             // each group task gets its group's partials, every partition once, in partition order
             List<List<Integer>> seen = exchange.byGroup().toJavaRDD().mapPartitionsWithIndex((g, it) -> {
@@ -243,6 +256,45 @@ class HessianReduceTest {
             Thread.sleep(20);
         }
         assertThat(gone).as("the blocks of RDD %d are removed", id).isTrue();
+    }
+
+    @Test
+    void groupTasksAreSpreadLongestFirst() {
+        // Llama-2-7B's four groups of one layer, one shard per tensor (rows, inputs), as LayerPlan makes them
+        List<SolveTask> tasks = List.of(
+                new SolveTask(0, "q", "qkv", 4096, 4096, io.sparkprune.kernels.DType.BF16, 0, 4096, 0, 1),
+                new SolveTask(0, "k", "qkv", 4096, 4096, io.sparkprune.kernels.DType.BF16, 0, 4096, 0, 1),
+                new SolveTask(0, "v", "qkv", 4096, 4096, io.sparkprune.kernels.DType.BF16, 0, 4096, 0, 1),
+                new SolveTask(0, "o", "o", 4096, 4096, io.sparkprune.kernels.DType.BF16, 0, 4096, 0, 1),
+                new SolveTask(0, "gate", "mlp", 11008, 4096, io.sparkprune.kernels.DType.BF16, 0, 11008, 0, 1),
+                new SolveTask(0, "up", "mlp", 11008, 4096, io.sparkprune.kernels.DType.BF16, 0, 11008, 0, 1),
+                new SolveTask(0, "down", "down", 4096, 11008, io.sparkprune.kernels.DType.BF16, 0, 2048, 0, 2),
+                new SolveTask(0, "down", "down", 4096, 11008, io.sparkprune.kernels.DType.BF16, 2048, 2048, 1, 2));
+        double n = 4096;
+        double m = 11008;
+        assertThat(GroupSolve.estimatedCost(tasks, "qkv", true)).isEqualTo(6 * 12288 * n * n + n * n * n);
+        assertThat(GroupSolve.estimatedCost(tasks, "mlp", false)).isEqualTo(6 * 22016 * n * n);
+        assertThat(GroupSolve.estimatedCost(tasks, "down", true)).isEqualTo(6 * 4096 * m * m + m * m * m);
+        assertThat(GroupSolve.estimatedCost(tasks, "none", true)).isZero();
+        double[] costs = new double[4];
+        String[] names = {"qkv", "o", "mlp", "down"};
+        for (int g = 0; g < 4; g++) {
+            costs[g] = GroupSolve.estimatedCost(tasks, names[g], true);
+        }
+        // costs (GFLOP): qkv 1306, o 481, mlp 2285, down 4313. Two executors, each holding a partial of every
+        // group: down to A (tie, first); mlp to B; qkv to B (2285 < 4313); o to B (3591 < 4313)
+        List<Set<String>> both = java.util.Collections.nCopies(4, Set.of("A", "B"));
+        assertThat(GroupPartials.longestFirst(costs, List.of("A", "B"), both)).containsExactly("B", "B", "B", "A");
+        // three executors: down A, mlp B, qkv C, o C (1306 < 2285)
+        assertThat(GroupPartials.longestFirst(costs, List.of("A", "B", "C"), java.util.Collections.nCopies(4,
+                Set.of("A", "B", "C")))).containsExactly("C", "C", "B", "A");
+        // equal loads go to an executor that holds the group's blocks; a group with no known block is not placed
+        assertThat(GroupPartials.longestFirst(new double[] {5, 5, 1}, List.of("A", "B"),
+                List.of(Set.of("B"), Set.of("A", "B"), Set.of()))).containsExactly("B", "A", null);
+        assertThat(GroupPartials.longestFirst(costs, List.of(), both)).containsOnlyNulls();
+        // one executor: every group there
+        assertThat(GroupPartials.longestFirst(costs, List.of("A"), java.util.Collections.nCopies(4, Set.of("A"))))
+                .containsOnly("A");
     }
 
     @Test
