@@ -143,13 +143,19 @@ public final class PruneJob {
      *     when an executor task met it (e.g. non-finite calibration activations): the task's typed error, not Spark's
      */
     public static Outcome run(SparkSession spark, Request req) {
+        Run run = null;
         try {
-            return new Run(spark, req).execute();
+            run = new Run(spark, req);
+            return run.execute();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         } catch (Exception e) { // Spark actions throw the checked SparkException undeclared
             // an executor's typed error (e.g. non-finite calibration activations) is the user's to see
             throw SparkFailures.rethrow(e);
+        } finally {
+            if (run != null) {
+                run.cancelWarmUp(); // a run that failed before waiting for it (no-op once it is done)
+            }
         }
     }
 
@@ -174,6 +180,15 @@ public final class PruneJob {
         private final Map<String, double[]> inputNorms = new LinkedHashMap<>();
         /** Executor seconds by phase, summed over the tasks (report: run.executor_seconds). */
         private final ExecutorPhases phases = new ExecutorPhases();
+        /** The executors' set-up jobs ({@link #startWarmUp}), as submitted by {@link #warmUpSubmitter}. */
+        private final List<java.util.concurrent.Future<org.apache.spark.api.java.JavaFutureAction<Void>>> warmUps =
+                new java.util.concurrent.CopyOnWriteArrayList<>();
+        /** Executors given a set-up job (executor ids; "any" in local mode). */
+        private final java.util.Set<String> warmedExecutors = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        /** Submits the set-up jobs (one thread: it carries their job group); null before {@link #startWarmUp}. */
+        private java.util.concurrent.ExecutorService warmUpSubmitter;
+        /** Sets up executors that register during the run; null before {@link #startWarmUp} and in local mode. */
+        private org.apache.spark.scheduler.SparkListener warmUpListener;
 
         Run(SparkSession spark, Request req) throws IOException {
             this.jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
@@ -214,6 +229,7 @@ public final class PruneJob {
                 throw new InvalidInputException("no tensor of " + modelUri + " matches the recipe's targets "
                         + recipe.prune().selector() + "; check prune.targets and prune.ignore");
             }
+            startWarmUp(ctx, !req.resume());
 
             List<int[]> sequences;
             try (HfTokenizer tok = HfTokenizer.fromBytes(tokenizerJson, ck.sideFileLabel("tokenizer.json"))) {
@@ -236,138 +252,322 @@ public final class PruneJob {
                 LOG.info("resuming at layer {} ({} layers committed)", firstLayer, firstLayer);
             }
 
-            List<TokenBatch> batches = CalibrationTokens.pack(sequences, batchTokens);
-            int partitions = conf.calibrationPartitions() > 0 ? conf.calibrationPartitions() : Math.min(16, batches.size());
-            jsc.setJobGroup("calibration", "embed " + sequences.size() + " calibration sequences", false);
-            JavaRDD<HiddenStates> hidden = jsc.parallelize(batches, partitions).mapPartitions(it -> {
-                ModelAdapter a = ctx.adapter();
-                Backend be = ctx.backend();
-                Weights global = ctx.globalWeights(a);
-                List<HiddenStates> res = new ArrayList<>();
-                it.forEachRemaining(b -> res.add(a.embed(be, global, b)));
-                return res.iterator();
-            }, true).persist(storage);
+            // the output is assembled while the layers are pruned: the tensors that are not pruned from now
+            // on, each layer's pruned tensors once it is committed (those committed before a resume at once)
+            java.util.Set<String> prunedNames = new java.util.HashSet<>();
+            for (int l = 0; l < adapter.numLayers(); l++) {
+                plan.targets(l).forEach(t -> prunedNames.add(t.name()));
+            }
+            try (OutputAssembler.DenseRun assembly = OutputAssembler.startDense(ck, log, fs, out, prunedNames,
+                    DenseAssembly.Settings.defaults())) {
+                assembly.commit(log.committedShards());
+                awaitWarmUp();
+                List<TokenBatch> batches = CalibrationTokens.pack(sequences, batchTokens);
+                int partitions = conf.calibrationPartitions() > 0 ? conf.calibrationPartitions() : Math.min(16, batches.size());
+                jsc.setJobGroup("calibration", "embed " + sequences.size() + " calibration sequences", false);
+                ExecutorPhases ph = phases;
+                // the token batches travel once per executor (a broadcast), not inside every task: each
+                // partition of every later stage is this RDD's partition, which would otherwise carry its
+                // batches (0.5 MB per partition at 64 × 2048 tokens) in each task of the run. Partition p holds
+                // batches [p·n/P, (p+1)·n/P), the slices that parallelize(batches, P) would make.
+                org.apache.spark.broadcast.Broadcast<List<TokenBatch>> tokens = jsc.broadcast(batches);
+                int batchCount = batches.size();
+                int slices = partitions;
+                List<Integer> partitionIds = new ArrayList<>();
+                for (int p = 0; p < slices; p++) {
+                    partitionIds.add(p);
+                }
+                JavaRDD<HiddenStates> hidden = jsc.parallelize(partitionIds, slices).mapPartitions(it -> {
+                    long te = System.nanoTime();
+                    ModelAdapter a = ctx.adapter();
+                    Backend be = ctx.backend();
+                    Weights global = ctx.globalWeights(a);
+                    List<HiddenStates> res = new ArrayList<>();
+                    while (it.hasNext()) {
+                        int p = it.next();
+                        List<TokenBatch> mine = tokens.value().subList((int) ((long) p * batchCount / slices),
+                                (int) ((long) (p + 1) * batchCount / slices));
+                        mine.forEach(b -> res.add(a.embed(be, global, b)));
+                    }
+                    ph.time("calibration.embed", te);
+                    return res.iterator();
+                }, true).persist(storage);
 
-            SortedShards committed = new SortedShards();
-            // the committed layers' forward passes are replayed only when a layer is left to prune: after a
-            // run killed past its last commit (assembling or evaluating), nothing reads their outputs
-            int replay = firstLayer < adapter.numLayers() ? firstLayer : 0;
-            for (int layer = 0; layer < replay; layer++) {
-                long tl = System.nanoTime();
-                committed.put(layer, log);
-                JavaRDD<HiddenStates> next = advance(ctx, hidden, layer, log, committed.get(layer));
-                jsc.setJobGroup("layer-" + layer, "layer " + layer + ": replay the forward pass with its committed weights",
-                        false);
-                next.count();
-                hidden.unpersist(false);
-                hidden = next;
-                stageSeconds.merge("resume_replay", seconds(tl), Double::sum);
-            }
-            List<ObjectNode> tensorMetrics = new ArrayList<>();
-            for (int layer = 0; layer < firstLayer; layer++) {
-                tensorMetrics.addAll(readLayerMetrics(log, layer));
-            }
-            // Block ℓ's output is not computed in a stage of its own: the RDD is defined (advance) and
-            // persisted, and the Hessian stage of block ℓ + 1 computes each partition of it in the same
-            // task, right before running block ℓ + 1 on it. Block ℓ's input can go once that stage has
-            // materialized block ℓ's output; the last block's output is never computed.
-            JavaRDD<HiddenStates> consumed = null;
-            for (int layer = firstLayer; layer < adapter.numLayers(); layer++) {
-                long tl = System.nanoTime();
-                Map<String, Double> phasesBefore = phases.value();
-                List<ObjectNode> metrics = pruneLayer(ctx, adapter, plan, hidden, layer, layer > firstLayer, log);
+                SortedShards committed = new SortedShards();
+                // the committed layers' forward passes are replayed only when a layer is left to prune: after a
+                // run killed past its last commit (assembling or evaluating), nothing reads their outputs
+                int replay = firstLayer < adapter.numLayers() ? firstLayer : 0;
+                for (int layer = 0; layer < replay; layer++) {
+                    long tl = System.nanoTime();
+                    committed.put(layer, log);
+                    JavaRDD<HiddenStates> next = advance(ctx, hidden, layer, log, committed.get(layer));
+                    jsc.setJobGroup("layer-" + layer, "layer " + layer + ": replay the forward pass with its committed weights",
+                            false);
+                    next.count();
+                    hidden.unpersist(false);
+                    hidden = next;
+                    stageSeconds.merge("resume_replay", seconds(tl), Double::sum);
+                }
+                List<ObjectNode> tensorMetrics = new ArrayList<>();
+                for (int layer = 0; layer < firstLayer; layer++) {
+                    tensorMetrics.addAll(readLayerMetrics(log, layer));
+                }
+                // Block ℓ's output is not computed in a stage of its own: the RDD is defined (advance) and
+                // persisted, and the Hessian stage of block ℓ + 1 computes each partition of it in the same
+                // task, right before running block ℓ + 1 on it. Block ℓ's input can go once that stage has
+                // materialized block ℓ's output; the last block's output is never computed.
+                // the quality check's data is read and tokenized on a driver thread while the layers are pruned
+                java.util.concurrent.CompletableFuture<QualityEvaluator.Prepared> evalData =
+                        new java.util.concurrent.CompletableFuture<>();
+                Thread preparer = new Thread(() -> {
+                    try {
+                        evalData.complete(QualityEvaluator.prepare(ctx, config, tokenizerJson, hconf));
+                    } catch (Throwable e) {
+                        evalData.completeExceptionally(e);
+                    }
+                }, "sparkprune-evaluation-data");
+                preparer.setDaemon(true);
+                preparer.start();
+                JavaRDD<HiddenStates> consumed = null;
+                for (int layer = firstLayer; layer < adapter.numLayers(); layer++) {
+                    long tl = System.nanoTime();
+                    Map<String, Double> phasesBefore = phases.value();
+                    List<ObjectNode> metrics = pruneLayer(ctx, adapter, plan, hidden, layer, layer > firstLayer, log);
+                    if (consumed != null) {
+                        consumed.unpersist(false);
+                    }
+                    committed.put(layer, log);
+                    assembly.commit(committed.get(layer));
+                    tensorMetrics.addAll(metrics);
+                    consumed = hidden;
+                    hidden = advance(ctx, hidden, layer, log, committed.get(layer));
+                    double secs = seconds(tl);
+                    double meanErr = metrics.stream().mapToDouble(m -> m.get("relative_reconstruction_error").asDouble())
+                            .average().orElse(0);
+                    LOG.info(String.format(Locale.ROOT, "layer %d/%d: %d tensors pruned in %.1f s, mean relative reconstruction error %.4f",
+                            layer + 1, adapter.numLayers(), metrics.size(), secs, meanErr));
+                    LOG.info("layer {}: executor seconds by phase {}", layer + 1, formatPhases(
+                            ExecutorPhases.since(phasesBefore, phases.value())));
+                }
                 if (consumed != null) {
                     consumed.unpersist(false);
                 }
-                committed.put(layer, log);
-                tensorMetrics.addAll(metrics);
-                consumed = hidden;
-                hidden = advance(ctx, hidden, layer, log, committed.get(layer));
-                double secs = seconds(tl);
-                double meanErr = metrics.stream().mapToDouble(m -> m.get("relative_reconstruction_error").asDouble())
-                        .average().orElse(0);
-                LOG.info(String.format(Locale.ROOT, "layer %d/%d: %d tensors pruned in %.1f s, mean relative reconstruction error %.4f",
-                        layer + 1, adapter.numLayers(), metrics.size(), secs, meanErr));
-                LOG.info("layer {}: executor seconds by phase {}", layer + 1, formatPhases(
-                        ExecutorPhases.since(phasesBefore, phases.value())));
-            }
-            if (consumed != null) {
-                consumed.unpersist(false);
-            }
-            hidden.unpersist(false);
+                hidden.unpersist(false);
 
-            // the quality check runs on the committed shards (the bytes the assembly copies into the
-            // output) on a thread of its own, its Spark jobs on the executors' GPUs, while this thread
-            // assembles the output on the driver's CPUs and disk
-            List<String> skipped = new ArrayList<>();
-            List<BaselineWeights> baselines = baselines(recipe, plan, adapter.numLayers(), firstLayer, skipped);
-            QualityEvaluator.ModelRef prunedModel = QualityEvaluator.committedModel(ctx, log.committedShards(),
-                    log.stagingDir().toString());
-            java.util.concurrent.CompletableFuture<ObjectNode> evaluation = new java.util.concurrent.CompletableFuture<>();
-            double[] evaluateSeconds = new double[1];
-            // a group of this run's own: cancelling it also refuses the jobs the check has not yet submitted
-            String evalGroup = "evaluate-" + java.util.UUID.randomUUID();
-            Thread evaluator = new Thread(() -> {
-                long te = System.nanoTime();
+                // the quality check runs on the committed shards (the bytes the assembly copies into the
+                // output) on a thread of its own, its Spark jobs on the executors' GPUs, while this thread
+                // assembles the output on the driver's CPUs and disk
+                List<String> skipped = new ArrayList<>();
+                List<BaselineWeights> baselines = baselines(recipe, plan, adapter.numLayers(), firstLayer, skipped);
+                QualityEvaluator.ModelRef prunedModel = QualityEvaluator.committedModel(ctx, log.committedShards(),
+                        log.stagingDir().toString());
+                java.util.concurrent.CompletableFuture<ObjectNode> evaluation = new java.util.concurrent.CompletableFuture<>();
+                double[] evaluateSeconds = new double[1];
+                // a group of this run's own: cancelling it also refuses the jobs the check has not yet submitted
+                String evalGroup = "evaluate-" + java.util.UUID.randomUUID();
+                Thread evaluator = new Thread(() -> {
+                    long te = System.nanoTime();
+                    try {
+                        jsc.setJobGroup(evalGroup, "quality check on held-out data", false);
+                        QualityEvaluator.Prepared data;
+                        try {
+                            data = evalData.join();
+                        } catch (java.util.concurrent.CompletionException e) {
+                            throw e.getCause() != null ? e.getCause() : e; // the reader's own (typed) failure
+                        }
+                        ObjectNode q = QualityEvaluator.evaluate(jsc, ctx, config, data, prunedModel, baselines);
+                        evaluateSeconds[0] = seconds(te);
+                        evaluation.complete(q);
+                    } catch (Throwable e) {
+                        evaluation.completeExceptionally(e);
+                    }
+                }, "sparkprune-quality-check");
+                evaluator.setDaemon(true);
+                evaluator.start();
+
+                long ta = System.nanoTime();
+                Path dense;
+                ObjectNode sparsity;
+                ObjectNode quality;
                 try {
-                    jsc.setJobGroup(evalGroup, "quality check on held-out data", false);
-                    ObjectNode q = QualityEvaluator.evaluate(jsc, ctx, config, tokenizerJson, prunedModel, hconf, baselines);
-                    evaluateSeconds[0] = seconds(te);
-                    evaluation.complete(q);
-                } catch (Throwable e) {
-                    evaluation.completeExceptionally(e);
+                    fs.setWriteChecksum(false); // no Hadoop .crc side files in the user's output directory
+                    sparsity = sparsityBlock(recipe, tensorMetrics);
+                    dense = assembly.finish(sparsity); // its wait: what is left once the last layer is committed
+                    stageSeconds.put("assemble", seconds(ta));
+                    quality = evaluation.get();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    jsc.sc().cancelJobGroupAndFutureJobs(evalGroup);
+                    throw new IllegalStateException("interrupted while waiting for the quality check", e);
+                } catch (java.util.concurrent.ExecutionException e) {
+                    if (e.getCause() instanceof Error err) {
+                        throw err;
+                    }
+                    throw SparkFailures.rethrow(e.getCause());
+                } catch (IOException | RuntimeException | Error e) {
+                    // no quality check for an output that was not written: its running and later jobs are cancelled
+                    jsc.sc().cancelJobGroupAndFutureJobs(evalGroup);
+                    awaitQuietly(evaluator);
+                    throw e;
                 }
-            }, "sparkprune-quality-check");
-            evaluator.setDaemon(true);
-            evaluator.start();
+                stageSeconds.put("evaluate", evaluateSeconds[0]); // wall time, overlapping "assemble"
+                for (String m : skipped) {
+                    ObjectNode b = quality.withArray("baselines").addObject();
+                    b.put("method", m);
+                    b.put("pattern", recipe.prune().pattern().spec());
+                    b.put("error", "not scored: this run resumed at layer " + firstLayer + ", and the input norms of the "
+                            + "layers committed before it were not kept; run without --resume to score " + m);
+                }
 
-            long ta = System.nanoTime();
-            Path dense;
-            ObjectNode sparsity;
-            ObjectNode quality;
+                long tw = System.nanoTime();
+                Map<OutputFormat, Path> written = OutputAssembler.publish(fs, out, dense, formats, log, ck, recipe.prune(),
+                        configJson, sparsity);
+                stageSeconds.merge("assemble", seconds(tw), Double::sum);
+
+                ObjectNode report = report(req, modelUri, config, recipe, sequences, dataFingerprint, modelFingerprint,
+                        tensorMetrics, quality, start, t0);
+                JobReport.addStorage(report, written, fs);
+                JobReport.finish(report, recipe.gates(), fs, out, hconf);
+                log.deleteStaging();
+                ModelInput.cleanUp(out, fs);
+                ck.close();
+                return new Outcome(out.toString(), report);
+            }
+        }
+
+        /**
+         * Starts the executors' set-up while the driver prepares the run (tokenizes the calibration text,
+         * fingerprints the model, opens the commit log): one small asynchronous Spark job per executor,
+         * its one task preferring that executor (process-local), for every executor registered now and,
+         * through a listener, every executor that registers later (a late start, dynamic allocation, the
+         * replacement of a lost one). Each task creates its JVM's backend ({@link JobContext#backend()}: on
+         * the GPU the CUDA context and the kernel modules), loads the global weights and widens the
+         * embedding table (one embedding lookup of one token), and starts loading block 0's dense weights
+         * ({@link JobContext#prefetchDenseBlock}), work that the first Hessian stage would otherwise do on
+         * its critical path. Everything it does is cached per executor JVM and idempotent: a set-up task
+         * that lands on another executor (its own busy past {@code spark.locality.wait}) or one that runs
+         * beside a layer task costs only its own set-up. In local mode one task runs on the driver's
+         * executor. Under GPU scheduling each task takes its share of a GPU like any other.
+         *
+         * @param ctx the job's context
+         * @param prefetchFirstBlock whether to start loading block 0 (a fresh run; a resumed one starts later)
+         */
+        private void startWarmUp(JobContext ctx, boolean prefetchFirstBlock) {
+            warmUpSubmitter = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+                Thread t = new Thread(r, "sparkprune-warm-up");
+                t.setDaemon(true);
+                return t;
+            });
+            if (jsc.sc().isLocal()) {
+                warmUpOn(ctx, prefetchFirstBlock, null);
+                return;
+            }
+            warmUpListener = new org.apache.spark.scheduler.SparkListener() {
+                @Override
+                public void onExecutorAdded(org.apache.spark.scheduler.SparkListenerExecutorAdded added) {
+                    warmUpOn(ctx, prefetchFirstBlock, org.apache.spark.scheduler.ExecutorCacheTaskLocation.apply(
+                            added.executorInfo().executorHost(), added.executorId()));
+                }
+            };
+            jsc.sc().addSparkListener(warmUpListener);
+            scala.jdk.javaapi.CollectionConverters.asJava(jsc.sc().env().blockManager().master().getMemoryStatus())
+                    .keySet().forEach(bm -> {
+                        if (!bm.isDriver()) {
+                            warmUpOn(ctx, prefetchFirstBlock, org.apache.spark.scheduler.ExecutorCacheTaskLocation
+                                    .apply(bm.host(), bm.executorId()));
+                        }
+                    });
+        }
+
+        /**
+         * Submits one set-up task preferring {@code executor} (null: anywhere), once per executor, from the
+         * set-up thread (which carries the {@code warm-up} job group).
+         */
+        private void warmUpOn(JobContext ctx, boolean prefetchFirstBlock,
+                              org.apache.spark.scheduler.ExecutorCacheTaskLocation executor) {
+            String key = executor == null ? "any" : executor.executorId();
+            if (!warmedExecutors.add(key)) {
+                return;
+            }
+            ExecutorPhases ph = phases;
             try {
-                fs.setWriteChecksum(false); // no Hadoop .crc side files in the user's output directory
-                sparsity = sparsityBlock(recipe, tensorMetrics);
-                dense = OutputAssembler.assembleDense(ck, log, fs, out, sparsity);
-                stageSeconds.put("assemble", seconds(ta));
-                quality = evaluation.get();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                jsc.sc().cancelJobGroupAndFutureJobs(evalGroup);
-                throw new IllegalStateException("interrupted while waiting for the quality check", e);
-            } catch (java.util.concurrent.ExecutionException e) {
-                if (e.getCause() instanceof Error err) {
-                    throw err;
+                warmUps.add(warmUpSubmitter.submit(() -> {
+                    jsc.setJobGroup("warm-up", "set up executor " + key + ": compute backend, global weights"
+                            + (prefetchFirstBlock ? ", block 0" : ""), false);
+                    List<scala.Tuple2<Integer, scala.collection.immutable.Seq<String>>> one = List.of(new scala.Tuple2<>(0,
+                            scala.jdk.javaapi.CollectionConverters.asScala(executor == null ? List.<String>of()
+                                    : List.of(executor.toString())).toList()));
+                    JavaRDD<Integer> task = JavaRDD.fromRDD(jsc.sc().makeRDD(
+                            scala.jdk.javaapi.CollectionConverters.asScala(one).toList(),
+                            scala.reflect.ClassTag$.MODULE$.apply(Integer.class)),
+                            scala.reflect.ClassTag$.MODULE$.apply(Integer.class));
+                    return task.foreachPartitionAsync(it -> {
+                        long tb = System.nanoTime();
+                        ModelAdapter a = ctx.adapter();
+                        Backend be = ctx.backend();
+                        ph.time("warmup.backend", tb);
+                        long tg = System.nanoTime();
+                        a.embed(be, ctx.globalWeights(a), TokenBatch.of(new int[] {0})); // widens the table
+                        ph.time("warmup.global_weights", tg);
+                        if (prefetchFirstBlock) {
+                            ctx.prefetchDenseBlock(a, 0);
+                        }
+                    });
+                }));
+            } catch (java.util.concurrent.RejectedExecutionException e) {
+                // the run is over (cancelWarmUp shut the submitter down): nothing left to set up for
+            }
+        }
+
+        /**
+         * Waits for the set-up jobs submitted so far ({@link #startWarmUp}); an executor's failure there (no
+         * usable GPU, unreadable weights) is the run's failure, thrown as the first layer would have thrown
+         * it. Set-up jobs of executors that register later are not waited for.
+         *
+         * @throws IllegalStateException when interrupted (the set-up jobs are cancelled)
+         */
+        private void awaitWarmUp() {
+            try {
+                for (java.util.concurrent.Future<org.apache.spark.api.java.JavaFutureAction<Void>> f : List.copyOf(warmUps)) {
+                    f.get().get();
                 }
+            } catch (InterruptedException e) {
+                cancelWarmUp();
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while the executors were being set up", e);
+            } catch (java.util.concurrent.ExecutionException e) {
                 throw SparkFailures.rethrow(e.getCause());
-            } catch (IOException | RuntimeException | Error e) {
-                // no quality check for an output that was not written: its running and later jobs are cancelled
-                jsc.sc().cancelJobGroupAndFutureJobs(evalGroup);
-                awaitQuietly(evaluator);
-                throw e;
             }
-            stageSeconds.put("evaluate", evaluateSeconds[0]); // wall time, overlapping "assemble"
-            for (String m : skipped) {
-                ObjectNode b = quality.withArray("baselines").addObject();
-                b.put("method", m);
-                b.put("pattern", recipe.prune().pattern().spec());
-                b.put("error", "not scored: this run resumed at layer " + firstLayer + ", and the input norms of the "
-                        + "layers committed before it were not kept; run without --resume to score " + m);
+        }
+
+        /**
+         * Ends the set-up: no further set-up jobs (the listener removed, the submitting thread stopped), and
+         * those still running cancelled (a run that failed first, or one that ends while a late executor's
+         * set-up runs). Safe to call more than once.
+         */
+        void cancelWarmUp() {
+            if (warmUpListener != null) {
+                jsc.sc().removeSparkListener(warmUpListener);
             }
-
-            long tw = System.nanoTime();
-            Map<OutputFormat, Path> written = OutputAssembler.publish(fs, out, dense, formats, log, ck, recipe.prune(),
-                    configJson, sparsity);
-            stageSeconds.merge("assemble", seconds(tw), Double::sum);
-
-            ObjectNode report = report(req, modelUri, config, recipe, sequences, dataFingerprint, modelFingerprint,
-                    tensorMetrics, quality, start, t0);
-            JobReport.addStorage(report, written, fs);
-            JobReport.finish(report, recipe.gates(), fs, out, hconf);
-            log.deleteStaging();
-            ModelInput.cleanUp(out, fs);
-            ck.close();
-            return new Outcome(out.toString(), report);
+            if (warmUpSubmitter != null) {
+                warmUpSubmitter.shutdown();
+            }
+            for (java.util.concurrent.Future<org.apache.spark.api.java.JavaFutureAction<Void>> f : warmUps) {
+                if (f.isDone() && !f.isCancelled()) {
+                    try {
+                        org.apache.spark.api.java.JavaFutureAction<Void> job = f.get();
+                        if (!job.isDone()) {
+                            job.cancel(true);
+                        }
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    } catch (java.util.concurrent.ExecutionException e) {
+                        // its submission failed: nothing runs
+                    }
+                } else {
+                    f.cancel(true);
+                }
+            }
         }
 
         /**
@@ -486,6 +686,16 @@ public final class PruneJob {
             try {
                 exchange.materialize(jsc.sc());
                 stageSeconds.merge("hessians", seconds(th), Double::sum);
+                double[] costs = new double[groupNames.size()];
+                boolean factored = ctx.recipe().prune().method() == PruneMethod.SPARSEGPT;
+                for (int g = 0; g < costs.length; g++) {
+                    costs[g] = GroupSolve.estimatedCost(tasks, groupNames.get(g), factored);
+                }
+                String[] placed = exchange.balance(jsc.sc(), costs);
+                if (LOG.isDebugEnabled()) {
+                    LOG.debug("layer {}: group tasks placed {} for groups {}", layer, java.util.Arrays.toString(placed),
+                            groupNames);
+                }
 
                 long ts = System.nanoTime();
                 int partitions = hidden.getNumPartitions();

@@ -91,6 +91,32 @@ final class QualityEvaluator {
      */
     static ObjectNode evaluate(JavaSparkContext jsc, JobContext ctx, ModelConfig config, byte[] tokenizerJson,
                                ModelRef pruned, Configuration hconf, List<BaselineWeights> baselines) {
+        return evaluate(jsc, ctx, config, prepare(ctx, config, tokenizerJson, hconf), pruned, baselines);
+    }
+
+    /**
+     * The evaluation data, read and (for a decoder) tokenized on the driver: what {@link #evaluate} scores.
+     * The prune job prepares it while the layers are pruned, so that the quality check that follows the last
+     * layer starts with its Spark jobs.
+     *
+     * @param description where the data came from (the report's {@code quality.data})
+     * @param seqLen tokens per window (decoder) or most tokens per sentence (encoder)
+     * @param sentences the encoder's sentences (null for a decoder)
+     * @param tokens the decoder's documents tokenized and joined (null for an encoder)
+     * @param tokenizerJson the model's tokenizer.json (an encoder's sentences are encoded with it)
+     */
+    record Prepared(String description, int seqLen, List<String> sentences, int[] tokens, byte[] tokenizerJson) {
+    }
+
+    /**
+     * Reads the evaluation data (the calibration corpus's held-out part, or {@code evaluation.source}) and,
+     * for a decoder, tokenizes it: the driver's share of the quality check.
+     *
+     * @param tokenizerJson the model's tokenizer.json
+     * @return the prepared data
+     * @throws io.sparkprune.kernels.InvalidInputException when the data cannot be read
+     */
+    static Prepared prepare(JobContext ctx, ModelConfig config, byte[] tokenizerJson, Configuration hconf) {
         EvaluationSpec ev = ctx.recipe().evaluation();
         CalibrationSpec cal = ctx.recipe().calibration();
         DocumentSource docs;
@@ -102,24 +128,40 @@ final class QualityEvaluator {
             docs = DocumentSources.open(ev.source(), ev.options(), hconf);
         }
         int seqLen = ev.resolveSeqLen(config, cal.resolveSeqLen(config));
-        ObjectNode q = JsonNodeFactory.instance.objectNode();
-        q.put("data", docs.description());
+        if (config.family() == ModelFamily.BERT) {
+            return new Prepared(docs.description(), seqLen, docs.readAll(ev.samples()), null, tokenizerJson);
+        }
         try (HfTokenizer tok = HfTokenizer.fromBytes(tokenizerJson, "tokenizer.json")) {
-            if (config.family() == ModelFamily.BERT) {
-                encoder(jsc, ctx, config, tok, docs.readAll(ev.samples()), seqLen, pruned, q, baselines);
-            } else {
-                decoder(jsc, ctx, config, tok, docs.readAll(Integer.MAX_VALUE), seqLen, ev.samples(), pruned, q,
-                        baselines);
+            return new Prepared(docs.description(), seqLen, null,
+                    tok.encode(String.join("\n\n", docs.readAll(Integer.MAX_VALUE)), true), tokenizerJson);
+        }
+    }
+
+    /**
+     * {@link #evaluate(JavaSparkContext, JobContext, ModelConfig, byte[], ModelRef, Configuration, List)} on
+     * data already prepared ({@link #prepare}).
+     *
+     * @param data the prepared evaluation data
+     * @return the report's {@code quality} object
+     */
+    static ObjectNode evaluate(JavaSparkContext jsc, JobContext ctx, ModelConfig config, Prepared data,
+                               ModelRef pruned, List<BaselineWeights> baselines) {
+        EvaluationSpec ev = ctx.recipe().evaluation();
+        ObjectNode q = JsonNodeFactory.instance.objectNode();
+        q.put("data", data.description());
+        if (config.family() == ModelFamily.BERT) {
+            try (HfTokenizer tok = HfTokenizer.fromBytes(data.tokenizerJson(), "tokenizer.json")) {
+                encoder(jsc, ctx, config, tok, data.sentences(), data.seqLen(), pruned, q, baselines);
             }
+        } else {
+            decoder(jsc, ctx, data.tokens(), data.seqLen(), ev.samples(), pruned, q, baselines);
         }
         return q;
     }
 
-    private static void decoder(JavaSparkContext jsc, JobContext ctx, ModelConfig config, HfTokenizer tok, List<String> docs,
-                                int seqLen, int maxWindows, ModelRef prunedModel, ObjectNode q,
-                                List<BaselineWeights> baselines) {
+    private static void decoder(JavaSparkContext jsc, JobContext ctx, int[] tokens, int seqLen, int maxWindows,
+                                ModelRef prunedModel, ObjectNode q, List<BaselineWeights> baselines) {
         ForwardPrecision precision = ctx.recipe().evaluation().forwardPrecision();
-        int[] tokens = tok.encode(String.join("\n\n", docs), true);
         int windows = Math.min(maxWindows, tokens.length / seqLen);
         q.put("metric", "perplexity");
         q.put("forward_precision", precision.id());

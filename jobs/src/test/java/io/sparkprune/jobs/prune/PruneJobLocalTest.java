@@ -227,7 +227,7 @@ class PruneJobLocalTest {
             assertThat(ex.fieldNames()).toIterable().contains("hessians.weights", "hessians.forward", "hessians.flush",
                     "hessians.store", "group.read", "group.read_and_reduce", "group.factor",
                     "solve.read_weights", "solve.prune", "solve.measure", "solve.error", "solve.write", "forward.weights",
-                    "forward.compute");
+                    "forward.compute", "warmup.backend", "warmup.global_weights", "calibration.embed");
             ex.fields().forEachRemaining(e -> assertThat(e.getValue().asDouble()).as(e.getKey()).isPositive());
             // the shuffle read happens inside the group's read-and-reduce
             assertThat(ex.get("group.read").asDouble()).isLessThanOrEqualTo(ex.get("group.read_and_reduce").asDouble());
