@@ -2,6 +2,7 @@
 # Runs ON the GPU machine (no Java, no Maven needed): unpacks the bundle made by build-bundle.sh to
 # /tmp, runs the @Tag("gpu") tests with JUnit's console launcher, then the quick kernel timings.
 # Usage (from the directory holding the bundle): bash .bundle/run-gpu-tests.sh [extra console args]
+# SPARKPRUNE_TEST_JAVA_OPTS adds JVM flags to the test runs (e.g. -Dsparkprune.test.seed=N: repeat a seed).
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 rm -rf /tmp/sparkprune-gpu && tar -C /tmp -xJf "$HERE/sparkprune-gpu.tar.xz"
@@ -10,7 +11,8 @@ JAVA="$B/jre/bin/java"
 CP="$(ls "$B"/lib/*.jar | tr '\n' ':')$B/classes/kernels-tests:$B/classes/calibration-tests"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
 date -u +"run at %Y-%m-%dT%H:%M:%SZ"
-"$JAVA" -Xmx24g --add-modules jdk.incubator.vector -jar "$B/junit-console.jar" execute \
+read -r -a TEST_OPTS <<< "${SPARKPRUNE_TEST_JAVA_OPTS:-}"
+"$JAVA" -Xmx24g --add-modules jdk.incubator.vector "${TEST_OPTS[@]}" -jar "$B/junit-console.jar" execute \
   --class-path "$CP" --scan-class-path "$B/classes/kernels-tests:$B/classes/calibration-tests" \
   --include-tag gpu --details=tree --disable-banner --disable-ansi-colors "$@"
 rc=$?
@@ -18,7 +20,7 @@ rc=$?
 SEL=()
 while read -r c; do [ -n "$c" ] && SEL+=(--select-class "$c"); done < "$B/classes/pipeline-gpu-tests.txt"
 if [ ${#SEL[@]} -gt 0 ]; then
-  "$JAVA" -Xmx24g --add-modules jdk.incubator.vector -jar "$B/junit-console.jar" execute \
+  "$JAVA" -Xmx24g --add-modules jdk.incubator.vector "${TEST_OPTS[@]}" -jar "$B/junit-console.jar" execute \
     --class-path "$CP:$B/classes/pipeline-tests" "${SEL[@]}" \
     --include-tag gpu --details=tree --disable-banner --disable-ansi-colors "$@" || rc=1
 fi

@@ -18,8 +18,11 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * seed per run.
  */
 public abstract class GpuSuite {
-    /** The run's random seed (tests print it in their messages). */
-    protected static final long SEED = new SplittableRandom().nextLong();
+    /**
+     * The run's random seed (tests print it in their messages); {@code -Dsparkprune.test.seed=N} repeats a
+     * run's seed.
+     */
+    protected static final long SEED = Long.getLong("sparkprune.test.seed", new SplittableRandom().nextLong());
     /** CUDA device 0, or null without a usable device. */
     protected static CudaBackend gpu;
     /** A CPU backend with 4 threads. */

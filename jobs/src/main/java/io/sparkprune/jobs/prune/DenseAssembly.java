@@ -178,14 +178,14 @@ final class DenseAssembly {
         long t = System.nanoTime();
         Stats stats = local.isPresent() ? writePositional(in, log, local.get(), settings)
                 : writeStreamed(in, log, fs, dir, settings);
-        log(local.isPresent() ? "positional" : "stream", settings, stats, (System.nanoTime() - t) / 1e9);
+        log(local.isPresent() ? "positional path" : "stream path", settings, stats, (System.nanoTime() - t) / 1e9);
         return stats;
     }
 
-    /** Logs an assembly's summary line at INFO. */
-    static void log(String path, Settings settings, Stats stats, double seconds) {
-        LOG.info("output assembly ({} path, {} threads): {} files, {} MB of tensors in {} s ({} MB/s); waited {} s "
-                        + "for pieces, {} s for fsyncs and renames; at most {} MiB held", path, settings.readers(),
+    /** Logs an assembly's summary line at INFO; {@code how} names the path (and when it ran). */
+    static void log(String how, Settings settings, Stats stats, double seconds) {
+        LOG.info("output assembly ({}, {} threads): {} files, {} MB of tensors in {} s ({} MB/s); waited {} s "
+                        + "for pieces, {} s for fsyncs and renames; at most {} MiB held", how, settings.readers(),
                 stats.files(), Math.round(stats.bytes() / 1e6), String.format(java.util.Locale.ROOT, "%.2f", seconds),
                 Math.round(stats.bytes() / 1e6 / Math.max(seconds, 1e-9)),
                 String.format(java.util.Locale.ROOT, "%.2f", stats.waitSeconds()),

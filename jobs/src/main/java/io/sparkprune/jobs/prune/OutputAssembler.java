@@ -199,9 +199,9 @@ final class OutputAssembler {
             if (positional != null) {
                 long t = System.nanoTime();
                 DenseAssembly.Stats stats = positional.finish();
-                DenseAssembly.log("positional path, started before the layers, finished in "
-                        + String.format(java.util.Locale.ROOT, "%.2f", (System.nanoTime() - t) / 1e9) + " s of",
-                        settings, stats, (System.nanoTime() - t0) / 1e9);
+                DenseAssembly.log("positional path, started before the layers, " + String.format(java.util.Locale.ROOT,
+                        "%.2f", (System.nanoTime() - t) / 1e9) + " s of it after the last", settings, stats,
+                        (System.nanoTime() - t0) / 1e9);
             } else {
                 DenseAssembly.write(in, log, fs, tmp, settings);
             }
