@@ -115,9 +115,13 @@ class HessianReduceTest {
             exchange.materialize(spark.sparkContext());
             assertThat(passesRun.value()).as("one pass per partition fills all its groups' blocks").isEqualTo(partitions);
             int id = exchange.blocks().id();
-            org.apache.spark.storage.RDDInfo info = java.util.Arrays.stream(spark.sparkContext().getRDDStorageInfo())
-                    .filter(r -> r.id() == id).findFirst().orElseThrow();
-            assertThat(info.numCachedPartitions()).as("cached blocks").isEqualTo(partitions * groups);
+            // every block is known to the driver's block manager master (asked directly: Spark's storage info
+            // comes from its status store, which the listener bus updates later)
+            for (int b = 0; b < partitions * groups; b++) {
+                assertThat(scala.jdk.javaapi.CollectionConverters.asJava(org.apache.spark.SparkEnv.get().blockManager()
+                        .master().getLocations(new org.apache.spark.storage.RDDBlockId(id, b))))
+                        .as("locations of cached block %d", b).isNotEmpty();
+            }
             if (dropPartition >= 0) { // the block of group 1 of one partition is lost
                 org.apache.spark.SparkEnv.get().blockManager().removeBlock(
                         new org.apache.spark.storage.RDDBlockId(id, dropPartition * groups + 1), true);
