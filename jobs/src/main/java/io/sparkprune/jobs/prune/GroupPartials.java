@@ -161,15 +161,20 @@ final class GroupPartials {
         if (costs.length != groups) {
             throw new IllegalArgumentException("need " + groups + " group costs, got " + costs.length);
         }
+        // the driver's block manager master, asked directly and once for all P·G blocks (the DAG scheduler's
+        // location cache is refreshed only when a job is submitted, so between jobs it may predate the blocks)
+        org.apache.spark.storage.BlockId[] ids = new org.apache.spark.storage.BlockId[byGroup.partitions * groups];
+        for (int b = 0; b < ids.length; b++) {
+            ids[b] = new RDDBlockId(blocks.id(), b);
+        }
+        List<scala.collection.immutable.Seq<org.apache.spark.storage.BlockManagerId>> located = CollectionConverters.asJava(
+                sc.env().blockManager().master().getLocations(ids));
         List<String> executors = new ArrayList<>();
         List<Set<String>> held = new ArrayList<>();
         for (int g = 0; g < groups; g++) {
             Set<String> where = new LinkedHashSet<>();
             for (int p = 0; p < byGroup.partitions; p++) {
-                // the driver's block manager master, asked directly (the DAG scheduler's location cache
-                // is refreshed only when a job is submitted, so between jobs it may predate the blocks)
-                for (org.apache.spark.storage.BlockManagerId bm : CollectionConverters.asJava(sc.env().blockManager()
-                        .master().getLocations(new RDDBlockId(blocks.id(), p * groups + g)))) {
+                for (org.apache.spark.storage.BlockManagerId bm : CollectionConverters.asJava(located.get(p * groups + g))) {
                     String loc = org.apache.spark.scheduler.ExecutorCacheTaskLocation.apply(bm.host(), bm.executorId())
                             .toString();
                     where.add(loc);
