@@ -52,8 +52,9 @@ import org.apache.hadoop.fs.Path;
  *
  * <p>A layer's life: {@link #stage(int)} (empty directory, handle for tasks) → tasks
  * {@link LayerStaging#writeShard} → {@link #commit(int, Collection, byte[])} (checks the shards are
- * present and complete, writes {@code _metrics.json}, then the marker: temp, sync, rename). After
- * the last layer the job assembles the output from {@link #committedShards()} /
+ * present and complete, writes {@code _metrics.json}, then the marker: temp, sync, rename). The
+ * job assembles the output (each layer once committed, or after the last layer) from
+ * {@link #committedShards()} /
  * {@link #readShard(ShardRecord)} (several shards at once) or
  * {@link #transferTensor(String, OutputStream)} and calls {@link #deleteStaging()}.
  *

@@ -46,8 +46,9 @@ import org.slf4j.LoggerFactory;
  * task per range of another tensor (its bytes written straight from the memory-mapped input to the
  * kernel, no copy in Java). Pieces of any file and any place in a file are written at once, by
  * positional writes ({@code pwrite(2)}) into the temporary files: no thread writes in order, so the
- * write rate grows with the threads instead of being one thread's. Tasks start in output order,
- * so the files complete one after the other: a file is fsynced (on a closer thread) as soon as its
+ * write rate grows with the threads instead of being one thread's. Tasks start in output order
+ * (with {@link Positional} started before the layers: the pruned tensors' tasks as their layers are
+ * handed over), so the files complete one after the other: a file is fsynced (on a closer thread) as soon as its
  * last piece is written, while the next files' pieces are written; only when every file is complete
  * and fsynced are they renamed into the directory, one after the other. (Linux takes a file's inode
  * lock for each buffered write on ext4, xfs and tmpfs, so the kernel's copy into the page cache runs
@@ -712,7 +713,8 @@ final class DenseAssembly {
      * @param bytes tensor bytes written (headers excluded)
      * @param peakWindowBytes the most bytes of tensor data held at once, &lt;= the window
      * @param waitSeconds stream path: time the writer waited for pieces to be read (and verified);
-     *     positional path: time the caller waited for the pool to read, verify and write every piece
+     *     positional path: time from {@link Positional#start} until every piece was read, verified and
+     *     written (started before the layers: the whole layer loop and what followed it)
      * @param closeSeconds stream path: time the writer waited for files to be closed (fsync and
      *     rename; a file is closed on another thread while the next one is written, the last one is
      *     waited for); positional path: time waited, after the last piece was written, for the

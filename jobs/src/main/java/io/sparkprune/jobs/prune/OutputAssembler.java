@@ -134,7 +134,8 @@ final class OutputAssembler {
      * @param out the output directory
      * @param pruned the names of the input's tensors that the run prunes
      * @param settings the assembly's settings
-     * @return the running assembly; close it (a failed run: its files are deleted)
+     * @return the running assembly; close it (a failed run: its files are deleted; the empty
+     *     {@code _assembling/hf} directory stays until the next attempt deletes it, as before)
      * @throws IOException when the assembling directory or a file cannot be created
      */
     static DenseRun startDense(ShardedCheckpoint in, CommitLog log, FileSystem fs, Path out, java.util.Set<String> pruned,
@@ -199,6 +200,7 @@ final class OutputAssembler {
             if (positional != null) {
                 long t = System.nanoTime();
                 DenseAssembly.Stats stats = positional.finish();
+                // (the rate and the wait for pieces span the layer loop: the pieces came as layers were committed)
                 DenseAssembly.log("positional path, started before the layers, " + String.format(java.util.Locale.ROOT,
                         "%.2f", (System.nanoTime() - t) / 1e9) + " s of it after the last", settings, stats,
                         (System.nanoTime() - t0) / 1e9);

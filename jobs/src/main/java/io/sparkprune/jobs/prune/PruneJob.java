@@ -83,8 +83,9 @@ import scala.Tuple2;
  *       read back from staging (sequential mode) or with the dense weights (independent mode);
  *       they stay persisted on the executors and are never collected.</li>
  * </ol>
- * Then the output checkpoint is assembled from the committed shards and the untouched tensors,
- * the quality check runs on held-out data, and the report is written ({@code report.json},
+ * The output checkpoint is assembled from the committed shards and the untouched tensors while
+ * the layers run (each layer's tensors once committed; on a local output), the quality check runs on
+ * held-out data after the last layer, and the report is written ({@code report.json},
  * {@code metrics.parquet}, {@code report.html}; docs/report.md) with the recipe's quality gates.
  *
  * <p>The driver holds metadata, token ids, and per layer the shard records and measurements;
@@ -154,7 +155,7 @@ public final class PruneJob {
             throw SparkFailures.rethrow(e);
         } finally {
             if (run != null) {
-                run.cancelWarmUp(); // a run that failed before waiting for it (no-op once it is done)
+                run.cancelWarmUp(); // set-up jobs still running: a run that failed first, or late executors'
             }
         }
     }
@@ -189,6 +190,10 @@ public final class PruneJob {
         private java.util.concurrent.ExecutorService warmUpSubmitter;
         /** Sets up executors that register during the run; null before {@link #startWarmUp} and in local mode. */
         private org.apache.spark.scheduler.SparkListener warmUpListener;
+        /** The set-up jobs' job group, this run's own (cancelled with its future jobs at the end). */
+        private final String warmUpGroup = "warm-up-" + java.util.UUID.randomUUID();
+        /** Whether a set-up job still prefetches block 0: only those submitted before the first layer. */
+        private volatile boolean warmUpPrefetch;
 
         Run(SparkSession spark, Request req) throws IOException {
             this.jsc = JavaSparkContext.fromSparkContext(spark.sparkContext());
@@ -312,10 +317,6 @@ public final class PruneJob {
                 for (int layer = 0; layer < firstLayer; layer++) {
                     tensorMetrics.addAll(readLayerMetrics(log, layer));
                 }
-                // Block ℓ's output is not computed in a stage of its own: the RDD is defined (advance) and
-                // persisted, and the Hessian stage of block ℓ + 1 computes each partition of it in the same
-                // task, right before running block ℓ + 1 on it. Block ℓ's input can go once that stage has
-                // materialized block ℓ's output; the last block's output is never computed.
                 // the quality check's data is read and tokenized on a driver thread while the layers are pruned
                 java.util.concurrent.CompletableFuture<QualityEvaluator.Prepared> evalData =
                         new java.util.concurrent.CompletableFuture<>();
@@ -328,6 +329,10 @@ public final class PruneJob {
                 }, "sparkprune-evaluation-data");
                 preparer.setDaemon(true);
                 preparer.start();
+                // Block ℓ's output is not computed in a stage of its own: the RDD is defined (advance) and
+                // persisted, and the Hessian stage of block ℓ + 1 computes each partition of it in the same
+                // task, right before running block ℓ + 1 on it. Block ℓ's input can go once that stage has
+                // materialized block ℓ's output; the last block's output is never computed.
                 JavaRDD<HiddenStates> consumed = null;
                 for (int layer = firstLayer; layer < adapter.numLayers(); layer++) {
                     long tl = System.nanoTime();
@@ -353,6 +358,7 @@ public final class PruneJob {
                     consumed.unpersist(false);
                 }
                 hidden.unpersist(false);
+                tokens.destroy(); // nothing computes the calibration embeddings again
 
                 // the quality check runs on the committed shards (the bytes the assembly copies into the
                 // output) on a thread of its own, its Spark jobs on the executors' GPUs, while this thread
@@ -447,12 +453,15 @@ public final class PruneJob {
          * its critical path. Everything it does is cached per executor JVM and idempotent: a set-up task
          * that lands on another executor (its own busy past {@code spark.locality.wait}) or one that runs
          * beside a layer task costs only its own set-up. In local mode one task runs on the driver's
-         * executor. Under GPU scheduling each task takes its share of a GPU like any other.
+         * executor. Under GPU scheduling each task takes its share of a GPU like any other. Only the set-up
+         * jobs submitted before the first layer prefetch block 0. A failed set-up is logged
+         * ({@link #awaitWarmUp}).
          *
          * @param ctx the job's context
          * @param prefetchFirstBlock whether to start loading block 0 (a fresh run; a resumed one starts later)
          */
         private void startWarmUp(JobContext ctx, boolean prefetchFirstBlock) {
+            warmUpPrefetch = prefetchFirstBlock;
             warmUpSubmitter = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
                 Thread t = new Thread(r, "sparkprune-warm-up");
                 t.setDaemon(true);
@@ -492,8 +501,9 @@ public final class PruneJob {
             ExecutorPhases ph = phases;
             try {
                 warmUps.add(warmUpSubmitter.submit(() -> {
-                    jsc.setJobGroup("warm-up", "set up executor " + key + ": compute backend, global weights"
-                            + (prefetchFirstBlock ? ", block 0" : ""), false);
+                    boolean prefetch = prefetchFirstBlock && warmUpPrefetch; // a late executor: its layer is past 0
+                    jsc.setJobGroup(warmUpGroup, "set up executor " + key + ": compute backend, global weights"
+                            + (prefetch ? ", block 0" : ""), false);
                     List<scala.Tuple2<Integer, scala.collection.immutable.Seq<String>>> one = List.of(new scala.Tuple2<>(0,
                             scala.jdk.javaapi.CollectionConverters.asScala(executor == null ? List.<String>of()
                                     : List.of(executor.toString())).toList()));
@@ -509,7 +519,7 @@ public final class PruneJob {
                         long tg = System.nanoTime();
                         a.embed(be, ctx.globalWeights(a), TokenBatch.of(new int[] {0})); // widens the table
                         ph.time("warmup.global_weights", tg);
-                        if (prefetchFirstBlock) {
+                        if (prefetch) {
                             ctx.prefetchDenseBlock(a, 0);
                         }
                     });
@@ -520,54 +530,49 @@ public final class PruneJob {
         }
 
         /**
-         * Waits for the set-up jobs submitted so far ({@link #startWarmUp}); an executor's failure there (no
-         * usable GPU, unreadable weights) is the run's failure, thrown as the first layer would have thrown
-         * it. Set-up jobs of executors that register later are not waited for.
+         * Waits for the set-up jobs submitted so far ({@link #startWarmUp}). A failed set-up (an executor
+         * without a usable GPU, unreadable weights) is logged, not thrown: the set-up task prefers one
+         * executor, so Spark retries it there, where a layer task would go to another executor; the layer
+         * stages meet the same failure, if it persists, and Spark handles it as it handles any task's. Set-up
+         * jobs of executors that register later are not waited for (nor prefetch block 0).
          *
          * @throws IllegalStateException when interrupted (the set-up jobs are cancelled)
          */
         private void awaitWarmUp() {
-            try {
-                for (java.util.concurrent.Future<org.apache.spark.api.java.JavaFutureAction<Void>> f : List.copyOf(warmUps)) {
+            warmUpPrefetch = false;
+            for (java.util.concurrent.Future<org.apache.spark.api.java.JavaFutureAction<Void>> f : List.copyOf(warmUps)) {
+                try {
                     f.get().get();
+                } catch (InterruptedException e) {
+                    cancelWarmUp();
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while the executors were being set up", e);
+                } catch (java.util.concurrent.ExecutionException | java.util.concurrent.CancellationException e) {
+                    Throwable c = e.getCause() != null ? e.getCause() : e;
+                    LOG.warn("an executor's set-up failed (the layer stages will run there or elsewhere as Spark "
+                            + "schedules them): {}", c.toString());
                 }
-            } catch (InterruptedException e) {
-                cancelWarmUp();
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted while the executors were being set up", e);
-            } catch (java.util.concurrent.ExecutionException e) {
-                throw SparkFailures.rethrow(e.getCause());
             }
         }
 
         /**
-         * Ends the set-up: no further set-up jobs (the listener removed, the submitting thread stopped), and
-         * those still running cancelled (a run that failed first, or one that ends while a late executor's
-         * set-up runs). Safe to call more than once.
+         * Ends the set-up: no further set-up jobs (the listener removed, the submitting thread stopped and
+         * waited for), and the run's set-up job group cancelled with its future jobs (a run that failed first,
+         * or one that ends while a late executor's set-up runs). Safe to call more than once.
          */
         void cancelWarmUp() {
             if (warmUpListener != null) {
                 jsc.sc().removeSparkListener(warmUpListener);
             }
             if (warmUpSubmitter != null) {
-                warmUpSubmitter.shutdown();
-            }
-            for (java.util.concurrent.Future<org.apache.spark.api.java.JavaFutureAction<Void>> f : warmUps) {
-                if (f.isDone() && !f.isCancelled()) {
-                    try {
-                        org.apache.spark.api.java.JavaFutureAction<Void> job = f.get();
-                        if (!job.isDone()) {
-                            job.cancel(true);
-                        }
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    } catch (java.util.concurrent.ExecutionException e) {
-                        // its submission failed: nothing runs
-                    }
-                } else {
-                    f.cancel(true);
+                warmUpSubmitter.shutdownNow();
+                try {
+                    warmUpSubmitter.awaitTermination(10, java.util.concurrent.TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
                 }
             }
+            jsc.sc().cancelJobGroupAndFutureJobs(warmUpGroup);
         }
 
         /**

@@ -3531,7 +3531,7 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
         uploadInts(dids, ids, idOff, rows, "embedding ids");
         DeviceBuffer dy = accumulate ? upWindow(2, y, yOff, ldy, rows, cols, "embedding y")
                 : ws(2, 4L * rows * cols, "embedding y");
-        if (4L * table.length >= CACHED_TABLE_BYTES) {
+        if (4L * table.length >= CACHED_TABLE_BYTES && 4L * table.length <= weightCache().limitBytes() / 2) {
             // a model's table (a 32000 × 4096 one is 524 MB, against 134 MB of result for 8192 tokens): its
             // device copy stays in the weight cache between calls, keyed by the array
             DeviceArrayCache.Entry<DeviceBuffer> e = acquireWeight(table, "embedding table " + tableRows + "x" + cols);
@@ -3550,7 +3550,8 @@ public final class CudaBackend implements Backend, DampedFactorizer, ResidentSol
 
     /**
      * Smallest embedding table (bytes of its whole array) whose device copy {@link #embedding} keeps in the
-     * weight cache between calls ({@link #acquireWeight}); smaller ones are uploaded for each call.
+     * weight cache between calls ({@link #acquireWeight}); smaller ones, and ones over half the cache's limit
+     * (which would evict the model's weights), are uploaded for each call.
      */
     public static final long CACHED_TABLE_BYTES = 16L << 20;
 
