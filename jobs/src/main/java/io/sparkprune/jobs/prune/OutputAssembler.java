@@ -76,32 +76,33 @@ final class OutputAssembler {
     }
 
     /**
-     * Writes the dense pruned checkpoint to {@code <out>/_assembling/hf}, config.json with the
-     * {@code sparsity_config} block. The safetensors files are written by {@link DenseAssembly}'s
-     * bounded pipeline with its {@linkplain DenseAssembly.Settings#defaults() default settings}.
+     * Writes the dense pruned checkpoint to {@code <out>/_assembling/hf} after every layer was committed,
+     * config.json with the {@code sparsity_config} block: the safetensors files by {@link DenseAssembly#write}
+     * (the prune job itself starts the assembly before the layers: {@link #startDense}).
      *
      * @param sparsity the block ({@link SparsityConfigBlock#build})
+     * @param settings the assembly's settings
      * @return the dense directory
      * @throws io.sparkprune.jobs.commit.CorruptCommitException when a staged shard's size or SHA-256
      *     differs from its commit record (nothing is published)
      * @throws IOException on read or write failure
      */
-    static Path assembleDense(ShardedCheckpoint in, CommitLog log, FileSystem fs, Path out, ObjectNode sparsity)
-            throws IOException {
-        return assembleDense(in, log, fs, out, sparsity, DenseAssembly.Settings.defaults());
-    }
-
-    /** {@link #assembleDense(ShardedCheckpoint, CommitLog, FileSystem, Path, ObjectNode)} with given settings. */
     static Path assembleDense(ShardedCheckpoint in, CommitLog log, FileSystem fs, Path out, ObjectNode sparsity,
                               DenseAssembly.Settings settings) throws IOException {
+        Path tmp = freshDenseDirectory(fs, out);
+        DenseAssembly.write(in, log, fs, tmp, settings);
+        writeSideFiles(in, fs, tmp, sparsity);
+        return tmp;
+    }
+
+    /** Creates {@code <out>/_assembling/hf} empty (an earlier attempt's assembling directory deleted first). */
+    private static Path freshDenseDirectory(FileSystem fs, Path out) throws IOException {
         Path root = new Path(out, ASSEMBLING);
         if (fs.exists(root)) {
             fs.delete(root, true);
         }
         Path tmp = new Path(root, OutputFormat.HF.id());
         fs.mkdirs(tmp);
-        DenseAssembly.write(in, log, fs, tmp, settings);
-        writeSideFiles(in, fs, tmp, sparsity);
         return tmp;
     }
 
@@ -140,12 +141,7 @@ final class OutputAssembler {
      */
     static DenseRun startDense(ShardedCheckpoint in, CommitLog log, FileSystem fs, Path out, java.util.Set<String> pruned,
                                DenseAssembly.Settings settings) throws IOException {
-        Path root = new Path(out, ASSEMBLING);
-        if (fs.exists(root)) {
-            fs.delete(root, true);
-        }
-        Path tmp = new Path(root, OutputFormat.HF.id());
-        fs.mkdirs(tmp);
+        Path tmp = freshDenseDirectory(fs, out);
         java.util.Optional<java.nio.file.Path> local = DenseAssembly.localDirectory(fs, tmp);
         DenseAssembly.Positional positional = local.isPresent()
                 ? DenseAssembly.Positional.start(in, log, local.get(), settings, pruned) : null;

@@ -168,6 +168,14 @@ class DenseAssemblyTest {
         return res;
     }
 
+    /** The same safetensors files, byte for byte. */
+    private static void assertSameFiles(Map<String, byte[]> got, Map<String, byte[]> expected) {
+        assertThat(got.keySet()).containsExactlyElementsOf(expected.keySet());
+        for (String file : expected.keySet()) {
+            assertThat(got.get(file)).as(file).isEqualTo(expected.get(file));
+        }
+    }
+
     /** The safetensors files and the index in {@code dir}. */
     private static Map<String, byte[]> written(java.nio.file.Path dir) throws IOException {
         Map<String, byte[]> res = new TreeMap<>();
@@ -214,10 +222,7 @@ class DenseAssemblyTest {
                     settings);
         }
         Map<String, byte[]> got = written(local(dense));
-        assertThat(got.keySet()).containsExactlyElementsOf(expected.keySet());
-        for (String file : expected.keySet()) {
-            assertThat(got.get(file)).as(file).isEqualTo(expected.get(file));
-        }
+        assertSameFiles(got, expected);
         assertThat(local(dense).resolve(ShardedCheckpoint.INDEX_FILE))
                 .hasSameBinaryContentAs(f.model().resolve(ShardedCheckpoint.INDEX_FILE));
 
@@ -261,11 +266,7 @@ class DenseAssemblyTest {
             run.commit(Map.of("model.layers.0.mlp.down_proj.weight.codes", List.of())); // not an input tensor: skipped
             dense = run.finish(JsonNodeFactory.instance.objectNode());
         }
-        Map<String, byte[]> got = written(local(dense));
-        assertThat(got.keySet()).containsExactlyElementsOf(expected.keySet());
-        for (String file : expected.keySet()) {
-            assertThat(got.get(file)).as(file).isEqualTo(expected.get(file));
-        }
+        assertSameFiles(written(local(dense)), expected);
         assertReadersGone();
     }
 
@@ -325,11 +326,7 @@ class DenseAssemblyTest {
             // a piece per window byte at most, and every tensor byte written once
             assertThat(stats.pieces()).isGreaterThanOrEqualTo(stats.bytes() / window);
             assertThat(stats.bytes()).isEqualTo(tensorBytes);
-            Map<String, byte[]> got = written(dir);
-            assertThat(got.keySet()).containsExactlyElementsOf(expected.keySet());
-            for (String file : expected.keySet()) {
-                assertThat(got.get(file)).as(file).isEqualTo(expected.get(file));
-            }
+            assertSameFiles(written(dir), expected);
         }
         assertReadersGone();
     }
